@@ -10,10 +10,9 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use image::RgbImage;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -45,6 +44,19 @@ impl DecodedSet {
 
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
+    }
+
+    /// How many images each label has, for labels `0..classes` (longer if a label is out of range,
+    /// so such a mistake shows instead of vanishing).
+    pub fn count_per_class(&self, classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; classes];
+        for &label in &self.labels {
+            if label >= counts.len() {
+                counts.resize(label + 1, 0);
+            }
+            counts[label] += 1;
+        }
+        counts
     }
 }
 
@@ -95,120 +107,149 @@ pub struct Batch {
     pub indices: Vec<usize>,
 }
 
-/// How one epoch is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EpochOptions {
-    pub batch_size: usize,
-    /// With `epoch`, determines the shuffle order and every augmentation draw.
-    pub seed: u64,
-    pub epoch: u64,
-    /// Reorder at random each epoch (MATLAB's 'Shuffle', 'every-epoch'); otherwise set order.
-    pub shuffle: bool,
-    pub augment: Option<Augment>,
-    /// Leave out the last incomplete batch, as MATLAB does in training (floor(n / batch) iterations).
-    pub drop_last: bool,
-}
-
-impl EpochOptions {
-    /// Shuffled, optionally augmented, last partial batch dropped: what `trainNetwork` does.
-    pub fn training(batch_size: usize, seed: u64, epoch: u64, augment: Option<Augment>) -> Self {
-        EpochOptions {
-            batch_size,
-            seed,
-            epoch,
-            shuffle: true,
-            augment,
-            drop_last: true,
-        }
-    }
-
-    /// In order, unaugmented, every image: what `classify` does.
-    pub fn evaluation(batch_size: usize) -> Self {
-        EpochOptions {
-            batch_size,
-            seed: 0,
-            epoch: 0,
-            shuffle: false,
-            augment: None,
-            drop_last: false,
-        }
-    }
-
-    /// How many batches an epoch over `n` images has.
-    pub fn batch_count(&self, n: usize) -> usize {
-        if self.drop_last {
-            n / self.batch_size
-        } else {
-            n.div_ceil(self.batch_size)
-        }
-    }
-}
-
-/// The batches of one epoch, built on a background thread and received in order.
+/// The batches of one epoch, built on a background thread (started by the first `next`) and
+/// received in order, at most [`PREFETCH`] ahead of the consumer.
 ///
 /// Dropping it early stops the thread: the pending send fails once the receiver is gone, and the
 /// drop waits for the thread to exit, so nothing outlives the loader.
 pub struct BatchLoader {
-    batches: Option<Receiver<Batch>>,
-    worker: Option<JoinHandle<()>>,
+    set: Arc<DecodedSet>,
+    batch_size: usize,
+    shuffle: Option<u64>,
+    augment: Option<Augment>,
+    augment_seed: u64,
+    /// Batches not yet handed out.
     remaining: usize,
+    worker: Worker,
+}
+
+enum Worker {
+    NotStarted,
+    Running {
+        batches: Receiver<Batch>,
+        thread: JoinHandle<()>,
+    },
+    /// No thread could be started: batches are built on the consumer's thread instead.
+    Inline {
+        plan: Plan,
+        next: usize,
+    },
+    Finished,
 }
 
 impl BatchLoader {
-    /// Starts serving one epoch of `set`. Errors on a zero batch size or an image whose size is not
-    /// the set's.
-    pub fn epoch(set: Arc<DecodedSet>, options: EpochOptions) -> Result<Self> {
-        ensure!(options.batch_size > 0, "batch size must be at least 1");
+    /// One epoch of `set` in batches of `batch_size`.
+    ///
+    /// - `shuffle`: `Some(seed)` visits the images in a random order drawn from `seed` (pass a
+    ///   different seed each epoch for MATLAB's 'every-epoch'); `None` keeps set order.
+    /// - `augment`: random flip/translation for training; `None` for evaluation. The draws come from
+    ///   [`BatchLoader::with_augment_seed`], by default the shuffle seed (or 0).
+    /// - `drop_last`: leave out the last incomplete batch, as MATLAB's training does (an epoch is
+    ///   floor(n / batch) iterations); evaluation keeps it.
+    ///
+    /// Errors on a zero batch size, or a set whose images are not all `size` x `size`.
+    pub fn epoch(
+        set: Arc<DecodedSet>,
+        batch_size: usize,
+        shuffle: Option<u64>,
+        augment: Option<Augment>,
+        drop_last: bool,
+    ) -> Result<Self> {
+        ensure!(batch_size > 0, "batch size must be at least 1");
         ensure!(
             set.images.len() == set.labels.len(),
             "decoded set has {} images but {} labels",
             set.images.len(),
             set.labels.len()
         );
+        let expected = (set.size, set.size);
         if let Some(i) = set
             .images
             .iter()
-            .position(|img| img.dimensions() != (set.size, set.size))
+            .position(|img| img.dimensions() != expected)
         {
-            anyhow::bail!(
-                "image {} of the decoded set is {:?}, not {}x{}",
-                i,
+            bail!(
+                "image {i} of the decoded set is {:?}, not {}x{}",
                 set.images[i].dimensions(),
                 set.size,
                 set.size
             );
         }
-        let remaining = options.batch_count(set.len());
-        let (sender, batches) = sync_channel(PREFETCH);
-        let worker = std::thread::Builder::new()
-            .name(format!("crackscope-batches-epoch{}", options.epoch))
-            .spawn(move || {
-                let mut rng = rng_for("epoch", options.seed, options.epoch);
-                let mut order: Vec<usize> = (0..set.len()).collect();
-                if options.shuffle {
-                    order.shuffle(&mut rng);
-                }
-                for indices in order.chunks(options.batch_size).take(remaining) {
-                    let batch = build_batch(&set, indices, options.augment, &mut rng);
-                    if sender.send(batch).is_err() {
-                        return; // The consumer stopped early.
-                    }
-                }
-            })
-            .context("cannot start the batch-loading thread")?;
+        let remaining = if drop_last {
+            set.len() / batch_size
+        } else {
+            set.len().div_ceil(batch_size)
+        };
         Ok(BatchLoader {
-            batches: Some(batches),
-            worker: Some(worker),
+            set,
+            batch_size,
+            shuffle,
+            augment,
+            augment_seed: shuffle.unwrap_or(0),
             remaining,
+            worker: Worker::NotStarted,
         })
     }
 
-    /// Waits for the worker; re-raises its panic, if any, on the consumer's thread rather than
+    /// Sets the seed of the augmentation draws; give each epoch its own, or every epoch sees the
+    /// same flips and shifts. Has no effect once batches have been taken.
+    pub fn with_augment_seed(mut self, seed: u64) -> Self {
+        self.augment_seed = seed;
+        self
+    }
+
+    /// The epoch's order and augmentation key; cheap (a shuffle of the indices).
+    fn plan(&self) -> Plan {
+        let mut order: Vec<usize> = (0..self.set.len()).collect();
+        if let Some(seed) = self.shuffle {
+            order.shuffle(&mut rng_for("shuffle", seed, 0));
+        }
+        Plan {
+            set: Arc::clone(&self.set),
+            batch_size: self.batch_size,
+            order,
+            augment: self.augment,
+            augment_rng: rng_for("augment", self.augment_seed, 0),
+        }
+    }
+
+    /// Starts producing batches `first..first + remaining` of the epoch.
+    fn start(&mut self, first: usize) {
+        let plan = self.plan();
+        let count = self.remaining;
+        let (sender, batches) = sync_channel(PREFETCH);
+        let work = move || {
+            for k in first..first + count {
+                if sender.send(plan.batch(k)).is_err() {
+                    return; // The consumer stopped early.
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("crackscope-batches".into())
+            .spawn(work);
+        self.worker = match spawned {
+            Ok(thread) => Worker::Running { batches, thread },
+            Err(e) => {
+                // Out of threads: slower, but the epoch is still complete.
+                eprintln!(
+                    "warning: cannot start a batch-loading thread ({e}); loading without prefetch"
+                );
+                Worker::Inline {
+                    plan: self.plan(),
+                    next: first,
+                }
+            }
+        };
+    }
+
+    /// Waits for the thread; re-raises its panic, if any, on the consumer's thread rather than
     /// letting the epoch end silently short.
     fn finish(&mut self) {
-        self.batches = None;
-        if let Some(worker) = self.worker.take() {
-            if let Err(panic) = worker.join() {
+        let worker = std::mem::replace(&mut self.worker, Worker::Finished);
+        if let Worker::Running { batches, thread } = worker {
+            drop(batches); // Makes a pending send fail, which ends the thread.
+            if let Err(panic) = thread.join() {
                 if !std::thread::panicking() {
                     std::panic::resume_unwind(panic);
                 }
@@ -221,16 +262,48 @@ impl Iterator for BatchLoader {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        match self.batches.as_ref()?.recv() {
-            Ok(batch) => {
+        if self.remaining == 0 {
+            self.finish();
+            return None;
+        }
+        if matches!(self.worker, Worker::NotStarted) {
+            self.start(0);
+        }
+        let batch = match &mut self.worker {
+            Worker::Running { batches, .. } => batches.recv().ok(),
+            Worker::Inline { plan, next } => {
+                *next += 1;
+                Some(plan.batch(*next - 1))
+            }
+            Worker::NotStarted | Worker::Finished => None,
+        };
+        match batch {
+            Some(batch) => {
                 self.remaining -= 1;
                 Some(batch)
             }
-            Err(_) => {
-                self.finish();
+            None => {
+                self.finish(); // Re-raises a panic of the thread, the only way to get here early.
                 None
             }
         }
+    }
+
+    /// Skipping before the first batch (as `skip` does when resuming mid-epoch) starts at batch `n`
+    /// instead of building and discarding the earlier ones.
+    fn nth(&mut self, n: usize) -> Option<Batch> {
+        if matches!(self.worker, Worker::NotStarted) {
+            let skipped = n.min(self.remaining);
+            self.remaining -= skipped;
+            if self.remaining > 0 {
+                self.start(skipped);
+            }
+            return self.next();
+        }
+        for _ in 0..n {
+            self.next()?;
+        }
+        self.next()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -246,41 +319,42 @@ impl Drop for BatchLoader {
     }
 }
 
-/// Fills one batch, images in parallel. Each image's augmentation gets its own rng seeded from
-/// the epoch stream in batch order, so the result does not depend on how rayon schedules threads.
-fn build_batch(
-    set: &DecodedSet,
-    indices: &[usize],
+/// Everything needed to build any batch of one epoch.
+struct Plan {
+    set: Arc<DecodedSet>,
+    batch_size: usize,
+    /// The epoch's visiting order (indices into the set).
+    order: Vec<usize>,
     augment: Option<Augment>,
-    rng: &mut ChaCha8Rng,
-) -> Batch {
-    let per_image = 3 * set.size as usize * set.size as usize;
-    let mut data = vec![0.0; indices.len() * per_image];
-    match augment {
-        Some(aug) => {
-            let seeds: Vec<u64> = indices.iter().map(|_| rng.random()).collect();
-            data.par_chunks_mut(per_image)
-                .zip(indices)
-                .zip(seeds)
-                .for_each(|((out, &i), seed)| {
-                    write_augmented_chw(
-                        &set.images[i],
-                        &aug,
-                        &mut ChaCha8Rng::seed_from_u64(seed),
-                        out,
-                    )
-                });
+    /// Image at epoch position p draws its augmentation from stream p of this generator, so a batch
+    /// is the same whatever rayon's scheduling, and whether or not earlier batches were built.
+    augment_rng: ChaCha8Rng,
+}
+
+impl Plan {
+    /// Batch `k` of the epoch, its images filled in parallel.
+    fn batch(&self, k: usize) -> Batch {
+        let start = k * self.batch_size;
+        let indices = &self.order[start..(start + self.batch_size).min(self.order.len())];
+        let size = self.set.size as usize;
+        let per_image = 3 * size * size;
+        let mut data = vec![0.0; indices.len() * per_image];
+        data.par_chunks_mut(per_image)
+            .zip(indices)
+            .enumerate()
+            .for_each(|(slot, (out, &i))| match &self.augment {
+                Some(aug) => {
+                    let mut rng = self.augment_rng.clone();
+                    rng.set_stream((start + slot) as u64);
+                    write_augmented_chw(&self.set.images[i], aug, &mut rng, out);
+                }
+                None => write_chw_normalized(&self.set.images[i], out),
+            });
+        Batch {
+            data,
+            labels: indices.iter().map(|&i| self.set.labels[i] as u32).collect(),
+            indices: indices.to_vec(),
         }
-        None => {
-            data.par_chunks_mut(per_image)
-                .zip(indices)
-                .for_each(|(out, &i)| write_chw_normalized(&set.images[i], out));
-        }
-    }
-    Batch {
-        data,
-        labels: indices.iter().map(|&i| set.labels[i] as u32).collect(),
-        indices: indices.to_vec(),
     }
 }
 
@@ -305,27 +379,43 @@ mod tests {
         })
     }
 
-    fn index_encoded_in(batch: &Batch, slot: usize) -> usize {
-        let red = batch.data[slot * 48];
-        (((red * IMAGENET_STD[0]) + IMAGENET_MEAN[0]) * 255.0).round() as usize
+    fn patterned_set(n: usize) -> Arc<DecodedSet> {
+        Arc::new(DecodedSet {
+            images: (0..n).map(|i| pattern(16, 16, i as u8)).collect(),
+            labels: vec![0; n],
+            paths: vec![PathBuf::new(); n],
+            skipped: Vec::new(),
+            size: 16,
+        })
     }
 
-    fn epoch(set: &Arc<DecodedSet>, options: EpochOptions) -> Vec<Batch> {
-        BatchLoader::epoch(Arc::clone(set), options)
-            .unwrap()
-            .collect()
+    fn index_encoded_in(batch: &Batch, slot: usize) -> usize {
+        let red = batch.data[slot * 48];
+        ((red * IMAGENET_STD[0] + IMAGENET_MEAN[0]) * 255.0).round() as usize
+    }
+
+    fn loader(
+        set: &Arc<DecodedSet>,
+        batch: usize,
+        shuffle: Option<u64>,
+        drop_last: bool,
+    ) -> BatchLoader {
+        BatchLoader::epoch(Arc::clone(set), batch, shuffle, None, drop_last).unwrap()
+    }
+
+    fn order(batches: &[Batch]) -> Vec<usize> {
+        batches.iter().flat_map(|b| b.indices.clone()).collect()
     }
 
     #[test]
     fn evaluation_serves_every_image_once_in_order_with_partial_batch() {
         let set = numbered_set(23);
-        let loader = BatchLoader::epoch(Arc::clone(&set), EpochOptions::evaluation(5)).unwrap();
-        assert_eq!(loader.len(), 5);
-        let batches: Vec<Batch> = loader.collect();
+        let batches = loader(&set, 5, None, false);
+        assert_eq!(batches.len(), 5);
+        let batches: Vec<Batch> = batches.collect();
         let sizes: Vec<usize> = batches.iter().map(|b| b.indices.len()).collect();
         assert_eq!(sizes, [5, 5, 5, 5, 3]);
-        let indices: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
-        assert_eq!(indices, (0..23).collect::<Vec<_>>());
+        assert_eq!(order(&batches), (0..23).collect::<Vec<_>>());
         for batch in &batches {
             assert_eq!(batch.data.len(), batch.indices.len() * 48);
             for (slot, &i) in batch.indices.iter().enumerate() {
@@ -340,72 +430,76 @@ mod tests {
     }
 
     #[test]
-    fn training_shuffles_differently_each_epoch_and_drops_partial_batch() {
+    fn shuffled_epochs_differ_by_seed_and_drop_the_partial_batch() {
         let set = numbered_set(50);
-        let order = |e: u64| -> Vec<usize> {
-            let batches = epoch(&set, EpochOptions::training(8, 42, e, None));
+        let epoch = |seed: u64| -> Vec<usize> {
+            let batches: Vec<Batch> = loader(&set, 8, Some(seed), true).collect();
             assert_eq!(batches.len(), 6, "floor(50 / 8) batches");
             assert!(batches.iter().all(|b| b.indices.len() == 8));
-            batches.iter().flat_map(|b| b.indices.clone()).collect()
+            order(&batches)
         };
-        let (first, second) = (order(0), order(1));
+        let (first, second) = (epoch(100), epoch(101));
         assert_ne!(first, second);
-        assert_eq!(
-            first,
-            order(0),
-            "same seed and epoch must give the same order"
-        );
-        let mut sorted = first.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 48, "no image twice in an epoch");
+        assert_eq!(first, epoch(100), "the same seed must give the same order");
+        let mut unique = first.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 48, "no image twice in an epoch");
         assert_ne!(first, (0..48).collect::<Vec<_>>());
     }
 
     #[test]
     fn shuffled_epoch_without_drop_last_covers_every_index_once() {
         let set = numbered_set(50);
-        let options = EpochOptions {
-            drop_last: false,
-            ..EpochOptions::training(8, 1, 3, None)
-        };
-        let mut seen: Vec<usize> = epoch(&set, options)
-            .iter()
-            .flat_map(|b| b.indices.clone())
-            .collect();
+        let mut seen = order(&loader(&set, 8, Some(3), false).collect::<Vec<_>>());
         seen.sort_unstable();
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
     }
 
     #[test]
-    fn augmented_batches_are_reproducible_and_vary_by_epoch() {
-        let images: Vec<RgbImage> = (0..12).map(|i| pattern(16, 16, i as u8)).collect();
-        let set = Arc::new(DecodedSet {
-            labels: vec![0; 12],
-            paths: vec![PathBuf::new(); 12],
-            images,
-            skipped: Vec::new(),
-            size: 16,
-        });
+    fn augmentation_is_reproducible_and_follows_its_seed() {
+        let set = patterned_set(12);
         let aug = Some(Augment {
             flip: true,
             translate: 4,
         });
-        let a = epoch(&set, EpochOptions::training(4, 9, 0, aug));
-        assert_eq!(a, epoch(&set, EpochOptions::training(4, 9, 0, aug)));
-        let plain = epoch(
-            &set,
-            EpochOptions {
-                augment: None,
-                ..EpochOptions::training(4, 9, 0, aug)
-            },
-        );
+        let epoch = |augment_seed: u64| -> Vec<Batch> {
+            BatchLoader::epoch(Arc::clone(&set), 4, Some(9), aug, true)
+                .unwrap()
+                .with_augment_seed(augment_seed)
+                .collect()
+        };
+        let a = epoch(1);
+        assert_eq!(a, epoch(1));
+        let b = epoch(2);
         assert_eq!(
-            a[0].indices, plain[0].indices,
-            "augmentation must not change the order"
+            order(&a),
+            order(&b),
+            "the augment seed must not change the order"
         );
+        assert_ne!(a, b);
+        let plain: Vec<Batch> = loader(&set, 4, Some(9), true).collect();
+        assert_eq!(order(&a), order(&plain));
         assert_ne!(a[0].data, plain[0].data, "augmentation changed nothing");
-        assert_ne!(a, epoch(&set, EpochOptions::training(4, 9, 1, aug)));
+    }
+
+    #[test]
+    fn skipping_batches_gives_the_same_later_batches() {
+        let set = patterned_set(30);
+        let aug = Some(Augment {
+            flip: true,
+            translate: 3,
+        });
+        let make = || BatchLoader::epoch(Arc::clone(&set), 4, Some(5), aug, false).unwrap();
+        let all: Vec<Batch> = make().collect();
+        assert_eq!(all.len(), 8);
+        let resumed = make().skip(3);
+        assert_eq!(resumed.len(), 5);
+        assert_eq!(resumed.collect::<Vec<_>>(), all[3..]);
+        assert_eq!(make().skip(20).count(), 0);
+        let mut running = make();
+        running.next();
+        assert_eq!(running.nth(1).unwrap(), all[2], "nth after starting");
     }
 
     #[test]
@@ -413,22 +507,22 @@ mod tests {
         let set = numbered_set(200);
         let start = Instant::now();
         for _ in 0..20 {
-            let mut loader =
-                BatchLoader::epoch(Arc::clone(&set), EpochOptions::evaluation(1)).unwrap();
-            assert!(loader.next().is_some());
-            // Give the worker time to fill the channel and block on send.
+            let mut batches = loader(&set, 1, None, false);
+            assert!(batches.next().is_some());
+            // Give the thread time to fill the channel and block on send.
             std::thread::sleep(Duration::from_millis(5));
-            drop(loader);
+            drop(batches);
         }
+        // Never started: nothing to stop.
+        drop(loader(&set, 1, None, false));
         assert!(start.elapsed() < Duration::from_secs(10), "drop hung");
     }
 
     #[test]
-    fn bad_options_are_errors() {
-        let set = numbered_set(4);
+    fn bad_arguments_are_errors() {
         let message = format!(
             "{:#}",
-            BatchLoader::epoch(set, EpochOptions::evaluation(0))
+            BatchLoader::epoch(numbered_set(4), 0, None, None, false)
                 .err()
                 .unwrap()
         );
@@ -437,7 +531,7 @@ mod tests {
         odd.images[1] = RgbImage::new(5, 4);
         let message = format!(
             "{:#}",
-            BatchLoader::epoch(Arc::new(odd), EpochOptions::evaluation(2))
+            BatchLoader::epoch(Arc::new(odd), 2, None, None, false)
                 .err()
                 .unwrap()
         );
@@ -445,6 +539,14 @@ mod tests {
             message.contains("image 1") && message.contains("(5, 4)"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn counts_per_class_show_out_of_range_labels() {
+        let set = numbered_set(5);
+        assert_eq!(set.count_per_class(2), [3, 2]);
+        assert_eq!(set.count_per_class(3), [3, 2, 0]);
+        assert_eq!(set.count_per_class(1), [3, 2]);
     }
 
     #[test]
@@ -467,11 +569,12 @@ mod tests {
         let set = decode_all(&inputs, 12);
         assert_eq!(set.paths, [inputs[0].0.clone(), png, inputs[4].0.clone()]);
         assert_eq!(set.labels, [1, 0, 1]);
+        assert_eq!(set.size, 12);
         assert!(set.images.iter().all(|img| img.dimensions() == (12, 12)));
         let skipped: Vec<&PathBuf> = set.skipped.iter().map(|s| &s.path).collect();
         assert_eq!(skipped, [&truncated, &missing]);
         assert!(
-            set.skipped[0].reason.contains("truncated"),
+            set.skipped[0].reason.contains("truncated JPEG"),
             "{}",
             set.skipped[0].reason
         );

@@ -18,7 +18,7 @@ pub use augment::{
     augment, write_augmented_chw, write_chw_normalized, Augment, IMAGENET_MEAN, IMAGENET_STD,
 };
 pub use decode::{decode_rgb, load_rgb, resize_exact};
-pub use loader::{decode_all, Batch, BatchLoader, DecodedSet, EpochOptions};
+pub use loader::{decode_all, Batch, BatchLoader, DecodedSet};
 pub use scan::{scan, Dataset, Item, Skipped};
 pub use split::{split_each_label, Entry, Fractions, Manifest, Split};
 
