@@ -131,7 +131,7 @@ enum Worker {
     },
     /// No thread could be started: batches are built on the consumer's thread instead.
     Inline {
-        plan: Plan,
+        plan: Box<Plan>,
         next: usize,
     },
     Finished,
@@ -236,7 +236,7 @@ impl BatchLoader {
                     "warning: cannot start a batch-loading thread ({e}); loading without prefetch"
                 );
                 Worker::Inline {
-                    plan: self.plan(),
+                    plan: Box::new(self.plan()),
                     next: first,
                 }
             }
@@ -500,6 +500,24 @@ mod tests {
         let mut running = make();
         running.next();
         assert_eq!(running.nth(1).unwrap(), all[2], "nth after starting");
+    }
+
+    #[test]
+    fn inline_fallback_serves_the_same_batches() {
+        let set = patterned_set(10);
+        let aug = Some(Augment {
+            flip: true,
+            translate: 2,
+        });
+        let make = || BatchLoader::epoch(Arc::clone(&set), 3, Some(4), aug, false).unwrap();
+        let threaded: Vec<Batch> = make().collect();
+        let mut inline = make();
+        // What `start` does when no thread can be spawned.
+        inline.worker = Worker::Inline {
+            plan: Box::new(inline.plan()),
+            next: 0,
+        };
+        assert_eq!(inline.collect::<Vec<_>>(), threaded);
     }
 
     #[test]
