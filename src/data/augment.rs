@@ -40,8 +40,8 @@ static NORMALIZED: LazyLock<[[f32; 256]; 3]> = LazyLock::new(|| {
     table
 });
 
-/// One random draw of the augmentation: output pixel (x, y) shows source pixel
-/// `(source_x(x - dx), y - dy)`, black when that falls outside the image.
+/// One random draw of the augmentation: output pixel (x, y) shows source pixel (x - dx, y - dy) of
+/// the (possibly mirrored) image, black when that falls outside it.
 #[derive(Debug, Clone, Copy)]
 struct Placement {
     flip: bool,
@@ -49,8 +49,17 @@ struct Placement {
     dy: i64,
 }
 
+/// Which output columns of a row show source pixels, and which source columns those are.
+struct Span {
+    /// Output columns `out_start..out_start + len`; the others are black.
+    out_start: usize,
+    /// Source columns `src_start..src_start + len`, read right to left when flipped.
+    src_start: usize,
+    len: usize,
+}
+
 impl Placement {
-    /// Draws flip first, then dx, then dy, so both entry points consume the rng identically.
+    /// Draws flip first, then dx, then dy, so every entry point consumes the rng identically.
     fn draw(aug: &Augment, rng: &mut impl Rng) -> Self {
         let flip = aug.flip && rng.random_bool(0.5);
         let t = i64::from(aug.translate);
@@ -68,21 +77,24 @@ impl Placement {
         (0..height as i64).contains(&sy).then_some(sy as usize)
     }
 
-    /// The output columns `[start, end)` that show source pixels; the rest are fill.
-    fn covered_columns(&self, width: usize) -> (usize, usize) {
+    /// The horizontal overlap of the shifted image with the output (the same for every row).
+    fn span(&self, width: usize) -> Span {
         let w = width as i64;
-        let start = self.dx.clamp(0, w) as usize;
-        let end = (w + self.dx).clamp(0, w) as usize;
-        (start, end.max(start))
-    }
-
-    /// The source column shown in output column `x` (which must be covered).
-    fn source_column(&self, x: usize, width: usize) -> usize {
-        let tx = (x as i64 - self.dx) as usize;
-        if self.flip {
-            width - 1 - tx
+        let out_start = self.dx.clamp(0, w);
+        let out_end = (w + self.dx).clamp(out_start, w);
+        let len = (out_end - out_start) as usize;
+        // Without flip, output x shows column x - dx; mirrored, it shows width - 1 - (x - dx), so
+        // the covered output columns map to the mirror image of the same range.
+        let first = (out_start - self.dx) as usize;
+        let src_start = if self.flip {
+            width - first - len
         } else {
-            tx
+            first
+        };
+        Span {
+            out_start: out_start as usize,
+            src_start,
+            len,
         }
     }
 }
@@ -91,17 +103,22 @@ impl Placement {
 pub fn augment(img: &RgbImage, aug: &Augment, rng: &mut impl Rng) -> RgbImage {
     let place = Placement::draw(aug, rng);
     let (width, height) = (img.width() as usize, img.height() as usize);
-    let (start, end) = place.covered_columns(width);
+    let span = place.span(width);
     let src = img.as_raw();
     let mut out = RgbImage::new(img.width(), img.height());
     for (y, out_row) in out.chunks_exact_mut(width * 3).enumerate() {
         let Some(sy) = place.source_row(y, height) else {
             continue;
         };
-        let src_row = &src[sy * width * 3..(sy + 1) * width * 3];
-        for x in start..end {
-            let sx = place.source_column(x, width);
-            out_row[x * 3..x * 3 + 3].copy_from_slice(&src_row[sx * 3..sx * 3 + 3]);
+        let from =
+            &src[(sy * width + span.src_start) * 3..(sy * width + span.src_start + span.len) * 3];
+        let to = &mut out_row[span.out_start * 3..(span.out_start + span.len) * 3];
+        if place.flip {
+            for (dst, px) in to.chunks_exact_mut(3).zip(from.chunks_exact(3).rev()) {
+                dst.copy_from_slice(px);
+            }
+        } else {
+            to.copy_from_slice(from);
         }
     }
     out
@@ -112,21 +129,8 @@ pub fn augment(img: &RgbImage, aug: &Augment, rng: &mut impl Rng) -> RgbImage {
 /// # Panics
 /// If `out.len()` is not `3 * width * height` (a caller bug: batch buffers are sized from the set).
 pub fn write_chw_normalized(img: &RgbImage, out: &mut [f32]) {
-    let plane = img.width() as usize * img.height() as usize;
-    assert_eq!(
-        out.len(),
-        3 * plane,
-        "output buffer does not fit a {:?} image",
-        img.dimensions()
-    );
-    let table = &*NORMALIZED;
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
-        r[i] = table[0][px[0] as usize];
-        g[i] = table[1][px[1] as usize];
-        b[i] = table[2][px[2] as usize];
-    }
+    let [r, g, b] = planes(img, out);
+    normalize_into(img.as_raw().chunks_exact(3), r, g, b);
 }
 
 /// [`augment`] followed by [`write_chw_normalized`] in one pass, without the intermediate image;
@@ -137,35 +141,71 @@ pub fn write_chw_normalized(img: &RgbImage, out: &mut [f32]) {
 pub fn write_augmented_chw(img: &RgbImage, aug: &Augment, rng: &mut impl Rng, out: &mut [f32]) {
     let place = Placement::draw(aug, rng);
     let (width, height) = (img.width() as usize, img.height() as usize);
-    let plane = width * height;
+    let span = place.span(width);
+    let src = img.as_raw();
+    let black = NORMALIZED.map(|channel| channel[0]);
+    let [r, g, b] = planes(img, out);
+    let rows = r
+        .chunks_exact_mut(width)
+        .zip(g.chunks_exact_mut(width))
+        .zip(b.chunks_exact_mut(width));
+    for (y, ((r, g), b)) in rows.enumerate() {
+        let Some(sy) = place.source_row(y, height) else {
+            r.fill(black[0]);
+            g.fill(black[1]);
+            b.fill(black[2]);
+            continue;
+        };
+        let covered = span.out_start..span.out_start + span.len;
+        for (plane, fill) in [
+            (&mut *r, black[0]),
+            (&mut *g, black[1]),
+            (&mut *b, black[2]),
+        ] {
+            plane[..covered.start].fill(fill);
+            plane[covered.end..].fill(fill);
+        }
+        let from =
+            &src[(sy * width + span.src_start) * 3..(sy * width + span.src_start + span.len) * 3];
+        let (r, g, b) = (
+            &mut r[covered.clone()],
+            &mut g[covered.clone()],
+            &mut b[covered],
+        );
+        if place.flip {
+            normalize_into(from.chunks_exact(3).rev(), r, g, b);
+        } else {
+            normalize_into(from.chunks_exact(3), r, g, b);
+        }
+    }
+}
+
+/// Splits a CHW buffer into its three channel planes.
+fn planes<'a>(img: &RgbImage, out: &'a mut [f32]) -> [&'a mut [f32]; 3] {
+    let plane = img.width() as usize * img.height() as usize;
     assert_eq!(
         out.len(),
         3 * plane,
         "output buffer does not fit a {:?} image",
         img.dimensions()
     );
-    let (start, end) = place.covered_columns(width);
-    let table = &*NORMALIZED;
-    let src = img.as_raw();
-    for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
-        let lut = &table[c];
-        let black = lut[0];
-        for (y, out_row) in out_plane.chunks_exact_mut(width).enumerate() {
-            let Some(sy) = place.source_row(y, height) else {
-                out_row.fill(black);
-                continue;
-            };
-            let src_row = &src[sy * width * 3..(sy + 1) * width * 3];
-            out_row[..start].fill(black);
-            out_row[end..].fill(black);
-            for (x, value) in out_row[start..end]
-                .iter_mut()
-                .enumerate()
-                .map(|(i, v)| (i + start, v))
-            {
-                *value = lut[src_row[place.source_column(x, width) * 3 + c] as usize];
-            }
-        }
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    [r, g, b]
+}
+
+/// Writes the normalised channels of each RGB pixel into the three planes.
+fn normalize_into<'a>(
+    pixels: impl Iterator<Item = &'a [u8]>,
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    let [lr, lg, lb] = &*NORMALIZED;
+    for (((px, r), g), b) in pixels.zip(r).zip(g).zip(b) {
+        *r = lr[px[0] as usize];
+        *g = lg[px[1] as usize];
+        *b = lb[px[2] as usize];
     }
 }
 
@@ -250,6 +290,36 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 49, "every shift in [-3, 3]^2 should occur");
+    }
+
+    #[test]
+    fn flip_and_shift_together_match_the_definition() {
+        let img = pattern(19, 11, 7);
+        let aug = Augment {
+            flip: true,
+            translate: 6,
+        };
+        let (mut flips, mut shifts) = (0, 0);
+        for seed in 0..100 {
+            let place = Placement::draw(&aug, &mut ChaCha8Rng::seed_from_u64(seed));
+            flips += usize::from(place.flip);
+            shifts += usize::from(place.dx != 0 && place.dy != 0);
+            let out = augment(&img, &aug, &mut ChaCha8Rng::seed_from_u64(seed));
+            for (x, y, p) in out.enumerate_pixels() {
+                let (tx, sy) = (i64::from(x) - place.dx, i64::from(y) - place.dy);
+                let sx = if place.flip { 18 - tx } else { tx };
+                let expected = if (0..19).contains(&sx) && (0..11).contains(&sy) {
+                    *img.get_pixel(sx as u32, sy as u32)
+                } else {
+                    Rgb([0, 0, 0])
+                };
+                assert_eq!(*p, expected, "seed {seed}: pixel ({x}, {y}) for {place:?}");
+            }
+        }
+        assert!(
+            flips > 20 && flips < 80 && shifts > 50,
+            "draws not varied: {flips} flips"
+        );
     }
 
     #[test]
