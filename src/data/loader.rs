@@ -362,7 +362,7 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::data::augment::{IMAGENET_MEAN, IMAGENET_STD};
-    use crate::data::test_support::{encode, pattern, write, write_jpegs};
+    use crate::data::test_support::{encode, pattern, real_data_dir, write, write_jpegs};
     use image::{ImageFormat, Rgb};
     use std::time::{Duration, Instant};
 
@@ -600,6 +600,52 @@ mod tests {
             set.skipped[1].reason.contains("cannot read"),
             "{}",
             set.skipped[1].reason
+        );
+    }
+
+    #[test]
+    fn real_photos_flow_from_scan_to_batches() {
+        let Some(data) = real_data_dir("real_photos_flow_from_scan_to_batches") else {
+            return;
+        };
+        let ds = crate::data::scan(&data.join("brickwork-cracks")).unwrap();
+        let fractions = crate::data::Fractions {
+            train: 0.1,
+            val: 0.1,
+            test: 0.1,
+        };
+        let split = crate::data::split_each_label(&ds, &fractions, 2020).unwrap();
+        assert_eq!(
+            split.duplicates_dropped, 0,
+            "the README says duplicates were removed"
+        );
+        let manifest = crate::data::Manifest::from_split(&ds, &fractions, 2020, &split);
+        let entries: Vec<(PathBuf, usize)> = manifest
+            .train
+            .iter()
+            .map(|e| (manifest.absolute(e), e.label))
+            .collect();
+        let set = Arc::new(decode_all(&entries, 227));
+        assert!(set.skipped.is_empty(), "{:?}", set.skipped);
+        assert_eq!(
+            set.count_per_class(2),
+            [34, 34],
+            "floor(0.1 * 340), floor(0.1 * 349)"
+        );
+        let aug = Some(Augment {
+            flip: true,
+            translate: 30,
+        });
+        let batches: Vec<Batch> = BatchLoader::epoch(set, 16, Some(1), aug, true)
+            .unwrap()
+            .collect();
+        assert_eq!(batches.len(), 4, "floor(68 / 16)");
+        let batch = &batches[0];
+        assert_eq!(batch.data.len(), 16 * 3 * 227 * 227);
+        let mean = batch.data.iter().map(|&v| f64::from(v)).sum::<f64>() / batch.data.len() as f64;
+        assert!(
+            mean.abs() < 1.5,
+            "normalised photos should be roughly centred, mean {mean}"
         );
     }
 }
