@@ -67,6 +67,10 @@ impl RunDir {
     pub fn predictions(&self) -> PathBuf {
         self.path.join("predictions.csv")
     }
+    /// Requests to a running training from another process (`watch`).
+    pub fn control(&self) -> PathBuf {
+        self.path.join("control.json")
+    }
     pub fn samples(&self) -> PathBuf {
         self.path.join("samples.png")
     }

@@ -29,7 +29,7 @@ pub fn classify(
 ) -> Result<Vec<Prediction>> {
     let size = set.size as usize;
     let mut out = Vec::with_capacity(set.images.len());
-    for batch in BatchLoader::epoch(set.clone(), batch_size, None, None, false) {
+    for batch in BatchLoader::epoch(set.clone(), batch_size, None, None, false)? {
         let n = batch.labels.len();
         let x = Tensor::from_vec(batch.data, (n, 3, size, size), device)?;
         let logits = model.forward_t(&x, false)?.detach();

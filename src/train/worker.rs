@@ -16,7 +16,7 @@ use crate::data::loader::{BatchLoader, DecodedSet};
 use crate::events::Event;
 use crate::model::{self, SqueezeNet};
 use crate::rundir::RunDir;
-use crate::train::control::Control;
+use crate::train::control::{Control, ControlFileWatcher};
 use crate::train::evaluate::{classify, summarize};
 use crate::train::optimizer::{Adam, AdamConfig};
 
@@ -80,19 +80,22 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let mut best = job.best_val_accuracy;
     let mut stopped_early = false;
     let mut last_saved = iteration;
+    let mut remote = ControlFileWatcher::new(job.run.control());
     'epochs: for epoch in (iteration / per_epoch)..recipe.train.epochs {
         let order_seed = match recipe.train.shuffle {
             Shuffle::EveryEpoch => Some(mix(recipe.train.seed, epoch as u64)),
             Shuffle::Once => Some(mix(recipe.train.seed, 0)),
             Shuffle::Never => None,
         };
-        let batches = BatchLoader::epoch(job.train.clone(), batch_size, order_seed, Some(augment.clone()), true)
+        let batches = BatchLoader::epoch(job.train.clone(), batch_size, order_seed, Some(augment.clone()), true)?
             .with_augment_seed(mix(recipe.train.seed ^ 0xA5A5, epoch as u64));
         // When resuming mid-epoch the loader replays the same order; skip what was done.
         let skip = iteration - epoch * per_epoch;
         for batch in batches.skip(skip) {
+            remote.poll(&job.control);
             while job.control.paused() && !job.control.stop_requested() {
                 std::thread::sleep(std::time::Duration::from_millis(100));
+                remote.poll(&job.control);
             }
             if job.control.stop_requested() {
                 stopped_early = true;
