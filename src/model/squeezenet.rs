@@ -342,4 +342,181 @@ mod tests {
         let wrong = random_tensor(&[1, 64, 8, 8], 5);
         assert!(model.forward_from(&wrong, "fire2-concat").unwrap_err().to_string().contains("128"));
     }
+
+    /// Mean and unbiased standard deviation (what `torch.Tensor.std` computes), in f64.
+    fn mean_std(values: &[f32]) -> (f64, f64) {
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, var.sqrt())
+    }
+
+    fn assert_rel(actual: f64, expected: f64, tol: f64, what: &str) {
+        assert!(
+            (actual - expected).abs() <= tol * expected.abs().max(1e-3),
+            "{what}: {actual:.6e}, PyTorch {expected:.6e}"
+        );
+    }
+
+    /// `synthetic_bricks` of scripts/torch_reference.py, bit for bit: a brick wall with mortar
+    /// lines, per-brick shades, pixel noise and (image 0) a dark diagonal crack, as HWC bytes.
+    fn synthetic_bricks(index: u64, height: usize, width: usize) -> Vec<u8> {
+        let mut out = vec![0u8; height * width * 3];
+        for y in 0..height as i64 {
+            for x in 0..width as i64 {
+                let row = y / 24;
+                let shifted = x + (row % 2) * 24;
+                let brick = (row * 131 + (shifted / 48) * 71) % 61;
+                let mortar = y % 24 < 3 || shifted % 48 < 3;
+                let crack = index == 0 && (3 * y - 2 * x - 60).abs() < 7;
+                for c in 0..3i64 {
+                    let h = ((x as u64 * 73856093) ^ (y as u64 * 19349663) ^ (c as u64 * 83492791) ^ (index * 2654435761)) as u32;
+                    let noise = i64::from(h.wrapping_mul(2246822519) >> 8) % 41 - 20;
+                    let base = if mortar { 200 - 10 * c } else { 120 + if c == 0 { 40 } else { 0 } + brick };
+                    let value = if crack { (base + noise) / 4 } else { base + noise };
+                    out[((y as usize) * width + x as usize) * 3 + c as usize] = value.clamp(0, 255) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    /// The pixel checksums scripts/torch_reference.py prints.
+    fn checksums(hwc: &[u8]) -> (u64, u64) {
+        let sum = hwc.iter().map(|&v| u64::from(v)).sum();
+        let weighted = hwc.iter().enumerate().map(|(i, &v)| u64::from(v) * (i as u64 % 7 + 1)).sum();
+        (sum, weighted)
+    }
+
+    fn normalise(hwc: &[u8], h: usize, w: usize) -> Tensor {
+        const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+        const STD: [f32; 3] = [0.229, 0.224, 0.225];
+        let mut chw = vec![0f32; 3 * h * w];
+        for (i, px) in hwc.chunks(3).enumerate() {
+            for c in 0..3 {
+                chw[c * h * w + i] = (f32::from(px[c]) / 255.0 - MEAN[c]) / STD[c];
+            }
+        }
+        Tensor::from_vec(chw, (3, h, w), &Device::Cpu).unwrap()
+    }
+
+    fn pretrained(data: &std::path::Path) -> (SqueezeNet, VarMap) {
+        let varmap = VarMap::new();
+        let model = SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), None).unwrap();
+        crate::model::load_torchvision(&varmap, &data.join("pretrained/squeezenet1_1.pth")).unwrap();
+        (model, varmap)
+    }
+
+    /// Expected values printed by `scripts/torch_reference.py` (PyTorch 2.15.0, torchvision
+    /// 0.29.2, CPU, shared weights) for a batch of two 227x227 `synthetic_bricks` images. The
+    /// tolerance is 1e-3 relative; this machine agrees to better than 1e-5.
+    #[test]
+    fn matches_pytorch_on_a_227_pixel_batch() {
+        let Some(data) = crate::model::testutil::data_dir() else { return };
+        let (model, varmap) = pretrained(&data);
+        let pixel_sums = [(25_591_290, 102_365_623), (25_975_060, 103_901_670)];
+        let mut images = Vec::new();
+        for (index, expected) in pixel_sums.into_iter().enumerate() {
+            let pixels = synthetic_bricks(index as u64, 227, 227);
+            assert_eq!(checksums(&pixels), expected, "synthetic image {index} differs from the script's");
+            images.push(normalise(&pixels, 227, 227));
+        }
+        let x = Tensor::stack(&images, 0).unwrap();
+
+        let logits = model.forward_t(&x, false).unwrap();
+        // PyTorch's top 6 per image; the top-5 sets are separated from the 6th by >= 0.05.
+        let top6: [(&[usize], &[f64]); 2] = [
+            (&[840, 489, 872, 892, 784, 904], &[10.225715, 10.224243, 9.245494, 9.13713, 9.065203, 8.772742]),
+            (&[794, 904, 539, 446, 591, 533], &[9.017186, 8.778382, 7.877444, 7.773878, 7.590344, 7.539655]),
+        ];
+        for (b, (indices, values)) in top6.iter().enumerate() {
+            let row = to_vec(&logits.get(b).unwrap());
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            order.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
+            let mut top5 = order[..5].to_vec();
+            top5.sort_unstable();
+            let mut expected = indices[..5].to_vec();
+            expected.sort_unstable();
+            assert_eq!(top5, expected, "image {b}: top-5 classes differ from PyTorch");
+            for (&i, &v) in indices.iter().zip(*values) {
+                assert_rel(f64::from(row[i]), v, 1e-3, &format!("image {b} logit {i}"));
+            }
+        }
+
+        let feature_stats = [
+            ("relu_conv1", 3.152017616e-01, 5.506864283e-01),
+            ("pool1", 6.809865092e-01, 7.202929845e-01),
+            ("fire2-concat", 7.297044527e-01, 1.218691305e+00),
+            ("fire5-concat", 6.429931636e+00, 1.147727891e+01),
+            ("fire9-concat", 7.543016389e-01, 4.603503051e+00),
+            ("relu_conv10", 2.755959272e+00, 3.729649317e+00),
+        ];
+        for (layer, mean, std) in feature_stats {
+            let (m, s) = mean_std(&to_vec(&model.forward_to(&x, layer).unwrap()));
+            assert_rel(m, mean, 1e-3, &format!("{layer} mean"));
+            assert_rel(s, std, 1e-3, &format!("{layer} std"));
+        }
+
+        // Gradients of sum_b logit[b, top1[b]] (PyTorch's top1 = 840, 794) in evaluation mode.
+        let objective = logits.get(0).unwrap().get(840).unwrap() + logits.get(1).unwrap().get(794).unwrap();
+        let objective = objective.unwrap();
+        assert_rel(f64::from(objective.to_scalar::<f32>().unwrap()), 1.924290085e+01, 1e-3, "objective");
+        let grads = objective.backward().unwrap();
+        let expected_grads = [
+            ("features.0.weight", 2.849713059e+01, 1.312641621e+00),
+            ("features.0.bias", 5.344807552e+00, 1.062451243e+00),
+            ("features.3.squeeze.weight", 2.382342404e+01, -1.655042887e+00),
+            ("features.3.expand3x3.weight", 5.787386436e+01, 1.725497539e-03),
+            ("features.7.expand1x1.bias", 2.436152338e-01, -2.217944711e-02),
+            ("features.12.expand3x3.weight", 4.413682673e+01, 1.444150880e-02),
+            ("classifier.1.weight", 7.727908702e+01, 0.0),
+            ("classifier.1.bias", 1.414212972e+00, 0.0),
+        ];
+        let vars = varmap.data().lock().unwrap();
+        for (name, norm, first) in expected_grads {
+            let g = to_vec(grads.get(vars[name].as_tensor()).unwrap());
+            let n = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+            assert_rel(n, norm, 1e-3, &format!("gradient norm of {name}"));
+            assert!((f64::from(g[0]) - first).abs() <= 1e-3 * norm, "{name}[0]: {} vs {first}", g[0]);
+        }
+
+        // The gradient reaching fire9's output, as Grad-CAM takes it.
+        let features = Var::from_tensor(&model.forward_to(&x, "fire9-concat").unwrap()).unwrap();
+        let logits = model.forward_from(features.as_tensor(), "fire9-concat").unwrap();
+        let objective = (logits.get(0).unwrap().get(840).unwrap() + logits.get(1).unwrap().get(794).unwrap()).unwrap();
+        let grad = to_vec(objective.backward().unwrap().get(features.as_tensor()).unwrap());
+        let (mean, std) = mean_std(&grad);
+        assert_rel(mean, 3.821773172e-05, 1e-3, "fire9-concat gradient mean");
+        assert_rel(std, 1.870753558e-04, 1e-3, "fire9-concat gradient std");
+        let sum_abs: f64 = grad.iter().map(|&v| f64::from(v.abs())).sum();
+        assert_rel(sum_abs, 3.004713258e+01, 1e-3, "fire9-concat gradient sum |g|");
+    }
+
+    /// The kitten check of the shared data's README: torchvision preprocessing (shorter side 256,
+    /// centre crop 224) and the pretrained weights must see a kit fox (278) or a tiger cat (282);
+    /// PyTorch's top-5 is 278, 282, 287, 281, 151.
+    #[test]
+    fn pretrained_weights_see_a_cat_or_fox_in_the_kitten() {
+        let Some(data) = crate::model::testutil::data_dir() else { return };
+        let (model, _) = pretrained(&data);
+        let photo = image::open(data.join("pretrained/kitten.jpg")).unwrap().to_rgb8();
+        let (w, h) = photo.dimensions();
+        let scale = 256.0 / w.min(h) as f64;
+        let (rw, rh) = ((w as f64 * scale).round() as u32, (h as f64 * scale).round() as u32);
+        let resized = image::imageops::resize(&photo, rw, rh, image::imageops::FilterType::Triangle);
+        let crop = image::imageops::crop_imm(&resized, (rw - 224) / 2, (rh - 224) / 2, 224, 224).to_image();
+        let x = normalise(crop.as_raw(), 224, 224).unsqueeze(0).unwrap();
+        let probs = candle_nn::ops::softmax(&model.forward_t(&x, false).unwrap(), 1).unwrap();
+        let probs = to_vec(&probs);
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
+        eprintln!("kitten top-5: {:?}", order[..5].iter().map(|&i| (i, probs[i])).collect::<Vec<_>>());
+        assert!([278, 282].contains(&order[0]), "top-1 is class {}", order[0]);
+        // Resampling differs a little from PIL's, so allow some slack on the probabilities.
+        let pytorch = [(278, 0.362), (282, 0.268), (287, 0.103), (281, 0.076), (151, 0.066)];
+        for (class, p) in pytorch {
+            assert!(order[..5].contains(&class), "class {class} not in the top 5 {:?}", &order[..5]);
+            assert!((probs[class] - p).abs() < 0.015, "class {class}: p = {} vs PyTorch {p}", probs[class]);
+        }
+    }
 }
