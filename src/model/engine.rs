@@ -390,4 +390,133 @@ mod tests {
         let err = forward(0..1, &[0.0; 27], &[1, 3, 3, 3], &params, Some(&[1]), &pool, false).err().unwrap();
         assert!(err.to_string().contains("no dropout"), "{err}");
     }
+
+    use crate::model::testutil::uniform;
+
+    /// Parameters that keep every ReLU of `stages` far from its kink for positive inputs:
+    /// non-negative weights with mean 1 / fan-in, and biases of +1 (alive) or -1000 (dead, every
+    /// third channel, so the masking of dead units is checked too). The network is then exactly
+    /// linear around the test point (steps up to 0.2 cross no kink for activations below 5), and
+    /// central differences with large steps are precise.
+    fn linear_regime_params(stages: &Range<usize>, seed: u64) -> Vec<f32> {
+        let specs: Vec<_> = STAGES[stages.clone()].iter().flat_map(|s| s.params()).collect();
+        specs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, spec)| {
+                if spec.shape.len() == 1 {
+                    (0..spec.len()).map(|c| if c % 3 == 0 { -1000.0 } else { 1.0 }).collect::<Vec<_>>()
+                } else {
+                    let fan_in: usize = spec.shape[1..].iter().product();
+                    uniform(spec.len(), 1.0 / fan_in as f32, seed + i as u64).into_iter().map(|v| v + 1.0 / fan_in as f32).collect()
+                }
+            })
+            .collect()
+    }
+
+    /// `sum(output * weights)` in f64.
+    fn objective(stages: &Range<usize>, x: &[f32], dims: &[usize], params: &[f32], mask: Option<&[u8]>, weights: &[f32]) -> f64 {
+        let pool = BufferPool::new();
+        let (out, _, _) = forward(stages.clone(), x, dims, params, mask, &pool, false).unwrap();
+        out.iter().zip(weights).map(|(&o, &w)| f64::from(o) * f64::from(w)).sum()
+    }
+
+    /// Compares the engine's gradients with central differences (step `step`) on a sample of
+    /// coordinates: two per parameter tensor and eight of the input.
+    fn check_gradients(stages: Range<usize>, x: &[f32], dims: &[usize], params: &[f32], mask: Option<&[u8]>, step: f32, seed: u64) {
+        let pool = BufferPool::new();
+        let (out, _, trace) = forward(stages.clone(), x, dims, params, mask, &pool, true).unwrap();
+        let weights = uniform(out.len(), 1.0, seed + 1000);
+        let (dx, dp) = backward(&trace.unwrap(), params, &weights, mask, true, &pool).unwrap();
+        let dx = dx.unwrap();
+        let rms = |g: &[f32]| (g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / g.len() as f64).sqrt();
+        assert!(rms(&dx) > 0.0 && (dp.is_empty() || rms(&dp) > 0.0), "vanishing gradients make this check vacuous");
+
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let mut coords: Vec<(bool, usize)> = (0..8).map(|_| (true, rand::Rng::random_range(&mut rng, 0..x.len()))).collect();
+        let mut offset = 0;
+        for spec in STAGES[stages.clone()].iter().flat_map(|s| s.params()) {
+            for _ in 0..2 {
+                coords.push((false, offset + rand::Rng::random_range(&mut rng, 0..spec.len())));
+            }
+            offset += spec.len();
+        }
+        for (is_input, i) in coords {
+            let (analytic, scale) = if is_input { (dx[i], rms(&dx)) } else { (dp[i], rms(&dp)) };
+            let at = |delta: f32| {
+                let (mut x, mut p) = (x.to_vec(), params.to_vec());
+                if is_input {
+                    x[i] += delta
+                } else {
+                    p[i] += delta
+                }
+                objective(&stages, &x, dims, &p, mask, &weights)
+            };
+            let numeric = (at(step) - at(-step)) / (2.0 * f64::from(step));
+            // Rounding of the f32 outputs limits the differences to about 1e-3 of the gradient scale.
+            let tolerance = 1e-2 * (f64::from(analytic).abs() + 0.25 * scale);
+            assert!(
+                (numeric - f64::from(analytic)).abs() <= tolerance,
+                "stages {stages:?}, {} {i}: analytic {analytic}, central difference {numeric}",
+                if is_input { "input" } else { "parameter" }
+            );
+        }
+    }
+
+    /// Positive inputs (the regime `linear_regime_params` is built for).
+    fn positive_input(dims: &[usize], seed: u64) -> Vec<f32> {
+        uniform(dims.iter().product(), 0.5, seed).into_iter().map(|v| v + 1.0).collect()
+    }
+
+    #[test]
+    fn conv1_gradients_match_central_differences() {
+        let (stages, dims) = (0..1, [2, 3, 11, 12]);
+        let params = linear_regime_params(&stages, 10);
+        check_gradients(stages, &positive_input(&dims, 1), &dims, &params, None, 0.2, 10);
+    }
+
+    #[test]
+    fn max_pool_gradients_match_central_differences_at_clipped_edges() {
+        // 6x8 planes: the last window of each axis is clipped to 2 rows / 2 columns. Values are
+        // distinct and at least 0.01 apart, so the +-1e-3 steps never change a window's maximum.
+        let dims = [1, 64, 6, 8];
+        let len: usize = dims.iter().product();
+        let mut x: Vec<f32> = (0..len).map(|i| (i as f32) * 0.01 - 15.0).collect();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
+        rand::seq::SliceRandom::shuffle(x.as_mut_slice(), &mut rng);
+        check_gradients(1..2, &x, &dims, &[], None, 1e-3, 20);
+    }
+
+    #[test]
+    fn fire_stack_gradients_match_central_differences() {
+        let (stages, dims) = (2..4, [2, 64, 5, 6]);
+        let params = linear_regime_params(&stages, 30);
+        check_gradients(stages, &positive_input(&dims, 3), &dims, &params, None, 0.2, 30);
+    }
+
+    #[test]
+    fn classifier_gradients_with_dropout_match_central_differences() {
+        // fire9, drop9 + conv10 + relu_conv10, pool10, with half of drop9's inputs dropped.
+        let (stages, dims) = (11..14, [2, 512, 3, 3]);
+        let len: usize = dims.iter().product();
+        let mask: Vec<u8> = uniform(len, 1.0, 4).iter().map(|&v| u8::from(v > 0.0)).collect();
+        let params = linear_regime_params(&stages, 40);
+        check_gradients(stages, &positive_input(&dims, 5), &dims, &params, Some(&mask), 0.2, 40);
+    }
+
+    #[test]
+    fn max_pool_matches_candle_where_ceil_and_floor_agree() {
+        // For odd sides ceil mode adds no window, so candle's floor-mode max_pool2d applies.
+        use candle_core::{Device, Tensor};
+        let dims = [2, 64, 11, 13];
+        let x = uniform(dims.iter().product(), 1.0, 6);
+        let pool = BufferPool::new();
+        let (ours, out_dims, _) = forward(1..2, &x, &dims, &[], None, &pool, false).unwrap();
+        let t = Tensor::from_vec(x, &dims, &Device::Cpu).unwrap();
+        let candle = t.max_pool2d_with_stride(3, 2).unwrap();
+        assert_eq!(candle.dims(), out_dims.as_slice());
+        assert_eq!(candle.flatten_all().unwrap().to_vec1::<f32>().unwrap(), ours);
+        let reference = super::super::reference::max_pool_3x3_s2_ceil(&t).unwrap();
+        assert_eq!(reference.flatten_all().unwrap().to_vec1::<f32>().unwrap(), ours);
+    }
 }
