@@ -44,7 +44,10 @@ pub(crate) struct Stage {
 
 const fn fire(name: &'static str, prefix: &'static str, cin: usize, s: usize, e: usize) -> Stage {
     Stage {
-        kind: StageKind::Fire { squeeze: s, expand: e },
+        kind: StageKind::Fire {
+            squeeze: s,
+            expand: e,
+        },
         name,
         torch_prefix: Some(prefix),
         in_channels: cin,
@@ -53,7 +56,13 @@ const fn fire(name: &'static str, prefix: &'static str, cin: usize, s: usize, e:
 }
 
 const fn pool(name: &'static str, channels: usize) -> Stage {
-    Stage { kind: StageKind::MaxPool, name, torch_prefix: None, in_channels: channels, out_channels: channels }
+    Stage {
+        kind: StageKind::MaxPool,
+        name,
+        torch_prefix: None,
+        in_channels: channels,
+        out_channels: channels,
+    }
 }
 
 /// The stages in order; torchvision's `features.N` indices are kept in `torch_prefix`.
@@ -107,7 +116,10 @@ pub(crate) struct ParamSpec {
 
 impl ParamSpec {
     fn new(key: String, shape: &[usize]) -> Self {
-        Self { key, shape: shape.to_vec() }
+        Self {
+            key,
+            shape: shape.to_vec(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -118,14 +130,19 @@ impl ParamSpec {
 impl Stage {
     /// The stage's parameters in the order the engine packs them.
     pub fn params(&self) -> Vec<ParamSpec> {
-        let Some(prefix) = self.torch_prefix else { return Vec::new() };
+        let Some(prefix) = self.torch_prefix else {
+            return Vec::new();
+        };
         let (cin, cout) = (self.in_channels, self.out_channels);
         match self.kind {
             StageKind::Conv1 => vec![
                 ParamSpec::new(format!("{prefix}.weight"), &[cout, cin, 3, 3]),
                 ParamSpec::new(format!("{prefix}.bias"), &[cout]),
             ],
-            StageKind::Fire { squeeze: s, expand: e } => vec![
+            StageKind::Fire {
+                squeeze: s,
+                expand: e,
+            } => vec![
                 ParamSpec::new(format!("{prefix}.squeeze.weight"), &[s, cin, 1, 1]),
                 ParamSpec::new(format!("{prefix}.squeeze.bias"), &[s]),
                 ParamSpec::new(format!("{prefix}.expand1x1.weight"), &[e, s, 1, 1]),
@@ -168,7 +185,9 @@ pub(crate) fn param_range(stages: Range<usize>) -> Range<usize> {
 
 /// Spatial side after running `stages` on an input of side `side`, or None if it is too small.
 pub(crate) fn side_after(stages: Range<usize>, side: usize) -> Option<usize> {
-    STAGES[stages].iter().try_fold(side, |s, stage| stage.output_side(s))
+    STAGES[stages]
+        .iter()
+        .try_fold(side, |s, stage| stage.output_side(s))
 }
 
 /// Index of the stage whose output carries the MATLAB name `name`.

@@ -48,9 +48,16 @@ impl BufferPool {
     pub fn take(self: &Arc<Self>, len: usize) -> Buffer {
         let reused = {
             let mut state = self.state();
-            state.free.iter().rposition(|(_, b)| b.len() == len).map(|i| state.free.swap_remove(i).1)
+            state
+                .free
+                .iter()
+                .rposition(|(_, b)| b.len() == len)
+                .map(|i| state.free.swap_remove(i).1)
         };
-        Buffer { data: reused.unwrap_or_else(|| vec![0.0; len]), pool: Some(self.clone()) }
+        Buffer {
+            data: reused.unwrap_or_else(|| vec![0.0; len]),
+            pool: Some(self.clone()),
+        }
     }
 
     fn give_back(&self, data: Vec<f32>) {

@@ -12,10 +12,19 @@ use super::arch::{StageKind, STAGES};
 
 /// Runs `stages` on `x` (`[B, C, H, W]`). `params` are the stages' tensors in packing order;
 /// `dropout` is drop9's multiplier (0 or 2 per value, shaped like its input) when training.
-pub(crate) fn forward(stages: Range<usize>, x: &Tensor, params: &[Tensor], dropout: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn forward(
+    stages: Range<usize>,
+    x: &Tensor,
+    params: &[Tensor],
+    dropout: Option<&Tensor>,
+) -> Result<Tensor> {
     let mut x = x.clone();
     let mut params = params.iter();
-    let mut next = || params.next().ok_or_else(|| candle_core::Error::Msg("too few parameters".into()));
+    let mut next = || {
+        params
+            .next()
+            .ok_or_else(|| candle_core::Error::Msg("too few parameters".into()))
+    };
     for stage in &STAGES[stages] {
         x = match stage.kind {
             StageKind::Conv1 => conv_relu(&x, next()?, next()?, 0, 2)?,
@@ -39,9 +48,16 @@ pub(crate) fn forward(stages: Range<usize>, x: &Tensor, params: &[Tensor], dropo
     Ok(x)
 }
 
-fn conv_relu(x: &Tensor, weight: &Tensor, bias: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+fn conv_relu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
     let y = x.conv2d(weight, padding, stride, 1, 1)?;
-    y.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?.relu()
+    y.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?
+        .relu()
 }
 
 /// PyTorch's `MaxPool2d(3, 2, ceil_mode=True)` from differentiable pieces: max pooling is

@@ -22,14 +22,28 @@ pub(crate) struct SegmentOp {
 }
 
 impl SegmentOp {
-    pub fn new(stages: Range<usize>, dropout: Option<Vec<u8>>, keep_trace: bool, pool: Arc<BufferPool>) -> Self {
-        Self { stages, dropout, keep_trace, pool, trace: Mutex::new(None) }
+    pub fn new(
+        stages: Range<usize>,
+        dropout: Option<Vec<u8>>,
+        keep_trace: bool,
+        pool: Arc<BufferPool>,
+    ) -> Self {
+        Self {
+            stages,
+            dropout,
+            keep_trace,
+            pool,
+            trace: Mutex::new(None),
+        }
     }
 }
 
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
-        bail!("the SqueezeNet CPU engine computes in f32, its {what} is {:?}", storage.dtype())
+        bail!(
+            "the SqueezeNet CPU engine computes in f32, its {what} is {:?}",
+            storage.dtype()
+        )
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
         bail!("the SqueezeNet CPU engine needs a contiguous {what}")
@@ -42,7 +56,13 @@ impl CustomOp2 for SegmentOp {
         "squeezenet-segment"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let input = contiguous_f32(s1, l1, "input")?;
         let packed = contiguous_f32(s2, l2, "parameters")?;
         let (out, dims, trace) = engine::forward(
@@ -58,7 +78,13 @@ impl CustomOp2 for SegmentOp {
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 
-    fn bwd(&self, x: &Tensor, p: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let packed = p.flatten_all()?.to_vec1::<f32>()?;
         let grad_out = grad.flatten_all()?.to_vec1::<f32>()?;
         let mut trace = self.trace.lock().unwrap_or_else(PoisonError::into_inner);
@@ -66,12 +92,31 @@ impl CustomOp2 for SegmentOp {
             // Evaluation-mode forward passes keep nothing; recompute once, now that it is needed.
             let input = x.flatten_all()?.to_vec1::<f32>()?;
             let dropout = self.dropout.as_deref();
-            *trace = engine::forward(self.stages.clone(), &input, x.dims(), &packed, dropout, &self.pool, true)?.2;
+            *trace = engine::forward(
+                self.stages.clone(),
+                &input,
+                x.dims(),
+                &packed,
+                dropout,
+                &self.pool,
+                true,
+            )?
+            .2;
         }
-        let Some(trace) = trace.as_ref() else { bail!("squeezenet-segment: no trace after recomputation") };
-        let (dx, dp) =
-            engine::backward(trace, &packed, &grad_out, self.dropout.as_deref(), x.track_op(), &self.pool)?;
-        let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), x.device())).transpose()?;
+        let Some(trace) = trace.as_ref() else {
+            bail!("squeezenet-segment: no trace after recomputation")
+        };
+        let (dx, dp) = engine::backward(
+            trace,
+            &packed,
+            &grad_out,
+            self.dropout.as_deref(),
+            x.track_op(),
+            &self.pool,
+        )?;
+        let dx = dx
+            .map(|dx| Tensor::from_vec(dx, x.shape(), x.device()))
+            .transpose()?;
         Ok((dx, Some(Tensor::from_vec(dp, p.shape(), p.device())?)))
     }
 }

@@ -11,7 +11,9 @@ use candle_nn::{Init, Linear, VarBuilder, VarMap};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::arch::{self, StageKind, CLASSIFIER, FEATURE_CHANNELS, IMAGENET_CLASSES, MIN_INPUT_SIDE, STAGES};
+use super::arch::{
+    self, StageKind, CLASSIFIER, FEATURE_CHANNELS, IMAGENET_CLASSES, MIN_INPUT_SIDE, STAGES,
+};
 use super::buffers::BufferPool;
 use super::reference;
 use super::segment::SegmentOp;
@@ -58,7 +60,11 @@ impl SqueezeNet {
     /// the backbone with [`load_torchvision`](super::load_torchvision) and initialise the head
     /// with [`init_head`] (or use [`SqueezeNet::pretrained`], which does both).
     pub fn new(vb: VarBuilder, head: Option<usize>) -> Result<Self> {
-        ensure!(vb.dtype() == DType::F32, "SqueezeNet computes in f32, the variable builder uses {:?}", vb.dtype());
+        ensure!(
+            vb.dtype() == DType::F32,
+            "SqueezeNet computes in f32, the variable builder uses {:?}",
+            vb.dtype()
+        );
         let zero = Init::Const(0.0);
         let backbone = arch::backbone_params()
             .iter()
@@ -76,7 +82,9 @@ impl SqueezeNet {
         };
         Ok(Self {
             backbone,
-            classes: head.as_ref().map_or(IMAGENET_CLASSES, |h| h.weight().dim(0).unwrap_or(0)),
+            classes: head
+                .as_ref()
+                .map_or(IMAGENET_CLASSES, |h| h.weight().dim(0).unwrap_or(0)),
             head,
             dropout_rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
             buffers: BufferPool::new(),
@@ -86,9 +94,17 @@ impl SqueezeNet {
 
     /// The usual start of fine-tuning: torchvision weights from `weights` (`.pth` or
     /// `.safetensors`) and a fresh `classes`-way head drawn from `seed`, in a new `VarMap`.
-    pub fn pretrained(weights: &Path, classes: usize, seed: u64, device: &Device) -> Result<(Self, VarMap)> {
+    pub fn pretrained(
+        weights: &Path,
+        classes: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<(Self, VarMap)> {
         let varmap = VarMap::new();
-        let model = Self::new(VarBuilder::from_varmap(&varmap, DType::F32, device), Some(classes))?;
+        let model = Self::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, device),
+            Some(classes),
+        )?;
         super::load_torchvision(&varmap, weights)?;
         init_head(&varmap, seed)?;
         model.set_dropout_seed(seed);
@@ -107,7 +123,10 @@ impl SqueezeNet {
 
     /// Restarts the dropout mask sequence (the only randomness in a forward pass).
     pub fn set_dropout_seed(&self, seed: u64) {
-        *self.dropout_rng.lock().unwrap_or_else(PoisonError::into_inner) = ChaCha8Rng::seed_from_u64(seed);
+        *self
+            .dropout_rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = ChaCha8Rng::seed_from_u64(seed);
     }
 
     /// Logits `[B, classes]` for normalised images `[B, 3, H, W]` (H, W >= 17). Dropout (drop9,
@@ -150,25 +169,45 @@ impl SqueezeNet {
 
     /// Runs `stages` on `x`, on the engine or with candle operations.
     fn run(&self, stages: Range<usize>, x: &Tensor, train: bool) -> Result<Tensor> {
-        ensure!(x.dtype() == DType::F32, "SqueezeNet computes in f32, got {:?} input", x.dtype());
+        ensure!(
+            x.dtype() == DType::F32,
+            "SqueezeNet computes in f32, got {:?} input",
+            x.dtype()
+        );
         let (batch, _, h, w) = x.dims4()?;
         let dropout = match train && stages.contains(&CLASSIFIER) {
             true => {
-                let side = |s| arch::side_after(stages.start..CLASSIFIER, s).context("input too small for drop9");
+                let side = |s| {
+                    arch::side_after(stages.start..CLASSIFIER, s)
+                        .context("input too small for drop9")
+                };
                 Some((batch, side(h)?, side(w)?))
             }
             false => None,
         };
-        let dropout = dropout.map(|(b, h, w)| (self.draw_keep_mask(b * FEATURE_CHANNELS * h * w), [b, FEATURE_CHANNELS, h, w]));
+        let dropout = dropout.map(|(b, h, w)| {
+            (
+                self.draw_keep_mask(b * FEATURE_CHANNELS * h * w),
+                [b, FEATURE_CHANNELS, h, w],
+            )
+        });
         let params = &self.backbone[arch::param_range(stages.clone())];
         let out = if x.device().is_cpu() && self.use_engine {
             let packed = if params.is_empty() {
                 Tensor::zeros(0, DType::F32, x.device())?
             } else {
-                let flat = params.iter().map(|p| p.flatten_all()).collect::<candle_core::Result<Vec<_>>>()?;
+                let flat = params
+                    .iter()
+                    .map(|p| p.flatten_all())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
                 Tensor::cat(&flat, 0)?
             };
-            let op = SegmentOp::new(stages.clone(), dropout.map(|(mask, _)| mask), train, self.buffers.clone());
+            let op = SegmentOp::new(
+                stages.clone(),
+                dropout.map(|(mask, _)| mask),
+                train,
+                self.buffers.clone(),
+            );
             x.contiguous()?.apply_op2(&packed, op)?
         } else {
             let multiplier = dropout
@@ -184,7 +223,10 @@ impl SqueezeNet {
 
     /// One keep/drop bit per value from the model's seeded generator.
     fn draw_keep_mask(&self, len: usize) -> Vec<u8> {
-        let mut rng = self.dropout_rng.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rng = self
+            .dropout_rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut mask = Vec::with_capacity(len + 63);
         while mask.len() < len {
             let bits = rng.next_u64();
@@ -226,8 +268,13 @@ fn check_images(x: &Tensor) -> Result<()> {
 /// Stage index of a Grad-CAM layer name.
 fn cam_stage(layer: &str) -> Result<usize> {
     match arch::stage_index(layer) {
-        Some(i) if CAM_LAYERS.contains(&layer) && STAGES[i].kind != StageKind::GlobalAvgPool => Ok(i),
-        _ => bail!("unknown layer {layer:?}; feature maps can be taken at: {}", CAM_LAYERS.join(", ")),
+        Some(i) if CAM_LAYERS.contains(&layer) && STAGES[i].kind != StageKind::GlobalAvgPool => {
+            Ok(i)
+        }
+        _ => bail!(
+            "unknown layer {layer:?}; feature maps can be taken at: {}",
+            CAM_LAYERS.join(", ")
+        ),
     }
 }
 
@@ -241,7 +288,9 @@ pub fn init_head(varmap: &VarMap, seed: u64) -> Result<()> {
     let (classes, inputs) = weight.as_tensor().dims2()?;
     let limit = (6.0 / (classes + inputs) as f64).sqrt() as f32;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let values: Vec<f32> = (0..classes * inputs).map(|_| rng.random_range(-limit..limit)).collect();
+    let values: Vec<f32> = (0..classes * inputs)
+        .map(|_| rng.random_range(-limit..limit))
+        .collect();
     let device = weight.as_tensor().device();
     weight.set(&Tensor::from_vec(values, (classes, inputs), device)?)?;
     bias.set(&Tensor::zeros(classes, DType::F32, device)?)?;
@@ -256,14 +305,27 @@ mod tests {
     use crate::model::testutil::{assert_close, random_model, random_tensor, to_vec};
 
     /// Gradients of `sum(logits * weights)` for every variable of `varmap` and for `x`.
-    fn gradients(model: &SqueezeNet, varmap: &VarMap, x: &Var, train: bool) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+    fn gradients(
+        model: &SqueezeNet,
+        varmap: &VarMap,
+        x: &Var,
+        train: bool,
+    ) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
         let logits = model.forward_t(x.as_tensor(), train).unwrap();
         let weights = random_tensor(logits.dims(), 99);
-        let grads = (logits.clone() * weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = (logits.clone() * weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let vars = varmap.data().lock().unwrap();
         let mut names: Vec<&String> = vars.keys().collect();
         names.sort();
-        let per_var = names.into_iter().map(|n| (n.clone(), to_vec(grads.get(vars[n].as_tensor()).unwrap()))).collect();
+        let per_var = names
+            .into_iter()
+            .map(|n| (n.clone(), to_vec(grads.get(vars[n].as_tensor()).unwrap())))
+            .collect();
         let mut all = to_vec(&logits);
         all.extend(to_vec(grads.get(x.as_tensor()).unwrap()));
         (all, per_var)
@@ -282,9 +344,17 @@ mod tests {
             reference.set_dropout_seed(5);
             let (engine_out, engine_grads) = gradients(&model, &varmap, &x, train);
             let (reference_out, reference_grads) = gradients(&reference, &varmap, &x, train);
-            assert_close(&engine_out, &reference_out, 1e-4, &format!("logits and input gradient (train {train})"));
+            assert_close(
+                &engine_out,
+                &reference_out,
+                1e-4,
+                &format!("logits and input gradient (train {train})"),
+            );
             for ((name, a), (_, b)) in engine_grads.iter().zip(&reference_grads) {
-                assert!(b.iter().any(|&v| v != 0.0), "{name}: reference gradient is all zero");
+                assert!(
+                    b.iter().any(|&v| v != 0.0),
+                    "{name}: reference gradient is all zero"
+                );
                 assert_close(a, b, 1e-4, &format!("gradient of {name} (train {train})"));
             }
         }
@@ -315,15 +385,30 @@ mod tests {
         for &layer in CAM_LAYERS {
             let features = model.forward_to(&x, layer).unwrap();
             let stage = arch::stage_index(layer).unwrap();
-            assert_eq!(features.dim(1).unwrap(), STAGES[stage].out_channels, "{layer}");
+            assert_eq!(
+                features.dim(1).unwrap(),
+                STAGES[stage].out_channels,
+                "{layer}"
+            );
             let logits = to_vec(&model.forward_from(&features, layer).unwrap());
             assert_close(&logits, &full, 1e-5, layer);
         }
         // Gradients reach a detached feature map wrapped in a Var (what Grad-CAM does).
-        let features = Var::from_tensor(&model.forward_to(&x, "fire9-concat").unwrap().detach()).unwrap();
-        let logits = model.forward_from(features.as_tensor(), "fire9-concat").unwrap();
-        let grads = logits.narrow(1, 0, 1).unwrap().sum_all().unwrap().backward().unwrap();
-        let grad = grads.get(features.as_tensor()).expect("no gradient for the feature map");
+        let features =
+            Var::from_tensor(&model.forward_to(&x, "fire9-concat").unwrap().detach()).unwrap();
+        let logits = model
+            .forward_from(features.as_tensor(), "fire9-concat")
+            .unwrap();
+        let grads = logits
+            .narrow(1, 0, 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let grad = grads
+            .get(features.as_tensor())
+            .expect("no gradient for the feature map");
         assert_eq!(grad.dims(), features.dims());
         assert!(to_vec(grad).iter().any(|&v| v != 0.0));
     }
@@ -332,22 +417,46 @@ mod tests {
     fn bad_layer_names_and_inputs_are_errors() {
         let (model, _) = random_model(None, 4);
         let x = random_tensor(&[1, 3, 32, 32], 5);
-        let err = model.forward_to(&x, "fire10-concat").unwrap_err().to_string();
-        assert!(err.contains("fire10-concat") && err.contains("relu_conv1") && err.contains("fire9-concat"), "{err}");
+        let err = model
+            .forward_to(&x, "fire10-concat")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fire10-concat")
+                && err.contains("relu_conv1")
+                && err.contains("fire9-concat"),
+            "{err}"
+        );
         assert!(model.forward_to(&x, "pool10").is_err());
         let small = random_tensor(&[1, 3, 16, 40], 5);
-        assert!(model.forward_t(&small, false).unwrap_err().to_string().contains("at least 17x17"));
+        assert!(model
+            .forward_t(&small, false)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 17x17"));
         let gray = random_tensor(&[1, 1, 32, 32], 5);
-        assert!(model.forward_t(&gray, false).unwrap_err().to_string().contains("[B, 3, H, W]"));
+        assert!(model
+            .forward_t(&gray, false)
+            .unwrap_err()
+            .to_string()
+            .contains("[B, 3, H, W]"));
         let wrong = random_tensor(&[1, 64, 8, 8], 5);
-        assert!(model.forward_from(&wrong, "fire2-concat").unwrap_err().to_string().contains("128"));
+        assert!(model
+            .forward_from(&wrong, "fire2-concat")
+            .unwrap_err()
+            .to_string()
+            .contains("128"));
     }
 
     /// Mean and unbiased standard deviation (what `torch.Tensor.std` computes), in f64.
     fn mean_std(values: &[f32]) -> (f64, f64) {
         let n = values.len() as f64;
         let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
         (mean, var.sqrt())
     }
 
@@ -370,11 +479,23 @@ mod tests {
                 let mortar = y % 24 < 3 || shifted % 48 < 3;
                 let crack = index == 0 && (3 * y - 2 * x - 60).abs() < 7;
                 for c in 0..3i64 {
-                    let h = ((x as u64 * 73856093) ^ (y as u64 * 19349663) ^ (c as u64 * 83492791) ^ (index * 2654435761)) as u32;
+                    let h = ((x as u64 * 73856093)
+                        ^ (y as u64 * 19349663)
+                        ^ (c as u64 * 83492791)
+                        ^ (index * 2654435761)) as u32;
                     let noise = i64::from(h.wrapping_mul(2246822519) >> 8) % 41 - 20;
-                    let base = if mortar { 200 - 10 * c } else { 120 + if c == 0 { 40 } else { 0 } + brick };
-                    let value = if crack { (base + noise) / 4 } else { base + noise };
-                    out[((y as usize) * width + x as usize) * 3 + c as usize] = value.clamp(0, 255) as u8;
+                    let base = if mortar {
+                        200 - 10 * c
+                    } else {
+                        120 + if c == 0 { 40 } else { 0 } + brick
+                    };
+                    let value = if crack {
+                        (base + noise) / 4
+                    } else {
+                        base + noise
+                    };
+                    out[((y as usize) * width + x as usize) * 3 + c as usize] =
+                        value.clamp(0, 255) as u8;
                 }
             }
         }
@@ -384,7 +505,11 @@ mod tests {
     /// The pixel checksums scripts/torch_reference.py prints.
     fn checksums(hwc: &[u8]) -> (u64, u64) {
         let sum = hwc.iter().map(|&v| u64::from(v)).sum();
-        let weighted = hwc.iter().enumerate().map(|(i, &v)| u64::from(v) * (i as u64 % 7 + 1)).sum();
+        let weighted = hwc
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| u64::from(v) * (i as u64 % 7 + 1))
+            .sum();
         (sum, weighted)
     }
 
@@ -402,8 +527,13 @@ mod tests {
 
     fn pretrained(data: &std::path::Path) -> (SqueezeNet, VarMap) {
         let varmap = VarMap::new();
-        let model = SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), None).unwrap();
-        crate::model::load_torchvision(&varmap, &data.join("pretrained/squeezenet1_1.pth")).unwrap();
+        let model = SqueezeNet::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            None,
+        )
+        .unwrap();
+        crate::model::load_torchvision(&varmap, &data.join("pretrained/squeezenet1_1.pth"))
+            .unwrap();
         (model, varmap)
     }
 
@@ -412,13 +542,19 @@ mod tests {
     /// tolerance is 1e-3 relative; this machine agrees to better than 1e-5.
     #[test]
     fn matches_pytorch_on_a_227_pixel_batch() {
-        let Some(data) = crate::model::testutil::data_dir() else { return };
+        let Some(data) = crate::model::testutil::data_dir() else {
+            return;
+        };
         let (model, varmap) = pretrained(&data);
         let pixel_sums = [(25_591_290, 102_365_623), (25_975_060, 103_901_670)];
         let mut images = Vec::new();
         for (index, expected) in pixel_sums.into_iter().enumerate() {
             let pixels = synthetic_bricks(index as u64, 227, 227);
-            assert_eq!(checksums(&pixels), expected, "synthetic image {index} differs from the script's");
+            assert_eq!(
+                checksums(&pixels),
+                expected,
+                "synthetic image {index} differs from the script's"
+            );
             images.push(normalise(&pixels, 227, 227));
         }
         let x = Tensor::stack(&images, 0).unwrap();
@@ -426,8 +562,14 @@ mod tests {
         let logits = model.forward_t(&x, false).unwrap();
         // PyTorch's top 6 per image; the top-5 sets are separated from the 6th by >= 0.05.
         let top6: [(&[usize], &[f64]); 2] = [
-            (&[840, 489, 872, 892, 784, 904], &[10.225715, 10.224243, 9.245494, 9.13713, 9.065203, 8.772742]),
-            (&[794, 904, 539, 446, 591, 533], &[9.017186, 8.778382, 7.877444, 7.773878, 7.590344, 7.539655]),
+            (
+                &[840, 489, 872, 892, 784, 904],
+                &[10.225715, 10.224243, 9.245494, 9.13713, 9.065203, 8.772742],
+            ),
+            (
+                &[794, 904, 539, 446, 591, 533],
+                &[9.017186, 8.778382, 7.877444, 7.773878, 7.590344, 7.539655],
+            ),
         ];
         for (b, (indices, values)) in top6.iter().enumerate() {
             let row = to_vec(&logits.get(b).unwrap());
@@ -437,7 +579,10 @@ mod tests {
             top5.sort_unstable();
             let mut expected = indices[..5].to_vec();
             expected.sort_unstable();
-            assert_eq!(top5, expected, "image {b}: top-5 classes differ from PyTorch");
+            assert_eq!(
+                top5, expected,
+                "image {b}: top-5 classes differ from PyTorch"
+            );
             for (&i, &v) in indices.iter().zip(*values) {
                 assert_rel(f64::from(row[i]), v, 1e-3, &format!("image {b} logit {i}"));
             }
@@ -458,17 +603,39 @@ mod tests {
         }
 
         // Gradients of sum_b logit[b, top1[b]] (PyTorch's top1 = 840, 794) in evaluation mode.
-        let objective = logits.get(0).unwrap().get(840).unwrap() + logits.get(1).unwrap().get(794).unwrap();
+        let objective =
+            logits.get(0).unwrap().get(840).unwrap() + logits.get(1).unwrap().get(794).unwrap();
         let objective = objective.unwrap();
-        assert_rel(f64::from(objective.to_scalar::<f32>().unwrap()), 1.924290085e+01, 1e-3, "objective");
+        assert_rel(
+            f64::from(objective.to_scalar::<f32>().unwrap()),
+            1.924290085e+01,
+            1e-3,
+            "objective",
+        );
         let grads = objective.backward().unwrap();
         let expected_grads = [
             ("features.0.weight", 2.849713059e+01, 1.312641621e+00),
             ("features.0.bias", 5.344807552e+00, 1.062451243e+00),
-            ("features.3.squeeze.weight", 2.382342404e+01, -1.655042887e+00),
-            ("features.3.expand3x3.weight", 5.787386436e+01, 1.725497539e-03),
-            ("features.7.expand1x1.bias", 2.436152338e-01, -2.217944711e-02),
-            ("features.12.expand3x3.weight", 4.413682673e+01, 1.444150880e-02),
+            (
+                "features.3.squeeze.weight",
+                2.382342404e+01,
+                -1.655042887e+00,
+            ),
+            (
+                "features.3.expand3x3.weight",
+                5.787386436e+01,
+                1.725497539e-03,
+            ),
+            (
+                "features.7.expand1x1.bias",
+                2.436152338e-01,
+                -2.217944711e-02,
+            ),
+            (
+                "features.12.expand3x3.weight",
+                4.413682673e+01,
+                1.444150880e-02,
+            ),
             ("classifier.1.weight", 7.727908702e+01, 0.0),
             ("classifier.1.bias", 1.414212972e+00, 0.0),
         ];
@@ -477,19 +644,38 @@ mod tests {
             let g = to_vec(grads.get(vars[name].as_tensor()).unwrap());
             let n = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
             assert_rel(n, norm, 1e-3, &format!("gradient norm of {name}"));
-            assert!((f64::from(g[0]) - first).abs() <= 1e-3 * norm, "{name}[0]: {} vs {first}", g[0]);
+            assert!(
+                (f64::from(g[0]) - first).abs() <= 1e-3 * norm,
+                "{name}[0]: {} vs {first}",
+                g[0]
+            );
         }
 
         // The gradient reaching fire9's output, as Grad-CAM takes it.
         let features = Var::from_tensor(&model.forward_to(&x, "fire9-concat").unwrap()).unwrap();
-        let logits = model.forward_from(features.as_tensor(), "fire9-concat").unwrap();
-        let objective = (logits.get(0).unwrap().get(840).unwrap() + logits.get(1).unwrap().get(794).unwrap()).unwrap();
-        let grad = to_vec(objective.backward().unwrap().get(features.as_tensor()).unwrap());
+        let logits = model
+            .forward_from(features.as_tensor(), "fire9-concat")
+            .unwrap();
+        let objective = (logits.get(0).unwrap().get(840).unwrap()
+            + logits.get(1).unwrap().get(794).unwrap())
+        .unwrap();
+        let grad = to_vec(
+            objective
+                .backward()
+                .unwrap()
+                .get(features.as_tensor())
+                .unwrap(),
+        );
         let (mean, std) = mean_std(&grad);
         assert_rel(mean, 3.821773172e-05, 1e-3, "fire9-concat gradient mean");
         assert_rel(std, 1.870753558e-04, 1e-3, "fire9-concat gradient std");
         let sum_abs: f64 = grad.iter().map(|&v| f64::from(v.abs())).sum();
-        assert_rel(sum_abs, 3.004713258e+01, 1e-3, "fire9-concat gradient sum |g|");
+        assert_rel(
+            sum_abs,
+            3.004713258e+01,
+            1e-3,
+            "fire9-concat gradient sum |g|",
+        );
     }
 
     /// The kitten check of the shared data's README: torchvision preprocessing (shorter side 256,
@@ -497,26 +683,59 @@ mod tests {
     /// PyTorch's top-5 is 278, 282, 287, 281, 151.
     #[test]
     fn pretrained_weights_see_a_cat_or_fox_in_the_kitten() {
-        let Some(data) = crate::model::testutil::data_dir() else { return };
+        let Some(data) = crate::model::testutil::data_dir() else {
+            return;
+        };
         let (model, _) = pretrained(&data);
-        let photo = image::open(data.join("pretrained/kitten.jpg")).unwrap().to_rgb8();
+        let photo = image::open(data.join("pretrained/kitten.jpg"))
+            .unwrap()
+            .to_rgb8();
         let (w, h) = photo.dimensions();
         let scale = 256.0 / w.min(h) as f64;
-        let (rw, rh) = ((w as f64 * scale).round() as u32, (h as f64 * scale).round() as u32);
-        let resized = image::imageops::resize(&photo, rw, rh, image::imageops::FilterType::Triangle);
-        let crop = image::imageops::crop_imm(&resized, (rw - 224) / 2, (rh - 224) / 2, 224, 224).to_image();
+        let (rw, rh) = (
+            (w as f64 * scale).round() as u32,
+            (h as f64 * scale).round() as u32,
+        );
+        let resized =
+            image::imageops::resize(&photo, rw, rh, image::imageops::FilterType::Triangle);
+        let crop = image::imageops::crop_imm(&resized, (rw - 224) / 2, (rh - 224) / 2, 224, 224)
+            .to_image();
         let x = normalise(crop.as_raw(), 224, 224).unsqueeze(0).unwrap();
         let probs = candle_nn::ops::softmax(&model.forward_t(&x, false).unwrap(), 1).unwrap();
         let probs = to_vec(&probs);
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
-        eprintln!("kitten top-5: {:?}", order[..5].iter().map(|&i| (i, probs[i])).collect::<Vec<_>>());
-        assert!([278, 282].contains(&order[0]), "top-1 is class {}", order[0]);
+        eprintln!(
+            "kitten top-5: {:?}",
+            order[..5]
+                .iter()
+                .map(|&i| (i, probs[i]))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            [278, 282].contains(&order[0]),
+            "top-1 is class {}",
+            order[0]
+        );
         // Resampling differs a little from PIL's, so allow some slack on the probabilities.
-        let pytorch = [(278, 0.362), (282, 0.268), (287, 0.103), (281, 0.076), (151, 0.066)];
+        let pytorch = [
+            (278, 0.362),
+            (282, 0.268),
+            (287, 0.103),
+            (281, 0.076),
+            (151, 0.066),
+        ];
         for (class, p) in pytorch {
-            assert!(order[..5].contains(&class), "class {class} not in the top 5 {:?}", &order[..5]);
-            assert!((probs[class] - p).abs() < 0.015, "class {class}: p = {} vs PyTorch {p}", probs[class]);
+            assert!(
+                order[..5].contains(&class),
+                "class {class} not in the top 5 {:?}",
+                &order[..5]
+            );
+            assert!(
+                (probs[class] - p).abs() < 0.015,
+                "class {class}: p = {} vs PyTorch {p}",
+                probs[class]
+            );
         }
     }
 }

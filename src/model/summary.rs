@@ -26,33 +26,75 @@ pub fn summary(head: Option<usize>, size: u32) -> Result<Vec<LayerSummary>> {
         bail!("SqueezeNet needs inputs of at least {MIN_INPUT_SIDE}x{MIN_INPUT_SIDE} pixels, got {size}x{size}")
     }
     let mut rows = Vec::new();
-    let mut push = |name: String, kind, output, params| rows.push(LayerSummary { name, kind, output, params });
+    let mut push = |name: String, kind, output, params| {
+        rows.push(LayerSummary {
+            name,
+            kind,
+            output,
+            params,
+        })
+    };
     push("data".into(), "Image Input", [3, size, size], 0);
     let mut side = size;
     for stage in &STAGES {
         let cin = stage.in_channels;
-        let Some(next) = stage.output_side(side) else { bail!("input {size}x{size} too small for {}", stage.name) };
+        let Some(next) = stage.output_side(side) else {
+            bail!("input {size}x{size} too small for {}", stage.name)
+        };
         side = next;
         let out = [stage.out_channels, side, side];
         match stage.kind {
             StageKind::Conv1 => {
-                push("conv1".into(), "Convolution", out, stage.out_channels * (cin * 9 + 1));
+                push(
+                    "conv1".into(),
+                    "Convolution",
+                    out,
+                    stage.out_channels * (cin * 9 + 1),
+                );
                 push(stage.name.into(), "ReLU", out, 0);
             }
             StageKind::MaxPool => push(stage.name.into(), "Max Pooling", out, 0),
-            StageKind::Fire { squeeze: s, expand: e } => {
+            StageKind::Fire {
+                squeeze: s,
+                expand: e,
+            } => {
                 let fire = stage.name.trim_end_matches("-concat");
-                push(format!("{fire}-squeeze1x1"), "Convolution", [s, side, side], s * (cin + 1));
-                push(format!("{fire}-relu_squeeze1x1"), "ReLU", [s, side, side], 0);
-                push(format!("{fire}-expand1x1"), "Convolution", [e, side, side], e * (s + 1));
+                push(
+                    format!("{fire}-squeeze1x1"),
+                    "Convolution",
+                    [s, side, side],
+                    s * (cin + 1),
+                );
+                push(
+                    format!("{fire}-relu_squeeze1x1"),
+                    "ReLU",
+                    [s, side, side],
+                    0,
+                );
+                push(
+                    format!("{fire}-expand1x1"),
+                    "Convolution",
+                    [e, side, side],
+                    e * (s + 1),
+                );
                 push(format!("{fire}-relu_expand1x1"), "ReLU", [e, side, side], 0);
-                push(format!("{fire}-expand3x3"), "Convolution", [e, side, side], e * (9 * s + 1));
+                push(
+                    format!("{fire}-expand3x3"),
+                    "Convolution",
+                    [e, side, side],
+                    e * (9 * s + 1),
+                );
                 push(format!("{fire}-relu_expand3x3"), "ReLU", [e, side, side], 0);
                 push(stage.name.into(), "Depth concatenation", out, 0);
             }
             StageKind::Classifier => {
                 push("drop9".into(), "Dropout", [cin, side, side], 0);
-                push("conv10".into(), "Convolution", out, stage.out_channels * (cin + 1));
+                push(
+                    "conv10".into(),
+                    "Convolution",
+                    out,
+                    stage.out_channels * (cin + 1),
+                );
                 push(stage.name.into(), "ReLU", out, 0);
             }
             StageKind::GlobalAvgPool => push(stage.name.into(), "Global Average Pooling", out, 0),
@@ -60,7 +102,12 @@ pub fn summary(head: Option<usize>, size: u32) -> Result<Vec<LayerSummary>> {
     }
     let classes = match head {
         Some(k) => {
-            push("fc_add".into(), "Fully Connected", [k, 1, 1], k * (STAGES[STAGES.len() - 1].out_channels + 1));
+            push(
+                "fc_add".into(),
+                "Fully Connected",
+                [k, 1, 1],
+                k * (STAGES[STAGES.len() - 1].out_channels + 1),
+            );
             k
         }
         None => STAGES[STAGES.len() - 1].out_channels,

@@ -17,7 +17,10 @@ pub fn data_dir() -> Option<PathBuf> {
     if dir.join("pretrained/squeezenet1_1.pth").is_file() {
         Some(dir)
     } else {
-        eprintln!("skipping: test data not found at {} (set CRACKSCOPE_TEST_DATA)", dir.display());
+        eprintln!(
+            "skipping: test data not found at {} (set CRACKSCOPE_TEST_DATA)",
+            dir.display()
+        );
         None
     }
 }
@@ -37,7 +40,11 @@ pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
 /// biases slightly positive so that most ReLUs are active.
 pub fn random_model(head: Option<usize>, seed: u64) -> (SqueezeNet, VarMap) {
     let varmap = VarMap::new();
-    let model = SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), head).unwrap();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        head,
+    )
+    .unwrap();
     let vars = varmap.data().lock().unwrap();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
@@ -46,12 +53,16 @@ pub fn random_model(head: Option<usize>, seed: u64) -> (SqueezeNet, VarMap) {
         let dims = var.dims().to_vec();
         let len: usize = dims.iter().product();
         let values = if dims.len() == 1 {
-            uniform(len, 0.05, seed + i as u64).into_iter().map(|v| v + 0.05).collect()
+            uniform(len, 0.05, seed + i as u64)
+                .into_iter()
+                .map(|v| v + 0.05)
+                .collect()
         } else {
             let fan_in: usize = dims[1..].iter().product();
             uniform(len, (3.0 / fan_in as f32).sqrt() * 1.4, seed + i as u64)
         };
-        var.set(&Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).unwrap()).unwrap();
+        var.set(&Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).unwrap())
+            .unwrap();
     }
     drop(vars);
     (model, varmap)
@@ -66,6 +77,9 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * scale, "{what}[{i}]: {x} vs {y} (tolerance {tol} x max |ref| {scale})");
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}[{i}]: {x} vs {y} (tolerance {tol} x max |ref| {scale})"
+        );
     }
 }

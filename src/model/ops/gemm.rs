@@ -17,7 +17,13 @@ pub(crate) struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A dense row-major `rows x cols` matrix at the start of `data`.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        let m = Self { data, rows, cols, row_stride: cols, col_stride: 1 };
+        let m = Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        };
         m.check();
         m
     }
@@ -36,7 +42,10 @@ impl<'a> Mat<'a> {
     fn check(&self) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
-            assert!(last < self.data.len(), "matrix view {self:?} runs past its data");
+            assert!(
+                last < self.data.len(),
+                "matrix view {self:?} runs past its data"
+            );
         }
     }
 }
@@ -58,7 +67,11 @@ pub(crate) fn matmul(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) 
         return;
     }
     let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the three views were bounds-checked above (`check` covers the last element each
     // reads, `dst` holds m * n values), `dst` is exclusively borrowed and cannot alias the shared
     // inputs, and the strides passed are the ones those checks used.

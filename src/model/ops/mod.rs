@@ -39,24 +39,30 @@ pub(crate) const CHUNK: usize = 1 << 15;
 pub(crate) fn nchw_to_cbhw(src: &[f32], g: Geom, dst: &mut [f32]) {
     use rayon::prelude::*;
     let plane = g.h * g.w;
-    dst[..g.len()].par_chunks_mut(g.n()).enumerate().for_each(|(c, block)| {
-        for (b, out) in block.chunks_mut(plane).enumerate() {
-            let start = (b * g.c + c) * plane;
-            out.copy_from_slice(&src[start..start + plane]);
-        }
-    });
+    dst[..g.len()]
+        .par_chunks_mut(g.n())
+        .enumerate()
+        .for_each(|(c, block)| {
+            for (b, out) in block.chunks_mut(plane).enumerate() {
+                let start = (b * g.c + c) * plane;
+                out.copy_from_slice(&src[start..start + plane]);
+            }
+        });
 }
 
 /// Reorders `[C, B, H, W]` back into `[B, C, H, W]`.
 pub(crate) fn cbhw_to_nchw(src: &[f32], g: Geom, dst: &mut [f32]) {
     use rayon::prelude::*;
     let plane = g.h * g.w;
-    dst[..g.len()].par_chunks_mut(g.c * plane).enumerate().for_each(|(b, image)| {
-        for (c, out) in image.chunks_mut(plane).enumerate() {
-            let start = (c * g.b + b) * plane;
-            out.copy_from_slice(&src[start..start + plane]);
-        }
-    });
+    dst[..g.len()]
+        .par_chunks_mut(g.c * plane)
+        .enumerate()
+        .for_each(|(b, image)| {
+            for (c, out) in image.chunks_mut(plane).enumerate() {
+                let start = (c * g.b + b) * plane;
+                out.copy_from_slice(&src[start..start + plane]);
+            }
+        });
 }
 
 #[cfg(test)]
@@ -65,7 +71,12 @@ mod tests {
 
     #[test]
     fn layout_round_trip_moves_each_plane() {
-        let g = Geom { c: 3, b: 2, h: 2, w: 1 };
+        let g = Geom {
+            c: 3,
+            b: 2,
+            h: 2,
+            w: 1,
+        };
         let nchw: Vec<f32> = (0..g.len()).map(|i| i as f32).collect();
         let mut cbhw = vec![0.0; g.len()];
         nchw_to_cbhw(&nchw, g, &mut cbhw);

@@ -13,7 +13,14 @@ fn max_pool_out(side: usize) -> usize {
 /// bottom edges are clipped to the input. When `argmax` is given, it receives for every output
 /// the window position (`dy * 3 + dx`) of the first maximum in row-major order, which is where
 /// PyTorch sends the gradient on ties. NaN wins, as in PyTorch.
-pub(crate) fn max_pool_forward(src: &[f32], planes: usize, h: usize, w: usize, dst: &mut [f32], argmax: Option<&mut [u8]>) {
+pub(crate) fn max_pool_forward(
+    src: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    dst: &mut [f32],
+    argmax: Option<&mut [u8]>,
+) {
     let (oh, ow) = (max_pool_out(h), max_pool_out(w));
     let pool_plane = |(input, out): (&[f32], &mut [f32]), mut arg: Option<&mut [u8]>| {
         for y in 0..oh {
@@ -51,7 +58,14 @@ pub(crate) fn max_pool_forward(src: &[f32], planes: usize, h: usize, w: usize, d
 
 /// Backward pass of [`max_pool_forward`]: each output gradient goes to its window's recorded
 /// maximum; `dst` (`planes x h x w`) is overwritten.
-pub(crate) fn max_pool_backward(grad: &[f32], argmax: &[u8], planes: usize, h: usize, w: usize, dst: &mut [f32]) {
+pub(crate) fn max_pool_backward(
+    grad: &[f32],
+    argmax: &[u8],
+    planes: usize,
+    h: usize,
+    w: usize,
+    dst: &mut [f32],
+) {
     let (oh, ow) = (max_pool_out(h), max_pool_out(w));
     dst[..planes * h * w]
         .par_chunks_mut(h * w)
@@ -69,19 +83,35 @@ pub(crate) fn max_pool_backward(grad: &[f32], argmax: &[u8], planes: usize, h: u
 }
 
 /// Mean of each `h x w` plane.
-pub(crate) fn global_avg_pool_forward(src: &[f32], planes: usize, plane_len: usize, dst: &mut [f32]) {
+pub(crate) fn global_avg_pool_forward(
+    src: &[f32],
+    planes: usize,
+    plane_len: usize,
+    dst: &mut [f32],
+) {
     dst[..planes].par_iter_mut().enumerate().for_each(|(p, d)| {
-        let sum: f64 = src[p * plane_len..(p + 1) * plane_len].iter().map(|&v| f64::from(v)).sum();
+        let sum: f64 = src[p * plane_len..(p + 1) * plane_len]
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum();
         *d = (sum / plane_len as f64) as f32;
     });
 }
 
 /// Backward pass of [`global_avg_pool_forward`]: spreads each gradient evenly over its plane.
-pub(crate) fn global_avg_pool_backward(grad: &[f32], planes: usize, plane_len: usize, dst: &mut [f32]) {
+pub(crate) fn global_avg_pool_backward(
+    grad: &[f32],
+    planes: usize,
+    plane_len: usize,
+    dst: &mut [f32],
+) {
     let scale = 1.0 / plane_len as f32;
-    dst[..planes * plane_len].par_chunks_mut(plane_len).zip(&grad[..planes]).for_each(|(plane, &g)| {
-        plane.fill(g * scale);
-    });
+    dst[..planes * plane_len]
+        .par_chunks_mut(plane_len)
+        .zip(&grad[..planes])
+        .for_each(|(plane, &g)| {
+            plane.fill(g * scale);
+        });
 }
 
 #[cfg(test)]
