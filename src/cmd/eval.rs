@@ -104,7 +104,7 @@ fn evaluate_folder(model_path: &Path, data: &Path, device: &candle_core::Device)
         };
         paths.push((item.path.clone(), label));
     }
-    let mut set = decode_all(&paths, loaded.input_size);
+    let mut set = decode_all(&paths, crate::cmd::predict::input_size(&loaded));
     set.skipped.extend(dataset.skipped);
     Ok(classify_set(&loaded, model_path, &Arc::new(set), data.display().to_string(), device)?.0)
 }

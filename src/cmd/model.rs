@@ -7,10 +7,13 @@ use crate::model::{self, summary};
 
 pub fn model(args: &ModelArgs) -> Result<()> {
     let head = match &args.model {
-        Some(path) => model::peek_classes(path)?.map(|classes| classes.len()),
+        Some(path) => {
+            let loaded = model::load_model(&crate::cmd::predict::model_file(path)?, &candle_core::Device::Cpu)?;
+            loaded.model.has_head().then_some(loaded.classes.len())
+        }
         None => Some(2),
     };
-    let rows = summary(head, args.size);
+    let rows = summary(head, args.size)?;
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
     let kind_w = rows.iter().map(|r| r.kind.len()).max().unwrap_or(4);
     println!("{:name_w$}  {:kind_w$}  {:>14}  {:>10}", "name", "type", "output", "learnables");

@@ -48,6 +48,11 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// The input size a checkpoint was trained at (its `input_size` metadata), else the seed's 227.
+pub fn input_size(loaded: &LoadedModel) -> u32 {
+    loaded.metadata.get("input_size").and_then(|v| v.parse().ok()).unwrap_or(227)
+}
+
 /// A run directory stands for its best model.
 pub fn model_file(path: &Path) -> Result<PathBuf> {
     if path.is_dir() {
@@ -59,12 +64,13 @@ pub fn model_file(path: &Path) -> Result<PathBuf> {
 
 /// Reads, resizes and classifies image files; an unreadable one is an error naming it.
 pub fn classify_files(loaded: &LoadedModel, paths: &[PathBuf], device: &candle_core::Device) -> Result<Vec<PredictionOut>> {
-    let size = loaded.input_size as usize;
+    let side = input_size(loaded);
+    let size = side as usize;
     let plane = 3 * size * size;
     let mut data = vec![0f32; paths.len() * plane];
     for (path, out) in paths.iter().zip(data.chunks_mut(plane)) {
         let image = load_rgb(path)?;
-        write_chw_normalized(&resize_exact(&image, loaded.input_size), out);
+        write_chw_normalized(&resize_exact(&image, side), out);
     }
     let x = Tensor::from_vec(data, (paths.len(), 3, size, size), device)?;
     let logits = loaded.model.forward_t(&x, false)?;

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cli::SamplesArgs;
 use crate::data::decode::load_rgb;
 use crate::data::scan::scan;
-use crate::imaging::grid::labelled_tile;
+use crate::imaging::grid::{grid_cols, labelled_tile};
 use crate::imaging::terminal::{print_inline, Printed};
 
 pub fn samples(args: &SamplesArgs) -> Result<()> {
@@ -36,7 +36,9 @@ pub fn sample_grid(root: &Path, count: usize, seed: u64) -> Result<RgbImage> {
         }
     }
     anyhow::ensure!(!tiles.is_empty(), "none of the chosen images of {} could be read", root.display());
-    Ok(labelled_tile(&tiles))
+    // The seed's figure: MATLAB's imtile of 227 px images, square-ish grid, no gaps.
+    let tile = tiles.iter().map(|(image, _)| image.width().max(image.height())).max().unwrap_or(227).min(227);
+    Ok(labelled_tile(&tiles, grid_cols(tiles.len()), tile, 2))
 }
 
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
@@ -52,7 +54,7 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
 /// Prints the picture inline on a terminal; elsewhere says where to find it instead.
 pub fn show(image: &RgbImage, saved_at: Option<&Path>) -> Result<()> {
     match print_inline(image, None)? {
-        Printed::Inline => Ok(()),
+        Printed::Inline { .. } => Ok(()),
         Printed::NotATerminal => {
             match saved_at {
                 Some(path) => println!("(not a terminal: picture saved as {})", path.display()),

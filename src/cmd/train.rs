@@ -98,27 +98,44 @@ fn build_job(
     let classes = manifest.classes.clone();
     let test_per_class = count_entries(&manifest.test, classes.len());
 
-    let varmap = VarMap::new();
-    let model = SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), Some(classes.len()))?;
-    let mut optimizer = Adam::new(&varmap, adam_config(&recipe))?;
+    let seed = recipe.train.seed;
     let mut start_iteration = 0;
     let mut best_val_accuracy = None;
-    match &resume_from {
+    let (model, varmap) = match &resume_from {
         Some(checkpoint) => {
-            let meta = model::load_checkpoint_into(&varmap, checkpoint)?;
-            start_iteration = meta.get("iteration").and_then(|v| v.parse().ok()).unwrap_or(0);
-            best_val_accuracy = meta.get("best_val_accuracy").and_then(|v| v.parse().ok());
-            let state_path = run.optimizer_state();
-            let state = candle_core::safetensors::load(&state_path, &device)
-                .with_context(|| format!("cannot read the optimizer state {}", state_path.display()))?;
-            optimizer.load_state(&state)?;
+            let loaded = model::load_model(checkpoint, &device)?;
+            if loaded.classes != classes {
+                bail!("{} classifies {:?}, not the run's classes {:?}", checkpoint.display(), loaded.classes, classes);
+            }
+            start_iteration = loaded.metadata.get("iteration").and_then(|v| v.parse().ok()).unwrap_or(0);
+            best_val_accuracy = loaded.metadata.get("best_val_accuracy").and_then(|v| v.parse().ok());
+            (loaded.model, loaded.varmap)
         }
-        None if recipe.train.weights.as_os_str().is_empty() => eprintln!(
-            "warning: no --weights given: training SqueezeNet from scratch, without the ImageNet features that \
-             make fine-tuning fast and accurate on few images (get torchvision's squeezenet1_1-b8a52dc0.pth, \
-             see README)"
-        ),
-        None => model::load_torchvision(&varmap, &recipe.train.weights)?,
+        None => {
+            let varmap = VarMap::new();
+            let model = SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), Some(classes.len()))?;
+            if recipe.train.weights.as_os_str().is_empty() {
+                eprintln!(
+                    "warning: no --weights given: training SqueezeNet from scratch, without the ImageNet features \
+                     that make fine-tuning fast and accurate on few images (get torchvision's \
+                     squeezenet1_1-b8a52dc0.pth, see README)"
+                );
+                model::init_backbone(&varmap, seed)?;
+            } else {
+                model::load_torchvision(&varmap, &recipe.train.weights)?;
+            }
+            model::init_head(&varmap, seed)?;
+            (model, varmap)
+        }
+    };
+    // A resumed run draws new dropout masks rather than replaying those of its first iterations.
+    model.set_dropout_seed(worker::mix(seed, start_iteration as u64));
+    let mut optimizer = Adam::new(&varmap, adam_config(&recipe))?;
+    if resume_from.is_some() {
+        let state_path = run.optimizer_state();
+        let state = candle_core::safetensors::load(&state_path, &device)
+            .with_context(|| format!("cannot read the optimizer state {}", state_path.display()))?;
+        optimizer.load_state(&state)?;
     }
 
     let job = TrainJob {
