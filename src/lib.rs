@@ -5,6 +5,9 @@
 //! whoever listens (headless printer, metrics log, dashboard).
 
 pub mod data;
+pub mod events;
+pub mod runlog;
+pub mod train;
 pub mod fsutil;
 pub mod imaging;
 pub mod model;
