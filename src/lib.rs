@@ -6,8 +6,9 @@
 
 pub mod data;
 pub mod events;
-pub mod runlog;
-pub mod train;
 pub mod fsutil;
 pub mod imaging;
 pub mod model;
+pub mod runlog;
+pub mod train;
+pub mod tui;
