@@ -305,6 +305,12 @@ impl App {
         }
     }
 
+    /// What decides where pictures sit on screen: when it changes, pictures drawn by protocols
+    /// that leave them behind (sixel, iTerm2) must be cleared.
+    pub fn layout(&self) -> (View, Option<Overlay>, bool) {
+        (self.view, self.overlay, self.browser.grid)
+    }
+
     /// Steering is possible: someone to ask, and something running to ask it of.
     pub fn can_steer(&self) -> bool {
         self.steer.is_some() && self.training_running()
@@ -444,6 +450,9 @@ impl App {
                     confusion,
                     classes,
                 });
+                // A new test (e.g. with a newer checkpoint) makes earlier pictures stale.
+                self.images
+                    .retain(|key| !matches!(key, ImageKey::Picture { .. }));
                 self.request(Request::TestItems);
                 if self.land_in_browser {
                     self.view = View::Browser;
@@ -747,7 +756,8 @@ impl App {
             KeyCode::End => browser.last(),
             KeyCode::Char('g') => browser.grid = !browser.grid,
             KeyCode::Char('x') => {
-                if !browser.next_misclassified(&items) {
+                let found = browser.next_misclassified(&items);
+                if !found {
                     self.say("no misclassified image among those shown");
                 }
             }

@@ -12,6 +12,9 @@ const CAPACITY: usize = 4096;
 /// Raw values kept unmerged for the "recent trend" sparklines.
 const RECENT: usize = 120;
 
+/// (iteration, value) pairs as a chart draws them.
+pub type Curve = Vec<(f64, f64)>;
+
 /// One retained point: the mean of `count` consecutive mini-batches.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
@@ -143,7 +146,7 @@ impl Series {
 
     /// (iteration, raw) and (iteration, smoothed) pairs for a chart at most `max_points` wide: the
     /// stored points are averaged further in equal buckets so a chart never draws more than it shows.
-    pub fn chart_data(&self, max_points: usize) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    pub fn chart_data(&self, max_points: usize) -> (Curve, Curve) {
         let max_points = max_points.max(1);
         let per_bucket = self.points.len().div_ceil(max_points).max(1);
         self.points

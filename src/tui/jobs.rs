@@ -55,7 +55,7 @@ pub enum Reply {
 
 impl Reply {
     /// Whether this answers the gallery thread (as opposed to the encoder).
-    pub fn from_gallery(&self) -> bool {
+    pub fn is_from_gallery(&self) -> bool {
         !matches!(self, Reply::Encoded { .. })
     }
 }
@@ -109,7 +109,7 @@ impl Workers {
 
     /// Call for every reply that came back.
     pub fn received(&mut self, reply: &Reply) {
-        if reply.from_gallery() {
+        if reply.is_from_gallery() {
             self.gallery_busy = false;
         }
     }

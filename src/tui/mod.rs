@@ -54,7 +54,9 @@ pub const FRAME: Duration = Duration::from_millis(50);
 
 /// Where the dashboard's events come from.
 pub enum Source {
-    /// A training in this process: its events as it sends them.
+    /// A training in this process: its events as it sends them. The worker should send
+    /// `Iteration` events with `try_send` (never waiting for the dashboard; the dashboard copes
+    /// with missing ones) and the rare others with `send`.
     Live(mpsc::Receiver<Event>),
     /// A run directory, possibly written by another process: its `metrics.jsonl`, followed.
     Watch(PathBuf),
@@ -115,7 +117,7 @@ pub async fn run(
     // Ask the terminal about graphics now: the answer comes on stdin, before the keyboard reader
     // starts reading it.
     let picker = images::pick(options.graphics);
-    // Sixel and iTerm2 pictures stay on screen until overwritten: clear when the view changes.
+    // Sixel and iTerm2 pictures stay on screen until overwritten: clear when the layout changes.
     let clear_on_switch = matches!(
         picker.protocol_type(),
         ProtocolType::Sixel | ProtocolType::Iterm2
@@ -133,7 +135,7 @@ pub async fn run(
         events_open: true,
         replies_open: true,
     };
-    let exit = event_loop(
+    let end = event_loop(
         &mut session.terminal,
         &mut app,
         channels,
@@ -144,8 +146,16 @@ pub async fn run(
     .await;
     stop_reading.store(true, Ordering::Relaxed);
     let _ = reader.join();
-    drop(session);
-    Ok(exit)
+    Ok(match end {
+        LoopEnd::Chosen(exit) => {
+            drop(session);
+            exit
+        }
+        LoopEnd::TerminalLost => {
+            session.abandon();
+            Exit::LeaveRunning
+        }
+    })
 }
 
 /// [`run`] for callers without an async runtime (one is made for the dashboard), or inside a
@@ -196,6 +206,12 @@ impl Signals {
     }
 }
 
+enum LoopEnd {
+    Chosen(Exit),
+    /// Hang-up, unwritable or unreadable terminal, or a panic elsewhere that restored it.
+    TerminalLost,
+}
+
 /// Events applied per wake-up before drawing again, so a long log read back by `watch` still lets
 /// keys through.
 const EVENT_BATCH: usize = 4096;
@@ -207,7 +223,7 @@ async fn event_loop<B: Backend>(
     mut workers: Workers,
     signals: &mut Signals,
     clear_on_switch: bool,
-) -> Exit {
+) -> LoopEnd {
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut wants = Wants::default();
@@ -215,7 +231,7 @@ async fn event_loop<B: Backend>(
     let mut memory_read: Option<Instant> = None;
     loop {
         if TerminalSession::panicked() {
-            return Exit::LeaveRunning;
+            return LoopEnd::TerminalLost;
         }
         tokio::select! {
             event = channels.events.recv(), if channels.events_open => {
@@ -238,16 +254,16 @@ async fn event_loop<B: Backend>(
             }
             input = channels.keys.recv() => match input {
                 Some(Input::Key(key)) => {
-                    let before = app.view;
+                    let before = app.layout();
                     if let Some(exit) = app.handle_key(key) {
-                        return exit;
+                        return LoopEnd::Chosen(exit);
                     }
-                    if clear_on_switch && app.view != before && terminal.clear().is_err() {
-                        return Exit::LeaveRunning;
+                    if clear_on_switch && app.layout() != before && terminal.clear().is_err() {
+                        return LoopEnd::TerminalLost;
                     }
                     dirty = true;
                 }
-                Some(Input::Lost) | None => return Exit::LeaveRunning,
+                Some(Input::Lost) | None => return LoopEnd::TerminalLost,
             },
             reply = channels.replies.recv(), if channels.replies_open => match reply {
                 Some(reply) => {
@@ -257,7 +273,7 @@ async fn event_loop<B: Backend>(
                 }
                 None => channels.replies_open = false,
             },
-            _ = signals.hangup.recv() => return Exit::LeaveRunning,
+            _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
             _ = signals.resize.recv() => dirty = true,
             _ = frame.tick() => {
                 if app.origin == Origin::Live && memory_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
@@ -269,7 +285,7 @@ async fn event_loop<B: Backend>(
                     wants = Wants::default();
                     // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
                     if terminal.draw(|f| views::draw(f, app, &mut wants)).is_err() {
-                        return Exit::LeaveRunning;
+                        return LoopEnd::TerminalLost;
                     }
                     app.note_layout(&wants);
                     dirty = false;

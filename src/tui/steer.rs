@@ -165,7 +165,7 @@ mod tests {
         let steer = RunDirSteer::new(&dir.path().join("gone")).unwrap();
         // The run directory is a file: the request cannot be written.
         std::fs::write(dir.path().join("gone"), b"").unwrap();
-        let err = steer.set_paused(true).err().expect("write fails");
+        let err = steer.set_paused(true).expect_err("write fails");
         assert!(format!("{err:#}").contains("control.json"), "{err:#}");
         assert!(!steer.paused());
     }

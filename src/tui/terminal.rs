@@ -44,6 +44,14 @@ impl TerminalSession {
         })
     }
 
+    /// Ends a session whose terminal is gone (SSH hang-up). ratatui's terminal, when dropped,
+    /// reports a failure to show the cursor with `eprintln!`, which panics on a dead terminal and
+    /// would take the process (and the training) down: it is forgotten instead.
+    pub fn abandon(self) {
+        let TerminalSession { terminal, _restore } = self;
+        std::mem::forget(terminal);
+    }
+
     /// True once a panic handed the terminal back.
     pub fn panicked() -> bool {
         PANICKED.load(Ordering::SeqCst)

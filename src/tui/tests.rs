@@ -14,6 +14,8 @@ use ratatui_image::picker::Picker;
 use super::app::{App, AppSetup, Exit, Origin, View, Wants};
 use super::fake::FakeGallery;
 use super::gallery::Gallery;
+use super::images::ImageKey;
+use super::input::Input;
 use super::jobs::{Reply, Workers};
 use super::steer::Steer;
 use super::theme::Theme;
@@ -277,7 +279,7 @@ impl Harness {
             .buffer()
             .content
             .iter()
-            .any(|c| is_picture(c))
+            .any(is_picture)
     }
 
     /// Whether the dashboard itself (pictures aside) coloured any cell.
@@ -321,7 +323,8 @@ fn training_view_shows_progress_charts_checkpoint_and_grad_cams() {
             "device cpu",
             "memory",
             "checkpoint iteration 60 (best)",
-            "Accuracy (%)",
+            "Accuracy % · smoothed 98.1 · validation 99.7",
+            "Loss · smoothed 0.070 · validation 0.068",
             "Loss",
             "validation",
             "trend  loss",
@@ -846,4 +849,105 @@ fn gallery_errors_are_shown_where_the_picture_would_be() {
         "{screen}"
     );
     assert!(!ui.shows_picture());
+}
+
+#[test]
+fn a_new_test_result_drops_pictures_made_before_it() {
+    let mut ui = Harness::new(80, 24, Origin::Watch, finished());
+    ui.press(KeyCode::Char('5'));
+    ui.settle();
+    let key = ImageKey::Picture {
+        item: 0,
+        spec: ui.app.browser.spec,
+    };
+    assert!(ui.app.images.contains(&key));
+    ui.app.apply(Event::Tested {
+        accuracy: 0.99,
+        confusion: vec![vec![99, 1], vec![1, 99]],
+        classes: vec![],
+    });
+    assert!(!ui.app.images.contains(&key));
+    let screen = ui.settle();
+    assert!(ui.shows_picture(), "redrawn from the gallery\n{screen}");
+    let pictures_of_0 = ui
+        .gallery_calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| *c == "picture 0")
+        .count();
+    assert_eq!(pictures_of_0, 2);
+}
+
+/// The real loop on a test terminal: events and keys through their channels, as `run` wires them.
+async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::LoopEnd, Harness) {
+    let mut ui = Harness::new(80, 24, Origin::Live, vec![]);
+    let (event_sender, event_receiver) = tokio::sync::mpsc::channel(16);
+    let (key_sender, key_receiver) = tokio::sync::mpsc::unbounded_channel();
+    let (reply_sender, replies) = tokio::sync::mpsc::unbounded_channel();
+    let gallery = FakeGallery::new(6);
+    let workers = Workers::start(Box::new(gallery), Picker::halfblocks(), reply_sender).unwrap();
+    let channels = super::Channels {
+        events: event_receiver,
+        keys: key_receiver,
+        replies,
+        events_open: true,
+        replies_open: true,
+    };
+    let mut signals = super::Signals::new().unwrap();
+    let feeder = tokio::spawn(async move {
+        for event in events {
+            event_sender.send(event).await.unwrap();
+        }
+        // Let a few frames pass before the keys arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for key in keys {
+            key_sender.send(key).unwrap();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        // Keep the key channel open until the loop ends.
+        std::future::pending::<()>().await;
+    });
+    let end = tokio::time::timeout(
+        Duration::from_secs(10),
+        super::event_loop(
+            &mut ui.terminal,
+            &mut ui.app,
+            channels,
+            workers,
+            &mut signals,
+            false,
+        ),
+    )
+    .await
+    .expect("the loop ends");
+    feeder.abort();
+    (end, ui)
+}
+
+fn key_input(c: char) -> Input {
+    Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_draws_what_arrives_and_returns_the_choice() {
+    let (end, ui) = run_loop(recorded_run(1, false), vec![key_input('q'), key_input('l')]).await;
+    assert!(matches!(end, super::LoopEnd::Chosen(Exit::LeaveRunning)));
+    let screen = ui.screen();
+    assert!(screen.contains("Iteration 20/20"), "{screen}");
+    assert!(
+        screen.contains("The training is still running."),
+        "the question was drawn\n{screen}"
+    );
+    assert!(ui.app.memory_bytes.is_some(), "live runs show memory");
+
+    let (end, ui) = run_loop(recorded_run(1, true), vec![key_input('5'), key_input('q')]).await;
+    assert!(matches!(end, super::LoopEnd::Chosen(Exit::Quit)));
+    assert!(ui.screen().contains("img000.jpg"), "{}", ui.screen());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_ends_quietly_when_the_terminal_is_lost() {
+    let (end, _) = run_loop(recorded_run(1, false), vec![Input::Lost]).await;
+    assert!(matches!(end, super::LoopEnd::TerminalLost));
 }

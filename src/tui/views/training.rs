@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         frame,
         accuracy,
         app,
-        "Accuracy (%)",
+        "Accuracy %",
         &app.history.accuracy_percent,
         total,
         Some(100.0),
@@ -204,12 +204,14 @@ fn draw_chart(
     // Two Braille dots per cell across; more points than that cannot be seen.
     let (raw, smoothed) = series.chart_data(2 * area.width as usize);
     let validation = series.validation();
+    // Percentages read well with one decimal, losses need three.
+    let decimals = if fixed_top.is_some() { 1 } else { 3 };
     let mut title = name.to_string();
     if let Some(last) = series.last_smoothed() {
-        title.push_str(&format!(" · smoothed {last:.3}"));
+        title.push_str(&format!(" · smoothed {last:.decimals$}"));
     }
     if let Some(&(_, v)) = validation.last() {
-        title.push_str(&format!(" · validation {v:.3}"));
+        title.push_str(&format!(" · validation {v:.decimals$}"));
     }
     let top = fixed_top.unwrap_or_else(|| (series.max_value().unwrap_or(1.0) * 1.1).max(1e-3));
     let datasets = vec![
