@@ -199,6 +199,7 @@ pub struct App {
     pub classes: Vec<String>,
     pub methods: Vec<String>,
     pub layers: Vec<String>,
+    /// `Ready(true)`: the tiles are in the image store; `Ready(false)`: the gallery has none.
     pub samples: Loaded<bool>,
     pub summary: Loaded<Vec<LayerRow>>,
     pub items: Loaded<Vec<TestItem>>,

@@ -86,7 +86,9 @@ pub trait Gallery: Send {
     fn summary(&mut self) -> Result<Vec<LayerRow>>;
     /// The classified test images; empty until the run was tested.
     fn test_items(&mut self) -> Result<Vec<TestItem>>;
-    /// Test image `item` (index into [`Gallery::test_items`]) drawn as `view` asks.
+    /// Test image `item` (index into [`Gallery::test_items`]) drawn as `view` asks, at the
+    /// resolution it should be seen at (kitty, sixel and iTerm2 never enlarge it; see
+    /// `images::encode`).
     fn picture(&mut self, item: usize, view: &PictureSpec) -> Result<RgbImage>;
     /// Saves that same picture into the run directory and says where.
     fn save_picture(&mut self, item: usize, view: &PictureSpec) -> Result<PathBuf>;

@@ -169,66 +169,99 @@ fn cursor_key(last: u8) -> Option<KeyEvent> {
     }
 }
 
+/// The terminal's input side: stdin when it is the terminal, else the controlling tty (the same
+/// terminal crossterm puts in raw mode). Shared by the graphics query and the keyboard reader, so
+/// nothing else is ever left reading it.
+pub struct TtyInput {
+    file: Option<std::fs::File>,
+}
+
+/// What one wait for input gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    Bytes(usize),
+    /// Nothing within the time given (or a signal interrupted the wait).
+    Nothing,
+    /// End of file, an error or a hang-up: the terminal is gone.
+    Closed,
+}
+
+impl TtyInput {
+    pub fn open() -> anyhow::Result<TtyInput> {
+        use anyhow::Context;
+        use std::io::IsTerminal;
+        let file = if std::io::stdin().is_terminal() {
+            None
+        } else {
+            Some(std::fs::File::open("/dev/tty").context("cannot open /dev/tty to read keys")?)
+        };
+        Ok(TtyInput { file })
+    }
+
+    /// Waits up to `timeout` for input and reads what is there into `buffer`.
+    pub fn read(&self, buffer: &mut [u8], timeout: std::time::Duration) -> Read {
+        use std::io::ErrorKind;
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_ref().map_or(0, |f| f.as_raw_fd());
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, for the length given.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        // After a failed call: a signal or "try again" is not the end of the terminal.
+        let transient = || {
+            matches!(
+                std::io::Error::last_os_error().kind(),
+                ErrorKind::Interrupted | ErrorKind::WouldBlock
+            )
+        };
+        if ready < 0 {
+            return if transient() {
+                Read::Nothing
+            } else {
+                Read::Closed
+            };
+        }
+        if ready == 0 {
+            return Read::Nothing;
+        }
+        if poll.revents & libc::POLLIN == 0 {
+            // POLLHUP, POLLERR or POLLNVAL without data.
+            return Read::Closed;
+        }
+        // SAFETY: reads at most buffer.len() bytes into the buffer.
+        let n = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+        match n {
+            n if n > 0 => Read::Bytes(n as usize),
+            0 => Read::Closed,
+            _ if transient() => Read::Nothing,
+            _ => Read::Closed,
+        }
+    }
+}
+
 /// Reads keys on a thread until `stop` is set, the receiver is gone or the terminal is lost.
-#[cfg(unix)]
 pub fn spawn_reader(
+    tty: TtyInput,
     sender: tokio::sync::mpsc::UnboundedSender<Input>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use anyhow::Context;
-    use std::io::IsTerminal;
-    use std::os::fd::AsRawFd;
-
-    // The same terminal crossterm put in raw mode: stdin when it is one, else the controlling tty.
-    let tty = if std::io::stdin().is_terminal() {
-        None
-    } else {
-        Some(std::fs::File::open("/dev/tty").context("cannot open /dev/tty to read keys")?)
-    };
     std::thread::Builder::new()
         .name("crackscope-keyboard".into())
         .spawn(move || {
-            let fd = tty.as_ref().map_or(0, |f| f.as_raw_fd());
             let mut decoder = KeyDecoder::default();
             let mut buffer = [0u8; 1024];
             while !stop.load(Ordering::Relaxed) {
-                let mut poll = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd, for the length given.
-                let ready = unsafe { libc::poll(&mut poll, 1, 100) };
-                let keys = if ready < 0 {
-                    if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    let _ = sender.send(Input::Lost);
-                    return;
-                } else if ready == 0 {
-                    decoder.flush()
-                } else if poll.revents & libc::POLLIN == 0 {
-                    // POLLHUP, POLLERR or POLLNVAL without data: the terminal is gone.
-                    let _ = sender.send(Input::Lost);
-                    return;
-                } else {
-                    // SAFETY: reads at most buffer.len() bytes into the buffer.
-                    let n = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-                    match n {
-                        n if n > 0 => decoder.feed(&buffer[..n as usize]),
-                        0 => {
-                            let _ = sender.send(Input::Lost);
-                            return;
-                        }
-                        _ => match std::io::Error::last_os_error().kind() {
-                            std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => {
-                                continue
-                            }
-                            _ => {
-                                let _ = sender.send(Input::Lost);
-                                return;
-                            }
-                        },
+                let keys = match tty.read(&mut buffer, std::time::Duration::from_millis(100)) {
+                    Read::Bytes(n) => decoder.feed(&buffer[..n]),
+                    Read::Nothing => decoder.flush(),
+                    Read::Closed => {
+                        let _ = sender.send(Input::Lost);
+                        return;
                     }
                 };
                 for k in keys {

@@ -116,7 +116,8 @@ pub async fn run(
     let mut session = TerminalSession::enter()?;
     // Ask the terminal about graphics now: the answer comes on stdin, before the keyboard reader
     // starts reading it.
-    let picker = images::pick(options.graphics);
+    let tty = input::TtyInput::open()?;
+    let picker = images::pick(options.graphics, &tty);
     // Sixel and iTerm2 pictures stay on screen until overwritten: clear when the layout changes.
     let clear_on_switch = matches!(
         picker.protocol_type(),
@@ -124,7 +125,7 @@ pub async fn run(
     );
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (key_sender, keys) = mpsc::unbounded_channel();
-    let reader = input::spawn_reader(key_sender, Arc::clone(&stop_reading))?;
+    let reader = input::spawn_reader(tty, key_sender, Arc::clone(&stop_reading))?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
     let workers = Workers::start(gallery, picker, reply_sender)?;
 

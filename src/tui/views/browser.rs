@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use super::{bordered, draw_picture, tile_grid};
+use super::{bordered, draw_picture};
 use crate::tui::app::{App, Loaded, Wants};
 use crate::tui::images::ImageKey;
 
@@ -173,15 +173,7 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
             .title_bottom(Line::styled(caption, style));
         let inside = block.inner(tile);
         frame.render_widget(block, tile);
-        if let Some((picture, _)) = tile_grid(inside, 1, 0).first() {
-            draw_picture(
-                frame,
-                *picture,
-                app,
-                ImageKey::Picture { item, spec: b.spec },
-                wants,
-                "rendering…",
-            );
-        }
+        let key = ImageKey::Picture { item, spec: b.spec };
+        draw_picture(frame, inside, app, key, wants, "rendering…");
     }
 }

@@ -181,7 +181,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let global = [("Tab/1-5", "views"), ("?", "help"), ("q", "quit")];
     let width = |(key, label): &(&str, &str)| key.chars().count() + label.chars().count() + 3;
-    let mut budget = area.width as usize - global.iter().map(width).sum::<usize>();
+    let mut budget = (area.width as usize).saturating_sub(global.iter().map(width).sum::<usize>());
     let mut shown = Vec::new();
     for pair in view_keys(app) {
         if width(&pair) > budget {
