@@ -505,18 +505,16 @@ impl App {
                 return Some(Request::ValidationCams { iteration });
             }
         }
-        let wanted = wants
+        let mut wanted = wants
             .images
             .iter()
             .map(|(key, _)| key)
             .chain(&wants.prefetch);
-        let key = wanted
-            .filter(|key| matches!(key, ImageKey::Picture { .. }))
-            .find(|key| !self.images.contains(key))?;
-        let ImageKey::Picture { item, spec } = *key else {
-            unreachable!("filtered to pictures")
-        };
-        self.images.mark_requested(*key);
+        let (item, spec) = wanted.find_map(|key| match *key {
+            ImageKey::Picture { item, spec } if !self.images.contains(key) => Some((item, spec)),
+            _ => None,
+        })?;
+        self.images.mark_requested(ImageKey::Picture { item, spec });
         Some(Request::Picture { item, spec })
     }
 

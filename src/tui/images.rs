@@ -248,7 +248,7 @@ pub enum Shown<'a> {
     Missing,
 }
 
-/// Pictures kept this long after last use (in draws) survive eviction regardless of count.
+/// Test pictures kept; beyond this many, the least recently drawn go first.
 const KEEP: usize = 64;
 
 /// Pictures by key with their encodings; bounded, least recently drawn go first.
@@ -365,8 +365,12 @@ impl ImageStore {
         let mut by_age: Vec<(u64, ImageKey)> = self
             .slots
             .iter()
-            .filter(|(_, slot)| {
-                slot.encoding.is_none() && !matches!(slot.source, Source::Requested)
+            // Only test pictures come and go; the samples and the current validation Grad-CAMs
+            // are few and fetched once.
+            .filter(|(key, slot)| {
+                matches!(key, ImageKey::Picture { .. })
+                    && slot.encoding.is_none()
+                    && !matches!(slot.source, Source::Requested)
             })
             .map(|(key, slot)| (slot.last_used, *key))
             .collect();
@@ -548,8 +552,9 @@ mod tests {
     }
 
     #[test]
-    fn the_store_stays_bounded_and_keeps_requests() {
+    fn the_store_stays_bounded_and_keeps_requests_and_samples() {
         let mut store = ImageStore::default();
+        store.put(ImageKey::Samples, Ok(RgbImage::new(2, 2)));
         let picture = |item| ImageKey::Picture {
             item,
             spec: PictureSpec::default(),
@@ -558,10 +563,14 @@ mod tests {
         for item in 0..(KEEP + 20) {
             store.put(picture(item), Ok(RgbImage::new(2, 2)));
         }
-        assert!(store.slots.len() <= KEEP + 1);
+        assert!(store.slots.len() <= KEEP + 2);
         assert!(
             store.contains(&picture(9999)),
             "a pending request is never evicted"
+        );
+        assert!(
+            store.contains(&ImageKey::Samples),
+            "the samples are never evicted"
         );
         assert!(store.contains(&picture(KEEP + 19)), "the newest stays");
         assert!(!store.contains(&picture(0)), "the oldest went");

@@ -1,10 +1,13 @@
 //! The terminal dashboard: live training, results and a Grad-CAM browser, over SSH too.
 //!
-//! One loop owns the terminal and draws at most [`FRAME`]-often from the [`App`] state. Around it,
-//! separate threads and tasks joined by channels: the event source (a live training's channel, or
-//! `metrics.jsonl` followed by [`watch`]), the keyboard reader ([`input`]), and the slow picture
-//! work ([`jobs`]: the [`Gallery`] and the terminal encoder). The training never waits for the
-//! dashboard: the dashboard only reads what the worker sends, and asks through [`Steer`].
+//! One loop owns the terminal and draws at most once a [`FRAME`] from the state in `app` (views in
+//! `views` only read it). Around it, separate threads and tasks joined by channels: the event
+//! source (a live training's channel, or `metrics.jsonl` followed by `watch`), the keyboard reader
+//! (`input`), and the slow picture work (`jobs`: the [`Gallery`] and the terminal encoder). The
+//! training never waits for the dashboard: the dashboard only reads what the worker sends, and
+//! asks through [`Steer`].
+//!
+//! Entry points: [`run`] (async) and [`run_blocking`].
 
 mod app;
 mod browser;

@@ -1,4 +1,4 @@
-//! Styles of the dashboard in one place, so `NO_COLOR` (https://no-color.org) turns every colour off
+//! Styles of the dashboard in one place, so `NO_COLOR` (<https://no-color.org>) turns every colour off
 //! at once: without colours, emphasis is carried by bold, dim and reversed text only.
 
 use ratatui::style::{Color, Modifier, Style};
