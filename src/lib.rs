@@ -6,9 +6,9 @@
 
 pub mod data;
 pub mod events;
-pub mod fsutil;
-pub mod imaging;
-pub mod model;
 pub mod runlog;
 pub mod train;
 pub mod tui;
+pub mod fsutil;
+pub mod imaging;
+pub mod model;
