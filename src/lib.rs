@@ -17,3 +17,4 @@ pub mod model;
 pub mod rundir;
 pub mod runlog;
 pub mod train;
+pub mod tui;

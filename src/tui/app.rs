@@ -1,0 +1,790 @@
+//! The dashboard's state: updated from training events, gallery replies and key presses; the views
+//! only read it. Nothing here touches the terminal, so every behaviour can be driven by tests.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::Size;
+
+use super::browser::BrowserState;
+use super::gallery::{LayerRow, TestItem};
+use super::history::MetricHistory;
+use super::images::{ImageKey, ImageStore};
+use super::jobs::{EncodeJob, Reply, Request};
+use super::steer::Steer;
+use super::theme::Theme;
+use crate::events::Event;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Training,
+    Samples,
+    Model,
+    Results,
+    Browser,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Training,
+        View::Samples,
+        View::Model,
+        View::Results,
+        View::Browser,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Training => "Training",
+            View::Samples => "Samples",
+            View::Model => "Model",
+            View::Results => "Results",
+            View::Browser => "Browser",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        View::ALL
+            .iter()
+            .position(|&v| v == self)
+            .expect("every view is listed")
+    }
+}
+
+/// How the dashboard ended, for the caller to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The user quit; no training was running.
+    Quit,
+    /// The user quit (or the terminal went away) while the training runs on: keep it running.
+    LeaveRunning,
+    /// The user chose to stop the training; the stop was already requested through the steering,
+    /// and the worker ends after a final checkpoint.
+    StopTraining,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    /// "Stop the training or leave it running?"
+    ConfirmQuit,
+    ConfirmStop,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// No `Started` event yet.
+    Waiting,
+    Running,
+    Finished {
+        stopped_early: bool,
+        best_val_accuracy: Option<f32>,
+    },
+    Failed(String),
+    /// The live event stream closed without a `Finished` event.
+    Ended,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub run: PathBuf,
+    pub device: String,
+    pub classes: Vec<String>,
+    pub train_per_class: Vec<usize>,
+    pub val_per_class: Vec<usize>,
+    pub test_per_class: Vec<usize>,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub iterations_per_epoch: usize,
+}
+
+impl RunInfo {
+    pub fn total_iterations(&self) -> usize {
+        self.epochs * self.iterations_per_epoch
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub epoch: usize,
+    pub iteration: usize,
+    pub learning_rate: f64,
+    pub images_per_s: f32,
+    pub elapsed_s: f64,
+    /// (iteration, elapsed) when this session's first iteration was seen, for the ETA.
+    rate_origin: Option<(usize, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointInfo {
+    pub iteration: usize,
+    pub path: PathBuf,
+    pub best: bool,
+    pub val_accuracy: Option<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tested {
+    pub accuracy: f32,
+    pub confusion: Vec<Vec<usize>>,
+    pub classes: Vec<String>,
+}
+
+/// Something asked of the gallery and its fate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+/// The latest validation Grad-CAMs: images live in the store under `ValidationCam` keys.
+#[derive(Debug, Clone)]
+pub struct CamSet {
+    pub iteration: usize,
+    pub captions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+/// What the last frame needed, reported by the views while drawing.
+#[derive(Debug, Default)]
+pub struct Wants {
+    /// Pictures drawn, with the cell size they were drawn at.
+    pub images: Vec<(ImageKey, Size)>,
+    /// Pictures likely needed next (fetched, not encoded).
+    pub prefetch: Vec<ImageKey>,
+    /// Columns and rows of the browser grid, for paging.
+    pub grid: Option<(usize, usize)>,
+    /// Rows visible in the model table, for paging.
+    pub model_rows: Option<usize>,
+}
+
+/// Where the events come from: the caller's own training or another process's run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Live,
+    Watch,
+}
+
+pub struct App {
+    pub view: View,
+    pub overlay: Option<Overlay>,
+    pub theme: Theme,
+    pub origin: Origin,
+    pub source_open: bool,
+    pub phase: Phase,
+    pub run: RunInfo,
+    pub progress: Progress,
+    pub history: MetricHistory,
+    pub last_validation: Option<(usize, f32, f32)>,
+    pub checkpoint: Option<CheckpointInfo>,
+    /// Iteration at which the user asked for a checkpoint, until one arrives.
+    pub save_requested: Option<usize>,
+    pub notices: VecDeque<String>,
+    pub tested: Option<Tested>,
+    pub paused: bool,
+    steer: Option<Arc<dyn Steer>>,
+    pub memory_bytes: Option<u64>,
+    pub status: Option<Status>,
+    /// Switch to the browser when test results arrive (the demo ends there).
+    land_in_browser: bool,
+
+    pub classes: Vec<String>,
+    pub methods: Vec<String>,
+    pub layers: Vec<String>,
+    /// `Ready(true)`: the tiles are in the image store; `Ready(false)`: the gallery has none.
+    pub samples: Loaded<bool>,
+    pub summary: Loaded<Vec<LayerRow>>,
+    pub items: Loaded<Vec<TestItem>>,
+    pub cams: Option<CamSet>,
+    pub cams_error: Option<String>,
+    /// The newest validation whose Grad-CAMs were not asked for yet.
+    cams_due: Option<usize>,
+    pub images: ImageStore,
+    pub browser: BrowserState,
+    /// Columns and rows of the browser grid as last drawn.
+    pub grid: (usize, usize),
+    pub model_scroll: usize,
+    pub model_rows: usize,
+    pending: VecDeque<Request>,
+}
+
+/// Notices kept for display.
+const NOTICES: usize = 3;
+
+pub struct AppSetup {
+    pub origin: Origin,
+    pub steer: Option<Arc<dyn Steer>>,
+    pub theme: Theme,
+    pub start_view: View,
+    pub land_in_browser: bool,
+    pub classes: Vec<String>,
+    pub methods: Vec<String>,
+    pub layers: Vec<String>,
+}
+
+impl App {
+    pub fn new(setup: AppSetup) -> App {
+        let paused = setup.steer.as_ref().is_some_and(|s| s.paused());
+        App {
+            view: setup.start_view,
+            overlay: None,
+            theme: setup.theme,
+            origin: setup.origin,
+            source_open: true,
+            phase: Phase::Waiting,
+            run: RunInfo {
+                classes: setup.classes.clone(),
+                ..RunInfo::default()
+            },
+            progress: Progress::default(),
+            history: MetricHistory::default(),
+            last_validation: None,
+            checkpoint: None,
+            save_requested: None,
+            notices: VecDeque::new(),
+            tested: None,
+            paused,
+            steer: setup.steer,
+            memory_bytes: None,
+            status: None,
+            land_in_browser: setup.land_in_browser,
+            classes: setup.classes,
+            methods: setup.methods,
+            layers: setup.layers,
+            samples: Loaded::Loading,
+            summary: Loaded::Loading,
+            items: Loaded::Loading,
+            cams: None,
+            cams_error: None,
+            cams_due: None,
+            images: ImageStore::default(),
+            browser: BrowserState::default(),
+            grid: (1, 1),
+            model_scroll: 0,
+            model_rows: 10,
+            pending: VecDeque::from([Request::Samples, Request::Summary, Request::TestItems]),
+        }
+    }
+
+    /// Class names: the gallery's, else those of the run.
+    pub fn class_names(&self) -> &[String] {
+        if self.classes.is_empty() {
+            &self.run.classes
+        } else {
+            &self.classes
+        }
+    }
+
+    pub fn class_name(&self, index: usize) -> String {
+        self.class_names()
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("class {index}"))
+    }
+
+    pub fn test_items(&self) -> &[TestItem] {
+        match &self.items {
+            Loaded::Ready(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// True while a training is going on that quitting would leave behind.
+    pub fn training_running(&self) -> bool {
+        match self.phase {
+            Phase::Running => self.source_open || self.origin == Origin::Watch,
+            Phase::Waiting => self.origin == Origin::Live && self.source_open,
+            _ => false,
+        }
+    }
+
+    /// What decides where pictures sit on screen: when it changes, pictures drawn by protocols
+    /// that leave them behind (sixel, iTerm2) must be cleared.
+    pub fn layout(&self) -> (View, Option<Overlay>, bool) {
+        (self.view, self.overlay, self.browser.grid)
+    }
+
+    /// Steering is possible: someone to ask, and something running to ask it of.
+    pub fn can_steer(&self) -> bool {
+        self.steer.is_some() && self.training_running()
+    }
+
+    /// Estimated seconds left, from the pace of this session's iterations.
+    pub fn eta_s(&self) -> Option<f64> {
+        let (origin_iteration, origin_elapsed) = self.progress.rate_origin?;
+        let done = self.progress.iteration.checked_sub(origin_iteration)?;
+        let spent = self.progress.elapsed_s - origin_elapsed;
+        if done == 0 || spent <= 0.0 {
+            return None;
+        }
+        let left = self
+            .run
+            .total_iterations()
+            .saturating_sub(self.progress.iteration);
+        Some(left as f64 * spent / done as f64)
+    }
+
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Started {
+                run,
+                device,
+                classes,
+                train_per_class,
+                val_per_class,
+                test_per_class,
+                batch_size,
+                epochs,
+                iterations_per_epoch,
+                start_iteration,
+                learning_rate,
+            } => {
+                self.run = RunInfo {
+                    run,
+                    device,
+                    classes,
+                    train_per_class,
+                    val_per_class,
+                    test_per_class,
+                    batch_size,
+                    epochs,
+                    iterations_per_epoch,
+                };
+                self.progress = Progress {
+                    epoch: start_iteration / iterations_per_epoch.max(1),
+                    iteration: start_iteration,
+                    learning_rate,
+                    ..Progress::default()
+                };
+                self.phase = Phase::Running;
+            }
+            Event::Iteration {
+                epoch,
+                iteration,
+                loss,
+                accuracy,
+                learning_rate,
+                images_per_s,
+                elapsed_s,
+            } => {
+                if self.progress.rate_origin.is_none() {
+                    self.progress.rate_origin = Some((iteration, elapsed_s));
+                }
+                self.progress.epoch = epoch;
+                self.progress.iteration = iteration;
+                self.progress.learning_rate = learning_rate;
+                self.progress.images_per_s = images_per_s;
+                self.progress.elapsed_s = elapsed_s;
+                self.history.record_iteration(iteration, loss, accuracy);
+                if self.phase == Phase::Waiting {
+                    self.phase = Phase::Running;
+                }
+            }
+            Event::Validation {
+                iteration,
+                loss,
+                accuracy,
+                elapsed_s,
+                ..
+            } => {
+                self.history.record_validation(iteration, loss, accuracy);
+                self.last_validation = Some((iteration, loss, accuracy));
+                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
+                self.cams_due = Some(iteration);
+            }
+            Event::Epoch {
+                epoch, elapsed_s, ..
+            } => {
+                self.progress.epoch = self.progress.epoch.max(epoch);
+                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
+            }
+            Event::Checkpoint {
+                iteration,
+                path,
+                best,
+                val_accuracy,
+            } => {
+                self.checkpoint = Some(CheckpointInfo {
+                    iteration,
+                    path,
+                    best,
+                    val_accuracy,
+                });
+                self.save_requested = None;
+            }
+            Event::Notice { message } => {
+                if self.notices.len() == NOTICES {
+                    self.notices.pop_front();
+                }
+                self.notices.push_back(message);
+            }
+            Event::Finished {
+                iteration,
+                best_val_accuracy,
+                stopped_early,
+                elapsed_s,
+            } => {
+                self.progress.iteration = self.progress.iteration.max(iteration);
+                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
+                self.phase = Phase::Finished {
+                    stopped_early,
+                    best_val_accuracy,
+                };
+                self.paused = false;
+                self.save_requested = None;
+            }
+            Event::Tested {
+                accuracy,
+                confusion,
+                classes,
+            } => {
+                self.tested = Some(Tested {
+                    accuracy,
+                    confusion,
+                    classes,
+                });
+                // A new test (e.g. with a newer checkpoint) makes earlier pictures stale.
+                self.images
+                    .retain(|key| !matches!(key, ImageKey::Picture { .. }));
+                self.request(Request::TestItems);
+                if self.land_in_browser {
+                    self.view = View::Browser;
+                }
+            }
+            Event::Failed { message } => {
+                self.phase = Phase::Failed(message);
+                self.paused = false;
+            }
+        }
+    }
+
+    /// The event stream ended (the training's sender is gone).
+    pub fn source_closed(&mut self) {
+        self.source_open = false;
+        if matches!(self.phase, Phase::Running | Phase::Waiting) && self.origin == Origin::Live {
+            self.phase = Phase::Ended;
+        }
+    }
+
+    fn request(&mut self, request: Request) {
+        if !self.pending.contains(&request) {
+            self.pending.push_back(request);
+        }
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn complain(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    /// The next thing to ask of the gallery, by priority: explicit requests, the validation
+    /// Grad-CAMs (only while the Training view shows them), pictures on screen, then prefetches.
+    pub fn next_request(&mut self, wants: &Wants) -> Option<Request> {
+        if let Some(request) = self.pending.pop_front() {
+            return Some(request);
+        }
+        if self.view == View::Training {
+            if let Some(iteration) = self.cams_due.take() {
+                return Some(Request::ValidationCams { iteration });
+            }
+        }
+        let mut wanted = wants
+            .images
+            .iter()
+            .map(|(key, _)| key)
+            .chain(&wants.prefetch);
+        let (item, spec) = wanted.find_map(|key| match *key {
+            ImageKey::Picture { item, spec } if !self.images.contains(key) => Some((item, spec)),
+            _ => None,
+        })?;
+        self.images.mark_requested(ImageKey::Picture { item, spec });
+        Some(Request::Picture { item, spec })
+    }
+
+    pub fn next_encoding(&mut self, wants: &Wants) -> Option<EncodeJob> {
+        if self.images.encoding_busy() {
+            return None;
+        }
+        self.images.next_encoding(&wants.images)
+    }
+
+    /// Takes in what the last frame reported about its layout.
+    pub fn note_layout(&mut self, wants: &Wants) {
+        if let Some((columns, rows)) = wants.grid {
+            self.grid = (columns.max(1), rows.max(1));
+        }
+        if let Some(rows) = wants.model_rows {
+            self.model_rows = rows.max(1);
+        }
+    }
+
+    pub fn apply_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::Samples(result) => {
+                self.samples = match result {
+                    Ok(Some(image)) => {
+                        self.images.put(ImageKey::Samples, Ok(image));
+                        Loaded::Ready(true)
+                    }
+                    Ok(None) => Loaded::Ready(false),
+                    Err(message) => Loaded::Failed(message),
+                }
+            }
+            Reply::Summary(result) => self.summary = loaded(result),
+            Reply::TestItems(result) => {
+                self.items = loaded(result);
+                if let Loaded::Ready(items) = &self.items {
+                    self.browser.rebuild(items);
+                }
+            }
+            Reply::Picture { item, spec, result } => {
+                self.images.put(ImageKey::Picture { item, spec }, result)
+            }
+            Reply::Saved(result) => match result {
+                Ok(path) => self.say(format!("saved {}", path.display())),
+                Err(message) => self.complain(format!("cannot save the picture: {message}")),
+            },
+            Reply::ValidationCams { iteration, result } => match result {
+                Ok(cams) => {
+                    let mut captions = Vec::with_capacity(cams.len());
+                    for (index, (image, caption)) in cams.into_iter().enumerate() {
+                        self.images
+                            .put(ImageKey::ValidationCam { iteration, index }, Ok(image));
+                        captions.push(caption);
+                    }
+                    self.images.retain(|key| match key {
+                        ImageKey::ValidationCam { iteration: i, .. } => *i == iteration,
+                        _ => true,
+                    });
+                    self.cams = Some(CamSet {
+                        iteration,
+                        captions,
+                    });
+                    self.cams_error = None;
+                }
+                Err(message) => self.cams_error = Some(message),
+            },
+            Reply::Encoded { key, size, result } => self.images.put_encoding(key, size, result),
+        }
+    }
+
+    /// Reacts to a key; `Some` ends the dashboard.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl_c =
+            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        if let Some(overlay) = self.overlay {
+            return self.overlay_key(overlay, key.code, ctrl_c);
+        }
+        if ctrl_c || key.code == KeyCode::Char('q') {
+            return self.quit();
+        }
+        self.status = None;
+        match key.code {
+            KeyCode::Char('?') => self.overlay = Some(Overlay::Help),
+            KeyCode::Tab => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
+            KeyCode::BackTab => {
+                self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
+            }
+            KeyCode::Char(c @ '1'..='5') => self.view = View::ALL[c as usize - '1' as usize],
+            code => match self.view {
+                View::Training => self.training_key(code),
+                View::Model => self.model_key(code),
+                View::Browser => self.browser_key(code),
+                View::Samples | View::Results => {}
+            },
+        }
+        None
+    }
+
+    fn quit(&mut self) -> Option<Exit> {
+        if self.can_steer() {
+            self.overlay = Some(Overlay::ConfirmQuit);
+            None
+        } else if self.training_running() {
+            Some(Exit::LeaveRunning)
+        } else {
+            Some(Exit::Quit)
+        }
+    }
+
+    fn overlay_key(&mut self, overlay: Overlay, code: KeyCode, ctrl_c: bool) -> Option<Exit> {
+        match overlay {
+            Overlay::Help => self.overlay = None,
+            Overlay::ConfirmQuit => match code {
+                KeyCode::Char('s') => {
+                    return match self.stop_training() {
+                        true => Some(Exit::StopTraining),
+                        false => {
+                            self.overlay = None;
+                            None
+                        }
+                    };
+                }
+                KeyCode::Char('l') | KeyCode::Char('q') => return Some(Exit::LeaveRunning),
+                _ if ctrl_c => return Some(Exit::LeaveRunning),
+                _ => self.overlay = None,
+            },
+            Overlay::ConfirmStop => {
+                self.overlay = None;
+                if code == KeyCode::Char('y') && self.stop_training() {
+                    self.say("stop requested: the training ends after a final checkpoint");
+                }
+            }
+        }
+        None
+    }
+
+    fn stop_training(&mut self) -> bool {
+        let Some(steer) = self.steer.clone() else {
+            return false;
+        };
+        match steer.stop() {
+            Ok(()) => {
+                self.paused = false;
+                true
+            }
+            Err(e) => {
+                self.complain(format!("{e:#}"));
+                false
+            }
+        }
+    }
+
+    fn training_key(&mut self, code: KeyCode) {
+        if !matches!(code, KeyCode::Char('p' | 's' | 'c')) {
+            return;
+        }
+        let Some(steer) = self.steer.clone().filter(|_| self.training_running()) else {
+            self.complain(self.no_steering_reason());
+            return;
+        };
+        match code {
+            KeyCode::Char('p') => {
+                let paused = !self.paused;
+                match steer.set_paused(paused) {
+                    Ok(()) => {
+                        self.paused = paused;
+                        self.say(if paused {
+                            "pause requested: the training waits after the current iteration"
+                        } else {
+                            "resumed"
+                        });
+                    }
+                    Err(e) => self.complain(format!("{e:#}")),
+                }
+            }
+            KeyCode::Char('s') => self.overlay = Some(Overlay::ConfirmStop),
+            _ => match steer.save_now() {
+                Ok(()) => {
+                    self.save_requested = Some(self.progress.iteration);
+                    self.say("a checkpoint will be written after the current iteration");
+                }
+                Err(e) => self.complain(format!("{e:#}")),
+            },
+        }
+    }
+
+    /// Why p/s/c do nothing here, in the user's terms.
+    pub fn no_steering_reason(&self) -> &'static str {
+        if self.steer.is_none() {
+            "this dashboard cannot steer the training (read-only)"
+        } else if matches!(self.phase, Phase::Waiting) {
+            "no training has started yet"
+        } else {
+            "the training is over: nothing to steer"
+        }
+    }
+
+    fn model_key(&mut self, code: KeyCode) {
+        let rows = match &self.summary {
+            Loaded::Ready(rows) => rows.len(),
+            _ => 0,
+        };
+        let last = rows.saturating_sub(self.model_rows);
+        self.model_scroll = match code {
+            KeyCode::Down | KeyCode::Char('j') => self.model_scroll + 1,
+            KeyCode::Up | KeyCode::Char('k') => self.model_scroll.saturating_sub(1),
+            KeyCode::PageDown => self.model_scroll + self.model_rows,
+            KeyCode::PageUp => self.model_scroll.saturating_sub(self.model_rows),
+            KeyCode::Home => 0,
+            KeyCode::End => last,
+            _ => self.model_scroll,
+        }
+        .min(last);
+    }
+
+    fn browser_key(&mut self, code: KeyCode) {
+        // Picture settings work before the test items arrive; moving over none does nothing.
+        let items = self.test_items().to_vec();
+        let classes = self.class_names().len();
+        let (columns, rows) = self.grid;
+        let page = if self.browser.grid {
+            (columns * rows) as isize
+        } else {
+            10
+        };
+        let browser = &mut self.browser;
+        match code {
+            KeyCode::Right | KeyCode::Char('l') | KeyCode::Char(' ') => browser.step(1),
+            KeyCode::Left | KeyCode::Char('h') => browser.step(-1),
+            KeyCode::Down | KeyCode::Char('j') if browser.grid => browser.step(columns as isize),
+            KeyCode::Up | KeyCode::Char('k') if browser.grid => browser.step(-(columns as isize)),
+            KeyCode::PageDown => browser.step(page),
+            KeyCode::PageUp => browser.step(-page),
+            KeyCode::Home => browser.first(),
+            KeyCode::End => browser.last(),
+            KeyCode::Char('g') => browser.grid = !browser.grid,
+            KeyCode::Char('x') => {
+                let found = browser.next_misclassified(&items);
+                if !found {
+                    self.say("no misclassified image among those shown");
+                }
+            }
+            KeyCode::Char('f') => browser.cycle_truth_filter(classes, &items),
+            KeyCode::Char('F') => browser.cycle_predicted_filter(classes, &items),
+            KeyCode::Char('o') => browser.cycle_order(&items),
+            KeyCode::Char('v') => browser.spec.overlay = !browser.spec.overlay,
+            KeyCode::Char('+') | KeyCode::Char('=') => browser.change_alpha(true),
+            KeyCode::Char('-') => browser.change_alpha(false),
+            KeyCode::Char('m') => browser.cycle_method(self.methods.len()),
+            KeyCode::Char('y') => browser.cycle_layer(self.layers.len()),
+            KeyCode::Char('e') => browser.cycle_explained_class(classes),
+            KeyCode::Char('w') => match browser.selected() {
+                Some(item) => {
+                    let spec = browser.spec;
+                    self.request(Request::Save { item, spec });
+                    self.say("saving the picture…");
+                }
+                None => self.complain("no picture selected"),
+            },
+            _ => {}
+        }
+    }
+}
+
+fn loaded<T>(result: Result<T, String>) -> Loaded<T> {
+    match result {
+        Ok(value) => Loaded::Ready(value),
+        Err(message) => Loaded::Failed(message),
+    }
+}

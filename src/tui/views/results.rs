@@ -1,0 +1,195 @@
+//! Results view: the test set's confusion matrix with counts and row percentages, per-class
+//! precision, recall and F1, the accuracy, and the hardest test images with label and score.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+use super::{bordered, draw_picture, percent, tile_grid};
+use crate::tui::app::{App, Loaded, Wants};
+use crate::tui::images::ImageKey;
+use crate::tui::stats;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
+    let items = app.test_items();
+    let (confusion, classes): (Vec<Vec<usize>>, Vec<String>) = match &app.tested {
+        Some(t) => (
+            t.confusion.clone(),
+            if t.classes.is_empty() {
+                app.class_names().to_vec()
+            } else {
+                t.classes.clone()
+            },
+        ),
+        None if !items.is_empty() => {
+            let classes = app.class_names().to_vec();
+            (stats::confusion_from_items(items, classes.len()), classes)
+        }
+        None => {
+            let text = match &app.items {
+                Loaded::Failed(message) => format!("cannot read the test results: {message}"),
+                _ => "Not tested yet: results appear when training has finished and the test set is classified."
+                    .to_string(),
+            };
+            frame.render_widget(Paragraph::new(text).block(bordered("Results", app)), area);
+            return;
+        }
+    };
+    let thumbs_width = if area.width >= 120 {
+        area.width * 2 / 5
+    } else {
+        30
+    };
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(thumbs_width)]).areas(area);
+    let n = classes.len();
+    let [matrix, scores] = Layout::vertical([
+        Constraint::Length(n as u16 + 3),
+        Constraint::Min(n as u16 + 3),
+    ])
+    .areas(left);
+    draw_matrix(frame, matrix, app, &confusion, &classes);
+    draw_scores(frame, scores, app, &confusion, &classes);
+    draw_hardest(frame, right, app, wants);
+}
+
+fn draw_matrix(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    confusion: &[Vec<usize>],
+    classes: &[String],
+) {
+    let theme = &app.theme;
+    let total: usize = confusion.iter().flatten().sum();
+    let correct: usize = confusion
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| row.get(i))
+        .sum();
+    let accuracy = app
+        .tested
+        .as_ref()
+        .map(|t| f64::from(t.accuracy))
+        .or_else(|| stats::accuracy(confusion));
+    let header = std::iter::once(Cell::from("true \\ predicted"))
+        .chain(classes.iter().map(|c| Cell::from(c.clone())))
+        .collect::<Row>()
+        .style(theme.title());
+    let rows = confusion.iter().enumerate().map(|(t, row)| {
+        let fractions = stats::row_fractions(row);
+        std::iter::once(
+            Cell::from(classes.get(t).cloned().unwrap_or_default()).style(theme.title()),
+        )
+        .chain(
+            row.iter()
+                .zip(fractions)
+                .enumerate()
+                .map(|(p, (&count, fraction))| {
+                    let text = match fraction {
+                        Some(f) => format!("{count} ({})", percent(f)),
+                        None => count.to_string(),
+                    };
+                    let style = if p == t {
+                        theme.good()
+                    } else if count > 0 {
+                        theme.bad()
+                    } else {
+                        theme.dim()
+                    };
+                    Cell::from(text).style(style)
+                }),
+        )
+        .collect::<Row>()
+    });
+    let widths =
+        std::iter::once(Constraint::Length(17)).chain(classes.iter().map(|_| Constraint::Fill(1)));
+    let title = match accuracy {
+        Some(a) => format!(
+            "Confusion matrix · accuracy {} ({correct}/{total})",
+            percent(a)
+        ),
+        None => "Confusion matrix".to_string(),
+    };
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(bordered(title, app)),
+        area,
+    );
+}
+
+fn draw_scores(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    confusion: &[Vec<usize>],
+    classes: &[String],
+) {
+    let or_dash = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+    let rows = stats::class_scores(confusion)
+        .into_iter()
+        .enumerate()
+        .map(|(c, s)| {
+            Row::new([
+                classes.get(c).cloned().unwrap_or_default(),
+                or_dash(s.precision),
+                or_dash(s.recall),
+                or_dash(s.f1),
+                s.support.to_string(),
+            ])
+        });
+    let widths = [
+        Constraint::Fill(1),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(7),
+    ];
+    let table = Table::new(rows, widths)
+        .header(Row::new(["Class", "Precision", "Recall", "F1", "Images"]).style(app.theme.title()))
+        .block(bordered("Per class", app));
+    frame.render_widget(table, area);
+}
+
+/// The test images with the highest loss: the mistakes first, then the least sure successes.
+fn draw_hardest(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
+    let block = bordered("Hardest test images", app);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let items = app.test_items();
+    if items.is_empty() {
+        frame.render_widget(Paragraph::new("rendering…").style(app.theme.dim()), inner);
+        return;
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| items[b].loss.total_cmp(&items[a].loss));
+    // About 8 rows per picture and caption keeps them recognisable.
+    let count = (inner.height as usize / 8).clamp(1, 4) * if inner.width >= 40 { 2 } else { 1 };
+    order.truncate(count);
+    for (&item, (picture, caption)) in order.iter().zip(tile_grid(inner, order.len(), 1)) {
+        let key = ImageKey::Picture {
+            item,
+            spec: app.browser.spec,
+        };
+        draw_picture(frame, picture, app, key, wants, "rendering…");
+        let it = &items[item];
+        let style = if it.is_correct() {
+            app.theme.good()
+        } else {
+            app.theme.bad()
+        };
+        let (truth, predicted) = (app.class_name(it.truth), app.class_name(it.predicted));
+        let mut text = format!("{truth}→{predicted} {:.2}", it.score);
+        if text.chars().count() > caption.width as usize {
+            text = format!("{}→{} {:.2}", short(&truth), short(&predicted), it.score);
+        }
+        frame.render_widget(Line::from(Span::styled(text, style)).centered(), caption);
+    }
+}
+
+/// First three letters of a class name, to keep captions on one line.
+fn short(name: &str) -> String {
+    name.chars().take(3).collect()
+}

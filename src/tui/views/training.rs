@@ -1,0 +1,301 @@
+//! Training view: progress, speed and resources, loss and accuracy charts (raw, smoothed and
+//! validation on the same axes, like MATLAB's training-progress plot), the recent trend as
+//! sparklines, checkpoint status, and the validation Grad-CAMs of the current model.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Sparkline};
+use ratatui::Frame;
+
+use super::{bordered, draw_picture, duration, percent, tile_grid};
+use crate::tui::app::{App, Origin, Phase, Wants};
+use crate::tui::history::Series;
+use crate::tui::images::ImageKey;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
+    if app.phase == Phase::Waiting {
+        let text = match app.origin {
+            Origin::Live => {
+                "Waiting for the training to start (loading data and weights)…".to_string()
+            }
+            Origin::Watch => "Waiting for events in the run's metrics.jsonl…".to_string(),
+        };
+        frame.render_widget(Paragraph::new(text).block(bordered("Training", app)), area);
+        return;
+    }
+    let [header, trend, body] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    draw_header(frame, header, app);
+    draw_trend(frame, trend, app);
+    let cams_width = if area.width >= 120 {
+        area.width / 3
+    } else {
+        28
+    };
+    let [charts, cams] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(cams_width)]).areas(body);
+    let [accuracy, loss] =
+        Layout::vertical([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(charts);
+    let total = app
+        .run
+        .total_iterations()
+        .max(app.progress.iteration)
+        .max(1) as f64;
+    draw_chart(
+        frame,
+        accuracy,
+        app,
+        "Accuracy %",
+        &app.history.accuracy_percent,
+        total,
+        Some(100.0),
+    );
+    draw_chart(frame, loss, app, "Loss", &app.history.loss, total, None);
+    draw_cams(frame, cams, app, wants);
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let p = &app.progress;
+    let run = &app.run;
+    let total = run.total_iterations();
+    let [counts, gauge, speed, checkpoint] =
+        Layout::vertical([Constraint::Length(1); 4]).areas(area);
+
+    // While running: time left; once over: the best validation accuracy, the figure that counts.
+    let (outlook_label, outlook) = match (&app.phase, app.eta_s()) {
+        (Phase::Running, _) if app.paused => ("   ETA ", "paused".to_string()),
+        (Phase::Running, Some(eta)) => ("   ETA ", duration(eta)),
+        (Phase::Running, None) => ("   ETA ", "—".to_string()),
+        (
+            Phase::Finished {
+                best_val_accuracy: Some(best),
+                ..
+            },
+            _,
+        ) => ("   best validation ", percent(f64::from(*best))),
+        _ => ("   ETA ", "—".to_string()),
+    };
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled("Epoch ", theme.dim()),
+            Span::raw(format!("{}/{}", p.epoch, run.epochs)),
+            Span::styled("   Iteration ", theme.dim()),
+            Span::raw(format!("{}/{}", p.iteration, total)),
+            Span::styled(outlook_label, theme.dim()),
+            Span::raw(outlook),
+            Span::styled("   elapsed ", theme.dim()),
+            Span::raw(duration(p.elapsed_s)),
+            Span::styled("   run ", theme.dim()),
+            Span::raw(run.run.display().to_string()),
+        ]),
+        counts,
+    );
+    let ratio = if total > 0 {
+        (p.iteration as f64 / total as f64).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    frame.render_widget(
+        LineGauge::default()
+            .ratio(ratio)
+            .label(percent(ratio))
+            .filled_style(theme.gauge()),
+        gauge,
+    );
+    let memory = match app.memory_bytes {
+        Some(bytes) => format!("{} MiB", bytes / (1024 * 1024)),
+        None => "—".to_string(),
+    };
+    frame.render_widget(
+        Line::from(vec![
+            Span::raw(format!("{:.1}", p.images_per_s)),
+            Span::styled(" img/s   lr ", theme.dim()),
+            Span::raw(format!("{:.1e}", p.learning_rate)),
+            Span::styled("   device ", theme.dim()),
+            Span::raw(run.device.clone()),
+            Span::styled("   memory ", theme.dim()),
+            Span::raw(memory),
+            Span::styled("   batch ", theme.dim()),
+            Span::raw(run.batch_size.to_string()),
+        ]),
+        speed,
+    );
+    frame.render_widget(checkpoint_line(app), checkpoint);
+}
+
+fn checkpoint_line(app: &App) -> Line<'static> {
+    let theme = &app.theme;
+    let mut spans = vec![Span::styled("checkpoint ", theme.dim())];
+    match &app.checkpoint {
+        Some(c) => {
+            spans.push(Span::raw(format!("iteration {}", c.iteration)));
+            if c.best {
+                spans.push(Span::styled(" (best)", theme.good()));
+            }
+            if let Some(acc) = c.val_accuracy {
+                spans.push(Span::raw(format!(" val {}", percent(f64::from(acc)))));
+            }
+            let name = c
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            spans.push(Span::styled(format!("  {name}"), theme.dim()));
+        }
+        None => spans.push(Span::styled("none yet", theme.dim())),
+    }
+    if app.save_requested.is_some() {
+        spans.push(Span::styled("  saving…", theme.warn()));
+    }
+    Line::from(spans)
+}
+
+fn draw_trend(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let [loss_label, loss, acc_label, acc] = Layout::horizontal([
+        Constraint::Length(12),
+        Constraint::Fill(1),
+        Constraint::Length(12),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    frame.render_widget(Span::styled("trend  loss ", theme.dim()), loss_label);
+    frame.render_widget(
+        sparkline(&app.history.loss, loss.width).style(theme.smooth_series()),
+        loss,
+    );
+    frame.render_widget(Span::styled("  accuracy ", theme.dim()), acc_label);
+    frame.render_widget(
+        sparkline(&app.history.accuracy_percent, acc.width).style(theme.smooth_series()),
+        acc,
+    );
+}
+
+/// The last `width` raw values, scaled between their own minimum and maximum so the shape shows.
+fn sparkline(series: &Series, width: u16) -> Sparkline<'static> {
+    let values: Vec<f64> = series.recent().collect();
+    let values = &values[values.len().saturating_sub(width as usize)..];
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = (hi - lo).max(1e-9);
+    let data: Vec<u64> = values
+        .iter()
+        .map(|v| 1 + ((v - lo) / span * 99.0).round() as u64)
+        .collect();
+    Sparkline::default().data(data).max(100)
+}
+
+fn draw_chart(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    name: &str,
+    series: &Series,
+    total: f64,
+    fixed_top: Option<f64>,
+) {
+    let theme = &app.theme;
+    // Two Braille dots per cell across; more points than that cannot be seen.
+    let (raw, smoothed) = series.chart_data(2 * area.width as usize);
+    let validation = series.validation();
+    // Percentages read well with one decimal, losses need three.
+    let decimals = if fixed_top.is_some() { 1 } else { 3 };
+    let mut title = name.to_string();
+    if let Some(last) = series.last_smoothed() {
+        title.push_str(&format!(" · smoothed {last:.decimals$}"));
+    }
+    if let Some(&(_, v)) = validation.last() {
+        title.push_str(&format!(" · validation {v:.decimals$}"));
+    }
+    let top = fixed_top.unwrap_or_else(|| (series.max_value().unwrap_or(1.0) * 1.1).max(1e-3));
+    let datasets = vec![
+        Dataset::default()
+            .name("batch")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.raw_series())
+            .data(&raw),
+        Dataset::default()
+            .name("smoothed")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.smooth_series())
+            .data(&smoothed),
+        Dataset::default()
+            .name("validation")
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(theme.validation_series())
+            .data(validation),
+    ];
+    let y_labels = [0.0, top / 2.0, top].map(|v| {
+        if fixed_top.is_some() {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    });
+    let chart = Chart::new(datasets)
+        .block(bordered(title, app))
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, total])
+                .labels(["0".to_string(), format!("{}", total as u64)])
+                .style(theme.dim()),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, top])
+                .labels(y_labels)
+                .style(theme.dim()),
+        );
+    frame.render_widget(chart, area);
+}
+
+fn draw_cams(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
+    let title = match &app.cams {
+        Some(cams) => format!("Grad-CAM @ {}", cams.iteration),
+        None => "Grad-CAM".to_string(),
+    };
+    let block = bordered(title, app);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if let Some(error) = &app.cams_error {
+        frame.render_widget(
+            Paragraph::new(error.clone())
+                .style(app.theme.bad())
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            inner,
+        );
+        return;
+    }
+    let Some(cams) = &app.cams else {
+        let text = if app.last_validation.is_some() {
+            "rendering…"
+        } else {
+            "after the first validation"
+        };
+        frame.render_widget(
+            Paragraph::new(text).style(app.theme.dim()).centered(),
+            inner,
+        );
+        return;
+    };
+    for (index, (picture, caption)) in tile_grid(inner, cams.captions.len(), 1)
+        .into_iter()
+        .enumerate()
+    {
+        let key = ImageKey::ValidationCam {
+            iteration: cams.iteration,
+            index,
+        };
+        draw_picture(frame, picture, app, key, wants, "rendering…");
+        frame.render_widget(Line::raw(cams.captions[index].clone()).centered(), caption);
+    }
+}
