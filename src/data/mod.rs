@@ -7,12 +7,14 @@
 //! - [`decode`]: `readimage` for any supported file, plus the resize of `augmentedImageDatastore`
 //! - [`augment`]: `imageDataAugmenter` (flip, translation) and the network's input encoding
 //! - [`loader`]: decode once, then shuffled, augmented mini-batches prefetched in the background
+//! - [`synth`]: the embedded synthetic crack dataset (no downloads)
 
 pub mod augment;
 pub mod decode;
 pub mod loader;
 pub mod scan;
 pub mod split;
+pub mod synth;
 
 pub use augment::{
     augment, write_augmented_chw, write_chw_normalized, Augment, IMAGENET_MEAN, IMAGENET_STD,
