@@ -5,6 +5,7 @@
 //! whoever listens (headless printer, metrics log, dashboard).
 
 pub mod data;
+pub mod explain;
 pub mod fsutil;
 pub mod imaging;
 pub mod model;
