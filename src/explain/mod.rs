@@ -4,5 +4,6 @@
 
 pub mod colormap;
 pub mod heatmap;
+pub mod methods;
 pub mod overlay;
 pub mod resize;
