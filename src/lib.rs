@@ -4,8 +4,17 @@
 //! Data flows one way: images ([`data`]) -> batches -> model ([`model`]) -> events ([`events`]) ->
 //! whoever listens (headless printer, metrics log, dashboard).
 
+pub mod cli;
+pub mod cmd;
+pub mod config;
 pub mod data;
+pub mod device;
+pub mod events;
 pub mod explain;
 pub mod fsutil;
+pub mod headless;
 pub mod imaging;
 pub mod model;
+pub mod rundir;
+pub mod runlog;
+pub mod train;

@@ -1,3 +1,27 @@
-fn main() {
-    println!("crackscope: under construction");
+//! The `crackscope` binary: parse the command line, run one subcommand, map failure to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use crackscope::cli::{Cli, Command};
+use crackscope::cmd;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Demo(args) => cmd::demo::demo(args),
+        Command::Synth(args) => cmd::synth::synth(args),
+        Command::Samples(args) => cmd::samples::samples(args),
+        Command::Train(args) => cmd::train::train(args),
+        Command::Eval(args) => cmd::eval::eval(args),
+        Command::Predict(args) => cmd::predict::predict(args),
+        Command::Model(args) => cmd::model::model(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

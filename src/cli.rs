@@ -1,0 +1,190 @@
+//! Command-line definitions (clap) and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{parse_split, DeviceChoice, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crackscope",
+    version,
+    about = "Fine-tune SqueezeNet v1.1 to classify images (crack vs normal, or any folder-per-class set) \
+             and explain its decisions with Grad-CAM.",
+    after_help = "Start with `crackscope demo`: it makes a synthetic crack dataset and trains on it."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The one-command tour: make a synthetic crack dataset in a run directory, show sample tiles,
+    /// train on it with config/demo.toml and evaluate.
+    Demo(DemoArgs),
+    /// Generate a synthetic concrete dataset: DIR/Negative (surfaces) and DIR/Positive (with cracks).
+    Synth(SynthArgs),
+    /// Show random labelled images of a dataset as a tile grid (inline on a terminal, or a PNG).
+    Samples(SamplesArgs),
+    /// Fine-tune SqueezeNet v1.1 with the seed's recipe (config/default.toml), then test it.
+    Train(TrainArgs),
+    /// Evaluate a trained model on its run's test split or on another folder-per-class dataset.
+    Eval(EvalArgs),
+    /// Classify images with a crackscope checkpoint or bare torchvision SqueezeNet weights.
+    Predict(PredictArgs),
+    /// Print the network's layers, output sizes at the input size and learnable parameters.
+    Model(ModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run directory [default: runs/<timestamp>]
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Synthetic images per class.
+    #[arg(long, default_value_t = 400)]
+    pub per_class: usize,
+    #[command(flatten)]
+    pub train: RecipeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output folder (created; gets Negative/ and Positive/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Images per class.
+    #[arg(long, default_value_t = 500)]
+    pub per_class: usize,
+    /// Image size in pixels (square).
+    #[arg(long, default_value_t = 227)]
+    pub size: u32,
+    /// Random seed; the same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SamplesArgs {
+    /// Dataset folder, one sub-folder per class.
+    pub data: PathBuf,
+    /// How many random images.
+    #[arg(long, default_value_t = 16)]
+    pub count: usize,
+    /// Write the grid to this PNG file instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Random seed of the choice of images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Flags that override the recipe file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecipeArgs {
+    /// Recipe file (TOML) [default: the built-in config/default.toml]
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Dataset folder, one sub-folder per class.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// torchvision SqueezeNet v1.1 weights (.pth or .safetensors), e.g. squeezenet1_1-b8a52dc0.pth.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Fractions of each class for train,validation,test, e.g. 0.1,0.1,0.1.
+    #[arg(long, value_parser = parse_split)]
+    pub split: Option<[f64; 3]>,
+    /// Validate every this many iterations.
+    #[arg(long)]
+    pub val_every: Option<usize>,
+    /// Seed of the split, shuffling, augmentation and initial weights.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<DeviceChoice>,
+    /// Print progress lines instead of opening the dashboard.
+    #[arg(long)]
+    pub headless: bool,
+}
+
+impl RecipeArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            data: self.data.clone(),
+            weights: self.weights.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            split: self.split,
+            val_every: self.val_every,
+            seed: self.seed,
+            device: self.device,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Run directory [default: runs/<timestamp>]
+    #[arg(long, conflicts_with = "resume")]
+    pub run: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint, with the same split.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run directory (uses its best model and test split) or a checkpoint file.
+    pub target: PathBuf,
+    /// Evaluate on this folder-per-class dataset instead of the run's test split.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A crackscope checkpoint (.safetensors), a run directory, or torchvision weights (.pth/.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Images to classify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Print a JSON array (path, label, index, probabilities).
+    #[arg(long)]
+    pub json: bool,
+    /// How many of the most likely classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A checkpoint or weights file whose head (number of classes) to show [default: 2 classes].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Input size in pixels.
+    #[arg(long, default_value_t = 227)]
+    pub size: u32,
+}

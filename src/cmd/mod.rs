@@ -1,0 +1,9 @@
+//! One module per subcommand: each turns parsed arguments into work and output.
+
+pub mod demo;
+pub mod eval;
+pub mod model;
+pub mod predict;
+pub mod samples;
+pub mod synth;
+pub mod train;

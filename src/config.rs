@@ -1,0 +1,426 @@
+//! The recipe: every setting of a run, read from TOML (defaults = the seed demo's), overridden by flags,
+//! and validated with messages that name the key, the file and what was expected.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The recipe shipped as `config/default.toml`; compiled in so the binary works from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// The demo's recipe, `config/demo.toml`, layered over the default one.
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recipe {
+    pub data: DataConfig,
+    pub augment: AugmentConfig,
+    pub train: TrainConfig,
+    pub gradcam: GradcamConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub root: PathBuf,
+    pub split: [f64; 3],
+    pub split_seed: u64,
+    pub input_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    pub flip: bool,
+    pub translate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Empty means "train from scratch".
+    pub weights: PathBuf,
+    pub optimizer: Optimizer,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub l2: f64,
+    pub shuffle: Shuffle,
+    pub val_every: usize,
+    pub device: DeviceChoice,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradcamConfig {
+    pub layer: String,
+    pub method: String,
+    pub alpha: f32,
+    pub colormap: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    Adam,
+}
+
+/// When the training set is reshuffled (MATLAB's 'Shuffle' option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shuffle {
+    EveryEpoch,
+    Once,
+    Never,
+}
+
+/// Where the network runs. `Auto` takes a CUDA GPU when the build has one and one is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| format!("expected auto, cpu, cuda or cuda:N, found \"{s}\"")),
+        }
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            data: DataConfig::default(),
+            augment: AugmentConfig::default(),
+            train: TrainConfig::default(),
+            gradcam: GradcamConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            root: PathBuf::from("Concrete Crack Images for Classification"),
+            split: [0.1, 0.1, 0.1],
+            split_seed: 0,
+            input_size: 227,
+        }
+    }
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig { flip: true, translate: 30 }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            weights: PathBuf::new(),
+            optimizer: Optimizer::Adam,
+            batch_size: 100,
+            epochs: 5,
+            learning_rate: 2e-4,
+            l2: 1e-4,
+            shuffle: Shuffle::EveryEpoch,
+            val_every: 30,
+            device: DeviceChoice::Auto,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for GradcamConfig {
+    fn default() -> Self {
+        GradcamConfig {
+            layer: "relu_conv10".into(),
+            method: "seed".into(),
+            alpha: 0.5,
+            colormap: "jet".into(),
+        }
+    }
+}
+
+/// Command-line values that take precedence over the file; `None` keeps the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub split: Option<[f64; 3]>,
+    pub val_every: Option<usize>,
+    pub seed: Option<u64>,
+    pub device: Option<DeviceChoice>,
+}
+
+impl Recipe {
+    /// Parses a recipe file's text; `origin` names it in errors. Keys it leaves out keep their defaults.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Recipe> {
+        let recipe: Recipe = toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!("{origin}: {}", e.message().trim()).context(describe_toml_error(&e, text))
+        })?;
+        recipe.validate(origin)?;
+        Ok(recipe)
+    }
+
+    /// Reads a recipe file; relative paths inside it stay relative to the current directory.
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Recipe::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The demo's recipe: `config/demo.toml` over the defaults.
+    pub fn demo() -> Recipe {
+        Recipe::from_toml(DEMO_TOML, "config/demo.toml").expect("config/demo.toml is valid")
+    }
+
+    /// Applies command-line overrides and checks the result again (`origin` names the flags).
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        if let Some(v) = &o.data {
+            self.data.root = v.clone();
+        }
+        if let Some(v) = &o.weights {
+            self.train.weights = v.clone();
+        }
+        if let Some(v) = o.epochs {
+            self.train.epochs = v;
+        }
+        if let Some(v) = o.batch_size {
+            self.train.batch_size = v;
+        }
+        if let Some(v) = o.learning_rate {
+            self.train.learning_rate = v;
+        }
+        if let Some(v) = o.split {
+            self.data.split = v;
+        }
+        if let Some(v) = o.val_every {
+            self.train.val_every = v;
+        }
+        if let Some(v) = o.seed {
+            self.train.seed = v;
+            self.data.split_seed = v;
+        }
+        if let Some(v) = o.device {
+            self.train.device = v;
+        }
+        self.validate("command line")
+    }
+
+    /// Checks value ranges; the message names the key, where it came from and what was expected.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, expected: &str, found: String| -> Result<()> {
+            bail!("{origin}: bad value for `{key}`: expected {expected}, found {found}")
+        };
+        let [tr, va, te] = self.data.split;
+        for (key, f) in [("train", tr), ("validation", va), ("test", te)] {
+            if !(f > 0.0 && f <= 1.0) {
+                bad(
+                    "data.split",
+                    &format!("three fractions in (0, 1] (the {key} fraction is off)"),
+                    format!("{:?}", self.data.split),
+                )?;
+            }
+        }
+        if tr + va + te > 1.0 + 1e-9 {
+            bad(
+                "data.split",
+                "fractions that sum to at most 1",
+                format!("{:?} (sum {})", self.data.split, tr + va + te),
+            )?;
+        }
+        if !(32..=1024).contains(&self.data.input_size) {
+            bad("data.input_size", "a size from 32 to 1024 pixels", self.data.input_size.to_string())?;
+        }
+        if self.augment.translate >= self.data.input_size / 2 {
+            bad(
+                "augment.translate",
+                "less than half the input size",
+                self.augment.translate.to_string(),
+            )?;
+        }
+        if self.train.batch_size == 0 {
+            bad("train.batch_size", "at least 1", "0".into())?;
+        }
+        if self.train.epochs == 0 {
+            bad("train.epochs", "at least 1", "0".into())?;
+        }
+        if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
+            bad("train.learning_rate", "a positive number", self.train.learning_rate.to_string())?;
+        }
+        if !(self.train.l2 >= 0.0 && self.train.l2.is_finite()) {
+            bad("train.l2", "zero or a positive number", self.train.l2.to_string())?;
+        }
+        if self.train.val_every == 0 {
+            bad("train.val_every", "at least 1 iteration", "0".into())?;
+        }
+        if !(0.0..=1.0).contains(&self.gradcam.alpha) {
+            bad("gradcam.alpha", "a number from 0 to 1", self.gradcam.alpha.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The resolved recipe as TOML, saved in each run directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a recipe always serialises")
+    }
+}
+
+/// Says where in the file a TOML error is, in words a user can act on.
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}: `{snippet}`")
+        }
+        None => "in the file".to_string(),
+    }
+}
+
+/// Parses `--split 0.1,0.1,0.1` (or with spaces / brackets).
+pub fn parse_split(s: &str) -> Result<[f64; 3], String> {
+    let parts: Vec<&str> = s
+        .trim_matches(|c| c == '[' || c == ']')
+        .split([',', ' '])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let values: Vec<f64> = parts
+        .iter()
+        .map(|p| p.parse::<f64>().map_err(|_| format!("\"{p}\" is not a number")))
+        .collect::<Result<_, _>>()?;
+    values
+        .try_into()
+        .map_err(|_| format!("expected three fractions TRAIN,VAL,TEST such as 0.1,0.1,0.1, found \"{s}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_file_is_the_seed_recipe() {
+        let file = Recipe::from_toml(DEFAULT_TOML, "config/default.toml").unwrap();
+        assert_eq!(file, Recipe::default());
+        let r = file;
+        assert_eq!(r.data.split, [0.1, 0.1, 0.1]);
+        assert_eq!(r.data.input_size, 227);
+        assert!(r.augment.flip);
+        assert_eq!(r.augment.translate, 30);
+        assert_eq!(r.train.optimizer, Optimizer::Adam);
+        assert_eq!(r.train.batch_size, 100);
+        assert_eq!(r.train.epochs, 5);
+        assert_eq!(r.train.learning_rate, 2e-4);
+        assert_eq!(r.train.l2, 1e-4);
+        assert_eq!(r.train.shuffle, Shuffle::EveryEpoch);
+        assert_eq!(r.train.val_every, 30);
+        assert_eq!(r.train.device, DeviceChoice::Auto);
+        assert_eq!(r.gradcam.layer, "relu_conv10");
+        assert_eq!(r.gradcam.alpha, 0.5);
+        assert_eq!(r.gradcam.colormap, "jet");
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults_and_flags_override_it() {
+        let mut r = Recipe::from_toml("[train]\nepochs = 2\n", "mine.toml").unwrap();
+        assert_eq!(r.train.epochs, 2);
+        assert_eq!(r.train.batch_size, 100);
+        r.apply(&Overrides {
+            epochs: Some(7),
+            batch_size: Some(8),
+            learning_rate: Some(1e-3),
+            split: Some([0.5, 0.25, 0.25]),
+            device: Some(DeviceChoice::Cpu),
+            data: Some("x".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(r.train.epochs, 7);
+        assert_eq!(r.train.batch_size, 8);
+        assert_eq!(r.train.learning_rate, 1e-3);
+        assert_eq!(r.data.split, [0.5, 0.25, 0.25]);
+        assert_eq!(r.train.device, DeviceChoice::Cpu);
+        assert_eq!(r.data.root, PathBuf::from("x"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let err = Recipe::from_toml("[train]\nepochz = 2\n", "mine.toml").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("mine.toml"), "{msg}");
+        assert!(msg.contains("epochz"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn bad_type_and_bad_range_name_key_file_and_expectation() {
+        let msg = format!("{:#}", Recipe::from_toml("[train]\nlearning_rate = \"fast\"\n", "a.toml").unwrap_err());
+        assert!(msg.contains("a.toml") && msg.contains("learning_rate"), "{msg}");
+        let msg = format!("{:#}", Recipe::from_toml("[train]\nlearning_rate = -1.0\n", "b.toml").unwrap_err());
+        assert!(msg.contains("b.toml") && msg.contains("train.learning_rate") && msg.contains("positive"), "{msg}");
+        let msg = format!("{:#}", Recipe::from_toml("[data]\nsplit = [0.5, 0.5, 0.5]\n", "c.toml").unwrap_err());
+        assert!(msg.contains("data.split") && msg.contains("sum"), "{msg}");
+        let msg = format!("{:#}", Recipe::from_toml("[train]\ndevice = \"tpu\"\n", "d.toml").unwrap_err());
+        assert!(msg.contains("d.toml") && msg.contains("cuda:N"), "{msg}");
+    }
+
+    #[test]
+    fn demo_recipe_is_valid_and_resolved_recipe_round_trips() {
+        let demo = Recipe::demo();
+        assert_eq!(demo.train.optimizer, Optimizer::Adam);
+        let again = Recipe::from_toml(&demo.to_toml(), "round trip").unwrap();
+        assert_eq!(again, demo);
+    }
+
+    #[test]
+    fn split_and_device_flags_parse() {
+        assert_eq!(parse_split("0.1,0.2,0.3").unwrap(), [0.1, 0.2, 0.3]);
+        assert_eq!(parse_split("[0.1, 0.2, 0.3]").unwrap(), [0.1, 0.2, 0.3]);
+        assert!(parse_split("0.1,0.2").is_err());
+        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert!("gpu".parse::<DeviceChoice>().is_err());
+    }
+}

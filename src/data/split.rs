@@ -1,0 +1,441 @@
+//! Per-class random split into train/validation/test, like MATLAB's
+//! `splitEachLabel(imds, 0.1, 0.1, 0.1, 'randomized')`, and the manifest that pins it down.
+//!
+//! Two rules go beyond MATLAB: identical files (same hash) are reduced to one before splitting, so a
+//! test image can never also be a training image; and the split is saved as a [`Manifest`] that later
+//! commands reload, so a run's test set never changes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::rng_for;
+use super::scan::Dataset;
+use crate::fsutil;
+
+/// Share of each class's unique images in each split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fractions {
+    pub train: f64,
+    pub val: f64,
+    pub test: f64,
+}
+
+impl Fractions {
+    /// Each fraction must lie in (0, 1] and together they may not exceed 1.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("train", self.train),
+            ("validation", self.val),
+            ("test", self.test),
+        ] {
+            ensure!(
+                value > 0.0 && value <= 1.0,
+                "the {name} fraction must be in (0, 1], got {value}"
+            );
+        }
+        let sum = self.train + self.val + self.test;
+        ensure!(
+            sum <= 1.0 + SLACK,
+            "train + validation + test fractions add up to {sum}, more than 1"
+        );
+        Ok(())
+    }
+
+    /// How many of `n` images each split gets: `floor(fraction * n)`, like MATLAB.
+    fn counts(&self, n: usize) -> [usize; 3] {
+        // SLACK keeps e.g. 0.29 * 100 = 28.999999999999996 from flooring to 28.
+        [self.train, self.val, self.test].map(|f| (f * n as f64 + SLACK).floor() as usize)
+    }
+}
+
+/// Tolerance for floating-point error in fraction arithmetic.
+const SLACK: f64 = 1e-9;
+
+/// Indices into [`Dataset::items`], ascending within each split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+    /// Items left out because an earlier item (in scan order) has identical bytes.
+    pub duplicates_dropped: usize,
+}
+
+/// Splits each class at random, reproducibly from `seed`.
+///
+/// Exact duplicates are dropped first, keeping the first in scan order (class, then path), even when
+/// the copies sit in different classes. Of the `n` unique images of a class, `floor(fraction * n)` go
+/// to each split and the rest are unused. Each class shuffles with its own ChaCha8 stream (the class
+/// index), so one class's split does not depend on the size of another.
+pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Result<Split> {
+    fractions.validate()?;
+    let mut seen = HashSet::with_capacity(ds.items.len());
+    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); ds.classes.len()];
+    let mut duplicates_dropped = 0;
+    for (index, item) in ds.items.iter().enumerate() {
+        if seen.insert(item.hash) {
+            per_class[item.label].push(index);
+        } else {
+            duplicates_dropped += 1;
+        }
+    }
+
+    let mut split = Split {
+        train: Vec::new(),
+        val: Vec::new(),
+        test: Vec::new(),
+        duplicates_dropped,
+    };
+    for (label, mut indices) in per_class.into_iter().enumerate() {
+        let n = indices.len();
+        let [train, val, test] = fractions.counts(n);
+        if train == 0 || val == 0 || test == 0 {
+            bail!(
+                "class '{}' has {n} unique images: fractions {}/{}/{} give {train} train, {val} \
+                 validation and {test} test images; every split needs at least one, so use larger \
+                 fractions or add images",
+                ds.classes[label],
+                fractions.train,
+                fractions.val,
+                fractions.test
+            );
+        }
+        indices.shuffle(&mut rng_for("split", seed, label as u64));
+        split.train.extend_from_slice(&indices[..train]);
+        split.val.extend_from_slice(&indices[train..train + val]);
+        split
+            .test
+            .extend_from_slice(&indices[train + val..train + val + test]);
+    }
+    for part in [&mut split.train, &mut split.val, &mut split.test] {
+        part.sort_unstable();
+    }
+    Ok(split)
+}
+
+/// One image of a saved split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Relative to [`Manifest::root`], so a dataset folder can be moved along with its manifest.
+    pub path: PathBuf,
+    pub label: usize,
+}
+
+/// A split written to disk, so that training, evaluation and explanation all see the same images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub root: PathBuf,
+    pub classes: Vec<String>,
+    pub seed: u64,
+    pub fractions: Fractions,
+    pub train: Vec<Entry>,
+    pub val: Vec<Entry>,
+    pub test: Vec<Entry>,
+}
+
+impl Manifest {
+    pub fn from_split(ds: &Dataset, fractions: &Fractions, seed: u64, split: &Split) -> Self {
+        let entries = |indices: &[usize]| -> Vec<Entry> {
+            indices
+                .iter()
+                .map(|&i| {
+                    let item = &ds.items[i];
+                    // Items always lie under root; were one not to, its full path still works
+                    // because `root.join(absolute)` yields the absolute path.
+                    let path = item
+                        .path
+                        .strip_prefix(&ds.root)
+                        .unwrap_or(&item.path)
+                        .to_path_buf();
+                    Entry {
+                        path,
+                        label: item.label,
+                    }
+                })
+                .collect()
+        };
+        Manifest {
+            root: ds.root.clone(),
+            classes: ds.classes.clone(),
+            seed,
+            fractions: *fractions,
+            train: entries(&split.train),
+            val: entries(&split.val),
+            test: entries(&split.test),
+        }
+    }
+
+    /// Writes pretty JSON atomically, so an interrupted save never leaves a half manifest.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)
+            .with_context(|| format!("cannot encode split manifest for {}", path.display()))?;
+        fsutil::write_atomic(path, &json)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read split manifest {}", path.display()))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("split manifest {} is corrupt", path.display()))?;
+        manifest
+            .check()
+            .with_context(|| format!("split manifest {} is inconsistent", path.display()))?;
+        Ok(manifest)
+    }
+
+    /// Where an entry's file is on disk.
+    pub fn absolute(&self, entry: &Entry) -> PathBuf {
+        self.root.join(&entry.path)
+    }
+
+    /// Rejects a manifest that parses but cannot be used (edited by hand, or from another version).
+    fn check(&self) -> Result<()> {
+        ensure!(
+            self.classes.len() >= 2,
+            "it lists {} class(es), need at least two",
+            self.classes.len()
+        );
+        self.fractions.validate()?;
+        for (name, entries) in [
+            ("train", &self.train),
+            ("val", &self.val),
+            ("test", &self.test),
+        ] {
+            ensure!(!entries.is_empty(), "its {name} split is empty");
+            if let Some(bad) = entries.iter().find(|e| e.label >= self.classes.len()) {
+                bail!(
+                    "{name} entry {} has label {} but there are only {} classes",
+                    bad.path.display(),
+                    bad.label,
+                    self.classes.len()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::scan::Item;
+
+    const TENTHS: Fractions = Fractions {
+        train: 0.1,
+        val: 0.1,
+        test: 0.1,
+    };
+
+    /// A synthetic dataset: `counts[c]` items of class c, hashed from a per-item id so each is
+    /// unique unless `same` maps it to another id.
+    fn dataset(counts: &[usize], same: impl Fn(usize) -> usize) -> Dataset {
+        let root = PathBuf::from("/data");
+        let classes: Vec<String> = (0..counts.len()).map(|c| format!("class{c}")).collect();
+        let mut items = Vec::new();
+        for (label, &n) in counts.iter().enumerate() {
+            for i in 0..n {
+                let id = items.len();
+                items.push(Item {
+                    path: root.join(&classes[label]).join(format!("{i:05}.jpg")),
+                    label,
+                    hash: *blake3::hash(&same(id).to_le_bytes()).as_bytes(),
+                });
+            }
+        }
+        Dataset {
+            root,
+            classes,
+            items,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn labels(ds: &Dataset, indices: &[usize]) -> Vec<usize> {
+        let mut counts = vec![0; ds.classes.len()];
+        for &i in indices {
+            counts[ds.items[i].label] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn counts_are_floor_of_fraction_per_class() {
+        let ds = dataset(&[200, 205], |id| id);
+        let split = split_each_label(&ds, &TENTHS, 7).unwrap();
+        assert_eq!(labels(&ds, &split.train), [20, 20]);
+        assert_eq!(labels(&ds, &split.val), [20, 20]);
+        assert_eq!(labels(&ds, &split.test), [20, 20]);
+        let uneven = Fractions {
+            train: 0.29,
+            val: 0.5,
+            test: 0.2,
+        };
+        let split = split_each_label(&dataset(&[100, 100], |id| id), &uneven, 7).unwrap();
+        assert_eq!(
+            (split.train.len(), split.val.len(), split.test.len()),
+            (58, 100, 40)
+        );
+    }
+
+    #[test]
+    fn same_seed_same_split_other_seed_other_split() {
+        let ds = dataset(&[300, 300], |id| id);
+        let a = split_each_label(&ds, &TENTHS, 1).unwrap();
+        assert_eq!(a, split_each_label(&ds, &TENTHS, 1).unwrap());
+        let b = split_each_label(&ds, &TENTHS, 2).unwrap();
+        assert_ne!(a.train, b.train);
+        assert_ne!(a.test, b.test);
+    }
+
+    #[test]
+    fn splits_are_disjoint_and_sorted() {
+        let ds = dataset(&[100, 80], |id| id);
+        let fractions = Fractions {
+            train: 0.6,
+            val: 0.2,
+            test: 0.2,
+        };
+        let split = split_each_label(&ds, &fractions, 3).unwrap();
+        let all: Vec<usize> = [&split.train, &split.val, &split.test]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        let unique: HashSet<usize> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len());
+        assert_eq!(all.len(), 180, "fractions summing to 1 use every image");
+        assert!(split.train.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn duplicates_never_cross_splits_and_first_copy_wins() {
+        // Items 1..=9 copy item 0 (same class); item 25 (class 1) copies item 15 (class 0).
+        let ds = dataset(&[20, 20], |id| match id {
+            1..=9 => 0,
+            25 => 15,
+            id => id,
+        });
+        let fractions = Fractions {
+            train: 0.4,
+            val: 0.3,
+            test: 0.3,
+        };
+        let split = split_each_label(&ds, &fractions, 9).unwrap();
+        assert_eq!(split.duplicates_dropped, 10);
+        let used: Vec<usize> = [&split.train, &split.val, &split.test]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        for dropped in (1..=9).chain([25]) {
+            assert!(
+                !used.contains(&dropped),
+                "duplicate item {dropped} was used"
+            );
+        }
+        let hashes: HashSet<[u8; 32]> = used.iter().map(|&i| ds.items[i].hash).collect();
+        assert_eq!(hashes.len(), used.len(), "two used items share contents");
+        // Class 0 keeps 11 unique images (0, 10..=19): 4/3/3; class 1 keeps 19: 7/5/5.
+        assert_eq!(labels(&ds, &split.train), [4, 7]);
+        assert_eq!(labels(&ds, &split.test), [3, 5]);
+    }
+
+    #[test]
+    fn class_too_small_for_fractions_is_named() {
+        let ds = dataset(&[100, 9], |id| id);
+        let message = format!("{:#}", split_each_label(&ds, &TENTHS, 0).unwrap_err());
+        assert!(
+            message.contains("class 'class1' has 9 unique images"),
+            "{message}"
+        );
+        assert!(message.contains("larger fractions"), "{message}");
+    }
+
+    #[test]
+    fn invalid_fractions_are_rejected() {
+        let ds = dataset(&[50, 50], |id| id);
+        for (bad, problem) in [
+            (
+                Fractions {
+                    train: 0.0,
+                    val: 0.1,
+                    test: 0.1,
+                },
+                "train fraction",
+            ),
+            (
+                Fractions {
+                    train: 0.5,
+                    val: 1.5,
+                    test: 0.1,
+                },
+                "validation fraction",
+            ),
+            (
+                Fractions {
+                    train: 0.5,
+                    val: 0.1,
+                    test: f64::NAN,
+                },
+                "test fraction",
+            ),
+            (
+                Fractions {
+                    train: 0.5,
+                    val: 0.4,
+                    test: 0.2,
+                },
+                "more than 1",
+            ),
+        ] {
+            let message = format!("{:#}", split_each_label(&ds, &bad, 0).unwrap_err());
+            assert!(message.contains(problem), "{message}");
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips_with_relative_paths() {
+        let ds = dataset(&[30, 30], |id| id);
+        let split = split_each_label(&ds, &TENTHS, 5).unwrap();
+        let manifest = Manifest::from_split(&ds, &TENTHS, 5, &split);
+        assert_eq!(manifest.test.len(), 6);
+        let first = &manifest.train[0];
+        assert!(first.path.is_relative());
+        assert_eq!(manifest.absolute(first), ds.items[split.train[0]].path);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/split.json");
+        manifest.save(&path).unwrap();
+        assert_eq!(Manifest::load(&path).unwrap(), manifest);
+    }
+
+    #[test]
+    fn corrupt_or_missing_manifest_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("split.json");
+        let message = format!("{:#}", Manifest::load(&path).unwrap_err());
+        assert!(message.contains("cannot read split manifest") && message.contains("split.json"));
+
+        std::fs::write(&path, b"{\"root\": \"/data\", \"classes\": [").unwrap();
+        let message = format!("{:#}", Manifest::load(&path).unwrap_err());
+        assert!(
+            message.contains("split.json") && message.contains("is corrupt"),
+            "{message}"
+        );
+
+        let ds = dataset(&[30, 30], |id| id);
+        let split = split_each_label(&ds, &TENTHS, 5).unwrap();
+        let mut manifest = Manifest::from_split(&ds, &TENTHS, 5, &split);
+        manifest.val[0].label = 2;
+        manifest.save(&path).unwrap();
+        let message = format!("{:#}", Manifest::load(&path).unwrap_err());
+        assert!(
+            message.contains("label 2 but there are only 2 classes"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! A consumer of training events for plain terminals, pipes and logs: a progress bar (on a terminal)
+//! and one line per validation, checkpoint of note, and the end.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::events::Event;
+
+pub struct Headless {
+    bar: ProgressBar,
+    /// On a pipe there is no bar: print a progress line this often (iterations).
+    line_every: usize,
+    live: bool,
+}
+
+impl Default for Headless {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Headless {
+    pub fn new() -> Headless {
+        let live = std::io::stderr().is_terminal();
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+        if !live {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} it  {elapsed_precise} eta {eta}  {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Headless { bar, line_every: usize::MAX, live }
+    }
+
+    fn say(&self, text: impl AsRef<str>) {
+        self.bar.suspend(|| println!("{}", text.as_ref()));
+    }
+
+    pub fn handle(&mut self, event: &Event) {
+        match event {
+            Event::Started {
+                device,
+                classes,
+                train_per_class,
+                val_per_class,
+                test_per_class,
+                batch_size,
+                epochs,
+                iterations_per_epoch,
+                start_iteration,
+                ..
+            } => {
+                self.say(split_table(classes, train_per_class, val_per_class, test_per_class));
+                let total = epochs * iterations_per_epoch;
+                self.say(format!(
+                    "training on {device}: {epochs} epochs x {iterations_per_epoch} iterations of {batch_size} images{}",
+                    if *start_iteration > 0 { format!(", resuming after iteration {start_iteration}") } else { String::new() }
+                ));
+                self.bar.set_length(total as u64);
+                self.bar.set_position(*start_iteration as u64);
+                self.bar.reset_eta();
+                self.line_every = (total / 10).max(1);
+                if self.live {
+                    self.bar.enable_steady_tick(Duration::from_millis(500));
+                }
+            }
+            Event::Iteration { epoch, iteration, loss, accuracy, images_per_s, .. } => {
+                let message = format!("epoch {epoch}  loss {loss:.4}  acc {:.1}%  {images_per_s:.1} img/s", accuracy * 100.0);
+                self.bar.set_position(*iteration as u64);
+                if !self.live && iteration % self.line_every == 0 {
+                    println!("iteration {iteration}/{}: {message}", self.bar.length().unwrap_or(0));
+                }
+                self.bar.set_message(message);
+            }
+            Event::Validation { epoch, iteration, loss, accuracy, .. } => self.say(format!(
+                "iteration {iteration} (epoch {epoch}): validation accuracy {:.2}%, loss {loss:.4}",
+                accuracy * 100.0
+            )),
+            Event::Checkpoint { path, best: true, .. } => self.say(format!("  best so far, saved {}", path.display())),
+            Event::Checkpoint { .. } | Event::Epoch { .. } | Event::Tested { .. } => {}
+            Event::Notice { message } => self.say(format!("note: {message}")),
+            Event::Finished { iteration, best_val_accuracy, stopped_early, elapsed_s } => {
+                self.bar.finish_and_clear();
+                let best = best_val_accuracy.map(|a| format!("{:.2}%", a * 100.0)).unwrap_or_else(|| "none".into());
+                println!(
+                    "training {} after {iteration} iterations in {}; best validation accuracy {best}",
+                    if *stopped_early { "stopped" } else { "finished" },
+                    format_duration(*elapsed_s)
+                );
+            }
+            Event::Failed { message } => {
+                self.bar.abandon();
+                eprintln!("error: {message}");
+            }
+        }
+    }
+}
+
+/// The images per class in each split (the seed checks `numTrainImages` before training).
+pub fn split_table(classes: &[String], train: &[usize], val: &[usize], test: &[usize]) -> String {
+    let width = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+    let mut out = format!("{:width$}  {:>8}  {:>10}  {:>8}\n", "class", "train", "validation", "test");
+    for (i, class) in classes.iter().enumerate() {
+        out += &format!("{class:width$}  {:>8}  {:>10}  {:>8}\n", train[i], val[i], test[i]);
+    }
+    let sum = |v: &[usize]| v.iter().sum::<usize>();
+    out += &format!("{:width$}  {:>8}  {:>10}  {:>8}", "total", sum(train), sum(val), sum(test));
+    out
+}
+
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{seconds:.1}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_table_lists_every_class_and_totals() {
+        let t = split_table(&["Negative".into(), "Positive".into()], &[2000, 2000], &[200, 201], &[5, 6]);
+        assert!(t.contains("Negative      2000         200         5"), "{t}");
+        assert!(t.contains("total         4000         401        11"), "{t}");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(12.34), "12.3s");
+        assert_eq!(format_duration(83.0), "1m23s");
+        assert_eq!(format_duration(3723.0), "1h02m03s");
+    }
+}

@@ -1,0 +1,772 @@
+//! The fast CPU path: forward and backward passes over a contiguous range of stages, on plain
+//! buffers in the channel-major layout of [`ops`](super::ops).
+//!
+//! candle would run every layer as several tensor operations, each allocating its result, and its
+//! backward pass would add every gradient into a freshly zeroed tensor. Here a whole range of
+//! stages is one step for candle (see `segment.rs`); inside it, ReLUs are fused into the
+//! convolutions, the Fire concatenation costs nothing, buffers are recycled, and the backward pass
+//! writes each gradient exactly once.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use candle_core::{bail, Result};
+
+use super::arch::{self, StageKind, STAGES};
+use super::buffers::{Buffer, BufferPool};
+use super::ops::conv::{add_bias_relu, col2im, im2col, relu_backward, row_sums, Kernel};
+use super::ops::gemm::{matmul, Mat};
+use super::ops::pool::{
+    global_avg_pool_backward, global_avg_pool_forward, max_pool_backward, max_pool_forward,
+};
+use super::ops::{cbhw_to_nchw, nchw_to_cbhw, Geom};
+
+const CONV1: Kernel = Kernel {
+    size: 3,
+    stride: 2,
+    pad: 0,
+};
+const EXPAND3X3: Kernel = Kernel {
+    size: 3,
+    stride: 1,
+    pad: 1,
+};
+/// Dropout keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
+const DROPOUT_SCALE: f32 = 2.0;
+
+/// What one stage keeps for its backward pass besides its input and output.
+enum Saved {
+    Nothing,
+    Conv1 { cols: Buffer },
+    MaxPool { argmax: Vec<u8> },
+    Fire { squeezed: Buffer, cols: Buffer },
+    Classifier { dropped: Option<Buffer> },
+}
+
+/// Everything the backward pass needs from the forward pass.
+pub(crate) struct Trace {
+    stages: Range<usize>,
+    /// `acts[0]` is the segment input, `acts[i + 1]` the output of the segment's i-th stage.
+    acts: Vec<Buffer>,
+    geoms: Vec<Geom>,
+    saved: Vec<Saved>,
+}
+
+/// Shape of the segment output as candle sees it: `[B, C, H, W]`, or `[B, C]` after pool10.
+pub(crate) fn output_dims(
+    stages: &Range<usize>,
+    batch: usize,
+    side_h: usize,
+    side_w: usize,
+) -> Vec<usize> {
+    let last = &STAGES[stages.end - 1];
+    if last.kind == StageKind::GlobalAvgPool {
+        vec![batch, last.out_channels]
+    } else {
+        vec![batch, last.out_channels, side_h, side_w]
+    }
+}
+
+/// Checks an input `[B, C, H, W]` against a segment and returns the geometry of every stage output.
+fn plan(stages: &Range<usize>, dims: &[usize]) -> Result<Vec<Geom>> {
+    if stages.is_empty() || stages.end > STAGES.len() {
+        bail!("invalid stage range {stages:?}")
+    }
+    let &[b, c, h, w] = dims else {
+        bail!("expected an input of shape [B, C, H, W], got {dims:?}")
+    };
+    let first = &STAGES[stages.start];
+    if c != first.in_channels {
+        bail!(
+            "{} expects {} input channels, got {c}",
+            first.name,
+            first.in_channels
+        )
+    }
+    let mut geoms = vec![Geom { c, b, h, w }];
+    for stage in &STAGES[stages.clone()] {
+        let prev = geoms[geoms.len() - 1];
+        let (Some(h), Some(w)) = (stage.output_side(prev.h), stage.output_side(prev.w)) else {
+            bail!(
+                "a {}x{} feature map is too small for {}",
+                prev.h,
+                prev.w,
+                stage.name
+            )
+        };
+        geoms.push(Geom {
+            c: stage.out_channels,
+            b,
+            h,
+            w,
+        });
+    }
+    Ok(geoms)
+}
+
+/// Splits packed parameters into one slice per tensor, grouped by stage.
+fn split_params<'a>(stages: &Range<usize>, mut packed: &'a [f32]) -> Result<Vec<Vec<&'a [f32]>>> {
+    let expected: usize = STAGES[stages.clone()]
+        .iter()
+        .flat_map(|s| s.params())
+        .map(|p| p.len())
+        .sum();
+    if packed.len() != expected {
+        bail!(
+            "expected {expected} packed parameters for stages {stages:?}, got {}",
+            packed.len()
+        )
+    }
+    Ok(STAGES[stages.clone()]
+        .iter()
+        .map(|stage| {
+            stage
+                .params()
+                .iter()
+                .map(|p| {
+                    let (head, rest) = packed.split_at(p.len());
+                    packed = rest;
+                    head
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Mutable counterpart of [`split_params`] for the gradient buffer (length already checked).
+fn split_grads<'a>(stages: &Range<usize>, mut packed: &'a mut [f32]) -> Vec<Vec<&'a mut [f32]>> {
+    STAGES[stages.clone()]
+        .iter()
+        .map(|stage| {
+            stage
+                .params()
+                .iter()
+                .map(|p| {
+                    let (head, rest) = std::mem::take(&mut packed).split_at_mut(p.len());
+                    packed = rest;
+                    head
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `stages` on `input` (`[B, C, H, W]`, contiguous). `dropout` is the keep-mask of drop9 in
+/// `[B, 512, h, w]` order (training only). Returns the output in candle's layout, its shape,
+/// and the trace for the backward pass when `keep_trace` is set.
+pub(crate) fn forward(
+    stages: Range<usize>,
+    input: &[f32],
+    dims: &[usize],
+    packed: &[f32],
+    dropout: Option<&[u8]>,
+    pool: &Arc<BufferPool>,
+    keep_trace: bool,
+) -> Result<(Vec<f32>, Vec<usize>, Option<Trace>)> {
+    let geoms = plan(&stages, dims)?;
+    let params = split_params(&stages, packed)?;
+    if input.len() != geoms[0].len() {
+        bail!(
+            "input holds {} values, its shape {dims:?} needs {}",
+            input.len(),
+            geoms[0].len()
+        )
+    }
+    if let Some(mask) = dropout {
+        let Some(at) = stages.clone().position(|s| s == arch::CLASSIFIER) else {
+            bail!("dropout mask given to stages {stages:?}, which have no dropout")
+        };
+        if mask.len() != geoms[at].len() {
+            bail!(
+                "dropout mask holds {} values, drop9 has {}",
+                mask.len(),
+                geoms[at].len()
+            )
+        }
+    }
+    pool.begin_pass();
+    let mut current = pool.take(geoms[0].len());
+    nchw_to_cbhw(input, geoms[0], &mut current);
+    let mut acts = Vec::new();
+    let mut saved = Vec::new();
+    for (i, stage_index) in stages.clone().enumerate() {
+        let (out, keep) = run_stage(
+            stage_index,
+            &current,
+            geoms[i],
+            geoms[i + 1],
+            &params[i],
+            dropout,
+            pool,
+            keep_trace,
+        );
+        if keep_trace {
+            acts.push(std::mem::replace(&mut current, out));
+            saved.push(keep);
+        } else {
+            current = out;
+        }
+    }
+    let last = geoms[geoms.len() - 1];
+    let mut output = vec![0.0; last.len()];
+    cbhw_to_nchw(&current, last, &mut output);
+    let out_dims = output_dims(&stages, last.b, last.h, last.w);
+    let trace = keep_trace.then(|| {
+        acts.push(current);
+        Trace {
+            stages,
+            acts,
+            geoms,
+            saved,
+        }
+    });
+    Ok((output, out_dims, trace))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_stage(
+    stage_index: usize,
+    x: &[f32],
+    xg: Geom,
+    og: Geom,
+    p: &[&[f32]],
+    dropout: Option<&[u8]>,
+    pool: &Arc<BufferPool>,
+    keep: bool,
+) -> (Buffer, Saved) {
+    let n = og.n();
+    let mut out = pool.take(og.len());
+    let saved = match STAGES[stage_index].kind {
+        StageKind::Conv1 => {
+            let taps = xg.c * 9;
+            let mut cols = pool.take(taps * n);
+            im2col(x, xg, CONV1, &mut cols);
+            matmul(
+                &mut out,
+                Mat::new(p[0], og.c, taps),
+                Mat::new(&cols, taps, n),
+                false,
+            );
+            add_bias_relu(&mut out, p[1], n);
+            if keep {
+                Saved::Conv1 { cols }
+            } else {
+                Saved::Nothing
+            }
+        }
+        StageKind::MaxPool => {
+            let mut argmax = if keep { vec![0; og.len()] } else { Vec::new() };
+            max_pool_forward(
+                x,
+                xg.planes(),
+                xg.h,
+                xg.w,
+                &mut out,
+                keep.then_some(argmax.as_mut_slice()),
+            );
+            if keep {
+                Saved::MaxPool { argmax }
+            } else {
+                Saved::Nothing
+            }
+        }
+        StageKind::Fire {
+            squeeze: s,
+            expand: e,
+        } => {
+            let mut squeezed = pool.take(s * n);
+            matmul(
+                &mut squeezed,
+                Mat::new(p[0], s, xg.c),
+                Mat::new(x, xg.c, n),
+                false,
+            );
+            add_bias_relu(&mut squeezed, p[1], n);
+            let mut cols = pool.take(9 * s * n);
+            im2col(&squeezed, Geom { c: s, ..xg }, EXPAND3X3, &mut cols);
+            let (out1, out3) = out.split_at_mut(e * n);
+            matmul(out1, Mat::new(p[2], e, s), Mat::new(&squeezed, s, n), false);
+            add_bias_relu(out1, p[3], n);
+            matmul(
+                out3,
+                Mat::new(p[4], e, 9 * s),
+                Mat::new(&cols, 9 * s, n),
+                false,
+            );
+            add_bias_relu(out3, p[5], n);
+            if keep {
+                Saved::Fire { squeezed, cols }
+            } else {
+                Saved::Nothing
+            }
+        }
+        StageKind::Classifier => {
+            let dropped = dropout.map(|mask| {
+                let mut dropped = pool.take(xg.len());
+                apply_dropout(x, xg, mask, &mut dropped);
+                dropped
+            });
+            let input = dropped.as_deref().unwrap_or(x);
+            matmul(
+                &mut out,
+                Mat::new(p[0], og.c, xg.c),
+                Mat::new(input, xg.c, n),
+                false,
+            );
+            add_bias_relu(&mut out, p[1], n);
+            if keep {
+                Saved::Classifier { dropped }
+            } else {
+                Saved::Nothing
+            }
+        }
+        StageKind::GlobalAvgPool => {
+            global_avg_pool_forward(x, xg.planes(), xg.h * xg.w, &mut out);
+            Saved::Nothing
+        }
+    };
+    (out, saved)
+}
+
+/// Multiplies channel-major `x` by the keep-mask (given in `[B, C, H, W]` order) and the dropout
+/// scale. Also serves as dropout's backward pass, which is the same product.
+fn apply_dropout(x: &[f32], g: Geom, mask: &[u8], dst: &mut [f32]) {
+    use rayon::prelude::*;
+    let plane = g.h * g.w;
+    dst[..g.len()]
+        .par_chunks_mut(g.n())
+        .enumerate()
+        .for_each(|(c, channel)| {
+            for (b, out) in channel.chunks_mut(plane).enumerate() {
+                let keep = &mask[(b * g.c + c) * plane..][..plane];
+                let src = &x[(c * g.b + b) * plane..][..plane];
+                for ((o, &v), &k) in out.iter_mut().zip(src).zip(keep) {
+                    *o = if k != 0 { v * DROPOUT_SCALE } else { 0.0 };
+                }
+            }
+        });
+}
+
+/// Gradients of a traced forward pass. `grad_out` has the shape of the forward output;
+/// returns the input gradient (in candle's layout, when `input_grad` is set) and the gradient
+/// of the packed parameters.
+pub(crate) fn backward(
+    trace: &Trace,
+    packed: &[f32],
+    grad_out: &[f32],
+    dropout: Option<&[u8]>,
+    input_grad: bool,
+    pool: &Arc<BufferPool>,
+) -> Result<(Option<Vec<f32>>, Vec<f32>)> {
+    let stages = &trace.stages;
+    let params = split_params(stages, packed)?;
+    let last = trace.geoms[trace.geoms.len() - 1];
+    if grad_out.len() != last.len() {
+        bail!(
+            "output gradient holds {} values, the output has {}",
+            grad_out.len(),
+            last.len()
+        )
+    }
+    let mut packed_grads = vec![0.0; packed.len()];
+    let mut grads = split_grads(stages, &mut packed_grads);
+    let mut grad = pool.take(last.len());
+    nchw_to_cbhw(grad_out, last, &mut grad);
+    for i in (0..stages.len()).rev() {
+        let want_dx = i > 0 || input_grad;
+        let next = backward_stage(
+            trace,
+            i,
+            grad,
+            &params[i],
+            &mut grads[i],
+            dropout,
+            want_dx,
+            pool,
+        );
+        match next {
+            Some(g) => grad = g,
+            None => return Ok((None, packed_grads)),
+        }
+    }
+    let first = trace.geoms[0];
+    let mut dx = vec![0.0; first.len()];
+    cbhw_to_nchw(&grad, first, &mut dx);
+    Ok((Some(dx), packed_grads))
+}
+
+/// Backward pass of the segment's `i`-th stage given the gradient of its output (consumed).
+#[allow(clippy::too_many_arguments)]
+fn backward_stage(
+    trace: &Trace,
+    i: usize,
+    mut g: Buffer,
+    p: &[&[f32]],
+    dp: &mut [&mut [f32]],
+    dropout: Option<&[u8]>,
+    want_dx: bool,
+    pool: &Arc<BufferPool>,
+) -> Option<Buffer> {
+    let (x, out) = (&trace.acts[i], &trace.acts[i + 1]);
+    let (xg, og) = (trace.geoms[i], trace.geoms[i + 1]);
+    let n = og.n();
+    match (&STAGES[trace.stages.start + i].kind, &trace.saved[i]) {
+        (StageKind::Conv1, Saved::Conv1 { cols }) => {
+            let taps = xg.c * 9;
+            relu_backward(&mut g, out);
+            row_sums(&g, n, dp[1]);
+            matmul(
+                dp[0],
+                Mat::new(&g, og.c, n),
+                Mat::new(cols, taps, n).t(),
+                false,
+            );
+            want_dx.then(|| {
+                let mut dcols = pool.take(taps * n);
+                matmul(
+                    &mut dcols,
+                    Mat::new(p[0], og.c, taps).t(),
+                    Mat::new(&g, og.c, n),
+                    false,
+                );
+                let mut dx = pool.take(xg.len());
+                col2im(&dcols, xg, CONV1, &mut dx);
+                dx
+            })
+        }
+        (StageKind::MaxPool, Saved::MaxPool { argmax }) => want_dx.then(|| {
+            let mut dx = pool.take(xg.len());
+            max_pool_backward(&g, argmax, xg.planes(), xg.h, xg.w, &mut dx);
+            dx
+        }),
+        (
+            &StageKind::Fire {
+                squeeze: s,
+                expand: e,
+            },
+            Saved::Fire { squeezed, cols },
+        ) => {
+            relu_backward(&mut g, out);
+            let (g1, g3) = g.split_at(e * n);
+            row_sums(g1, n, dp[3]);
+            row_sums(g3, n, dp[5]);
+            matmul(
+                dp[2],
+                Mat::new(g1, e, n),
+                Mat::new(squeezed, s, n).t(),
+                false,
+            );
+            matmul(
+                dp[4],
+                Mat::new(g3, e, n),
+                Mat::new(cols, 9 * s, n).t(),
+                false,
+            );
+            let mut dcols = pool.take(9 * s * n);
+            matmul(
+                &mut dcols,
+                Mat::new(p[4], e, 9 * s).t(),
+                Mat::new(g3, e, n),
+                false,
+            );
+            let mut dsq = pool.take(s * n);
+            col2im(&dcols, Geom { c: s, ..xg }, EXPAND3X3, &mut dsq);
+            drop(dcols);
+            matmul(&mut dsq, Mat::new(p[2], e, s).t(), Mat::new(g1, e, n), true);
+            drop(g);
+            relu_backward(&mut dsq, squeezed);
+            row_sums(&dsq, n, dp[1]);
+            matmul(dp[0], Mat::new(&dsq, s, n), Mat::new(x, xg.c, n).t(), false);
+            want_dx.then(|| {
+                let mut dx = pool.take(xg.len());
+                matmul(
+                    &mut dx,
+                    Mat::new(p[0], s, xg.c).t(),
+                    Mat::new(&dsq, s, n),
+                    false,
+                );
+                dx
+            })
+        }
+        (StageKind::Classifier, Saved::Classifier { dropped }) => {
+            relu_backward(&mut g, out);
+            row_sums(&g, n, dp[1]);
+            let input = dropped.as_deref().unwrap_or(x);
+            matmul(
+                dp[0],
+                Mat::new(&g, og.c, n),
+                Mat::new(input, xg.c, n).t(),
+                false,
+            );
+            want_dx.then(|| {
+                let mut dx = pool.take(xg.len());
+                matmul(
+                    &mut dx,
+                    Mat::new(p[0], og.c, xg.c).t(),
+                    Mat::new(&g, og.c, n),
+                    false,
+                );
+                if let Some(mask) = dropout {
+                    let mut masked = pool.take(xg.len());
+                    apply_dropout(&dx, xg, mask, &mut masked);
+                    dx = masked;
+                }
+                dx
+            })
+        }
+        (StageKind::GlobalAvgPool, Saved::Nothing) => want_dx.then(|| {
+            let mut dx = pool.take(xg.len());
+            global_avg_pool_backward(&g, xg.planes(), xg.h * xg.w, &mut dx);
+            dx
+        }),
+        _ => unreachable!("trace does not match its stages"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_inputs_are_reported_not_panicked() {
+        let pool = BufferPool::new();
+        let params = vec![0.0; arch::backbone_params()[0..2].iter().map(|p| p.len()).sum()];
+        let err = forward(0..1, &[0.0; 12], &[1, 3, 2, 2], &params, None, &pool, false)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("too small"), "{err}");
+        let err = forward(0..1, &[0.0; 16], &[1, 4, 2, 2], &params, None, &pool, false)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("input channels"), "{err}");
+        let err = forward(
+            0..1,
+            &[0.0; 27],
+            &[1, 3, 3, 3],
+            &params[1..],
+            None,
+            &pool,
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("packed parameters"), "{err}");
+        let err = forward(
+            0..1,
+            &[0.0; 27],
+            &[1, 3, 3, 3],
+            &params,
+            Some(&[1]),
+            &pool,
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("no dropout"), "{err}");
+    }
+
+    use crate::model::testutil::uniform;
+
+    /// Parameters that keep every ReLU of `stages` far from its kink for positive inputs:
+    /// non-negative weights with mean 1 / fan-in, and biases of +1 (alive) or -1000 (dead, every
+    /// third channel, so the masking of dead units is checked too). The network is then exactly
+    /// linear around the test point (steps up to 0.2 cross no kink for activations below 5), and
+    /// central differences with large steps are precise.
+    fn linear_regime_params(stages: &Range<usize>, seed: u64) -> Vec<f32> {
+        let specs: Vec<_> = STAGES[stages.clone()]
+            .iter()
+            .flat_map(|s| s.params())
+            .collect();
+        specs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, spec)| {
+                if spec.shape.len() == 1 {
+                    (0..spec.len())
+                        .map(|c| if c % 3 == 0 { -1000.0 } else { 1.0 })
+                        .collect::<Vec<_>>()
+                } else {
+                    let fan_in: usize = spec.shape[1..].iter().product();
+                    uniform(spec.len(), 1.0 / fan_in as f32, seed + i as u64)
+                        .into_iter()
+                        .map(|v| v + 1.0 / fan_in as f32)
+                        .collect()
+                }
+            })
+            .collect()
+    }
+
+    /// `sum(output * weights)` in f64.
+    fn objective(
+        stages: &Range<usize>,
+        x: &[f32],
+        dims: &[usize],
+        params: &[f32],
+        mask: Option<&[u8]>,
+        weights: &[f32],
+    ) -> f64 {
+        let pool = BufferPool::new();
+        let (out, _, _) = forward(stages.clone(), x, dims, params, mask, &pool, false).unwrap();
+        out.iter()
+            .zip(weights)
+            .map(|(&o, &w)| f64::from(o) * f64::from(w))
+            .sum()
+    }
+
+    /// Compares the engine's gradients with central differences (step `step`) on a sample of
+    /// coordinates: two per parameter tensor and eight of the input.
+    fn check_gradients(
+        stages: Range<usize>,
+        x: &[f32],
+        dims: &[usize],
+        params: &[f32],
+        mask: Option<&[u8]>,
+        step: f32,
+        seed: u64,
+    ) {
+        let pool = BufferPool::new();
+        let (out, _, trace) = forward(stages.clone(), x, dims, params, mask, &pool, true).unwrap();
+        let weights = uniform(out.len(), 1.0, seed + 1000);
+        let (dx, dp) = backward(&trace.unwrap(), params, &weights, mask, true, &pool).unwrap();
+        let dx = dx.unwrap();
+        let rms = |g: &[f32]| {
+            (g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / g.len() as f64).sqrt()
+        };
+        assert!(
+            rms(&dx) > 0.0 && (dp.is_empty() || rms(&dp) > 0.0),
+            "vanishing gradients make this check vacuous"
+        );
+
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let mut coords: Vec<(bool, usize)> = (0..8)
+            .map(|_| (true, rand::Rng::random_range(&mut rng, 0..x.len())))
+            .collect();
+        let mut offset = 0;
+        for spec in STAGES[stages.clone()].iter().flat_map(|s| s.params()) {
+            for _ in 0..2 {
+                coords.push((
+                    false,
+                    offset + rand::Rng::random_range(&mut rng, 0..spec.len()),
+                ));
+            }
+            offset += spec.len();
+        }
+        for (is_input, i) in coords {
+            let (analytic, scale) = if is_input {
+                (dx[i], rms(&dx))
+            } else {
+                (dp[i], rms(&dp))
+            };
+            let at = |delta: f32| {
+                let (mut x, mut p) = (x.to_vec(), params.to_vec());
+                if is_input {
+                    x[i] += delta
+                } else {
+                    p[i] += delta
+                }
+                objective(&stages, &x, dims, &p, mask, &weights)
+            };
+            let numeric = (at(step) - at(-step)) / (2.0 * f64::from(step));
+            // Rounding of the f32 outputs limits the differences to about 1e-3 of the gradient scale.
+            let tolerance = 1e-2 * (f64::from(analytic).abs() + 0.25 * scale);
+            assert!(
+                (numeric - f64::from(analytic)).abs() <= tolerance,
+                "stages {stages:?}, {} {i}: analytic {analytic}, central difference {numeric}",
+                if is_input { "input" } else { "parameter" }
+            );
+        }
+    }
+
+    /// Positive inputs (the regime `linear_regime_params` is built for).
+    fn positive_input(dims: &[usize], seed: u64) -> Vec<f32> {
+        uniform(dims.iter().product(), 0.5, seed)
+            .into_iter()
+            .map(|v| v + 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn conv1_gradients_match_central_differences() {
+        let (stages, dims) = (0..1, [2, 3, 11, 12]);
+        let params = linear_regime_params(&stages, 10);
+        check_gradients(
+            stages,
+            &positive_input(&dims, 1),
+            &dims,
+            &params,
+            None,
+            0.2,
+            10,
+        );
+    }
+
+    #[test]
+    fn max_pool_gradients_match_central_differences_at_clipped_edges() {
+        // 6x8 planes: the last window of each axis is clipped to 2 rows / 2 columns. Values are
+        // distinct and at least 0.01 apart, so the +-1e-3 steps never change a window's maximum.
+        let dims = [1, 64, 6, 8];
+        let len: usize = dims.iter().product();
+        let mut x: Vec<f32> = (0..len).map(|i| (i as f32) * 0.01 - 15.0).collect();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
+        rand::seq::SliceRandom::shuffle(x.as_mut_slice(), &mut rng);
+        check_gradients(1..2, &x, &dims, &[], None, 1e-3, 20);
+    }
+
+    #[test]
+    fn fire_stack_gradients_match_central_differences() {
+        let (stages, dims) = (2..4, [2, 64, 5, 6]);
+        let params = linear_regime_params(&stages, 30);
+        check_gradients(
+            stages,
+            &positive_input(&dims, 3),
+            &dims,
+            &params,
+            None,
+            0.2,
+            30,
+        );
+    }
+
+    #[test]
+    fn classifier_gradients_with_dropout_match_central_differences() {
+        // fire9, drop9 + conv10 + relu_conv10, pool10, with half of drop9's inputs dropped.
+        let (stages, dims) = (11..14, [2, 512, 3, 3]);
+        let len: usize = dims.iter().product();
+        let mask: Vec<u8> = uniform(len, 1.0, 4)
+            .iter()
+            .map(|&v| u8::from(v > 0.0))
+            .collect();
+        let params = linear_regime_params(&stages, 40);
+        check_gradients(
+            stages,
+            &positive_input(&dims, 5),
+            &dims,
+            &params,
+            Some(&mask),
+            0.2,
+            40,
+        );
+    }
+
+    #[test]
+    fn max_pool_matches_candle_where_ceil_and_floor_agree() {
+        // For odd sides ceil mode adds no window, so candle's floor-mode max_pool2d applies.
+        use candle_core::{Device, Tensor};
+        let dims = [2, 64, 11, 13];
+        let x = uniform(dims.iter().product(), 1.0, 6);
+        let pool = BufferPool::new();
+        let (ours, out_dims, _) = forward(1..2, &x, &dims, &[], None, &pool, false).unwrap();
+        let t = Tensor::from_vec(x, &dims, &Device::Cpu).unwrap();
+        let candle = t.max_pool2d_with_stride(3, 2).unwrap();
+        assert_eq!(candle.dims(), out_dims.as_slice());
+        assert_eq!(
+            candle.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            ours
+        );
+        let reference = super::super::reference::max_pool_3x3_s2_ceil(&t).unwrap();
+        assert_eq!(
+            reference.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            ours
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! Helpers shared by the model's tests.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::SqueezeNet;
+
+/// The shared test data folder, or None (after saying why) when it is absent.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CRACKSCOPE_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("pretrained/squeezenet1_1.pth").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: test data not found at {} (set CRACKSCOPE_TEST_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Deterministic values in [-scale, scale).
+pub fn uniform(len: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let len = shape.iter().product();
+    Tensor::from_vec(uniform(len, 1.0, seed), shape, &Device::Cpu).unwrap()
+}
+
+/// A model with random weights scaled so that activations neither vanish nor explode, and
+/// biases slightly positive so that most ReLUs are active.
+pub fn random_model(head: Option<usize>, seed: u64) -> (SqueezeNet, VarMap) {
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        head,
+    )
+    .unwrap();
+    let vars = varmap.data().lock().unwrap();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for (i, name) in names.into_iter().enumerate() {
+        let var = &vars[name];
+        let dims = var.dims().to_vec();
+        let len: usize = dims.iter().product();
+        let values = if dims.len() == 1 {
+            uniform(len, 0.05, seed + i as u64)
+                .into_iter()
+                .map(|v| v + 0.05)
+                .collect()
+        } else {
+            let fan_in: usize = dims[1..].iter().product();
+            uniform(len, (3.0 / fan_in as f32).sqrt() * 1.4, seed + i as u64)
+        };
+        var.set(&Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    drop(vars);
+    (model, varmap)
+}
+
+pub fn to_vec(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Asserts |a - b| <= tol * max(1, |b|) elementwise (`b` is the reference).
+pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}[{i}]: {x} vs {y} (tolerance {tol} x max |ref| {scale})"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Helpers shared by the end-to-end tests: run the real binary, find the shared test data.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn crackscope() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crackscope"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs to completion, failing the test (with the output) after `limit`: no test may hang.
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("binary starts");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > limit {
+            child.kill().ok();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "command did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn run(args: &[&str]) -> Output {
+    run_with_limit(crackscope().args(args), Duration::from_secs(600))
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Asserts success, showing everything the command said when it failed.
+pub fn ok(out: &Output) -> String {
+    let all = text(out);
+    assert!(out.status.success(), "command failed ({:?}):\n{all}", out.status);
+    all
+}
+
+/// `../shared/data` beside the checkout, or `CRACKSCOPE_TEST_DATA`; None (with a message) when absent.
+pub fn shared_data(what: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("CRACKSCOPE_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let path = root.join(what);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not found (set CRACKSCOPE_TEST_DATA to the shared data folder)", path.display());
+        None
+    }
+}
