@@ -12,6 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Tensor, Var};
 
 use super::heatmap::Heatmap;
+use crate::model::SqueezeNet;
 
 /// How a class's evidence is turned into a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,6 +93,19 @@ pub struct Explanation {
     pub probabilities: Vec<f32>,
     /// The map at the layer's resolution, rescaled to [0, 1].
     pub cam: Heatmap,
+}
+
+/// Explains a batch of normalised images `[B, 3, H, W]` at `layer` (one of
+/// [`crate::model::CAM_LAYERS`]) in one pass through the network.
+pub fn explain(
+    model: &SqueezeNet,
+    images: &Tensor,
+    layer: &str,
+    method: Method,
+    target: Target,
+) -> Result<Vec<Explanation>> {
+    let features = model.forward_to(images, layer)?;
+    explain_features(&features, |f| model.forward_from(f, layer), method, target)
 }
 
 /// Explains every image of a batch. `features` is the layer's output `[B, C, h, w]` and
@@ -580,6 +594,226 @@ mod tests {
             e[0].cam.values.iter().all(|&v| v == 0.0),
             "{:?}",
             e[0].cam.values
+        );
+    }
+
+    /// A 2-class SqueezeNet with torchvision's fresh-training initialisation.
+    fn squeezenet(seed: u64) -> (SqueezeNet, candle_nn::VarMap) {
+        let varmap = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
+        let model = SqueezeNet::new(vb, Some(2)).unwrap();
+        crate::model::init_backbone(&varmap, seed).unwrap();
+        crate::model::init_head(&varmap, seed + 1).unwrap();
+        (model, varmap)
+    }
+
+    fn images(batch: usize, side: usize, seed: u64) -> Tensor {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..batch * 3 * side * side)
+            .map(|_| rng.random_range(-2.0f32..2.0))
+            .collect();
+        Tensor::from_vec(values, (batch, 3, side, side), &Device::Cpu).unwrap()
+    }
+
+    fn head_weights(varmap: &candle_nn::VarMap) -> Vec<Vec<f32>> {
+        let vars = varmap.data().lock().unwrap();
+        vars[crate::model::HEAD_WEIGHT]
+            .as_tensor()
+            .to_vec2::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn squeezenet_relu_conv10_maps_match_the_head_weight_closed_forms() {
+        // relu_conv10 feeds global average pooling and the linear head, so dz_c/dA_k is
+        // W[c,k] / (h w) everywhere: Grad-CAM = ReLU(sum_k W[c,k] A_k), seed = sum_k (W[c,k] -
+        // W[o,k]) A_k, each rescaled.
+        let (model, varmap) = squeezenet(21);
+        let x = images(2, 96, 5);
+        let a = model.forward_to(&x, "relu_conv10").unwrap();
+        let (_, channels, h, w) = a.dims4().unwrap();
+        let maps = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let original = head_weights(&varmap);
+        // Scale 1, then head weights scaled until every logit gap is at least 40.
+        for scale in [1.0f32, 0.0] {
+            let scale = if scale > 0.0 {
+                scale
+            } else {
+                let z = model
+                    .forward_t(&x, false)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                let gap = z
+                    .iter()
+                    .map(|r| (r[0] - r[1]).abs())
+                    .fold(f32::INFINITY, f32::min);
+                (45.0 / gap).max(1.0)
+            };
+            let scaled: Vec<f32> = original.concat().iter().map(|v| v * scale).collect();
+            let vars = varmap.data().lock().unwrap();
+            vars[crate::model::HEAD_WEIGHT]
+                .set(&Tensor::from_vec(scaled, (2, channels), &Device::Cpu).unwrap())
+                .unwrap();
+            drop(vars);
+            let head = PoolLinear {
+                w: head_weights(&varmap),
+                bias: vec![0.0; 2],
+            };
+            let z = model
+                .forward_t(&x, false)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            if scale > 1.0 {
+                assert!(
+                    z.iter().all(|r| (r[0] - r[1]).abs() >= 40.0),
+                    "logits {z:?}"
+                );
+            }
+            let gradcam = explain(
+                &model,
+                &x,
+                "relu_conv10",
+                Method::GradCam,
+                Target::Predicted,
+            )
+            .unwrap();
+            let seed = explain(&model, &x, "relu_conv10", Method::Seed, Target::Predicted).unwrap();
+            for b in 0..2 {
+                let plane = h * w;
+                let a = &maps[b * channels * plane..(b + 1) * channels * plane];
+                let c = argmax(&z[b]);
+                assert_eq!((gradcam[b].class, seed[b].class), (c, c));
+                let relu: Vec<f32> = head
+                    .combine(a, plane, |k| head.w[c][k] as f64)
+                    .into_iter()
+                    .map(|v| v.max(0.0))
+                    .collect();
+                assert_maps_close(
+                    &gradcam[b].cam,
+                    relu,
+                    &format!("gradcam x{scale} image {b}"),
+                );
+                let difference =
+                    head.combine(a, plane, |k| (head.w[c][k] - head.w[1 - c][k]) as f64);
+                assert_maps_close(
+                    &seed[b].cam,
+                    difference,
+                    &format!("seed x{scale} image {b}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn squeezenet_gradient_at_fire9_matches_finite_differences() {
+        let (model, _) = squeezenet(3);
+        let x = images(1, 64, 8);
+        let layer = "fire9-concat";
+        let a = model.forward_to(&x, layer).unwrap().detach();
+        let values = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let var = Var::from_tensor(&a).unwrap();
+        let logits = model.forward_from(var.as_tensor(), layer).unwrap();
+        let class = 1;
+        let gradient = weighted_logit_gradient(&var, &logits, one_hot(2, class)).unwrap();
+        let logit_at = |values: Vec<f32>| -> f64 {
+            let t = Tensor::from_vec(values, a.shape(), &Device::Cpu).unwrap();
+            model
+                .forward_from(&t, layer)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap()[0][class] as f64
+        };
+        // Central differences in f32 need steps well above the logit's rounding (z ~ 0.3) yet
+        // small enough not to cross ReLU kinks downstream: 1e-2 on a few entries at a time.
+        let eps = 1e-2f32;
+        let mut order: Vec<usize> = (0..gradient.len()).collect();
+        order.sort_by(|&i, &j| gradient[j].abs().total_cmp(&gradient[i].abs()));
+        // Element by element where the gradient is largest...
+        for &i in &order[..6] {
+            let mut up = values.clone();
+            let mut down = values.clone();
+            up[i] += eps;
+            down[i] -= eps;
+            let numeric = (logit_at(up) - logit_at(down)) / (2.0 * eps as f64);
+            let g = gradient[i] as f64;
+            assert!(
+                (numeric - g).abs() <= 1e-2 * g.abs(),
+                "element {i}: {numeric} vs {g}"
+            );
+        }
+        // ...and along the gradient itself (every entry moves; a random direction's derivative
+        // cancels down to the logit's rounding): (z(A + eD) - z(A - eD)) / 2e = <g, D>.
+        let largest = gradient[order[0]].abs();
+        let direction: Vec<f32> = gradient.iter().map(|g| g / largest).collect();
+        let shifted = |sign: f32| {
+            values
+                .iter()
+                .zip(&direction)
+                .map(|(v, d)| v + sign * eps * d)
+                .collect()
+        };
+        let numeric = (logit_at(shifted(1.0)) - logit_at(shifted(-1.0))) / (2.0 * eps as f64);
+        let analytic: f64 = gradient
+            .iter()
+            .zip(&direction)
+            .map(|(&g, &d)| g as f64 * d as f64)
+            .sum();
+        assert!(
+            (numeric - analytic).abs() <= 1e-2 * analytic.abs(),
+            "{numeric} vs {analytic}"
+        );
+    }
+
+    #[test]
+    fn batched_explanations_equal_one_image_at_a_time() {
+        let (model, _) = squeezenet(9);
+        let x = images(3, 64, 2);
+        for method in Method::ALL {
+            let together = explain(&model, &x, "fire9-concat", method, Target::Class(0)).unwrap();
+            for (b, e) in together.iter().enumerate() {
+                let alone = explain(
+                    &model,
+                    &x.narrow(0, b, 1).unwrap(),
+                    "fire9-concat",
+                    method,
+                    Target::Class(0),
+                )
+                .unwrap();
+                let same = e
+                    .cam
+                    .values
+                    .iter()
+                    .zip(&alone[0].cam.values)
+                    .all(|(p, q)| (p - q).abs() < 1e-4);
+                assert!(
+                    same,
+                    "{method} image {b}: {:?} vs {:?}",
+                    e.cam.values, alone[0].cam.values
+                );
+                assert_eq!((e.cam.height, e.cam.width), (3, 3)); // 64 px -> 31 -> 15 -> 7 -> 3
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_layer_lists_the_valid_ones() {
+        let (model, _) = squeezenet(1);
+        let err = explain(
+            &model,
+            &images(1, 64, 1),
+            "conv99",
+            Method::GradCam,
+            Target::Predicted,
+        )
+        .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("conv99")
+                && text.contains("relu_conv10")
+                && text.contains("fire9-concat"),
+            "{text}"
         );
     }
 

@@ -7,3 +7,4 @@ pub mod heatmap;
 pub mod methods;
 pub mod overlay;
 pub mod resize;
+pub mod timing;
