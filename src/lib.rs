@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod events;
+pub mod explain;
 pub mod fsutil;
 pub mod headless;
 pub mod imaging;
