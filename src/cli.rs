@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_split, DeviceChoice, Overrides};
+use crate::tui::GraphicsChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +37,9 @@ pub enum Command {
     Predict(PredictArgs),
     /// Print the network's layers, output sizes at the input size and learnable parameters.
     Model(ModelArgs),
+    /// Open the dashboard on a run directory: live while it trains (with pause / stop / save), or
+    /// its results and test images once it has finished.
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +52,8 @@ pub struct DemoArgs {
     pub per_class: usize,
     #[command(flatten)]
     pub train: RecipeArgs,
+    #[command(flatten)]
+    pub display: DisplayArgs,
 }
 
 #[derive(Debug, Args)]
@@ -112,9 +118,17 @@ pub struct RecipeArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
-    /// Print progress lines instead of opening the dashboard.
+}
+
+/// How a training shows itself.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DisplayArgs {
+    /// Print progress lines instead of opening the dashboard (the default when stdout is not a terminal).
     #[arg(long)]
     pub headless: bool,
+    /// Pictures in the dashboard: auto, kitty, sixel, iterm2 or halfblocks [env: CRACKSCOPE_GRAPHICS]
+    #[arg(long)]
+    pub graphics: Option<GraphicsChoice>,
 }
 
 impl RecipeArgs {
@@ -143,6 +157,17 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, with the same split.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The run directory of a running or finished training.
+    pub run: PathBuf,
+    /// Pictures in the dashboard: auto, kitty, sixel, iterm2 or halfblocks [env: CRACKSCOPE_GRAPHICS]
+    #[arg(long)]
+    pub graphics: Option<GraphicsChoice>,
 }
 
 #[derive(Debug, Args)]

@@ -149,7 +149,10 @@ impl Default for DataConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { flip: true, translate: 30 }
+        AugmentConfig {
+            flip: true,
+            translate: 30,
+        }
     }
 }
 
@@ -199,7 +202,8 @@ impl Recipe {
     /// Parses a recipe file's text; `origin` names it in errors. Keys it leaves out keep their defaults.
     pub fn from_toml(text: &str, origin: &str) -> Result<Recipe> {
         let recipe: Recipe = toml::from_str(text).map_err(|e| {
-            anyhow::anyhow!("{origin}: {}", e.message().trim()).context(describe_toml_error(&e, text))
+            anyhow::anyhow!("{origin}: {}", e.message().trim())
+                .context(describe_toml_error(&e, text))
         })?;
         recipe.validate(origin)?;
         Ok(recipe)
@@ -273,7 +277,11 @@ impl Recipe {
             )?;
         }
         if !(32..=1024).contains(&self.data.input_size) {
-            bad("data.input_size", "a size from 32 to 1024 pixels", self.data.input_size.to_string())?;
+            bad(
+                "data.input_size",
+                "a size from 32 to 1024 pixels",
+                self.data.input_size.to_string(),
+            )?;
         }
         if self.augment.translate >= self.data.input_size / 2 {
             bad(
@@ -289,16 +297,28 @@ impl Recipe {
             bad("train.epochs", "at least 1", "0".into())?;
         }
         if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
-            bad("train.learning_rate", "a positive number", self.train.learning_rate.to_string())?;
+            bad(
+                "train.learning_rate",
+                "a positive number",
+                self.train.learning_rate.to_string(),
+            )?;
         }
         if !(self.train.l2 >= 0.0 && self.train.l2.is_finite()) {
-            bad("train.l2", "zero or a positive number", self.train.l2.to_string())?;
+            bad(
+                "train.l2",
+                "zero or a positive number",
+                self.train.l2.to_string(),
+            )?;
         }
         if self.train.val_every == 0 {
             bad("train.val_every", "at least 1 iteration", "0".into())?;
         }
         if !(0.0..=1.0).contains(&self.gradcam.alpha) {
-            bad("gradcam.alpha", "a number from 0 to 1", self.gradcam.alpha.to_string())?;
+            bad(
+                "gradcam.alpha",
+                "a number from 0 to 1",
+                self.gradcam.alpha.to_string(),
+            )?;
         }
         Ok(())
     }
@@ -330,11 +350,14 @@ pub fn parse_split(s: &str) -> Result<[f64; 3], String> {
         .collect();
     let values: Vec<f64> = parts
         .iter()
-        .map(|p| p.parse::<f64>().map_err(|_| format!("\"{p}\" is not a number")))
+        .map(|p| {
+            p.parse::<f64>()
+                .map_err(|_| format!("\"{p}\" is not a number"))
+        })
         .collect::<Result<_, _>>()?;
-    values
-        .try_into()
-        .map_err(|_| format!("expected three fractions TRAIN,VAL,TEST such as 0.1,0.1,0.1, found \"{s}\""))
+    values.try_into().map_err(|_| {
+        format!("expected three fractions TRAIN,VAL,TEST such as 0.1,0.1,0.1, found \"{s}\"")
+    })
 }
 
 #[cfg(test)]
@@ -397,13 +420,33 @@ mod tests {
 
     #[test]
     fn bad_type_and_bad_range_name_key_file_and_expectation() {
-        let msg = format!("{:#}", Recipe::from_toml("[train]\nlearning_rate = \"fast\"\n", "a.toml").unwrap_err());
-        assert!(msg.contains("a.toml") && msg.contains("learning_rate"), "{msg}");
-        let msg = format!("{:#}", Recipe::from_toml("[train]\nlearning_rate = -1.0\n", "b.toml").unwrap_err());
-        assert!(msg.contains("b.toml") && msg.contains("train.learning_rate") && msg.contains("positive"), "{msg}");
-        let msg = format!("{:#}", Recipe::from_toml("[data]\nsplit = [0.5, 0.5, 0.5]\n", "c.toml").unwrap_err());
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[train]\nlearning_rate = \"fast\"\n", "a.toml").unwrap_err()
+        );
+        assert!(
+            msg.contains("a.toml") && msg.contains("learning_rate"),
+            "{msg}"
+        );
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[train]\nlearning_rate = -1.0\n", "b.toml").unwrap_err()
+        );
+        assert!(
+            msg.contains("b.toml")
+                && msg.contains("train.learning_rate")
+                && msg.contains("positive"),
+            "{msg}"
+        );
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[data]\nsplit = [0.5, 0.5, 0.5]\n", "c.toml").unwrap_err()
+        );
         assert!(msg.contains("data.split") && msg.contains("sum"), "{msg}");
-        let msg = format!("{:#}", Recipe::from_toml("[train]\ndevice = \"tpu\"\n", "d.toml").unwrap_err());
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[train]\ndevice = \"tpu\"\n", "d.toml").unwrap_err()
+        );
         assert!(msg.contains("d.toml") && msg.contains("cuda:N"), "{msg}");
     }
 
@@ -420,7 +463,10 @@ mod tests {
         assert_eq!(parse_split("0.1,0.2,0.3").unwrap(), [0.1, 0.2, 0.3]);
         assert_eq!(parse_split("[0.1, 0.2, 0.3]").unwrap(), [0.1, 0.2, 0.3]);
         assert!(parse_split("0.1,0.2").is_err());
-        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            "cuda:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert!("gpu".parse::<DeviceChoice>().is_err());
     }
 }

@@ -25,12 +25,16 @@ pub fn resolve(choice: DeviceChoice) -> Result<(Device, String)> {
                      `cargo build --release --features cuda` (see README, \"GPU\")"
                 );
             }
-            let device = Device::new_cuda(n).with_context(|| format!("cannot open CUDA device {n}"))?;
+            let device =
+                Device::new_cuda(n).with_context(|| format!("cannot open CUDA device {n}"))?;
             Ok((device, format!("cuda:{n}")))
         }
     }
 }
 
 fn cpu() -> (Device, String) {
-    (Device::Cpu, format!("cpu ({} threads)", candle_core::utils::get_num_threads()))
+    (
+        Device::Cpu,
+        format!("cpu ({} threads)", candle_core::utils::get_num_threads()),
+    )
 }

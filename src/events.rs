@@ -34,11 +34,26 @@ pub enum Event {
         elapsed_s: f64,
     },
     /// The whole validation set, evaluated after `iteration`.
-    Validation { epoch: usize, iteration: usize, loss: f32, accuracy: f32, elapsed_s: f64 },
+    Validation {
+        epoch: usize,
+        iteration: usize,
+        loss: f32,
+        accuracy: f32,
+        elapsed_s: f64,
+    },
     /// An epoch ended.
-    Epoch { epoch: usize, iteration: usize, elapsed_s: f64 },
+    Epoch {
+        epoch: usize,
+        iteration: usize,
+        elapsed_s: f64,
+    },
     /// A checkpoint was written; `best` when it is the new best by validation accuracy.
-    Checkpoint { iteration: usize, path: PathBuf, best: bool, val_accuracy: Option<f32> },
+    Checkpoint {
+        iteration: usize,
+        path: PathBuf,
+        best: bool,
+        val_accuracy: Option<f32>,
+    },
     /// A note for the user (few iterations, files skipped, ...).
     Notice { message: String },
     /// Training stopped normally (`stopped_early` after a stop request).
@@ -49,7 +64,11 @@ pub enum Event {
         elapsed_s: f64,
     },
     /// The test set was classified with the best checkpoint.
-    Tested { accuracy: f32, confusion: Vec<Vec<usize>>, classes: Vec<String> },
+    Tested {
+        accuracy: f32,
+        confusion: Vec<Vec<usize>>,
+        classes: Vec<String>,
+    },
     /// Training cannot go on; the last good checkpoint is kept.
     Failed { message: String },
 }

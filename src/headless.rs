@@ -29,11 +29,17 @@ impl Headless {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} it  {elapsed_precise} eta {eta}  {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} it  {elapsed_precise} eta {eta}  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
-        Headless { bar, line_every: usize::MAX, live }
+        Headless {
+            bar,
+            line_every: usize::MAX,
+            live,
+        }
     }
 
     fn say(&self, text: impl AsRef<str>) {
@@ -54,7 +60,12 @@ impl Headless {
                 start_iteration,
                 ..
             } => {
-                self.say(split_table(classes, train_per_class, val_per_class, test_per_class));
+                self.say(split_table(
+                    classes,
+                    train_per_class,
+                    val_per_class,
+                    test_per_class,
+                ));
                 let total = epochs * iterations_per_epoch;
                 self.say(format!(
                     "training on {device}: {epochs} epochs x {iterations_per_epoch} iterations of {batch_size} images{}",
@@ -68,24 +79,52 @@ impl Headless {
                     self.bar.enable_steady_tick(Duration::from_millis(500));
                 }
             }
-            Event::Iteration { epoch, iteration, loss, accuracy, images_per_s, .. } => {
-                let message = format!("epoch {epoch}  loss {loss:.4}  acc {:.1}%  {images_per_s:.1} img/s", accuracy * 100.0);
+            Event::Iteration {
+                epoch,
+                iteration,
+                loss,
+                accuracy,
+                images_per_s,
+                ..
+            } => {
+                let message = format!(
+                    "epoch {epoch}  loss {loss:.4}  acc {:.1}%  {images_per_s:.1} img/s",
+                    accuracy * 100.0
+                );
                 self.bar.set_position(*iteration as u64);
                 if !self.live && iteration % self.line_every == 0 {
-                    println!("iteration {iteration}/{}: {message}", self.bar.length().unwrap_or(0));
+                    println!(
+                        "iteration {iteration}/{}: {message}",
+                        self.bar.length().unwrap_or(0)
+                    );
                 }
                 self.bar.set_message(message);
             }
-            Event::Validation { epoch, iteration, loss, accuracy, .. } => self.say(format!(
+            Event::Validation {
+                epoch,
+                iteration,
+                loss,
+                accuracy,
+                ..
+            } => self.say(format!(
                 "iteration {iteration} (epoch {epoch}): validation accuracy {:.2}%, loss {loss:.4}",
                 accuracy * 100.0
             )),
-            Event::Checkpoint { path, best: true, .. } => self.say(format!("  best so far, saved {}", path.display())),
+            Event::Checkpoint {
+                path, best: true, ..
+            } => self.say(format!("  best so far, saved {}", path.display())),
             Event::Checkpoint { .. } | Event::Epoch { .. } | Event::Tested { .. } => {}
             Event::Notice { message } => self.say(format!("note: {message}")),
-            Event::Finished { iteration, best_val_accuracy, stopped_early, elapsed_s } => {
+            Event::Finished {
+                iteration,
+                best_val_accuracy,
+                stopped_early,
+                elapsed_s,
+            } => {
                 self.bar.finish_and_clear();
-                let best = best_val_accuracy.map(|a| format!("{:.2}%", a * 100.0)).unwrap_or_else(|| "none".into());
+                let best = best_val_accuracy
+                    .map(|a| format!("{:.2}%", a * 100.0))
+                    .unwrap_or_else(|| "none".into());
                 println!(
                     "training {} after {iteration} iterations in {}; best validation accuracy {best}",
                     if *stopped_early { "stopped" } else { "finished" },
@@ -103,12 +142,24 @@ impl Headless {
 /// The images per class in each split (the seed checks `numTrainImages` before training).
 pub fn split_table(classes: &[String], train: &[usize], val: &[usize], test: &[usize]) -> String {
     let width = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("{:width$}  {:>8}  {:>10}  {:>8}\n", "class", "train", "validation", "test");
+    let mut out = format!(
+        "{:width$}  {:>8}  {:>10}  {:>8}\n",
+        "class", "train", "validation", "test"
+    );
     for (i, class) in classes.iter().enumerate() {
-        out += &format!("{class:width$}  {:>8}  {:>10}  {:>8}\n", train[i], val[i], test[i]);
+        out += &format!(
+            "{class:width$}  {:>8}  {:>10}  {:>8}\n",
+            train[i], val[i], test[i]
+        );
     }
     let sum = |v: &[usize]| v.iter().sum::<usize>();
-    out += &format!("{:width$}  {:>8}  {:>10}  {:>8}", "total", sum(train), sum(val), sum(test));
+    out += &format!(
+        "{:width$}  {:>8}  {:>10}  {:>8}",
+        "total",
+        sum(train),
+        sum(val),
+        sum(test)
+    );
     out
 }
 
@@ -127,9 +178,20 @@ mod tests {
 
     #[test]
     fn split_table_lists_every_class_and_totals() {
-        let t = split_table(&["Negative".into(), "Positive".into()], &[2000, 2000], &[200, 201], &[5, 6]);
-        assert!(t.contains("Negative      2000         200         5"), "{t}");
-        assert!(t.contains("total         4000         401        11"), "{t}");
+        let t = split_table(
+            &["Negative".into(), "Positive".into()],
+            &[2000, 2000],
+            &[200, 201],
+            &[5, 6],
+        );
+        assert!(
+            t.contains("Negative      2000         200         5"),
+            "{t}"
+        );
+        assert!(
+            t.contains("total         4000         401        11"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod device;
 pub mod events;
 pub mod explain;
 pub mod fsutil;
+pub mod gallery;
 pub mod headless;
 pub mod imaging;
 pub mod model;

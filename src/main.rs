@@ -1,5 +1,6 @@
 //! The `crackscope` binary: parse the command line, run one subcommand, map failure to an exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,11 +17,13 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::eval(args),
         Command::Predict(args) => cmd::predict::predict(args),
         Command::Model(args) => cmd::model::model(args),
+        Command::Watch(args) => cmd::watch::watch(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Not eprintln!: after an SSH hang-up stderr is gone, and that must not become a panic.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
     }

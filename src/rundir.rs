@@ -15,7 +15,9 @@ impl RunDir {
     pub fn create(path: Option<&Path>) -> Result<RunDir> {
         let path = match path {
             Some(p) => p.to_path_buf(),
-            None => PathBuf::from("runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string()),
+            None => {
+                PathBuf::from("runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
+            }
         };
         std::fs::create_dir_all(&path)
             .with_context(|| format!("cannot create run directory {}", path.display()))?;
@@ -24,12 +26,20 @@ impl RunDir {
 
     /// An existing run directory, recognised by its resolved recipe.
     pub fn open(path: &Path) -> Result<RunDir> {
-        let run = RunDir { path: path.to_path_buf() };
+        let run = RunDir {
+            path: path.to_path_buf(),
+        };
         if !path.is_dir() {
-            bail!("{} is not a run directory (no such directory)", path.display());
+            bail!(
+                "{} is not a run directory (no such directory)",
+                path.display()
+            );
         }
         if !run.recipe().is_file() {
-            bail!("{} is not a run directory (it has no config.toml)", path.display());
+            bail!(
+                "{} is not a run directory (it has no config.toml)",
+                path.display()
+            );
         }
         Ok(run)
     }

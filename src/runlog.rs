@@ -57,7 +57,11 @@ pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Event>, u64)> {
         }
         consumed += n as u64;
         let event = serde_json::from_str(line.trim_end()).with_context(|| {
-            format!("{}: line at byte {} is not a crackscope event", path.display(), consumed - n as u64)
+            format!(
+                "{}: line at byte {} is not a crackscope event",
+                path.display(),
+                consumed - n as u64
+            )
         })?;
         events.push(event);
     }
@@ -72,15 +76,28 @@ mod tests {
     fn events_round_trip_and_partial_lines_wait() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = RunLog::append_to(dir.path()).unwrap();
-        let a = Event::Validation { epoch: 1, iteration: 30, loss: 0.5, accuracy: 0.9, elapsed_s: 1.5 };
-        let b = Event::Notice { message: "hello".into() };
+        let a = Event::Validation {
+            epoch: 1,
+            iteration: 30,
+            loss: 0.5,
+            accuracy: 0.9,
+            elapsed_s: 1.5,
+        };
+        let b = Event::Notice {
+            message: "hello".into(),
+        };
         log.write(&a).unwrap();
         log.write(&b).unwrap();
         let path = dir.path().join(FILE_NAME);
         let (events, offset) = read_from(&path, 0).unwrap();
         assert_eq!(events, vec![a, b]);
         // A writer caught mid-line: nothing new yet, and the offset does not move past the fragment.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"event\":\"no").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"event\":\"no")
+            .unwrap();
         let (more, offset2) = read_from(&path, offset).unwrap();
         assert!(more.is_empty());
         assert_eq!(offset2, offset);

@@ -8,7 +8,9 @@ use common::*;
 
 #[test]
 fn every_subcommand_explains_itself() {
-    for sub in ["demo", "synth", "samples", "train", "eval", "predict", "model"] {
+    for sub in [
+        "demo", "synth", "samples", "train", "eval", "predict", "model",
+    ] {
         let out = run(&[sub, "--help"]);
         let help = ok(&out);
         assert!(help.contains("Usage: crackscope"), "{sub} --help:\n{help}");
@@ -20,28 +22,69 @@ fn synth_then_samples_writes_a_labelled_grid() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
-    ok(&run(&["synth", "--out", data_s, "--per-class", "10", "--size", "64", "--seed", "3"]));
-    assert_eq!(std::fs::read_dir(data.join("Negative")).unwrap().count(), 10);
-    assert_eq!(std::fs::read_dir(data.join("Positive")).unwrap().count(), 10);
+    ok(&run(&[
+        "synth",
+        "--out",
+        data_s,
+        "--per-class",
+        "10",
+        "--size",
+        "64",
+        "--seed",
+        "3",
+    ]));
+    assert_eq!(
+        std::fs::read_dir(data.join("Negative")).unwrap().count(),
+        10
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("Positive")).unwrap().count(),
+        10
+    );
 
     let png = dir.path().join("grid.png");
-    ok(&run(&["samples", data_s, "--count", "16", "--out", png.to_str().unwrap()]));
+    ok(&run(&[
+        "samples",
+        data_s,
+        "--count",
+        "16",
+        "--out",
+        png.to_str().unwrap(),
+    ]));
     let grid = image::open(&png).unwrap();
-    assert!(grid.width() >= 4 * 64 && grid.height() >= 4 * 64, "{}x{}", grid.width(), grid.height());
+    assert!(
+        grid.width() >= 4 * 64 && grid.height() >= 4 * 64,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
 }
 
 #[test]
 fn samples_prints_nothing_graphical_and_returns_when_stdout_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    ok(&run(&["synth", "--out", data.to_str().unwrap(), "--per-class", "4", "--size", "48"]));
+    ok(&run(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        "4",
+        "--size",
+        "48",
+    ]));
     // stdout is a pipe here; TERM claims a graphics terminal that will never answer a query.
     let out = run_with_limit(
-        crackscope().args(["samples", data.to_str().unwrap()]).env("TERM", "xterm-kitty"),
+        crackscope()
+            .args(["samples", data.to_str().unwrap()])
+            .env("TERM", "xterm-kitty"),
         Duration::from_secs(60),
     );
     let said = ok(&out);
-    assert!(!said.contains('\u{1b}'), "escape sequences written to a pipe:\n{said}");
+    assert!(
+        !said.contains('\u{1b}'),
+        "escape sequences written to a pipe:\n{said}"
+    );
     assert!(said.contains("not a terminal"), "{said}");
 }
 
@@ -53,10 +96,19 @@ fn bad_recipe_is_an_error_naming_key_and_file() {
     let out = run(&["train", "--config", recipe.to_str().unwrap()]);
     assert!(!out.status.success());
     let said = text(&out);
-    assert!(said.contains("mine.toml") && said.contains("batch_sise"), "{said}");
+    assert!(
+        said.contains("mine.toml") && said.contains("batch_sise"),
+        "{said}"
+    );
     assert!(!said.contains("panicked"), "{said}");
 
-    let out = run(&["train", "--lr", "-1", "--data", dir.path().to_str().unwrap()]);
+    let out = run(&[
+        "train",
+        "--lr",
+        "-1",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("train.learning_rate"), "{}", text(&out));
 }
@@ -64,7 +116,13 @@ fn bad_recipe_is_an_error_naming_key_and_file() {
 #[test]
 fn missing_or_one_class_dataset_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&["train", "--data", dir.path().join("nope").to_str().unwrap(), "--run", dir.path().join("r").to_str().unwrap()]);
+    let out = run(&[
+        "train",
+        "--data",
+        dir.path().join("nope").to_str().unwrap(),
+        "--run",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("nope"), "{}", text(&out));
 }
@@ -72,9 +130,15 @@ fn missing_or_one_class_dataset_is_a_clear_error() {
 #[test]
 fn model_summary_counts_the_seed_networks_parameters() {
     let said = ok(&run(&["model"]));
-    assert!(said.contains("relu_conv10") && said.contains("fc_add"), "{said}");
+    assert!(
+        said.contains("relu_conv10") && said.contains("fc_add"),
+        "{said}"
+    );
     assert!(said.contains("14x14x1000"), "{said}");
-    assert!(said.contains("total learnable parameters: 1,237,498"), "{said}");
+    assert!(
+        said.contains("total learnable parameters: 1,237,498"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -84,34 +148,63 @@ fn corrupt_model_file_is_a_clear_error() {
     std::fs::write(&bad, b"this is not a checkpoint").unwrap();
     let img = dir.path().join("x.png");
     image::RgbImage::new(8, 8).save(&img).unwrap();
-    let out = run(&["predict", "--model", bad.to_str().unwrap(), img.to_str().unwrap()]);
+    let out = run(&[
+        "predict",
+        "--model",
+        bad.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let said = text(&out);
-    assert!(said.contains("model.safetensors") && !said.contains("panicked"), "{said}");
+    assert!(
+        said.contains("model.safetensors") && !said.contains("panicked"),
+        "{said}"
+    );
 }
 
 #[test]
 fn predict_names_a_cat_or_fox_for_the_kitten_with_imagenet_weights() {
-    let (Some(weights), Some(kitten)) =
-        (shared_data("pretrained/squeezenet1_1.pth"), shared_data("pretrained/kitten.jpg"))
-    else {
+    let (Some(weights), Some(kitten)) = (
+        shared_data("pretrained/squeezenet1_1.pth"),
+        shared_data("pretrained/kitten.jpg"),
+    ) else {
         return;
     };
-    let out = run(&["predict", "--model", weights.to_str().unwrap(), kitten.to_str().unwrap(), "--json"]);
+    let out = run(&[
+        "predict",
+        "--model",
+        weights.to_str().unwrap(),
+        kitten.to_str().unwrap(),
+        "--json",
+    ]);
     let said = ok(&out);
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {said}"));
     let first = &json[0];
     let label = first["label"].as_str().unwrap();
     assert!(
-        ["kit fox", "tiger cat", "lynx", "tabby", "Egyptian cat", "red fox", "tabby cat"]
-            .iter()
-            .any(|name| label.contains(name)),
+        [
+            "kit fox",
+            "tiger cat",
+            "lynx",
+            "tabby",
+            "Egyptian cat",
+            "red fox",
+            "tabby cat"
+        ]
+        .iter()
+        .any(|name| label.contains(name)),
         "top-1 was {label}"
     );
     assert_eq!(first["probabilities"].as_array().unwrap().len(), 1000);
     assert!(first["index"].as_u64().is_some() && first["path"].as_str().is_some());
 
-    let missing = run(&["predict", "--model", weights.to_str().unwrap(), "no-such-image.jpg"]);
+    let missing = run(&[
+        "predict",
+        "--model",
+        weights.to_str().unwrap(),
+        "no-such-image.jpg",
+    ]);
     assert!(!missing.status.success());
     assert!(text(&missing).contains("no-such-image.jpg"));
 }

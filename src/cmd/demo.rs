@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::cli::DemoArgs;
 use crate::cmd::samples::{sample_grid, save_png, show};
-use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end};
+use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end, Display};
 use crate::config::Recipe;
 use crate::data::synth::{generate, SynthOptions};
 use crate::rundir::RunDir;
@@ -14,15 +14,26 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;
     let run = RunDir::create(args.run.as_deref())?;
     let data = run.path.join("data");
-    let options = SynthOptions { per_class: args.per_class, size: recipe.data.input_size, seed: recipe.data.split_seed };
-    println!("making {} synthetic images in {}", 2 * args.per_class, data.display());
+    let options = SynthOptions {
+        per_class: args.per_class,
+        size: recipe.data.input_size,
+        seed: recipe.data.split_seed,
+    };
+    println!(
+        "making {} synthetic images in {}",
+        2 * args.per_class,
+        data.display()
+    );
     generate(&data, &options)?;
     recipe.data.root = data.clone();
 
     let grid = sample_grid(&data, 16, recipe.data.split_seed)?;
     save_png(&grid, &run.samples())?;
-    show(&grid, Some(&run.samples()))?;
 
+    let display = Display::choose(&args.display, true)?;
+    if matches!(display, Display::Headless) {
+        show(&grid, Some(&run.samples()))?;
+    }
     let job = prepare_new(recipe, Some(&run.path))?;
-    run_to_end(job)
+    run_to_end(job, display)
 }

@@ -68,7 +68,12 @@ pub fn evaluate_split(run: &RunDir, model_path: &Path, recipe: &Recipe) -> Resul
     evaluate_split_on(run, model_path, recipe, &device)
 }
 
-fn evaluate_split_on(run: &RunDir, model_path: &Path, recipe: &Recipe, device: &candle_core::Device) -> Result<Report> {
+fn evaluate_split_on(
+    run: &RunDir,
+    model_path: &Path,
+    recipe: &Recipe,
+    device: &candle_core::Device,
+) -> Result<Report> {
     let manifest = Manifest::load(&run.manifest())?;
     let loaded = model::load_model(model_path, device)?;
     if loaded.classes != manifest.classes {
@@ -79,10 +84,19 @@ fn evaluate_split_on(run: &RunDir, model_path: &Path, recipe: &Recipe, device: &
             manifest.classes
         );
     }
-    let paths: Vec<_> = manifest.test.iter().map(|e| (manifest.absolute(e), e.label)).collect();
+    let paths: Vec<_> = manifest
+        .test
+        .iter()
+        .map(|e| (manifest.absolute(e), e.label))
+        .collect();
     let set = Arc::new(decode_all(&paths, recipe.data.input_size));
-    let (report, predictions) =
-        classify_set(&loaded, model_path, &set, format!("test split of {}", run.path.display()), device)?;
+    let (report, predictions) = classify_set(
+        &loaded,
+        model_path,
+        &set,
+        format!("test split of {}", run.path.display()),
+        device,
+    )?;
     crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
     write_predictions(&run.predictions(), &set, &predictions, &loaded.classes)?;
     Ok(report)
@@ -106,7 +120,14 @@ fn evaluate_folder(model_path: &Path, data: &Path, device: &candle_core::Device)
     }
     let mut set = decode_all(&paths, crate::cmd::predict::input_size(&loaded));
     set.skipped.extend(dataset.skipped);
-    Ok(classify_set(&loaded, model_path, &Arc::new(set), data.display().to_string(), device)?.0)
+    Ok(classify_set(
+        &loaded,
+        model_path,
+        &Arc::new(set),
+        data.display().to_string(),
+        device,
+    )?
+    .0)
 }
 
 fn classify_set(
@@ -138,7 +159,12 @@ fn classify_set(
 pub fn print_report(report: &Report) {
     let mut confusion = crate::train::metrics::Confusion::new(report.classes.clone());
     confusion.counts = report.confusion.clone();
-    println!("\n{} images of the {} with {}", report.images, report.data, report.model.display());
+    println!(
+        "\n{} images of the {} with {}",
+        report.images,
+        report.data,
+        report.model.display()
+    );
     print!("{}", confusion.render());
     if !report.skipped.is_empty() {
         println!("{} unreadable files skipped:", report.skipped.len());
@@ -149,7 +175,12 @@ pub fn print_report(report: &Report) {
 }
 
 /// One line per image: path, true and predicted class, the predicted class's score, every probability.
-fn write_predictions(path: &Path, set: &DecodedSet, predictions: &[Prediction], classes: &[String]) -> Result<()> {
+fn write_predictions(
+    path: &Path,
+    set: &DecodedSet,
+    predictions: &[Prediction],
+    classes: &[String],
+) -> Result<()> {
     let mut csv = String::from("path,truth,predicted,score");
     for c in classes {
         csv += &format!(",p_{}", csv_field(c));

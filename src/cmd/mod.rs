@@ -7,3 +7,4 @@ pub mod predict;
 pub mod samples;
 pub mod synth;
 pub mod train;
+pub mod watch;

@@ -8,7 +8,10 @@ use crate::model::{self, summary};
 pub fn model(args: &ModelArgs) -> Result<()> {
     let head = match &args.model {
         Some(path) => {
-            let loaded = model::load_model(&crate::cmd::predict::model_file(path)?, &candle_core::Device::Cpu)?;
+            let loaded = model::load_model(
+                &crate::cmd::predict::model_file(path)?,
+                &candle_core::Device::Cpu,
+            )?;
             loaded.model.has_head().then_some(loaded.classes.len())
         }
         None => Some(2),
@@ -16,11 +19,20 @@ pub fn model(args: &ModelArgs) -> Result<()> {
     let rows = summary(head, args.size)?;
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
     let kind_w = rows.iter().map(|r| r.kind.len()).max().unwrap_or(4);
-    println!("{:name_w$}  {:kind_w$}  {:>14}  {:>10}", "name", "type", "output", "learnables");
+    println!(
+        "{:name_w$}  {:kind_w$}  {:>14}  {:>10}",
+        "name", "type", "output", "learnables"
+    );
     let mut total = 0;
     for r in &rows {
         let [c, h, w] = r.output;
-        println!("{:name_w$}  {:kind_w$}  {:>14}  {:>10}", r.name, r.kind, format!("{h}x{w}x{c}"), group(r.params));
+        println!(
+            "{:name_w$}  {:kind_w$}  {:>14}  {:>10}",
+            r.name,
+            r.kind,
+            format!("{h}x{w}x{c}"),
+            group(r.params)
+        );
         total += r.params;
     }
     println!("total learnable parameters: {}", group(total));

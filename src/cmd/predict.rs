@@ -50,7 +50,11 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
 
 /// The input size a checkpoint was trained at (its `input_size` metadata), else the seed's 227.
 pub fn input_size(loaded: &LoadedModel) -> u32 {
-    loaded.metadata.get("input_size").and_then(|v| v.parse().ok()).unwrap_or(227)
+    loaded
+        .metadata
+        .get("input_size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(227)
 }
 
 /// A run directory stands for its best model.
@@ -63,7 +67,11 @@ pub fn model_file(path: &Path) -> Result<PathBuf> {
 }
 
 /// Reads, resizes and classifies image files; an unreadable one is an error naming it.
-pub fn classify_files(loaded: &LoadedModel, paths: &[PathBuf], device: &candle_core::Device) -> Result<Vec<PredictionOut>> {
+pub fn classify_files(
+    loaded: &LoadedModel,
+    paths: &[PathBuf],
+    device: &candle_core::Device,
+) -> Result<Vec<PredictionOut>> {
     let side = input_size(loaded);
     let size = side as usize;
     let plane = 3 * size * size;

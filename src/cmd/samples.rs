@@ -26,7 +26,11 @@ pub fn samples(args: &SamplesArgs) -> Result<()> {
 pub fn sample_grid(root: &Path, count: usize, seed: u64) -> Result<RgbImage> {
     let dataset = scan(root)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let chosen = sample(&mut rng, dataset.items.len(), count.min(dataset.items.len()));
+    let chosen = sample(
+        &mut rng,
+        dataset.items.len(),
+        count.min(dataset.items.len()),
+    );
     let mut tiles = Vec::with_capacity(chosen.len());
     for index in chosen {
         let item = &dataset.items[index];
@@ -35,20 +39,38 @@ pub fn sample_grid(root: &Path, count: usize, seed: u64) -> Result<RgbImage> {
             Err(e) => eprintln!("warning: skipping {}: {e:#}", item.path.display()),
         }
     }
-    anyhow::ensure!(!tiles.is_empty(), "none of the chosen images of {} could be read", root.display());
+    anyhow::ensure!(
+        !tiles.is_empty(),
+        "none of the chosen images of {} could be read",
+        root.display()
+    );
     // The seed's figure: MATLAB's imtile of 227 px images, square-ish grid, no gaps.
-    let tile = tiles.iter().map(|(image, _)| image.width().max(image.height())).max().unwrap_or(227).min(227);
+    let tile = tiles
+        .iter()
+        .map(|(image, _)| image.width().max(image.height()))
+        .max()
+        .unwrap_or(227)
+        .min(227);
     Ok(labelled_tile(&tiles, grid_cols(tiles.len()), tile, 2))
 }
 
+/// Writes a PNG and says so.
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .context("cannot encode PNG")?;
-    crate::fsutil::write_atomic(path, &bytes)?;
+    write_png(image, path)?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// Writes a PNG atomically.
+pub fn write_png(image: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .context("cannot encode PNG")?;
+    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// Prints the picture inline on a terminal; elsewhere says where to find it instead.
@@ -58,7 +80,9 @@ pub fn show(image: &RgbImage, saved_at: Option<&Path>) -> Result<()> {
         Printed::NotATerminal => {
             match saved_at {
                 Some(path) => println!("(not a terminal: picture saved as {})", path.display()),
-                None => println!("(not a terminal: no picture printed; use --out FILE.png to save it)"),
+                None => {
+                    println!("(not a terminal: no picture printed; use --out FILE.png to save it)")
+                }
             }
             Ok(())
         }

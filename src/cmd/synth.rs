@@ -9,7 +9,11 @@ use crate::data::synth::{generate, SynthOptions};
 
 pub fn synth(args: &SynthArgs) -> Result<()> {
     let started = Instant::now();
-    let options = SynthOptions { per_class: args.per_class, size: args.size, seed: args.seed };
+    let options = SynthOptions {
+        per_class: args.per_class,
+        size: args.size,
+        seed: args.seed,
+    };
     generate(&args.out, &options)?;
     println!(
         "wrote {} images of {}x{} px to {}/Negative and {}/Positive in {:.1}s",

@@ -1,21 +1,24 @@
 //! `crackscope train`: prepare a run (recipe, split, decoded images, model), run the worker on its own
 //! thread, show its events, then test the best model.
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use candle_nn::{VarBuilder, VarMap};
 
-use crate::cli::{RecipeArgs, TrainArgs};
-use crate::cmd::eval::{evaluate_split, print_report};
+use tokio::sync::mpsc;
+
+use crate::cli::{DisplayArgs, RecipeArgs, TrainArgs};
+use crate::cmd::eval::{evaluate_split, print_report, Report};
 use crate::config::Recipe;
 use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
 use crate::events::Event;
+use crate::gallery::RunGallery;
 use crate::headless::Headless;
 use crate::model::{self, SqueezeNet};
 use crate::rundir::RunDir;
@@ -23,6 +26,7 @@ use crate::runlog::RunLog;
 use crate::train::control::Control;
 use crate::train::optimizer::Adam;
 use crate::train::worker::{self, adam_config, iterations_per_epoch, TrainJob};
+use crate::tui::{self, DashboardOptions, Exit, GraphicsChoice, Source, Steer};
 
 pub fn train(args: &TrainArgs) -> Result<()> {
     let job = match &args.resume {
@@ -32,7 +36,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             prepare_new(recipe, args.run.as_deref())?
         }
     };
-    run_to_end(job)
+    run_to_end(job, Display::choose(&args.display, false)?)
 }
 
 /// The recipe from `--config` (or `base`), with the command-line flags on top.
@@ -56,7 +60,10 @@ pub fn prepare_new(recipe: Recipe, run: Option<&Path>) -> Result<TrainJob> {
     let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
     manifest.save(&run.manifest())?;
     if split.duplicates_dropped > 0 {
-        println!("{} exact duplicate files left out so that no image is in two splits", split.duplicates_dropped);
+        println!(
+            "{} exact duplicate files left out so that no image is in two splits",
+            split.duplicates_dropped
+        );
     }
     build_job(run, recipe, &manifest, dataset.skipped, None)
 }
@@ -72,7 +79,11 @@ pub fn prepare_resume(path: &Path, args: &RecipeArgs) -> Result<TrainJob> {
     let manifest = Manifest::load(&run.manifest())?;
     let last = run.last_model();
     if !last.is_file() {
-        bail!("{} has no checkpoint to resume from ({} is missing)", run.path.display(), last.display());
+        bail!(
+            "{} has no checkpoint to resume from ({} is missing)",
+            run.path.display(),
+            last.display()
+        );
     }
     build_job(run, recipe, &manifest, Vec::new(), Some(last))
 }
@@ -93,7 +104,10 @@ fn build_job(
     skipped.extend(val_set.skipped.iter().cloned());
     write_skipped(&run, &skipped)?;
     if train_set.images.is_empty() || val_set.images.is_empty() {
-        bail!("no readable training or validation images (see {})", run.skipped().display());
+        bail!(
+            "no readable training or validation images (see {})",
+            run.skipped().display()
+        );
     }
     let classes = manifest.classes.clone();
     let test_per_class = count_entries(&manifest.test, classes.len());
@@ -105,15 +119,30 @@ fn build_job(
         Some(checkpoint) => {
             let loaded = model::load_model(checkpoint, &device)?;
             if loaded.classes != classes {
-                bail!("{} classifies {:?}, not the run's classes {:?}", checkpoint.display(), loaded.classes, classes);
+                bail!(
+                    "{} classifies {:?}, not the run's classes {:?}",
+                    checkpoint.display(),
+                    loaded.classes,
+                    classes
+                );
             }
-            start_iteration = loaded.metadata.get("iteration").and_then(|v| v.parse().ok()).unwrap_or(0);
-            best_val_accuracy = loaded.metadata.get("best_val_accuracy").and_then(|v| v.parse().ok());
+            start_iteration = loaded
+                .metadata
+                .get("iteration")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            best_val_accuracy = loaded
+                .metadata
+                .get("best_val_accuracy")
+                .and_then(|v| v.parse().ok());
             (loaded.model, loaded.varmap)
         }
         None => {
             let varmap = VarMap::new();
-            let model = SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), Some(classes.len()))?;
+            let model = SqueezeNet::new(
+                VarBuilder::from_varmap(&varmap, DType::F32, &device),
+                Some(classes.len()),
+            )?;
             if recipe.train.weights.as_os_str().is_empty() {
                 eprintln!(
                     "warning: no --weights given: training SqueezeNet from scratch, without the ImageNet features \
@@ -159,7 +188,10 @@ fn build_job(
 
 /// Files of a manifest split with their labels, as absolute paths.
 pub fn labelled_paths(manifest: &Manifest, entries: &[Entry]) -> Vec<(PathBuf, usize)> {
-    entries.iter().map(|e| (manifest.absolute(e), e.label)).collect()
+    entries
+        .iter()
+        .map(|e| (manifest.absolute(e), e.label))
+        .collect()
 }
 
 fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {
@@ -174,7 +206,11 @@ fn write_skipped(run: &RunDir, skipped: &[Skipped]) -> Result<()> {
     let json = serde_json::to_vec_pretty(skipped).expect("skipped files serialise");
     crate::fsutil::write_atomic(&run.skipped(), &json)?;
     if !skipped.is_empty() {
-        println!("{} unreadable files skipped (listed in {})", skipped.len(), run.skipped().display());
+        println!(
+            "{} unreadable files skipped (listed in {})",
+            skipped.len(),
+            run.skipped().display()
+        );
     }
     Ok(())
 }
@@ -195,48 +231,101 @@ fn few_iterations_notice(job: &TrainJob) -> Option<String> {
     })
 }
 
-/// Runs the worker on its own thread, prints its events, then tests the best model.
-pub fn run_to_end(job: TrainJob) -> Result<()> {
+/// How the run shows itself while it trains.
+pub enum Display {
+    /// Progress bar and lines (`--headless`, or stdout is not a terminal).
+    Headless,
+    /// The ratatui dashboard.
+    Dashboard(DashboardOptions),
+}
+
+impl Display {
+    /// The dashboard on a terminal unless `--headless`; progress lines otherwise.
+    pub fn choose(args: &DisplayArgs, land_in_browser: bool) -> Result<Display> {
+        if args.headless || !std::io::stdout().is_terminal() {
+            return Ok(Display::Headless);
+        }
+        Ok(Display::Dashboard(DashboardOptions {
+            graphics: GraphicsChoice::resolve(args.graphics)?,
+            land_in_browser,
+            ..DashboardOptions::default()
+        }))
+    }
+}
+
+/// Trains and then tests on a worker thread, showing its events as `display` says.
+pub fn run_to_end(job: TrainJob, display: Display) -> Result<()> {
     let run = job.run.clone();
     let recipe = job.recipe.clone();
     let control = job.control.clone();
     let notice = few_iterations_notice(&job);
     install_interrupt_handler(control.clone());
 
-    let (tx, rx) = mpsc::sync_channel::<Event>(4096);
+    let (tx, mut rx) = mpsc::channel::<Event>(4096);
     let mut log = RunLog::append_to(&run.path)?;
-    let worker = std::thread::Builder::new().name("train".into()).spawn(move || {
-        let mut emit = |event: Event| {
-            if let Err(e) = log.write(&event) {
-                eprintln!("warning: {e:#}");
-            }
-            // Never wait for a consumer: if it fell this far behind, it can re-read metrics.jsonl.
-            let _ = tx.try_send(event);
-        };
-        if let Some(message) = notice {
-            emit(Event::Notice { message });
-        }
-        worker::run(job, &mut emit)
-    })?;
-    let mut printer = Headless::new();
-    for event in rx {
-        printer.handle(&event);
-    }
-    let outcome = worker.join().map_err(|_| anyhow::anyhow!("the training thread panicked"))??;
-    if outcome.iterations == 0 {
-        bail!("stopped before the first iteration; nothing to test");
-    }
+    let worker_run = run.clone();
+    let worker =
+        std::thread::Builder::new()
+            .name("train".into())
+            .spawn(move || -> Result<Report> {
+                let mut emit = |event: Event| {
+                    if let Err(e) = log.write(&event) {
+                        let _ = writeln!(std::io::stderr(), "warning: {e:#}");
+                    }
+                    // Never wait for a consumer: one that fell this far behind can re-read metrics.jsonl.
+                    let _ = tx.try_send(event);
+                };
+                if let Some(message) = notice {
+                    emit(Event::Notice { message });
+                }
+                let outcome = worker::run(job, &mut emit)?;
+                if outcome.iterations == 0 {
+                    bail!("stopped before the first iteration; nothing to test");
+                }
+                let report = evaluate_split(&worker_run, &worker_run.best_model(), &recipe)?;
+                emit(Event::Tested {
+                    accuracy: report.accuracy as f32,
+                    confusion: report.confusion.clone(),
+                    classes: report.classes.clone(),
+                });
+                Ok(report)
+            })?;
 
-    let best = run.best_model();
-    let report = evaluate_split(&run, &best, &recipe)?;
-    RunLog::append_to(&run.path)?.write(&Event::Tested {
-        accuracy: report.accuracy as f32,
-        confusion: report.confusion.clone(),
-        classes: report.classes.clone(),
-    })?;
-    print_report(&report);
-    println!("run directory: {}", run.path.display());
+    let terminal_alive = match display {
+        Display::Headless => {
+            let mut printer = Headless::new();
+            while let Some(event) = rx.blocking_recv() {
+                printer.handle(&event);
+            }
+            true
+        }
+        Display::Dashboard(options) => {
+            let gallery = RunGallery::open(&run)?;
+            let steer: Arc<dyn Steer> = control.clone();
+            let exit =
+                tui::run_blocking(Source::Live(rx), Some(steer), Box::new(gallery), options)?;
+            if exit == Exit::LeaveRunning {
+                say(&format!(
+                    "training goes on in this process; `crackscope watch {}` shows it again",
+                    run.path.display()
+                ));
+            }
+            exit != Exit::LeaveRunning
+        }
+    };
+    let report = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the training thread panicked"))??;
+    if terminal_alive {
+        print_report(&report);
+        println!("run directory: {}", run.path.display());
+    }
     Ok(())
+}
+
+/// Prints a line if stdout still works; after an SSH hang-up it does not, and must not panic.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 /// Ctrl-C asks the worker to stop after a checkpoint; a second Ctrl-C exits at once.

@@ -27,12 +27,16 @@ pub fn init_backbone(varmap: &VarMap, seed: u64) -> Result<()> {
         let values: Vec<f32> = if spec.key.ends_with("bias") {
             vec![0.0; count]
         } else if spec.key == CONV10_WEIGHT {
-            (0..count).map(|_| 0.01 * standard_normal(&mut rng)).collect()
+            (0..count)
+                .map(|_| 0.01 * standard_normal(&mut rng))
+                .collect()
         } else {
             // torchvision's kaiming_uniform_ (a = 0): U(-sqrt(6 / fan_in), sqrt(6 / fan_in)).
             let fan_in: usize = spec.shape[1..].iter().product();
             let bound = (6.0 / fan_in as f32).sqrt();
-            (0..count).map(|_| rng.random_range(-bound..bound)).collect()
+            (0..count)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect()
         };
         let device = var.as_tensor().device();
         var.set(&Tensor::from_vec(values, spec.shape.as_slice(), device)?)?;
@@ -58,11 +62,25 @@ mod tests {
     fn fresh_backbone_has_torchvision_scales_and_is_reproducible() {
         let draw = |seed| {
             let varmap = VarMap::new();
-            SqueezeNet::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), Some(2)).unwrap();
+            SqueezeNet::new(
+                VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+                Some(2),
+            )
+            .unwrap();
             init_backbone(&varmap, seed).unwrap();
             let vars = varmap.data().lock().unwrap();
-            let conv1: Vec<f32> = vars["features.0.weight"].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-            let conv10: Vec<f32> = vars[CONV10_WEIGHT].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let conv1: Vec<f32> = vars["features.0.weight"]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let conv10: Vec<f32> = vars[CONV10_WEIGHT]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             let bias: Vec<f32> = vars["features.0.bias"].as_tensor().to_vec1().unwrap();
             (conv1, conv10, bias)
         };

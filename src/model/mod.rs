@@ -24,8 +24,8 @@ mod summary;
 mod weights;
 
 pub use arch::{IMAGENET_CLASSES, MIN_INPUT_SIDE};
-pub use init::init_backbone;
 pub use checkpoint::{load_model, save_checkpoint, LoadedModel};
+pub use init::init_backbone;
 pub use squeezenet::{init_head, SqueezeNet, CAM_LAYERS, HEAD_BIAS, HEAD_WEIGHT};
 pub use summary::{summary, LayerSummary};
 pub use weights::load_torchvision;

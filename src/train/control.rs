@@ -68,16 +68,24 @@ impl ControlFileWatcher {
     /// Starts from the file as it is now: requests made before this run started are not replayed.
     pub fn new(path: std::path::PathBuf) -> ControlFileWatcher {
         let seen_save_seq = ControlFile::read(&path).map_or(0, |f| f.save_now_seq);
-        ControlFileWatcher { path, seen_save_seq, last_modified: None }
+        ControlFileWatcher {
+            path,
+            seen_save_seq,
+            last_modified: None,
+        }
     }
 
     pub fn poll(&mut self, control: &Control) {
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         if modified.is_none() || modified == self.last_modified {
             return;
         }
         self.last_modified = modified;
-        let Some(file) = ControlFile::read(&self.path) else { return };
+        let Some(file) = ControlFile::read(&self.path) else {
+            return;
+        };
         control.set_paused(file.paused);
         if file.stop {
             control.request_stop();
@@ -97,14 +105,29 @@ mod tests {
     fn control_file_requests_reach_the_worker_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.json");
-        ControlFile { paused: false, stop: false, save_now_seq: 3 }.write(&path).unwrap();
+        ControlFile {
+            paused: false,
+            stop: false,
+            save_now_seq: 3,
+        }
+        .write(&path)
+        .unwrap();
         let control = Control::default();
         let mut watcher = ControlFileWatcher::new(path.clone());
         watcher.poll(&control);
-        assert!(!control.take_save_request(), "a request older than the run is not replayed");
+        assert!(
+            !control.take_save_request(),
+            "a request older than the run is not replayed"
+        );
 
         std::thread::sleep(std::time::Duration::from_millis(20));
-        ControlFile { paused: true, stop: false, save_now_seq: 4 }.write(&path).unwrap();
+        ControlFile {
+            paused: true,
+            stop: false,
+            save_now_seq: 4,
+        }
+        .write(&path)
+        .unwrap();
         watcher.poll(&control);
         assert!(control.paused());
         assert!(control.take_save_request());
@@ -112,7 +135,13 @@ mod tests {
         assert!(!control.take_save_request(), "one request saves once");
 
         std::thread::sleep(std::time::Duration::from_millis(20));
-        ControlFile { paused: false, stop: true, save_now_seq: 4 }.write(&path).unwrap();
+        ControlFile {
+            paused: false,
+            stop: true,
+            save_now_seq: 4,
+        }
+        .write(&path)
+        .unwrap();
         watcher.poll(&control);
         assert!(!control.paused());
         assert!(control.stop_requested());

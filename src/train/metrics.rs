@@ -24,7 +24,10 @@ pub struct ClassStats {
 impl Confusion {
     pub fn new(classes: Vec<String>) -> Confusion {
         let k = classes.len();
-        Confusion { classes, counts: vec![vec![0; k]; k] }
+        Confusion {
+            classes,
+            counts: vec![vec![0; k]; k],
+        }
     }
 
     pub fn add(&mut self, truth: usize, predicted: usize) {
@@ -54,15 +57,31 @@ impl Confusion {
                 let predicted: usize = (0..k).map(|r| self.counts[r][c]).sum();
                 let precision = ratio(tp, predicted);
                 let recall = ratio(tp, support);
-                let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-                ClassStats { class: self.classes[c].clone(), support, precision, recall, f1 }
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                ClassStats {
+                    class: self.classes[c].clone(),
+                    support,
+                    precision,
+                    recall,
+                    f1,
+                }
             })
             .collect()
     }
 
     /// The matrix and the per-class table as plain text for a terminal.
     pub fn render(&self) -> String {
-        let width = self.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(9);
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(5)
+            .max(9);
         let mut out = String::new();
         let _ = writeln!(out, "{:width$}  predicted ->", "true \\");
         let _ = write!(out, "{:width$}", "");
@@ -74,12 +93,20 @@ impl Confusion {
             let _ = write!(out, "{:width$}", self.classes[i]);
             let support: usize = row.iter().sum();
             for &n in row {
-                let _ = write!(out, "  {:>width$}", format!("{n} ({:.0}%)", 100.0 * ratio(n, support)));
+                let _ = write!(
+                    out,
+                    "  {:>width$}",
+                    format!("{n} ({:.0}%)", 100.0 * ratio(n, support))
+                );
             }
             out.push('\n');
         }
         out.push('\n');
-        let _ = writeln!(out, "{:width$}  {:>9}  {:>9}  {:>9}  {:>7}", "class", "precision", "recall", "F1", "images");
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>9}  {:>9}  {:>9}  {:>7}",
+            "class", "precision", "recall", "F1", "images"
+        );
         for s in self.per_class() {
             let _ = writeln!(
                 out,
@@ -87,7 +114,13 @@ impl Confusion {
                 s.class, s.precision, s.recall, s.f1, s.support
             );
         }
-        let _ = writeln!(out, "accuracy {:.4} ({} of {})", self.accuracy(), self.correct(), self.total());
+        let _ = writeln!(
+            out,
+            "accuracy {:.4} ({} of {})",
+            self.accuracy(),
+            self.correct(),
+            self.total()
+        );
         out
     }
 }
@@ -126,7 +159,10 @@ mod tests {
         assert!((s[1].f1 - 2.0 * 0.6 * 0.75 / 1.35).abs() < 1e-12);
         assert_eq!(s[0].support, 8);
         let text = c.render();
-        assert!(text.contains("6 (75%)") && text.contains("accuracy 0.7500 (9 of 12)"), "{text}");
+        assert!(
+            text.contains("6 (75%)") && text.contains("accuracy 0.7500 (9 of 12)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub struct AdamConfig {
 impl AdamConfig {
     /// MATLAB's defaults for the moment decays and epsilon.
     pub fn matlab(learning_rate: f64, l2: f64) -> Self {
-        AdamConfig { learning_rate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, l2 }
+        AdamConfig {
+            learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            l2,
+        }
     }
 }
 
@@ -42,7 +48,8 @@ impl Adam {
     /// Optimises every variable of `varmap` (sorted by name, so state files are stable).
     pub fn new(varmap: &VarMap, config: AdamConfig) -> Result<Adam> {
         let data = varmap.data().lock().expect("varmap lock");
-        let mut named: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut named: Vec<(String, Var)> =
+            data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let slots = named
             .into_iter()
@@ -57,7 +64,11 @@ impl Adam {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Adam { config, slots, step: 0 })
+        Ok(Adam {
+            config,
+            slots,
+            step: 0,
+        })
     }
 
     pub fn steps_taken(&self) -> usize {
@@ -77,11 +88,18 @@ impl Adam {
         let step_size = c.learning_rate / (1.0 - c.beta1.powi(t));
         let second_correction = 1.0 - c.beta2.powi(t);
         for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else { continue };
+            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
             let w = slot.var.as_tensor();
-            let grad = if slot.regularised && c.l2 > 0.0 { (grad + (w * c.l2)?)? } else { grad.clone() };
+            let grad = if slot.regularised && c.l2 > 0.0 {
+                (grad + (w * c.l2)?)?
+            } else {
+                grad.clone()
+            };
             slot.first_moment = ((&slot.first_moment * c.beta1)? + (&grad * (1.0 - c.beta1))?)?;
-            slot.second_moment = ((&slot.second_moment * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
+            slot.second_moment =
+                ((&slot.second_moment * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
             let denom = ((&slot.second_moment / second_correction)?.sqrt()? + c.epsilon)?;
             let update = ((&slot.first_moment / denom)? * step_size)?;
             slot.var.set(&(w - update)?)?;
@@ -96,7 +114,11 @@ impl Adam {
             state.insert(format!("m.{}", slot.name), slot.first_moment.clone());
             state.insert(format!("v.{}", slot.name), slot.second_moment.clone());
         }
-        let device = self.slots.first().map(|s| s.var.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let device = self
+            .slots
+            .first()
+            .map(|s| s.var.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
         state.insert("step".into(), Tensor::new(&[self.step as u32], &device)?);
         Ok(state)
     }
@@ -106,8 +128,14 @@ impl Adam {
         for slot in &mut self.slots {
             let dims = slot.var.dims().to_vec();
             let get = |key: String| -> Result<Tensor> {
-                let t = state.get(&key).with_context(|| format!("optimizer state has no `{key}`"))?;
-                anyhow::ensure!(t.dims() == dims, "optimizer state `{key}` has shape {:?}, expected {dims:?}", t.dims());
+                let t = state
+                    .get(&key)
+                    .with_context(|| format!("optimizer state has no `{key}`"))?;
+                anyhow::ensure!(
+                    t.dims() == dims,
+                    "optimizer state `{key}` has shape {:?}, expected {dims:?}",
+                    t.dims()
+                );
                 Ok(t.to_dtype(DType::F32)?.to_device(slot.var.device())?)
             };
             slot.first_moment = get(format!("m.{}", slot.name))?;
@@ -130,19 +158,36 @@ mod tests {
         let varmap = VarMap::new();
         let dev = Device::Cpu;
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let w = vb.get_with_hints(2, "layer.weight", candle_nn::Init::Const(1.0)).unwrap();
-        let b = vb.get_with_hints(2, "layer.bias", candle_nn::Init::Const(1.0)).unwrap();
+        let w = vb
+            .get_with_hints(2, "layer.weight", candle_nn::Init::Const(1.0))
+            .unwrap();
+        let b = vb
+            .get_with_hints(2, "layer.bias", candle_nn::Init::Const(1.0))
+            .unwrap();
         let mut adam = Adam::new(&varmap, AdamConfig::matlab(0.1, 0.0)).unwrap();
         // loss = sum(w * [1, -1]) + sum(b * [2, -3])
-        let loss = ((w.mul(&Tensor::new(&[1f32, -1.], &dev).unwrap()).unwrap().sum_all().unwrap())
-            + (b.mul(&Tensor::new(&[2f32, -3.], &dev).unwrap()).unwrap().sum_all().unwrap()))
+        let loss = ((w
+            .mul(&Tensor::new(&[1f32, -1.], &dev).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap())
+            + (b.mul(&Tensor::new(&[2f32, -3.], &dev).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()))
         .unwrap();
         adam.step(&loss.backward().unwrap()).unwrap();
         let data = varmap.data().lock().unwrap();
         let w_after = data["layer.weight"].as_tensor().to_vec1::<f32>().unwrap();
         let b_after = data["layer.bias"].as_tensor().to_vec1::<f32>().unwrap();
-        assert!((w_after[0] - 0.9).abs() < 1e-5 && (w_after[1] - 1.1).abs() < 1e-5, "{w_after:?}");
-        assert!((b_after[0] - 0.9).abs() < 1e-5 && (b_after[1] - 1.1).abs() < 1e-5, "{b_after:?}");
+        assert!(
+            (w_after[0] - 0.9).abs() < 1e-5 && (w_after[1] - 1.1).abs() < 1e-5,
+            "{w_after:?}"
+        );
+        assert!(
+            (b_after[0] - 0.9).abs() < 1e-5 && (b_after[1] - 1.1).abs() < 1e-5,
+            "{b_after:?}"
+        );
         drop(data);
         assert_eq!(adam.steps_taken(), 1);
         let state = adam.state().unwrap();
@@ -156,11 +201,16 @@ mod tests {
         let varmap = VarMap::new();
         let dev = Device::Cpu;
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let w = vb.get_with_hints(1, "weight", candle_nn::Init::Const(2.0)).unwrap();
-        let b = vb.get_with_hints(1, "bias", candle_nn::Init::Const(2.0)).unwrap();
+        let w = vb
+            .get_with_hints(1, "weight", candle_nn::Init::Const(2.0))
+            .unwrap();
+        let b = vb
+            .get_with_hints(1, "bias", candle_nn::Init::Const(2.0))
+            .unwrap();
         let mut adam = Adam::new(&varmap, AdamConfig::matlab(0.1, 1.0)).unwrap();
         // Zero data gradient: only L2 acts, so the weight shrinks and the bias stays.
-        let loss = ((w.sum_all().unwrap() * 0.0).unwrap() + (b.sum_all().unwrap() * 0.0).unwrap()).unwrap();
+        let loss = ((w.sum_all().unwrap() * 0.0).unwrap() + (b.sum_all().unwrap() * 0.0).unwrap())
+            .unwrap();
         adam.step(&loss.backward().unwrap()).unwrap();
         let data = varmap.data().lock().unwrap();
         assert!((data["weight"].as_tensor().to_vec1::<f32>().unwrap()[0] - 1.9).abs() < 1e-5);

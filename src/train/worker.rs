@@ -60,7 +60,10 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let per_epoch = iterations_per_epoch(job.train.images.len(), batch_size).max(1);
     let total = per_epoch * recipe.train.epochs;
     let size = recipe.data.input_size as usize;
-    let augment = Augment { flip: recipe.augment.flip, translate: recipe.augment.translate };
+    let augment = Augment {
+        flip: recipe.augment.flip,
+        translate: recipe.augment.translate,
+    };
 
     emit(Event::Started {
         run: job.run.path.clone(),
@@ -87,8 +90,14 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
             Shuffle::Once => Some(mix(recipe.train.seed, 0)),
             Shuffle::Never => None,
         };
-        let batches = BatchLoader::epoch(job.train.clone(), batch_size, order_seed, Some(augment.clone()), true)?
-            .with_augment_seed(mix(recipe.train.seed ^ 0xA5A5, epoch as u64));
+        let batches = BatchLoader::epoch(
+            job.train.clone(),
+            batch_size,
+            order_seed,
+            Some(augment.clone()),
+            true,
+        )?
+        .with_augment_seed(mix(recipe.train.seed ^ 0xA5A5, epoch as u64));
         // When resuming mid-epoch the loader replays the same order; skip what was done.
         let skip = iteration - epoch * per_epoch;
         for batch in batches.skip(skip) {
@@ -115,12 +124,18 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
                     iteration + 1,
                     job.run.last_model().display()
                 );
-                emit(Event::Failed { message: message.clone() });
+                emit(Event::Failed {
+                    message: message.clone(),
+                });
                 anyhow::bail!(message);
             }
             let grads = loss.backward()?;
             job.optimizer.step(&grads)?;
-            let correct = logits.argmax(D::Minus1)?.eq(&y)?.to_dtype(candle_core::DType::F32)?.sum_all()?;
+            let correct = logits
+                .argmax(D::Minus1)?
+                .eq(&y)?
+                .to_dtype(candle_core::DType::F32)?
+                .sum_all()?;
             let accuracy = correct.to_scalar::<f32>()? / n as f32;
             iteration += 1;
             emit(Event::Iteration {
@@ -147,7 +162,11 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
                 last_saved = iteration;
             }
         }
-        emit(Event::Epoch { epoch: epoch + 1, iteration, elapsed_s: started.elapsed().as_secs_f64() });
+        emit(Event::Epoch {
+            epoch: epoch + 1,
+            iteration,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        });
     }
 
     if stopped_early && last_saved != iteration {
@@ -162,7 +181,11 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         stopped_early,
         elapsed_s: started.elapsed().as_secs_f64(),
     });
-    Ok(Outcome { iterations: iteration, best_val_accuracy: best, stopped_early })
+    Ok(Outcome {
+        iterations: iteration,
+        best_val_accuracy: best,
+        stopped_early,
+    })
 }
 
 fn validate(
@@ -172,10 +195,21 @@ fn validate(
     started: &Instant,
     emit: &mut dyn FnMut(Event),
 ) -> Result<f32> {
-    let predictions = classify(&job.model, &job.val, job.recipe.train.batch_size, &job.device)?;
+    let predictions = classify(
+        &job.model,
+        &job.val,
+        job.recipe.train.batch_size,
+        &job.device,
+    )?;
     let (confusion, loss) = summarize(&predictions, &job.classes);
     let accuracy = confusion.accuracy() as f32;
-    emit(Event::Validation { epoch, iteration, loss, accuracy, elapsed_s: started.elapsed().as_secs_f64() });
+    emit(Event::Validation {
+        epoch,
+        iteration,
+        loss,
+        accuracy,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    });
     Ok(accuracy)
 }
 
@@ -191,7 +225,10 @@ fn save(
     let mut meta = BTreeMap::new();
     meta.insert("iteration".to_string(), iteration.to_string());
     meta.insert("epoch".to_string(), epoch.to_string());
-    meta.insert("input_size".to_string(), job.recipe.data.input_size.to_string());
+    meta.insert(
+        "input_size".to_string(),
+        job.recipe.data.input_size.to_string(),
+    );
     if let Some(b) = best {
         meta.insert("best_val_accuracy".to_string(), b.to_string());
     }

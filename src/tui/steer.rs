@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
 use crate::rundir::RunDir;
 use crate::train::control::{Control, ControlFile};
+use anyhow::{Context, Result};
 
 /// Requests to a running training. Methods never block on the worker; an error means the request
 /// could not be delivered (the dashboard shows it).
@@ -50,7 +50,10 @@ impl RunDirSteer {
     /// Continues from the requests already in the file (a paused run stays paused, the save counter
     /// keeps counting up), or starts from "nothing requested".
     pub fn new(run_dir: &Path) -> Result<RunDirSteer> {
-        let path = RunDir { path: run_dir.to_path_buf() }.control();
+        let path = RunDir {
+            path: run_dir.to_path_buf(),
+        }
+        .control();
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is not a crackscope control file", path.display()))?,
@@ -110,7 +113,16 @@ mod tests {
     use super::*;
 
     fn read(dir: &Path) -> ControlFile {
-        serde_json::from_slice(&std::fs::read(RunDir { path: dir.to_path_buf() }.control()).unwrap()).unwrap()
+        serde_json::from_slice(
+            &std::fs::read(
+                RunDir {
+                    path: dir.to_path_buf(),
+                }
+                .control(),
+            )
+            .unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]

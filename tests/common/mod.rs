@@ -14,7 +14,11 @@ pub fn crackscope() -> Command {
 
 /// Runs to completion, failing the test (with the output) after `limit`: no test may hang.
 pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("binary starts");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
     let started = Instant::now();
     loop {
         if child.try_wait().expect("wait").is_some() {
@@ -38,13 +42,21 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Asserts success, showing everything the command said when it failed.
 pub fn ok(out: &Output) -> String {
     let all = text(out);
-    assert!(out.status.success(), "command failed ({:?}):\n{all}", out.status);
+    assert!(
+        out.status.success(),
+        "command failed ({:?}):\n{all}",
+        out.status
+    );
     all
 }
 
@@ -57,7 +69,10 @@ pub fn shared_data(what: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
-        eprintln!("skipping: {} not found (set CRACKSCOPE_TEST_DATA to the shared data folder)", path.display());
+        eprintln!(
+            "skipping: {} not found (set CRACKSCOPE_TEST_DATA to the shared data folder)",
+            path.display()
+        );
         None
     }
 }

@@ -1,0 +1,165 @@
+//! End-to-end tests of training: a synthetic dataset learned to high accuracy, a resumed run, bad
+//! files in the data, and the run directory a user relies on.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A small, quickly learnt synthetic dataset: 64 px, as the CPU budget of a test allows.
+fn synth(dir: &Path, per_class: usize) -> String {
+    let data = dir.join("data");
+    ok(&run(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        &per_class.to_string(),
+        "--size",
+        "64",
+        "--seed",
+        "7",
+    ]));
+    data.to_str().unwrap().to_string()
+}
+
+fn recipe(dir: &Path) -> String {
+    let path = dir.join("recipe.toml");
+    std::fs::write(
+        &path,
+        "[data]\nsplit = [0.6, 0.2, 0.2]\ninput_size = 64\n[augment]\ntranslate = 6\n\
+         [train]\nbatch_size = 32\nepochs = 6\nlearning_rate = 5e-4\nval_every = 10\ndevice = \"cpu\"\n",
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn training_on_synthetic_cracks_reaches_95_percent_and_resumes_with_the_same_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 250);
+    let run_dir = dir.path().join("run");
+    let said = ok(&run(&[
+        "train",
+        "--config",
+        &recipe(dir.path()),
+        "--data",
+        &data,
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--headless",
+    ]));
+    // The split table comes first, as the seed checks numTrainImages.
+    assert!(said.contains("Negative") && said.contains("150"), "{said}");
+    for file in [
+        "config.toml",
+        "split.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "last.safetensors",
+        "report.json",
+        "predictions.csv",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing:\n{said}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.95, "test accuracy {accuracy}:\n{said}");
+    assert_eq!(report["images"].as_u64(), Some(100));
+    let predictions = std::fs::read_to_string(run_dir.join("predictions.csv")).unwrap();
+    assert_eq!(predictions.lines().count(), 101);
+
+    // Resume for two more epochs: same split, a usable model, the log continues.
+    let split_before = std::fs::read(run_dir.join("split.json")).unwrap();
+    let said = ok(&run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--epochs",
+        "7",
+        "--headless",
+    ]));
+    assert!(said.contains("resuming after iteration"), "{said}");
+    assert_eq!(
+        std::fs::read(run_dir.join("split.json")).unwrap(),
+        split_before
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    assert!(report["accuracy"].as_f64().unwrap() >= 0.9, "{said}");
+
+    // eval gives the same test evaluation again.
+    let out = run(&["eval", run_dir.to_str().unwrap(), "--json"]);
+    ok(&out);
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["confusion"], report["confusion"]);
+}
+
+#[test]
+fn bad_image_files_are_skipped_listed_and_never_stop_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 40);
+    let positive = Path::new(&data).join("Positive");
+    std::fs::write(positive.join("empty.jpg"), b"").unwrap();
+    std::fs::write(positive.join("notes.png"), b"not an image at all").unwrap();
+    let good = std::fs::read(positive.join("pos_00001.jpg")).unwrap();
+    std::fs::write(positive.join("cut.jpg"), &good[..good.len() / 2]).unwrap();
+
+    let run_dir = dir.path().join("run");
+    let said = ok(&run(&[
+        "train",
+        "--data",
+        &data,
+        "--split",
+        "0.5,0.25,0.25",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--headless",
+    ]));
+    for name in ["empty.jpg", "notes.png", "cut.jpg"] {
+        assert!(
+            said.contains(name),
+            "{name} not named in the output:\n{said}"
+        );
+    }
+    let skipped = std::fs::read_to_string(run_dir.join("skipped.json")).unwrap();
+    for name in ["empty.jpg", "notes.png", "cut.jpg"] {
+        assert!(
+            skipped.contains(name),
+            "{name} not listed in skipped.json:\n{skipped}"
+        );
+    }
+    assert!(run_dir.join("report.json").is_file());
+}
+
+#[test]
+fn few_iterations_are_pointed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 20);
+    let said = ok(&run(&[
+        "train",
+        "--data",
+        &data,
+        "--split",
+        "0.5,0.25,0.25",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--run",
+        dir.path().join("run").to_str().unwrap(),
+        "--headless",
+    ]));
+    assert!(
+        said.contains("too few") && said.contains("--batch-size"),
+        "{said}"
+    );
+}
