@@ -190,6 +190,7 @@ pub(crate) fn forward(
     let mut acts = Vec::new();
     let mut saved = Vec::new();
     for (i, stage_index) in stages.clone().enumerate() {
+        let started = profile::Stamp::now();
         let (out, keep) = run_stage(
             stage_index,
             &current,
@@ -200,6 +201,7 @@ pub(crate) fn forward(
             pool,
             keep_trace,
         );
+        profile::record(stage_index, false, started);
         if keep_trace {
             acts.push(std::mem::replace(&mut current, out));
             saved.push(keep);
@@ -374,6 +376,7 @@ pub(crate) fn backward(
     nchw_to_cbhw(grad_out, last, &mut grad);
     for i in (0..stages.len()).rev() {
         let want_dx = i > 0 || input_grad;
+        let started = profile::Stamp::now();
         let next = backward_stage(
             trace,
             i,
@@ -384,6 +387,7 @@ pub(crate) fn backward(
             want_dx,
             pool,
         );
+        profile::record(stages.start + i, true, started);
         match next {
             Some(g) => grad = g,
             None => return Ok((None, packed_grads)),
@@ -393,6 +397,66 @@ pub(crate) fn backward(
     let mut dx = vec![0.0; first.len()];
     cbhw_to_nchw(&grad, first, &mut dx);
     Ok((Some(dx), packed_grads))
+}
+
+/// Per-stage timings for `model::profile` (test builds only; no-ops otherwise). Besides wall
+/// time it records the CPU time of the whole process, which other programs on a shared machine
+/// inflate far less.
+pub(crate) mod profile {
+    #[cfg(test)]
+    pub struct Stamp {
+        wall: std::time::Instant,
+        cpu_ns: u64,
+    }
+
+    #[cfg(not(test))]
+    pub struct Stamp;
+
+    impl Stamp {
+        #[cfg(test)]
+        pub fn now() -> Self {
+            Self { wall: std::time::Instant::now(), cpu_ns: process_cpu_ns() }
+        }
+
+        #[cfg(not(test))]
+        #[inline(always)]
+        pub fn now() -> Self {
+            Self
+        }
+    }
+
+    /// One timing: stage index, backward pass?, wall seconds, CPU seconds (all threads).
+    #[cfg(test)]
+    pub type Timing = (usize, bool, f64, f64);
+
+    #[cfg(test)]
+    static TIMES: std::sync::Mutex<Vec<Timing>> = std::sync::Mutex::new(Vec::new());
+
+    /// CPU time of every thread of this process so far (Linux; 0 elsewhere).
+    #[cfg(test)]
+    pub fn process_cpu_ns() -> u64 {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    #[cfg(test)]
+    pub fn record(stage: usize, backward: bool, since: Stamp) {
+        let cpu = process_cpu_ns().saturating_sub(since.cpu_ns) as f64 * 1e-9;
+        TIMES.lock().unwrap().push((stage, backward, since.wall.elapsed().as_secs_f64(), cpu));
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub fn record(_stage: usize, _backward: bool, _since: Stamp) {}
+
+    /// Drains the timings recorded so far.
+    #[cfg(test)]
+    pub fn take() -> Vec<Timing> {
+        std::mem::take(&mut *TIMES.lock().unwrap())
+    }
 }
 
 /// Backward pass of the segment's `i`-th stage given the gradient of its output (consumed).

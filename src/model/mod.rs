@@ -30,3 +30,5 @@ pub use weights::load_torchvision;
 
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod profile;
