@@ -6,16 +6,23 @@
 //! stages is one step for candle (see `segment.rs`); inside it, ReLUs are fused into the
 //! convolutions, the Fire concatenation costs nothing, buffers are recycled, and the backward pass
 //! writes each gradient exactly once.
+//!
+//! Convolutions run block by block over the output positions (the columns of the channel-major
+//! activations), in parallel: each task unfolds its block (im2col) into a cache-sized scratch,
+//! multiplies, and applies bias and ReLU while the block is still in cache, so the unfolded
+//! matrices are never written to memory in full. Weight gradients accumulate per task and are
+//! summed at the end.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{bail, Result};
+use rayon::prelude::*;
 
 use super::arch::{self, StageKind, STAGES};
 use super::buffers::{Buffer, BufferPool};
-use super::ops::conv::{add_bias_relu, col2im, im2col, relu_backward, row_sums, Kernel};
-use super::ops::gemm::{matmul, Mat};
+use super::ops::conv::{add_bias_relu, col2im, im2col, relu_backward, relu_backward_rows, Kernel};
+use super::ops::gemm::{matmul, Mat, MatMut, SharedColumns};
 use super::ops::pool::{
     global_avg_pool_backward, global_avg_pool_forward, max_pool_backward, max_pool_forward,
 };
@@ -34,13 +41,51 @@ const EXPAND3X3: Kernel = Kernel {
 /// Dropout keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
 const DROPOUT_SCALE: f32 = 2.0;
 
+/// Scratch values per parallel task: about 1 MiB, so that a block stays in the core's cache.
+const BLOCK_FLOATS: usize = 1 << 18;
+
 /// What one stage keeps for its backward pass besides its input and output.
 enum Saved {
     Nothing,
-    Conv1 { cols: Buffer },
     MaxPool { argmax: Vec<u8> },
-    Fire { squeezed: Buffer, cols: Buffer },
-    Classifier { dropped: Option<Buffer> },
+    Fire { squeezed: Buffer },
+}
+
+/// Splits `0..n` into blocks of positions whose block-local buffers, at `per_position` values
+/// per position, take about [`BLOCK_FLOATS`].
+fn blocks(n: usize, per_position: usize) -> Vec<Range<usize>> {
+    let len = (BLOCK_FLOATS / per_position.max(1)).max(64);
+    (0..n)
+        .step_by(len)
+        .map(|start| start..(start + len).min(n))
+        .collect()
+}
+
+/// Runs `task` on every block in parallel; each task accumulates into zeroed buffers of
+/// `lens.0` f32 values (weight gradients) and `lens.1` f64 values (bias sums) owned by its
+/// worker, along with scratch made by `scratch`. Returns the sums over workers.
+fn sum_over_blocks<S: Send>(
+    blocks: Vec<Range<usize>>,
+    lens: (usize, usize),
+    scratch: impl Fn() -> S + Sync + Send,
+    task: impl Fn(&mut [f32], &mut [f64], &mut S, Range<usize>) + Sync + Send,
+) -> (Vec<f32>, Vec<f64>) {
+    let zeros = || (vec![0f32; lens.0], vec![0f64; lens.1]);
+    blocks
+        .into_par_iter()
+        .fold(
+            || (zeros(), scratch()),
+            |((mut w, mut b), mut s), range| {
+                task(&mut w, &mut b, &mut s, range);
+                ((w, b), s)
+            },
+        )
+        .map(|(sums, _)| sums)
+        .reduce(zeros, |(mut w1, mut b1), (w2, b2)| {
+            w1.iter_mut().zip(&w2).for_each(|(a, b)| *a += b);
+            b1.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+            (w1, b1)
+        })
 }
 
 /// Everything the backward pass needs from the forward pass.
@@ -241,31 +286,28 @@ fn run_stage(
     let saved = match STAGES[stage_index].kind {
         StageKind::Conv1 => {
             let taps = xg.c * 9;
-            let mut cols = pool.take(taps * n);
-            im2col(x, xg, CONV1, &mut cols);
-            matmul(
-                &mut out,
-                Mat::new(p[0], og.c, taps),
-                Mat::new(&cols, taps, n),
-                false,
-            );
-            add_bias_relu(&mut out, p[1], n);
-            if keep {
-                Saved::Conv1 { cols }
-            } else {
-                Saved::Nothing
-            }
+            let shared = SharedColumns::new(&mut out, og.c, n);
+            blocks(n, taps + og.c)
+                .into_par_iter()
+                .for_each_init(Vec::new, |cols, r| {
+                    cols.resize(taps * r.len(), 0.0);
+                    im2col(x, xg, CONV1, r.clone(), cols);
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r.clone()) };
+                    matmul(
+                        &mut dst,
+                        Mat::new(p[0], og.c, taps),
+                        Mat::new(cols, taps, r.len()),
+                        false,
+                    );
+                    add_bias_relu(&mut dst, p[1]);
+                });
+            Saved::Nothing
         }
         StageKind::MaxPool => {
             let mut argmax = if keep { vec![0; og.len()] } else { Vec::new() };
-            max_pool_forward(
-                x,
-                xg.planes(),
-                xg.h,
-                xg.w,
-                &mut out,
-                keep.then_some(argmax.as_mut_slice()),
-            );
+            let argmax_out = keep.then_some(argmax.as_mut_slice());
+            max_pool_forward(x, xg.planes(), xg.h, xg.w, &mut out, argmax_out);
             if keep {
                 Saved::MaxPool { argmax }
             } else {
@@ -277,50 +319,64 @@ fn run_stage(
             expand: e,
         } => {
             let mut squeezed = pool.take(s * n);
-            matmul(
-                &mut squeezed,
-                Mat::new(p[0], s, xg.c),
-                Mat::new(x, xg.c, n),
-                false,
-            );
-            add_bias_relu(&mut squeezed, p[1], n);
-            let mut cols = pool.take(9 * s * n);
-            im2col(&squeezed, Geom { c: s, ..xg }, EXPAND3X3, &mut cols);
-            let (out1, out3) = out.split_at_mut(e * n);
-            matmul(out1, Mat::new(p[2], e, s), Mat::new(&squeezed, s, n), false);
-            add_bias_relu(out1, p[3], n);
-            matmul(
-                out3,
-                Mat::new(p[4], e, 9 * s),
-                Mat::new(&cols, 9 * s, n),
-                false,
-            );
-            add_bias_relu(out3, p[5], n);
+            let shared = SharedColumns::new(&mut squeezed, s, n);
+            blocks(n, xg.c + s).into_par_iter().for_each(|r| {
+                // SAFETY: the blocks partition the columns and each is written by one task.
+                let mut dst = unsafe { shared.block(r.clone()) };
+                matmul(
+                    &mut dst,
+                    Mat::new(p[0], s, xg.c),
+                    Mat::columns(x, xg.c, n, r),
+                    false,
+                );
+                add_bias_relu(&mut dst, p[1]);
+            });
+            let sg = Geom { c: s, ..xg };
+            let squeezed_ref: &[f32] = &squeezed;
+            let shared = SharedColumns::new(&mut out, 2 * e, n);
+            blocks(n, 9 * s + 2 * e)
+                .into_par_iter()
+                .for_each_init(Vec::new, |cols, r| {
+                    cols.resize(9 * s * r.len(), 0.0);
+                    im2col(squeezed_ref, sg, EXPAND3X3, r.clone(), cols);
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let (mut out1, mut out3) = unsafe { shared.block(r.clone()) }.split_rows(e);
+                    let squeezed_block = Mat::columns(squeezed_ref, s, n, r.clone());
+                    matmul(&mut out1, Mat::new(p[2], e, s), squeezed_block, false);
+                    add_bias_relu(&mut out1, p[3]);
+                    matmul(
+                        &mut out3,
+                        Mat::new(p[4], e, 9 * s),
+                        Mat::new(cols, 9 * s, r.len()),
+                        false,
+                    );
+                    add_bias_relu(&mut out3, p[5]);
+                });
             if keep {
-                Saved::Fire { squeezed, cols }
+                Saved::Fire { squeezed }
             } else {
                 Saved::Nothing
             }
         }
         StageKind::Classifier => {
-            let dropped = dropout.map(|mask| {
-                let mut dropped = pool.take(xg.len());
-                apply_dropout(x, xg, mask, &mut dropped);
-                dropped
-            });
-            let input = dropped.as_deref().unwrap_or(x);
-            matmul(
-                &mut out,
-                Mat::new(p[0], og.c, xg.c),
-                Mat::new(input, xg.c, n),
-                false,
-            );
-            add_bias_relu(&mut out, p[1], n);
-            if keep {
-                Saved::Classifier { dropped }
-            } else {
-                Saved::Nothing
-            }
+            let shared = SharedColumns::new(&mut out, og.c, n);
+            blocks(n, xg.c + og.c)
+                .into_par_iter()
+                .for_each_init(Vec::new, |dropped, r| {
+                    let input = match dropout {
+                        Some(mask) => {
+                            dropped.resize(xg.c * r.len(), 0.0);
+                            drop_columns(x, xg, mask, r.clone(), dropped);
+                            Mat::new(dropped, xg.c, r.len())
+                        }
+                        None => Mat::columns(x, xg.c, n, r.clone()),
+                    };
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r) };
+                    matmul(&mut dst, Mat::new(p[0], og.c, xg.c), input, false);
+                    add_bias_relu(&mut dst, p[1]);
+                });
+            Saved::Nothing
         }
         StageKind::GlobalAvgPool => {
             global_avg_pool_forward(x, xg.planes(), xg.h * xg.w, &mut out);
@@ -330,23 +386,59 @@ fn run_stage(
     (out, saved)
 }
 
-/// Multiplies channel-major `x` by the keep-mask (given in `[B, C, H, W]` order) and the dropout
-/// scale. Also serves as dropout's backward pass, which is the same product.
-fn apply_dropout(x: &[f32], g: Geom, mask: &[u8], dst: &mut [f32]) {
-    use rayon::prelude::*;
+/// Copies columns `range` of channel-major `x` (`[C, N]`) into `dst` (`[C, range.len()]`),
+/// multiplied by drop9's keep-mask (given in `[B, C, H, W]` order) and the dropout scale.
+fn drop_columns(x: &[f32], g: Geom, mask: &[u8], range: Range<usize>, dst: &mut [f32]) {
     let plane = g.h * g.w;
-    dst[..g.len()]
-        .par_chunks_mut(g.n())
-        .enumerate()
-        .for_each(|(c, channel)| {
-            for (b, out) in channel.chunks_mut(plane).enumerate() {
-                let keep = &mask[(b * g.c + c) * plane..][..plane];
-                let src = &x[(c * g.b + b) * plane..][..plane];
-                for ((o, &v), &k) in out.iter_mut().zip(src).zip(keep) {
-                    *o = if k != 0 { v * DROPOUT_SCALE } else { 0.0 };
-                }
+    for (c, out) in dst.chunks_exact_mut(range.len()).enumerate() {
+        for (o, p) in out.iter_mut().zip(range.clone()) {
+            let (b, s) = (p / plane, p % plane);
+            let keep = mask[(b * g.c + c) * plane + s] != 0;
+            *o = if keep {
+                x[c * g.n() + p] * DROPOUT_SCALE
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+/// Dropout's backward pass on a block of input gradients (columns `range`, in place).
+fn drop_gradient(grad: &mut MatMut<'_>, g: Geom, mask: &[u8], range: Range<usize>) {
+    let plane = g.h * g.w;
+    for c in 0..grad.rows() {
+        for (v, p) in grad.row(c).iter_mut().zip(range.clone()) {
+            let (b, s) = (p / plane, p % plane);
+            *v = if mask[(b * g.c + c) * plane + s] != 0 {
+                *v * DROPOUT_SCALE
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+/// expand3x3's weights `[E, S, 3, 3]` rearranged as `[S, E * 9]` with the taps reversed: the
+/// matrix that maps the unfolded output gradient back to the squeeze output (a transposed
+/// convolution written as a gather, so parallel blocks never write the same position).
+fn flip_taps(weights: &[f32], e: usize, s: usize) -> Vec<f32> {
+    let mut flipped = vec![0.0; s * e * 9];
+    for ei in 0..e {
+        for si in 0..s {
+            for tap in 0..9 {
+                flipped[si * e * 9 + ei * 9 + tap] = weights[(ei * s + si) * 9 + 8 - tap];
             }
-        });
+        }
+    }
+    flipped
+}
+
+/// Scratch of one Fire backward task.
+#[derive(Default)]
+struct FireScratch {
+    cols: Vec<f32>,
+    grad_cols: Vec<f32>,
+    squeeze_grad: Vec<f32>,
 }
 
 /// Gradients of a traced forward pass. `grad_out` has the shape of the forward output;
@@ -415,7 +507,10 @@ pub(crate) mod profile {
     impl Stamp {
         #[cfg(test)]
         pub fn now() -> Self {
-            Self { wall: std::time::Instant::now(), cpu_ns: process_cpu_ns() }
+            Self {
+                wall: std::time::Instant::now(),
+                cpu_ns: process_cpu_ns(),
+            }
         }
 
         #[cfg(not(test))]
@@ -435,7 +530,9 @@ pub(crate) mod profile {
     /// CPU time of every thread of this process so far (Linux; 0 elsewhere).
     #[cfg(test)]
     pub fn process_cpu_ns() -> u64 {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return 0;
+        };
         tasks
             .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
             .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
@@ -445,7 +542,10 @@ pub(crate) mod profile {
     #[cfg(test)]
     pub fn record(stage: usize, backward: bool, since: Stamp) {
         let cpu = process_cpu_ns().saturating_sub(since.cpu_ns) as f64 * 1e-9;
-        TIMES.lock().unwrap().push((stage, backward, since.wall.elapsed().as_secs_f64(), cpu));
+        TIMES
+            .lock()
+            .unwrap()
+            .push((stage, backward, since.wall.elapsed().as_secs_f64(), cpu));
     }
 
     #[cfg(not(test))]
@@ -475,24 +575,40 @@ fn backward_stage(
     let (xg, og) = (trace.geoms[i], trace.geoms[i + 1]);
     let n = og.n();
     match (&STAGES[trace.stages.start + i].kind, &trace.saved[i]) {
-        (StageKind::Conv1, Saved::Conv1 { cols }) => {
+        (StageKind::Conv1, Saved::Nothing) => {
             let taps = xg.c * 9;
-            relu_backward(&mut g, out);
-            row_sums(&g, n, dp[1]);
-            matmul(
-                dp[0],
-                Mat::new(&g, og.c, n),
-                Mat::new(cols, taps, n).t(),
-                false,
+            relu_backward(&mut g, out, n, dp[1]);
+            let g: &[f32] = &g;
+            let (dw, _) = sum_over_blocks(
+                blocks(n, taps + og.c),
+                (og.c * taps, 0),
+                Vec::new,
+                |dw, _, cols, r| {
+                    cols.resize(taps * r.len(), 0.0);
+                    im2col(x, xg, CONV1, r.clone(), cols);
+                    let cols = Mat::new(cols, taps, r.len());
+                    matmul(
+                        &mut MatMut::new(dw, og.c, taps),
+                        Mat::columns(g, og.c, n, r),
+                        cols.t(),
+                        true,
+                    );
+                },
             );
+            dp[0].copy_from_slice(&dw);
             want_dx.then(|| {
                 let mut dcols = pool.take(taps * n);
-                matmul(
-                    &mut dcols,
-                    Mat::new(p[0], og.c, taps).t(),
-                    Mat::new(&g, og.c, n),
-                    false,
-                );
+                let shared = SharedColumns::new(&mut dcols, taps, n);
+                blocks(n, taps + og.c).into_par_iter().for_each(|r| {
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r.clone()) };
+                    matmul(
+                        &mut dst,
+                        Mat::new(p[0], og.c, taps).t(),
+                        Mat::columns(g, og.c, n, r),
+                        false,
+                    );
+                });
                 let mut dx = pool.take(xg.len());
                 col2im(&dcols, xg, CONV1, &mut dx);
                 dx
@@ -508,75 +624,112 @@ fn backward_stage(
                 squeeze: s,
                 expand: e,
             },
-            Saved::Fire { squeezed, cols },
+            Saved::Fire { squeezed },
         ) => {
-            relu_backward(&mut g, out);
-            let (g1, g3) = g.split_at(e * n);
-            row_sums(g1, n, dp[3]);
-            row_sums(g3, n, dp[5]);
-            matmul(
-                dp[2],
-                Mat::new(g1, e, n),
-                Mat::new(squeezed, s, n).t(),
-                false,
+            let [dws, dbs, dwe1, dbe1, dwe3, dbe3] = dp else {
+                unreachable!("Fire has six tensors")
+            };
+            {
+                let (g1, g3) = g.split_at_mut(e * n);
+                relu_backward(g1, &out[..e * n], n, dbe1);
+                relu_backward(g3, &out[e * n..], n, dbe3);
+            }
+            let (g1, g3): (&[f32], &[f32]) = g.split_at(e * n);
+            let flipped = flip_taps(p[4], e, s);
+            let (sg, eg) = (Geom { c: s, ..xg }, Geom { c: e, ..xg });
+            let mut dx = want_dx.then(|| pool.take(xg.len()));
+            let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
+            let lens = (s * xg.c + e * s + e * 9 * s, s);
+            let per_position = 9 * s + 9 * e + s;
+            let (w, b) = sum_over_blocks(
+                blocks(n, per_position),
+                lens,
+                FireScratch::default,
+                |w, b, scratch, r| {
+                    let len = r.len();
+                    let (dws, rest) = w.split_at_mut(s * xg.c);
+                    let (dwe1, dwe3) = rest.split_at_mut(e * s);
+                    let (g1, g3) = (
+                        Mat::columns(g1, e, n, r.clone()),
+                        Mat::columns(g3, e, n, r.clone()),
+                    );
+                    let squeezed_block = Mat::columns(squeezed, s, n, r.clone());
+                    // Weight gradients of both expands, from the recomputed unfolded squeeze output.
+                    scratch.cols.resize(9 * s * len, 0.0);
+                    im2col(squeezed, sg, EXPAND3X3, r.clone(), &mut scratch.cols);
+                    let cols = Mat::new(&scratch.cols, 9 * s, len);
+                    matmul(&mut MatMut::new(dwe3, e, 9 * s), g3, cols.t(), true);
+                    matmul(&mut MatMut::new(dwe1, e, s), g1, squeezed_block.t(), true);
+                    // Gradient of the squeeze output: both expands' contributions, then its ReLU.
+                    scratch.grad_cols.resize(9 * e * len, 0.0);
+                    im2col(
+                        &g[e * n..],
+                        eg,
+                        EXPAND3X3,
+                        r.clone(),
+                        &mut scratch.grad_cols,
+                    );
+                    scratch.squeeze_grad.resize(s * len, 0.0);
+                    let mut dsq = MatMut::new(&mut scratch.squeeze_grad, s, len);
+                    let grad_cols = Mat::new(&scratch.grad_cols, 9 * e, len);
+                    matmul(&mut dsq, Mat::new(&flipped, s, 9 * e), grad_cols, false);
+                    matmul(&mut dsq, Mat::new(p[2], e, s).t(), g1, true);
+                    relu_backward_rows(&mut dsq, squeezed_block, b);
+                    let dsq = Mat::new(&scratch.squeeze_grad, s, len);
+                    matmul(
+                        &mut MatMut::new(dws, s, xg.c),
+                        dsq,
+                        Mat::columns(x, xg.c, n, r.clone()).t(),
+                        true,
+                    );
+                    if let Some(shared) = &shared_dx {
+                        // SAFETY: the blocks partition the columns and each is written by one task.
+                        let mut dst = unsafe { shared.block(r) };
+                        matmul(&mut dst, Mat::new(p[0], s, xg.c).t(), dsq, false);
+                    }
+                },
             );
-            matmul(
-                dp[4],
-                Mat::new(g3, e, n),
-                Mat::new(cols, 9 * s, n).t(),
-                false,
-            );
-            let mut dcols = pool.take(9 * s * n);
-            matmul(
-                &mut dcols,
-                Mat::new(p[4], e, 9 * s).t(),
-                Mat::new(g3, e, n),
-                false,
-            );
-            let mut dsq = pool.take(s * n);
-            col2im(&dcols, Geom { c: s, ..xg }, EXPAND3X3, &mut dsq);
-            drop(dcols);
-            matmul(&mut dsq, Mat::new(p[2], e, s).t(), Mat::new(g1, e, n), true);
-            drop(g);
-            relu_backward(&mut dsq, squeezed);
-            row_sums(&dsq, n, dp[1]);
-            matmul(dp[0], Mat::new(&dsq, s, n), Mat::new(x, xg.c, n).t(), false);
-            want_dx.then(|| {
-                let mut dx = pool.take(xg.len());
-                matmul(
-                    &mut dx,
-                    Mat::new(p[0], s, xg.c).t(),
-                    Mat::new(&dsq, s, n),
-                    false,
-                );
-                dx
-            })
+            let (ws, rest) = w.split_at(s * xg.c);
+            let (we1, we3) = rest.split_at(e * s);
+            dws.copy_from_slice(ws);
+            dwe1.copy_from_slice(we1);
+            dwe3.copy_from_slice(we3);
+            dbs.iter_mut().zip(&b).for_each(|(d, &v)| *d = v as f32);
+            dx
         }
-        (StageKind::Classifier, Saved::Classifier { dropped }) => {
-            relu_backward(&mut g, out);
-            row_sums(&g, n, dp[1]);
-            let input = dropped.as_deref().unwrap_or(x);
-            matmul(
-                dp[0],
-                Mat::new(&g, og.c, n),
-                Mat::new(input, xg.c, n).t(),
-                false,
+        (StageKind::Classifier, Saved::Nothing) => {
+            relu_backward(&mut g, out, n, dp[1]);
+            let g: &[f32] = &g;
+            let mut dx = want_dx.then(|| pool.take(xg.len()));
+            let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
+            let lens = (og.c * xg.c, 0);
+            let (dw, _) = sum_over_blocks(
+                blocks(n, xg.c + og.c),
+                lens,
+                Vec::new,
+                |dw, _, dropped, r| {
+                    let input = match dropout {
+                        Some(mask) => {
+                            dropped.resize(xg.c * r.len(), 0.0);
+                            drop_columns(x, xg, mask, r.clone(), dropped);
+                            Mat::new(dropped, xg.c, r.len())
+                        }
+                        None => Mat::columns(x, xg.c, n, r.clone()),
+                    };
+                    let g_block = Mat::columns(g, og.c, n, r.clone());
+                    matmul(&mut MatMut::new(dw, og.c, xg.c), g_block, input.t(), true);
+                    if let Some(shared) = &shared_dx {
+                        // SAFETY: the blocks partition the columns and each is written by one task.
+                        let mut dst = unsafe { shared.block(r.clone()) };
+                        matmul(&mut dst, Mat::new(p[0], og.c, xg.c).t(), g_block, false);
+                        if let Some(mask) = dropout {
+                            drop_gradient(&mut dst, xg, mask, r);
+                        }
+                    }
+                },
             );
-            want_dx.then(|| {
-                let mut dx = pool.take(xg.len());
-                matmul(
-                    &mut dx,
-                    Mat::new(p[0], og.c, xg.c).t(),
-                    Mat::new(&g, og.c, n),
-                    false,
-                );
-                if let Some(mask) = dropout {
-                    let mut masked = pool.take(xg.len());
-                    apply_dropout(&dx, xg, mask, &mut masked);
-                    dx = masked;
-                }
-                dx
-            })
+            dp[0].copy_from_slice(&dw);
+            dx
         }
         (StageKind::GlobalAvgPool, Saved::Nothing) => want_dx.then(|| {
             let mut dx = pool.take(xg.len());
@@ -634,8 +787,9 @@ mod tests {
     /// Parameters that keep every ReLU of `stages` far from its kink for positive inputs:
     /// non-negative weights with mean 1 / fan-in, and biases of +1 (alive) or -1000 (dead, every
     /// third channel, so the masking of dead units is checked too). The network is then exactly
-    /// linear around the test point (steps up to 0.2 cross no kink for activations below 5), and
-    /// central differences with large steps are precise.
+    /// linear around the test point (weight steps up to 0.2 cross no kink for activations below 5,
+    /// input steps of 1 move no pre-activation by more than 2 / fan-in), and central differences
+    /// with large steps are precise.
     fn linear_regime_params(stages: &Range<usize>, seed: u64) -> Vec<f32> {
         let specs: Vec<_> = STAGES[stages.clone()]
             .iter()
@@ -677,15 +831,15 @@ mod tests {
             .sum()
     }
 
-    /// Compares the engine's gradients with central differences (step `step`) on a sample of
-    /// coordinates: two per parameter tensor and eight of the input.
+    /// Compares the engine's gradients with central differences on a sample of coordinates: eight
+    /// of the input (step `steps[0]`) and two per parameter tensor (step `steps[1]`).
     fn check_gradients(
         stages: Range<usize>,
         x: &[f32],
         dims: &[usize],
         params: &[f32],
         mask: Option<&[u8]>,
-        step: f32,
+        steps: [f32; 2],
         seed: u64,
     ) {
         let pool = BufferPool::new();
@@ -730,6 +884,7 @@ mod tests {
                 }
                 objective(&stages, &x, dims, &p, mask, &weights)
             };
+            let step = if is_input { steps[0] } else { steps[1] };
             let numeric = (at(step) - at(-step)) / (2.0 * f64::from(step));
             // Rounding of the f32 outputs limits the differences to about 1e-3 of the gradient scale.
             let tolerance = 1e-2 * (f64::from(analytic).abs() + 0.25 * scale);
@@ -751,7 +906,8 @@ mod tests {
 
     #[test]
     fn conv1_gradients_match_central_differences() {
-        let (stages, dims) = (0..1, [2, 3, 11, 12]);
+        // 2 x 55 x 55 output positions: three blocks.
+        let (stages, dims) = (0..1, [2, 3, 111, 112]);
         let params = linear_regime_params(&stages, 10);
         check_gradients(
             stages,
@@ -759,7 +915,7 @@ mod tests {
             &dims,
             &params,
             None,
-            0.2,
+            [1.0, 0.2],
             10,
         );
     }
@@ -773,12 +929,13 @@ mod tests {
         let mut x: Vec<f32> = (0..len).map(|i| (i as f32) * 0.01 - 15.0).collect();
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
         rand::seq::SliceRandom::shuffle(x.as_mut_slice(), &mut rng);
-        check_gradients(1..2, &x, &dims, &[], None, 1e-3, 20);
+        check_gradients(1..2, &x, &dims, &[], None, [1e-3, 1e-3], 20);
     }
 
     #[test]
     fn fire_stack_gradients_match_central_differences() {
-        let (stages, dims) = (2..4, [2, 64, 5, 6]);
+        // 2 x 20 x 21 positions: several blocks, whose unfolding reads across block boundaries.
+        let (stages, dims) = (2..4, [2, 64, 20, 21]);
         let params = linear_regime_params(&stages, 30);
         check_gradients(
             stages,
@@ -786,7 +943,7 @@ mod tests {
             &dims,
             &params,
             None,
-            0.2,
+            [1.0, 0.2],
             30,
         );
     }
@@ -794,7 +951,8 @@ mod tests {
     #[test]
     fn classifier_gradients_with_dropout_match_central_differences() {
         // fire9, drop9 + conv10 + relu_conv10, pool10, with half of drop9's inputs dropped.
-        let (stages, dims) = (11..14, [2, 512, 3, 3]);
+        // 2 x 10 x 10 positions: two blocks of conv10.
+        let (stages, dims) = (11..14, [2, 512, 10, 10]);
         let len: usize = dims.iter().product();
         let mask: Vec<u8> = uniform(len, 1.0, 4)
             .iter()
@@ -807,7 +965,7 @@ mod tests {
             &dims,
             &params,
             Some(&mask),
-            0.2,
+            [1.0, 0.2],
             40,
         );
     }

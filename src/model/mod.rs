@@ -29,6 +29,6 @@ pub use summary::{summary, LayerSummary};
 pub use weights::load_torchvision;
 
 #[cfg(test)]
-mod testutil;
-#[cfg(test)]
 mod profile;
+#[cfg(test)]
+mod testutil;

@@ -337,7 +337,9 @@ mod tests {
         let reference = model.reference_twin();
         // Non-square input; conv1 makes 17x18 of it, so the pools see clipped ceil-mode windows.
         // (Odd sides: candle's own conv2d backward drops the output padding stride 2 needs
-        // for even sides, so the reference path cannot differentiate those.)
+        // for even sides, so the reference path cannot differentiate those.) Kept small: the
+        // larger the input, the likelier a ReLU input within rounding error of zero, where the
+        // two paths may legitimately take different sides of the kink.
         let x = Var::from_tensor(&random_tensor(&[2, 3, 35, 37], 7)).unwrap();
         for train in [false, true] {
             model.set_dropout_seed(5);

@@ -37,7 +37,9 @@ pub(crate) fn max_pool_forward(
             }),
         None => inputs
             .zip(outputs)
-            .for_each_init(scratch, |scratch, (input, out)| scratch.pool_plane(input, out)),
+            .for_each_init(scratch, |scratch, (input, out)| {
+                scratch.pool_plane(input, out)
+            }),
     }
 }
 
@@ -92,7 +94,12 @@ impl Scratch {
         // Windows with a third column / row; with an even side the last window is clipped to two.
         let (full_x, full_y) = ((w - 1) / 2, (h - 1) / 2);
         for (y, line) in input.chunks_exact(w).enumerate() {
-            for ((e, o), pair) in self.even.iter_mut().zip(self.odd.iter_mut()).zip(line.chunks_exact(2)) {
+            for ((e, o), pair) in self
+                .even
+                .iter_mut()
+                .zip(self.odd.iter_mut())
+                .zip(line.chunks_exact(2))
+            {
                 (*e, *o) = (pair[0], pair[1]);
             }
             if w % 2 == 1 {
@@ -101,23 +108,39 @@ impl Scratch {
             let maxima = &mut self.row_max[y * ow..(y + 1) * ow];
             let args = &mut self.row_arg[y * ow..(y + 1) * ow];
             let columns = self.even.iter().zip(&self.odd).zip(&self.even[1..]);
-            for ((m, a), ((&e0, &o), &e1)) in maxima.iter_mut().zip(args.iter_mut()).zip(columns).take(full_x) {
+            for ((m, a), ((&e0, &o), &e1)) in maxima
+                .iter_mut()
+                .zip(args.iter_mut())
+                .zip(columns)
+                .take(full_x)
+            {
                 let (best, at) = scan(e0, 0.0, o, 1.0);
                 (*m, *a) = scan(best, at, e1, 2.0);
             }
             if full_x < ow {
-                (maxima[ow - 1], args[ow - 1]) = scan(self.even[ow - 1], 0.0, self.odd[ow - 1], 1.0);
+                (maxima[ow - 1], args[ow - 1]) =
+                    scan(self.even[ow - 1], 0.0, self.odd[ow - 1], 1.0);
             }
         }
         for y in 0..oh {
-            let row = |r: usize| (&self.row_max[r * ow..(r + 1) * ow], &self.row_arg[r * ow..(r + 1) * ow]);
+            let row = |r: usize| {
+                (
+                    &self.row_max[r * ow..(r + 1) * ow],
+                    &self.row_arg[r * ow..(r + 1) * ow],
+                )
+            };
             let ((max0, arg0), (max1, arg1)) = (row(2 * y), row(2 * y + 1));
             let out_line = &mut out[y * ow..(y + 1) * ow];
             let arg_line = &mut self.out_arg[y * ow..(y + 1) * ow];
-            let pairs = out_line.iter_mut().zip(arg_line.iter_mut()).zip(max0.iter().zip(arg0).zip(max1.iter().zip(arg1)));
+            let pairs = out_line
+                .iter_mut()
+                .zip(arg_line.iter_mut())
+                .zip(max0.iter().zip(arg0).zip(max1.iter().zip(arg1)));
             if y < full_y {
                 let (max2, arg2) = row(2 * y + 2);
-                for (((o, a), ((&m0, &a0), (&m1, &a1))), (&m2, &a2)) in pairs.zip(max2.iter().zip(arg2)) {
+                for (((o, a), ((&m0, &a0), (&m1, &a1))), (&m2, &a2)) in
+                    pairs.zip(max2.iter().zip(arg2))
+                {
                     let (best, at) = scan(m0, a0, m1, 3.0 + a1);
                     (*o, *a) = scan(best, at, m2, 6.0 + a2);
                 }
@@ -240,40 +263,5 @@ mod tests {
         let mut grad_in = vec![0.0; 6];
         global_avg_pool_backward(&[3.0, 6.0], 2, 3, &mut grad_in);
         assert_eq!(grad_in, vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
-    }
-}
-#[cfg(test)]
-mod micro {
-    #[test]
-    #[ignore]
-    fn pool_micro() {
-        let (planes, h, w) = (2048, 113, 113);
-        let variant = std::env::var("POOL_DATA").unwrap_or_default();
-        let src: Vec<f32> = if variant == "conv" {
-            let model = crate::model::testutil::random_model(None, 1).0;
-            let x = crate::model::testutil::random_tensor(&[32, 3, 227, 227], 2);
-            crate::model::testutil::to_vec(&model.forward_to(&x, "relu_conv1").unwrap())
-        } else {
-            (0..planes * h * w).map(|i| { let v = ((i * 7919) % 1000) as f32 - 500.0; match variant.as_str() { "relu" => v.max(0.0) * 1e-3, "small" => v * 1e-3, "zeros" => 0.0, _ => v } }).collect()
-        };
-        let zeros = src.iter().filter(|&&v| v == 0.0).count();
-        let tiny = src.iter().filter(|&&v| v != 0.0 && v.abs() < 1e-30).count();
-        println!("zeros {zeros} denormal-ish {tiny} of {}", src.len());
-        let mut dst = vec![0.0; planes * 56 * 56];
-        let mut arg = vec![0u8; planes * 56 * 56];
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            super::max_pool_forward(&src, planes, h, w, &mut dst, Some(&mut arg));
-            let c0 = crate::model::engine::profile::process_cpu_ns();
-            super::max_pool_forward(&src, planes, h, w, &mut dst, Some(&mut arg));
-            println!("pool fwd {:.1} ms cpu {:.1}", t.elapsed().as_secs_f64() * 1e3, (crate::model::engine::profile::process_cpu_ns() - c0) as f64 * 1e-6);
-        }
-        let g = vec![1.0; planes * 56 * 56];
-        let mut dx = vec![0.0; planes * h * w];
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            super::max_pool_backward(&g, &arg, planes, h, w, &mut dx);
-            println!("pool bwd {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-        }
     }
 }
