@@ -41,8 +41,11 @@ const EXPAND3X3: Kernel = Kernel {
 /// Dropout keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
 const DROPOUT_SCALE: f32 = 2.0;
 
-/// Scratch values per parallel task: about 1 MiB, so that a block stays in the core's cache.
-const BLOCK_FLOATS: usize = 1 << 18;
+/// Scratch values per parallel task: about 4 MiB, so that two tasks stay in the shared cache.
+const BLOCK_FLOATS: usize = 1 << 20;
+/// Fewest positions per block: the weight-gradient products reduce over a block's positions,
+/// and much shorter reductions spend more time loading and storing the gradient than computing.
+const MIN_BLOCK: usize = 512;
 
 /// What one stage keeps for its backward pass besides its input and output.
 enum Saved {
@@ -51,10 +54,14 @@ enum Saved {
     Fire { squeezed: Buffer },
 }
 
-/// Splits `0..n` into blocks of positions whose block-local buffers, at `per_position` values
-/// per position, take about [`BLOCK_FLOATS`].
-fn blocks(n: usize, per_position: usize) -> Vec<Range<usize>> {
-    let len = (BLOCK_FLOATS / per_position.max(1)).max(64);
+/// Positions per block when block-local buffers take `per_position` values per position:
+/// about [`BLOCK_FLOATS`] in all, but at least [`MIN_BLOCK`] positions.
+fn block_len(per_position: usize) -> usize {
+    (BLOCK_FLOATS / per_position.max(1)).max(MIN_BLOCK)
+}
+
+/// Splits `0..n` into blocks of `len` positions (the last one shorter).
+fn blocks(n: usize, len: usize) -> Vec<Range<usize>> {
     (0..n)
         .step_by(len)
         .map(|start| start..(start + len).min(n))
@@ -65,12 +72,17 @@ fn blocks(n: usize, per_position: usize) -> Vec<Range<usize>> {
 /// `lens.0` f32 values (weight gradients) and `lens.1` f64 values (bias sums) owned by its
 /// worker, along with scratch made by `scratch`. Returns the sums over workers.
 fn sum_over_blocks<S: Send>(
+    pool: &Arc<BufferPool>,
     blocks: Vec<Range<usize>>,
     lens: (usize, usize),
     scratch: impl Fn() -> S + Sync + Send,
     task: impl Fn(&mut [f32], &mut [f64], &mut S, Range<usize>) + Sync + Send,
-) -> (Vec<f32>, Vec<f64>) {
-    let zeros = || (vec![0f32; lens.0], vec![0f64; lens.1]);
+) -> (Buffer, Vec<f64>) {
+    let zeros = || {
+        let mut weights = pool.take(lens.0);
+        weights.fill(0.0);
+        (weights, vec![0f64; lens.1])
+    };
     blocks
         .into_par_iter()
         .fold(
@@ -82,7 +94,7 @@ fn sum_over_blocks<S: Send>(
         )
         .map(|(sums, _)| sums)
         .reduce(zeros, |(mut w1, mut b1), (w2, b2)| {
-            w1.iter_mut().zip(&w2).for_each(|(a, b)| *a += b);
+            w1.iter_mut().zip(w2.iter()).for_each(|(a, b)| *a += b);
             b1.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
             (w1, b1)
         })
@@ -287,10 +299,11 @@ fn run_stage(
         StageKind::Conv1 => {
             let taps = xg.c * 9;
             let shared = SharedColumns::new(&mut out, og.c, n);
-            blocks(n, taps + og.c)
-                .into_par_iter()
-                .for_each_init(Vec::new, |cols, r| {
-                    cols.resize(taps * r.len(), 0.0);
+            let len = block_len(taps + og.c);
+            blocks(n, len).into_par_iter().for_each_init(
+                || pool.take(taps * len),
+                |cols, r| {
+                    let cols = &mut cols[..taps * r.len()];
                     im2col(x, xg, CONV1, r.clone(), cols);
                     // SAFETY: the blocks partition the columns and each is written by one task.
                     let mut dst = unsafe { shared.block(r.clone()) };
@@ -301,7 +314,8 @@ fn run_stage(
                         false,
                     );
                     add_bias_relu(&mut dst, p[1]);
-                });
+                },
+            );
             Saved::Nothing
         }
         StageKind::MaxPool => {
@@ -320,24 +334,27 @@ fn run_stage(
         } => {
             let mut squeezed = pool.take(s * n);
             let shared = SharedColumns::new(&mut squeezed, s, n);
-            blocks(n, xg.c + s).into_par_iter().for_each(|r| {
-                // SAFETY: the blocks partition the columns and each is written by one task.
-                let mut dst = unsafe { shared.block(r.clone()) };
-                matmul(
-                    &mut dst,
-                    Mat::new(p[0], s, xg.c),
-                    Mat::columns(x, xg.c, n, r),
-                    false,
-                );
-                add_bias_relu(&mut dst, p[1]);
-            });
+            blocks(n, block_len(xg.c + s))
+                .into_par_iter()
+                .for_each(|r| {
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r.clone()) };
+                    matmul(
+                        &mut dst,
+                        Mat::new(p[0], s, xg.c),
+                        Mat::columns(x, xg.c, n, r),
+                        false,
+                    );
+                    add_bias_relu(&mut dst, p[1]);
+                });
             let sg = Geom { c: s, ..xg };
             let squeezed_ref: &[f32] = &squeezed;
             let shared = SharedColumns::new(&mut out, 2 * e, n);
-            blocks(n, 9 * s + 2 * e)
-                .into_par_iter()
-                .for_each_init(Vec::new, |cols, r| {
-                    cols.resize(9 * s * r.len(), 0.0);
+            let len = block_len(9 * s + 2 * e);
+            blocks(n, len).into_par_iter().for_each_init(
+                || pool.take(9 * s * len),
+                |cols, r| {
+                    let cols = &mut cols[..9 * s * r.len()];
                     im2col(squeezed_ref, sg, EXPAND3X3, r.clone(), cols);
                     // SAFETY: the blocks partition the columns and each is written by one task.
                     let (mut out1, mut out3) = unsafe { shared.block(r.clone()) }.split_rows(e);
@@ -351,7 +368,8 @@ fn run_stage(
                         false,
                     );
                     add_bias_relu(&mut out3, p[5]);
-                });
+                },
+            );
             if keep {
                 Saved::Fire { squeezed }
             } else {
@@ -360,12 +378,14 @@ fn run_stage(
         }
         StageKind::Classifier => {
             let shared = SharedColumns::new(&mut out, og.c, n);
-            blocks(n, xg.c + og.c)
+            let len = block_len(xg.c + og.c);
+            let scratch = || pool.take(if dropout.is_some() { xg.c * len } else { 0 });
+            blocks(n, len)
                 .into_par_iter()
-                .for_each_init(Vec::new, |dropped, r| {
+                .for_each_init(scratch, |dropped, r| {
                     let input = match dropout {
                         Some(mask) => {
-                            dropped.resize(xg.c * r.len(), 0.0);
+                            let dropped = &mut dropped[..xg.c * r.len()];
                             drop_columns(x, xg, mask, r.clone(), dropped);
                             Mat::new(dropped, xg.c, r.len())
                         }
@@ -386,19 +406,35 @@ fn run_stage(
     (out, saved)
 }
 
+/// Splits the positions `range` into runs within one image plane: (offset in the range, image,
+/// offset in the plane, length).
+fn plane_runs(
+    range: Range<usize>,
+    plane: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let start = range.start;
+    let mut p = range.start;
+    std::iter::from_fn(move || {
+        (p < range.end).then(|| {
+            let (b, s) = (p / plane, p % plane);
+            let len = (plane - s).min(range.end - p);
+            p += len;
+            (p - len - start, b, s, len)
+        })
+    })
+}
+
 /// Copies columns `range` of channel-major `x` (`[C, N]`) into `dst` (`[C, range.len()]`),
 /// multiplied by drop9's keep-mask (given in `[B, C, H, W]` order) and the dropout scale.
 fn drop_columns(x: &[f32], g: Geom, mask: &[u8], range: Range<usize>, dst: &mut [f32]) {
     let plane = g.h * g.w;
     for (c, out) in dst.chunks_exact_mut(range.len()).enumerate() {
-        for (o, p) in out.iter_mut().zip(range.clone()) {
-            let (b, s) = (p / plane, p % plane);
-            let keep = mask[(b * g.c + c) * plane + s] != 0;
-            *o = if keep {
-                x[c * g.n() + p] * DROPOUT_SCALE
-            } else {
-                0.0
-            };
+        for (at, b, s, len) in plane_runs(range.clone(), plane) {
+            let keep = &mask[(b * g.c + c) * plane + s..][..len];
+            let src = &x[c * g.n() + range.start + at..][..len];
+            for ((o, &v), &k) in out[at..at + len].iter_mut().zip(src).zip(keep) {
+                *o = if k != 0 { v * DROPOUT_SCALE } else { 0.0 };
+            }
         }
     }
 }
@@ -407,13 +443,12 @@ fn drop_columns(x: &[f32], g: Geom, mask: &[u8], range: Range<usize>, dst: &mut 
 fn drop_gradient(grad: &mut MatMut<'_>, g: Geom, mask: &[u8], range: Range<usize>) {
     let plane = g.h * g.w;
     for c in 0..grad.rows() {
-        for (v, p) in grad.row(c).iter_mut().zip(range.clone()) {
-            let (b, s) = (p / plane, p % plane);
-            *v = if mask[(b * g.c + c) * plane + s] != 0 {
-                *v * DROPOUT_SCALE
-            } else {
-                0.0
-            };
+        let row = grad.row(c);
+        for (at, b, s, len) in plane_runs(range.clone(), plane) {
+            let keep = &mask[(b * g.c + c) * plane + s..][..len];
+            for (v, &k) in row[at..at + len].iter_mut().zip(keep) {
+                *v = if k != 0 { *v * DROPOUT_SCALE } else { 0.0 };
+            }
         }
     }
 }
@@ -434,11 +469,10 @@ fn flip_taps(weights: &[f32], e: usize, s: usize) -> Vec<f32> {
 }
 
 /// Scratch of one Fire backward task.
-#[derive(Default)]
 struct FireScratch {
-    cols: Vec<f32>,
-    grad_cols: Vec<f32>,
-    squeeze_grad: Vec<f32>,
+    cols: Buffer,
+    grad_cols: Buffer,
+    squeeze_grad: Buffer,
 }
 
 /// Gradients of a traced forward pass. `grad_out` has the shape of the forward output;
@@ -579,12 +613,14 @@ fn backward_stage(
             let taps = xg.c * 9;
             relu_backward(&mut g, out, n, dp[1]);
             let g: &[f32] = &g;
+            let len = block_len(taps + og.c);
             let (dw, _) = sum_over_blocks(
-                blocks(n, taps + og.c),
+                pool,
+                blocks(n, len),
                 (og.c * taps, 0),
-                Vec::new,
+                || pool.take(taps * len),
                 |dw, _, cols, r| {
-                    cols.resize(taps * r.len(), 0.0);
+                    let cols = &mut cols[..taps * r.len()];
                     im2col(x, xg, CONV1, r.clone(), cols);
                     let cols = Mat::new(cols, taps, r.len());
                     matmul(
@@ -599,16 +635,18 @@ fn backward_stage(
             want_dx.then(|| {
                 let mut dcols = pool.take(taps * n);
                 let shared = SharedColumns::new(&mut dcols, taps, n);
-                blocks(n, taps + og.c).into_par_iter().for_each(|r| {
-                    // SAFETY: the blocks partition the columns and each is written by one task.
-                    let mut dst = unsafe { shared.block(r.clone()) };
-                    matmul(
-                        &mut dst,
-                        Mat::new(p[0], og.c, taps).t(),
-                        Mat::columns(g, og.c, n, r),
-                        false,
-                    );
-                });
+                blocks(n, block_len(taps + og.c))
+                    .into_par_iter()
+                    .for_each(|r| {
+                        // SAFETY: the blocks partition the columns and each is written by one task.
+                        let mut dst = unsafe { shared.block(r.clone()) };
+                        matmul(
+                            &mut dst,
+                            Mat::new(p[0], og.c, taps).t(),
+                            Mat::columns(g, og.c, n, r),
+                            false,
+                        );
+                    });
                 let mut dx = pool.take(xg.len());
                 col2im(&dcols, xg, CONV1, &mut dx);
                 dx
@@ -640,12 +678,14 @@ fn backward_stage(
             let mut dx = want_dx.then(|| pool.take(xg.len()));
             let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
             let lens = (s * xg.c + e * s + e * 9 * s, s);
-            let per_position = 9 * s + 9 * e + s;
-            let (w, b) = sum_over_blocks(
-                blocks(n, per_position),
-                lens,
-                FireScratch::default,
-                |w, b, scratch, r| {
+            let len = block_len(9 * s + 9 * e + s);
+            let scratch = || FireScratch {
+                cols: pool.take(9 * s * len),
+                grad_cols: pool.take(9 * e * len),
+                squeeze_grad: pool.take(s * len),
+            };
+            let (w, b) =
+                sum_over_blocks(pool, blocks(n, len), lens, scratch, |w, b, scratch, r| {
                     let len = r.len();
                     let (dws, rest) = w.split_at_mut(s * xg.c);
                     let (dwe1, dwe3) = rest.split_at_mut(e * s);
@@ -655,27 +695,20 @@ fn backward_stage(
                     );
                     let squeezed_block = Mat::columns(squeezed, s, n, r.clone());
                     // Weight gradients of both expands, from the recomputed unfolded squeeze output.
-                    scratch.cols.resize(9 * s * len, 0.0);
-                    im2col(squeezed, sg, EXPAND3X3, r.clone(), &mut scratch.cols);
-                    let cols = Mat::new(&scratch.cols, 9 * s, len);
+                    let cols = &mut scratch.cols[..9 * s * len];
+                    im2col(squeezed, sg, EXPAND3X3, r.clone(), cols);
+                    let cols = Mat::new(cols, 9 * s, len);
                     matmul(&mut MatMut::new(dwe3, e, 9 * s), g3, cols.t(), true);
                     matmul(&mut MatMut::new(dwe1, e, s), g1, squeezed_block.t(), true);
                     // Gradient of the squeeze output: both expands' contributions, then its ReLU.
-                    scratch.grad_cols.resize(9 * e * len, 0.0);
-                    im2col(
-                        &g[e * n..],
-                        eg,
-                        EXPAND3X3,
-                        r.clone(),
-                        &mut scratch.grad_cols,
-                    );
-                    scratch.squeeze_grad.resize(s * len, 0.0);
+                    let grad_cols = &mut scratch.grad_cols[..9 * e * len];
+                    im2col(&g[e * n..], eg, EXPAND3X3, r.clone(), grad_cols);
+                    let grad_cols = Mat::new(grad_cols, 9 * e, len);
                     let mut dsq = MatMut::new(&mut scratch.squeeze_grad, s, len);
-                    let grad_cols = Mat::new(&scratch.grad_cols, 9 * e, len);
                     matmul(&mut dsq, Mat::new(&flipped, s, 9 * e), grad_cols, false);
                     matmul(&mut dsq, Mat::new(p[2], e, s).t(), g1, true);
                     relu_backward_rows(&mut dsq, squeezed_block, b);
-                    let dsq = Mat::new(&scratch.squeeze_grad, s, len);
+                    let dsq = Mat::new(&scratch.squeeze_grad[..s * len], s, len);
                     matmul(
                         &mut MatMut::new(dws, s, xg.c),
                         dsq,
@@ -687,8 +720,7 @@ fn backward_stage(
                         let mut dst = unsafe { shared.block(r) };
                         matmul(&mut dst, Mat::new(p[0], s, xg.c).t(), dsq, false);
                     }
-                },
-            );
+                });
             let (ws, rest) = w.split_at(s * xg.c);
             let (we1, we3) = rest.split_at(e * s);
             dws.copy_from_slice(ws);
@@ -703,14 +735,16 @@ fn backward_stage(
             let mut dx = want_dx.then(|| pool.take(xg.len()));
             let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
             let lens = (og.c * xg.c, 0);
+            let len = block_len(xg.c + og.c);
             let (dw, _) = sum_over_blocks(
-                blocks(n, xg.c + og.c),
+                pool,
+                blocks(n, len),
                 lens,
-                Vec::new,
+                || pool.take(if dropout.is_some() { xg.c * len } else { 0 }),
                 |dw, _, dropped, r| {
                     let input = match dropout {
                         Some(mask) => {
-                            dropped.resize(xg.c * r.len(), 0.0);
+                            let dropped = &mut dropped[..xg.c * r.len()];
                             drop_columns(x, xg, mask, r.clone(), dropped);
                             Mat::new(dropped, xg.c, r.len())
                         }
