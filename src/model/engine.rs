@@ -110,17 +110,11 @@ pub(crate) struct Trace {
 }
 
 /// Shape of the segment output as candle sees it: `[B, C, H, W]`, or `[B, C]` after pool10.
-pub(crate) fn output_dims(
-    stages: &Range<usize>,
-    batch: usize,
-    side_h: usize,
-    side_w: usize,
-) -> Vec<usize> {
-    let last = &STAGES[stages.end - 1];
-    if last.kind == StageKind::GlobalAvgPool {
-        vec![batch, last.out_channels]
+fn output_dims(stages: &Range<usize>, out: Geom) -> Vec<usize> {
+    if STAGES[stages.end - 1].kind == StageKind::GlobalAvgPool {
+        vec![out.b, out.c]
     } else {
-        vec![batch, last.out_channels, side_h, side_w]
+        vec![out.b, out.c, out.h, out.w]
     }
 }
 
@@ -269,7 +263,7 @@ pub(crate) fn forward(
     let last = geoms[geoms.len() - 1];
     let mut output = vec![0.0; last.len()];
     cbhw_to_nchw(&current, last, &mut output);
-    let out_dims = output_dims(&stages, last.b, last.h, last.w);
+    let out_dims = output_dims(&stages, last);
     let trace = keep_trace.then(|| {
         acts.push(current);
         Trace {
@@ -282,6 +276,8 @@ pub(crate) fn forward(
     Ok((output, out_dims, trace))
 }
 
+/// Forward pass of one stage from `x` (geometry `xg`) to a new buffer (geometry `og`), with what
+/// its backward pass needs besides input and output when `keep` is set.
 #[allow(clippy::too_many_arguments)]
 fn run_stage(
     stage_index: usize,

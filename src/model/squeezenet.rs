@@ -335,12 +335,11 @@ mod tests {
     fn engine_matches_reference_forward_and_gradients() {
         let (model, varmap) = random_model(Some(3), 1);
         let reference = model.reference_twin();
-        // Non-square input; conv1 makes 17x18 of it, so the pools see clipped ceil-mode windows.
-        // (Odd sides: candle's own conv2d backward drops the output padding stride 2 needs
-        // for even sides, so the reference path cannot differentiate those.) Kept small: the
-        // larger the input, the likelier a ReLU input within rounding error of zero, where the
-        // two paths may legitimately take different sides of the kink.
-        let x = Var::from_tensor(&random_tensor(&[2, 3, 35, 37], 7)).unwrap();
+        // Non-square input, one side with an unused last column for conv1; conv1 makes 17x18 of
+        // it, so the pools see clipped ceil-mode windows. Kept small: the larger the input, the
+        // likelier a ReLU input within rounding error of zero, where the two paths may
+        // legitimately take different sides of the kink.
+        let x = Var::from_tensor(&random_tensor(&[2, 3, 35, 38], 7)).unwrap();
         for train in [false, true] {
             model.set_dropout_seed(5);
             reference.set_dropout_seed(5);
@@ -413,6 +412,32 @@ mod tests {
             .expect("no gradient for the feature map");
         assert_eq!(grad.dims(), features.dims());
         assert!(to_vec(grad).iter().any(|&v| v != 0.0));
+    }
+
+    #[test]
+    fn grad_cam_gradient_at_relu_conv10_is_the_head_weight_spread_over_the_map() {
+        // After relu_conv10 come pool10 and the head, so d logit[k] / d feature[c, y, x] is
+        // head.weight[k, c] / (h * w) at every position: an exact check of forward_from's backward.
+        let (model, varmap) = random_model(Some(2), 5);
+        let x = random_tensor(&[1, 3, 64, 64], 6);
+        let features = model.forward_to(&x, "relu_conv10").unwrap();
+        let features = Var::from_tensor(&features).unwrap();
+        let logits = model
+            .forward_from(features.as_tensor(), "relu_conv10")
+            .unwrap();
+        let score = logits.narrow(1, 1, 1).unwrap().sum_all().unwrap();
+        let grad = to_vec(score.backward().unwrap().get(features.as_tensor()).unwrap());
+        let head = to_vec(varmap.data().lock().unwrap()[HEAD_WEIGHT].as_tensor());
+        let (_, c, h, w) = features.dims4().unwrap();
+        for channel in 0..c {
+            let expected = head[IMAGENET_CLASSES + channel] / (h * w) as f32;
+            for &g in &grad[channel * h * w..(channel + 1) * h * w] {
+                assert!(
+                    (g - expected).abs() <= 1e-6 * expected.abs().max(1e-3),
+                    "channel {channel}: {g} vs {expected}"
+                );
+            }
+        }
     }
 
     #[test]
