@@ -21,7 +21,9 @@ use rayon::prelude::*;
 
 use super::arch::{self, StageKind, STAGES};
 use super::buffers::{Buffer, BufferPool};
-use super::ops::conv::{add_bias_relu, col2im, im2col, relu_backward, relu_backward_rows, Kernel};
+use super::ops::conv::{
+    add_bias_relu, col2im, im2col, relu_backward, relu_backward_rows, Kernel, SAME_3X3,
+};
 use super::ops::gemm::{matmul, Mat, MatMut, SharedColumns};
 use super::ops::pool::{
     global_avg_pool_backward, global_avg_pool_forward, max_pool_backward, max_pool_forward,
@@ -33,11 +35,7 @@ const CONV1: Kernel = Kernel {
     stride: 2,
     pad: 0,
 };
-const EXPAND3X3: Kernel = Kernel {
-    size: 3,
-    stride: 1,
-    pad: 1,
-};
+const EXPAND3X3: Kernel = SAME_3X3;
 /// Dropout keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
 const DROPOUT_SCALE: f32 = 2.0;
 

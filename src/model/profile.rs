@@ -116,4 +116,11 @@ fn profile_training_step() {
         "{:<14} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
         "sum of stages", totals[0], totals[1], totals[2], totals[3]
     );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(peak) = status.lines().find(|l| l.starts_with("VmHWM")) {
+        println!(
+            "peak resident memory of the test process: {}",
+            peak.trim_start_matches("VmHWM:").trim()
+        );
+    }
 }
