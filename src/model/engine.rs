@@ -19,7 +19,7 @@ use std::sync::Arc;
 use candle_core::{bail, Result};
 use rayon::prelude::*;
 
-use super::arch::{self, StageKind, STAGES};
+use super::arch::{self, StageKind, DROPOUT_SCALE, STAGES};
 use super::buffers::{Buffer, BufferPool};
 use super::ops::conv::{
     add_bias_relu, col2im, im2col, relu_backward, relu_backward_rows, Kernel, SAME_3X3,
@@ -36,8 +36,6 @@ const CONV1: Kernel = Kernel {
     pad: 0,
 };
 const EXPAND3X3: Kernel = SAME_3X3;
-/// Dropout keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
-const DROPOUT_SCALE: f32 = 2.0;
 
 /// Scratch values per parallel task: about 4 MiB, so that two tasks stay in the shared cache.
 const BLOCK_FLOATS: usize = 1 << 20;

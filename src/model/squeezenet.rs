@@ -12,7 +12,8 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::arch::{
-    self, StageKind, CLASSIFIER, FEATURE_CHANNELS, IMAGENET_CLASSES, MIN_INPUT_SIDE, STAGES,
+    self, StageKind, CLASSIFIER, DROPOUT_SCALE, FEATURE_CHANNELS, IMAGENET_CLASSES, MIN_INPUT_SIDE,
+    STAGES,
 };
 use super::buffers::BufferPool;
 use super::reference;
@@ -71,6 +72,7 @@ impl SqueezeNet {
             .map(|p| vb.get_with_hints(p.shape.as_slice(), &p.key, zero))
             .collect::<candle_core::Result<Vec<_>>>()
             .context("cannot create the SqueezeNet backbone variables")?;
+        let classes = head.unwrap_or(IMAGENET_CLASSES);
         let head = match head {
             Some(0) => bail!("a classification head needs at least one class"),
             Some(k) => {
@@ -82,9 +84,7 @@ impl SqueezeNet {
         };
         Ok(Self {
             backbone,
-            classes: head
-                .as_ref()
-                .map_or(IMAGENET_CLASSES, |h| h.weight().dim(0).unwrap_or(0)),
+            classes,
             head,
             dropout_rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
             buffers: BufferPool::new(),
@@ -175,22 +175,15 @@ impl SqueezeNet {
             x.dtype()
         );
         let (batch, _, h, w) = x.dims4()?;
-        let dropout = match train && stages.contains(&CLASSIFIER) {
-            true => {
-                let side = |s| {
-                    arch::side_after(stages.start..CLASSIFIER, s)
-                        .context("input too small for drop9")
-                };
-                Some((batch, side(h)?, side(w)?))
-            }
-            false => None,
+        let dropout = if train && stages.contains(&CLASSIFIER) {
+            let side = |s| {
+                arch::side_after(stages.start..CLASSIFIER, s).context("input too small for drop9")
+            };
+            let shape = [batch, FEATURE_CHANNELS, side(h)?, side(w)?];
+            Some((self.draw_keep_mask(shape.iter().product()), shape))
+        } else {
+            None
         };
-        let dropout = dropout.map(|(b, h, w)| {
-            (
-                self.draw_keep_mask(b * FEATURE_CHANNELS * h * w),
-                [b, FEATURE_CHANNELS, h, w],
-            )
-        });
         let params = &self.backbone[arch::param_range(stages.clone())];
         let out = if x.device().is_cpu() && self.use_engine {
             let packed = if params.is_empty() {
@@ -212,7 +205,7 @@ impl SqueezeNet {
         } else {
             let multiplier = dropout
                 .map(|(mask, shape)| {
-                    let values: Vec<f32> = mask.iter().map(|&k| f32::from(k) * 2.0).collect();
+                    let values = mask.iter().map(|&k| f32::from(k) * DROPOUT_SCALE).collect();
                     Tensor::from_vec(values, shape.as_slice(), x.device())
                 })
                 .transpose()?;
