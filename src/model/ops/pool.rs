@@ -240,6 +240,18 @@ mod tests {
     }
 
     #[test]
+    fn nan_wins_its_window_like_pytorch() {
+        let mut src: Vec<f32> = (0..9).map(|i| i as f32).collect();
+        src[4] = f32::NAN;
+        let (mut out, mut arg) = (vec![0.0; 1], vec![0u8; 1]);
+        max_pool_forward(&src, 1, 3, 3, &mut out, Some(&mut arg));
+        assert!(out[0].is_nan());
+        assert_eq!(arg[0], 4);
+        max_pool_forward(&src, 1, 3, 3, &mut out, None);
+        assert!(out[0].is_nan());
+    }
+
+    #[test]
     fn overlapping_windows_accumulate_gradient() {
         // The centre column/row of a 5x5 plane is shared by neighbouring windows.
         let mut src = vec![0.0; 25];
