@@ -434,6 +434,31 @@ mod tests {
     }
 
     #[test]
+    fn pretrained_draws_a_seeded_glorot_head_and_is_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<SqueezeNet>();
+        let Some(data) = crate::model::testutil::data_dir() else {
+            return;
+        };
+        let weights = data.join("pretrained/squeezenet1_1.safetensors");
+        let head = |seed| {
+            let (model, varmap) = SqueezeNet::pretrained(&weights, 2, seed, &Device::Cpu).unwrap();
+            assert_eq!((model.num_classes(), model.has_head()), (2, true));
+            let vars = varmap.data().lock().unwrap();
+            (
+                to_vec(vars[HEAD_WEIGHT].as_tensor()),
+                to_vec(vars[HEAD_BIAS].as_tensor()),
+            )
+        };
+        let (weight, bias) = head(7);
+        let limit = (6.0f32 / 1002.0).sqrt();
+        assert!(weight.iter().all(|v| v.abs() <= limit) && weight.iter().any(|&v| v != 0.0));
+        assert_eq!(bias, vec![0.0, 0.0]);
+        assert_eq!(head(7).0, weight, "same seed, different head");
+        assert_ne!(head(8).0, weight, "different seeds, same head");
+    }
+
+    #[test]
     fn bad_layer_names_and_inputs_are_errors() {
         let (model, _) = random_model(None, 4);
         let x = random_tensor(&[1, 3, 32, 32], 5);
