@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{parse_split, DeviceChoice, Overrides};
+use crate::explain::colormap::Colormap;
+use crate::explain::methods::Method;
+use crate::explain::overlay::parse_alpha;
 use crate::tui::GraphicsChoice;
 
 #[derive(Debug, Parser)]
@@ -40,6 +43,10 @@ pub enum Command {
     /// Open the dashboard on a run directory: live while it trains (with pause / stop / save), or
     /// its results and test images once it has finished.
     Watch(WatchArgs),
+    /// Explain decisions with heatmaps (the seed's Grad-CAM formula, Grad-CAM, Grad-CAM++,
+    /// Ablation-CAM): an overlay per image and the seed's figure, or the figure for a run's test
+    /// images.
+    Gradcam(GradcamArgs),
 }
 
 #[derive(Debug, Args)]
@@ -212,4 +219,50 @@ pub struct ModelArgs {
     /// Input size in pixels.
     #[arg(long, default_value_t = 227)]
     pub size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct GradcamArgs {
+    /// A crackscope checkpoint, a run directory (its best model) or torchvision weights.
+    #[arg(long, conflicts_with = "run", required_unless_present = "run")]
+    pub model: Option<PathBuf>,
+    /// Images to explain.
+    #[arg(conflicts_with = "run", required_unless_present = "run")]
+    pub images: Vec<PathBuf>,
+    /// Explain random images of this run's test split; the figure goes into the run directory.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<PathBuf>,
+    /// How many test images with --run (the seed shows 12, in 3 rows of 4).
+    #[arg(long, default_value_t = 12)]
+    pub count: usize,
+    /// With --run: only test images the model gets wrong.
+    #[arg(long, requires = "run")]
+    pub misclassified: bool,
+    /// Seed of the choice of test images with --run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// seed (the demo's formula), gradcam, gradcam++ or ablation (gradient-free, slower).
+    #[arg(long, default_value = "seed")]
+    pub method: Method,
+    /// Layer whose feature maps are explained: relu_conv10 (the seed's), fire2-concat ... fire9-concat, ...
+    #[arg(long, default_value = "relu_conv10")]
+    pub layer: String,
+    /// Class to explain, by name or output index [default: each image's predicted class]
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Folder for the overlays and the figure [default: gradcam]
+    #[arg(long, conflicts_with = "run")]
+    pub out: Option<PathBuf>,
+    /// Print a JSON array (path, label, index, score, predicted, method, layer, cam, ...).
+    #[arg(long)]
+    pub json: bool,
+    /// Heatmap opacity, 0 (image only) to 1 (heatmap only).
+    #[arg(long, default_value_t = 0.5, value_parser = parse_alpha)]
+    pub alpha: f32,
+    /// Heatmap colours: jet, turbo or gray.
+    #[arg(long, default_value = "jet")]
+    pub colormap: Colormap,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
 }

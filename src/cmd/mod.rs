@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod eval;
+pub mod gradcam;
 pub mod model;
 pub mod predict;
 pub mod samples;

@@ -3,6 +3,7 @@
 //! seed's MATLAB demo does (bicubic resize, jet, half-transparent overlay).
 
 pub mod colormap;
+pub mod figure;
 pub mod heatmap;
 pub mod methods;
 pub mod overlay;

@@ -1,0 +1,663 @@
+//! `crackscope gradcam`: why did the network say that? Heatmaps over image files, or the seed's
+//! 3 x 4 figure over random test images of a trained run.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Result};
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::cli::GradcamArgs;
+use crate::cmd::predict::{input_size, model_file};
+use crate::cmd::samples::write_png;
+use crate::data::augment::write_chw_normalized;
+use crate::data::decode::{load_rgb, resize_exact};
+use crate::data::split::Manifest;
+use crate::explain::figure::{figure, title};
+use crate::explain::methods::{explain, Explanation, Method, Target};
+use crate::explain::overlay::{overlay, Style};
+use crate::imaging::terminal::print_inline;
+use crate::model::{self, LoadedModel, CAM_LAYERS};
+use crate::rundir::RunDir;
+
+/// Images per forward/backward pass: enough to amortise a pass, little enough for memory.
+const BATCH: usize = 16;
+
+/// One image's explanation, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct CamOut {
+    pub path: PathBuf,
+    /// The class explained, by name.
+    pub label: String,
+    /// The class explained, as the network's output index.
+    pub index: usize,
+    /// The explained class's probability.
+    pub score: f32,
+    /// The class the network predicts, and its probability.
+    pub predicted: String,
+    pub predicted_score: f32,
+    /// The true class, when the image comes from a run's test split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth: Option<String>,
+    pub method: String,
+    pub layer: String,
+    /// The map at the layer's resolution, rows of numbers in [0, 1], before resizing.
+    pub cam: Vec<Vec<f32>>,
+    /// The overlay PNG written for this image (image mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<PathBuf>,
+}
+
+/// What a `gradcam` invocation produced.
+pub struct Outcome {
+    pub report: Vec<CamOut>,
+    /// The seed's figure, also written to `figure_path`.
+    pub figure: RgbImage,
+    pub figure_path: PathBuf,
+}
+
+pub fn gradcam(args: &GradcamArgs) -> Result<()> {
+    let (device, _) = crate::device::resolve(args.device)?;
+    let outcome = match &args.run {
+        Some(run) => explain_run(args, run, &device)?,
+        None => Some(explain_files(args, &device)?),
+    };
+    match outcome {
+        Some(outcome) => print_outcome(args, &outcome)?,
+        None if args.json => println!("[]"),
+        None => println!("the model classifies every test image correctly: nothing to show"),
+    }
+    Ok(())
+}
+
+/// Image mode: an overlay PNG per image and the figure, in `--out` (default `gradcam/`).
+pub fn explain_files(args: &GradcamArgs, device: &Device) -> Result<Outcome> {
+    let Some(model_arg) = &args.model else {
+        bail!("give --model MODEL with the images, or --run RUN")
+    };
+    ensure!(!args.images.is_empty(), "no images given to explain");
+    check_layer(&args.layer)?;
+    let loaded = model::load_model(&model_file(model_arg)?, device)?;
+    let target = resolve_class(args.class.as_deref(), &loaded.classes)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("gradcam"));
+    let style = Style {
+        colormap: args.colormap,
+        alpha: args.alpha,
+    };
+    let mut names = HashSet::new();
+    let mut panels = Vec::with_capacity(args.images.len());
+    let mut report = Vec::with_capacity(args.images.len());
+    for chunk in args.images.chunks(BATCH) {
+        let images = chunk
+            .iter()
+            .map(|p| load_rgb(p))
+            .collect::<Result<Vec<_>>>()?;
+        let explanations = explain_images(&loaded, &images, args, target, device)?;
+        for ((path, image), e) in chunk.iter().zip(&images).zip(&explanations) {
+            let picture = overlay(image, &e.cam, &style)?;
+            let file = out_dir.join(unique_name(path, args.method, &mut names));
+            write_png(&picture, &file)?;
+            panels.push((picture, panel_title(&loaded, e)));
+            report.push(cam_out(&loaded, path, None, e, args, Some(file)));
+        }
+    }
+    let figure_path = out_dir.join(format!("grid-{}.png", file_safe(args.method)));
+    finish_figure(report, &panels, figure_path)
+}
+
+/// Run mode: the seed's figure for `count` random test images of a run (or only misclassified
+/// ones), written into the run directory. None when `--misclassified` finds no mistakes.
+pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Option<Outcome>> {
+    ensure!(
+        args.images.is_empty(),
+        "give either --run RUN or image files, not both"
+    );
+    ensure!(args.count > 0, "--count must be at least 1");
+    check_layer(&args.layer)?;
+    let run = RunDir::open(run)?;
+    let manifest = Manifest::load(&run.manifest())?;
+    let model_path = run.best_model();
+    let loaded = model::load_model(&model_path, device)?;
+    if loaded.classes != manifest.classes {
+        bail!(
+            "{} classifies {:?} but the run's data has classes {:?}",
+            model_path.display(),
+            loaded.classes,
+            manifest.classes
+        );
+    }
+    ensure!(
+        !manifest.test.is_empty(),
+        "{} has an empty test split",
+        run.manifest().display()
+    );
+    let target = resolve_class(args.class.as_deref(), &loaded.classes)?;
+    let style = Style {
+        colormap: args.colormap,
+        alpha: args.alpha,
+    };
+    // A fixed random order of the test split; the first `count` readable images (with
+    // --misclassified: the first `count` the network gets wrong), explained a batch at a time.
+    let mut order: Vec<usize> = (0..manifest.test.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
+    let mut panels = Vec::with_capacity(args.count);
+    let mut report = Vec::with_capacity(args.count);
+    for chunk in order.chunks(BATCH) {
+        let mut paths = Vec::with_capacity(chunk.len());
+        let mut images = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let path = manifest.absolute(&manifest.test[i]);
+            match load_rgb(&path) {
+                Ok(image) => {
+                    images.push(image);
+                    paths.push((path, manifest.test[i].label));
+                }
+                Err(e) => eprintln!("warning: skipping a test image: {e:#}"),
+            }
+        }
+        let explanations = explain_images(&loaded, &images, args, target, device)?;
+        for (((path, truth), image), e) in paths.iter().zip(&images).zip(&explanations) {
+            if report.len() == args.count || (args.misclassified && e.predicted == *truth) {
+                continue;
+            }
+            panels.push((overlay(image, &e.cam, &style)?, panel_title(&loaded, e)));
+            report.push(cam_out(&loaded, path, Some(*truth), e, args, None));
+        }
+        if report.len() == args.count {
+            break;
+        }
+    }
+    if report.is_empty() {
+        ensure!(
+            args.misclassified,
+            "none of the test images of {} could be read",
+            run.path.display()
+        );
+        return Ok(None);
+    }
+    let which = if args.misclassified {
+        "gradcam-misclassified"
+    } else {
+        "gradcam"
+    };
+    let figure_path = run
+        .path
+        .join(format!("{which}-{}.png", file_safe(args.method)));
+    finish_figure(report, &panels, figure_path).map(Some)
+}
+
+fn check_layer(layer: &str) -> Result<()> {
+    ensure!(
+        CAM_LAYERS.contains(&layer),
+        "unknown layer {layer:?}; feature maps can be taken at: {}",
+        CAM_LAYERS.join(", ")
+    );
+    Ok(())
+}
+
+/// Explains `images` (any size) as the network sees them: resized to its input size, normalised.
+fn explain_images(
+    loaded: &LoadedModel,
+    images: &[RgbImage],
+    args: &GradcamArgs,
+    target: Target,
+    device: &Device,
+) -> Result<Vec<Explanation>> {
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let side = input_size(loaded);
+    let size = side as usize;
+    let plane = 3 * size * size;
+    let mut data = vec![0f32; images.len() * plane];
+    for (image, out) in images.iter().zip(data.chunks_mut(plane)) {
+        write_chw_normalized(&resize_exact(image, side), out);
+    }
+    let x = Tensor::from_vec(data, (images.len(), 3, size, size), device)?;
+    explain(&loaded.model, &x, &args.layer, args.method, target)
+}
+
+/// `--class`: a class name (exact, else ignoring case) or an output index; none means each
+/// image's predicted class.
+fn resolve_class(class: Option<&str>, classes: &[String]) -> Result<Target> {
+    let Some(wanted) = class else {
+        return Ok(Target::Predicted);
+    };
+    let by_name = classes
+        .iter()
+        .position(|c| c == wanted)
+        .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(wanted)));
+    if let Some(i) = by_name {
+        return Ok(Target::Class(i));
+    }
+    if let Ok(i) = wanted.parse::<usize>() {
+        ensure!(
+            i < classes.len(),
+            "class index {i} is out of range: the model has {} classes",
+            classes.len()
+        );
+        return Ok(Target::Class(i));
+    }
+    let listed = if classes.len() <= 20 {
+        classes.join(", ")
+    } else {
+        format!(
+            "{}, ... ({} in all; an index 0..{} works too)",
+            classes[..10].join(", "),
+            classes.len(),
+            classes.len()
+        )
+    };
+    bail!("unknown class {wanted:?}; the model's classes are: {listed}")
+}
+
+/// The seed's panel title: the predicted class and its score.
+fn panel_title(loaded: &LoadedModel, e: &Explanation) -> String {
+    title(&loaded.classes[e.predicted], e.probabilities[e.predicted])
+}
+
+fn cam_out(
+    loaded: &LoadedModel,
+    path: &Path,
+    truth: Option<usize>,
+    e: &Explanation,
+    args: &GradcamArgs,
+    overlay: Option<PathBuf>,
+) -> CamOut {
+    CamOut {
+        path: path.to_path_buf(),
+        label: loaded.classes[e.class].clone(),
+        index: e.class,
+        score: e.probabilities[e.class],
+        predicted: loaded.classes[e.predicted].clone(),
+        predicted_score: e.probabilities[e.predicted],
+        truth: truth.map(|t| loaded.classes[t].clone()),
+        method: args.method.name().to_string(),
+        layer: args.layer.clone(),
+        cam: e.cam.rows(),
+        overlay,
+    }
+}
+
+fn finish_figure(
+    report: Vec<CamOut>,
+    panels: &[(RgbImage, String)],
+    figure_path: PathBuf,
+) -> Result<Outcome> {
+    let figure = figure(panels);
+    write_png(&figure, &figure_path)?;
+    Ok(Outcome {
+        report,
+        figure,
+        figure_path,
+    })
+}
+
+/// JSON, or a line per image and the figure inline on a terminal (on a pipe or file the printed
+/// paths say where the pictures are).
+fn print_outcome(args: &GradcamArgs, outcome: &Outcome) -> Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+        return Ok(());
+    }
+    for r in &outcome.report {
+        let truth = r
+            .truth
+            .as_ref()
+            .map(|t| format!(", true class {t}"))
+            .unwrap_or_default();
+        let explained = if r.label == r.predicted {
+            String::new()
+        } else {
+            format!(", explaining {}", r.label)
+        };
+        let written = r
+            .overlay
+            .as_ref()
+            .map(|p| format!(" -> {}", p.display()))
+            .unwrap_or_default();
+        println!(
+            "{}: {} {:.3}{truth}{explained}{written}",
+            r.path.display(),
+            r.predicted,
+            r.predicted_score
+        );
+    }
+    println!(
+        "figure ({}, {}): {}",
+        args.method,
+        args.layer,
+        outcome.figure_path.display()
+    );
+    print_inline(&outcome.figure, None)?;
+    Ok(())
+}
+
+/// `<stem>-<method>.png`, with a counter when two images share a stem.
+fn unique_name(path: &Path, method: Method, taken: &mut HashSet<String>) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let method = file_safe(method);
+    let mut name = format!("{stem}-{method}.png");
+    let mut n = 2;
+    while !taken.insert(name.clone()) {
+        name = format!("{stem}-{n}-{method}.png");
+        n += 1;
+    }
+    name
+}
+
+/// A method's name as it may appear in a file name ("gradcam++" -> "gradcampp").
+fn file_safe(method: Method) -> String {
+    method.name().replace('+', "p")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+
+    use super::*;
+    use crate::config::DeviceChoice;
+    use crate::data::split::{Entry, Fractions};
+    use crate::data::synth::render;
+    use crate::explain::colormap::Colormap;
+    use crate::model::{init_backbone, init_head, save_checkpoint, SqueezeNet};
+
+    const SIDE: u32 = 64;
+    const CLASSES: [&str; 2] = ["Negative", "Positive"];
+
+    /// A fresh 2-class checkpoint for 64 px inputs.
+    fn checkpoint(path: &Path) {
+        let varmap = VarMap::new();
+        SqueezeNet::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            Some(2),
+        )
+        .unwrap();
+        init_backbone(&varmap, 1).unwrap();
+        init_head(&varmap, 2).unwrap();
+        let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+        let extra = BTreeMap::from([("input_size".to_string(), SIDE.to_string())]);
+        save_checkpoint(path, &varmap, &classes, &extra).unwrap();
+    }
+
+    /// A synthetic image (with a crack for odd `i`) saved as PNG at `path`.
+    fn picture(path: &Path, i: u64, side: u32) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        render(i, side, i % 2 == 1).image.save(path).unwrap();
+    }
+
+    fn args(model: Option<PathBuf>, images: Vec<PathBuf>, out: Option<PathBuf>) -> GradcamArgs {
+        GradcamArgs {
+            model,
+            images,
+            run: None,
+            count: 12,
+            misclassified: false,
+            seed: 0,
+            method: Method::Seed,
+            layer: "relu_conv10".into(),
+            class: None,
+            out,
+            json: true,
+            alpha: 0.5,
+            colormap: Colormap::Jet,
+            device: DeviceChoice::Cpu,
+        }
+    }
+
+    #[test]
+    fn image_mode_writes_overlays_and_figure_and_reports_the_json_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.safetensors");
+        checkpoint(&model);
+        // Two images share a stem; one is larger than the network's input.
+        let images = vec![
+            dir.path().join("a/crack.png"),
+            dir.path().join("b/crack.png"),
+            dir.path().join("c.png"),
+        ];
+        picture(&images[0], 1, SIDE);
+        picture(&images[1], 2, SIDE);
+        picture(&images[2], 3, 100);
+        let out = dir.path().join("out");
+        let outcome = explain_files(
+            &args(Some(model), images.clone(), Some(out.clone())),
+            &Device::Cpu,
+        )
+        .unwrap();
+
+        let json = serde_json::to_value(&outcome.report).unwrap();
+        let items = json.as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        for (item, path) in items.iter().zip(&images) {
+            let keys: Vec<&str> = item
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            for key in [
+                "path",
+                "label",
+                "index",
+                "score",
+                "predicted",
+                "method",
+                "layer",
+                "cam",
+                "overlay",
+            ] {
+                assert!(keys.contains(&key), "missing {key} in {item}");
+            }
+            assert!(
+                !keys.contains(&"truth"),
+                "image mode has no true class: {item}"
+            );
+            assert_eq!(item["path"], path.display().to_string());
+            let index = item["index"].as_u64().unwrap() as usize;
+            assert_eq!(item["label"], CLASSES[index]);
+            assert_eq!(
+                (item["method"].as_str(), item["layer"].as_str()),
+                (Some("seed"), Some("relu_conv10"))
+            );
+            // 64 px -> relu_conv10 is 3 x 3; rows of numbers in [0, 1], rescaled.
+            let cam = item["cam"].as_array().unwrap();
+            assert_eq!(cam.len(), 3);
+            let values: Vec<f64> = cam
+                .iter()
+                .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+                .collect();
+            assert_eq!(values.len(), 9);
+            assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+            assert!(values.contains(&1.0) && values.contains(&0.0));
+        }
+        // One overlay per image at the image's own size, names made unique, and the figure.
+        let written: Vec<PathBuf> = outcome
+            .report
+            .iter()
+            .map(|r| r.overlay.clone().unwrap())
+            .collect();
+        assert_eq!(
+            written,
+            vec![
+                out.join("crack-seed.png"),
+                out.join("crack-2-seed.png"),
+                out.join("c-seed.png")
+            ]
+        );
+        assert_eq!(
+            image::open(&written[2]).unwrap().to_rgb8().dimensions(),
+            (100, 100)
+        );
+        assert_eq!(outcome.figure_path, out.join("grid-seed.png"));
+        let figure = image::open(&outcome.figure_path).unwrap().to_rgb8();
+        assert_eq!(figure, outcome.figure);
+        assert!(
+            figure.width() > 2 * figure.height(),
+            "3 panels side by side: {:?}",
+            figure.dimensions()
+        );
+    }
+
+    #[test]
+    fn a_named_class_is_explained_for_every_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.safetensors");
+        checkpoint(&model);
+        let image = dir.path().join("x.png");
+        picture(&image, 5, SIDE);
+        for (class, index) in [("Positive", 1), ("negative", 0), ("1", 1)] {
+            let mut a = args(
+                Some(model.clone()),
+                vec![image.clone()],
+                Some(dir.path().join("out")),
+            );
+            a.class = Some(class.into());
+            a.method = Method::GradCamPlusPlus;
+            let outcome = explain_files(&a, &Device::Cpu).unwrap();
+            assert_eq!(outcome.report[0].index, index, "--class {class}");
+            assert_eq!(outcome.report[0].label, CLASSES[index]);
+            assert!(outcome.figure_path.ends_with("grid-gradcampp.png"));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_layer_class_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model.safetensors");
+        checkpoint(&model);
+        let good = dir.path().join("good.png");
+        picture(&good, 1, SIDE);
+        let out = Some(dir.path().join("out"));
+        let message =
+            |a: GradcamArgs| format!("{:#}", explain_files(&a, &Device::Cpu).err().unwrap());
+
+        let mut a = args(Some(model.clone()), vec![good.clone()], out.clone());
+        a.layer = "fire10-concat".into();
+        let text = message(a);
+        assert!(
+            text.contains("fire10-concat") && text.contains("fire9-concat, relu_conv10"),
+            "{text}"
+        );
+
+        let mut a = args(Some(model.clone()), vec![good.clone()], out.clone());
+        a.class = Some("Crack".into());
+        let text = message(a);
+        assert!(
+            text.contains("\"Crack\"") && text.contains("Negative, Positive"),
+            "{text}"
+        );
+
+        let mut a = args(Some(model.clone()), vec![good.clone()], out.clone());
+        a.class = Some("2".into());
+        assert!(message(a).contains("out of range"));
+
+        let broken = dir.path().join("broken.jpg");
+        std::fs::write(&broken, b"not a picture").unwrap();
+        let text = message(args(Some(model), vec![good, broken.clone()], out));
+        assert!(text.contains(&broken.display().to_string()), "{text}");
+    }
+
+    /// A run directory as training leaves it: recipe, split manifest, best model; two training,
+    /// two validation and six test images.
+    fn run_dir(root: &Path) -> PathBuf {
+        let data = root.join("data");
+        let mut entries = Vec::new();
+        for i in 0..10u64 {
+            let class = CLASSES[(i % 2) as usize];
+            let relative = PathBuf::from(class).join(format!("{i}.png"));
+            picture(&data.join(&relative), i, SIDE);
+            entries.push(Entry {
+                path: relative,
+                label: (i % 2) as usize,
+            });
+        }
+        let test = entries.split_off(4);
+        let val = entries.split_off(2);
+        let run = root.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        let manifest = Manifest {
+            root: data,
+            classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+            seed: 0,
+            fractions: Fractions {
+                train: 0.1,
+                val: 0.1,
+                test: 0.1,
+            },
+            train: entries,
+            val,
+            test,
+        };
+        manifest.save(&run.join("split.json")).unwrap();
+        checkpoint(&run.join("model.safetensors"));
+        run
+    }
+
+    #[test]
+    fn run_mode_explains_random_test_images_into_the_run_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_dir(dir.path());
+        let mut a = args(None, Vec::new(), None);
+        a.count = 4;
+        let outcome = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(outcome.report.len(), 4);
+        assert_eq!(outcome.figure_path, run.join("gradcam-seed.png"));
+        assert!(outcome.figure_path.is_file());
+        let paths: HashSet<_> = outcome.report.iter().map(|r| r.path.clone()).collect();
+        assert_eq!(paths.len(), 4, "four different test images");
+        for r in &outcome.report {
+            let truth = r.truth.as_deref().expect("run mode knows the true class");
+            let expected = if r.path.starts_with(dir.path().join("data/Positive")) {
+                "Positive"
+            } else {
+                "Negative"
+            };
+            assert_eq!(truth, expected);
+            assert!(r.overlay.is_none());
+        }
+        // The same seed picks the same images; another seed another choice.
+        let again = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
+        let order = |o: &Outcome| o.report.iter().map(|r| r.path.clone()).collect::<Vec<_>>();
+        assert_eq!(order(&again), order(&outcome));
+        a.seed = 7;
+        assert_ne!(
+            order(&explain_run(&a, &run, &Device::Cpu).unwrap().unwrap()),
+            order(&outcome)
+        );
+    }
+
+    #[test]
+    fn misclassified_mode_shows_only_mistakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_dir(dir.path());
+        let mut a = args(None, Vec::new(), None);
+        a.misclassified = true;
+        a.method = Method::GradCam;
+        // An untrained model gets some of the six wrong (it cannot tell the classes apart).
+        let outcome = explain_run(&a, &run, &Device::Cpu)
+            .unwrap()
+            .expect("mistakes to show");
+        assert!(!outcome.report.is_empty() && outcome.report.len() < 6);
+        assert!(outcome
+            .report
+            .iter()
+            .all(|r| Some(&r.predicted) != r.truth.as_ref()));
+        assert_eq!(
+            outcome.figure_path,
+            run.join("gradcam-misclassified-gradcam.png")
+        );
+    }
+}
