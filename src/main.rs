@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::predict(args),
         Command::Model(args) => cmd::model::model(args),
         Command::Watch(args) => cmd::watch::watch(args),
+        Command::Bench(args) => cmd::bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
