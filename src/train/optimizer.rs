@@ -211,7 +211,10 @@ mod tests {
         // Zero data gradient: only L2 acts, so the weight shrinks and the bias stays. (A tensor
         // product, not `* 0.0`: candle's backward skips an affine map with factor 0 altogether.)
         let zero = Tensor::new(&[0f32], &dev).unwrap();
-        let loss = (w.mul(&zero).unwrap() + b.mul(&zero).unwrap()).unwrap().sum_all().unwrap();
+        let loss = (w.mul(&zero).unwrap() + b.mul(&zero).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap();
         adam.step(&loss.backward().unwrap()).unwrap();
         let data = varmap.data().lock().unwrap();
         assert!((data["weight"].as_tensor().to_vec1::<f32>().unwrap()[0] - 1.9).abs() < 1e-5);
