@@ -102,13 +102,7 @@ fn bad_recipe_is_an_error_naming_key_and_file() {
     );
     assert!(!said.contains("panicked"), "{said}");
 
-    let out = run(&[
-        "train",
-        "--lr",
-        "-1",
-        "--data",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = run(&["train", "--lr=-1", "--data", dir.path().to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(text(&out).contains("train.learning_rate"), "{}", text(&out));
 }

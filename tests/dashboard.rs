@@ -112,7 +112,7 @@ fn demo_trains_lands_in_the_browser_switches_views_and_restores_the_terminal() {
     tmux.wait_for("Image     2 of", Duration::from_secs(30));
 
     tmux.keys("4");
-    let results = tmux.wait_for("precision", Duration::from_secs(30));
+    let results = tmux.wait_for("Per class", Duration::from_secs(30));
     assert!(
         results.contains("Negative") && results.contains("Positive"),
         "{results}"

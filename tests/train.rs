@@ -163,3 +163,41 @@ fn few_iterations_are_pointed_out() {
         "{said}"
     );
 }
+
+/// Fine-tuning from ImageNet weights on real photos (issue 3's reference: PyTorch, same recipe at batch
+/// 16 for 10 epochs, reached 98.7%). Opt-in: about two minutes on 2 cores.
+/// `cargo test --release --test train -- --ignored brickwork`
+#[test]
+#[ignore = "slow: fine-tunes on 689 real photos at 227 px"]
+fn fine_tuning_on_real_brickwork_photos_reaches_95_percent() {
+    let (Some(data), Some(weights)) = (
+        shared_data("brickwork-cracks"),
+        shared_data("pretrained/squeezenet1_1.safetensors"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let said = ok(&run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--split",
+        "0.3333,0.3333,0.3333",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "10",
+        "--device",
+        "cpu",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--headless",
+    ]));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.95, "test accuracy {accuracy}:\n{said}");
+}
