@@ -47,6 +47,9 @@ pub enum Command {
     /// Ablation-CAM): an overlay per image and the seed's figure, or the figure for a run's test
     /// images.
     Gradcam(GradcamArgs),
+    /// Measure training, inference, Grad-CAM and input-pipeline speed on generated data (the same
+    /// workload and JSON keys as scripts/bench_torch.py).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -265,4 +268,26 @@ pub struct GradcamArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// Images per training and inference step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Input size in pixels (square).
+    #[arg(long, default_value_t = 227)]
+    pub size: u32,
+    /// Worker threads [default: all cores, or RAYON_NUM_THREADS]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed repetitions of each measurement (after 2 warm-up runs); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Print one JSON object (the keys of scripts/bench_torch.py) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -12,7 +12,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// The demo's recipe, `config/demo.toml`, layered over the default one.
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recipe {
     pub data: DataConfig,
@@ -125,17 +125,6 @@ impl<'de> Deserialize<'de> for DeviceChoice {
     }
 }
 
-impl Default for Recipe {
-    fn default() -> Self {
-        Recipe {
-            data: DataConfig::default(),
-            augment: AugmentConfig::default(),
-            train: TrainConfig::default(),
-            gradcam: GradcamConfig::default(),
-        }
-    }
-}
-
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
@@ -202,8 +191,11 @@ impl Recipe {
     /// Parses a recipe file's text; `origin` names it in errors. Keys it leaves out keep their defaults.
     pub fn from_toml(text: &str, origin: &str) -> Result<Recipe> {
         let recipe: Recipe = toml::from_str(text).map_err(|e| {
-            anyhow::anyhow!("{origin}: {}", e.message().trim())
-                .context(describe_toml_error(&e, text))
+            anyhow::anyhow!(
+                "{origin} ({}): {}",
+                describe_toml_error(&e, text),
+                e.message().trim()
+            )
         })?;
         recipe.validate(origin)?;
         Ok(recipe)
@@ -313,6 +305,28 @@ impl Recipe {
         if self.train.val_every == 0 {
             bad("train.val_every", "at least 1 iteration", "0".into())?;
         }
+        if let Err(e) = self
+            .gradcam
+            .method
+            .parse::<crate::explain::methods::Method>()
+        {
+            bad(
+                "gradcam.method",
+                "seed, gradcam, gradcam++ or ablation",
+                format!("\"{}\" ({e})", self.gradcam.method),
+            )?;
+        }
+        if let Err(e) = self
+            .gradcam
+            .colormap
+            .parse::<crate::explain::colormap::Colormap>()
+        {
+            bad(
+                "gradcam.colormap",
+                "jet, turbo or gray",
+                format!("\"{}\" ({e})", self.gradcam.colormap),
+            )?;
+        }
         if !(0.0..=1.0).contains(&self.gradcam.alpha) {
             bad(
                 "gradcam.alpha",
@@ -415,7 +429,10 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("mine.toml"), "{msg}");
         assert!(msg.contains("epochz"), "{msg}");
-        assert!(msg.contains("line 2"), "{msg}");
+        assert!(
+            msg.contains("[train]"),
+            "the message points at the table: {msg}"
+        );
     }
 
     #[test]

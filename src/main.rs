@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Model(args) => cmd::model::model(args),
         Command::Watch(args) => cmd::watch::watch(args),
         Command::Gradcam(args) => cmd::gradcam::gradcam(args),
+        Command::Bench(args) => cmd::bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

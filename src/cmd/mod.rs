@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns parsed arguments into work and output.
 
+pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod gradcam;

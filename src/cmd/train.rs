@@ -278,7 +278,9 @@ pub fn run_to_end(job: TrainJob, display: Display) -> Result<()> {
                 if let Some(message) = notice {
                     emit(Event::Notice { message });
                 }
-                let outcome = worker::run(job, &mut emit)?;
+                // Run inside rayon's pool: the engine's many short parallel sections then start on the
+                // worker threads directly instead of being handed over (and waited for) one by one.
+                let outcome = rayon::scope(|_| worker::run(job, &mut emit))?;
                 if outcome.iterations == 0 {
                     bail!("stopped before the first iteration; nothing to test");
                 }

@@ -15,6 +15,9 @@ pub const IMAGENET_CLASSES: usize = 1000;
 /// Channels entering the classifier (fire9's output).
 pub const FEATURE_CHANNELS: usize = 512;
 
+/// drop9 keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
+pub(crate) const DROPOUT_SCALE: f32 = 2.0;
+
 /// What a stage computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StageKind {

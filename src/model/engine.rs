@@ -6,16 +6,25 @@
 //! stages is one step for candle (see `segment.rs`); inside it, ReLUs are fused into the
 //! convolutions, the Fire concatenation costs nothing, buffers are recycled, and the backward pass
 //! writes each gradient exactly once.
+//!
+//! Convolutions run block by block over the output positions (the columns of the channel-major
+//! activations), in parallel: each task unfolds its block (im2col) into a cache-sized scratch,
+//! multiplies, and applies bias and ReLU while the block is still in cache, so the unfolded
+//! matrices are never written to memory in full. Weight gradients accumulate per task and are
+//! summed at the end.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{bail, Result};
+use rayon::prelude::*;
 
-use super::arch::{self, StageKind, STAGES};
+use super::arch::{self, StageKind, DROPOUT_SCALE, STAGES};
 use super::buffers::{Buffer, BufferPool};
-use super::ops::conv::{add_bias_relu, col2im, im2col, relu_backward, row_sums, Kernel};
-use super::ops::gemm::{matmul, Mat};
+use super::ops::conv::{
+    add_bias_relu, col2im, im2col, relu_backward, relu_backward_rows, Kernel, SAME_3X3,
+};
+use super::ops::gemm::{matmul, Mat, MatMut, SharedColumns};
 use super::ops::pool::{
     global_avg_pool_backward, global_avg_pool_forward, max_pool_backward, max_pool_forward,
 };
@@ -26,21 +35,65 @@ const CONV1: Kernel = Kernel {
     stride: 2,
     pad: 0,
 };
-const EXPAND3X3: Kernel = Kernel {
-    size: 3,
-    stride: 1,
-    pad: 1,
-};
-/// Dropout keeps half of the values and doubles them (PyTorch's inverted dropout, p = 0.5).
-const DROPOUT_SCALE: f32 = 2.0;
+const EXPAND3X3: Kernel = SAME_3X3;
+
+/// Scratch values per parallel task: about 4 MiB, so that two tasks stay in the shared cache.
+const BLOCK_FLOATS: usize = 1 << 20;
+/// Fewest positions per block: the weight-gradient products reduce over a block's positions,
+/// and much shorter reductions spend more time loading and storing the gradient than computing.
+const MIN_BLOCK: usize = 512;
 
 /// What one stage keeps for its backward pass besides its input and output.
 enum Saved {
     Nothing,
-    Conv1 { cols: Buffer },
     MaxPool { argmax: Vec<u8> },
-    Fire { squeezed: Buffer, cols: Buffer },
-    Classifier { dropped: Option<Buffer> },
+    Fire { squeezed: Buffer },
+}
+
+/// Positions per block when block-local buffers take `per_position` values per position:
+/// about [`BLOCK_FLOATS`] in all, but at least [`MIN_BLOCK`] positions.
+fn block_len(per_position: usize) -> usize {
+    (BLOCK_FLOATS / per_position.max(1)).max(MIN_BLOCK)
+}
+
+/// Splits `0..n` into blocks of `len` positions (the last one shorter).
+fn blocks(n: usize, len: usize) -> Vec<Range<usize>> {
+    (0..n)
+        .step_by(len)
+        .map(|start| start..(start + len).min(n))
+        .collect()
+}
+
+/// Runs `task` on every block in parallel; each task accumulates into zeroed buffers of
+/// `lens.0` f32 values (weight gradients) and `lens.1` f64 values (bias sums) owned by its
+/// worker, along with scratch made by `scratch`. Returns the sums over workers.
+fn sum_over_blocks<S: Send>(
+    pool: &Arc<BufferPool>,
+    blocks: Vec<Range<usize>>,
+    lens: (usize, usize),
+    scratch: impl Fn() -> S + Sync + Send,
+    task: impl Fn(&mut [f32], &mut [f64], &mut S, Range<usize>) + Sync + Send,
+) -> (Buffer, Vec<f64>) {
+    let zeros = || {
+        let mut weights = pool.take(lens.0);
+        weights.fill(0.0);
+        (weights, vec![0f64; lens.1])
+    };
+    blocks
+        .into_par_iter()
+        .fold(
+            || (zeros(), scratch()),
+            |((mut w, mut b), mut s), range| {
+                task(&mut w, &mut b, &mut s, range);
+                ((w, b), s)
+            },
+        )
+        .map(|(sums, _)| sums)
+        .reduce(zeros, |(mut w1, mut b1), (w2, b2)| {
+            w1.iter_mut().zip(w2.iter()).for_each(|(a, b)| *a += b);
+            b1.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+            (w1, b1)
+        })
 }
 
 /// Everything the backward pass needs from the forward pass.
@@ -53,17 +106,11 @@ pub(crate) struct Trace {
 }
 
 /// Shape of the segment output as candle sees it: `[B, C, H, W]`, or `[B, C]` after pool10.
-pub(crate) fn output_dims(
-    stages: &Range<usize>,
-    batch: usize,
-    side_h: usize,
-    side_w: usize,
-) -> Vec<usize> {
-    let last = &STAGES[stages.end - 1];
-    if last.kind == StageKind::GlobalAvgPool {
-        vec![batch, last.out_channels]
+fn output_dims(stages: &Range<usize>, out: Geom) -> Vec<usize> {
+    if STAGES[stages.end - 1].kind == StageKind::GlobalAvgPool {
+        vec![out.b, out.c]
     } else {
-        vec![batch, last.out_channels, side_h, side_w]
+        vec![out.b, out.c, out.h, out.w]
     }
 }
 
@@ -190,6 +237,7 @@ pub(crate) fn forward(
     let mut acts = Vec::new();
     let mut saved = Vec::new();
     for (i, stage_index) in stages.clone().enumerate() {
+        let started = profile::Stamp::now();
         let (out, keep) = run_stage(
             stage_index,
             &current,
@@ -200,6 +248,7 @@ pub(crate) fn forward(
             pool,
             keep_trace,
         );
+        profile::record(stage_index, false, started);
         if keep_trace {
             acts.push(std::mem::replace(&mut current, out));
             saved.push(keep);
@@ -210,7 +259,7 @@ pub(crate) fn forward(
     let last = geoms[geoms.len() - 1];
     let mut output = vec![0.0; last.len()];
     cbhw_to_nchw(&current, last, &mut output);
-    let out_dims = output_dims(&stages, last.b, last.h, last.w);
+    let out_dims = output_dims(&stages, last);
     let trace = keep_trace.then(|| {
         acts.push(current);
         Trace {
@@ -223,6 +272,8 @@ pub(crate) fn forward(
     Ok((output, out_dims, trace))
 }
 
+/// Forward pass of one stage from `x` (geometry `xg`) to a new buffer (geometry `og`), with what
+/// its backward pass needs besides input and output when `keep` is set.
 #[allow(clippy::too_many_arguments)]
 fn run_stage(
     stage_index: usize,
@@ -239,31 +290,30 @@ fn run_stage(
     let saved = match STAGES[stage_index].kind {
         StageKind::Conv1 => {
             let taps = xg.c * 9;
-            let mut cols = pool.take(taps * n);
-            im2col(x, xg, CONV1, &mut cols);
-            matmul(
-                &mut out,
-                Mat::new(p[0], og.c, taps),
-                Mat::new(&cols, taps, n),
-                false,
+            let shared = SharedColumns::new(&mut out, og.c, n);
+            let len = block_len(taps + og.c);
+            blocks(n, len).into_par_iter().for_each_init(
+                || pool.take(taps * len),
+                |cols, r| {
+                    let cols = &mut cols[..taps * r.len()];
+                    im2col(x, xg, CONV1, r.clone(), cols);
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r.clone()) };
+                    matmul(
+                        &mut dst,
+                        Mat::new(p[0], og.c, taps),
+                        Mat::new(cols, taps, r.len()),
+                        false,
+                    );
+                    add_bias_relu(&mut dst, p[1]);
+                },
             );
-            add_bias_relu(&mut out, p[1], n);
-            if keep {
-                Saved::Conv1 { cols }
-            } else {
-                Saved::Nothing
-            }
+            Saved::Nothing
         }
         StageKind::MaxPool => {
             let mut argmax = if keep { vec![0; og.len()] } else { Vec::new() };
-            max_pool_forward(
-                x,
-                xg.planes(),
-                xg.h,
-                xg.w,
-                &mut out,
-                keep.then_some(argmax.as_mut_slice()),
-            );
+            let argmax_out = keep.then_some(argmax.as_mut_slice());
+            max_pool_forward(x, xg.planes(), xg.h, xg.w, &mut out, argmax_out);
             if keep {
                 Saved::MaxPool { argmax }
             } else {
@@ -275,50 +325,70 @@ fn run_stage(
             expand: e,
         } => {
             let mut squeezed = pool.take(s * n);
-            matmul(
-                &mut squeezed,
-                Mat::new(p[0], s, xg.c),
-                Mat::new(x, xg.c, n),
-                false,
+            let shared = SharedColumns::new(&mut squeezed, s, n);
+            blocks(n, block_len(xg.c + s))
+                .into_par_iter()
+                .for_each(|r| {
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r.clone()) };
+                    matmul(
+                        &mut dst,
+                        Mat::new(p[0], s, xg.c),
+                        Mat::columns(x, xg.c, n, r),
+                        false,
+                    );
+                    add_bias_relu(&mut dst, p[1]);
+                });
+            let sg = Geom { c: s, ..xg };
+            let squeezed_ref: &[f32] = &squeezed;
+            let shared = SharedColumns::new(&mut out, 2 * e, n);
+            let len = block_len(9 * s + 2 * e);
+            blocks(n, len).into_par_iter().for_each_init(
+                || pool.take(9 * s * len),
+                |cols, r| {
+                    let cols = &mut cols[..9 * s * r.len()];
+                    im2col(squeezed_ref, sg, EXPAND3X3, r.clone(), cols);
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let (mut out1, mut out3) = unsafe { shared.block(r.clone()) }.split_rows(e);
+                    let squeezed_block = Mat::columns(squeezed_ref, s, n, r.clone());
+                    matmul(&mut out1, Mat::new(p[2], e, s), squeezed_block, false);
+                    add_bias_relu(&mut out1, p[3]);
+                    matmul(
+                        &mut out3,
+                        Mat::new(p[4], e, 9 * s),
+                        Mat::new(cols, 9 * s, r.len()),
+                        false,
+                    );
+                    add_bias_relu(&mut out3, p[5]);
+                },
             );
-            add_bias_relu(&mut squeezed, p[1], n);
-            let mut cols = pool.take(9 * s * n);
-            im2col(&squeezed, Geom { c: s, ..xg }, EXPAND3X3, &mut cols);
-            let (out1, out3) = out.split_at_mut(e * n);
-            matmul(out1, Mat::new(p[2], e, s), Mat::new(&squeezed, s, n), false);
-            add_bias_relu(out1, p[3], n);
-            matmul(
-                out3,
-                Mat::new(p[4], e, 9 * s),
-                Mat::new(&cols, 9 * s, n),
-                false,
-            );
-            add_bias_relu(out3, p[5], n);
             if keep {
-                Saved::Fire { squeezed, cols }
+                Saved::Fire { squeezed }
             } else {
                 Saved::Nothing
             }
         }
         StageKind::Classifier => {
-            let dropped = dropout.map(|mask| {
-                let mut dropped = pool.take(xg.len());
-                apply_dropout(x, xg, mask, &mut dropped);
-                dropped
-            });
-            let input = dropped.as_deref().unwrap_or(x);
-            matmul(
-                &mut out,
-                Mat::new(p[0], og.c, xg.c),
-                Mat::new(input, xg.c, n),
-                false,
-            );
-            add_bias_relu(&mut out, p[1], n);
-            if keep {
-                Saved::Classifier { dropped }
-            } else {
-                Saved::Nothing
-            }
+            let shared = SharedColumns::new(&mut out, og.c, n);
+            let len = block_len(xg.c + og.c);
+            let scratch = || pool.take(if dropout.is_some() { xg.c * len } else { 0 });
+            blocks(n, len)
+                .into_par_iter()
+                .for_each_init(scratch, |dropped, r| {
+                    let input = match dropout {
+                        Some(mask) => {
+                            let dropped = &mut dropped[..xg.c * r.len()];
+                            drop_columns(x, xg, mask, r.clone(), dropped);
+                            Mat::new(dropped, xg.c, r.len())
+                        }
+                        None => Mat::columns(x, xg.c, n, r.clone()),
+                    };
+                    // SAFETY: the blocks partition the columns and each is written by one task.
+                    let mut dst = unsafe { shared.block(r) };
+                    matmul(&mut dst, Mat::new(p[0], og.c, xg.c), input, false);
+                    add_bias_relu(&mut dst, p[1]);
+                });
+            Saved::Nothing
         }
         StageKind::GlobalAvgPool => {
             global_avg_pool_forward(x, xg.planes(), xg.h * xg.w, &mut out);
@@ -328,23 +398,73 @@ fn run_stage(
     (out, saved)
 }
 
-/// Multiplies channel-major `x` by the keep-mask (given in `[B, C, H, W]` order) and the dropout
-/// scale. Also serves as dropout's backward pass, which is the same product.
-fn apply_dropout(x: &[f32], g: Geom, mask: &[u8], dst: &mut [f32]) {
-    use rayon::prelude::*;
+/// Splits the positions `range` into runs within one image plane: (offset in the range, image,
+/// offset in the plane, length).
+fn plane_runs(
+    range: Range<usize>,
+    plane: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let start = range.start;
+    let mut p = range.start;
+    std::iter::from_fn(move || {
+        (p < range.end).then(|| {
+            let (b, s) = (p / plane, p % plane);
+            let len = (plane - s).min(range.end - p);
+            p += len;
+            (p - len - start, b, s, len)
+        })
+    })
+}
+
+/// Copies columns `range` of channel-major `x` (`[C, N]`) into `dst` (`[C, range.len()]`),
+/// multiplied by drop9's keep-mask (given in `[B, C, H, W]` order) and the dropout scale.
+fn drop_columns(x: &[f32], g: Geom, mask: &[u8], range: Range<usize>, dst: &mut [f32]) {
     let plane = g.h * g.w;
-    dst[..g.len()]
-        .par_chunks_mut(g.n())
-        .enumerate()
-        .for_each(|(c, channel)| {
-            for (b, out) in channel.chunks_mut(plane).enumerate() {
-                let keep = &mask[(b * g.c + c) * plane..][..plane];
-                let src = &x[(c * g.b + b) * plane..][..plane];
-                for ((o, &v), &k) in out.iter_mut().zip(src).zip(keep) {
-                    *o = if k != 0 { v * DROPOUT_SCALE } else { 0.0 };
-                }
+    for (c, out) in dst.chunks_exact_mut(range.len()).enumerate() {
+        for (at, b, s, len) in plane_runs(range.clone(), plane) {
+            let keep = &mask[(b * g.c + c) * plane + s..][..len];
+            let src = &x[c * g.n() + range.start + at..][..len];
+            for ((o, &v), &k) in out[at..at + len].iter_mut().zip(src).zip(keep) {
+                *o = if k != 0 { v * DROPOUT_SCALE } else { 0.0 };
             }
-        });
+        }
+    }
+}
+
+/// Dropout's backward pass on a block of input gradients (columns `range`, in place).
+fn drop_gradient(grad: &mut MatMut<'_>, g: Geom, mask: &[u8], range: Range<usize>) {
+    let plane = g.h * g.w;
+    for c in 0..grad.rows() {
+        let row = grad.row(c);
+        for (at, b, s, len) in plane_runs(range.clone(), plane) {
+            let keep = &mask[(b * g.c + c) * plane + s..][..len];
+            for (v, &k) in row[at..at + len].iter_mut().zip(keep) {
+                *v = if k != 0 { *v * DROPOUT_SCALE } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// expand3x3's weights `[E, S, 3, 3]` rearranged as `[S, E * 9]` with the taps reversed: the
+/// matrix that maps the unfolded output gradient back to the squeeze output (a transposed
+/// convolution written as a gather, so parallel blocks never write the same position).
+fn flip_taps(weights: &[f32], e: usize, s: usize) -> Vec<f32> {
+    let mut flipped = vec![0.0; s * e * 9];
+    for ei in 0..e {
+        for si in 0..s {
+            for tap in 0..9 {
+                flipped[si * e * 9 + ei * 9 + tap] = weights[(ei * s + si) * 9 + 8 - tap];
+            }
+        }
+    }
+    flipped
+}
+
+/// Scratch of one Fire backward task.
+struct FireScratch {
+    cols: Buffer,
+    grad_cols: Buffer,
+    squeeze_grad: Buffer,
 }
 
 /// Gradients of a traced forward pass. `grad_out` has the shape of the forward output;
@@ -374,6 +494,7 @@ pub(crate) fn backward(
     nchw_to_cbhw(grad_out, last, &mut grad);
     for i in (0..stages.len()).rev() {
         let want_dx = i > 0 || input_grad;
+        let started = profile::Stamp::now();
         let next = backward_stage(
             trace,
             i,
@@ -384,6 +505,7 @@ pub(crate) fn backward(
             want_dx,
             pool,
         );
+        profile::record(stages.start + i, true, started);
         match next {
             Some(g) => grad = g,
             None => return Ok((None, packed_grads)),
@@ -393,6 +515,74 @@ pub(crate) fn backward(
     let mut dx = vec![0.0; first.len()];
     cbhw_to_nchw(&grad, first, &mut dx);
     Ok((Some(dx), packed_grads))
+}
+
+/// Per-stage timings for `model::profile` (test builds only; no-ops otherwise). Besides wall
+/// time it records the CPU time of the whole process, which other programs on a shared machine
+/// inflate far less.
+pub(crate) mod profile {
+    #[cfg(test)]
+    pub struct Stamp {
+        wall: std::time::Instant,
+        cpu_ns: u64,
+    }
+
+    #[cfg(not(test))]
+    pub struct Stamp;
+
+    impl Stamp {
+        #[cfg(test)]
+        pub fn now() -> Self {
+            Self {
+                wall: std::time::Instant::now(),
+                cpu_ns: process_cpu_ns(),
+            }
+        }
+
+        #[cfg(not(test))]
+        #[inline(always)]
+        pub fn now() -> Self {
+            Self
+        }
+    }
+
+    /// One timing: stage index, backward pass?, wall seconds, CPU seconds (all threads).
+    #[cfg(test)]
+    pub type Timing = (usize, bool, f64, f64);
+
+    #[cfg(test)]
+    static TIMES: std::sync::Mutex<Vec<Timing>> = std::sync::Mutex::new(Vec::new());
+
+    /// CPU time of every thread of this process so far (Linux; 0 elsewhere).
+    #[cfg(test)]
+    pub fn process_cpu_ns() -> u64 {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return 0;
+        };
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    #[cfg(test)]
+    pub fn record(stage: usize, backward: bool, since: Stamp) {
+        let cpu = process_cpu_ns().saturating_sub(since.cpu_ns) as f64 * 1e-9;
+        TIMES
+            .lock()
+            .unwrap()
+            .push((stage, backward, since.wall.elapsed().as_secs_f64(), cpu));
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub fn record(_stage: usize, _backward: bool, _since: Stamp) {}
+
+    /// Drains the timings recorded so far.
+    #[cfg(test)]
+    pub fn take() -> Vec<Timing> {
+        std::mem::take(&mut *TIMES.lock().unwrap())
+    }
 }
 
 /// Backward pass of the segment's `i`-th stage given the gradient of its output (consumed).
@@ -411,24 +601,44 @@ fn backward_stage(
     let (xg, og) = (trace.geoms[i], trace.geoms[i + 1]);
     let n = og.n();
     match (&STAGES[trace.stages.start + i].kind, &trace.saved[i]) {
-        (StageKind::Conv1, Saved::Conv1 { cols }) => {
+        (StageKind::Conv1, Saved::Nothing) => {
             let taps = xg.c * 9;
-            relu_backward(&mut g, out);
-            row_sums(&g, n, dp[1]);
-            matmul(
-                dp[0],
-                Mat::new(&g, og.c, n),
-                Mat::new(cols, taps, n).t(),
-                false,
+            relu_backward(&mut g, out, n, dp[1]);
+            let g: &[f32] = &g;
+            let len = block_len(taps + og.c);
+            let (dw, _) = sum_over_blocks(
+                pool,
+                blocks(n, len),
+                (og.c * taps, 0),
+                || pool.take(taps * len),
+                |dw, _, cols, r| {
+                    let cols = &mut cols[..taps * r.len()];
+                    im2col(x, xg, CONV1, r.clone(), cols);
+                    let cols = Mat::new(cols, taps, r.len());
+                    matmul(
+                        &mut MatMut::new(dw, og.c, taps),
+                        Mat::columns(g, og.c, n, r),
+                        cols.t(),
+                        true,
+                    );
+                },
             );
+            dp[0].copy_from_slice(&dw);
             want_dx.then(|| {
                 let mut dcols = pool.take(taps * n);
-                matmul(
-                    &mut dcols,
-                    Mat::new(p[0], og.c, taps).t(),
-                    Mat::new(&g, og.c, n),
-                    false,
-                );
+                let shared = SharedColumns::new(&mut dcols, taps, n);
+                blocks(n, block_len(taps + og.c))
+                    .into_par_iter()
+                    .for_each(|r| {
+                        // SAFETY: the blocks partition the columns and each is written by one task.
+                        let mut dst = unsafe { shared.block(r.clone()) };
+                        matmul(
+                            &mut dst,
+                            Mat::new(p[0], og.c, taps).t(),
+                            Mat::columns(g, og.c, n, r),
+                            false,
+                        );
+                    });
                 let mut dx = pool.take(xg.len());
                 col2im(&dcols, xg, CONV1, &mut dx);
                 dx
@@ -444,75 +654,108 @@ fn backward_stage(
                 squeeze: s,
                 expand: e,
             },
-            Saved::Fire { squeezed, cols },
+            Saved::Fire { squeezed },
         ) => {
-            relu_backward(&mut g, out);
-            let (g1, g3) = g.split_at(e * n);
-            row_sums(g1, n, dp[3]);
-            row_sums(g3, n, dp[5]);
-            matmul(
-                dp[2],
-                Mat::new(g1, e, n),
-                Mat::new(squeezed, s, n).t(),
-                false,
-            );
-            matmul(
-                dp[4],
-                Mat::new(g3, e, n),
-                Mat::new(cols, 9 * s, n).t(),
-                false,
-            );
-            let mut dcols = pool.take(9 * s * n);
-            matmul(
-                &mut dcols,
-                Mat::new(p[4], e, 9 * s).t(),
-                Mat::new(g3, e, n),
-                false,
-            );
-            let mut dsq = pool.take(s * n);
-            col2im(&dcols, Geom { c: s, ..xg }, EXPAND3X3, &mut dsq);
-            drop(dcols);
-            matmul(&mut dsq, Mat::new(p[2], e, s).t(), Mat::new(g1, e, n), true);
-            drop(g);
-            relu_backward(&mut dsq, squeezed);
-            row_sums(&dsq, n, dp[1]);
-            matmul(dp[0], Mat::new(&dsq, s, n), Mat::new(x, xg.c, n).t(), false);
-            want_dx.then(|| {
-                let mut dx = pool.take(xg.len());
-                matmul(
-                    &mut dx,
-                    Mat::new(p[0], s, xg.c).t(),
-                    Mat::new(&dsq, s, n),
-                    false,
-                );
-                dx
-            })
+            let [dws, dbs, dwe1, dbe1, dwe3, dbe3] = dp else {
+                unreachable!("Fire has six tensors")
+            };
+            {
+                let (g1, g3) = g.split_at_mut(e * n);
+                relu_backward(g1, &out[..e * n], n, dbe1);
+                relu_backward(g3, &out[e * n..], n, dbe3);
+            }
+            let (g1, g3): (&[f32], &[f32]) = g.split_at(e * n);
+            let flipped = flip_taps(p[4], e, s);
+            let (sg, eg) = (Geom { c: s, ..xg }, Geom { c: e, ..xg });
+            let mut dx = want_dx.then(|| pool.take(xg.len()));
+            let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
+            let lens = (s * xg.c + e * s + e * 9 * s, s);
+            let len = block_len(9 * s + 9 * e + s);
+            let scratch = || FireScratch {
+                cols: pool.take(9 * s * len),
+                grad_cols: pool.take(9 * e * len),
+                squeeze_grad: pool.take(s * len),
+            };
+            let (w, b) =
+                sum_over_blocks(pool, blocks(n, len), lens, scratch, |w, b, scratch, r| {
+                    let len = r.len();
+                    let (dws, rest) = w.split_at_mut(s * xg.c);
+                    let (dwe1, dwe3) = rest.split_at_mut(e * s);
+                    let (g1, g3) = (
+                        Mat::columns(g1, e, n, r.clone()),
+                        Mat::columns(g3, e, n, r.clone()),
+                    );
+                    let squeezed_block = Mat::columns(squeezed, s, n, r.clone());
+                    // Weight gradients of both expands, from the recomputed unfolded squeeze output.
+                    let cols = &mut scratch.cols[..9 * s * len];
+                    im2col(squeezed, sg, EXPAND3X3, r.clone(), cols);
+                    let cols = Mat::new(cols, 9 * s, len);
+                    matmul(&mut MatMut::new(dwe3, e, 9 * s), g3, cols.t(), true);
+                    matmul(&mut MatMut::new(dwe1, e, s), g1, squeezed_block.t(), true);
+                    // Gradient of the squeeze output: both expands' contributions, then its ReLU.
+                    let grad_cols = &mut scratch.grad_cols[..9 * e * len];
+                    im2col(&g[e * n..], eg, EXPAND3X3, r.clone(), grad_cols);
+                    let grad_cols = Mat::new(grad_cols, 9 * e, len);
+                    let mut dsq = MatMut::new(&mut scratch.squeeze_grad, s, len);
+                    matmul(&mut dsq, Mat::new(&flipped, s, 9 * e), grad_cols, false);
+                    matmul(&mut dsq, Mat::new(p[2], e, s).t(), g1, true);
+                    relu_backward_rows(&mut dsq, squeezed_block, b);
+                    let dsq = Mat::new(&scratch.squeeze_grad[..s * len], s, len);
+                    matmul(
+                        &mut MatMut::new(dws, s, xg.c),
+                        dsq,
+                        Mat::columns(x, xg.c, n, r.clone()).t(),
+                        true,
+                    );
+                    if let Some(shared) = &shared_dx {
+                        // SAFETY: the blocks partition the columns and each is written by one task.
+                        let mut dst = unsafe { shared.block(r) };
+                        matmul(&mut dst, Mat::new(p[0], s, xg.c).t(), dsq, false);
+                    }
+                });
+            let (ws, rest) = w.split_at(s * xg.c);
+            let (we1, we3) = rest.split_at(e * s);
+            dws.copy_from_slice(ws);
+            dwe1.copy_from_slice(we1);
+            dwe3.copy_from_slice(we3);
+            dbs.iter_mut().zip(&b).for_each(|(d, &v)| *d = v as f32);
+            dx
         }
-        (StageKind::Classifier, Saved::Classifier { dropped }) => {
-            relu_backward(&mut g, out);
-            row_sums(&g, n, dp[1]);
-            let input = dropped.as_deref().unwrap_or(x);
-            matmul(
-                dp[0],
-                Mat::new(&g, og.c, n),
-                Mat::new(input, xg.c, n).t(),
-                false,
+        (StageKind::Classifier, Saved::Nothing) => {
+            relu_backward(&mut g, out, n, dp[1]);
+            let g: &[f32] = &g;
+            let mut dx = want_dx.then(|| pool.take(xg.len()));
+            let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
+            let lens = (og.c * xg.c, 0);
+            let len = block_len(xg.c + og.c);
+            let (dw, _) = sum_over_blocks(
+                pool,
+                blocks(n, len),
+                lens,
+                || pool.take(if dropout.is_some() { xg.c * len } else { 0 }),
+                |dw, _, dropped, r| {
+                    let input = match dropout {
+                        Some(mask) => {
+                            let dropped = &mut dropped[..xg.c * r.len()];
+                            drop_columns(x, xg, mask, r.clone(), dropped);
+                            Mat::new(dropped, xg.c, r.len())
+                        }
+                        None => Mat::columns(x, xg.c, n, r.clone()),
+                    };
+                    let g_block = Mat::columns(g, og.c, n, r.clone());
+                    matmul(&mut MatMut::new(dw, og.c, xg.c), g_block, input.t(), true);
+                    if let Some(shared) = &shared_dx {
+                        // SAFETY: the blocks partition the columns and each is written by one task.
+                        let mut dst = unsafe { shared.block(r.clone()) };
+                        matmul(&mut dst, Mat::new(p[0], og.c, xg.c).t(), g_block, false);
+                        if let Some(mask) = dropout {
+                            drop_gradient(&mut dst, xg, mask, r);
+                        }
+                    }
+                },
             );
-            want_dx.then(|| {
-                let mut dx = pool.take(xg.len());
-                matmul(
-                    &mut dx,
-                    Mat::new(p[0], og.c, xg.c).t(),
-                    Mat::new(&g, og.c, n),
-                    false,
-                );
-                if let Some(mask) = dropout {
-                    let mut masked = pool.take(xg.len());
-                    apply_dropout(&dx, xg, mask, &mut masked);
-                    dx = masked;
-                }
-                dx
-            })
+            dp[0].copy_from_slice(&dw);
+            dx
         }
         (StageKind::GlobalAvgPool, Saved::Nothing) => want_dx.then(|| {
             let mut dx = pool.take(xg.len());
@@ -570,8 +813,9 @@ mod tests {
     /// Parameters that keep every ReLU of `stages` far from its kink for positive inputs:
     /// non-negative weights with mean 1 / fan-in, and biases of +1 (alive) or -1000 (dead, every
     /// third channel, so the masking of dead units is checked too). The network is then exactly
-    /// linear around the test point (steps up to 0.2 cross no kink for activations below 5), and
-    /// central differences with large steps are precise.
+    /// linear around the test point (weight steps up to 0.2 cross no kink for activations below 5,
+    /// input steps of 1 move no pre-activation by more than 2 / fan-in), and central differences
+    /// with large steps are precise.
     fn linear_regime_params(stages: &Range<usize>, seed: u64) -> Vec<f32> {
         let specs: Vec<_> = STAGES[stages.clone()]
             .iter()
@@ -613,15 +857,15 @@ mod tests {
             .sum()
     }
 
-    /// Compares the engine's gradients with central differences (step `step`) on a sample of
-    /// coordinates: two per parameter tensor and eight of the input.
+    /// Compares the engine's gradients with central differences on a sample of coordinates: eight
+    /// of the input (step `steps[0]`) and two per parameter tensor (step `steps[1]`).
     fn check_gradients(
         stages: Range<usize>,
         x: &[f32],
         dims: &[usize],
         params: &[f32],
         mask: Option<&[u8]>,
-        step: f32,
+        steps: [f32; 2],
         seed: u64,
     ) {
         let pool = BufferPool::new();
@@ -666,6 +910,7 @@ mod tests {
                 }
                 objective(&stages, &x, dims, &p, mask, &weights)
             };
+            let step = if is_input { steps[0] } else { steps[1] };
             let numeric = (at(step) - at(-step)) / (2.0 * f64::from(step));
             // Rounding of the f32 outputs limits the differences to about 1e-3 of the gradient scale.
             let tolerance = 1e-2 * (f64::from(analytic).abs() + 0.25 * scale);
@@ -687,7 +932,8 @@ mod tests {
 
     #[test]
     fn conv1_gradients_match_central_differences() {
-        let (stages, dims) = (0..1, [2, 3, 11, 12]);
+        // 2 x 55 x 55 output positions: three blocks.
+        let (stages, dims) = (0..1, [2, 3, 111, 112]);
         let params = linear_regime_params(&stages, 10);
         check_gradients(
             stages,
@@ -695,7 +941,7 @@ mod tests {
             &dims,
             &params,
             None,
-            0.2,
+            [1.0, 0.2],
             10,
         );
     }
@@ -709,12 +955,13 @@ mod tests {
         let mut x: Vec<f32> = (0..len).map(|i| (i as f32) * 0.01 - 15.0).collect();
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
         rand::seq::SliceRandom::shuffle(x.as_mut_slice(), &mut rng);
-        check_gradients(1..2, &x, &dims, &[], None, 1e-3, 20);
+        check_gradients(1..2, &x, &dims, &[], None, [1e-3, 1e-3], 20);
     }
 
     #[test]
     fn fire_stack_gradients_match_central_differences() {
-        let (stages, dims) = (2..4, [2, 64, 5, 6]);
+        // 2 x 20 x 21 positions: several blocks, whose unfolding reads across block boundaries.
+        let (stages, dims) = (2..4, [2, 64, 20, 21]);
         let params = linear_regime_params(&stages, 30);
         check_gradients(
             stages,
@@ -722,7 +969,7 @@ mod tests {
             &dims,
             &params,
             None,
-            0.2,
+            [1.0, 0.2],
             30,
         );
     }
@@ -730,7 +977,8 @@ mod tests {
     #[test]
     fn classifier_gradients_with_dropout_match_central_differences() {
         // fire9, drop9 + conv10 + relu_conv10, pool10, with half of drop9's inputs dropped.
-        let (stages, dims) = (11..14, [2, 512, 3, 3]);
+        // 2 x 10 x 10 positions: two blocks of conv10.
+        let (stages, dims) = (11..14, [2, 512, 10, 10]);
         let len: usize = dims.iter().product();
         let mask: Vec<u8> = uniform(len, 1.0, 4)
             .iter()
@@ -743,7 +991,7 @@ mod tests {
             &dims,
             &params,
             Some(&mask),
-            0.2,
+            [1.0, 0.2],
             40,
         );
     }

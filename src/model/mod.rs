@@ -6,10 +6,38 @@
 //! - [`summary`]: the `analyzeNetwork` table.
 //!
 //! On the CPU the stages run on a dedicated engine (`engine`, `ops`): activations channel-major,
-//! 1x1 convolutions as single matrix products, 3x3 ones through im2col, ReLU fused, buffers
-//! recycled, each range of stages one candle custom operation with a hand-written backward pass.
-//! On other devices the same stages run as ordinary candle operations (`reference`), which is
-//! also what the engine is tested against.
+//! 1x1 convolutions as matrix products, 3x3 ones through im2col, all in parallel cache-sized
+//! blocks with bias and ReLU fused, buffers recycled, each range of stages one candle custom
+//! operation with a hand-written backward pass. On other devices the same stages run as ordinary
+//! candle operations (`reference`), which is also what the engine is tested against.
+//!
+//! Fine-tuning and Grad-CAM, in outline:
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use candle_core::{Device, Tensor, Var};
+//! use candle_nn::optim::{AdamW, Optimizer};
+//! use crackscope::model::SqueezeNet;
+//!
+//! let device = Device::Cpu;
+//! let weights = std::path::Path::new("squeezenet1_1.pth");
+//! let (model, varmap) = SqueezeNet::pretrained(weights, 2, 42, &device)?;
+//! let mut adam = AdamW::new_lr(varmap.all_vars(), 2e-4)?;
+//! let images = Tensor::zeros((8, 3, 227, 227), candle_core::DType::F32, &device)?; // normalised
+//! let labels = Tensor::zeros(8, candle_core::DType::U32, &device)?;
+//! let loss = candle_nn::loss::cross_entropy(&model.forward_t(&images, true)?, &labels)?;
+//! adam.backward_step(&loss)?;
+//!
+//! // Grad-CAM at relu_conv10 for class 1 of the first image.
+//! let image = images.narrow(0, 0, 1)?;
+//! let features = Var::from_tensor(&model.forward_to(&image, "relu_conv10")?)?;
+//! let score = model.forward_from(features.as_tensor(), "relu_conv10")?.get(0)?.get(1)?;
+//! let grads = score.backward()?;
+//! let d_features = grads.get(features.as_tensor()).expect("gradient of the feature map");
+//! # let _ = d_features;
+//! # Ok(())
+//! # }
+//! ```
 
 mod arch;
 mod buffers;
@@ -30,5 +58,7 @@ pub use squeezenet::{init_head, SqueezeNet, CAM_LAYERS, HEAD_BIAS, HEAD_WEIGHT};
 pub use summary::{summary, LayerSummary};
 pub use weights::load_torchvision;
 
+#[cfg(test)]
+mod profile;
 #[cfg(test)]
 mod testutil;

@@ -27,7 +27,7 @@ pub(crate) fn forward(
     };
     for stage in &STAGES[stages] {
         x = match stage.kind {
-            StageKind::Conv1 => conv_relu(&x, next()?, next()?, 0, 2)?,
+            StageKind::Conv1 => conv_relu(&drop_unused_edge(&x)?, next()?, next()?, 0, 2)?,
             StageKind::MaxPool => max_pool_3x3_s2_ceil(&x)?,
             StageKind::Fire { .. } => {
                 let squeezed = conv_relu(&x, next()?, next()?, 0, 1)?;
@@ -46,6 +46,23 @@ pub(crate) fn forward(
         };
     }
     Ok(x)
+}
+
+/// conv1's 3x3 stride-2 windows never reach the last row (column) when the side minus 3 is
+/// odd; cropping it leaves the output unchanged and spares candle's conv2d backward, which drops
+/// the output padding such sides need.
+fn drop_unused_edge(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let x = if h >= 3 && (h - 3) % 2 == 1 {
+        x.narrow(2, 0, h - 1)?
+    } else {
+        x.clone()
+    };
+    if w >= 3 && (w - 3) % 2 == 1 {
+        x.narrow(3, 0, w - 1)
+    } else {
+        Ok(x)
+    }
 }
 
 fn conv_relu(

@@ -15,7 +15,7 @@ pub(crate) struct SegmentOp {
     stages: Range<usize>,
     /// drop9's keep-mask (`[B, 512, h, w]` order) when training.
     dropout: Option<Vec<u8>>,
-    /// Keep the activations for a backward pass (training); otherwise `bwd` recomputes them.
+    /// Keep the activations for one backward pass (training); otherwise `bwd` recomputes them.
     keep_trace: bool,
     pool: Arc<BufferPool>,
     trace: Mutex<Option<Trace>>,
@@ -87,27 +87,36 @@ impl CustomOp2 for SegmentOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let packed = p.flatten_all()?.to_vec1::<f32>()?;
         let grad_out = grad.flatten_all()?.to_vec1::<f32>()?;
-        let mut trace = self.trace.lock().unwrap_or_else(PoisonError::into_inner);
-        if trace.is_none() {
-            // Evaluation-mode forward passes keep nothing; recompute once, now that it is needed.
-            let input = x.flatten_all()?.to_vec1::<f32>()?;
-            let dropout = self.dropout.as_deref();
-            *trace = engine::forward(
-                self.stages.clone(),
-                &input,
-                x.dims(),
-                &packed,
-                dropout,
-                &self.pool,
-                true,
-            )?
-            .2;
-        }
-        let Some(trace) = trace.as_ref() else {
-            bail!("squeezenet-segment: no trace after recomputation")
+        // The trace is used up here so that its buffers return to the pool right away, even if
+        // the caller keeps the graph alive; evaluation-mode passes kept none. Either way a
+        // missing trace is recomputed, now that it is needed.
+        let kept = self
+            .trace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let trace = match kept {
+            Some(trace) => trace,
+            None => {
+                let input = x.flatten_all()?.to_vec1::<f32>()?;
+                let dropout = self.dropout.as_deref();
+                let recomputed = engine::forward(
+                    self.stages.clone(),
+                    &input,
+                    x.dims(),
+                    &packed,
+                    dropout,
+                    &self.pool,
+                    true,
+                )?;
+                match recomputed.2 {
+                    Some(trace) => trace,
+                    None => bail!("squeezenet-segment: no trace after recomputation"),
+                }
+            }
         };
         let (dx, dp) = engine::backward(
-            trace,
+            &trace,
             &packed,
             &grad_out,
             self.dropout.as_deref(),

@@ -12,7 +12,8 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::arch::{
-    self, StageKind, CLASSIFIER, FEATURE_CHANNELS, IMAGENET_CLASSES, MIN_INPUT_SIDE, STAGES,
+    self, StageKind, CLASSIFIER, DROPOUT_SCALE, FEATURE_CHANNELS, IMAGENET_CLASSES, MIN_INPUT_SIDE,
+    STAGES,
 };
 use super::buffers::BufferPool;
 use super::reference;
@@ -71,6 +72,7 @@ impl SqueezeNet {
             .map(|p| vb.get_with_hints(p.shape.as_slice(), &p.key, zero))
             .collect::<candle_core::Result<Vec<_>>>()
             .context("cannot create the SqueezeNet backbone variables")?;
+        let classes = head.unwrap_or(IMAGENET_CLASSES);
         let head = match head {
             Some(0) => bail!("a classification head needs at least one class"),
             Some(k) => {
@@ -82,9 +84,7 @@ impl SqueezeNet {
         };
         Ok(Self {
             backbone,
-            classes: head
-                .as_ref()
-                .map_or(IMAGENET_CLASSES, |h| h.weight().dim(0).unwrap_or(0)),
+            classes,
             head,
             dropout_rng: Mutex::new(ChaCha8Rng::seed_from_u64(0)),
             buffers: BufferPool::new(),
@@ -175,22 +175,15 @@ impl SqueezeNet {
             x.dtype()
         );
         let (batch, _, h, w) = x.dims4()?;
-        let dropout = match train && stages.contains(&CLASSIFIER) {
-            true => {
-                let side = |s| {
-                    arch::side_after(stages.start..CLASSIFIER, s)
-                        .context("input too small for drop9")
-                };
-                Some((batch, side(h)?, side(w)?))
-            }
-            false => None,
+        let dropout = if train && stages.contains(&CLASSIFIER) {
+            let side = |s| {
+                arch::side_after(stages.start..CLASSIFIER, s).context("input too small for drop9")
+            };
+            let shape = [batch, FEATURE_CHANNELS, side(h)?, side(w)?];
+            Some((self.draw_keep_mask(shape.iter().product()), shape))
+        } else {
+            None
         };
-        let dropout = dropout.map(|(b, h, w)| {
-            (
-                self.draw_keep_mask(b * FEATURE_CHANNELS * h * w),
-                [b, FEATURE_CHANNELS, h, w],
-            )
-        });
         let params = &self.backbone[arch::param_range(stages.clone())];
         let out = if x.device().is_cpu() && self.use_engine {
             let packed = if params.is_empty() {
@@ -212,7 +205,7 @@ impl SqueezeNet {
         } else {
             let multiplier = dropout
                 .map(|(mask, shape)| {
-                    let values: Vec<f32> = mask.iter().map(|&k| f32::from(k) * 2.0).collect();
+                    let values = mask.iter().map(|&k| f32::from(k) * DROPOUT_SCALE).collect();
                     Tensor::from_vec(values, shape.as_slice(), x.device())
                 })
                 .transpose()?;
@@ -335,10 +328,11 @@ mod tests {
     fn engine_matches_reference_forward_and_gradients() {
         let (model, varmap) = random_model(Some(3), 1);
         let reference = model.reference_twin();
-        // Non-square input; conv1 makes 17x18 of it, so the pools see clipped ceil-mode windows.
-        // (Odd sides: candle's own conv2d backward drops the output padding stride 2 needs
-        // for even sides, so the reference path cannot differentiate those.)
-        let x = Var::from_tensor(&random_tensor(&[2, 3, 35, 37], 7)).unwrap();
+        // Non-square input, one side with an unused last column for conv1; conv1 makes 17x18 of
+        // it, so the pools see clipped ceil-mode windows. Kept small: the larger the input, the
+        // likelier a ReLU input within rounding error of zero, where the two paths may
+        // legitimately take different sides of the kink.
+        let x = Var::from_tensor(&random_tensor(&[2, 3, 35, 38], 7)).unwrap();
         for train in [false, true] {
             model.set_dropout_seed(5);
             reference.set_dropout_seed(5);
@@ -411,6 +405,57 @@ mod tests {
             .expect("no gradient for the feature map");
         assert_eq!(grad.dims(), features.dims());
         assert!(to_vec(grad).iter().any(|&v| v != 0.0));
+    }
+
+    #[test]
+    fn grad_cam_gradient_at_relu_conv10_is_the_head_weight_spread_over_the_map() {
+        // After relu_conv10 come pool10 and the head, so d logit[k] / d feature[c, y, x] is
+        // head.weight[k, c] / (h * w) at every position: an exact check of forward_from's backward.
+        let (model, varmap) = random_model(Some(2), 5);
+        let x = random_tensor(&[1, 3, 64, 64], 6);
+        let features = model.forward_to(&x, "relu_conv10").unwrap();
+        let features = Var::from_tensor(&features).unwrap();
+        let logits = model
+            .forward_from(features.as_tensor(), "relu_conv10")
+            .unwrap();
+        let score = logits.narrow(1, 1, 1).unwrap().sum_all().unwrap();
+        let grad = to_vec(score.backward().unwrap().get(features.as_tensor()).unwrap());
+        let head = to_vec(varmap.data().lock().unwrap()[HEAD_WEIGHT].as_tensor());
+        let (_, c, h, w) = features.dims4().unwrap();
+        for channel in 0..c {
+            let expected = head[IMAGENET_CLASSES + channel] / (h * w) as f32;
+            for &g in &grad[channel * h * w..(channel + 1) * h * w] {
+                assert!(
+                    (g - expected).abs() <= 1e-6 * expected.abs().max(1e-3),
+                    "channel {channel}: {g} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pretrained_draws_a_seeded_glorot_head_and_is_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<SqueezeNet>();
+        let Some(data) = crate::model::testutil::data_dir() else {
+            return;
+        };
+        let weights = data.join("pretrained/squeezenet1_1.safetensors");
+        let head = |seed| {
+            let (model, varmap) = SqueezeNet::pretrained(&weights, 2, seed, &Device::Cpu).unwrap();
+            assert_eq!((model.num_classes(), model.has_head()), (2, true));
+            let vars = varmap.data().lock().unwrap();
+            (
+                to_vec(vars[HEAD_WEIGHT].as_tensor()),
+                to_vec(vars[HEAD_BIAS].as_tensor()),
+            )
+        };
+        let (weight, bias) = head(7);
+        let limit = (6.0f32 / 1002.0).sqrt();
+        assert!(weight.iter().all(|v| v.abs() <= limit) && weight.iter().any(|&v| v != 0.0));
+        assert_eq!(bias, vec![0.0, 0.0]);
+        assert_eq!(head(7).0, weight, "same seed, different head");
+        assert_ne!(head(8).0, weight, "different seeds, same head");
     }
 
     #[test]

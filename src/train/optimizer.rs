@@ -208,8 +208,12 @@ mod tests {
             .get_with_hints(1, "bias", candle_nn::Init::Const(2.0))
             .unwrap();
         let mut adam = Adam::new(&varmap, AdamConfig::matlab(0.1, 1.0)).unwrap();
-        // Zero data gradient: only L2 acts, so the weight shrinks and the bias stays.
-        let loss = ((w.sum_all().unwrap() * 0.0).unwrap() + (b.sum_all().unwrap() * 0.0).unwrap())
+        // Zero data gradient: only L2 acts, so the weight shrinks and the bias stays. (A tensor
+        // product, not `* 0.0`: candle's backward skips an affine map with factor 0 altogether.)
+        let zero = Tensor::new(&[0f32], &dev).unwrap();
+        let loss = (w.mul(&zero).unwrap() + b.mul(&zero).unwrap())
+            .unwrap()
+            .sum_all()
             .unwrap();
         adam.step(&loss.backward().unwrap()).unwrap();
         let data = varmap.data().lock().unwrap();

@@ -94,7 +94,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
             job.train.clone(),
             batch_size,
             order_seed,
-            Some(augment.clone()),
+            Some(augment),
             true,
         )?
         .with_augment_seed(mix(recipe.train.seed ^ 0xA5A5, epoch as u64));

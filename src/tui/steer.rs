@@ -140,7 +140,13 @@ mod tests {
                 save_now_seq: 2
             }
         );
-        let text = std::fs::read_to_string(dir.path().join(CONTROL_FILE)).unwrap();
+        let text = std::fs::read_to_string(
+            RunDir {
+                path: dir.path().to_path_buf(),
+            }
+            .control(),
+        )
+        .unwrap();
         assert_eq!(text, r#"{"paused":true,"stop":false,"save_now_seq":2}"#);
 
         // A second watcher continues the counter and sees the pause.
@@ -172,7 +178,14 @@ mod tests {
     #[test]
     fn a_corrupt_control_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CONTROL_FILE), b"{oops").unwrap();
+        std::fs::write(
+            RunDir {
+                path: dir.path().to_path_buf(),
+            }
+            .control(),
+            b"{oops",
+        )
+        .unwrap();
         let err = RunDirSteer::new(dir.path())
             .err()
             .expect("corrupt file rejected");

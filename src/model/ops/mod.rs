@@ -32,9 +32,6 @@ impl Geom {
     }
 }
 
-/// Elements per parallel task for memory-bound loops: large enough to amortise scheduling.
-pub(crate) const CHUNK: usize = 1 << 15;
-
 /// Reorders `[B, C, H, W]` (candle's layout) into `[C, B, H, W]`.
 pub(crate) fn nchw_to_cbhw(src: &[f32], g: Geom, dst: &mut [f32]) {
     use rayon::prelude::*;

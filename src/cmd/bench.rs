@@ -1,0 +1,334 @@
+//! `crackscope bench`: the engine's speed on data it makes itself, with the same workload and keys
+//! as `scripts/bench_torch.py`, so that the two can be compared side by side (README, "Benchmarks").
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+use crate::data::augment::{write_chw_normalized, Augment};
+use crate::data::loader::{decode_all, BatchLoader};
+use crate::data::synth::{generate, render, SynthOptions};
+use crate::explain::methods::Method;
+use crate::explain::timing::time_per_image;
+use crate::model::{self, SqueezeNet};
+use crate::train::optimizer::{Adam, AdamConfig};
+
+/// Untimed runs before the measured ones (caches, buffer pool, lazily built tables), as the script.
+const WARMUP: usize = 2;
+/// Adam as in the seed recipe and in `bench_torch.py`: learning rate 2e-4, L2 1e-4.
+const LEARNING_RATE: f64 = 2e-4;
+const L2: f64 = 1e-4;
+/// The layer Grad-CAM explains, as the script's `gradcam`.
+const GRADCAM_LAYER: &str = "relu_conv10";
+/// The seed recipe's augmentation, as the script's transforms.
+const AUGMENT: Augment = Augment {
+    flip: true,
+    translate: 30,
+};
+
+/// What `--json` prints: the five figures under the script's keys, plus what they were measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub engine: String,
+    pub device: String,
+    pub threads: usize,
+    pub batch: usize,
+    pub size: usize,
+    /// Forward + backward + Adam step on a 2-class SqueezeNet v1.1.
+    pub train_images_per_s: f64,
+    /// Forward pass without dropout or kept activations.
+    pub infer_images_per_s: f64,
+    /// Grad-CAM of one image at relu_conv10, overlay included.
+    pub gradcam_ms: f64,
+    /// Decode + resize of generated JPEGs, then one augmented epoch of batches.
+    pub pipeline_images_per_s: f64,
+    /// Highest resident memory of the process (VmHWM); None where /proc is absent.
+    pub peak_rss_mb: Option<f64>,
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    if let Some(threads) = args.threads {
+        ensure!(threads > 0, "--threads must be at least 1");
+        // The global pool, not a local one: the batch loader's thread and decode_all use it too.
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot size rayon's thread pool (was it already started?)")?;
+    }
+    let report = measure(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// Runs every measurement of `args` and reads the peak memory last, so that it covers them all.
+pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
+    ensure!(args.batch > 0, "--batch must be at least 1");
+    ensure!(args.reps > 0, "--reps must be at least 1");
+    ensure!(
+        args.size >= 17,
+        "--size {} is too small: SqueezeNet needs at least 17 pixels",
+        args.size
+    );
+    let (device, name) = crate::device::resolve(args.device)?;
+    let device_label = if device.is_cpu() { "cpu".into() } else { name };
+    let size = args.size as usize;
+
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        Some(2),
+    )?;
+    model::init_backbone(&varmap, 0)?;
+    model::init_head(&varmap, 0)?;
+    model.set_dropout_seed(0);
+    let mut optimizer = Adam::new(&varmap, AdamConfig::matlab(LEARNING_RATE, L2))?;
+    let (x, y) = synthetic_batch(args.batch, args.size, &device)?;
+
+    // Inside rayon's pool, as the trainer runs (src/cmd/train.rs): the engine's parallel sections
+    // then start on the worker threads instead of being handed over one by one.
+    let (train_s, infer_s) = rayon::scope(|_| -> Result<(Duration, Duration)> {
+        let train = median_time(args.reps, || {
+            let logits = model.forward_t(&x, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let grads = loss.backward()?;
+            optimizer.step(&grads)?;
+            Ok(())
+        })?;
+        let infer = median_time(args.reps, || {
+            model.forward_t(&x, false)?;
+            Ok(())
+        })?;
+        Ok((train, infer))
+    })?;
+    let gradcam = rayon::scope(|_| gradcam_time(&model, &device, size, args.reps * 4))?;
+    let pipeline = pipeline_images_per_s(args.batch, args.size, args.reps)?;
+
+    Ok(BenchReport {
+        engine: format!("crackscope {}", env!("CARGO_PKG_VERSION")),
+        device: device_label,
+        threads: rayon::current_num_threads(),
+        batch: args.batch,
+        size,
+        train_images_per_s: args.batch as f64 / train_s.as_secs_f64(),
+        infer_images_per_s: args.batch as f64 / infer_s.as_secs_f64(),
+        gradcam_ms: gradcam.as_secs_f64() * 1000.0,
+        pipeline_images_per_s: pipeline,
+        peak_rss_mb: peak_rss_mb()?,
+    })
+}
+
+/// `batch` normalised synthetic surfaces (every other one cracked) and their labels.
+fn synthetic_batch(batch: usize, size: u32, device: &Device) -> Result<(Tensor, Tensor)> {
+    let plane = 3 * (size as usize).pow(2);
+    let mut data = vec![0.0f32; batch * plane];
+    let mut labels = Vec::with_capacity(batch);
+    for (i, out) in data.chunks_exact_mut(plane).enumerate() {
+        let crack = i % 2 == 1;
+        write_chw_normalized(&render(i as u64, size, crack).image, out);
+        labels.push(u32::from(crack));
+    }
+    let x = Tensor::from_vec(data, (batch, 3, size as usize, size as usize), device)?;
+    let y = Tensor::from_vec(labels, batch, device)?;
+    Ok((x, y))
+}
+
+/// The median wall time of `reps` runs of `work`, after [`WARMUP`] untimed ones.
+fn median_time(reps: usize, mut work: impl FnMut() -> Result<()>) -> Result<Duration> {
+    for _ in 0..WARMUP {
+        work()?;
+    }
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        work()?;
+        times.push(start.elapsed());
+    }
+    Ok(median(times))
+}
+
+/// The middle value (the mean of the two middle ones for an even count); `times` is not empty.
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    let mid = times.len() / 2;
+    if times.len() % 2 == 0 {
+        (times[mid - 1] + times[mid]) / 2
+    } else {
+        times[mid]
+    }
+}
+
+/// The median over `reps` single-image Grad-CAM runs (each after time_per_image's own warm-up).
+fn gradcam_time(model: &SqueezeNet, device: &Device, size: usize, reps: usize) -> Result<Duration> {
+    let times = (0..reps)
+        .map(|_| time_per_image(model, device, size, 1, GRADCAM_LAYER, Method::GradCam, 1))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(median(times))
+}
+
+/// Images per second through decode + resize ([`decode_all`]) and one augmented, shuffled epoch of
+/// [`BatchLoader`] batches, median of `reps`, on JPEGs generated into a temporary folder.
+fn pipeline_images_per_s(batch: usize, size: u32, reps: usize) -> Result<f64> {
+    // Enough images for a few batches, and never so few that thread start-up dominates.
+    let per_class = batch.max(32);
+    let dir = TempDir::create()?;
+    let summary = generate(
+        &dir.path.join("data"),
+        &SynthOptions {
+            per_class,
+            size: size.clamp(32, 4096),
+            seed: 0,
+        },
+    )?;
+    let files = jpeg_files(&summary.root)?;
+    let time = median_time(reps, || {
+        let set = std::sync::Arc::new(decode_all(&files, size));
+        if set.len() != files.len() {
+            bail!(
+                "{} generated images could not be decoded",
+                files.len() - set.len()
+            );
+        }
+        let loader = BatchLoader::epoch(set, batch, Some(0), Some(AUGMENT), false)?;
+        for b in loader {
+            std::hint::black_box(b.data);
+        }
+        Ok(())
+    })?;
+    Ok(files.len() as f64 / time.as_secs_f64())
+}
+
+/// Every file of the class folders of `root`, labelled by folder (sorted: the same order each run).
+fn jpeg_files(root: &Path) -> Result<Vec<(PathBuf, usize)>> {
+    let mut files = Vec::new();
+    for (label, class) in ["Negative", "Positive"].iter().enumerate() {
+        let dir = root.join(class);
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            files.push((entry.path(), label));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A folder of its own under the system's temporary directory, removed when dropped (also on error).
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn create() -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path =
+            std::env::temp_dir().join(format!("crackscope-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path)
+            .with_context(|| format!("cannot create the temporary folder {}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The process's peak resident memory in MB from `/proc/self/status` (Linux); None elsewhere.
+fn peak_rss_mb() -> Result<Option<f64>> {
+    let status = match std::fs::read_to_string("/proc/self/status") {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot read /proc/self/status"),
+    };
+    parse_vm_hwm(&status)
+        .map(Some)
+        .context("/proc/self/status has no readable VmHWM line")
+}
+
+/// The `VmHWM:   123456 kB` line of a `/proc/<pid>/status` text, in MB (1024 kB).
+fn parse_vm_hwm(status: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line["VmHWM:".len()..].split_whitespace();
+    let kb: f64 = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then_some(kb / 1024.0)
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "{} on {}, {} threads, batch {}, {}x{} px",
+        r.engine, r.device, r.threads, r.batch, r.size, r.size
+    );
+    println!(
+        "  training (forward + backward + Adam)  {:>9.1} images/s",
+        r.train_images_per_s
+    );
+    println!(
+        "  inference                             {:>9.1} images/s",
+        r.infer_images_per_s
+    );
+    println!(
+        "  Grad-CAM at relu_conv10               {:>9.1} ms/image",
+        r.gradcam_ms
+    );
+    println!(
+        "  input pipeline (decode + augment)     {:>9.1} images/s",
+        r.pipeline_images_per_s
+    );
+    match r.peak_rss_mb {
+        Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),
+        None => println!("  peak memory (VmHWM)                   not available here"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_the_middle_or_the_mean_of_the_two_middle_times() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(vec![ms(9), ms(1), ms(5)]), ms(5));
+        assert_eq!(median(vec![ms(8), ms(2), ms(4), ms(100)]), ms(6));
+        assert_eq!(median(vec![ms(3)]), ms(3));
+    }
+
+    #[test]
+    fn reads_the_peak_resident_memory_in_megabytes() {
+        let status = "Name:\tcrackscope\nVmPeak:\t  999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 10 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(2.0));
+        assert_eq!(parse_vm_hwm("VmRSS:\t 10 kB\n"), None);
+        assert_eq!(parse_vm_hwm("VmHWM:\t lots kB\n"), None);
+    }
+
+    #[test]
+    fn the_pipeline_figure_is_a_positive_rate_and_leaves_no_folder_behind() {
+        let before = leftover_folders();
+        let rate = pipeline_images_per_s(4, 48, 1).unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{rate}");
+        assert_eq!(leftover_folders(), before);
+    }
+
+    fn leftover_folders() -> usize {
+        let prefix = format!("crackscope-bench-{}-", std::process::id());
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            })
+            .count()
+    }
+}
