@@ -2,6 +2,7 @@
 //! 3 x 4 figure over random test images of a trained run.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Result};
@@ -68,11 +69,10 @@ pub fn gradcam(args: &GradcamArgs) -> Result<()> {
         None => Some(explain_files(args, &device)?),
     };
     match outcome {
-        Some(outcome) => print_outcome(args, &outcome)?,
-        None if args.json => println!("[]"),
-        None => println!("the model classifies every test image correctly: nothing to show"),
+        Some(outcome) => print_outcome(args, &outcome),
+        None if args.json => say("[]\n"),
+        None => say("the model classifies every test image correctly: nothing to show\n"),
     }
-    Ok(())
 }
 
 /// Image mode: an overlay PNG per image and the figure, in `--out` (default `gradcam/`).
@@ -302,9 +302,12 @@ fn finish_figure(
 /// paths say where the pictures are).
 fn print_outcome(args: &GradcamArgs, outcome: &Outcome) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome.report)?);
-        return Ok(());
+        return say(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&outcome.report)?
+        ));
     }
+    let mut text = String::new();
     for r in &outcome.report {
         let truth = r
             .truth
@@ -321,21 +324,34 @@ fn print_outcome(args: &GradcamArgs, outcome: &Outcome) -> Result<()> {
             .as_ref()
             .map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default();
-        println!(
-            "{}: {} {:.3}{truth}{explained}{written}",
+        text += &format!(
+            "{}: {} {:.3}{truth}{explained}{written}\n",
             r.path.display(),
             r.predicted,
             r.predicted_score
         );
     }
-    println!(
-        "figure ({}, {}): {}",
+    text += &format!(
+        "figure ({}, {}): {}\n",
         args.method,
         args.layer,
         outcome.figure_path.display()
     );
+    say(&text)?;
     print_inline(&outcome.figure, None)?;
     Ok(())
+}
+
+/// Writes to stdout; a reader that stopped reading (`| head`) is not an error, nor a panic as
+/// `println!` would make it.
+fn say(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `<stem>-<method>.png`, with a counter when two images share a stem.

@@ -5,6 +5,8 @@
 pub mod colormap;
 pub mod figure;
 pub mod heatmap;
+#[cfg(test)]
+mod localization;
 pub mod methods;
 pub mod overlay;
 pub mod resize;
