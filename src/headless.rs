@@ -1,7 +1,7 @@
 //! A consumer of training events for plain terminals, pipes and logs: a progress bar (on a terminal)
 //! and one line per validation, checkpoint of note, and the end.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -42,8 +42,11 @@ impl Headless {
         }
     }
 
+    /// Prints a line; a closed stdout (pipe gone, SSH hang-up) is ignored so the training goes on.
     fn say(&self, text: impl AsRef<str>) {
-        self.bar.suspend(|| println!("{}", text.as_ref()));
+        self.bar.suspend(|| {
+            let _ = writeln!(std::io::stdout(), "{}", text.as_ref());
+        });
     }
 
     pub fn handle(&mut self, event: &Event) {
@@ -93,10 +96,10 @@ impl Headless {
                 );
                 self.bar.set_position(*iteration as u64);
                 if !self.live && iteration % self.line_every == 0 {
-                    println!(
+                    self.say(format!(
                         "iteration {iteration}/{}: {message}",
                         self.bar.length().unwrap_or(0)
-                    );
+                    ));
                 }
                 self.bar.set_message(message);
             }
@@ -125,15 +128,15 @@ impl Headless {
                 let best = best_val_accuracy
                     .map(|a| format!("{:.2}%", a * 100.0))
                     .unwrap_or_else(|| "none".into());
-                println!(
+                self.say(format!(
                     "training {} after {iteration} iterations in {}; best validation accuracy {best}",
                     if *stopped_early { "stopped" } else { "finished" },
                     format_duration(*elapsed_s)
-                );
+                ));
             }
             Event::Failed { message } => {
                 self.bar.abandon();
-                eprintln!("error: {message}");
+                let _ = writeln!(std::io::stderr(), "error: {message}");
             }
         }
     }

@@ -9,6 +9,10 @@ use crackscope::cmd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Trainings must outlive a closed pipe (their output is optional); one-shot commands need not.
+    if !matches!(cli.command, Command::Train(_) | Command::Demo(_) | Command::Watch(_)) {
+        restore_default_sigpipe();
+    }
     let result = match &cli.command {
         Command::Demo(args) => cmd::demo::demo(args),
         Command::Synth(args) => cmd::synth::synth(args),
@@ -28,5 +32,15 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `crackscope predict ... | head` would panic on its next print once `head`
+/// exits. Restoring the default makes the process end quietly instead, as command-line tools do.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; sets a signal disposition only.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
