@@ -13,6 +13,7 @@ use candle_core::{Tensor, Var};
 
 use super::heatmap::Heatmap;
 use crate::model::SqueezeNet;
+use crate::train::evaluate::argmax;
 
 /// How a class's evidence is turned into a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -347,13 +348,6 @@ fn weighted_channel_sum(features: &[f32], weights: &[f64], plane: usize, relu: b
     sum.into_iter()
         .map(|v| if relu { v.max(0.0) } else { v } as f32)
         .collect()
-}
-
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 /// Softmax in f64, so probabilities of confident predictions are exact to f32 precision.
