@@ -10,7 +10,10 @@ use crackscope::cmd;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Trainings must outlive a closed pipe (their output is optional); one-shot commands need not.
-    if !matches!(cli.command, Command::Train(_) | Command::Demo(_) | Command::Watch(_)) {
+    if !matches!(
+        cli.command,
+        Command::Train(_) | Command::Demo(_) | Command::Watch(_)
+    ) {
         restore_default_sigpipe();
     }
     let result = match &cli.command {
