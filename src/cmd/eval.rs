@@ -74,16 +74,7 @@ fn evaluate_split_on(
     recipe: &Recipe,
     device: &candle_core::Device,
 ) -> Result<Report> {
-    let manifest = Manifest::load(&run.manifest())?;
-    let loaded = model::load_model(model_path, device)?;
-    if loaded.classes != manifest.classes {
-        bail!(
-            "{} classifies {:?} but the run's data has classes {:?}",
-            model_path.display(),
-            loaded.classes,
-            manifest.classes
-        );
-    }
+    let (manifest, loaded) = load_run_model(run, model_path, device)?;
     let paths: Vec<_> = manifest
         .test
         .iter()
@@ -100,6 +91,25 @@ fn evaluate_split_on(
     crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
     write_predictions(&run.predictions(), &set, &predictions, &loaded.classes)?;
     Ok(report)
+}
+
+/// A run's split manifest and a model for it; a model of other classes is an error naming both.
+pub fn load_run_model(
+    run: &RunDir,
+    model_path: &Path,
+    device: &candle_core::Device,
+) -> Result<(Manifest, LoadedModel)> {
+    let manifest = Manifest::load(&run.manifest())?;
+    let loaded = model::load_model(model_path, device)?;
+    if loaded.classes != manifest.classes {
+        bail!(
+            "{} classifies {:?} but the run's data has classes {:?}",
+            model_path.display(),
+            loaded.classes,
+            manifest.classes
+        );
+    }
+    Ok((manifest, loaded))
 }
 
 /// Every image of a folder-per-class dataset; its class names must be among the model's.

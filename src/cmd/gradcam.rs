@@ -18,7 +18,6 @@ use crate::cmd::predict::{input_size, model_file};
 use crate::cmd::samples::write_png;
 use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
-use crate::data::split::Manifest;
 use crate::explain::figure::{figure, title};
 use crate::explain::methods::{explain, Explanation, Method, Target};
 use crate::explain::overlay::{overlay, Style};
@@ -120,17 +119,8 @@ pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Op
     ensure!(args.count > 0, "--count must be at least 1");
     check_layer(&args.layer)?;
     let run = RunDir::open(run)?;
-    let manifest = Manifest::load(&run.manifest())?;
     let model_path = run.best_model();
-    let loaded = model::load_model(&model_path, device)?;
-    if loaded.classes != manifest.classes {
-        bail!(
-            "{} classifies {:?} but the run's data has classes {:?}",
-            model_path.display(),
-            loaded.classes,
-            manifest.classes
-        );
-    }
+    let (manifest, loaded) = crate::cmd::eval::load_run_model(&run, &model_path, device)?;
     ensure!(
         !manifest.test.is_empty(),
         "{} has an empty test split",
@@ -378,6 +368,8 @@ fn file_safe(method: Method) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use crate::data::split::Manifest;
 
     use candle_core::DType;
     use candle_nn::{VarBuilder, VarMap};
