@@ -25,13 +25,19 @@ pub fn confusion_from_items(items: &[TestItem], classes: usize) -> Vec<Vec<usize
     matrix
 }
 
-pub fn accuracy(confusion: &[Vec<usize>]) -> Option<f64> {
+/// Images on the diagonal and in all, of a confusion matrix.
+pub fn correct_and_total(confusion: &[Vec<usize>]) -> (usize, usize) {
     let total: usize = confusion.iter().flatten().sum();
     let correct: usize = confusion
         .iter()
         .enumerate()
         .filter_map(|(i, row)| row.get(i))
         .sum();
+    (correct, total)
+}
+
+pub fn accuracy(confusion: &[Vec<usize>]) -> Option<f64> {
+    let (correct, total) = correct_and_total(confusion);
     (total > 0).then(|| correct as f64 / total as f64)
 }
 

@@ -62,12 +62,7 @@ fn draw_matrix(
     classes: &[String],
 ) {
     let theme = &app.theme;
-    let total: usize = confusion.iter().flatten().sum();
-    let correct: usize = confusion
-        .iter()
-        .enumerate()
-        .filter_map(|(i, row)| row.get(i))
-        .sum();
+    let (correct, total) = stats::correct_and_total(confusion);
     let accuracy = app
         .tested
         .as_ref()
