@@ -18,7 +18,7 @@ use crate::explain::colormap::Colormap;
 use crate::explain::methods::{explain_features, Method, Target};
 use crate::explain::overlay::{overlay, Style};
 use crate::model::{self, LoadedModel, CAM_LAYERS};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 use crate::tui::{Gallery, LayerRow, PictureSpec, TestItem};
 
 /// Pictures are shown at least this large, so that small training images stay legible.

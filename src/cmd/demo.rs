@@ -8,7 +8,7 @@ use crate::cmd::samples::{sample_grid, save_png, show};
 use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end, Display};
 use crate::config::Recipe;
 use crate::data::synth::{generate, SynthOptions};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;

@@ -13,7 +13,7 @@ use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::Manifest;
 use crate::model::{self, LoadedModel};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 use crate::train::evaluate::{classify, summarize, Prediction};
 use crate::train::metrics::ClassStats;
 

@@ -23,7 +23,7 @@ use crate::explain::methods::{explain, Explanation, Method, Target};
 use crate::explain::overlay::{overlay, Style};
 use crate::imaging::terminal::print_inline;
 use crate::model::{self, LoadedModel, CAM_LAYERS};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 
 /// Images per forward/backward pass: enough to amortise a pass, little enough for memory.
 const BATCH: usize = 16;

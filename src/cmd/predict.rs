@@ -10,7 +10,7 @@ use crate::cli::PredictArgs;
 use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::model::{self, LoadedModel};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 
 /// One image's answer, as `--json` prints it.
 #[derive(Debug, Serialize)]

@@ -21,7 +21,7 @@ use crate::events::Event;
 use crate::gallery::RunGallery;
 use crate::headless::Headless;
 use crate::model::{self, SqueezeNet};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 use crate::runlog::RunLog;
 use crate::train::control::Control;
 use crate::train::optimizer::Adam;

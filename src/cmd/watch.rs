@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::cli::WatchArgs;
 use crate::events::Event;
 use crate::gallery::RunGallery;
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 use crate::runlog;
 use crate::tui::{self, DashboardOptions, GraphicsChoice, RunDirSteer, Source, Steer};
 

@@ -15,7 +15,7 @@ use crate::data::augment::Augment;
 use crate::data::loader::{BatchLoader, DecodedSet};
 use crate::events::Event;
 use crate::model::{self, SqueezeNet};
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 use crate::train::control::{Control, ControlFileWatcher};
 use crate::train::evaluate::{classify, summarize};
 use crate::train::optimizer::{Adam, AdamConfig};

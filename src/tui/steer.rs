@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::rundir::RunDir;
+use crate::run::RunDir;
 use crate::train::control::{Control, ControlFile};
 use anyhow::{Context, Result};
 
