@@ -151,8 +151,80 @@ fn plan(stages: &Range<usize>, dims: &[usize]) -> Result<Vec<Geom>> {
     Ok(geoms)
 }
 
-/// Splits packed parameters into one slice per tensor, grouped by stage.
-fn split_params<'a>(stages: &Range<usize>, mut packed: &'a [f32]) -> Result<Vec<Vec<&'a [f32]>>> {
+/// A convolution's two tensors, named as the checkpoint names them (`<layer>.weight`,
+/// `<layer>.bias`). `T` is `&[f32]` for parameters, `&mut [f32]` for their gradients.
+struct Conv<T> {
+    weight: T,
+    bias: T,
+}
+
+/// A Fire module's tensors, named as the checkpoint names them (`features.N.squeeze.weight`, ...).
+struct Fire<T> {
+    squeeze: Conv<T>,
+    expand1x1: Conv<T>,
+    expand3x3: Conv<T>,
+}
+
+/// The tensors of one stage: none (pools), one convolution (conv1, conv10) or a Fire module.
+enum StageParams<T> {
+    None,
+    Conv(Conv<T>),
+    Fire(Fire<T>),
+}
+
+impl<T> StageParams<T> {
+    /// Names a stage's tensors, given in the order of [`arch::Stage::params`].
+    fn named(kind: &StageKind, tensors: Vec<T>) -> StageParams<T> {
+        let mut tensors = tensors.into_iter();
+        let mut conv = || Conv {
+            weight: tensors.next().expect("a weight per convolution"),
+            bias: tensors.next().expect("a bias per convolution"),
+        };
+        match kind {
+            StageKind::Conv1 | StageKind::Classifier => StageParams::Conv(conv()),
+            StageKind::Fire { .. } => StageParams::Fire(Fire {
+                squeeze: conv(),
+                expand1x1: conv(),
+                expand3x3: conv(),
+            }),
+            StageKind::MaxPool | StageKind::GlobalAvgPool => StageParams::None,
+        }
+    }
+
+    fn conv(&self) -> &Conv<T> {
+        match self {
+            StageParams::Conv(conv) => conv,
+            _ => unreachable!("a convolution stage has one convolution's tensors"),
+        }
+    }
+
+    fn fire(&self) -> &Fire<T> {
+        match self {
+            StageParams::Fire(fire) => fire,
+            _ => unreachable!("a Fire stage has a Fire module's tensors"),
+        }
+    }
+
+    fn conv_mut(&mut self) -> &mut Conv<T> {
+        match self {
+            StageParams::Conv(conv) => conv,
+            _ => unreachable!("a convolution stage has one convolution's tensors"),
+        }
+    }
+
+    fn fire_mut(&mut self) -> &mut Fire<T> {
+        match self {
+            StageParams::Fire(fire) => fire,
+            _ => unreachable!("a Fire stage has a Fire module's tensors"),
+        }
+    }
+}
+
+/// Splits packed parameters into one slice per tensor, named and grouped by stage.
+fn split_params<'a>(
+    stages: &Range<usize>,
+    mut packed: &'a [f32],
+) -> Result<Vec<StageParams<&'a [f32]>>> {
     let expected: usize = STAGES[stages.clone()]
         .iter()
         .flat_map(|s| s.params())
@@ -167,7 +239,7 @@ fn split_params<'a>(stages: &Range<usize>, mut packed: &'a [f32]) -> Result<Vec<
     Ok(STAGES[stages.clone()]
         .iter()
         .map(|stage| {
-            stage
+            let tensors = stage
                 .params()
                 .iter()
                 .map(|p| {
@@ -175,17 +247,21 @@ fn split_params<'a>(stages: &Range<usize>, mut packed: &'a [f32]) -> Result<Vec<
                     packed = rest;
                     head
                 })
-                .collect()
+                .collect();
+            StageParams::named(&stage.kind, tensors)
         })
         .collect())
 }
 
 /// Mutable counterpart of [`split_params`] for the gradient buffer (length already checked).
-fn split_grads<'a>(stages: &Range<usize>, mut packed: &'a mut [f32]) -> Vec<Vec<&'a mut [f32]>> {
+fn split_grads<'a>(
+    stages: &Range<usize>,
+    mut packed: &'a mut [f32],
+) -> Vec<StageParams<&'a mut [f32]>> {
     STAGES[stages.clone()]
         .iter()
         .map(|stage| {
-            stage
+            let tensors = stage
                 .params()
                 .iter()
                 .map(|p| {
@@ -193,7 +269,8 @@ fn split_grads<'a>(stages: &Range<usize>, mut packed: &'a mut [f32]) -> Vec<Vec<
                     packed = rest;
                     head
                 })
-                .collect()
+                .collect();
+            StageParams::named(&stage.kind, tensors)
         })
         .collect()
 }
@@ -280,7 +357,7 @@ fn run_stage(
     x: &[f32],
     xg: Geom,
     og: Geom,
-    p: &[&[f32]],
+    p: &StageParams<&[f32]>,
     dropout: Option<&[u8]>,
     pool: &Arc<BufferPool>,
     keep: bool,
@@ -289,6 +366,7 @@ fn run_stage(
     let mut out = pool.take(og.len());
     let saved = match STAGES[stage_index].kind {
         StageKind::Conv1 => {
+            let conv = p.conv();
             let taps = xg.c * 9;
             let shared = SharedColumns::new(&mut out, og.c, n);
             let len = block_len(taps + og.c);
@@ -301,11 +379,11 @@ fn run_stage(
                     let mut dst = unsafe { shared.block(r.clone()) };
                     matmul(
                         &mut dst,
-                        Mat::new(p[0], og.c, taps),
+                        Mat::new(conv.weight, og.c, taps),
                         Mat::new(cols, taps, r.len()),
                         false,
                     );
-                    add_bias_relu(&mut dst, p[1]);
+                    add_bias_relu(&mut dst, conv.bias);
                 },
             );
             Saved::Nothing
@@ -324,6 +402,7 @@ fn run_stage(
             squeeze: s,
             expand: e,
         } => {
+            let fire = p.fire();
             let mut squeezed = pool.take(s * n);
             let shared = SharedColumns::new(&mut squeezed, s, n);
             blocks(n, block_len(xg.c + s))
@@ -333,11 +412,11 @@ fn run_stage(
                     let mut dst = unsafe { shared.block(r.clone()) };
                     matmul(
                         &mut dst,
-                        Mat::new(p[0], s, xg.c),
+                        Mat::new(fire.squeeze.weight, s, xg.c),
                         Mat::columns(x, xg.c, n, r),
                         false,
                     );
-                    add_bias_relu(&mut dst, p[1]);
+                    add_bias_relu(&mut dst, fire.squeeze.bias);
                 });
             let sg = Geom { c: s, ..xg };
             let squeezed_ref: &[f32] = &squeezed;
@@ -351,15 +430,21 @@ fn run_stage(
                     // SAFETY: the blocks partition the columns and each is written by one task.
                     let (mut out1, mut out3) = unsafe { shared.block(r.clone()) }.split_rows(e);
                     let squeezed_block = Mat::columns(squeezed_ref, s, n, r.clone());
-                    matmul(&mut out1, Mat::new(p[2], e, s), squeezed_block, false);
-                    add_bias_relu(&mut out1, p[3]);
+                    let (expand1x1, expand3x3) = (&fire.expand1x1, &fire.expand3x3);
+                    matmul(
+                        &mut out1,
+                        Mat::new(expand1x1.weight, e, s),
+                        squeezed_block,
+                        false,
+                    );
+                    add_bias_relu(&mut out1, expand1x1.bias);
                     matmul(
                         &mut out3,
-                        Mat::new(p[4], e, 9 * s),
+                        Mat::new(expand3x3.weight, e, 9 * s),
                         Mat::new(cols, 9 * s, r.len()),
                         false,
                     );
-                    add_bias_relu(&mut out3, p[5]);
+                    add_bias_relu(&mut out3, expand3x3.bias);
                 },
             );
             if keep {
@@ -369,6 +454,7 @@ fn run_stage(
             }
         }
         StageKind::Classifier => {
+            let conv = p.conv();
             let shared = SharedColumns::new(&mut out, og.c, n);
             let len = block_len(xg.c + og.c);
             let scratch = || pool.take(if dropout.is_some() { xg.c * len } else { 0 });
@@ -385,8 +471,8 @@ fn run_stage(
                     };
                     // SAFETY: the blocks partition the columns and each is written by one task.
                     let mut dst = unsafe { shared.block(r) };
-                    matmul(&mut dst, Mat::new(p[0], og.c, xg.c), input, false);
-                    add_bias_relu(&mut dst, p[1]);
+                    matmul(&mut dst, Mat::new(conv.weight, og.c, xg.c), input, false);
+                    add_bias_relu(&mut dst, conv.bias);
                 });
             Saved::Nothing
         }
@@ -591,8 +677,8 @@ fn backward_stage(
     trace: &Trace,
     i: usize,
     mut g: Buffer,
-    p: &[&[f32]],
-    dp: &mut [&mut [f32]],
+    p: &StageParams<&[f32]>,
+    dp: &mut StageParams<&mut [f32]>,
     dropout: Option<&[u8]>,
     want_dx: bool,
     pool: &Arc<BufferPool>,
@@ -602,8 +688,9 @@ fn backward_stage(
     let n = og.n();
     match (&STAGES[trace.stages.start + i].kind, &trace.saved[i]) {
         (StageKind::Conv1, Saved::Nothing) => {
+            let (conv, dconv) = (p.conv(), dp.conv_mut());
             let taps = xg.c * 9;
-            relu_backward(&mut g, out, n, dp[1]);
+            relu_backward(&mut g, out, n, dconv.bias);
             let g: &[f32] = &g;
             let len = block_len(taps + og.c);
             let (dw, _) = sum_over_blocks(
@@ -623,7 +710,7 @@ fn backward_stage(
                     );
                 },
             );
-            dp[0].copy_from_slice(&dw);
+            dconv.weight.copy_from_slice(&dw);
             want_dx.then(|| {
                 let mut dcols = pool.take(taps * n);
                 let shared = SharedColumns::new(&mut dcols, taps, n);
@@ -634,7 +721,7 @@ fn backward_stage(
                         let mut dst = unsafe { shared.block(r.clone()) };
                         matmul(
                             &mut dst,
-                            Mat::new(p[0], og.c, taps).t(),
+                            Mat::new(conv.weight, og.c, taps).t(),
                             Mat::columns(g, og.c, n, r),
                             false,
                         );
@@ -656,16 +743,14 @@ fn backward_stage(
             },
             Saved::Fire { squeezed },
         ) => {
-            let [dws, dbs, dwe1, dbe1, dwe3, dbe3] = dp else {
-                unreachable!("Fire has six tensors")
-            };
+            let (fire, dfire) = (p.fire(), dp.fire_mut());
             {
                 let (g1, g3) = g.split_at_mut(e * n);
-                relu_backward(g1, &out[..e * n], n, dbe1);
-                relu_backward(g3, &out[e * n..], n, dbe3);
+                relu_backward(g1, &out[..e * n], n, dfire.expand1x1.bias);
+                relu_backward(g3, &out[e * n..], n, dfire.expand3x3.bias);
             }
             let (g1, g3): (&[f32], &[f32]) = g.split_at(e * n);
-            let flipped = flip_taps(p[4], e, s);
+            let flipped = flip_taps(fire.expand3x3.weight, e, s);
             let (sg, eg) = (Geom { c: s, ..xg }, Geom { c: e, ..xg });
             let mut dx = want_dx.then(|| pool.take(xg.len()));
             let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
@@ -698,7 +783,12 @@ fn backward_stage(
                     let grad_cols = Mat::new(grad_cols, 9 * e, len);
                     let mut dsq = MatMut::new(&mut scratch.squeeze_grad, s, len);
                     matmul(&mut dsq, Mat::new(&flipped, s, 9 * e), grad_cols, false);
-                    matmul(&mut dsq, Mat::new(p[2], e, s).t(), g1, true);
+                    matmul(
+                        &mut dsq,
+                        Mat::new(fire.expand1x1.weight, e, s).t(),
+                        g1,
+                        true,
+                    );
                     relu_backward_rows(&mut dsq, squeezed_block, b);
                     let dsq = Mat::new(&scratch.squeeze_grad[..s * len], s, len);
                     matmul(
@@ -710,19 +800,30 @@ fn backward_stage(
                     if let Some(shared) = &shared_dx {
                         // SAFETY: the blocks partition the columns and each is written by one task.
                         let mut dst = unsafe { shared.block(r) };
-                        matmul(&mut dst, Mat::new(p[0], s, xg.c).t(), dsq, false);
+                        matmul(
+                            &mut dst,
+                            Mat::new(fire.squeeze.weight, s, xg.c).t(),
+                            dsq,
+                            false,
+                        );
                     }
                 });
             let (ws, rest) = w.split_at(s * xg.c);
             let (we1, we3) = rest.split_at(e * s);
-            dws.copy_from_slice(ws);
-            dwe1.copy_from_slice(we1);
-            dwe3.copy_from_slice(we3);
-            dbs.iter_mut().zip(&b).for_each(|(d, &v)| *d = v as f32);
+            dfire.squeeze.weight.copy_from_slice(ws);
+            dfire.expand1x1.weight.copy_from_slice(we1);
+            dfire.expand3x3.weight.copy_from_slice(we3);
+            dfire
+                .squeeze
+                .bias
+                .iter_mut()
+                .zip(&b)
+                .for_each(|(d, &v)| *d = v as f32);
             dx
         }
         (StageKind::Classifier, Saved::Nothing) => {
-            relu_backward(&mut g, out, n, dp[1]);
+            let (conv, dconv) = (p.conv(), dp.conv_mut());
+            relu_backward(&mut g, out, n, dconv.bias);
             let g: &[f32] = &g;
             let mut dx = want_dx.then(|| pool.take(xg.len()));
             let shared_dx = dx.as_deref_mut().map(|dx| SharedColumns::new(dx, xg.c, n));
@@ -747,14 +848,19 @@ fn backward_stage(
                     if let Some(shared) = &shared_dx {
                         // SAFETY: the blocks partition the columns and each is written by one task.
                         let mut dst = unsafe { shared.block(r.clone()) };
-                        matmul(&mut dst, Mat::new(p[0], og.c, xg.c).t(), g_block, false);
+                        matmul(
+                            &mut dst,
+                            Mat::new(conv.weight, og.c, xg.c).t(),
+                            g_block,
+                            false,
+                        );
                         if let Some(mask) = dropout {
                             drop_gradient(&mut dst, xg, mask, r);
                         }
                     }
                 },
             );
-            dp[0].copy_from_slice(&dw);
+            dconv.weight.copy_from_slice(&dw);
             dx
         }
         (StageKind::GlobalAvgPool, Saved::Nothing) => want_dx.then(|| {
