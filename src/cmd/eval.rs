@@ -14,8 +14,8 @@ use crate::data::scan::{scan, Skipped};
 use crate::data::split::Manifest;
 use crate::model::{self, LoadedModel};
 use crate::run::RunDir;
+use crate::stats::ClassStats;
 use crate::train::evaluate::{classify, summarize, Prediction};
-use crate::train::metrics::ClassStats;
 
 /// What `report.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,7 +167,7 @@ fn classify_set(
 }
 
 pub fn print_report(report: &Report) {
-    let mut confusion = crate::train::metrics::Confusion::new(report.classes.clone());
+    let mut confusion = crate::stats::Confusion::new(report.classes.clone());
     confusion.counts = report.confusion.clone();
     println!(
         "\n{} images of the {} with {}",

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use crate::data::loader::{BatchLoader, DecodedSet};
 use crate::model::SqueezeNet;
-use crate::train::metrics::Confusion;
+use crate::stats::Confusion;
 
 /// One image's outcome.
 #[derive(Debug, Clone)]

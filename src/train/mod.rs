@@ -1,8 +1,7 @@
-//! The training worker and what it needs: the optimizer, evaluation passes, statistics and the
+//! The training worker and what it needs: the optimizer, evaluation passes and the
 //! control flags through which the user steers a running training.
 
 pub mod control;
 pub mod evaluate;
-pub mod metrics;
 pub mod optimizer;
 pub mod worker;

@@ -19,7 +19,6 @@ mod images;
 mod input;
 mod jobs;
 mod memory;
-mod stats;
 mod steer;
 mod terminal;
 #[cfg(test)]

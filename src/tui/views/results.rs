@@ -7,25 +7,25 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::{bordered, draw_picture, percent, tile_grid};
+use crate::stats::{self, Confusion};
 use crate::tui::app::{App, Loaded, Wants};
 use crate::tui::images::ImageKey;
-use crate::tui::stats;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     let items = app.test_items();
-    let (confusion, classes): (Vec<Vec<usize>>, Vec<String>) = match &app.tested {
-        Some(t) => (
-            t.confusion.clone(),
-            if t.classes.is_empty() {
+    let confusion = match &app.tested {
+        Some(t) => Confusion {
+            classes: if t.classes.is_empty() {
                 app.class_names().to_vec()
             } else {
                 t.classes.clone()
             },
+            counts: t.confusion.clone(),
+        },
+        None if !items.is_empty() => Confusion::from_pairs(
+            app.class_names().to_vec(),
+            items.iter().map(|item| (item.truth, item.predicted)),
         ),
-        None if !items.is_empty() => {
-            let classes = app.class_names().to_vec();
-            (stats::confusion_from_items(items, classes.len()), classes)
-        }
         None => {
             let text = match &app.items {
                 Loaded::Failed(message) => format!("cannot read the test results: {message}"),
@@ -43,37 +43,32 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     };
     let [left, right] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(thumbs_width)]).areas(area);
-    let n = classes.len();
+    let n = confusion.classes.len();
     let [matrix, scores] = Layout::vertical([
         Constraint::Length(n as u16 + 3),
         Constraint::Min(n as u16 + 3),
     ])
     .areas(left);
-    draw_matrix(frame, matrix, app, &confusion, &classes);
-    draw_scores(frame, scores, app, &confusion, &classes);
+    draw_matrix(frame, matrix, app, &confusion);
+    draw_scores(frame, scores, app, &confusion);
     draw_hardest(frame, right, app, wants);
 }
 
-fn draw_matrix(
-    frame: &mut Frame,
-    area: Rect,
-    app: &App,
-    confusion: &[Vec<usize>],
-    classes: &[String],
-) {
+fn draw_matrix(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) {
     let theme = &app.theme;
-    let (correct, total) = stats::correct_and_total(confusion);
+    let classes = &confusion.classes;
+    let (correct, total) = (confusion.correct(), confusion.total());
     let accuracy = app
         .tested
         .as_ref()
         .map(|t| f64::from(t.accuracy))
-        .or_else(|| stats::accuracy(confusion));
+        .or_else(|| (total > 0).then(|| confusion.accuracy()));
     let header = std::iter::once(Cell::from("true \\ predicted"))
         .chain(classes.iter().map(|c| Cell::from(c.clone())))
         .collect::<Row>()
         .style(theme.title());
-    let rows = confusion.iter().enumerate().map(|(t, row)| {
-        let fractions = stats::row_fractions(row);
+    let rows = confusion.counts.iter().enumerate().map(|(t, row)| {
+        let fractions = confusion.row_fractions(t);
         std::iter::once(
             Cell::from(classes.get(t).cloned().unwrap_or_default()).style(theme.title()),
         )
@@ -115,26 +110,16 @@ fn draw_matrix(
     );
 }
 
-fn draw_scores(
-    frame: &mut Frame,
-    area: Rect,
-    app: &App,
-    confusion: &[Vec<usize>],
-    classes: &[String],
-) {
-    let or_dash = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
-    let rows = stats::class_scores(confusion)
-        .into_iter()
-        .enumerate()
-        .map(|(c, s)| {
-            Row::new([
-                classes.get(c).cloned().unwrap_or_default(),
-                or_dash(s.precision),
-                or_dash(s.recall),
-                or_dash(s.f1),
-                s.support.to_string(),
-            ])
-        });
+fn draw_scores(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) {
+    let rows = confusion.per_class().into_iter().map(|s| {
+        Row::new([
+            s.class,
+            stats::figure(s.precision, 3),
+            stats::figure(s.recall, 3),
+            stats::figure(s.f1, 3),
+            s.support.to_string(),
+        ])
+    });
     let widths = [
         Constraint::Fill(1),
         Constraint::Length(9),
