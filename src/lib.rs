@@ -19,5 +19,6 @@ pub mod model;
 pub mod run;
 pub mod runlog;
 pub mod stats;
+pub mod testdata;
 pub mod train;
 pub mod tui;

@@ -362,7 +362,7 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::data::augment::{IMAGENET_MEAN, IMAGENET_STD};
-    use crate::data::test_support::{encode, pattern, real_data_dir, write, write_jpegs};
+    use crate::data::test_support::{encode, pattern, write, write_jpegs};
     use image::{ImageFormat, Rgb};
     use std::time::{Duration, Instant};
 
@@ -605,7 +605,7 @@ mod tests {
 
     #[test]
     fn real_photos_flow_from_scan_to_batches() {
-        let Some(data) = real_data_dir("real_photos_flow_from_scan_to_batches") else {
+        let Some(data) = crate::testdata::shared_data("") else {
             return;
         };
         let ds = crate::data::scan(&data.join("brickwork-cracks")).unwrap();

@@ -40,31 +40,13 @@ pub(crate) fn rng_for(purpose: &str, seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Fixtures shared by the tests of every stage: small images in each supported encoding, and the
-/// location of the real test photos.
+/// Fixtures shared by the tests of every stage: small images in each supported encoding.
 #[cfg(test)]
 pub(crate) mod test_support {
     use std::io::Cursor;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use image::{ImageFormat, Rgb, RgbImage};
-
-    /// The shared real-data folder: `$CRACKSCOPE_TEST_DATA`, else `../shared/data` beside the
-    /// checkout; `None` (after saying so on stderr) when neither exists, so tests can skip.
-    pub fn real_data_dir(test: &str) -> Option<PathBuf> {
-        let dir = std::env::var_os("CRACKSCOPE_TEST_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-        if dir.is_dir() {
-            Some(dir)
-        } else {
-            eprintln!(
-                "skipping {test}: real test data not found at {} (set CRACKSCOPE_TEST_DATA)",
-                dir.display()
-            );
-            None
-        }
-    }
 
     /// A deterministic colourful image, so encoders cannot collapse it and every fixture differs.
     pub fn pattern(width: u32, height: u32, salt: u8) -> RgbImage {

@@ -223,9 +223,7 @@ fn check_file(path: &Path) -> Result<[u8; 32], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::test_support::{
-        absurd_png, encode, pattern, real_data_dir, write, write_jpegs,
-    };
+    use crate::data::test_support::{absurd_png, encode, pattern, write, write_jpegs};
     use image::{ImageBuffer, ImageFormat, Luma, Rgba, RgbaImage};
     use std::io::Cursor;
 
@@ -405,7 +403,7 @@ mod tests {
 
     #[test]
     fn real_brickwork_photos_scan_as_two_classes() {
-        let Some(data) = real_data_dir("real_brickwork_photos_scan_as_two_classes") else {
+        let Some(data) = crate::testdata::shared_data("") else {
             return;
         };
         let ds = scan(&data.join("brickwork-cracks")).unwrap();

@@ -24,19 +24,7 @@ const TEST: usize = 40;
 const SPLIT: &str = "fire9-concat";
 
 fn pretrained_weights() -> Option<PathBuf> {
-    let root = std::env::var_os("CRACKSCOPE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let path = root.join("pretrained/squeezenet1_1.safetensors");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: pretrained weights not found at {} (set CRACKSCOPE_TEST_DATA)",
-            path.display()
-        );
-        None
-    }
+    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 /// Synthetic images `index` 0.. of dataset `seed`, alternating Negative and Positive: the

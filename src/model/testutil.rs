@@ -9,20 +9,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::SqueezeNet;
 
-/// The shared test data folder, or None (after saying why) when it is absent.
+/// The shared test data folder, or None (after saying why) when its pretrained weights are absent.
 pub fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CRACKSCOPE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join("pretrained/squeezenet1_1.pth").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: test data not found at {} (set CRACKSCOPE_TEST_DATA)",
-            dir.display()
-        );
-        None
-    }
+    crate::testdata::shared_data("pretrained/squeezenet1_1.pth")?;
+    Some(crate::testdata::root())
 }
 
 /// Deterministic values in [-scale, scale).

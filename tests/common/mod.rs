@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,19 +59,6 @@ pub fn ok(out: &Output) -> String {
     all
 }
 
-/// `../shared/data` beside the checkout, or `CRACKSCOPE_TEST_DATA`; None (with a message) when absent.
-pub fn shared_data(what: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("CRACKSCOPE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let path = root.join(what);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: {} not found (set CRACKSCOPE_TEST_DATA to the shared data folder)",
-            path.display()
-        );
-        None
-    }
-}
+/// The shared test data (see `crackscope::testdata`): skips with a message when absent.
+#[allow(unused_imports)]
+pub use crackscope::testdata::shared_data;
