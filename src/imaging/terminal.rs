@@ -7,9 +7,11 @@
 //! half blocks with every protocol switched off, a path on which it queries nothing.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
+use std::str::FromStr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use image::imageops::{self, FilterType};
@@ -17,9 +19,70 @@ use image::{DynamicImage, ImageFormat, RgbImage};
 
 use super::sixel;
 
-/// Environment variable that overrides the protocol guess.
+/// Environment variable that overrides the protocol guess, here and in the dashboard (like its
+/// `--graphics` option). Read only through [`GraphicsChoice::from_env`].
 pub const GRAPHICS_ENV: &str = "CRACKSCOPE_GRAPHICS";
-const GRAPHICS_CHOICES: &str = "auto, kitty, sixel, iterm2, halfblocks";
+
+/// The user's choice of graphics protocol (`--graphics`, or [`GRAPHICS_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphicsChoice {
+    /// Guess (inline printing) or ask the terminal (dashboard).
+    #[default]
+    Auto,
+    Kitty,
+    Sixel,
+    Iterm2,
+    /// Unicode half blocks with colours: works everywhere, including over plain SSH.
+    Halfblocks,
+}
+
+impl FromStr for GraphicsChoice {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => GraphicsChoice::Auto,
+            "kitty" => GraphicsChoice::Kitty,
+            "sixel" => GraphicsChoice::Sixel,
+            "iterm2" => GraphicsChoice::Iterm2,
+            "halfblocks" => GraphicsChoice::Halfblocks,
+            other => bail!("unknown graphics protocol {other:?} (expected auto, kitty, sixel, iterm2 or halfblocks)"),
+        })
+    }
+}
+
+impl fmt::Display for GraphicsChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GraphicsChoice::Auto => "auto",
+            GraphicsChoice::Kitty => "kitty",
+            GraphicsChoice::Sixel => "sixel",
+            GraphicsChoice::Iterm2 => "iterm2",
+            GraphicsChoice::Halfblocks => "halfblocks",
+        })
+    }
+}
+
+impl GraphicsChoice {
+    /// [`GRAPHICS_ENV`] as looked up by `var`: `None` when unset or blank.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<GraphicsChoice>> {
+        match var(GRAPHICS_ENV) {
+            Some(value) if !value.trim().is_empty() => value
+                .parse()
+                .map(Some)
+                .map_err(|e| anyhow!("environment variable {GRAPHICS_ENV}: {e}")),
+            _ => Ok(None),
+        }
+    }
+
+    /// The command-line value if given, else [`GRAPHICS_ENV`] if set, else `Auto`.
+    pub fn resolve(option: Option<GraphicsChoice>) -> Result<GraphicsChoice> {
+        match option {
+            Some(choice) => Ok(choice),
+            None => Ok(Self::from_env(|key| std::env::var(key).ok())?.unwrap_or_default()),
+        }
+    }
+}
 
 /// How an image reaches the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,17 +185,12 @@ fn print_half_blocks(
 /// The protocol to use, from `CRACKSCOPE_GRAPHICS` when set (and not `auto`), otherwise guessed from
 /// what terminals announce in the environment. `var` looks up an environment variable.
 pub fn detect_graphics(var: impl Fn(&str) -> Option<String>) -> Result<Graphics> {
-    let choice = var(GRAPHICS_ENV)
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    Ok(match choice.as_str() {
-        "" | "auto" => guess_graphics(&var),
-        "kitty" => Graphics::Kitty,
-        "iterm2" => Graphics::Iterm2,
-        "sixel" => Graphics::Sixel,
-        "halfblocks" => Graphics::HalfBlocks,
-        _ => bail!("{GRAPHICS_ENV}={choice:?} is not one of {GRAPHICS_CHOICES}"),
+    Ok(match GraphicsChoice::from_env(&var)?.unwrap_or_default() {
+        GraphicsChoice::Auto => guess_graphics(&var),
+        GraphicsChoice::Kitty => Graphics::Kitty,
+        GraphicsChoice::Iterm2 => Graphics::Iterm2,
+        GraphicsChoice::Sixel => Graphics::Sixel,
+        GraphicsChoice::Halfblocks => Graphics::HalfBlocks,
     })
 }
 
@@ -335,6 +393,29 @@ mod tests {
         for (vars, expected) in cases {
             assert_eq!(detect_graphics(env(vars)).unwrap(), expected, "{vars:?}");
         }
+    }
+
+    #[test]
+    fn graphics_choice_parses_every_documented_value() {
+        for (text, choice) in [
+            ("auto", GraphicsChoice::Auto),
+            ("kitty", GraphicsChoice::Kitty),
+            ("SIXEL", GraphicsChoice::Sixel),
+            ("iterm2", GraphicsChoice::Iterm2),
+            (" halfblocks ", GraphicsChoice::Halfblocks),
+        ] {
+            assert_eq!(text.parse::<GraphicsChoice>().unwrap(), choice);
+            assert_eq!(
+                choice.to_string().parse::<GraphicsChoice>().unwrap(),
+                choice
+            );
+        }
+        let err = "ascii".parse::<GraphicsChoice>().unwrap_err().to_string();
+        assert!(err.contains("ascii") && err.contains("halfblocks"), "{err}");
+        assert_eq!(
+            GraphicsChoice::resolve(Some(GraphicsChoice::Kitty)).unwrap(),
+            GraphicsChoice::Kitty
+        );
     }
 
     #[test]

@@ -3,13 +3,11 @@
 //! cell size it is drawn at, so paging back and forth over SSH sends nothing twice.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Write;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use image::RgbImage;
 use ratatui::layout::Size;
 use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
@@ -20,74 +18,19 @@ use ratatui_image::FontSize;
 use super::gallery::PictureSpec;
 use super::input::{Read, TtyInput};
 
-/// Environment variable that overrides the graphics guess, like the `--graphics` option.
-pub const GRAPHICS_ENV: &str = "CRACKSCOPE_GRAPHICS";
+pub use crate::imaging::terminal::{GraphicsChoice, GRAPHICS_ENV};
 
 /// How long the terminal may take to answer the capability query before half blocks are used.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// The user's choice of graphics protocol (`--graphics`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GraphicsChoice {
-    /// Ask the terminal what it supports.
-    #[default]
-    Auto,
-    Kitty,
-    Sixel,
-    Iterm2,
-    /// Unicode half blocks with colours: works everywhere, including over plain SSH.
-    Halfblocks,
-}
-
-impl FromStr for GraphicsChoice {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => GraphicsChoice::Auto,
-            "kitty" => GraphicsChoice::Kitty,
-            "sixel" => GraphicsChoice::Sixel,
-            "iterm2" => GraphicsChoice::Iterm2,
-            "halfblocks" => GraphicsChoice::Halfblocks,
-            other => bail!("unknown graphics protocol {other:?} (expected auto, kitty, sixel, iterm2 or halfblocks)"),
-        })
-    }
-}
-
-impl fmt::Display for GraphicsChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GraphicsChoice::Auto => "auto",
-            GraphicsChoice::Kitty => "kitty",
-            GraphicsChoice::Sixel => "sixel",
-            GraphicsChoice::Iterm2 => "iterm2",
-            GraphicsChoice::Halfblocks => "halfblocks",
-        })
-    }
-}
-
-impl GraphicsChoice {
-    /// The command-line value if given, else `CRACKSCOPE_GRAPHICS` if set, else `Auto`.
-    pub fn resolve(option: Option<GraphicsChoice>) -> Result<GraphicsChoice> {
-        if let Some(choice) = option {
-            return Ok(choice);
-        }
-        match std::env::var(GRAPHICS_ENV) {
-            Ok(value) if !value.trim().is_empty() => value.parse().map_err(|e: anyhow::Error| {
-                e.context(format!("environment variable {GRAPHICS_ENV}"))
-            }),
-            _ => Ok(GraphicsChoice::Auto),
-        }
-    }
-
-    fn forced_protocol(self) -> Option<ProtocolType> {
-        match self {
-            GraphicsChoice::Auto => None,
-            GraphicsChoice::Kitty => Some(ProtocolType::Kitty),
-            GraphicsChoice::Sixel => Some(ProtocolType::Sixel),
-            GraphicsChoice::Iterm2 => Some(ProtocolType::Iterm2),
-            GraphicsChoice::Halfblocks => Some(ProtocolType::Halfblocks),
-        }
+/// The protocol the user forced, if any.
+fn forced_protocol(choice: GraphicsChoice) -> Option<ProtocolType> {
+    match choice {
+        GraphicsChoice::Auto => None,
+        GraphicsChoice::Kitty => Some(ProtocolType::Kitty),
+        GraphicsChoice::Sixel => Some(ProtocolType::Sixel),
+        GraphicsChoice::Iterm2 => Some(ProtocolType::Iterm2),
+        GraphicsChoice::Halfblocks => Some(ProtocolType::Halfblocks),
     }
 }
 
@@ -122,7 +65,7 @@ fn configure(
     detected: &Detected,
     cell_known: bool,
 ) -> Picker {
-    let protocol = match choice.forced_protocol() {
+    let protocol = match forced_protocol(choice) {
         Some(forced) => forced,
         None if !cell_known => ProtocolType::Halfblocks,
         None if detected.kitty => ProtocolType::Kitty,
@@ -400,29 +343,6 @@ pub fn encode(picker: &Picker, image: &RgbImage, size: Size) -> Result<Protocol,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn graphics_choice_parses_every_documented_value() {
-        for (text, choice) in [
-            ("auto", GraphicsChoice::Auto),
-            ("kitty", GraphicsChoice::Kitty),
-            ("SIXEL", GraphicsChoice::Sixel),
-            ("iterm2", GraphicsChoice::Iterm2),
-            (" halfblocks ", GraphicsChoice::Halfblocks),
-        ] {
-            assert_eq!(text.parse::<GraphicsChoice>().unwrap(), choice);
-            assert_eq!(
-                choice.to_string().parse::<GraphicsChoice>().unwrap(),
-                choice
-            );
-        }
-        let err = "ascii".parse::<GraphicsChoice>().unwrap_err().to_string();
-        assert!(err.contains("ascii") && err.contains("halfblocks"), "{err}");
-        assert_eq!(
-            GraphicsChoice::resolve(Some(GraphicsChoice::Kitty)).unwrap(),
-            GraphicsChoice::Kitty
-        );
-    }
 
     #[test]
     fn terminal_answers_are_read_until_the_status_report() {
