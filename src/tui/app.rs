@@ -13,6 +13,7 @@ use super::gallery::{LayerRow, TestItem};
 use super::history::MetricHistory;
 use super::images::{ImageKey, ImageStore};
 use super::jobs::{EncodeJob, Reply, Request};
+use super::keymap::{self, Action};
 use super::steer::Steer;
 use super::theme::Theme;
 use crate::events::Event;
@@ -590,26 +591,28 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return None;
         }
-        let ctrl_c =
-            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
         if let Some(overlay) = self.overlay {
+            let ctrl_c =
+                key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
             return self.overlay_key(overlay, key.code, ctrl_c);
         }
-        if ctrl_c || key.code == KeyCode::Char('q') {
+        let action = keymap::action_for(self.view, key);
+        if action == Some(Action::Quit) {
             return self.quit();
         }
+        // Any other key, bound or not, dismisses the last message.
         self.status = None;
-        match key.code {
-            KeyCode::Char('?') => self.overlay = Some(Overlay::Help),
-            KeyCode::Tab => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
-            KeyCode::BackTab => {
-                self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
-            }
-            KeyCode::Char(c @ '1'..='5') => self.view = View::ALL[c as usize - '1' as usize],
-            code => match self.view {
-                View::Training => self.training_key(code),
-                View::Model => self.model_key(code),
-                View::Browser => self.browser_key(code),
+        let action = action?;
+        let views = View::ALL.len();
+        match action {
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::NextView => self.view = View::ALL[(self.view.index() + 1) % views],
+            Action::PreviousView => self.view = View::ALL[(self.view.index() + views - 1) % views],
+            Action::ShowView(view) => self.view = view,
+            action => match self.view {
+                View::Training => self.training_action(action),
+                View::Model => self.model_action(action),
+                View::Browser => self.browser_action(action),
                 View::Samples | View::Results => {}
             },
         }
@@ -670,16 +673,13 @@ impl App {
         }
     }
 
-    fn training_key(&mut self, code: KeyCode) {
-        if !matches!(code, KeyCode::Char('p' | 's' | 'c')) {
-            return;
-        }
+    fn training_action(&mut self, action: Action) {
         let Some(steer) = self.steer.clone().filter(|_| self.training_running()) else {
             self.complain(self.no_steering_reason());
             return;
         };
-        match code {
-            KeyCode::Char('p') => {
+        match action {
+            Action::Pause => {
                 let paused = !self.paused;
                 match steer.set_paused(paused) {
                     Ok(()) => {
@@ -693,14 +693,15 @@ impl App {
                     Err(e) => self.complain(format!("{e:#}")),
                 }
             }
-            KeyCode::Char('s') => self.overlay = Some(Overlay::ConfirmStop),
-            _ => match steer.save_now() {
+            Action::Stop => self.overlay = Some(Overlay::ConfirmStop),
+            Action::SaveCheckpoint => match steer.save_now() {
                 Ok(()) => {
                     self.save_requested = Some(self.progress.iteration);
                     self.say("a checkpoint will be written after the current iteration");
                 }
                 Err(e) => self.complain(format!("{e:#}")),
             },
+            _ => {}
         }
     }
 
@@ -715,25 +716,25 @@ impl App {
         }
     }
 
-    fn model_key(&mut self, code: KeyCode) {
+    fn model_action(&mut self, action: Action) {
         let rows = match &self.summary {
             Loaded::Ready(rows) => rows.len(),
             _ => 0,
         };
         let last = rows.saturating_sub(self.model_rows);
-        self.model_scroll = match code {
-            KeyCode::Down | KeyCode::Char('j') => self.model_scroll + 1,
-            KeyCode::Up | KeyCode::Char('k') => self.model_scroll.saturating_sub(1),
-            KeyCode::PageDown => self.model_scroll + self.model_rows,
-            KeyCode::PageUp => self.model_scroll.saturating_sub(self.model_rows),
-            KeyCode::Home => 0,
-            KeyCode::End => last,
+        self.model_scroll = match action {
+            Action::Down => self.model_scroll + 1,
+            Action::Up => self.model_scroll.saturating_sub(1),
+            Action::PageDown => self.model_scroll + self.model_rows,
+            Action::PageUp => self.model_scroll.saturating_sub(self.model_rows),
+            Action::First => 0,
+            Action::Last => last,
             _ => self.model_scroll,
         }
         .min(last);
     }
 
-    fn browser_key(&mut self, code: KeyCode) {
+    fn browser_action(&mut self, action: Action) {
         // Picture settings work before the test items arrive; moving over none does nothing.
         let items = self.test_items().to_vec();
         let classes = self.class_names().len();
@@ -744,32 +745,32 @@ impl App {
             10
         };
         let browser = &mut self.browser;
-        match code {
-            KeyCode::Right | KeyCode::Char('l') | KeyCode::Char(' ') => browser.step(1),
-            KeyCode::Left | KeyCode::Char('h') => browser.step(-1),
-            KeyCode::Down | KeyCode::Char('j') if browser.grid => browser.step(columns as isize),
-            KeyCode::Up | KeyCode::Char('k') if browser.grid => browser.step(-(columns as isize)),
-            KeyCode::PageDown => browser.step(page),
-            KeyCode::PageUp => browser.step(-page),
-            KeyCode::Home => browser.first(),
-            KeyCode::End => browser.last(),
-            KeyCode::Char('g') => browser.grid = !browser.grid,
-            KeyCode::Char('x') => {
+        match action {
+            Action::Next => browser.step(1),
+            Action::Previous => browser.step(-1),
+            Action::Down if browser.grid => browser.step(columns as isize),
+            Action::Up if browser.grid => browser.step(-(columns as isize)),
+            Action::PageDown => browser.step(page),
+            Action::PageUp => browser.step(-page),
+            Action::First => browser.first(),
+            Action::Last => browser.last(),
+            Action::ToggleGrid => browser.grid = !browser.grid,
+            Action::NextMisclassified => {
                 let found = browser.next_misclassified(&items);
                 if !found {
                     self.say("no misclassified image among those shown");
                 }
             }
-            KeyCode::Char('f') => browser.cycle_truth_filter(classes, &items),
-            KeyCode::Char('F') => browser.cycle_predicted_filter(classes, &items),
-            KeyCode::Char('o') => browser.cycle_order(&items),
-            KeyCode::Char('v') => browser.spec.overlay = !browser.spec.overlay,
-            KeyCode::Char('+') | KeyCode::Char('=') => browser.change_alpha(true),
-            KeyCode::Char('-') => browser.change_alpha(false),
-            KeyCode::Char('m') => browser.cycle_method(self.methods.len()),
-            KeyCode::Char('y') => browser.cycle_layer(self.layers.len()),
-            KeyCode::Char('e') => browser.cycle_explained_class(classes),
-            KeyCode::Char('w') => match browser.selected() {
+            Action::FilterTruth => browser.cycle_truth_filter(classes, &items),
+            Action::FilterPredicted => browser.cycle_predicted_filter(classes, &items),
+            Action::CycleOrder => browser.cycle_order(&items),
+            Action::ToggleOverlay => browser.spec.overlay = !browser.spec.overlay,
+            Action::MoreOpaque => browser.change_alpha(true),
+            Action::LessOpaque => browser.change_alpha(false),
+            Action::CycleMethod => browser.cycle_method(self.methods.len()),
+            Action::CycleLayer => browser.cycle_layer(self.layers.len()),
+            Action::CycleExplainedClass => browser.cycle_explained_class(classes),
+            Action::SavePicture => match browser.selected() {
                 Some(item) => {
                     let spec = browser.spec;
                     self.request(Request::Save { item, spec });

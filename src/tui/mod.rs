@@ -18,6 +18,7 @@ mod history;
 mod images;
 mod input;
 mod jobs;
+mod keymap;
 mod memory;
 mod steer;
 mod terminal;

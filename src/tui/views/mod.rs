@@ -16,6 +16,7 @@ use ratatui::Frame;
 
 use super::app::{App, Overlay, Phase, View, Wants};
 use super::images::{ImageKey, Shown};
+use super::keymap;
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
@@ -149,37 +150,28 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
 
 /// Keys that work in the current view, most useful first; what does not fit is left to `?`.
 fn view_keys(app: &App) -> Vec<(&'static str, &'static str)> {
-    match app.view {
-        View::Training if app.can_steer() => {
-            vec![
-                ("p", if app.paused { "resume" } else { "pause" }),
-                ("s", "stop"),
-                ("c", "checkpoint"),
-            ]
-        }
-        View::Training if app.training_running() => vec![("p/s/c", "read-only")],
-        View::Training => vec![],
-        View::Samples | View::Results => vec![],
-        View::Model => vec![("↑↓", "scroll"), ("PgUp/PgDn", "page")],
-        View::Browser => vec![
-            ("←→", "prev/next"),
-            ("x", "next wrong"),
-            ("f/F", "filter"),
-            ("o", "order"),
-            ("v", "overlay"),
-            ("+/-", "alpha"),
-            ("g", "grid"),
-            ("w", "save"),
-            ("m", "method"),
-            ("y", "layer"),
-            ("e", "class"),
-        ],
+    if app.view == View::Training && !app.can_steer() {
+        // p/s/c would only explain why they do nothing.
+        return if app.training_running() {
+            vec![("p/s/c", "read-only")]
+        } else {
+            vec![]
+        };
     }
+    keymap::view_commands(app.view)
+        .flat_map(|command| command.footer.iter().copied())
+        .map(|(key, label)| match (key, label) {
+            ("p", "pause") if app.paused => (key, "resume"),
+            pair => pair,
+        })
+        .collect()
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let global = [("Tab/1-5", "views"), ("?", "help"), ("q", "quit")];
+    let global: Vec<_> = keymap::global_commands()
+        .flat_map(|command| command.footer.iter().copied())
+        .collect();
     let width = |(key, label): &(&str, &str)| key.chars().count() + label.chars().count() + 3;
     let mut budget = (area.width as usize).saturating_sub(global.iter().map(width).sum::<usize>());
     let mut shown = Vec::new();
@@ -199,52 +191,29 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Line::from(spans.collect::<Vec<_>>()), area);
 }
 
+/// Every key, by where it works, from the keymap.
 fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
-    let sections: [(&str, &[(&str, &str)]); 5] = [
-        (
-            "Everywhere",
-            &[
-                ("1-5, Tab, Shift-Tab", "switch view"),
-                ("?", "this help"),
-                ("q, Ctrl-C", "quit"),
-            ],
-        ),
-        (
-            "Training",
-            &[
-                ("p", "pause / resume"),
-                ("s", "stop after a final checkpoint"),
-                ("c", "save a checkpoint now"),
-            ],
-        ),
-        ("Model", &[("↑ ↓ j k, PgUp PgDn, Home End", "scroll")]),
-        (
-            "Browser",
-            &[
-                ("← → h l, PgUp PgDn, Home End", "previous / next / page"),
-                ("g", "one picture / grid (↑ ↓ move by rows)"),
-                ("x", "next misclassified"),
-                ("f / F", "filter by true / predicted class"),
-                ("o", "order: file, confidence, loss"),
-                ("v, + -", "heatmap overlay, its opacity"),
-                ("m, y, e", "explanation method, layer, class"),
-                ("w", "save the picture in the run directory"),
-            ],
-        ),
-        ("", &[("", "any key closes this help")]),
-    ];
+    let key_line = |keys: &str, what: &str| {
+        Line::from(vec![
+            Span::styled(format!("  {keys:<30}"), app.theme.key()),
+            Span::raw(what.to_string()),
+        ])
+    };
     let mut lines = Vec::new();
-    for (title, keys) in sections {
-        if !title.is_empty() {
-            lines.push(Line::from(Span::styled(title, app.theme.title())));
+    let sections = std::iter::once(("Everywhere", keymap::global_commands().collect::<Vec<_>>()))
+        .chain(
+            View::ALL
+                .iter()
+                .map(|&view| (view.title(), keymap::view_commands(view).collect())),
+        );
+    for (title, commands) in sections {
+        if commands.is_empty() {
+            continue;
         }
-        for (key, what) in keys {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {key:<30}"), app.theme.key()),
-                Span::raw(*what),
-            ]));
-        }
+        lines.push(Line::from(Span::styled(title, app.theme.title())));
+        lines.extend(commands.iter().map(|c| key_line(c.keys, c.help)));
     }
+    lines.push(key_line("", "any key closes this help"));
     let height = (lines.len() as u16 + 2).min(area.height);
     let popup = centered(area, 76.min(area.width), height);
     frame.render_widget(Clear, popup);
