@@ -20,6 +20,8 @@ mod input;
 mod jobs;
 mod keymap;
 mod memory;
+#[cfg(test)]
+mod snapshots;
 mod steer;
 mod terminal;
 #[cfg(test)]
