@@ -7,12 +7,15 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::Event;
+use crate::runstate::RunState;
 
 pub struct Headless {
     bar: ProgressBar,
     /// On a pipe there is no bar: print a progress line this often (iterations).
     line_every: usize,
     live: bool,
+    /// The run as the events so far describe it (the reducer the dashboard uses too).
+    state: RunState,
 }
 
 impl Default for Headless {
@@ -39,6 +42,7 @@ impl Headless {
             bar,
             line_every: usize::MAX,
             live,
+            state: RunState::default(),
         }
     }
 
@@ -50,32 +54,29 @@ impl Headless {
     }
 
     pub fn handle(&mut self, event: &Event) {
+        self.state.apply(event);
         match event {
-            Event::Started {
-                device,
-                classes,
-                train_per_class,
-                val_per_class,
-                test_per_class,
-                batch_size,
-                epochs,
-                iterations_per_epoch,
-                start_iteration,
-                ..
-            } => {
+            Event::Started(start) => {
                 self.say(split_table(
-                    classes,
-                    train_per_class,
-                    val_per_class,
-                    test_per_class,
+                    &start.classes,
+                    &start.train_per_class,
+                    &start.val_per_class,
+                    &start.test_per_class,
                 ));
-                let total = epochs * iterations_per_epoch;
+                let total = self.state.total_iterations();
+                let (epochs, per_epoch) = (start.epochs, start.iterations_per_epoch);
                 self.say(format!(
-                    "training on {device}: {epochs} epochs x {iterations_per_epoch} iterations of {batch_size} images{}",
-                    if *start_iteration > 0 { format!(", resuming after iteration {start_iteration}") } else { String::new() }
+                    "training on {}: {epochs} epochs x {per_epoch} iterations of {} images{}",
+                    start.device,
+                    start.batch_size,
+                    if start.start_iteration > 0 {
+                        format!(", resuming after iteration {}", start.start_iteration)
+                    } else {
+                        String::new()
+                    }
                 ));
                 self.bar.set_length(total as u64);
-                self.bar.set_position(*start_iteration as u64);
+                self.bar.set_position(start.start_iteration as u64);
                 self.bar.reset_eta();
                 self.line_every = (total / 10).max(1);
                 if self.live {
@@ -98,7 +99,7 @@ impl Headless {
                 if !self.live && iteration % self.line_every == 0 {
                     self.say(format!(
                         "iteration {iteration}/{}: {message}",
-                        self.bar.length().unwrap_or(0)
+                        self.state.total_iterations()
                     ));
                 }
                 self.bar.set_message(message);

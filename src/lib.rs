@@ -18,6 +18,7 @@ pub mod imaging;
 pub mod model;
 pub mod run;
 pub mod runlog;
+pub mod runstate;
 pub mod stats;
 pub mod testdata;
 pub mod train;

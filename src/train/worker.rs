@@ -13,7 +13,7 @@ use candle_nn::VarMap;
 use crate::config::{Recipe, Shuffle};
 use crate::data::augment::Augment;
 use crate::data::loader::{BatchLoader, DecodedSet};
-use crate::events::Event;
+use crate::events::{Event, RunStart};
 use crate::model::{self, SqueezeNet};
 use crate::run::RunDir;
 use crate::train::control::{Control, ControlFileWatcher};
@@ -65,7 +65,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         translate: recipe.augment.translate,
     };
 
-    emit(Event::Started {
+    emit(Event::Started(RunStart {
         run: job.run.path.clone(),
         device: job.device_name.clone(),
         classes: job.classes.clone(),
@@ -77,7 +77,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         iterations_per_epoch: per_epoch,
         start_iteration: job.start_iteration,
         learning_rate: recipe.train.learning_rate,
-    });
+    }));
 
     let mut iteration = job.start_iteration;
     let mut best = job.best_val_accuracy;

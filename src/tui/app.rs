@@ -2,7 +2,6 @@
 //! only read it. Nothing here touches the terminal, so every behaviour can be driven by tests.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -10,13 +9,14 @@ use ratatui::layout::Size;
 
 use super::browser::BrowserState;
 use super::gallery::{LayerRow, TestItem};
-use super::history::MetricHistory;
 use super::images::{ImageKey, ImageStore};
 use super::jobs::{EncodeJob, Reply, Request};
 use super::keymap::{self, Action};
 use super::steer::Steer;
 use super::theme::Theme;
+use super::views::{CamSet, ModelState, TrainingState};
 use crate::events::Event;
+pub use crate::runstate::{Phase, RunState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -74,78 +74,12 @@ pub enum Overlay {
     ConfirmStop,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    /// No `Started` event yet.
-    Waiting,
-    Running,
-    Finished {
-        stopped_early: bool,
-        best_val_accuracy: Option<f32>,
-    },
-    Failed(String),
-    /// The live event stream closed without a `Finished` event.
-    Ended,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunInfo {
-    pub run: PathBuf,
-    pub device: String,
-    pub classes: Vec<String>,
-    pub train_per_class: Vec<usize>,
-    pub val_per_class: Vec<usize>,
-    pub test_per_class: Vec<usize>,
-    pub batch_size: usize,
-    pub epochs: usize,
-    pub iterations_per_epoch: usize,
-}
-
-impl RunInfo {
-    pub fn total_iterations(&self) -> usize {
-        self.epochs * self.iterations_per_epoch
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Progress {
-    pub epoch: usize,
-    pub iteration: usize,
-    pub learning_rate: f64,
-    pub images_per_s: f32,
-    pub elapsed_s: f64,
-    /// (iteration, elapsed) when this session's first iteration was seen, for the ETA.
-    rate_origin: Option<(usize, f64)>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CheckpointInfo {
-    pub iteration: usize,
-    pub path: PathBuf,
-    pub best: bool,
-    pub val_accuracy: Option<f32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Tested {
-    pub accuracy: f32,
-    pub confusion: Vec<Vec<usize>>,
-    pub classes: Vec<String>,
-}
-
 /// Something asked of the gallery and its fate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loaded<T> {
     Loading,
     Ready(T),
     Failed(String),
-}
-
-/// The latest validation Grad-CAMs: images live in the store under `ValidationCam` keys.
-#[derive(Debug, Clone)]
-pub struct CamSet {
-    pub iteration: usize,
-    pub captions: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,29 +108,27 @@ pub enum Origin {
     Watch,
 }
 
+/// The dashboard: the run as the events describe it (`run`, the reducer shared with the headless
+/// printer), what the gallery has delivered, each view's own state, and the frame around them.
 pub struct App {
+    /// The run, from the training's events.
+    pub run: RunState,
     pub view: View,
     pub overlay: Option<Overlay>,
     pub theme: Theme,
+    pub status: Option<Status>,
     pub origin: Origin,
     pub source_open: bool,
-    pub phase: Phase,
-    pub run: RunInfo,
-    pub progress: Progress,
-    pub history: MetricHistory,
-    pub last_validation: Option<(usize, f32, f32)>,
-    pub checkpoint: Option<CheckpointInfo>,
+    /// Steering: whom to ask, and what was asked and not yet seen done.
+    steer: Option<Arc<dyn Steer>>,
+    pub paused: bool,
     /// Iteration at which the user asked for a checkpoint, until one arrives.
     pub save_requested: Option<usize>,
-    pub notices: VecDeque<String>,
-    pub tested: Option<Tested>,
-    pub paused: bool,
-    steer: Option<Arc<dyn Steer>>,
     pub memory_bytes: Option<u64>,
-    pub status: Option<Status>,
     /// Switch to the browser when test results arrive (the demo ends there).
     land_in_browser: bool,
 
+    /// From the gallery: class, method and layer names, and what was asked of it.
     pub classes: Vec<String>,
     pub methods: Vec<String>,
     pub layers: Vec<String>,
@@ -204,21 +136,14 @@ pub struct App {
     pub samples: Loaded<bool>,
     pub summary: Loaded<Vec<LayerRow>>,
     pub items: Loaded<Vec<TestItem>>,
-    pub cams: Option<CamSet>,
-    pub cams_error: Option<String>,
-    /// The newest validation whose Grad-CAMs were not asked for yet.
-    cams_due: Option<usize>,
     pub images: ImageStore,
-    pub browser: BrowserState,
-    /// Columns and rows of the browser grid as last drawn.
-    pub grid: (usize, usize),
-    pub model_scroll: usize,
-    pub model_rows: usize,
     pending: VecDeque<Request>,
-}
 
-/// Notices kept for display.
-const NOTICES: usize = 3;
+    /// Each view's own state.
+    pub training: TrainingState,
+    pub model: ModelState,
+    pub browser: BrowserState,
+}
 
 pub struct AppSetup {
     pub origin: Origin,
@@ -235,27 +160,17 @@ impl App {
     pub fn new(setup: AppSetup) -> App {
         let paused = setup.steer.as_ref().is_some_and(|s| s.paused());
         App {
+            run: RunState::default(),
             view: setup.start_view,
             overlay: None,
             theme: setup.theme,
+            status: None,
             origin: setup.origin,
             source_open: true,
-            phase: Phase::Waiting,
-            run: RunInfo {
-                classes: setup.classes.clone(),
-                ..RunInfo::default()
-            },
-            progress: Progress::default(),
-            history: MetricHistory::default(),
-            last_validation: None,
-            checkpoint: None,
-            save_requested: None,
-            notices: VecDeque::new(),
-            tested: None,
-            paused,
             steer: setup.steer,
+            paused,
+            save_requested: None,
             memory_bytes: None,
-            status: None,
             land_in_browser: setup.land_in_browser,
             classes: setup.classes,
             methods: setup.methods,
@@ -263,22 +178,18 @@ impl App {
             samples: Loaded::Loading,
             summary: Loaded::Loading,
             items: Loaded::Loading,
-            cams: None,
-            cams_error: None,
-            cams_due: None,
             images: ImageStore::default(),
-            browser: BrowserState::default(),
-            grid: (1, 1),
-            model_scroll: 0,
-            model_rows: 10,
             pending: VecDeque::from([Request::Samples, Request::Summary, Request::TestItems]),
+            training: TrainingState::default(),
+            model: ModelState::default(),
+            browser: BrowserState::default(),
         }
     }
 
     /// Class names: the gallery's, else those of the run.
     pub fn class_names(&self) -> &[String] {
         if self.classes.is_empty() {
-            &self.run.classes
+            &self.run.start.classes
         } else {
             &self.classes
         }
@@ -300,7 +211,7 @@ impl App {
 
     /// True while a training is going on that quitting would leave behind.
     pub fn training_running(&self) -> bool {
-        match self.phase {
+        match self.run.phase {
             Phase::Running => self.source_open || self.origin == Origin::Watch,
             Phase::Waiting => self.origin == Origin::Live && self.source_open,
             _ => false,
@@ -318,140 +229,36 @@ impl App {
         self.steer.is_some() && self.training_running()
     }
 
-    /// Estimated seconds left, from the pace of this session's iterations.
-    pub fn eta_s(&self) -> Option<f64> {
-        let (origin_iteration, origin_elapsed) = self.progress.rate_origin?;
-        let done = self.progress.iteration.checked_sub(origin_iteration)?;
-        let spent = self.progress.elapsed_s - origin_elapsed;
-        if done == 0 || spent <= 0.0 {
-            return None;
-        }
-        let left = self
-            .run
-            .total_iterations()
-            .saturating_sub(self.progress.iteration);
-        Some(left as f64 * spent / done as f64)
-    }
-
     pub fn apply(&mut self, event: Event) {
+        self.run.apply(&event);
+        // What the dashboard does besides recording the run.
         match event {
-            Event::Started {
-                run,
-                device,
-                classes,
-                train_per_class,
-                val_per_class,
-                test_per_class,
-                batch_size,
-                epochs,
-                iterations_per_epoch,
-                start_iteration,
-                learning_rate,
-            } => {
-                self.run = RunInfo {
-                    run,
-                    device,
-                    classes,
-                    train_per_class,
-                    val_per_class,
-                    test_per_class,
-                    batch_size,
-                    epochs,
-                    iterations_per_epoch,
-                };
-                self.progress = Progress {
-                    epoch: start_iteration / iterations_per_epoch.max(1),
-                    iteration: start_iteration,
-                    learning_rate,
-                    ..Progress::default()
-                };
-                self.phase = Phase::Running;
-            }
             Event::Iteration {
-                epoch,
                 iteration,
                 loss,
                 accuracy,
-                learning_rate,
-                images_per_s,
-                elapsed_s,
-            } => {
-                if self.progress.rate_origin.is_none() {
-                    self.progress.rate_origin = Some((iteration, elapsed_s));
-                }
-                self.progress.epoch = epoch;
-                self.progress.iteration = iteration;
-                self.progress.learning_rate = learning_rate;
-                self.progress.images_per_s = images_per_s;
-                self.progress.elapsed_s = elapsed_s;
-                self.history.record_iteration(iteration, loss, accuracy);
-                if self.phase == Phase::Waiting {
-                    self.phase = Phase::Running;
-                }
-            }
+                ..
+            } => self
+                .training
+                .history
+                .record_iteration(iteration, loss, accuracy),
             Event::Validation {
                 iteration,
                 loss,
                 accuracy,
-                elapsed_s,
                 ..
             } => {
-                self.history.record_validation(iteration, loss, accuracy);
-                self.last_validation = Some((iteration, loss, accuracy));
-                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
-                self.cams_due = Some(iteration);
+                self.training
+                    .history
+                    .record_validation(iteration, loss, accuracy);
+                self.training.cams_due = Some(iteration);
             }
-            Event::Epoch {
-                epoch, elapsed_s, ..
-            } => {
-                self.progress.epoch = self.progress.epoch.max(epoch);
-                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
-            }
-            Event::Checkpoint {
-                iteration,
-                path,
-                best,
-                val_accuracy,
-            } => {
-                self.checkpoint = Some(CheckpointInfo {
-                    iteration,
-                    path,
-                    best,
-                    val_accuracy,
-                });
-                self.save_requested = None;
-            }
-            Event::Notice { message } => {
-                if self.notices.len() == NOTICES {
-                    self.notices.pop_front();
-                }
-                self.notices.push_back(message);
-            }
-            Event::Finished {
-                iteration,
-                best_val_accuracy,
-                stopped_early,
-                elapsed_s,
-            } => {
-                self.progress.iteration = self.progress.iteration.max(iteration);
-                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
-                self.phase = Phase::Finished {
-                    stopped_early,
-                    best_val_accuracy,
-                };
+            Event::Checkpoint { .. } => self.save_requested = None,
+            Event::Finished { .. } => {
                 self.paused = false;
                 self.save_requested = None;
             }
-            Event::Tested {
-                accuracy,
-                confusion,
-                classes,
-            } => {
-                self.tested = Some(Tested {
-                    accuracy,
-                    confusion,
-                    classes,
-                });
+            Event::Tested { .. } => {
                 // A new test (e.g. with a newer checkpoint) makes earlier pictures stale.
                 self.images
                     .retain(|key| !matches!(key, ImageKey::Picture { .. }));
@@ -460,18 +267,16 @@ impl App {
                     self.view = View::Browser;
                 }
             }
-            Event::Failed { message } => {
-                self.phase = Phase::Failed(message);
-                self.paused = false;
-            }
+            Event::Failed { .. } => self.paused = false,
+            Event::Started(_) | Event::Epoch { .. } | Event::Notice { .. } => {}
         }
     }
 
     /// The event stream ended (the training's sender is gone).
     pub fn source_closed(&mut self) {
         self.source_open = false;
-        if matches!(self.phase, Phase::Running | Phase::Waiting) && self.origin == Origin::Live {
-            self.phase = Phase::Ended;
+        if self.origin == Origin::Live {
+            self.run.stream_ended();
         }
     }
 
@@ -502,7 +307,7 @@ impl App {
             return Some(request);
         }
         if self.view == View::Training {
-            if let Some(iteration) = self.cams_due.take() {
+            if let Some(iteration) = self.training.cams_due.take() {
                 return Some(Request::ValidationCams { iteration });
             }
         }
@@ -529,10 +334,10 @@ impl App {
     /// Takes in what the last frame reported about its layout.
     pub fn note_layout(&mut self, wants: &Wants) {
         if let Some((columns, rows)) = wants.grid {
-            self.grid = (columns.max(1), rows.max(1));
+            self.browser.cells = (columns.max(1), rows.max(1));
         }
         if let Some(rows) = wants.model_rows {
-            self.model_rows = rows.max(1);
+            self.model.rows = rows.max(1);
         }
     }
 
@@ -574,13 +379,13 @@ impl App {
                         ImageKey::ValidationCam { iteration: i, .. } => *i == iteration,
                         _ => true,
                     });
-                    self.cams = Some(CamSet {
+                    self.training.cams = Some(CamSet {
                         iteration,
                         captions,
                     });
-                    self.cams_error = None;
+                    self.training.cams_error = None;
                 }
-                Err(message) => self.cams_error = Some(message),
+                Err(message) => self.training.cams_error = Some(message),
             },
             Reply::Encoded { key, size, result } => self.images.put_encoding(key, size, result),
         }
@@ -696,7 +501,7 @@ impl App {
             Action::Stop => self.overlay = Some(Overlay::ConfirmStop),
             Action::SaveCheckpoint => match steer.save_now() {
                 Ok(()) => {
-                    self.save_requested = Some(self.progress.iteration);
+                    self.save_requested = Some(self.run.progress.iteration);
                     self.say("a checkpoint will be written after the current iteration");
                 }
                 Err(e) => self.complain(format!("{e:#}")),
@@ -709,7 +514,7 @@ impl App {
     pub fn no_steering_reason(&self) -> &'static str {
         if self.steer.is_none() {
             "this dashboard cannot steer the training (read-only)"
-        } else if matches!(self.phase, Phase::Waiting) {
+        } else if matches!(self.run.phase, Phase::Waiting) {
             "no training has started yet"
         } else {
             "the training is over: nothing to steer"
@@ -721,15 +526,16 @@ impl App {
             Loaded::Ready(rows) => rows.len(),
             _ => 0,
         };
-        let last = rows.saturating_sub(self.model_rows);
-        self.model_scroll = match action {
-            Action::Down => self.model_scroll + 1,
-            Action::Up => self.model_scroll.saturating_sub(1),
-            Action::PageDown => self.model_scroll + self.model_rows,
-            Action::PageUp => self.model_scroll.saturating_sub(self.model_rows),
+        let model = &mut self.model;
+        let last = rows.saturating_sub(model.rows);
+        model.scroll = match action {
+            Action::Down => model.scroll + 1,
+            Action::Up => model.scroll.saturating_sub(1),
+            Action::PageDown => model.scroll + model.rows,
+            Action::PageUp => model.scroll.saturating_sub(model.rows),
             Action::First => 0,
             Action::Last => last,
-            _ => self.model_scroll,
+            _ => model.scroll,
         }
         .min(last);
     }
@@ -738,7 +544,7 @@ impl App {
         // Picture settings work before the test items arrive; moving over none does nothing.
         let items = self.test_items().to_vec();
         let classes = self.class_names().len();
-        let (columns, rows) = self.grid;
+        let (columns, rows) = self.browser.cells;
         let page = if self.browser.grid {
             (columns * rows) as isize
         } else {

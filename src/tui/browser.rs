@@ -37,6 +37,8 @@ pub struct BrowserState {
     pub predicted_filter: Option<usize>,
     pub order: Order,
     pub grid: bool,
+    /// Columns and rows of the grid as last drawn, for paging.
+    pub cells: (usize, usize),
     pub spec: PictureSpec,
     /// Item indices shown, filtered and sorted.
     visible: Vec<usize>,
@@ -51,6 +53,7 @@ impl Default for BrowserState {
             predicted_filter: None,
             order: Order::File,
             grid: false,
+            cells: (1, 1),
             spec: PictureSpec::default(),
             visible: Vec::new(),
             cursor: 0,

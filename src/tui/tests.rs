@@ -20,7 +20,7 @@ use super::jobs::{Reply, Workers};
 use super::steer::Steer;
 use super::theme::Theme;
 use super::views;
-use crate::events::Event;
+use crate::events::{Event, RunStart};
 
 /// A realistic run as a training worker reports it: 2 classes, `epochs` x 20 iterations of batch
 /// 32, validation every 10 iterations with a checkpoint when it improves, a notice, and (when
@@ -28,7 +28,7 @@ use crate::events::Event;
 pub fn recorded_run(epochs: usize, finished: bool) -> Vec<Event> {
     let per_epoch = 20;
     let classes = vec!["Negative".to_string(), "Positive".to_string()];
-    let mut events = vec![Event::Started {
+    let mut events = vec![Event::Started(RunStart {
         run: "runs/demo".into(),
         device: "cpu".into(),
         classes: classes.clone(),
@@ -40,7 +40,7 @@ pub fn recorded_run(epochs: usize, finished: bool) -> Vec<Event> {
         iterations_per_epoch: per_epoch,
         start_iteration: 0,
         learning_rate: 2e-4,
-    }];
+    })];
     events.push(Event::Notice {
         message: "3 unreadable files skipped".into(),
     });
@@ -451,25 +451,25 @@ fn model_view_scrolls_only_when_rows_do_not_fit() {
     ui.press(KeyCode::Char('3'));
     ui.settle();
     // 24 rows leave 18 table rows (tabs, status, footer, borders, header): all 10 layers fit.
-    assert_eq!(ui.app.model_rows, 18);
+    assert_eq!(ui.app.model.rows, 18);
     ui.press(KeyCode::Down);
-    assert_eq!(ui.app.model_scroll, 0);
+    assert_eq!(ui.app.model.scroll, 0);
 
     let mut short = Harness::new(80, 24, Origin::Live, vec![]);
     short.app.apply_reply(Reply::Summary(
         FakeGallery::new(0).summary().map_err(|e| e.to_string()),
     ));
     short.press(KeyCode::Char('3'));
-    short.app.model_rows = 4;
+    short.app.model.rows = 4;
     short.press(KeyCode::Down);
     short.press(KeyCode::Char('j'));
-    assert_eq!(short.app.model_scroll, 2);
+    assert_eq!(short.app.model.scroll, 2);
     short.press(KeyCode::End);
-    assert_eq!(short.app.model_scroll, 6, "10 rows, 4 visible");
+    assert_eq!(short.app.model.scroll, 6, "10 rows, 4 visible");
     short.press(KeyCode::PageUp);
-    assert_eq!(short.app.model_scroll, 2);
+    assert_eq!(short.app.model.scroll, 2);
     short.press(KeyCode::Home);
-    assert_eq!(short.app.model_scroll, 0);
+    assert_eq!(short.app.model.scroll, 0);
 }
 
 #[test]
@@ -544,7 +544,7 @@ fn browser_single_and_grid_views() {
         let screen = ui.settle();
         assert!(screen.contains("Browser · 1-"), "{w}x{h}\n{screen}");
         assert!(screen.contains("✓ Negative 0.55"), "{w}x{h}\n{screen}");
-        let (columns, rows) = ui.app.grid;
+        let (columns, rows) = ui.app.browser.cells;
         assert!(columns * rows >= 4, "{w}x{h}: grid {columns}x{rows}");
         assert!(!screen.contains("rendering…"), "{w}x{h}\n{screen}");
     }
@@ -598,7 +598,7 @@ fn browser_keys_page_filter_sort_and_jump_to_mistakes() {
     ui.press(KeyCode::Char('5'));
     ui.press(KeyCode::Char('g'));
     ui.settle();
-    let (columns, rows) = ui.app.grid;
+    let (columns, rows) = ui.app.browser.cells;
     ui.press(KeyCode::PageDown);
     assert_eq!(selected(&ui), Some(columns * rows));
     ui.press(KeyCode::Up);

@@ -8,6 +8,9 @@ mod results;
 mod samples;
 mod training;
 
+pub use model::ModelState;
+pub use training::{CamSet, TrainingState};
+
 use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -81,7 +84,7 @@ pub fn draw(frame: &mut Frame, app: &App, wants: &mut Wants) {
 
 fn phase_label(app: &App) -> (String, Style) {
     let theme = &app.theme;
-    match &app.phase {
+    match &app.run.phase {
         Phase::Waiting => ("waiting".into(), theme.dim()),
         Phase::Running if app.paused => ("paused".into(), theme.warn()),
         Phase::Running => ("running".into(), theme.good()),
@@ -132,12 +135,12 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
                 theme.warn()
             },
         ))
-    } else if let Phase::Failed(message) = &app.phase {
+    } else if let Phase::Failed(message) = &app.run.phase {
         Line::from(Span::styled(
             format!("training failed: {message}"),
             theme.bad(),
         ))
-    } else if let Some(notice) = app.notices.back() {
+    } else if let Some(notice) = app.run.notices.back() {
         Line::from(vec![
             Span::styled("note: ", theme.dim()),
             Span::raw(notice.clone()),

@@ -7,6 +7,23 @@ use ratatui::Frame;
 use super::bordered;
 use crate::tui::app::{App, Loaded, Wants};
 
+/// The Model view's own state: how far the layer table is scrolled, and how many rows fit.
+#[derive(Debug)]
+pub struct ModelState {
+    pub scroll: usize,
+    /// Rows visible as last drawn, for paging.
+    pub rows: usize,
+}
+
+impl Default for ModelState {
+    fn default() -> Self {
+        ModelState {
+            scroll: 0,
+            rows: 10,
+        }
+    }
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     let rows = match &app.summary {
         Loaded::Ready(rows) => rows,
@@ -31,7 +48,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     // Border (2) and header row (1).
     let visible = area.height.saturating_sub(3) as usize;
     wants.model_rows = Some(visible);
-    let first = app.model_scroll.min(rows.len().saturating_sub(visible));
+    let first = app.model.scroll.min(rows.len().saturating_sub(visible));
     let title = format!(
         "Model · {} layers · {} parameters · rows {}-{}",
         rows.len(),

@@ -13,7 +13,7 @@ use crate::tui::images::ImageKey;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     let items = app.test_items();
-    let confusion = match &app.tested {
+    let confusion = match &app.run.tested {
         Some(t) => Confusion {
             classes: if t.classes.is_empty() {
                 app.class_names().to_vec()
@@ -59,6 +59,7 @@ fn draw_matrix(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) 
     let classes = &confusion.classes;
     let (correct, total) = (confusion.correct(), confusion.total());
     let accuracy = app
+        .run
         .tested
         .as_ref()
         .map(|t| f64::from(t.accuracy))

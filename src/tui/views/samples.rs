@@ -37,7 +37,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
 
 /// "train 640 · val 80 · test 200 (per class 320/320 · 40/40 · 100/100)".
 fn split_counts(app: &App) -> String {
-    let run = &app.run;
+    let run = &app.run.start;
     if run.train_per_class.is_empty() {
         return String::new();
     }

@@ -10,11 +10,28 @@ use ratatui::Frame;
 
 use super::{bordered, draw_picture, duration, percent, tile_grid};
 use crate::tui::app::{App, Origin, Phase, Wants};
-use crate::tui::history::Series;
+use crate::tui::history::{MetricHistory, Series};
 use crate::tui::images::ImageKey;
 
+/// The Training view's own state: the charts' series and the latest validation Grad-CAMs.
+#[derive(Debug, Default)]
+pub struct TrainingState {
+    pub history: MetricHistory,
+    pub cams: Option<CamSet>,
+    pub cams_error: Option<String>,
+    /// The newest validation whose Grad-CAMs were not asked for yet.
+    pub cams_due: Option<usize>,
+}
+
+/// The latest validation Grad-CAMs: images live in the store under `ValidationCam` keys.
+#[derive(Debug, Clone)]
+pub struct CamSet {
+    pub iteration: usize,
+    pub captions: Vec<String>,
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    if app.phase == Phase::Waiting {
+    if app.run.phase == Phase::Waiting {
         let text = match app.origin {
             Origin::Live => {
                 "Waiting for the training to start (loading data and weights)…".to_string()
@@ -44,31 +61,39 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     let total = app
         .run
         .total_iterations()
-        .max(app.progress.iteration)
+        .max(app.run.progress.iteration)
         .max(1) as f64;
     draw_chart(
         frame,
         accuracy,
         app,
         "Accuracy %",
-        &app.history.accuracy_percent,
+        &app.training.history.accuracy_percent,
         total,
         Some(100.0),
     );
-    draw_chart(frame, loss, app, "Loss", &app.history.loss, total, None);
+    draw_chart(
+        frame,
+        loss,
+        app,
+        "Loss",
+        &app.training.history.loss,
+        total,
+        None,
+    );
     draw_cams(frame, cams, app, wants);
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let p = &app.progress;
-    let run = &app.run;
+    let p = &app.run.progress;
+    let run = &app.run.start;
     let total = run.total_iterations();
     let [counts, gauge, speed, checkpoint] =
         Layout::vertical([Constraint::Length(1); 4]).areas(area);
 
     // While running: time left; once over: the best validation accuracy, the figure that counts.
-    let (outlook_label, outlook) = match (&app.phase, app.eta_s()) {
+    let (outlook_label, outlook) = match (&app.run.phase, app.run.eta_s()) {
         (Phase::Running, _) if app.paused => ("   ETA ", "paused".to_string()),
         (Phase::Running, Some(eta)) => ("   ETA ", duration(eta)),
         (Phase::Running, None) => ("   ETA ", "—".to_string()),
@@ -132,7 +157,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
 fn checkpoint_line(app: &App) -> Line<'static> {
     let theme = &app.theme;
     let mut spans = vec![Span::styled("checkpoint ", theme.dim())];
-    match &app.checkpoint {
+    match &app.run.checkpoint {
         Some(c) => {
             spans.push(Span::raw(format!("iteration {}", c.iteration)));
             if c.best {
@@ -167,12 +192,12 @@ fn draw_trend(frame: &mut Frame, area: Rect, app: &App) {
     .areas(area);
     frame.render_widget(Span::styled("trend  loss ", theme.dim()), loss_label);
     frame.render_widget(
-        sparkline(&app.history.loss, loss.width).style(theme.smooth_series()),
+        sparkline(&app.training.history.loss, loss.width).style(theme.smooth_series()),
         loss,
     );
     frame.render_widget(Span::styled("  accuracy ", theme.dim()), acc_label);
     frame.render_widget(
-        sparkline(&app.history.accuracy_percent, acc.width).style(theme.smooth_series()),
+        sparkline(&app.training.history.accuracy_percent, acc.width).style(theme.smooth_series()),
         acc,
     );
 }
@@ -259,14 +284,14 @@ fn draw_chart(
 }
 
 fn draw_cams(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    let title = match &app.cams {
+    let title = match &app.training.cams {
         Some(cams) => format!("Grad-CAM @ {}", cams.iteration),
         None => "Grad-CAM".to_string(),
     };
     let block = bordered(title, app);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if let Some(error) = &app.cams_error {
+    if let Some(error) = &app.training.cams_error {
         frame.render_widget(
             Paragraph::new(error.clone())
                 .style(app.theme.bad())
@@ -275,8 +300,8 @@ fn draw_cams(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         );
         return;
     }
-    let Some(cams) = &app.cams else {
-        let text = if app.last_validation.is_some() {
+    let Some(cams) = &app.training.cams else {
+        let text = if app.run.last_validation.is_some() {
             "rendering…"
         } else {
             "after the first validation"
