@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(s[1].f1, Some(0.0));
         let text = c.render();
         // The per-class table's line (the matrix has a row "b" too).
-        let line = text.lines().filter(|l| l.starts_with("b ")).last().unwrap();
+        let line = text.lines().rfind(|l| l.starts_with("b ")).unwrap();
         assert_eq!(
             line.split_whitespace().collect::<Vec<_>>(),
             ["b", UNDEFINED, "0.0000", "0.0000", "1"]
