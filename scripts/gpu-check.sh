@@ -53,6 +53,10 @@ for b in "${batches[@]}"; do
     --threads "$(nproc)"
 done
 
+# The same network as stock candle convolutions, to measure what the matrix-product path gains.
+[ "$device" = cuda ] && step "bench-stock-${batches[0]}" 120 env CRACKSCOPE_GPU_PATH=reference \
+  "$bin" bench --device cuda --batch "${batches[0]}" --size "$size" --json
+
 data="$work/data" run="$work/run"
 step synth 60 "$bin" synth --out "$data" --per-class "$per_class" --size "$size" --seed 0
 train=("$bin" train --data "$data" --split 0.8,0.1,0.1 --epochs "$epochs" --batch-size "${batches[0]}"

@@ -73,6 +73,15 @@ def main():
         a, b = ours.get("gradcam_ms"), theirs.get("gradcam_ms")
         rows.append((f"Grad-CAM ms per image (batch {batch} run)", fmt(a, 2), fmt(b, 2), ratio(a, b)))
 
+    stock = glob.glob(os.path.join(out, "bench-stock-*.log"))
+    if stock:
+        batch = stock[0].rsplit("-", 1)[1].split(".")[0]
+        ours = last_json(os.path.join(out, f"bench-crackscope-{batch}.log")) or {}
+        theirs = last_json(stock[0]) or {}
+        a, b = ours.get("train_images_per_s"), theirs.get("train_images_per_s")
+        rows.append((f"training images/s, batch {batch}: matrix products vs stock candle convolutions",
+                     fmt(a), fmt(b), ratio(a, b)))
+
     torch_train = last_json(os.path.join(out, "train-torch.log")) or {}
     ours = crackscope_training(out)
     wall_ours = steps.get("train-crackscope", (None, None))[1]
