@@ -44,6 +44,7 @@ mod buffers;
 mod checkpoint;
 mod engine;
 mod init;
+mod matmul_path;
 mod ops;
 mod reference;
 mod segment;

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
@@ -16,8 +16,8 @@ use super::arch::{
     STAGES,
 };
 use super::buffers::BufferPool;
-use super::reference;
 use super::segment::SegmentOp;
+use super::{matmul_path, reference};
 
 /// Layers (MATLAB names) whose output [`SqueezeNet::forward_to`] returns and
 /// [`SqueezeNet::forward_from`] continues from.
@@ -209,7 +209,11 @@ impl SqueezeNet {
                     Tensor::from_vec(values, shape.as_slice(), x.device())
                 })
                 .transpose()?;
-            reference::forward(stages.clone(), x, params, multiplier.as_ref())?
+            if x.device().is_cpu() || !matmul_path_chosen() {
+                reference::forward(stages.clone(), x, params, multiplier.as_ref())?
+            } else {
+                matmul_path::forward(stages.clone(), x, params, multiplier.as_ref())?
+            }
         };
         Ok(out)
     }
@@ -229,6 +233,12 @@ impl SqueezeNet {
         mask
     }
 
+    /// The backbone tensors of `stages`, in packing order.
+    #[cfg(test)]
+    pub(crate) fn backbone_params(&self, stages: Range<usize>) -> Vec<Tensor> {
+        self.backbone[arch::param_range(stages)].to_vec()
+    }
+
     /// The same variables on the reference path, for tests of the engine.
     #[cfg(test)]
     pub(crate) fn reference_twin(&self) -> Self {
@@ -241,6 +251,15 @@ impl SqueezeNet {
             use_engine: false,
         }
     }
+}
+
+/// Off the CPU the network runs as matrix products ([`matmul_path`]) unless
+/// `CRACKSCOPE_GPU_PATH=reference` asks for stock candle convolutions, so that the two can be timed
+/// against each other on a GPU.
+fn matmul_path_chosen() -> bool {
+    static CHOSEN: LazyLock<bool> =
+        LazyLock::new(|| std::env::var("CRACKSCOPE_GPU_PATH").map_or(true, |v| v != "reference"));
+    *CHOSEN
 }
 
 fn check_images(x: &Tensor) -> Result<()> {
