@@ -169,6 +169,8 @@ fn predict_names_a_cat_or_fox_for_the_kitten_with_imagenet_weights() {
         "--model",
         weights.to_str().unwrap(),
         kitten.to_str().unwrap(),
+        "--input-size",
+        "224",
         "--json",
     ]);
     let said = ok(&out);
@@ -193,10 +195,26 @@ fn predict_names_a_cat_or_fox_for_the_kitten_with_imagenet_weights() {
     assert_eq!(first["probabilities"].as_array().unwrap().len(), 1000);
     assert!(first["index"].as_u64().is_some() && first["path"].as_str().is_some());
 
+    // Bare weights do not record the size they were trained at: no silent default.
+    let no_size = run(&[
+        "predict",
+        "--model",
+        weights.to_str().unwrap(),
+        kitten.to_str().unwrap(),
+    ]);
+    assert!(!no_size.status.success());
+    assert!(
+        text(&no_size).contains("--input-size"),
+        "{}",
+        text(&no_size)
+    );
+
     let missing = run(&[
         "predict",
         "--model",
         weights.to_str().unwrap(),
+        "--input-size",
+        "224",
         "no-such-image.jpg",
     ]);
     assert!(!missing.status.success());
