@@ -354,4 +354,115 @@ mod tests {
         assert_eq!(CamSettings::default().method, Method::default());
         assert_eq!(GradcamConfig::default().method, Method::default().name());
     }
+
+    /// The folder scripts/torch_reference.py --maps writes (or CRACKSCOPE_TORCH_REFERENCE), and
+    /// the shared data, or None after saying why the comparison is skipped.
+    fn torch_reference() -> Option<(PathBuf, PathBuf, serde_json::Value)> {
+        let data = crate::model::testutil::data_dir()?;
+        let dir = std::env::var_os("CRACKSCOPE_TORCH_REFERENCE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/torch-reference")
+            });
+        let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else {
+            eprintln!(
+                "skipping: no {} (run scripts/torch_reference.py --maps)",
+                dir.join("reference.json").display()
+            );
+            return None;
+        };
+        Some((data, dir, serde_json::from_str(&text).unwrap()))
+    }
+
+    /// Worst absolute differences (probabilities, seed map, Grad-CAM map) between crackscope and
+    /// PyTorch float64 over the reference photos, read from PNG copies or the JPEGs themselves.
+    fn worst_differences(png: bool) -> Option<(f64, f64, f64)> {
+        let (data, dir, reference) = torch_reference()?;
+        let classifier = Classifier::open(
+            &dir.join("random-head.safetensors"),
+            &Device::Cpu,
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let worst = |a: &[f32], b: &serde_json::Value| -> f64 {
+            let b: Vec<f64> = b
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|v| match v.as_array() {
+                    Some(row) => row.iter().map(|x| x.as_f64().unwrap()).collect(),
+                    None => vec![v.as_f64().unwrap()],
+                })
+                .collect();
+            assert_eq!(a.len(), b.len());
+            a.iter()
+                .zip(&b)
+                .map(|(&x, y)| (x as f64 - y).abs())
+                .fold(0.0, f64::max)
+        };
+        let mut out = (0f64, 0f64, 0f64);
+        for photo in reference["photos"].as_array().unwrap() {
+            let path = if png {
+                dir.join("png").join(photo["png"].as_str().unwrap())
+            } else {
+                data.join(photo["photo"].as_str().unwrap())
+            };
+            let image = load_rgb(&path).unwrap();
+            let probabilities = &classifier
+                .probabilities(std::slice::from_ref(&image))
+                .unwrap()[0];
+            let mut cam = CamSettings {
+                layer: "relu_conv10".into(),
+                method: Method::Seed,
+                ..CamSettings::default()
+            };
+            let seed = classifier
+                .explain(std::slice::from_ref(&image), &cam, Target::Predicted)
+                .unwrap();
+            cam.method = Method::GradCam;
+            let gradcam = classifier
+                .explain(std::slice::from_ref(&image), &cam, Target::Predicted)
+                .unwrap();
+            assert_eq!(seed[0].class as u64, photo["predicted"].as_u64().unwrap());
+            let p = worst(probabilities, &photo["probabilities"]);
+            let s = worst(&seed[0].cam.rows().concat(), &photo["seed"]);
+            let g = worst(&gradcam[0].cam.rows().concat(), &photo["gradcam"]);
+            eprintln!(
+                "{} ({}): probabilities {p:.2e}, seed map {s:.2e}, Grad-CAM map {g:.2e}",
+                photo["photo"].as_str().unwrap(),
+                if png { "PNG" } else { "JPEG" }
+            );
+            out = (out.0.max(p), out.1.max(s), out.2.max(g));
+        }
+        eprintln!(
+            "worst: probabilities {:.2e}, seed {:.2e}, Grad-CAM {:.2e}",
+            out.0, out.1, out.2
+        );
+        Some(out)
+    }
+
+    #[test]
+    fn probabilities_and_maps_agree_with_pytorch_float64_on_the_same_pixels() {
+        let Some((p, seed, gradcam)) = worst_differences(true) else {
+            return;
+        };
+        assert!(p <= 1e-5, "probabilities differ by {p:e}");
+        assert!(
+            seed <= 1e-3 && gradcam <= 1e-3,
+            "maps differ by {seed:e} / {gradcam:e}"
+        );
+    }
+
+    #[test]
+    #[ignore = "needs JPEG pixels equal to libjpeg-turbo's (PIL's); the image crate's decoder differs"]
+    fn probabilities_and_maps_agree_with_pytorch_float64_on_the_jpeg_photos() {
+        let Some((p, seed, gradcam)) = worst_differences(false) else {
+            return;
+        };
+        assert!(p <= 1e-5, "probabilities differ by {p:e}");
+        assert!(
+            seed <= 1e-3 && gradcam <= 1e-3,
+            "maps differ by {seed:e} / {gradcam:e}"
+        );
+    }
 }

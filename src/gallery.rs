@@ -283,3 +283,109 @@ fn split_csv_line(line: &str) -> Vec<String> {
     }
     fields
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+
+    use super::*;
+    use crate::data::split::{Entry, Fractions};
+    use crate::data::synth::render;
+    use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
+
+    const CLASSES: [&str; 2] = ["Negative", "Positive"];
+
+    /// A run whose recipe sets every `[gradcam]` key away from its default: two validation and
+    /// one test image, both checkpoints, and predictions.csv.
+    fn run_with_gradcam_recipe(root: &Path) -> RunDir {
+        let data = root.join("data");
+        let mut entries = Vec::new();
+        for i in 0..3u64 {
+            let relative = PathBuf::from(CLASSES[(i % 2) as usize]).join(format!("{i}.png"));
+            let path = data.join(&relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            render(i, 64, i % 2 == 1).image.save(&path).unwrap();
+            entries.push(Entry {
+                path: relative,
+                label: (i % 2) as usize,
+            });
+        }
+        let run = RunDir::create(Some(&root.join("run"))).unwrap();
+        std::fs::write(
+            run.recipe(),
+            "[gradcam]\nlayer = \"fire9-concat\"\nmethod = \"gradcam\"\nalpha = 1.0\n\
+             colormap = \"gray\"\n",
+        )
+        .unwrap();
+        let test = entries.split_off(2);
+        Manifest {
+            root: data.clone(),
+            classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+            seed: 0,
+            fractions: Fractions {
+                train: 0.1,
+                val: 0.1,
+                test: 0.1,
+            },
+            train: entries[..1].to_vec(),
+            val: entries,
+            test: test.clone(),
+        }
+        .save(&run.manifest())
+        .unwrap();
+        let varmap = VarMap::new();
+        SqueezeNet::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            Some(2),
+        )
+        .unwrap();
+        init_backbone(&varmap, 1).unwrap();
+        init_head(&varmap, 2).unwrap();
+        let meta = CheckpointMeta {
+            input_size: Some(64),
+            ..CheckpointMeta::default()
+        };
+        let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+        save_checkpoint(&run.best_model(), &varmap, &classes, &meta).unwrap();
+        save_checkpoint(&run.last_model(), &varmap, &classes, &meta).unwrap();
+        std::fs::write(
+            run.predictions(),
+            format!(
+                "path,truth,predicted,score,p_Negative,p_Positive\n{},Negative,Negative,0.6,0.6,0.4\n",
+                data.join(&test[0].path).display()
+            ),
+        )
+        .unwrap();
+        run
+    }
+
+    fn all_gray(picture: &RgbImage) -> bool {
+        picture.pixels().all(|p| p[0] == p[1] && p[1] == p[2])
+    }
+
+    #[test]
+    fn recipe_gradcam_keys_reach_the_browser_and_the_validation_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_with_gradcam_recipe(dir.path());
+        let mut gallery = RunGallery::open(&run).unwrap();
+        // The browser's first picture: the recipe's method, layer and opacity.
+        let spec = gallery.default_spec();
+        assert_eq!(gallery.methods()[spec.method], "gradcam");
+        assert_eq!(gallery.layers()[spec.layer], "fire9-concat");
+        assert_eq!(spec.alpha_percent, 100);
+        assert_eq!(gallery.test_items().unwrap().len(), 1);
+        // Alpha 1 with the gray colormap: the heatmap alone, in gray.
+        assert!(all_gray(&gallery.picture(0, &spec).unwrap()));
+        let saved = gallery.save_picture(0, &spec).unwrap();
+        assert!(
+            saved.ends_with("pictures/2-gradcam-fire9-concat.png"),
+            "{}",
+            saved.display()
+        );
+        // The validation panel draws with the recipe's settings too.
+        let panel = gallery.validation_cams(1).unwrap();
+        assert_eq!(panel.len(), 2);
+        assert!(panel.iter().all(|(picture, _)| all_gray(picture)));
+    }
+}

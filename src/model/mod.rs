@@ -65,4 +65,4 @@ pub use weights::load_torchvision;
 #[cfg(test)]
 mod profile;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
