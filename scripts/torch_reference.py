@@ -6,6 +6,8 @@ inputs and paste the new values there.
 
     /tmp/torchenv/bin/python scripts/torch_reference.py [DATA_DIR]
 
+    /tmp/torchenv/bin/python scripts/torch_reference.py --maps [DATA_DIR [OUT_DIR]]
+
 DATA_DIR defaults to ../shared/data beside the repository. What it does:
   1. loads pretrained/squeezenet1_1.pth into torchvision's squeezenet1_1 (eval mode, no extra head);
   2. feeds a batch of two synthetic 227x227 brick-wall images (`synthetic_bricks`, integer arithmetic
@@ -14,6 +16,16 @@ DATA_DIR defaults to ../shared/data beside the repository. What it does:
      statistics of intermediate feature maps, and gradients of logit[top-1] summed over the batch with
      respect to a few parameters (norms and single entries);
   4. classifies pretrained/kitten.jpg with torchvision's usual preprocessing (resize 256, centre crop 224).
+
+With --maps it instead writes reference numbers for checkpoints with random heads on shared JPEG
+photos, in float64, into OUT_DIR (default target/torch-reference, read by the Rust test
+`classify::tests::probabilities_and_maps_agree_with_pytorch_float64`):
+  - random-head.safetensors: the shared ImageNet weights plus a Linear(1000, 2) head drawn with
+    torch.manual_seed(0), in crackscope's checkpoint format (classes and input_size metadata);
+  - png/<n>.png: each photo as PIL decodes it (`Image.open(p).convert('RGB')`), losslessly, so the
+    comparison can be made on identical pixels whatever JPEG decoder crackscope uses;
+  - reference.json: per photo, the softmax probabilities, the seed's map and Grad-CAM's map at
+    relu_conv10 (14 x 14 for 227 px, rescaled to [0, 1] as MATLAB's rescale), for the predicted class.
 
 Why synthetic images rather than the brickwork photos: PIL (libjpeg-turbo) and the `image` crate
 (zune-jpeg) decode the same JPEG to slightly different pixels (0.07 levels per value on average for
@@ -131,5 +143,84 @@ def main() -> None:
     print(f"kitten top5 {top.indices.tolist()} probs {[round(v, 3) for v in top.values.tolist()]}")
 
 
+PHOTOS = [
+    "concrete-samples/Positive/00001_original.jpg",
+    "concrete-samples/Positive/00002_original.jpg",
+    "concrete-samples/Positive/00003_original.jpg",
+    "brickwork-cracks/Negative/00001.jpg",
+    "brickwork-cracks/Negative/00002.jpg",
+    "brickwork-cracks/Positive/00001.jpg",
+    "brickwork-cracks/Positive/00002.jpg",
+    "concrete-ozgenel/Negative/02999.jpg",
+]
+SIZE = 227
+
+
+def rescale(cam: torch.Tensor) -> torch.Tensor:
+    """MATLAB's rescale: min -> 0, max -> 1; a constant map becomes zeros."""
+    lo, hi = cam.min(), cam.max()
+    return torch.zeros_like(cam) if hi <= lo else (cam - lo) / (hi - lo)
+
+
+def maps(data: Path, out: Path) -> None:
+    import json
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "png").mkdir(exist_ok=True)
+    net = torchvision.models.squeezenet1_1()
+    net.load_state_dict(torch.load(data / "pretrained" / "squeezenet1_1.pth", map_location="cpu"))
+    torch.manual_seed(0)
+    head = torch.nn.Linear(1000, 2)
+    state = {k: v.float().contiguous() for k, v in net.state_dict().items()}
+    state["head.weight"] = head.weight.detach().float().contiguous()
+    state["head.bias"] = head.bias.detach().float().contiguous()
+    classes = ["Negative", "Positive"]
+    save_file(state, str(out / "random-head.safetensors"),
+              metadata={"classes": json.dumps(classes), "input_size": str(SIZE)})
+    # The same float32 values, computed in float64.
+    net = net.double().eval()
+    head = head.double().eval()
+    mean = torch.tensor(MEAN.tolist(), dtype=torch.float64).view(3, 1, 1)
+    std = torch.tensor(STD.tolist(), dtype=torch.float64).view(3, 1, 1)
+    entries = []
+    for i, relative in enumerate(PHOTOS):
+        image = Image.open(data / relative).convert("RGB")
+        if image.size != (SIZE, SIZE):
+            print(f"skipping {relative}: {image.size} is not {SIZE} x {SIZE}")
+            continue
+        png = f"{i}.png"
+        image.save(out / "png" / png)
+        pixels = torch.from_numpy(np.asarray(image).astype(np.float64)).permute(2, 0, 1)
+        x = ((pixels / 255.0 - mean) / std).unsqueeze(0)
+        features = net.features(x)
+        a = net.classifier[2](net.classifier[1](net.classifier[0](features)))  # relu_conv10
+        logits = head(torch.flatten(net.classifier[3](a), 1))[0]
+        probabilities = torch.softmax(logits, 0)
+        c = int(logits.argmax())
+        (d_prob,) = torch.autograd.grad(probabilities[c], a, retain_graph=True)
+        seed = rescale((d_prob.sum(dim=(2, 3), keepdim=True) * a).sum(1)[0])
+        (d_logit,) = torch.autograd.grad(logits[c], a)
+        gradcam = rescale(torch.relu((d_logit.mean(dim=(2, 3), keepdim=True) * a).sum(1)[0]))
+        entries.append({
+            "photo": relative,
+            "png": png,
+            "predicted": c,
+            "probabilities": probabilities.tolist(),
+            "seed": seed.tolist(),
+            "gradcam": gradcam.tolist(),
+        })
+        print(f"{relative}: p = {[round(p, 6) for p in probabilities.tolist()]}")
+    with open(out / "reference.json", "w") as f:
+        json.dump({"layer": "relu_conv10", "input_size": SIZE, "photos": entries}, f)
+    print(f"wrote {out}")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--maps":
+        root = Path(__file__).resolve().parent.parent
+        data = Path(sys.argv[2]) if len(sys.argv) > 2 else root.parent / "shared" / "data"
+        out = Path(sys.argv[3]) if len(sys.argv) > 3 else root / "target" / "torch-reference"
+        maps(data, out)
+    else:
+        main()

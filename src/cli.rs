@@ -47,6 +47,9 @@ pub enum Command {
     /// Ablation-CAM): an overlay per image and the seed's figure, or the figure for a run's test
     /// images.
     Gradcam(GradcamArgs),
+    /// Fetch torchvision's ImageNet weights into the cache, or list the cache.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
     /// Measure training, inference, Grad-CAM and input-pipeline speed on generated data (the same
     /// workload and JSON keys as scripts/bench_torch.py).
     Bench(BenchArgs),
@@ -106,7 +109,8 @@ pub struct RecipeArgs {
     /// Dataset folder, one sub-folder per class.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// torchvision SqueezeNet v1.1 weights (.pth or .safetensors), e.g. squeezenet1_1-b8a52dc0.pth.
+    /// torchvision SqueezeNet v1.1 weights (.pth or .safetensors), or `imagenet`: torchvision's
+    /// squeezenet1_1-b8a52dc0.pth, fetched once and cached (see `crackscope weights`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     #[arg(long)]
@@ -187,6 +191,8 @@ pub struct EvalArgs {
     /// Evaluate on this folder-per-class dataset instead of the run's test split.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub model_options: ModelOptions,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -195,11 +201,35 @@ pub struct EvalArgs {
     pub device: DeviceChoice,
 }
 
+/// What a checkpoint from elsewhere may not say about itself.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ModelOptions {
+    /// Class names in output order, for a checkpoint that does not name them [default: the
+    /// file's own, else classes.txt beside it]
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub classes: Option<Vec<String>>,
+    /// Input size in pixels, for a checkpoint that does not record it (torchvision's ImageNet
+    /// weights: 224).
+    #[arg(long, value_name = "PIXELS")]
+    pub input_size: Option<u32>,
+}
+
+impl ModelOptions {
+    pub fn load_options(&self) -> crate::model::LoadOptions {
+        crate::model::LoadOptions {
+            classes: self.classes.clone(),
+            input_size: self.input_size,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// A crackscope checkpoint (.safetensors), a run directory, or torchvision weights (.pth/.safetensors).
     #[arg(long)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub model_options: ModelOptions,
     /// Images to classify.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -229,6 +259,8 @@ pub struct GradcamArgs {
     /// A crackscope checkpoint, a run directory (its best model) or torchvision weights.
     #[arg(long, conflicts_with = "run", required_unless_present = "run")]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model_options: ModelOptions,
     /// Images to explain.
     #[arg(conflicts_with = "run", required_unless_present = "run")]
     pub images: Vec<PathBuf>,
@@ -244,12 +276,14 @@ pub struct GradcamArgs {
     /// Seed of the choice of test images with --run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// seed (the demo's formula), gradcam, gradcam++ or ablation (gradient-free, slower).
-    #[arg(long, default_value = "seed")]
-    pub method: Method,
-    /// Layer whose feature maps are explained: relu_conv10 (the seed's), fire2-concat ... fire9-concat, ...
-    #[arg(long, default_value = "relu_conv10")]
-    pub layer: String,
+    /// seed (the demo's formula), gradcam, gradcam++ or ablation (gradient-free, slower)
+    /// [default: the recipe's gradcam.method: the run's, else config/default.toml's]
+    #[arg(long)]
+    pub method: Option<Method>,
+    /// Layer whose feature maps are explained: relu_conv10 (the seed's), fire2-concat ...
+    /// fire9-concat, ... [default: the recipe's gradcam.layer]
+    #[arg(long)]
+    pub layer: Option<String>,
     /// Class to explain, by name or output index [default: each image's predicted class]
     #[arg(long)]
     pub class: Option<String>,
@@ -259,12 +293,12 @@ pub struct GradcamArgs {
     /// Print a JSON array (path, label, index, score, predicted, method, layer, cam, ...).
     #[arg(long)]
     pub json: bool,
-    /// Heatmap opacity, 0 (image only) to 1 (heatmap only).
-    #[arg(long, default_value_t = 0.5, value_parser = parse_alpha)]
-    pub alpha: f32,
-    /// Heatmap colours: jet, turbo or gray.
-    #[arg(long, default_value = "jet")]
-    pub colormap: Colormap,
+    /// Heatmap opacity, 0 (image only) to 1 (heatmap only) [default: the recipe's gradcam.alpha]
+    #[arg(long, value_parser = parse_alpha)]
+    pub alpha: Option<f32>,
+    /// Heatmap colours: jet, turbo or gray [default: the recipe's gradcam.colormap]
+    #[arg(long)]
+    pub colormap: Option<Colormap>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
@@ -290,4 +324,13 @@ pub struct BenchArgs {
     /// Print one JSON object (the keys of scripts/bench_torch.py) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Download torchvision's squeezenet1_1-b8a52dc0.pth (or $CRACKSCOPE_WEIGHTS_URL), check its
+    /// SHA-256 and cache it; prints the cached file. Does nothing when it is already cached.
+    Fetch,
+    /// List the cached weight files and whether each passes its check.
+    List,
 }

@@ -166,7 +166,7 @@ impl Default for GradcamConfig {
     fn default() -> Self {
         GradcamConfig {
             layer: "relu_conv10".into(),
-            method: "seed".into(),
+            method: crate::explain::methods::Method::default().name().into(),
             alpha: 0.5,
             colormap: "jet".into(),
         }

@@ -5,19 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use image::RgbImage;
 
-use crate::cmd::predict::input_size;
+use crate::classify::{picture_name, CamSettings, Classifier};
 use crate::cmd::samples::sample_grid;
 use crate::config::Recipe;
-use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::split::Manifest;
-use crate::explain::colormap::Colormap;
-use crate::explain::methods::{explain_features, Method, Target};
-use crate::explain::overlay::{overlay, Style};
-use crate::model::{self, LoadedModel, CAM_LAYERS};
+use crate::explain::methods::{Method, Target};
+use crate::model::{self, LoadOptions, CAM_LAYERS};
 use crate::run::RunDir;
 use crate::tui::{Gallery, LayerRow, PictureSpec, TestItem};
 
@@ -32,16 +29,21 @@ pub struct RunGallery {
     run: RunDir,
     manifest: Manifest,
     recipe: Recipe,
+    /// The recipe's `[gradcam]` keys: the browser's first picture and the validation panel.
+    cam: CamSettings,
     items: Vec<TestItem>,
     /// The best model, loaded on first use and kept while its file is unchanged.
-    best: Option<(std::time::SystemTime, LoadedModel)>,
+    best: Option<(std::time::SystemTime, Classifier)>,
 }
 
 impl RunGallery {
     pub fn open(run: &RunDir) -> Result<RunGallery> {
+        let recipe = Recipe::load(&run.recipe())?;
         Ok(RunGallery {
             manifest: Manifest::load(&run.manifest())?,
-            recipe: Recipe::load(&run.recipe())?,
+            cam: CamSettings::from_recipe(&recipe.gradcam)
+                .with_context(|| format!("{}", run.recipe().display()))?,
+            recipe,
             run: run.clone(),
             items: Vec::new(),
             best: None,
@@ -54,23 +56,28 @@ impl RunGallery {
         CAM_LAYERS.iter().rev().copied().collect()
     }
 
-    fn best_model(&mut self) -> Result<&LoadedModel> {
+    fn best_model(&mut self) -> Result<&Classifier> {
         let path = self.run.best_model();
         let modified = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .with_context(|| format!("no model yet ({} is missing)", path.display()))?;
         if self.best.as_ref().is_none_or(|(seen, _)| *seen != modified) {
-            self.best = Some((modified, model::load_model(&path, &EXPLAIN_DEVICE)?));
+            let classifier = Classifier::open(&path, &EXPLAIN_DEVICE, &LoadOptions::default())?;
+            self.best = Some((modified, classifier));
         }
         Ok(&self.best.as_ref().expect("just loaded").1)
     }
 
-    fn colormap(&self) -> Result<Colormap> {
-        self.recipe
-            .gradcam
-            .colormap
-            .parse()
-            .map_err(anyhow::Error::msg)
+    /// The settings a picture spec asks for: its method, layer and opacity over the recipe's
+    /// colormap.
+    fn cam_for(&self, spec: &PictureSpec) -> CamSettings {
+        let layers = Self::layer_names();
+        CamSettings {
+            layer: layers[spec.layer.min(layers.len() - 1)].to_string(),
+            method: Method::ALL[spec.method.min(Method::ALL.len() - 1)],
+            alpha: spec.alpha(),
+            colormap: self.cam.colormap,
+        }
     }
 }
 
@@ -85,6 +92,21 @@ impl Gallery for RunGallery {
 
     fn layers(&self) -> Vec<String> {
         Self::layer_names().into_iter().map(String::from).collect()
+    }
+
+    fn default_spec(&self) -> PictureSpec {
+        PictureSpec {
+            method: Method::ALL
+                .iter()
+                .position(|m| *m == self.cam.method)
+                .unwrap_or(0),
+            layer: Self::layer_names()
+                .iter()
+                .position(|l| *l == self.cam.layer)
+                .unwrap_or(0),
+            alpha_percent: (self.cam.alpha * 100.0).round() as u8,
+            ..PictureSpec::default()
+        }
     }
 
     fn samples(&mut self) -> Result<Option<RgbImage>> {
@@ -138,9 +160,10 @@ impl Gallery for RunGallery {
         if !spec.overlay {
             return Ok(resize_exact(&image, image.width().max(MIN_PICTURE_SIDE)));
         }
-        let colormap = self.colormap()?;
+        let cam = self.cam_for(spec);
+        let target = spec.class.map_or(Target::Predicted, Target::Class);
         let best = self.best_model()?;
-        Ok(explain(best, &EXPLAIN_DEVICE, colormap, &image, spec)?.0)
+        Ok(best.overlay(&image, &cam, target, MIN_PICTURE_SIDE)?.0)
     }
 
     fn save_picture(&mut self, item: usize, spec: &PictureSpec) -> Result<PathBuf> {
@@ -151,11 +174,8 @@ impl Gallery for RunGallery {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
         let name = if spec.overlay {
-            format!(
-                "{stem}-{}-{}.png",
-                self.methods()[spec.method],
-                self.layers()[spec.layer]
-            )
+            let cam = self.cam_for(spec);
+            picture_name(&stem, cam.method, &cam.layer)
         } else {
             format!("{stem}.png")
         };
@@ -169,14 +189,15 @@ impl Gallery for RunGallery {
         if !checkpoint.is_file() {
             return Ok(Vec::new());
         }
-        let loaded = model::load_model(&checkpoint, &EXPLAIN_DEVICE)?;
-        let spec = PictureSpec::default();
+        let loaded = Classifier::open(&checkpoint, &EXPLAIN_DEVICE, &LoadOptions::default())?;
         let mut panel = Vec::new();
         for entry in panel_entries(&self.manifest) {
             let path = self.manifest.absolute(entry);
             let image = load_rgb(&path)?;
-            let (picture, predicted, score) =
-                explain(&loaded, &EXPLAIN_DEVICE, self.colormap()?, &image, &spec)?;
+            let (picture, explanation) =
+                loaded.overlay(&image, &self.cam, Target::Predicted, MIN_PICTURE_SIDE)?;
+            let predicted = explanation.predicted;
+            let score = explanation.probabilities[predicted];
             let classes = &self.manifest.classes;
             panel.push((
                 picture,
@@ -188,44 +209,6 @@ impl Gallery for RunGallery {
         }
         Ok(panel)
     }
-}
-
-/// Grad-CAM of one image as `spec` asks, drawn over it; also the predicted class and its score.
-fn explain(
-    loaded: &LoadedModel,
-    device: &Device,
-    colormap: Colormap,
-    image: &RgbImage,
-    spec: &PictureSpec,
-) -> Result<(RgbImage, usize, f32)> {
-    let side = input_size(loaded);
-    let resized = resize_exact(image, side);
-    let mut data = vec![0f32; 3 * (side * side) as usize];
-    write_chw_normalized(&resized, &mut data);
-    let x = Tensor::from_vec(data, (1, 3, side as usize, side as usize), device)?;
-    let layer = RunGallery::layer_names()[spec.layer.min(CAM_LAYERS.len() - 1)];
-    let method = Method::ALL[spec.method.min(Method::ALL.len() - 1)];
-    let target = spec.class.map_or(Target::Predicted, Target::Class);
-    let features = loaded.model.forward_to(&x, layer)?;
-    let explanation = explain_features(
-        &features,
-        |f| loaded.model.forward_from(f, layer),
-        method,
-        target,
-    )?
-    .pop()
-    .context("no explanation")?;
-    let shown = resize_exact(image, side.max(MIN_PICTURE_SIDE));
-    let picture = overlay(
-        &shown,
-        &explanation.cam,
-        &Style {
-            colormap,
-            alpha: spec.alpha(),
-        },
-    )?;
-    let score = explanation.probabilities[explanation.predicted];
-    Ok((picture, explanation.predicted, score))
 }
 
 /// A few fixed validation images, alternating between the classes, for the Training view's panel.
@@ -299,4 +282,110 @@ fn split_csv_line(line: &str) -> Vec<String> {
         }
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+
+    use super::*;
+    use crate::data::split::{Entry, Fractions};
+    use crate::data::synth::render;
+    use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
+
+    const CLASSES: [&str; 2] = ["Negative", "Positive"];
+
+    /// A run whose recipe sets every `[gradcam]` key away from its default: two validation and
+    /// one test image, both checkpoints, and predictions.csv.
+    fn run_with_gradcam_recipe(root: &Path) -> RunDir {
+        let data = root.join("data");
+        let mut entries = Vec::new();
+        for i in 0..3u64 {
+            let relative = PathBuf::from(CLASSES[(i % 2) as usize]).join(format!("{i}.png"));
+            let path = data.join(&relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            render(i, 64, i % 2 == 1).image.save(&path).unwrap();
+            entries.push(Entry {
+                path: relative,
+                label: (i % 2) as usize,
+            });
+        }
+        let run = RunDir::create(Some(&root.join("run"))).unwrap();
+        std::fs::write(
+            run.recipe(),
+            "[gradcam]\nlayer = \"fire9-concat\"\nmethod = \"gradcam\"\nalpha = 1.0\n\
+             colormap = \"gray\"\n",
+        )
+        .unwrap();
+        let test = entries.split_off(2);
+        Manifest {
+            root: data.clone(),
+            classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+            seed: 0,
+            fractions: Fractions {
+                train: 0.1,
+                val: 0.1,
+                test: 0.1,
+            },
+            train: entries[..1].to_vec(),
+            val: entries,
+            test: test.clone(),
+        }
+        .save(&run.manifest())
+        .unwrap();
+        let varmap = VarMap::new();
+        SqueezeNet::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            Some(2),
+        )
+        .unwrap();
+        init_backbone(&varmap, 1).unwrap();
+        init_head(&varmap, 2).unwrap();
+        let meta = CheckpointMeta {
+            input_size: Some(64),
+            ..CheckpointMeta::default()
+        };
+        let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+        save_checkpoint(&run.best_model(), &varmap, &classes, &meta).unwrap();
+        save_checkpoint(&run.last_model(), &varmap, &classes, &meta).unwrap();
+        std::fs::write(
+            run.predictions(),
+            format!(
+                "path,truth,predicted,score,p_Negative,p_Positive\n{},Negative,Negative,0.6,0.6,0.4\n",
+                data.join(&test[0].path).display()
+            ),
+        )
+        .unwrap();
+        run
+    }
+
+    fn all_gray(picture: &RgbImage) -> bool {
+        picture.pixels().all(|p| p[0] == p[1] && p[1] == p[2])
+    }
+
+    #[test]
+    fn recipe_gradcam_keys_reach_the_browser_and_the_validation_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_with_gradcam_recipe(dir.path());
+        let mut gallery = RunGallery::open(&run).unwrap();
+        // The browser's first picture: the recipe's method, layer and opacity.
+        let spec = gallery.default_spec();
+        assert_eq!(gallery.methods()[spec.method], "gradcam");
+        assert_eq!(gallery.layers()[spec.layer], "fire9-concat");
+        assert_eq!(spec.alpha_percent, 100);
+        assert_eq!(gallery.test_items().unwrap().len(), 1);
+        // Alpha 1 with the gray colormap: the heatmap alone, in gray.
+        assert!(all_gray(&gallery.picture(0, &spec).unwrap()));
+        let saved = gallery.save_picture(0, &spec).unwrap();
+        assert!(
+            saved.ends_with("pictures/2-gradcam-fire9-concat.png"),
+            "{}",
+            saved.display()
+        );
+        // The validation panel draws with the recipe's settings too.
+        let panel = gallery.validation_cams(1).unwrap();
+        assert_eq!(panel.len(), 2);
+        assert!(panel.iter().all(|(picture, _)| all_gray(picture)));
+    }
 }

@@ -4,6 +4,7 @@
 //! Data flows one way: images ([`data`]) -> batches -> model ([`model`]) -> events ([`events`]) ->
 //! whoever listens (headless printer, metrics log, dashboard).
 
+pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -9,7 +9,7 @@ use common::*;
 #[test]
 fn every_subcommand_explains_itself() {
     for sub in [
-        "demo", "synth", "samples", "train", "eval", "predict", "model",
+        "demo", "synth", "samples", "train", "eval", "predict", "model", "weights",
     ] {
         let out = run(&[sub, "--help"]);
         let help = ok(&out);
@@ -169,6 +169,8 @@ fn predict_names_a_cat_or_fox_for_the_kitten_with_imagenet_weights() {
         "--model",
         weights.to_str().unwrap(),
         kitten.to_str().unwrap(),
+        "--input-size",
+        "224",
         "--json",
     ]);
     let said = ok(&out);
@@ -193,12 +195,85 @@ fn predict_names_a_cat_or_fox_for_the_kitten_with_imagenet_weights() {
     assert_eq!(first["probabilities"].as_array().unwrap().len(), 1000);
     assert!(first["index"].as_u64().is_some() && first["path"].as_str().is_some());
 
+    // Bare weights do not record the size they were trained at: no silent default.
+    let no_size = run(&[
+        "predict",
+        "--model",
+        weights.to_str().unwrap(),
+        kitten.to_str().unwrap(),
+    ]);
+    assert!(!no_size.status.success());
+    assert!(
+        text(&no_size).contains("--input-size"),
+        "{}",
+        text(&no_size)
+    );
+
     let missing = run(&[
         "predict",
         "--model",
         weights.to_str().unwrap(),
+        "--input-size",
+        "224",
         "no-such-image.jpg",
     ]);
     assert!(!missing.status.success());
     assert!(text(&missing).contains("no-such-image.jpg"));
+}
+
+/// `crackscope weights fetch` takes its address from CRACKSCOPE_WEIGHTS_URL and its cache from
+/// XDG_CACHE_HOME; once cached, the file is found again with the server gone.
+#[test]
+fn weights_fetch_caches_from_the_environment_address_and_works_offline() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let source = dir.path().join("body.bin");
+    std::fs::write(&source, &body).unwrap();
+    let hash = crackscope::model::fetch::sha256_file(&source).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        // One connection, then the server is gone.
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+    });
+    let name = format!("squeezenet1_1-{}.pth", &hash[..8]);
+    let url = format!("http://{address}/models/{name}");
+    let cache = dir.path().join("cache");
+    let fetch = || {
+        let mut cmd = crackscope();
+        cmd.args(["weights", "fetch"])
+            .env("CRACKSCOPE_WEIGHTS_URL", &url)
+            .env("XDG_CACHE_HOME", &cache);
+        run_with_limit(&mut cmd, Duration::from_secs(60))
+    };
+    let first = fetch();
+    let said = ok(&first);
+    let cached = cache.join("crackscope").join(&name);
+    assert!(said.contains(&cached.display().to_string()), "{said}");
+    assert_eq!(
+        std::fs::read(&cached).unwrap(),
+        std::fs::read(&source).unwrap()
+    );
+    server.join().unwrap();
+    let again = fetch();
+    assert!(ok(&again).contains(&cached.display().to_string()));
+    let mut list = crackscope();
+    list.args(["weights", "list"]).env("XDG_CACHE_HOME", &cache);
+    let listed = ok(&run_with_limit(&mut list, Duration::from_secs(60)));
+    assert!(
+        listed.contains(&name) && listed.contains("checked"),
+        "{listed}"
+    );
 }

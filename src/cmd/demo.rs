@@ -12,6 +12,7 @@ use crate::run::RunDir;
 
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;
+    choose_weights(&mut recipe);
     let run = RunDir::create(args.run.as_deref())?;
     let data = run.path.join("data");
     let options = SynthOptions {
@@ -36,4 +37,31 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     }
     let job = prepare_new(recipe, Some(&run.path))?;
     run_to_end(job, display)
+}
+
+/// The seed fine-tunes ImageNet weights (transfer learning): the demo does too when they are
+/// cached (`crackscope weights fetch`), and trains from scratch otherwise, never downloading on
+/// its own. Weights given with --weights or in the recipe are kept.
+fn choose_weights(recipe: &mut Recipe) {
+    if !recipe.train.weights.as_os_str().is_empty() {
+        return;
+    }
+    let cached = crate::model::fetch::cache_dir()
+        .and_then(|dir| crate::model::fetch::cached(&crate::model::fetch::imagenet_url(), &dir));
+    match cached {
+        Ok(Some(path)) => {
+            println!(
+                "fine-tuning torchvision's ImageNet weights from the cache ({})",
+                path.display()
+            );
+            recipe.train.weights = path;
+        }
+        Ok(None) => println!(
+            "training from scratch: no ImageNet weights cached (`crackscope weights fetch` gets \
+             them, and the demo then fine-tunes them as the seed does)"
+        ),
+        Err(e) => {
+            println!("training from scratch: the cached ImageNet weights are unusable: {e:#}")
+        }
+    }
 }

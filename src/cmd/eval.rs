@@ -7,15 +7,15 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::classify::{open_run_model, Classifier};
 use crate::cli::EvalArgs;
 use crate::config::Recipe;
-use crate::data::loader::{decode_all, DecodedSet};
+use crate::data::loader::DecodedSet;
 use crate::data::scan::{scan, Skipped};
-use crate::data::split::Manifest;
-use crate::model::{self, LoadedModel};
+use crate::model::LoadOptions;
 use crate::run::RunDir;
 use crate::stats::ClassStats;
-use crate::train::evaluate::{classify, summarize, Prediction};
+use crate::train::evaluate::{summarize, Prediction};
 
 /// What `report.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,14 +35,12 @@ pub struct Report {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let (device, _) = crate::device::resolve(args.device)?;
+    let options = args.model_options.load_options();
     let report = if args.target.is_dir() {
         let run = RunDir::open(&args.target)?;
         match &args.data {
-            None => {
-                let recipe = Recipe::load(&run.recipe())?;
-                evaluate_split_on(&run, &run.best_model(), &recipe, &device)?
-            }
-            Some(data) => evaluate_folder(&run.best_model(), data, &device)?,
+            None => evaluate_split_on(&run, &run.best_model(), &options, &device)?,
+            Some(data) => evaluate_folder(&run.best_model(), data, &options, &device)?,
         }
     } else {
         let Some(data) = &args.data else {
@@ -52,7 +50,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
                 args.target.display()
             );
         };
-        evaluate_folder(&args.target, data, &device)?
+        evaluate_folder(&args.target, data, &options, &device)?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -65,56 +63,43 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 /// The test split of a run, classified with `model_path`; writes `report.json` and `predictions.csv`.
 pub fn evaluate_split(run: &RunDir, model_path: &Path, recipe: &Recipe) -> Result<Report> {
     let (device, _) = crate::device::resolve(recipe.train.device)?;
-    evaluate_split_on(run, model_path, recipe, &device)
+    evaluate_split_on(run, model_path, &LoadOptions::default(), &device)
 }
 
+/// The images are prepared at the checkpoint's input size (the run's `data.input_size`, which
+/// training records in every checkpoint).
 fn evaluate_split_on(
     run: &RunDir,
     model_path: &Path,
-    recipe: &Recipe,
+    options: &LoadOptions,
     device: &candle_core::Device,
 ) -> Result<Report> {
-    let (manifest, loaded) = load_run_model(run, model_path, device)?;
+    let (manifest, loaded) = open_run_model(run, model_path, device, options)?;
     let paths: Vec<_> = manifest
         .test
         .iter()
         .map(|e| (manifest.absolute(e), e.label))
         .collect();
-    let set = Arc::new(decode_all(&paths, recipe.data.input_size));
+    let set = Arc::new(loaded.decode_set(&paths));
     let (report, predictions) = classify_set(
         &loaded,
         model_path,
         &set,
         format!("test split of {}", run.path.display()),
-        device,
     )?;
     crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
     write_predictions(&run.predictions(), &set, &predictions, &loaded.classes)?;
     Ok(report)
 }
 
-/// A run's split manifest and a model for it; a model of other classes is an error naming both.
-pub fn load_run_model(
-    run: &RunDir,
-    model_path: &Path,
-    device: &candle_core::Device,
-) -> Result<(Manifest, LoadedModel)> {
-    let manifest = Manifest::load(&run.manifest())?;
-    let loaded = model::load_model(model_path, device)?;
-    if loaded.classes != manifest.classes {
-        bail!(
-            "{} classifies {:?} but the run's data has classes {:?}",
-            model_path.display(),
-            loaded.classes,
-            manifest.classes
-        );
-    }
-    Ok((manifest, loaded))
-}
-
 /// Every image of a folder-per-class dataset; its class names must be among the model's.
-fn evaluate_folder(model_path: &Path, data: &Path, device: &candle_core::Device) -> Result<Report> {
-    let loaded = model::load_model(model_path, device)?;
+fn evaluate_folder(
+    model_path: &Path,
+    data: &Path,
+    options: &LoadOptions,
+    device: &candle_core::Device,
+) -> Result<Report> {
+    let loaded = Classifier::open(model_path, device, options)?;
     let dataset = scan(data)?;
     let mut paths = Vec::with_capacity(dataset.items.len());
     for item in &dataset.items {
@@ -128,29 +113,27 @@ fn evaluate_folder(model_path: &Path, data: &Path, device: &candle_core::Device)
         };
         paths.push((item.path.clone(), label));
     }
-    let mut set = decode_all(&paths, crate::cmd::predict::input_size(&loaded));
+    let mut set = loaded.decode_set(&paths);
     set.skipped.extend(dataset.skipped);
     Ok(classify_set(
         &loaded,
         model_path,
         &Arc::new(set),
         data.display().to_string(),
-        device,
     )?
     .0)
 }
 
 fn classify_set(
-    loaded: &LoadedModel,
+    loaded: &Classifier,
     model_path: &Path,
     set: &Arc<DecodedSet>,
     description: String,
-    device: &candle_core::Device,
 ) -> Result<(Report, Vec<Prediction>)> {
     if set.images.is_empty() {
         bail!("no readable images to evaluate in the {description}");
     }
-    let predictions = classify(&loaded.model, set, 100, device)?;
+    let predictions = loaded.classify_set(set)?;
     let (confusion, loss) = summarize(&predictions, &loaded.classes);
     let report = Report {
         model: model_path.to_path_buf(),

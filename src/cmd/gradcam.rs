@@ -6,23 +6,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use image::RgbImage;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::classify::{file_safe, open_run_model, picture_name, CamSettings, Classifier};
 use crate::cli::GradcamArgs;
-use crate::cmd::predict::{input_size, model_file};
 use crate::cmd::samples::write_png;
-use crate::data::augment::write_chw_normalized;
-use crate::data::decode::{load_rgb, resize_exact};
+use crate::config::Recipe;
+use crate::data::decode::load_rgb;
 use crate::explain::figure::{figure, title};
-use crate::explain::methods::{explain, Explanation, Method, Target};
-use crate::explain::overlay::{overlay, Style};
+use crate::explain::methods::{Explanation, Target};
+use crate::explain::overlay::overlay;
 use crate::imaging::terminal::print_inline;
-use crate::model::{self, LoadedModel, CAM_LAYERS};
 use crate::run::RunDir;
 
 /// Images per forward/backward pass: enough to amortise a pass, little enough for memory.
@@ -74,20 +73,32 @@ pub fn gradcam(args: &GradcamArgs) -> Result<()> {
     }
 }
 
-/// Image mode: an overlay PNG per image and the figure, in `--out` (default `gradcam/`).
+/// The heatmap settings: the recipe's `[gradcam]` keys, each replaced by its flag when given.
+fn cam_settings(args: &GradcamArgs, recipe: &Recipe) -> Result<CamSettings> {
+    CamSettings::from_recipe(&recipe.gradcam)?.with_overrides(
+        args.layer.as_deref(),
+        args.method,
+        args.alpha,
+        args.colormap,
+    )
+}
+
+/// Image mode: an overlay PNG per image and the figure, in `--out` (default `gradcam/`). The
+/// recipe is the run's when `--model` is a run directory, else the built-in one.
 pub fn explain_files(args: &GradcamArgs, device: &Device) -> Result<Outcome> {
     let Some(model_arg) = &args.model else {
         bail!("give --model MODEL with the images, or --run RUN")
     };
     ensure!(!args.images.is_empty(), "no images given to explain");
-    check_layer(&args.layer)?;
-    let loaded = model::load_model(&model_file(model_arg)?, device)?;
-    let target = resolve_class(args.class.as_deref(), &loaded.classes)?;
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("gradcam"));
-    let style = Style {
-        colormap: args.colormap,
-        alpha: args.alpha,
+    let recipe = if model_arg.is_dir() {
+        Recipe::load(&RunDir::open(model_arg)?.recipe())?
+    } else {
+        Recipe::default()
     };
+    let cam = cam_settings(args, &recipe)?;
+    let classifier = Classifier::open(model_arg, device, &args.model_options.load_options())?;
+    let target = resolve_class(args.class.as_deref(), &classifier.classes)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("gradcam"));
     let mut names = HashSet::new();
     let mut panels = Vec::with_capacity(args.images.len());
     let mut report = Vec::with_capacity(args.images.len());
@@ -96,41 +107,43 @@ pub fn explain_files(args: &GradcamArgs, device: &Device) -> Result<Outcome> {
             .iter()
             .map(|p| load_rgb(p))
             .collect::<Result<Vec<_>>>()?;
-        let explanations = explain_images(&loaded, &images, args, target, device)?;
+        let explanations = classifier.explain(&images, &cam, target)?;
         for ((path, image), e) in chunk.iter().zip(&images).zip(&explanations) {
-            let picture = overlay(image, &e.cam, &style)?;
-            let file = out_dir.join(unique_name(path, args.method, &mut names));
+            let picture = overlay(image, &e.cam, &cam.style())?;
+            let file = out_dir.join(unique_name(path, &cam, &mut names));
             write_png(&picture, &file)?;
-            panels.push((picture, panel_title(&loaded, e)));
-            report.push(cam_out(&loaded, path, None, e, args, Some(file)));
+            panels.push((picture, panel_title(&classifier, e)));
+            report.push(cam_out(&classifier, path, None, e, &cam, Some(file)));
         }
     }
-    let figure_path = out_dir.join(format!("grid-{}.png", file_safe(args.method)));
+    let figure_path = out_dir.join(format!("grid-{}-{}.png", file_safe(cam.method), cam.layer));
     finish_figure(report, &panels, figure_path)
 }
 
 /// Run mode: the seed's figure for `count` random test images of a run (or only misclassified
-/// ones), written into the run directory. None when `--misclassified` finds no mistakes.
+/// ones), written into the run directory, with the run's recipe. None when `--misclassified`
+/// finds no mistakes.
 pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Option<Outcome>> {
     ensure!(
         args.images.is_empty(),
         "give either --run RUN or image files, not both"
     );
     ensure!(args.count > 0, "--count must be at least 1");
-    check_layer(&args.layer)?;
     let run = RunDir::open(run)?;
+    let cam = cam_settings(args, &Recipe::load(&run.recipe())?)?;
     let model_path = run.best_model();
-    let (manifest, loaded) = crate::cmd::eval::load_run_model(&run, &model_path, device)?;
+    let (manifest, classifier) = open_run_model(
+        &run,
+        &model_path,
+        device,
+        &args.model_options.load_options(),
+    )?;
     ensure!(
         !manifest.test.is_empty(),
         "{} has an empty test split",
         run.manifest().display()
     );
-    let target = resolve_class(args.class.as_deref(), &loaded.classes)?;
-    let style = Style {
-        colormap: args.colormap,
-        alpha: args.alpha,
-    };
+    let target = resolve_class(args.class.as_deref(), &classifier.classes)?;
     // A fixed random order of the test split; the first `count` readable images (with
     // --misclassified: the first `count` the network gets wrong), explained a batch at a time.
     let mut order: Vec<usize> = (0..manifest.test.len()).collect();
@@ -150,13 +163,16 @@ pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Op
                 Err(e) => eprintln!("warning: skipping a test image: {e:#}"),
             }
         }
-        let explanations = explain_images(&loaded, &images, args, target, device)?;
+        let explanations = classifier.explain(&images, &cam, target)?;
         for (((path, truth), image), e) in paths.iter().zip(&images).zip(&explanations) {
             if report.len() == args.count || (args.misclassified && e.predicted == *truth) {
                 continue;
             }
-            panels.push((overlay(image, &e.cam, &style)?, panel_title(&loaded, e)));
-            report.push(cam_out(&loaded, path, Some(*truth), e, args, None));
+            panels.push((
+                overlay(image, &e.cam, &cam.style())?,
+                panel_title(&classifier, e),
+            ));
+            report.push(cam_out(&classifier, path, Some(*truth), e, &cam, None));
         }
         if report.len() == args.count {
             break;
@@ -175,41 +191,12 @@ pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Op
     } else {
         "gradcam"
     };
-    let figure_path = run
-        .path
-        .join(format!("{which}-{}.png", file_safe(args.method)));
+    let figure_path = run.path.join(format!(
+        "{which}-{}-{}.png",
+        file_safe(cam.method),
+        cam.layer
+    ));
     finish_figure(report, &panels, figure_path).map(Some)
-}
-
-fn check_layer(layer: &str) -> Result<()> {
-    ensure!(
-        CAM_LAYERS.contains(&layer),
-        "unknown layer {layer:?}; feature maps can be taken at: {}",
-        CAM_LAYERS.join(", ")
-    );
-    Ok(())
-}
-
-/// Explains `images` (any size) as the network sees them: resized to its input size, normalised.
-fn explain_images(
-    loaded: &LoadedModel,
-    images: &[RgbImage],
-    args: &GradcamArgs,
-    target: Target,
-    device: &Device,
-) -> Result<Vec<Explanation>> {
-    if images.is_empty() {
-        return Ok(Vec::new());
-    }
-    let side = input_size(loaded);
-    let size = side as usize;
-    let plane = 3 * size * size;
-    let mut data = vec![0f32; images.len() * plane];
-    for (image, out) in images.iter().zip(data.chunks_mut(plane)) {
-        write_chw_normalized(&resize_exact(image, side), out);
-    }
-    let x = Tensor::from_vec(data, (images.len(), 3, size, size), device)?;
-    explain(&loaded.model, &x, &args.layer, args.method, target)
 }
 
 /// `--class`: a class name (exact, else ignoring case) or an output index; none means each
@@ -247,18 +234,22 @@ fn resolve_class(class: Option<&str>, classes: &[String]) -> Result<Target> {
 }
 
 /// The seed's panel title: the predicted class and its score.
-fn panel_title(loaded: &LoadedModel, e: &Explanation) -> String {
-    title(&loaded.classes[e.predicted], e.probabilities[e.predicted])
+fn panel_title(classifier: &Classifier, e: &Explanation) -> String {
+    title(
+        &classifier.classes[e.predicted],
+        e.probabilities[e.predicted],
+    )
 }
 
 fn cam_out(
-    loaded: &LoadedModel,
+    classifier: &Classifier,
     path: &Path,
     truth: Option<usize>,
     e: &Explanation,
-    args: &GradcamArgs,
+    cam: &CamSettings,
     overlay: Option<PathBuf>,
 ) -> CamOut {
+    let loaded = classifier;
     CamOut {
         path: path.to_path_buf(),
         label: loaded.classes[e.class].clone(),
@@ -267,8 +258,8 @@ fn cam_out(
         predicted: loaded.classes[e.predicted].clone(),
         predicted_score: e.probabilities[e.predicted],
         truth: truth.map(|t| loaded.classes[t].clone()),
-        method: args.method.name().to_string(),
-        layer: args.layer.clone(),
+        method: cam.method.name().to_string(),
+        layer: cam.layer.clone(),
         cam: e.cam.rows(),
         overlay,
     }
@@ -321,12 +312,10 @@ fn print_outcome(args: &GradcamArgs, outcome: &Outcome) -> Result<()> {
             r.predicted_score
         );
     }
-    text += &format!(
-        "figure ({}, {}): {}\n",
-        args.method,
-        args.layer,
-        outcome.figure_path.display()
-    );
+    if let Some(first) = outcome.report.first() {
+        text += &format!("figure ({}, {}): ", first.method, first.layer);
+    }
+    text += &format!("{}\n", outcome.figure_path.display());
     say(&text)?;
     print_inline(&outcome.figure, None)?;
     Ok(())
@@ -344,31 +333,23 @@ fn say(text: &str) -> Result<()> {
     }
 }
 
-/// `<stem>-<method>.png`, with a counter when two images share a stem.
-fn unique_name(path: &Path, method: Method, taken: &mut HashSet<String>) -> String {
+/// `<stem>-<method>-<layer>.png`, with a counter after the stem when two images share one.
+fn unique_name(path: &Path, cam: &CamSettings, taken: &mut HashSet<String>) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let method = file_safe(method);
-    let mut name = format!("{stem}-{method}.png");
+    let mut name = picture_name(&stem, cam.method, &cam.layer);
     let mut n = 2;
     while !taken.insert(name.clone()) {
-        name = format!("{stem}-{n}-{method}.png");
+        name = picture_name(&format!("{stem}-{n}"), cam.method, &cam.layer);
         n += 1;
     }
     name
 }
 
-/// A method's name as it may appear in a file name ("gradcam++" -> "gradcampp").
-fn file_safe(method: Method) -> String {
-    method.name().replace('+', "p")
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use crate::data::split::Manifest;
 
     use candle_core::DType;
@@ -379,7 +360,8 @@ mod tests {
     use crate::data::split::{Entry, Fractions};
     use crate::data::synth::render;
     use crate::explain::colormap::Colormap;
-    use crate::model::{init_backbone, init_head, save_checkpoint, SqueezeNet};
+    use crate::explain::methods::Method;
+    use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 
     const SIDE: u32 = 64;
     const CLASSES: [&str; 2] = ["Negative", "Positive"];
@@ -395,8 +377,11 @@ mod tests {
         init_backbone(&varmap, 1).unwrap();
         init_head(&varmap, 2).unwrap();
         let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-        let extra = BTreeMap::from([("input_size".to_string(), SIDE.to_string())]);
-        save_checkpoint(path, &varmap, &classes, &extra).unwrap();
+        let meta = CheckpointMeta {
+            input_size: Some(SIDE),
+            ..CheckpointMeta::default()
+        };
+        save_checkpoint(path, &varmap, &classes, &meta).unwrap();
     }
 
     /// A synthetic image (with a crack for odd `i`) saved as PNG at `path`.
@@ -408,18 +393,19 @@ mod tests {
     fn args(model: Option<PathBuf>, images: Vec<PathBuf>, out: Option<PathBuf>) -> GradcamArgs {
         GradcamArgs {
             model,
+            model_options: Default::default(),
             images,
             run: None,
             count: 12,
             misclassified: false,
             seed: 0,
-            method: Method::Seed,
-            layer: "relu_conv10".into(),
+            method: None,
+            layer: None,
             class: None,
             out,
             json: true,
-            alpha: 0.5,
-            colormap: Colormap::Jet,
+            alpha: None,
+            colormap: None,
             device: DeviceChoice::Cpu,
         }
     }
@@ -499,16 +485,16 @@ mod tests {
         assert_eq!(
             written,
             vec![
-                out.join("crack-seed.png"),
-                out.join("crack-2-seed.png"),
-                out.join("c-seed.png")
+                out.join("crack-seed-relu_conv10.png"),
+                out.join("crack-2-seed-relu_conv10.png"),
+                out.join("c-seed-relu_conv10.png")
             ]
         );
         assert_eq!(
             image::open(&written[2]).unwrap().to_rgb8().dimensions(),
             (100, 100)
         );
-        assert_eq!(outcome.figure_path, out.join("grid-seed.png"));
+        assert_eq!(outcome.figure_path, out.join("grid-seed-relu_conv10.png"));
         let figure = image::open(&outcome.figure_path).unwrap().to_rgb8();
         assert_eq!(figure, outcome.figure);
         assert!(
@@ -532,11 +518,13 @@ mod tests {
                 Some(dir.path().join("out")),
             );
             a.class = Some(class.into());
-            a.method = Method::GradCamPlusPlus;
+            a.method = Some(Method::GradCamPlusPlus);
             let outcome = explain_files(&a, &Device::Cpu).unwrap();
             assert_eq!(outcome.report[0].index, index, "--class {class}");
             assert_eq!(outcome.report[0].label, CLASSES[index]);
-            assert!(outcome.figure_path.ends_with("grid-gradcampp.png"));
+            assert!(outcome
+                .figure_path
+                .ends_with("grid-gradcampp-relu_conv10.png"));
         }
     }
 
@@ -552,7 +540,7 @@ mod tests {
             |a: GradcamArgs| format!("{:#}", explain_files(&a, &Device::Cpu).err().unwrap());
 
         let mut a = args(Some(model.clone()), vec![good.clone()], out.clone());
-        a.layer = "fire10-concat".into();
+        a.layer = Some("fire10-concat".into());
         let text = message(a);
         assert!(
             text.contains("fire10-concat") && text.contains("fire9-concat, relu_conv10"),
@@ -622,7 +610,10 @@ mod tests {
         a.count = 4;
         let outcome = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
         assert_eq!(outcome.report.len(), 4);
-        assert_eq!(outcome.figure_path, run.join("gradcam-seed.png"));
+        assert_eq!(
+            outcome.figure_path,
+            run.join("gradcam-seed-relu_conv10.png")
+        );
         assert!(outcome.figure_path.is_file());
         let paths: HashSet<_> = outcome.report.iter().map(|r| r.path.clone()).collect();
         assert_eq!(paths.len(), 4, "four different test images");
@@ -653,7 +644,7 @@ mod tests {
         let run = run_dir(dir.path());
         let mut a = args(None, Vec::new(), None);
         a.misclassified = true;
-        a.method = Method::GradCam;
+        a.method = Some(Method::GradCam);
         // An untrained model gets some of the six wrong (it cannot tell the classes apart).
         let outcome = explain_run(&a, &run, &Device::Cpu)
             .unwrap()
@@ -665,7 +656,60 @@ mod tests {
             .all(|r| Some(&r.predicted) != r.truth.as_ref()));
         assert_eq!(
             outcome.figure_path,
-            run.join("gradcam-misclassified-gradcam.png")
+            run.join("gradcam-misclassified-gradcam-relu_conv10.png")
         );
+    }
+
+    /// Whether every pixel of a picture is gray (r = g = b).
+    fn all_gray(picture: &RgbImage) -> bool {
+        picture.pixels().all(|p| p[0] == p[1] && p[1] == p[2])
+    }
+
+    #[test]
+    fn recipe_gradcam_keys_drive_run_and_image_mode_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_dir(dir.path());
+        std::fs::write(
+            run.join("config.toml"),
+            "[gradcam]\nlayer = \"fire9-concat\"\nmethod = \"gradcam++\"\nalpha = 1.0\n\
+             colormap = \"gray\"\n",
+        )
+        .unwrap();
+        // --run: the run's recipe chooses layer and method (and so the figure's name).
+        let mut a = args(None, Vec::new(), None);
+        a.count = 2;
+        let outcome = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(
+            (
+                outcome.report[0].method.as_str(),
+                outcome.report[0].layer.as_str()
+            ),
+            ("gradcam++", "fire9-concat")
+        );
+        // fire9-concat of a 64 px input is 3 x 3 as well; the name says which map it is.
+        assert_eq!(
+            outcome.figure_path,
+            run.join("gradcam-gradcampp-fire9-concat.png")
+        );
+        // Alpha 1 and the gray colormap: the overlays are the heatmap alone, in gray.
+        let image = dir.path().join("x.png");
+        picture(&image, 3, SIDE);
+        let out = dir.path().join("out");
+        let a = args(Some(run.clone()), vec![image.clone()], Some(out.clone()));
+        let outcome = explain_files(&a, &Device::Cpu).unwrap();
+        let written = outcome.report[0].overlay.clone().unwrap();
+        assert_eq!(written, out.join("x-gradcampp-fire9-concat.png"));
+        assert!(all_gray(&image::open(&written).unwrap().to_rgb8()));
+        // Flags override each key; a second run with another method keeps the first's files.
+        let mut a = args(Some(run.clone()), vec![image], Some(out.clone()));
+        a.method = Some(Method::Seed);
+        a.layer = Some("relu_conv10".into());
+        a.colormap = Some(Colormap::Jet);
+        a.alpha = Some(0.5);
+        let outcome = explain_files(&a, &Device::Cpu).unwrap();
+        let second = outcome.report[0].overlay.clone().unwrap();
+        assert_eq!(second, out.join("x-seed-relu_conv10.png"));
+        assert!(written.is_file() && second.is_file());
+        assert!(!all_gray(&image::open(&second).unwrap().to_rgb8()));
     }
 }

@@ -10,3 +10,4 @@ pub mod samples;
 pub mod synth;
 pub mod train;
 pub mod watch;
+pub mod weights;

@@ -126,15 +126,8 @@ fn build_job(
                     classes
                 );
             }
-            start_iteration = loaded
-                .metadata
-                .get("iteration")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            best_val_accuracy = loaded
-                .metadata
-                .get("best_val_accuracy")
-                .and_then(|v| v.parse().ok());
+            start_iteration = loaded.meta.iteration.unwrap_or(0);
+            best_val_accuracy = loaded.meta.best_val_accuracy;
             (loaded.model, loaded.varmap)
         }
         None => {
@@ -146,12 +139,12 @@ fn build_job(
             if recipe.train.weights.as_os_str().is_empty() {
                 eprintln!(
                     "warning: no --weights given: training SqueezeNet from scratch, without the ImageNet features \
-                     that make fine-tuning fast and accurate on few images (get torchvision's \
-                     squeezenet1_1-b8a52dc0.pth, see README)"
+                     that make fine-tuning fast and accurate on few images (--weights imagenet fetches \
+                     torchvision's squeezenet1_1-b8a52dc0.pth, see README)"
                 );
                 model::init_backbone(&varmap, seed)?;
             } else {
-                model::load_torchvision(&varmap, &recipe.train.weights)?;
+                model::load_torchvision(&varmap, &model::fetch::resolve(&recipe.train.weights)?)?;
             }
             model::init_head(&varmap, seed)?;
             (model, varmap)

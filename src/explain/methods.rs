@@ -20,9 +20,10 @@ use crate::train::evaluate::argmax;
 pub enum Method {
     /// The seed's MATLAB formula: d(softmax score)/dA summed over space, times A, summed over
     /// channels, no ReLU. Computed without the softmax's saturation (see [`seed_logit_weights`]).
+    /// The default everywhere (flags, recipe, dashboard), as in the seed demo.
+    #[default]
     Seed,
     /// Selvaraju et al. 2017: d(logit)/dA averaged over space, times A, summed, ReLU.
-    #[default]
     GradCam,
     /// Chattopadhyay et al. 2018: Grad-CAM with per-position weights from the closed form for an
     /// exponential score, which credits several separate regions of one class.

@@ -43,6 +43,7 @@ mod arch;
 mod buffers;
 mod checkpoint;
 mod engine;
+pub mod fetch;
 mod init;
 mod matmul_path;
 mod ops;
@@ -53,7 +54,10 @@ mod summary;
 mod weights;
 
 pub use arch::{IMAGENET_CLASSES, MIN_INPUT_SIDE};
-pub use checkpoint::{load_model, save_checkpoint, LoadedModel};
+pub use checkpoint::{
+    classes_file, load_model, load_model_with, save_checkpoint, CheckpointMeta, HeadLayout,
+    LoadOptions, LoadedModel, CLASSES_FILE,
+};
 pub use init::init_backbone;
 pub use squeezenet::{init_head, SqueezeNet, CAM_LAYERS, HEAD_BIAS, HEAD_WEIGHT};
 pub use summary::{summary, LayerSummary};
@@ -62,4 +66,4 @@ pub use weights::load_torchvision;
 #[cfg(test)]
 mod profile;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;

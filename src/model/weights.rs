@@ -79,8 +79,9 @@ pub(crate) fn read_safetensors(bytes: &[u8]) -> Result<WeightsFile> {
     Ok(WeightsFile { tensors, metadata })
 }
 
-/// Checks that `tensors` holds every tensor of `specs` with the right shape; the error lists all
-/// missing keys or all wrong shapes at once.
+/// Checks that `tensors` holds exactly the tensors of `specs` (PyTorch's strict loading: none
+/// missing, none unused) with the right shapes; the error lists every missing, unused or
+/// wrongly shaped key at once.
 pub(crate) fn check_tensors(
     path: &Path,
     tensors: &HashMap<String, Tensor>,
@@ -91,13 +92,34 @@ pub(crate) fn check_tensors(
         .filter(|s| !tensors.contains_key(&s.key))
         .map(|s| s.key.as_str())
         .collect();
-    if !missing.is_empty() {
+    let mut unused: Vec<&str> = tensors
+        .keys()
+        .filter(|k| !specs.iter().any(|s| &s.key == *k))
+        .map(String::as_str)
+        .collect();
+    unused.sort_unstable();
+    if !missing.is_empty() || !unused.is_empty() {
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{} of {} tensors missing: {}",
+                missing.len(),
+                specs.len(),
+                missing.join(", ")
+            ));
+        }
+        if !unused.is_empty() {
+            problems.push(format!(
+                "{} tensors in the file unused: {}",
+                unused.len(),
+                unused.join(", ")
+            ));
+        }
         bail!(
-            "{}: not SqueezeNet v1.1 weights with torchvision names: {} of {} tensors missing: {}",
+            "{}: not SqueezeNet v1.1 weights with torchvision names (loading is strict, as \
+             PyTorch's load_state_dict(strict=True)): {}",
             path.display(),
-            missing.len(),
-            specs.len(),
-            missing.join(", ")
+            problems.join("; ")
         )
     }
     let wrong: Vec<String> = specs
@@ -148,7 +170,8 @@ pub(crate) fn assign(
 
 /// Loads torchvision `squeezenet1_1` weights (`.pth` as `torch.save(state_dict)` writes it, or
 /// `.safetensors` with the same keys) into the backbone variables of `varmap`, one by one. The
-/// head, if any, is left as it is. Nothing is set unless every tensor is present and well shaped.
+/// head, if any, is left as it is. Nothing is set unless every tensor is present, well shaped and
+/// used (a file with a head is a checkpoint: continue its run with `--resume` instead).
 pub fn load_torchvision(varmap: &VarMap, path: &Path) -> Result<()> {
     let file = read_weights(path)?;
     let specs = arch::backbone_params();

@@ -1,7 +1,6 @@
 //! The training loop. It owns the model and the optimizer, reads batches, and reports everything it
 //! does as [`Event`]s; it never prints and never waits for whoever listens.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -222,16 +221,12 @@ fn save(
     is_best: bool,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let mut meta = BTreeMap::new();
-    meta.insert("iteration".to_string(), iteration.to_string());
-    meta.insert("epoch".to_string(), epoch.to_string());
-    meta.insert(
-        "input_size".to_string(),
-        job.recipe.data.input_size.to_string(),
-    );
-    if let Some(b) = best {
-        meta.insert("best_val_accuracy".to_string(), b.to_string());
-    }
+    let meta = model::CheckpointMeta {
+        input_size: Some(job.recipe.data.input_size),
+        iteration: Some(iteration),
+        epoch: Some(epoch),
+        best_val_accuracy: best,
+    };
     let last = job.run.last_model();
     model::save_checkpoint(&last, &job.varmap, &job.classes, &meta)?;
     save_optimizer(&job.run.optimizer_state(), &job.optimizer)?;

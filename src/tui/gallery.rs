@@ -80,6 +80,10 @@ pub trait Gallery: Send {
     fn methods(&self) -> Vec<String>;
     /// Names of the layers that can be explained (at least one), e.g. "relu_conv10".
     fn layers(&self) -> Vec<String>;
+    /// How the browser draws its first picture (the recipe's Grad-CAM settings).
+    fn default_spec(&self) -> PictureSpec {
+        PictureSpec::default()
+    }
     /// The labelled sample tiles of the dataset as one picture; `None` when there are none to show.
     fn samples(&mut self) -> Result<Option<RgbImage>>;
     /// The network summary, input to output.

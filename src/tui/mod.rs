@@ -117,6 +117,7 @@ pub async fn run(
         methods: gallery.methods(),
         layers: gallery.layers(),
     });
+    app.browser.spec = gallery.default_spec();
     let mut signals = Signals::new()?;
     let mut session = TerminalSession::enter()?;
     // Ask the terminal about graphics now: the answer comes on stdin, before the keyboard reader
