@@ -13,6 +13,7 @@ use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::Manifest;
 use crate::model::{self, LoadedModel};
+use crate::run::predictions::{PredictionRow, Predictions};
 use crate::run::RunDir;
 use crate::train::evaluate::{classify, summarize, Prediction};
 use crate::train::metrics::ClassStats;
@@ -35,12 +36,16 @@ pub struct Report {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let (device, _) = crate::device::resolve(args.device)?;
+    // Saving comes after printing: a run on a read-only disk still shows its results.
+    let mut unsaved = None;
     let report = if args.target.is_dir() {
         let run = RunDir::open(&args.target)?;
         match &args.data {
             None => {
                 let recipe = Recipe::load(&run.recipe())?;
-                evaluate_split_on(&run, &run.best_model(), &recipe, &device)?
+                let tested = test_split(&run, &run.best_model(), &recipe, &device)?;
+                unsaved = tested.save(&run).err();
+                tested.report
             }
             Some(data) => evaluate_folder(&run.best_model(), data, &device)?,
         }
@@ -59,6 +64,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     } else {
         print_report(&report);
     }
+    if let Some(e) = unsaved {
+        eprintln!(
+            "warning: the results above could not be saved in {}: {e:#}",
+            args.target.display()
+        );
+    }
     Ok(())
 }
 
@@ -74,6 +85,33 @@ fn evaluate_split_on(
     recipe: &Recipe,
     device: &candle_core::Device,
 ) -> Result<Report> {
+    let tested = test_split(run, model_path, recipe, device)?;
+    tested.save(run)?;
+    Ok(tested.report)
+}
+
+/// A run's test split, classified, not yet saved.
+struct TestedSplit {
+    report: Report,
+    set: Arc<DecodedSet>,
+    predictions: Vec<Prediction>,
+    classes: Vec<String>,
+}
+
+impl TestedSplit {
+    /// Writes `report.json` and `predictions.csv`.
+    fn save(&self, run: &RunDir) -> Result<()> {
+        crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&self.report)?)?;
+        write_predictions(&run.predictions(), &self.set, &self.predictions, &self.classes)
+    }
+}
+
+fn test_split(
+    run: &RunDir,
+    model_path: &Path,
+    recipe: &Recipe,
+    device: &candle_core::Device,
+) -> Result<TestedSplit> {
     let (manifest, loaded) = load_run_model(run, model_path, device)?;
     let paths: Vec<_> = manifest
         .test
@@ -88,9 +126,12 @@ fn evaluate_split_on(
         format!("test split of {}", run.path.display()),
         device,
     )?;
-    crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
-    write_predictions(&run.predictions(), &set, &predictions, &loaded.classes)?;
-    Ok(report)
+    Ok(TestedSplit {
+        report,
+        set,
+        predictions,
+        classes: loaded.classes,
+    })
 }
 
 /// A run's split manifest and a model for it; a model of other classes is an error naming both.
@@ -184,39 +225,26 @@ pub fn print_report(report: &Report) {
     }
 }
 
-/// One line per image: path, true and predicted class, the predicted class's score, every probability.
+/// One row per image, in `predictions.csv`'s format (see [`Predictions`]).
 fn write_predictions(
     path: &Path,
     set: &DecodedSet,
     predictions: &[Prediction],
     classes: &[String],
 ) -> Result<()> {
-    let mut csv = String::from("path,truth,predicted,score");
-    for c in classes {
-        csv += &format!(",p_{}", csv_field(c));
+    let rows = predictions
+        .iter()
+        .map(|p| PredictionRow {
+            path: set.paths[p.index].clone(),
+            truth: p.truth,
+            predicted: p.predicted,
+            probabilities: p.probabilities.clone(),
+        })
+        .collect();
+    Predictions {
+        classes: classes.to_vec(),
+        rows,
     }
-    csv.push('\n');
-    for p in predictions {
-        csv += &format!(
-            "{},{},{},{:.6}",
-            csv_field(&set.paths[p.index].display().to_string()),
-            csv_field(&classes[p.truth]),
-            csv_field(&classes[p.predicted]),
-            p.probabilities[p.predicted]
-        );
-        for prob in &p.probabilities {
-            csv += &format!(",{prob:.6}");
-        }
-        csv.push('\n');
-    }
-    crate::fsutil::write_atomic(path, csv.as_bytes()).context("cannot save the predictions")
-}
-
-/// Quotes a CSV field when it holds a comma, quote or newline (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
+    .save(path)
+    .context("cannot save the predictions")
 }
