@@ -102,7 +102,12 @@ impl TestedSplit {
     /// Writes `report.json` and `predictions.csv`.
     fn save(&self, run: &RunDir) -> Result<()> {
         crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&self.report)?)?;
-        write_predictions(&run.predictions(), &self.set, &self.predictions, &self.classes)
+        write_predictions(
+            &run.predictions(),
+            &self.set,
+            &self.predictions,
+            &self.classes,
+        )
     }
 }
 

@@ -87,15 +87,21 @@ pub fn load_for_training(
     size: u32,
     budget: &MemoryBudget,
 ) -> (DecodedSet, DecodedSet, Option<String>) {
-    let needs = [decoded_bytes(val.len(), size), decoded_bytes(train.len(), size)];
+    let needs = [
+        decoded_bytes(val.len(), size),
+        decoded_bytes(train.len(), size),
+    ];
     let plan = budget.plan(&needs);
     let val_set = load(val, size, plan[0]);
     let train_set = load(train, size, plan[1]);
-    let streamed: Vec<String> = [("validation", plan[0], needs[0]), ("training", plan[1], needs[1])]
-        .into_iter()
-        .filter(|(_, residency, _)| *residency == Residency::Streamed)
-        .map(|(name, _, need)| format!("{name} ({} decoded)", human_bytes(need)))
-        .collect();
+    let streamed: Vec<String> = [
+        ("validation", plan[0], needs[0]),
+        ("training", plan[1], needs[1]),
+    ]
+    .into_iter()
+    .filter(|(_, residency, _)| *residency == Residency::Streamed)
+    .map(|(name, _, need)| format!("{name} ({} decoded)", human_bytes(need)))
+    .collect();
     let note = (!streamed.is_empty()).then(|| {
         format!(
             "decoding {} images on the fly: keeping them would exceed the {} for decoded images              ({}); set data.memory_budget or --memory-budget to change it",
@@ -198,7 +204,8 @@ mod tests {
 
     #[test]
     fn mem_available_is_read_from_meminfo() {
-        let meminfo = "MemTotal:       16000000 kB\nMemFree:         1000 kB\nMemAvailable:    8000000 kB\n";
+        let meminfo =
+            "MemTotal:       16000000 kB\nMemFree:         1000 kB\nMemAvailable:    8000000 kB\n";
         assert_eq!(mem_available(meminfo), Some(8_000_000 * 1024));
         assert_eq!(mem_available("MemTotal: 5 kB\n"), None);
     }

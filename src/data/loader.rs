@@ -640,10 +640,7 @@ mod tests {
         assert_eq!(every.len(), 8);
         let resumed = make().skip(3);
         assert_eq!(resumed.len(), 5);
-        assert_eq!(
-            resumed.collect::<Result<Vec<_>>>().unwrap(),
-            every[3..]
-        );
+        assert_eq!(resumed.collect::<Result<Vec<_>>>().unwrap(), every[3..]);
         assert_eq!(make().skip(20).count(), 0);
         let mut running = make();
         running.next();

@@ -472,7 +472,11 @@ mod tests {
             .iter()
             .find(|s| s.path == path)
             .unwrap_or_else(|| panic!("{} not skipped: {:?}", path.display(), ds.skipped));
-        assert!(skip.reason.starts_with("labelling conflict"), "{}", skip.reason);
+        assert!(
+            skip.reason.starts_with("labelling conflict"),
+            "{}",
+            skip.reason
+        );
         &skip.reason
     }
 
@@ -496,7 +500,10 @@ mod tests {
         let original = root.join("Positive/sub/2.jpg");
         let reason = conflict(&ds, &linked);
         assert!(reason.contains(&original.display().to_string()), "{reason}");
-        assert!(reason.contains("symbolic link") && reason.contains("'Positive'"), "{reason}");
+        assert!(
+            reason.contains("symbolic link") && reason.contains("'Positive'"),
+            "{reason}"
+        );
         let reason = conflict(&ds, &original);
         assert!(reason.contains(&linked.display().to_string()), "{reason}");
         assert_eq!(ds.skipped.len(), 8, "{:?}", ds.skipped);
@@ -520,7 +527,10 @@ mod tests {
         );
         conflict(&ds, &root.join("Positive/1.jpg"));
         // A copy inside one class is no conflict: the split drops it (see split.rs).
-        assert!(ds.items.iter().any(|i| i.path.ends_with("Positive/again.jpg")));
+        assert!(ds
+            .items
+            .iter()
+            .any(|i| i.path.ends_with("Positive/again.jpg")));
         assert_eq!(ds.skipped.len(), 2);
     }
 
@@ -537,7 +547,11 @@ mod tests {
         for link in ["Negative/up", "Positive/sub/top"] {
             let skip = ds.skipped.iter().find(|s| s.path.ends_with(link)).unwrap();
             assert!(skip.reason.contains("loops back"), "{}", skip.reason);
-            assert!(skip.reason.contains(&root.display().to_string()), "{}", skip.reason);
+            assert!(
+                skip.reason.contains(&root.display().to_string()),
+                "{}",
+                skip.reason
+            );
         }
         assert_eq!(ds.skipped.len(), 2, "{:?}", ds.skipped);
     }

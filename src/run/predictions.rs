@@ -186,7 +186,10 @@ mod tests {
         assert_eq!(read.classes, written.classes);
         assert_eq!(read.rows.len(), written.rows.len());
         for (r, w) in read.rows.iter().zip(&written.rows) {
-            assert_eq!((&r.path, r.truth, r.predicted), (&w.path, w.truth, w.predicted));
+            assert_eq!(
+                (&r.path, r.truth, r.predicted),
+                (&w.path, w.truth, w.predicted)
+            );
             for (a, b) in r.probabilities.iter().zip(&w.probabilities) {
                 assert!((a - b).abs() < 1e-6, "{a} vs {b}");
             }
@@ -253,10 +256,7 @@ mod tests {
         let mut bad = awkward();
         bad.rows[1].probabilities.pop();
         let dir = tempfile::tempdir().unwrap();
-        let message = format!(
-            "{:#}",
-            bad.save(&dir.path().join("p.csv")).unwrap_err()
-        );
+        let message = format!("{:#}", bad.save(&dir.path().join("p.csv")).unwrap_err());
         assert!(message.contains("row 1"), "{message}");
     }
 }
