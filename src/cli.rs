@@ -132,6 +132,10 @@ pub struct RecipeArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
+    /// Memory for decoded images: auto (half the available memory) or a size such as 4GB; sets
+    /// over it are decoded on the fly.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_budget: Option<String>,
 }
 
 /// How a training shows itself.
@@ -157,6 +161,7 @@ impl RecipeArgs {
             val_every: self.val_every,
             seed: self.seed,
             device: self.device,
+            memory_budget: self.memory_budget.clone(),
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct DataConfig {
     pub split: [f64; 3],
     pub split_seed: u64,
     pub input_size: u32,
+    /// Cap on memory for decoded images: "auto" (half the available memory) or a size ("4GB");
+    /// sets over it are decoded on the fly. See [`crate::data::budget`].
+    pub memory_budget: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +135,7 @@ impl Default for DataConfig {
             split: [0.1, 0.1, 0.1],
             split_seed: 0,
             input_size: 227,
+            memory_budget: crate::data::budget::AUTO.into(),
         }
     }
 }
@@ -185,6 +189,7 @@ pub struct Overrides {
     pub val_every: Option<usize>,
     pub seed: Option<u64>,
     pub device: Option<DeviceChoice>,
+    pub memory_budget: Option<String>,
 }
 
 impl Recipe {
@@ -243,6 +248,9 @@ impl Recipe {
         if let Some(v) = o.device {
             self.train.device = v;
         }
+        if let Some(v) = &o.memory_budget {
+            self.data.memory_budget = v.clone();
+        }
         self.validate("command line")
     }
 
@@ -273,6 +281,13 @@ impl Recipe {
                 "data.input_size",
                 "a size from 32 to 1024 pixels",
                 self.data.input_size.to_string(),
+            )?;
+        }
+        if let Err(e) = crate::data::budget::check_setting(&self.data.memory_budget) {
+            bad(
+                "data.memory_budget",
+                "\"auto\" or a size such as 4GB, 512MiB or 0",
+                format!("\"{}\" ({e})", self.data.memory_budget),
             )?;
         }
         if self.augment.translate >= self.data.input_size / 2 {

@@ -15,6 +15,7 @@ use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::split::Manifest;
 use crate::explain::methods::{Method, Target};
 use crate::model::{self, LoadOptions, CAM_LAYERS};
+use crate::run::predictions::Predictions;
 use crate::run::RunDir;
 use crate::tui::{Gallery, LayerRow, PictureSpec, TestItem};
 
@@ -231,57 +232,28 @@ fn panel_entries(manifest: &Manifest) -> Vec<&crate::data::split::Entry> {
 
 /// Reads `predictions.csv` back (absent before the run was tested: no items).
 fn read_predictions(path: &Path, classes: &[String]) -> Result<Vec<TestItem>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let Some(predictions) = Predictions::load(path)? else {
+        return Ok(Vec::new());
     };
-    let class_index = |name: &str| classes.iter().position(|c| c == name);
-    let mut items = Vec::new();
-    for (number, line) in text.lines().enumerate().skip(1) {
-        let fields = split_csv_line(line);
-        let parsed = (|| {
-            let truth = class_index(fields.get(1)?)?;
-            let predicted = class_index(fields.get(2)?)?;
-            let score: f32 = fields.get(3)?.parse().ok()?;
-            let p_truth: f32 = fields.get(4 + truth)?.parse().ok()?;
-            Some(TestItem {
-                path: PathBuf::from(&fields[0]),
-                truth,
-                predicted,
-                score,
-                loss: -p_truth.max(1e-30).ln(),
-            })
-        })();
-        match parsed {
-            Some(item) => items.push(item),
-            None => bail!(
-                "{}: line {} is not a prediction row",
-                path.display(),
-                number + 1
-            ),
-        }
+    if predictions.classes != classes {
+        bail!(
+            "{} lists classes {:?}, not the run's {:?}",
+            path.display(),
+            predictions.classes,
+            classes
+        );
     }
-    Ok(items)
-}
-
-/// Splits one CSV line, honouring quoted fields (RFC 4180), as `predictions.csv` writes them.
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().expect("one field").push('"');
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(String::new()),
-            _ => fields.last_mut().expect("one field").push(c),
-        }
-    }
-    fields
+    Ok(predictions
+        .rows
+        .into_iter()
+        .map(|row| TestItem {
+            score: row.score(),
+            loss: -row.probabilities[row.truth].max(1e-30).ln(),
+            path: row.path,
+            truth: row.truth,
+            predicted: row.predicted,
+        })
+        .collect())
 }
 
 #[cfg(test)]

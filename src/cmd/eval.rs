@@ -13,6 +13,7 @@ use crate::config::Recipe;
 use crate::data::loader::DecodedSet;
 use crate::data::scan::{scan, Skipped};
 use crate::model::LoadOptions;
+use crate::run::predictions::{PredictionRow, Predictions};
 use crate::run::RunDir;
 use crate::stats::ClassStats;
 use crate::train::evaluate::{summarize, Prediction};
@@ -36,10 +37,16 @@ pub struct Report {
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let (device, _) = crate::device::resolve(args.device)?;
     let options = args.model_options.load_options();
+    // Saving comes after printing: a run on a read-only disk still shows its results.
+    let mut unsaved = None;
     let report = if args.target.is_dir() {
         let run = RunDir::open(&args.target)?;
         match &args.data {
-            None => evaluate_split_on(&run, &run.best_model(), &options, &device)?,
+            None => {
+                let tested = test_split(&run, &run.best_model(), &options, &device)?;
+                unsaved = tested.save(&run).err();
+                tested.report
+            }
             Some(data) => evaluate_folder(&run.best_model(), data, &options, &device)?,
         }
     } else {
@@ -56,6 +63,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
+    }
+    if let Some(e) = unsaved {
+        eprintln!(
+            "warning: the results above could not be saved in {}: {e:#}",
+            args.target.display()
+        );
     }
     Ok(())
 }
@@ -74,6 +87,38 @@ fn evaluate_split_on(
     options: &LoadOptions,
     device: &candle_core::Device,
 ) -> Result<Report> {
+    let tested = test_split(run, model_path, options, device)?;
+    tested.save(run)?;
+    Ok(tested.report)
+}
+
+/// A run's test split, classified, not yet saved.
+struct TestedSplit {
+    report: Report,
+    set: Arc<DecodedSet>,
+    predictions: Vec<Prediction>,
+    classes: Vec<String>,
+}
+
+impl TestedSplit {
+    /// Writes `report.json` and `predictions.csv`.
+    fn save(&self, run: &RunDir) -> Result<()> {
+        crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&self.report)?)?;
+        write_predictions(
+            &run.predictions(),
+            &self.set,
+            &self.predictions,
+            &self.classes,
+        )
+    }
+}
+
+fn test_split(
+    run: &RunDir,
+    model_path: &Path,
+    options: &LoadOptions,
+    device: &candle_core::Device,
+) -> Result<TestedSplit> {
     let (manifest, loaded) = open_run_model(run, model_path, device, options)?;
     let paths: Vec<_> = manifest
         .test
@@ -87,9 +132,12 @@ fn evaluate_split_on(
         &set,
         format!("test split of {}", run.path.display()),
     )?;
-    crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
-    write_predictions(&run.predictions(), &set, &predictions, &loaded.classes)?;
-    Ok(report)
+    Ok(TestedSplit {
+        report,
+        set,
+        predictions,
+        classes: loaded.classes,
+    })
 }
 
 /// Every image of a folder-per-class dataset; its class names must be among the model's.
@@ -167,39 +215,26 @@ pub fn print_report(report: &Report) {
     }
 }
 
-/// One line per image: path, true and predicted class, the predicted class's score, every probability.
+/// One row per image, in `predictions.csv`'s format (see [`Predictions`]).
 fn write_predictions(
     path: &Path,
     set: &DecodedSet,
     predictions: &[Prediction],
     classes: &[String],
 ) -> Result<()> {
-    let mut csv = String::from("path,truth,predicted,score");
-    for c in classes {
-        csv += &format!(",p_{}", csv_field(c));
+    let rows = predictions
+        .iter()
+        .map(|p| PredictionRow {
+            path: set.paths[p.index].clone(),
+            truth: p.truth,
+            predicted: p.predicted,
+            probabilities: p.probabilities.clone(),
+        })
+        .collect();
+    Predictions {
+        classes: classes.to_vec(),
+        rows,
     }
-    csv.push('\n');
-    for p in predictions {
-        csv += &format!(
-            "{},{},{},{:.6}",
-            csv_field(&set.paths[p.index].display().to_string()),
-            csv_field(&classes[p.truth]),
-            csv_field(&classes[p.predicted]),
-            p.probabilities[p.predicted]
-        );
-        for prob in &p.probabilities {
-            csv += &format!(",{prob:.6}");
-        }
-        csv.push('\n');
-    }
-    crate::fsutil::write_atomic(path, csv.as_bytes()).context("cannot save the predictions")
-}
-
-/// Quotes a CSV field when it holds a comma, quote or newline (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
+    .save(path)
+    .context("cannot save the predictions")
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::cli::{DisplayArgs, RecipeArgs, TrainArgs};
 use crate::cmd::eval::{evaluate_split, print_report, Report};
 use crate::config::Recipe;
+use crate::data::budget::{load_for_training, MemoryBudget};
 use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
@@ -97,9 +98,16 @@ fn build_job(
 ) -> Result<TrainJob> {
     let (device, device_name) = crate::device::resolve(recipe.train.device)?;
     let size = recipe.data.input_size;
-    let decode = |entries: &[Entry]| decode_all(&labelled_paths(manifest, entries), size);
-    let train_set = decode(&manifest.train);
-    let val_set = decode(&manifest.val);
+    let budget = MemoryBudget::resolve(&recipe.data.memory_budget)?;
+    let (train_set, val_set, streamed) = load_for_training(
+        &labelled_paths(manifest, &manifest.train),
+        &labelled_paths(manifest, &manifest.val),
+        size,
+        &budget,
+    );
+    if let Some(note) = streamed {
+        println!("{note}");
+    }
     skipped.extend(train_set.skipped.iter().cloned());
     skipped.extend(val_set.skipped.iter().cloned());
     write_skipped(&run, &skipped)?;

@@ -6,10 +6,13 @@
 //!   test set never changes
 //! - [`decode`]: `readimage` for any supported file, plus the resize of `augmentedImageDatastore`
 //! - [`augment`]: `imageDataAugmenter` (flip, translation) and the network's input encoding
-//! - [`loader`]: decode once, then shuffled, augmented mini-batches prefetched in the background
+//! - [`loader`]: decode once (or on the fly, see [`budget`]), then shuffled, augmented mini-batches
+//!   prefetched in the background
+//! - [`budget`]: how much memory decoded images may take
 //! - [`synth`]: the embedded synthetic crack dataset (no downloads)
 
 pub mod augment;
+pub mod budget;
 pub mod decode;
 pub mod loader;
 pub mod scan;
@@ -19,8 +22,9 @@ pub mod synth;
 pub use augment::{
     augment, write_augmented_chw, write_chw_normalized, Augment, IMAGENET_MEAN, IMAGENET_STD,
 };
+pub use budget::{MemoryBudget, Residency};
 pub use decode::{decode_rgb, load_rgb, resize_exact};
-pub use loader::{decode_all, Batch, BatchLoader, DecodedSet};
+pub use loader::{decode_all, stream_all, Batch, BatchLoader, DecodedSet, EpochPlan, Images};
 pub use scan::{scan, Dataset, Item, Skipped};
 pub use split::{split_each_label, Entry, Fractions, Manifest, Split};
 

@@ -4,8 +4,14 @@
 //! Every file is read once, hashed (so the split can keep exact duplicates out of two splits) and its
 //! header checked, so unreadable files are reported up front instead of failing a training run. A
 //! bad file is never fatal: it is listed in [`Dataset::skipped`] with the reason.
+//!
+//! Never a wrong label: an image reachable under two classes (the same file through a symbolic
+//! link, or the same bytes copied into two class folders) is a labelling conflict and left out of
+//! every class, with both paths in the reason. Links are followed as torchvision's `ImageFolder`
+//! does (an image is labelled by the class folder it appears in, wherever the link points), except
+//! one that loops back to a folder it is inside of, which is skipped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -59,10 +65,11 @@ impl Dataset {
 
 /// Scans `root`: each visible sub-folder is a class, and every image beneath it, at any depth, is
 /// an item of that class. Hidden files and folders (name starting with `.`) are ignored, which also
-/// keeps out macOS `._photo.jpg` companions. Symbolic links are followed, each folder visited once.
+/// keeps out macOS `._photo.jpg` companions. Symbolic links are followed, each folder visited once
+/// per class; a link back to the root or to a folder it is inside of is skipped.
 ///
 /// Errors when root is missing or not a folder, has fewer than two classes, or a class has no
-/// readable image. Unreadable files are skipped with a warning on stderr.
+/// usable image. Unreadable files and labelling conflicts are skipped with a warning on stderr.
 pub fn scan(root: &Path) -> Result<Dataset> {
     let meta = fs::metadata(root)
         .with_context(|| format!("dataset folder {} cannot be opened", root.display()))?;
@@ -102,10 +109,15 @@ pub fn scan(root: &Path) -> Result<Dataset> {
 
     let mut skipped = Vec::new();
     let mut candidates: Vec<(PathBuf, usize)> = Vec::new();
-    let mut visited = HashSet::new();
     for (label, dir) in class_dirs.iter().enumerate() {
-        let mut files = Vec::new();
-        collect_images(dir, &mut visited, &mut files, &mut skipped);
+        let mut walk = Walk {
+            ancestors: vec![root.clone()],
+            visited: HashSet::new(),
+            files: Vec::new(),
+            skipped: &mut skipped,
+        };
+        walk.collect(dir);
+        let mut files = walk.files;
         files.sort();
         candidates.extend(files.into_iter().map(|path| (path, label)));
     }
@@ -121,6 +133,11 @@ pub fn scan(root: &Path) -> Result<Dataset> {
             Err(reason) => skipped.push(Skipped { path, reason }),
         }
     }
+    let conflicts = labelling_conflicts(&items, &classes);
+    let conflicted = conflicts.len();
+    let left_out: HashSet<&Path> = conflicts.iter().map(|c| c.path.as_path()).collect();
+    items.retain(|item| !left_out.contains(item.path.as_path()));
+    skipped.extend(conflicts);
     for skip in &skipped {
         eprintln!("warning: skipping {}: {}", skip.path.display(), skip.reason);
     }
@@ -134,16 +151,30 @@ pub fn scan(root: &Path) -> Result<Dataset> {
     for (label, count) in dataset.class_counts().into_iter().enumerate() {
         if count == 0 {
             let dir = &class_dirs[label];
-            let bad = dataset
+            let (conflicts, bad): (Vec<&Skipped>, Vec<&Skipped>) = dataset
                 .skipped
                 .iter()
                 .filter(|s| s.path.starts_with(dir))
-                .count();
+                .partition(|s| s.reason.starts_with(CONFLICT));
+            if !conflicts.is_empty() {
+                bail!(
+                    "class '{}' ({}) has no usable images: {} are labelling conflicts, also found \
+                     under another class (first: {}: {}); {} unreadable; fix the links or copies \
+                     ({conflicted} conflicts in all)",
+                    dataset.classes[label],
+                    dir.display(),
+                    conflicts.len(),
+                    conflicts[0].path.display(),
+                    conflicts[0].reason,
+                    bad.len()
+                );
+            }
             bail!(
-                "class '{}' ({}) has no readable images ({bad} unreadable file(s) skipped; \
+                "class '{}' ({}) has no readable images ({} unreadable file(s) skipped; \
                  readable extensions: {})",
                 dataset.classes[label],
                 dir.display(),
+                bad.len(),
                 IMAGE_EXTENSIONS.join(" ")
             );
         }
@@ -163,43 +194,104 @@ fn visible_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Appends the image files beneath `dir` to `files`, recursing into sub-folders. A folder that
-/// cannot be listed, or is reached a second time through a link, is noted in `skipped`.
-fn collect_images(
-    dir: &Path,
-    visited: &mut HashSet<PathBuf>,
-    files: &mut Vec<PathBuf>,
-    skipped: &mut Vec<Skipped>,
-) {
-    let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if !visited.insert(canonical) {
-        skipped.push(Skipped {
-            path: dir.to_path_buf(),
-            reason: "folder already scanned through another path (symbolic link)".into(),
-        });
-        return;
+/// How every labelling conflict's reason starts (also how the empty-class message finds them).
+const CONFLICT: &str = "labelling conflict";
+
+/// The items whose bytes also appear under another class, each as a [`Skipped`] naming a copy in
+/// another class: all copies are left out, since either label could be the wrong one.
+fn labelling_conflicts(items: &[Item], classes: &[String]) -> Vec<Skipped> {
+    let mut by_hash: HashMap<[u8; 32], Vec<&Item>> = HashMap::new();
+    for item in items {
+        by_hash.entry(item.hash).or_default().push(item);
     }
-    let entries = match visible_entries(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            skipped.push(Skipped {
+    let mut conflicts = Vec::new();
+    for item in items {
+        let copies = &by_hash[&item.hash];
+        let Some(other) = copies.iter().find(|other| other.label != item.label) else {
+            continue;
+        };
+        let same_file = match (fs::canonicalize(&item.path), fs::canonicalize(&other.path)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        let how = if same_file {
+            "the same file (through a symbolic link)"
+        } else {
+            "an identical copy"
+        };
+        conflicts.push(Skipped {
+            path: item.path.clone(),
+            reason: format!(
+                "{CONFLICT}: labelled '{}' here, but {how} is {} in class '{}'; left out of both",
+                classes[item.label],
+                other.path.display(),
+                classes[other.label]
+            ),
+        });
+    }
+    conflicts
+}
+
+/// One class's walk through its folder and the folders linked from it.
+struct Walk<'a> {
+    /// Canonical paths of the dataset root and of the folders being walked, outermost first: a
+    /// link to one of them would loop.
+    ancestors: Vec<PathBuf>,
+    /// Canonical paths of the folders already walked for this class.
+    visited: HashSet<PathBuf>,
+    files: Vec<PathBuf>,
+    skipped: &'a mut Vec<Skipped>,
+}
+
+impl Walk<'_> {
+    /// Appends the image files beneath `dir` to `files`, recursing into sub-folders. A folder that
+    /// cannot be listed, loops back to an ancestor, or is reached a second time through a link is
+    /// noted in `skipped`.
+    fn collect(&mut self, dir: &Path) {
+        let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if let Some(ancestor) = self.ancestors.iter().find(|a| **a == canonical) {
+            let reason = format!(
+                "symbolic link loops back to {}, a folder it is inside of; not followed",
+                ancestor.display()
+            );
+            self.skipped.push(Skipped {
                 path: dir.to_path_buf(),
-                reason: format!("cannot list folder: {e}"),
+                reason,
             });
             return;
         }
-    };
-    for path in entries {
-        // `metadata` follows links; a dangling link fails here and is reported if it looks like an image.
-        match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => collect_images(&path, visited, files, skipped),
-            Ok(_) if has_image_extension(&path) => files.push(path),
-            Err(e) if has_image_extension(&path) => skipped.push(Skipped {
-                path,
-                reason: format!("cannot open: {e}"),
-            }),
-            _ => {}
+        if !self.visited.insert(canonical.clone()) {
+            self.skipped.push(Skipped {
+                path: dir.to_path_buf(),
+                reason: "folder already scanned through another path (symbolic link)".into(),
+            });
+            return;
         }
+        let entries = match visible_entries(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.skipped.push(Skipped {
+                    path: dir.to_path_buf(),
+                    reason: format!("cannot list folder: {e}"),
+                });
+                return;
+            }
+        };
+        self.ancestors.push(canonical);
+        for path in entries {
+            // `metadata` follows links; a dangling link fails here and is reported if it looks
+            // like an image.
+            match fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => self.collect(&path),
+                Ok(_) if has_image_extension(&path) => self.files.push(path),
+                Err(e) if has_image_extension(&path) => self.skipped.push(Skipped {
+                    path,
+                    reason: format!("cannot open: {e}"),
+                }),
+                _ => {}
+            }
+        }
+        self.ancestors.pop();
     }
 }
 
@@ -361,6 +453,153 @@ mod tests {
         let ds = scan(dir.path()).unwrap();
         assert_eq!(ds.class_counts(), [1, 7]);
         assert!(ds.skipped.iter().any(|s| s.path.ends_with("deep/loop")));
+    }
+
+    /// `Negative/` with 6 images and `Positive/` with 5 plus `Positive/sub/` with 4.
+    #[cfg(unix)]
+    fn two_classes(root: &Path) {
+        write_jpegs(&root.join("Negative"), 6, 0);
+        write_jpegs(&root.join("Positive"), 5, 100);
+        write_jpegs(&root.join("Positive/sub"), 4, 200);
+    }
+
+    #[cfg(unix)]
+    fn conflict<'a>(ds: &'a Dataset, path: &Path) -> &'a str {
+        let skip = ds
+            .skipped
+            .iter()
+            .find(|s| s.path == path)
+            .unwrap_or_else(|| panic!("{} not skipped: {:?}", path.display(), ds.skipped));
+        assert!(
+            skip.reason.starts_with("labelling conflict"),
+            "{}",
+            skip.reason
+        );
+        &skip.reason
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_into_another_class_is_a_conflict_naming_both_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        two_classes(dir.path());
+        let root = fs::canonicalize(dir.path()).unwrap();
+        std::os::unix::fs::symlink(root.join("Positive/sub"), root.join("Negative/borrowed"))
+            .unwrap();
+        let ds = scan(dir.path()).unwrap();
+        // Neither label for the 4 images reachable under both classes.
+        assert_eq!(ds.class_counts(), [6, 5]);
+        assert!(ds
+            .items
+            .iter()
+            .all(|i| !i.path.starts_with(root.join("Positive/sub"))
+                && !i.path.starts_with(root.join("Negative/borrowed"))));
+        let linked = root.join("Negative/borrowed/2.jpg");
+        let original = root.join("Positive/sub/2.jpg");
+        let reason = conflict(&ds, &linked);
+        assert!(reason.contains(&original.display().to_string()), "{reason}");
+        assert!(
+            reason.contains("symbolic link") && reason.contains("'Positive'"),
+            "{reason}"
+        );
+        let reason = conflict(&ds, &original);
+        assert!(reason.contains(&linked.display().to_string()), "{reason}");
+        assert_eq!(ds.skipped.len(), 8, "{:?}", ds.skipped);
+    }
+
+    #[test]
+    fn the_same_bytes_in_two_classes_are_a_conflict_and_copies_in_one_class_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        write_jpegs(&dir.path().join("Negative"), 3, 0);
+        write_jpegs(&dir.path().join("Positive"), 3, 100);
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::copy(root.join("Positive/1.jpg"), root.join("Negative/copy.jpg")).unwrap();
+        fs::copy(root.join("Positive/2.jpg"), root.join("Positive/again.jpg")).unwrap();
+        let ds = scan(dir.path()).unwrap();
+        assert_eq!(ds.class_counts(), [3, 3], "{:?}", ds.items);
+        let reason = conflict(&ds, &root.join("Negative/copy.jpg"));
+        assert!(
+            reason.contains("identical copy")
+                && reason.contains(&root.join("Positive/1.jpg").display().to_string()),
+            "{reason}"
+        );
+        conflict(&ds, &root.join("Positive/1.jpg"));
+        // A copy inside one class is no conflict: the split drops it (see split.rs).
+        assert!(ds
+            .items
+            .iter()
+            .any(|i| i.path.ends_with("Positive/again.jpg")));
+        assert_eq!(ds.skipped.len(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_loop_back_to_the_root_from_the_first_class_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        two_classes(dir.path());
+        let root = fs::canonicalize(dir.path()).unwrap();
+        std::os::unix::fs::symlink("..", root.join("Negative/up")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("Positive/sub/top")).unwrap();
+        let ds = scan(dir.path()).unwrap();
+        assert_eq!(ds.class_counts(), [6, 9]);
+        for link in ["Negative/up", "Positive/sub/top"] {
+            let skip = ds.skipped.iter().find(|s| s.path.ends_with(link)).unwrap();
+            assert!(skip.reason.contains("loops back"), "{}", skip.reason);
+            assert!(
+                skip.reason.contains(&root.display().to_string()),
+                "{}",
+                skip.reason
+            );
+        }
+        assert_eq!(ds.skipped.len(), 2, "{:?}", ds.skipped);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_a_whole_class_folder_stops_with_the_conflict_named() {
+        let dir = tempfile::tempdir().unwrap();
+        two_classes(dir.path());
+        let root = fs::canonicalize(dir.path()).unwrap();
+        std::os::unix::fs::symlink(root.join("Positive"), root.join("Negative/all")).unwrap();
+        let message = format!("{:#}", scan(dir.path()).unwrap_err());
+        assert!(
+            message.contains("class 'Positive'") && message.contains("no usable images"),
+            "{message}"
+        );
+        assert!(
+            message.contains("9 are labelling conflicts") && message.contains("Negative/all"),
+            "{message}"
+        );
+        assert!(!message.contains("no readable images"), "{message}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_to_files_and_folders_outside_are_labelled_by_where_they_appear() {
+        let outside = tempfile::tempdir().unwrap();
+        write_jpegs(&outside.path().join("batch1"), 3, 50);
+        write_jpegs(&outside.path().join("loose"), 1, 150);
+        let dir = tempfile::tempdir().unwrap();
+        two_classes(dir.path());
+        let root = fs::canonicalize(dir.path()).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("batch1"), root.join("Positive/ext"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("loose/0.jpg"),
+            root.join("Negative/linked.jpg"),
+        )
+        .unwrap();
+        let ds = scan(dir.path()).unwrap();
+        assert_eq!(ds.class_counts(), [7, 12]);
+        let label_of = |rel: &str| {
+            ds.items
+                .iter()
+                .find(|i| i.path == root.join(rel))
+                .map(|i| ds.classes[i.label].as_str())
+        };
+        assert_eq!(label_of("Positive/ext/1.jpg"), Some("Positive"));
+        assert_eq!(label_of("Negative/linked.jpg"), Some("Negative"));
+        assert!(ds.skipped.is_empty(), "{:?}", ds.skipped);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The run directory: everything one training run writes and later commands read back.
 
+pub mod predictions;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};

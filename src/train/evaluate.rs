@@ -4,7 +4,7 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::data::loader::{BatchLoader, DecodedSet};
+use crate::data::loader::{BatchLoader, DecodedSet, EpochPlan};
 use crate::model::SqueezeNet;
 use crate::stats::Confusion;
 
@@ -29,7 +29,8 @@ pub fn classify(
 ) -> Result<Vec<Prediction>> {
     let size = set.size as usize;
     let mut out = Vec::with_capacity(set.images.len());
-    for batch in BatchLoader::epoch(set.clone(), batch_size, None, None, false)? {
+    for batch in BatchLoader::new(set.clone(), EpochPlan::evaluation(batch_size))? {
+        let batch = batch?;
         let n = batch.labels.len();
         let x = Tensor::from_vec(batch.data, (n, 3, size, size), device)?;
         let logits = model.forward_t(&x, false)?.detach();

@@ -11,7 +11,7 @@ use candle_nn::VarMap;
 
 use crate::config::{Recipe, Shuffle};
 use crate::data::augment::Augment;
-use crate::data::loader::{BatchLoader, DecodedSet};
+use crate::data::loader::{BatchLoader, DecodedSet, EpochPlan};
 use crate::events::{Event, RunStart};
 use crate::model::{self, SqueezeNet};
 use crate::run::RunDir;
@@ -89,17 +89,18 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
             Shuffle::Once => Some(mix(recipe.train.seed, 0)),
             Shuffle::Never => None,
         };
-        let batches = BatchLoader::epoch(
-            job.train.clone(),
+        let plan = EpochPlan {
             batch_size,
-            order_seed,
-            Some(augment),
-            true,
-        )?
-        .with_augment_seed(mix(recipe.train.seed ^ 0xA5A5, epoch as u64));
+            shuffle: order_seed,
+            augment: Some(augment),
+            augment_seed: mix(recipe.train.seed ^ 0xA5A5, epoch as u64),
+            drop_last: true,
+        };
+        let batches = BatchLoader::new(job.train.clone(), plan)?;
         // When resuming mid-epoch the loader replays the same order; skip what was done.
         let skip = iteration - epoch * per_epoch;
         for batch in batches.skip(skip) {
+            let batch = batch?;
             remote.poll(&job.control);
             while job.control.paused() && !job.control.stop_requested() {
                 std::thread::sleep(std::time::Duration::from_millis(100));
