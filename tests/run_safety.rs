@@ -355,3 +355,103 @@ fn the_same_recipe_and_seed_give_the_same_numbers_bit_for_bit() {
     }
     assert_eq!(runs[0].len(), runs[1].len());
 }
+
+/// Rewrites a run as older versions left it: `last.safetensors` beside a separate
+/// `optimizer.safetensors` (keys `m.*`, `v.*`, `step`), no resume state. `step_offset` makes the two
+/// disagree, as a kill between their two writes did.
+fn make_legacy(run_dir: &Path, step_offset: u32) {
+    let bytes = std::fs::read(run_dir.join("resume.safetensors")).unwrap();
+    let state = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in state.tensors() {
+        let Some(key) = name.strip_prefix("optimizer/") else {
+            continue;
+        };
+        let mut data = view.data().to_vec();
+        if key == "step" {
+            let step = u32::from_le_bytes(data[..4].try_into().unwrap()) + step_offset;
+            data = step.to_le_bytes().to_vec();
+        }
+        owned.push((key.to_string(), view.dtype(), view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(k, dtype, shape, data)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        run_dir.join("optimizer.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(run_dir.join("resume.safetensors")).unwrap();
+}
+
+#[test]
+fn runs_of_older_versions_resume_or_say_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let args = train_args(dir.path(), &data, &run_dir, 1);
+    ok(&run(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let resume = |epochs: &str| {
+        run(&[
+            "train",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--epochs",
+            epochs,
+            "--headless",
+        ])
+    };
+
+    // Model and optimizer state of different iterations: refused, saying why.
+    make_legacy(&run_dir, 1);
+    let out = resume("2");
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("optimizer.safetensors") && said.contains("mix"),
+        "{said}"
+    );
+
+    // Consistent ones resume, and the run moves to the one-file resume state.
+    make_legacy_consistent(&run_dir);
+    let said = ok(&resume("2"));
+    assert!(said.contains("resuming after iteration 3"), "{said}");
+    assert!(run_dir.join("resume.safetensors").is_file());
+    assert!(!run_dir.join("optimizer.safetensors").exists());
+}
+
+/// Puts the step of a legacy optimizer file back in line with the checkpoint.
+fn make_legacy_consistent(run_dir: &Path) {
+    let path = run_dir.join("optimizer.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let state = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = state
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let mut data = view.data().to_vec();
+            if name == "step" {
+                let step = u32::from_le_bytes(data[..4].try_into().unwrap()) - 1;
+                data = step.to_le_bytes().to_vec();
+            }
+            (name, view.dtype(), view.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(k, dtype, shape, data)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
