@@ -455,3 +455,41 @@ fn make_legacy_consistent(run_dir: &Path) {
         .collect();
     std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_names_the_file_and_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let args = train_args(dir.path(), &data, &run_dir, 1);
+    ok(&run(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    // last.safetensors cannot be replaced (a directory holds its name), as good as a full disk.
+    std::fs::remove_file(run_dir.join("last.safetensors")).unwrap();
+    std::fs::create_dir_all(run_dir.join("last.safetensors/in-the-way")).unwrap();
+    let out = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--headless",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot write") && said.contains("last.safetensors"),
+        "{said}"
+    );
+    assert!(
+        said.contains("last good checkpoint is")
+            && said.contains("resume.safetensors (iteration 6"),
+        "{said}"
+    );
+    // ... and it is loadable.
+    assert_eq!(resume_iteration(&run_dir), 6);
+    assert!(
+        leftover_temporaries(&run_dir).is_empty(),
+        "{:?}",
+        leftover_temporaries(&run_dir)
+    );
+}

@@ -324,10 +324,11 @@ fn save_or_fail(
     last_saved: Option<usize>,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    if let Err(e) = save(job, iteration, epoch, best, is_best, emit) {
+    let mut saved = last_saved;
+    if let Err(e) = save(job, iteration, epoch, best, is_best, &mut saved, emit) {
         let message = format!(
             "checkpoint at iteration {iteration} failed: {e:#}. {}",
-            last_good(&job.run, last_saved)
+            last_good(&job.run, saved)
         );
         emit(Event::Failed {
             message: message.clone(),
@@ -338,7 +339,7 @@ fn save_or_fail(
 }
 
 /// Writes the best model (when `is_best`), then the resume state (model, optimizer and iteration
-/// as one atomic unit), then the latest model for users. Each file is replaced atomically, and the
+/// as one atomic unit; `resume_saved` then says its iteration), then the latest model for users. Each file is replaced atomically, and the
 /// resume state is what `--resume` reads, so a kill between two writes never mixes iterations.
 fn save(
     job: &TrainJob,
@@ -346,6 +347,7 @@ fn save(
     epoch: usize,
     best: Option<f32>,
     is_best: bool,
+    resume_saved: &mut Option<usize>,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let mut meta = BTreeMap::new();
@@ -373,6 +375,7 @@ fn save(
         &job.varmap,
         &job.optimizer.state()?,
     )?;
+    *resume_saved = Some(iteration);
     // Superseded by the resume state: an old run's separate optimizer file must not be read again.
     let _ = std::fs::remove_file(job.run.legacy_optimizer_state());
     let last = job.run.last_model();
