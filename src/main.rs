@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crackscope::cli::{Cli, Command};
 use crackscope::cmd;
+use crackscope::cmd::train::RunEnd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,25 +18,39 @@ fn main() -> ExitCode {
         restore_default_sigpipe();
     }
     let result = match &cli.command {
-        Command::Demo(args) => cmd::demo::demo(args),
-        Command::Synth(args) => cmd::synth::synth(args),
-        Command::Samples(args) => cmd::samples::samples(args),
-        Command::Train(args) => cmd::train::train(args),
-        Command::Eval(args) => cmd::eval::eval(args),
-        Command::Predict(args) => cmd::predict::predict(args),
-        Command::Model(args) => cmd::model::model(args),
-        Command::Watch(args) => cmd::watch::watch(args),
-        Command::Gradcam(args) => cmd::gradcam::gradcam(args),
-        Command::Bench(args) => cmd::bench::bench(args),
-        Command::Weights(command) => cmd::weights::weights(command),
+        Command::Demo(args) => cmd::demo::demo(args).map(training_exit),
+        Command::Train(args) => cmd::train::train(args).map(training_exit),
+        Command::Synth(args) => cmd::synth::synth(args).map(done),
+        Command::Samples(args) => cmd::samples::samples(args).map(done),
+        Command::Eval(args) => cmd::eval::eval(args).map(done),
+        Command::Predict(args) => cmd::predict::predict(args).map(done),
+        Command::Model(args) => cmd::model::model(args).map(done),
+        Command::Watch(args) => cmd::watch::watch(args).map(done),
+        Command::Gradcam(args) => cmd::gradcam::gradcam(args).map(done),
+        Command::Bench(args) => cmd::bench::bench(args).map(done),
+        Command::Weights(command) => cmd::weights::weights(command).map(done),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // Not eprintln!: after an SSH hang-up stderr is gone, and that must not become a panic.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A one-shot command that did its work.
+fn done(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+/// 0 when the training ran to its end, [`RunEnd::EXIT_STOPPED`] when it was stopped (by a request
+/// or a signal) with a checkpoint to resume from; errors are 1.
+fn training_exit(end: RunEnd) -> ExitCode {
+    match end {
+        RunEnd::Finished => ExitCode::SUCCESS,
+        RunEnd::Stopped => ExitCode::from(RunEnd::EXIT_STOPPED),
     }
 }
 

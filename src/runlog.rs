@@ -39,33 +39,45 @@ impl RunLog {
     }
 }
 
-/// Reads the complete lines of a run's log; a trailing partial line (a writer mid-line) is left for the
-/// next read. Returns the events and the byte offset up to which the file was consumed.
-pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Event>, u64)> {
+/// What one read of a run's log gave.
+#[derive(Debug, Default, PartialEq)]
+pub struct ReadBack {
+    pub events: Vec<Event>,
+    /// The byte offset up to which the file was consumed (where the next read starts).
+    pub offset: u64,
+    /// Complete lines that were not events (garbled by a crash or a full disk, or edited by
+    /// hand): skipped, so the rest of the history still shows.
+    pub skipped_lines: usize,
+}
+
+/// Reads the complete lines of a run's log from `offset`; a trailing partial line (a writer
+/// mid-line) is left for the next read, and a complete line that is not an event is skipped and
+/// counted.
+pub fn read_from(path: &Path, offset: u64) -> Result<ReadBack> {
     use std::io::{Seek, SeekFrom};
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     file.seek(SeekFrom::Start(offset))?;
     let mut reader = BufReader::new(file);
-    let mut events = Vec::new();
-    let mut consumed = offset;
-    let mut line = String::new();
+    let mut read = ReadBack {
+        offset,
+        ..ReadBack::default()
+    };
+    let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 || line.last() != Some(&b'\n') {
             break;
         }
-        consumed += n as u64;
-        let event = serde_json::from_str(line.trim_end()).with_context(|| {
-            format!(
-                "{}: line at byte {} is not a crackscope event",
-                path.display(),
-                consumed - n as u64
-            )
-        })?;
-        events.push(event);
+        read.offset += n as u64;
+        match serde_json::from_slice(&line) {
+            Ok(event) => read.events.push(event),
+            Err(_) => read.skipped_lines += 1,
+        }
     }
-    Ok((events, consumed))
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -89,8 +101,9 @@ mod tests {
         log.write(&a).unwrap();
         log.write(&b).unwrap();
         let path = dir.path().join(FILE_NAME);
-        let (events, offset) = read_from(&path, 0).unwrap();
-        assert_eq!(events, vec![a, b]);
+        let read = read_from(&path, 0).unwrap();
+        assert_eq!(read.events, vec![a, b]);
+        let offset = read.offset;
         // A writer caught mid-line: nothing new yet, and the offset does not move past the fragment.
         std::fs::OpenOptions::new()
             .append(true)
@@ -98,8 +111,35 @@ mod tests {
             .unwrap()
             .write_all(b"{\"event\":\"no")
             .unwrap();
-        let (more, offset2) = read_from(&path, offset).unwrap();
-        assert!(more.is_empty());
-        assert_eq!(offset2, offset);
+        let more = read_from(&path, offset).unwrap();
+        assert!(more.events.is_empty());
+        assert_eq!(more.offset, offset);
+    }
+
+    fn epoch(n: usize) -> Event {
+        Event::Epoch {
+            epoch: n,
+            iteration: 10 * n,
+            elapsed_s: n as f64,
+        }
+    }
+
+    #[test]
+    fn a_garbled_line_is_skipped_and_counted_not_the_end_of_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut text = String::new();
+        for (i, e) in [epoch(1), epoch(2), epoch(3)].iter().enumerate() {
+            text += &serde_json::to_string(e).unwrap();
+            text.push('\n');
+            if i == 0 {
+                // A line cut short by a crash, then garbage from a full disk.
+                text += "{\"event\":\"iteration\",\"epo\n\u{0}\u{0}\u{1}not json\n";
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let read = read_from(&path, 0).unwrap();
+        assert_eq!(read.events, vec![epoch(1), epoch(2), epoch(3)]);
+        assert_eq!(read.skipped_lines, 2);
     }
 }

@@ -5,15 +5,17 @@ use anyhow::Result;
 
 use crate::cli::DemoArgs;
 use crate::cmd::samples::{sample_grid, save_png, show};
-use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end, Display};
+use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 use crate::config::Recipe;
 use crate::data::synth::{generate, SynthOptions};
-use crate::run::RunDir;
+use crate::run::NewRun;
 
-pub fn demo(args: &DemoArgs) -> Result<()> {
+pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;
     choose_weights(&mut recipe);
-    let run = RunDir::create(args.run.as_deref())?;
+    // Made and locked here (the synthetic data goes inside); removed again if the start fails.
+    let new = NewRun::create(args.run.as_deref())?;
+    let run = new.run.clone();
     let data = run.path.join("data");
     let options = SynthOptions {
         per_class: args.per_class,
@@ -35,8 +37,8 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     if matches!(display, Display::Headless) {
         show(&grid, Some(&run.samples()))?;
     }
-    let job = prepare_new(recipe, Some(&run.path))?;
-    run_to_end(job, display)
+    let prepared = prepare_new(recipe, new)?;
+    run_to_end(prepared, display)
 }
 
 /// The seed fine-tunes ImageNet weights (transfer learning): the demo does too when they are

@@ -22,22 +22,50 @@ use crate::events::Event;
 use crate::gallery::RunGallery;
 use crate::headless::Headless;
 use crate::model::{self, SqueezeNet};
-use crate::run::RunDir;
+use crate::run::{resume, NewRun, RunDir, RunLock};
 use crate::runlog::RunLog;
 use crate::train::control::Control;
 use crate::train::optimizer::Adam;
 use crate::train::worker::{self, adam_config, iterations_per_epoch, TrainJob};
 use crate::tui::{self, DashboardOptions, Exit, GraphicsChoice, Source, Steer};
 
-pub fn train(args: &TrainArgs) -> Result<()> {
-    let job = match &args.resume {
+pub fn train(args: &TrainArgs) -> Result<RunEnd> {
+    let display = Display::choose(&args.display, false)?;
+    let prepared = match &args.resume {
         Some(run) => prepare_resume(run, &args.recipe)?,
         None => {
             let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
-            prepare_new(recipe, args.run.as_deref())?
+            prepare_new(recipe, NewRun::create(args.run.as_deref())?)?
         }
     };
-    run_to_end(job, Display::choose(&args.display, false)?)
+    run_to_end(prepared, display)
+}
+
+/// How a training that did not fail ended; the process's exit code tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every epoch done (exit code 0).
+    Finished,
+    /// Stopped before the end by a request or a signal, with a checkpoint to resume from
+    /// ([`RunEnd::EXIT_STOPPED`]).
+    Stopped,
+}
+
+impl RunEnd {
+    /// The exit code of a training stopped before its end (documented in the README).
+    pub const EXIT_STOPPED: u8 = 3;
+}
+
+/// A training ready to start, and the hold on its run directory.
+pub struct Prepared {
+    pub job: TrainJob,
+    claim: Claim,
+}
+
+/// A new run is removed if its start fails; a resumed one only needs its lock held.
+enum Claim {
+    New(NewRun),
+    Resumed { _lock: RunLock },
 }
 
 /// The recipe from `--config` (or `base`), with the command-line flags on top.
@@ -50,13 +78,15 @@ pub fn resolve_recipe(args: &RecipeArgs, base: Recipe) -> Result<Recipe> {
     Ok(recipe)
 }
 
-/// A new run: scan and split the data, save the recipe and the manifest, build the model.
-pub fn prepare_new(recipe: Recipe, run: Option<&Path>) -> Result<TrainJob> {
+/// A new run in `new` (made and locked by the caller): scan and split the data, save the recipe and
+/// the manifest, build the model. On error `new` is dropped, which removes the half-made run.
+pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
     let dataset = scan(&recipe.data.root)?;
     let [train, val, test] = recipe.data.split;
     let fractions = Fractions { train, val, test };
     let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
-    let run = RunDir::create(run)?;
+    let run = new.run.clone();
+    let session = new.lock.holder.session;
     crate::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
     let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
     manifest.save(&run.manifest())?;
@@ -66,27 +96,59 @@ pub fn prepare_new(recipe: Recipe, run: Option<&Path>) -> Result<TrainJob> {
             split.duplicates_dropped
         );
     }
-    build_job(run, recipe, &manifest, dataset.skipped, None)
+    let job = build_job(run, recipe, &manifest, dataset.skipped, None, session)?;
+    Ok(Prepared {
+        job,
+        claim: Claim::New(new),
+    })
 }
 
 /// Continue a run from its last checkpoint with its own recipe and split; `--epochs` may extend it.
-pub fn prepare_resume(path: &Path, args: &RecipeArgs) -> Result<TrainJob> {
+pub fn prepare_resume(path: &Path, args: &RecipeArgs) -> Result<Prepared> {
     let run = RunDir::open(path)?;
-    let mut recipe = Recipe::load(&run.recipe())?;
     if args.data.is_some() || args.split.is_some() || args.seed.is_some() || args.config.is_some() {
         bail!("--resume keeps the run's data, split and seed; drop --data, --split, --seed and --config");
     }
+    let lock = run.lock()?;
+    // Requests left for an earlier training of this directory are not for this one.
+    crate::run::ControlFile::remove(&run.control())?;
+    let mut recipe = Recipe::load(&run.recipe())?;
     recipe.apply(&args.overrides())?;
     let manifest = Manifest::load(&run.manifest())?;
-    let last = run.last_model();
-    if !last.is_file() {
+    let from = if run.resume_state().is_file() {
+        ResumeFrom::State(run.resume_state())
+    } else if run.last_model().is_file() {
+        ResumeFrom::Legacy {
+            model: run.last_model(),
+            optimizer: run.legacy_optimizer_state(),
+        }
+    } else {
         bail!(
             "{} has no checkpoint to resume from ({} is missing)",
             run.path.display(),
-            last.display()
+            run.resume_state().display()
         );
-    }
-    build_job(run, recipe, &manifest, Vec::new(), Some(last))
+    };
+    let job = build_job(
+        run,
+        recipe,
+        &manifest,
+        Vec::new(),
+        Some(from),
+        lock.holder.session,
+    )?;
+    Ok(Prepared {
+        job,
+        claim: Claim::Resumed { _lock: lock },
+    })
+}
+
+/// What a resumed run continues from.
+enum ResumeFrom {
+    /// The one-unit resume state.
+    State(PathBuf),
+    /// A run of an older version: its latest model and a separate optimizer file, which must agree.
+    Legacy { model: PathBuf, optimizer: PathBuf },
 }
 
 fn build_job(
@@ -94,7 +156,8 @@ fn build_job(
     recipe: Recipe,
     manifest: &Manifest,
     mut skipped: Vec<Skipped>,
-    resume_from: Option<PathBuf>,
+    resume_from: Option<ResumeFrom>,
+    session: u64,
 ) -> Result<TrainJob> {
     let (device, device_name) = crate::device::resolve(recipe.train.device)?;
     let size = recipe.data.input_size;
@@ -123,27 +186,79 @@ fn build_job(
     let seed = recipe.train.seed;
     let mut start_iteration = 0;
     let mut best_val_accuracy = None;
-    let (model, varmap) = match &resume_from {
-        Some(checkpoint) => {
-            let loaded = model::load_model(checkpoint, &device)?;
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        Some(classes.len()),
+    )?;
+    let mut optimizer = Adam::new(&varmap, adam_config(&recipe))?;
+    match &resume_from {
+        Some(ResumeFrom::State(path)) => {
+            let state = resume::read(path, &device)?;
+            if state.progress.classes != classes {
+                bail!(
+                    "{} classifies {:?}, not the run's classes {:?}",
+                    path.display(),
+                    state.progress.classes,
+                    classes
+                );
+            }
+            resume::restore_model(path, &varmap, &state.model)?;
+            optimizer
+                .load_state(&state.optimizer)
+                .with_context(|| format!("cannot resume from {}", path.display()))?;
+            start_iteration = state.progress.iteration;
+            best_val_accuracy = state.progress.best_val_accuracy;
+        }
+        Some(ResumeFrom::Legacy {
+            model: model_path,
+            optimizer: optimizer_path,
+        }) => {
+            let loaded = model::load_model(model_path, &device)?;
             if loaded.classes != classes {
                 bail!(
                     "{} classifies {:?}, not the run's classes {:?}",
-                    checkpoint.display(),
+                    model_path.display(),
                     loaded.classes,
                     classes
                 );
             }
-            start_iteration = loaded.meta.iteration.unwrap_or(0);
+            start_iteration = loaded
+                .meta
+                .iteration
+                .with_context(|| format!("{} has no iteration", model_path.display()))?;
             best_val_accuracy = loaded.meta.best_val_accuracy;
-            (loaded.model, loaded.varmap)
+            let tensors: std::collections::HashMap<_, _> = loaded
+                .varmap
+                .data()
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+                .collect();
+            resume::restore_model(model_path, &varmap, &tensors)?;
+            let state = candle_core::safetensors::load(optimizer_path, &device).with_context(|| {
+                format!(
+                    "cannot read the optimizer state {} (needed to resume a run of an older version)",
+                    optimizer_path.display()
+                )
+            })?;
+            optimizer
+                .load_state(&state)
+                .with_context(|| format!("cannot resume from {}", optimizer_path.display()))?;
+            if optimizer.steps_taken() != start_iteration {
+                bail!(
+                    "{} is at iteration {start_iteration} but the optimizer state {} at step {}: \
+                     an older version was stopped between the two writes, and resuming would mix \
+                     them. Start a new run (e.g. with --weights {})",
+                    model_path.display(),
+                    optimizer_path.display(),
+                    optimizer.steps_taken(),
+                    run.best_model().display()
+                );
+            }
         }
         None => {
-            let varmap = VarMap::new();
-            let model = SqueezeNet::new(
-                VarBuilder::from_varmap(&varmap, DType::F32, &device),
-                Some(classes.len()),
-            )?;
             if recipe.train.weights.as_os_str().is_empty() {
                 eprintln!(
                     "warning: no --weights given: training SqueezeNet from scratch, without the ImageNet features \
@@ -155,18 +270,9 @@ fn build_job(
                 model::load_torchvision(&varmap, &model::fetch::resolve(&recipe.train.weights)?)?;
             }
             model::init_head(&varmap, seed)?;
-            (model, varmap)
         }
-    };
-    // A resumed run draws new dropout masks rather than replaying those of its first iterations.
-    model.set_dropout_seed(worker::mix(seed, start_iteration as u64));
-    let mut optimizer = Adam::new(&varmap, adam_config(&recipe))?;
-    if resume_from.is_some() {
-        let state_path = run.optimizer_state();
-        let state = candle_core::safetensors::load(&state_path, &device)
-            .with_context(|| format!("cannot read the optimizer state {}", state_path.display()))?;
-        optimizer.load_state(&state)?;
     }
+    model.set_dropout_seed(worker::dropout_seed(seed, start_iteration));
 
     let job = TrainJob {
         run,
@@ -183,6 +289,7 @@ fn build_job(
         best_val_accuracy,
         control: Arc::new(Control::default()),
         recipe,
+        session,
     };
     Ok(job)
 }
@@ -255,44 +362,50 @@ impl Display {
 }
 
 /// Trains and then tests on a worker thread, showing its events as `display` says.
-pub fn run_to_end(job: TrainJob, display: Display) -> Result<()> {
+pub fn run_to_end(prepared: Prepared, display: Display) -> Result<RunEnd> {
+    let Prepared { job, mut claim } = prepared;
     let run = job.run.clone();
     let recipe = job.recipe.clone();
     let control = job.control.clone();
     let notice = few_iterations_notice(&job);
-    install_interrupt_handler(control.clone());
+    // The dashboard handles hang-ups itself: the training goes on without a terminal.
+    let headless = matches!(display, Display::Headless);
+    let _signals = signals::stop_on_signals(control.clone(), run.clone(), headless)?;
 
     let (tx, mut rx) = mpsc::channel::<Event>(4096);
     let mut log = RunLog::append_to(&run.path)?;
+    if let Claim::New(new) = &mut claim {
+        // From the first event on, the directory is a run, kept whatever happens.
+        new.keep();
+    }
     let worker_run = run.clone();
-    let worker =
-        std::thread::Builder::new()
-            .name("train".into())
-            .spawn(move || -> Result<Report> {
-                let mut emit = |event: Event| {
-                    if let Err(e) = log.write(&event) {
-                        let _ = writeln!(std::io::stderr(), "warning: {e:#}");
-                    }
-                    // Never wait for a consumer: one that fell this far behind can re-read metrics.jsonl.
-                    let _ = tx.try_send(event);
-                };
-                if let Some(message) = notice {
-                    emit(Event::Notice { message });
+    let worker = std::thread::Builder::new().name("train".into()).spawn(
+        move || -> Result<(Report, bool)> {
+            let mut emit = |event: Event| {
+                if let Err(e) = log.write(&event) {
+                    let _ = writeln!(std::io::stderr(), "warning: {e:#}");
                 }
-                // Run inside rayon's pool: the engine's many short parallel sections then start on the
-                // worker threads directly instead of being handed over (and waited for) one by one.
-                let outcome = rayon::scope(|_| worker::run(job, &mut emit))?;
-                if outcome.iterations == 0 {
-                    bail!("stopped before the first iteration; nothing to test");
-                }
-                let report = evaluate_split(&worker_run, &worker_run.best_model(), &recipe)?;
-                emit(Event::Tested {
-                    accuracy: report.accuracy as f32,
-                    confusion: report.confusion.clone(),
-                    classes: report.classes.clone(),
-                });
-                Ok(report)
-            })?;
+                // Never wait for a consumer: one that fell this far behind can re-read metrics.jsonl.
+                let _ = tx.try_send(event);
+            };
+            if let Some(message) = notice {
+                emit(Event::Notice { message });
+            }
+            // Run inside rayon's pool: the engine's many short parallel sections then start on the
+            // worker threads directly instead of being handed over (and waited for) one by one.
+            let outcome = rayon::scope(|_| worker::run(job, &mut emit))?;
+            if outcome.iterations == 0 {
+                bail!("stopped before the first iteration; nothing to test");
+            }
+            let report = evaluate_split(&worker_run, &worker_run.best_model(), &recipe)?;
+            emit(Event::Tested {
+                accuracy: report.accuracy as f32,
+                confusion: report.confusion.clone(),
+                classes: report.classes.clone(),
+            });
+            Ok((report, outcome.stopped_early))
+        },
+    )?;
 
     let terminal_alive = match display {
         Display::Headless => {
@@ -316,14 +429,25 @@ pub fn run_to_end(job: TrainJob, display: Display) -> Result<()> {
             exit != Exit::LeaveRunning
         }
     };
-    let report = worker
+    let (report, stopped) = worker
         .join()
         .map_err(|_| anyhow::anyhow!("the training thread panicked"))??;
     if terminal_alive {
         print_report(&report);
         println!("run directory: {}", run.path.display());
+        if stopped {
+            say(&format!(
+                "training was stopped before its end; continue it with `{}`",
+                run.resume_command()
+            ));
+        }
     }
-    Ok(())
+    drop(claim);
+    Ok(if stopped {
+        RunEnd::Stopped
+    } else {
+        RunEnd::Finished
+    })
 }
 
 /// Prints a line if stdout still works; after an SSH hang-up it does not, and must not panic.
@@ -331,15 +455,72 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stdout(), "{text}");
 }
 
-/// Ctrl-C asks the worker to stop after a checkpoint; a second Ctrl-C exits at once.
-fn install_interrupt_handler(control: Arc<Control>) {
-    let _ = ctrlc::set_handler(move || {
-        if control.stop_requested() {
-            std::process::exit(130);
+/// Stopping on signals: job schedulers (Slurm, Kubernetes, systemd) end jobs with SIGTERM, a closed
+/// SSH session sends SIGHUP, and Ctrl-C sends SIGINT. The first asks the worker to stop after a
+/// checkpoint; a second exits at once.
+mod signals {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use anyhow::{Context, Result};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::iterator::{Handle, Signals};
+
+    use crate::run::RunDir;
+    use crate::train::control::Control;
+
+    /// Stops listening when dropped.
+    pub struct Listening(Handle);
+
+    impl Drop for Listening {
+        fn drop(&mut self) {
+            self.0.close();
         }
-        eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
-        control.request_stop();
-    });
+    }
+
+    /// Listens for SIGINT and SIGTERM, and SIGHUP when `hangup` (headless: the dashboard keeps
+    /// training after a hang-up, and handles it itself).
+    pub fn stop_on_signals(control: Arc<Control>, run: RunDir, hangup: bool) -> Result<Listening> {
+        let mut wanted = vec![SIGINT, SIGTERM];
+        if hangup {
+            wanted.push(SIGHUP);
+        }
+        let mut signals = Signals::new(&wanted).context("cannot listen for signals")?;
+        let handle = signals.handle();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    let name = match signal {
+                        SIGINT => "interrupt (SIGINT)",
+                        SIGTERM => "SIGTERM",
+                        _ => "hang-up (SIGHUP)",
+                    };
+                    if control.stop_requested() {
+                        // Whatever atomic write was under way leaves only its temporary file.
+                        for leftover in crate::run::lock::leftover_temporaries(&run.path) {
+                            let _ = std::fs::remove_file(leftover);
+                        }
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "\n{name} again: quitting at once; `{}` continues from the last checkpoint",
+                            run.resume_command()
+                        );
+                        std::process::exit(128 + signal);
+                    }
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "\n{name}: stopping after this iteration with a checkpoint (send it again to \
+                         quit at once); `{}` continues the run",
+                        run.resume_command()
+                    );
+                    control.request_stop();
+                    control.set_paused(false);
+                }
+            })
+            .context("cannot start the signal listener")?;
+        Ok(Listening(handle))
+    }
 }
 
 /// Decoded images of a manifest split (used by evaluation).

@@ -6,24 +6,16 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::cli::WatchArgs;
-use crate::events::Event;
 use crate::gallery::RunGallery;
 use crate::run::RunDir;
-use crate::runlog;
 use crate::tui::{self, DashboardOptions, GraphicsChoice, RunDirSteer, Source, Steer};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
     let run = RunDir::open(&args.run)?;
-    let (events, _) = runlog::read_from(&run.metrics(), 0).unwrap_or_default();
-    let finished = events
-        .iter()
-        .any(|e| matches!(e, Event::Finished { .. } | Event::Failed { .. }));
-    // A finished run has nothing to steer.
-    let steer: Option<Arc<dyn Steer>> = if finished {
-        None
-    } else {
-        Some(Arc::new(RunDirSteer::new(&run.path)?))
-    };
+    // Steering is offered while the dashboard shows a training running (the latest segment of the
+    // log, so a resumed run is steerable); each request goes to whichever training holds the run's
+    // lock then, and is refused with the `--resume` command when none does.
+    let steer: Option<Arc<dyn Steer>> = Some(Arc::new(RunDirSteer::new(&run.path)?));
     let options = DashboardOptions {
         graphics: GraphicsChoice::resolve(args.graphics)?,
         ..DashboardOptions::default()

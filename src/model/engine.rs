@@ -64,9 +64,12 @@ fn blocks(n: usize, len: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Runs `task` on every block in parallel; each task accumulates into zeroed buffers of
-/// `lens.0` f32 values (weight gradients) and `lens.1` f64 values (bias sums) owned by its
-/// worker, along with scratch made by `scratch`. Returns the sums over workers.
+/// Runs `task` on every block in parallel; each block accumulates into its own zeroed buffers of
+/// `lens.0` f32 values (weight gradients) and `lens.1` f64 values (bias sums), with scratch made by
+/// `scratch`. Returns the sums over blocks, added in block order: float addition is not
+/// associative, and summing per worker (rayon's `fold`) made the result depend on which thread
+/// stole which block, so two identical runs drifted apart. In block order the gradients are the
+/// same bit for bit whatever the scheduling and the thread count.
 fn sum_over_blocks<S: Send>(
     pool: &Arc<BufferPool>,
     blocks: Vec<Range<usize>>,
@@ -79,21 +82,23 @@ fn sum_over_blocks<S: Send>(
         weights.fill(0.0);
         (weights, vec![0f64; lens.1])
     };
-    blocks
+    let partials: Vec<(Buffer, Vec<f64>)> = blocks
         .into_par_iter()
-        .fold(
-            || (zeros(), scratch()),
-            |((mut w, mut b), mut s), range| {
-                task(&mut w, &mut b, &mut s, range);
-                ((w, b), s)
-            },
-        )
-        .map(|(sums, _)| sums)
-        .reduce(zeros, |(mut w1, mut b1), (w2, b2)| {
-            w1.iter_mut().zip(w2.iter()).for_each(|(a, b)| *a += b);
-            b1.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
-            (w1, b1)
+        .map_init(&scratch, |s, range| {
+            let (mut w, mut b) = zeros();
+            task(&mut w, &mut b, s, range);
+            (w, b)
         })
+        .collect();
+    let mut partials = partials.into_iter();
+    let Some((mut w1, mut b1)) = partials.next() else {
+        return zeros();
+    };
+    for (w2, b2) in partials {
+        w1.iter_mut().zip(w2.iter()).for_each(|(a, b)| *a += b);
+        b1.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
+    }
+    (w1, b1)
 }
 
 /// Everything the backward pass needs from the forward pass.

@@ -1,10 +1,20 @@
-//! The run directory: everything one training run writes and later commands read back.
+//! The run directory: everything one training run writes and later commands read back, with
+//! typed readers and writers for the files that need more than a path: the resume state
+//! ([`resume`]), the lock that makes one training the owner ([`lock`]) and the requests from
+//! `watch` ([`control`]).
+
+pub mod control;
+pub mod lock;
+pub mod resume;
 
 pub mod predictions;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+pub use control::ControlFile;
+pub use lock::{Holder, RunLock};
 
 /// Paths inside a run directory, in one place so writers and readers agree.
 #[derive(Debug, Clone)]
@@ -13,19 +23,6 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `path`, or `runs/<timestamp>` when none is given.
-    pub fn create(path: Option<&Path>) -> Result<RunDir> {
-        let path = match path {
-            Some(p) => p.to_path_buf(),
-            None => {
-                PathBuf::from("runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
-            }
-        };
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create run directory {}", path.display()))?;
-        Ok(RunDir { path })
-    }
-
     /// An existing run directory, recognised by its resolved recipe.
     pub fn open(path: &Path) -> Result<RunDir> {
         let run = RunDir {
@@ -69,9 +66,18 @@ impl RunDir {
     pub fn last_model(&self) -> PathBuf {
         self.path.join("last.safetensors")
     }
-    /// Adam's moments for the latest checkpoint.
-    pub fn optimizer_state(&self) -> PathBuf {
+    /// Adam's moments, as versions before `resume.safetensors` kept them beside `last.safetensors`
+    /// (read to resume those runs; removed once the run has a resume state).
+    pub fn legacy_optimizer_state(&self) -> PathBuf {
         self.path.join("optimizer.safetensors")
+    }
+    /// What `--resume` continues from: model, optimizer state and iteration as one unit.
+    pub fn resume_state(&self) -> PathBuf {
+        self.path.join("resume.safetensors")
+    }
+    /// Held (flock) by the training that owns the directory.
+    pub fn lock_file(&self) -> PathBuf {
+        self.path.join("train.lock")
     }
     pub fn report(&self) -> PathBuf {
         self.path.join("report.json")
@@ -85,5 +91,217 @@ impl RunDir {
     }
     pub fn samples(&self) -> PathBuf {
         self.path.join("samples.png")
+    }
+
+    /// The command that continues this run, as users should type it.
+    pub fn resume_command(&self) -> String {
+        format!("crackscope train --resume {}", shell_quote(&self.path))
+    }
+
+    /// Takes ownership of the directory for a training (see [`lock`]); refused while another
+    /// training holds it. Temporary files a killed training left behind are removed.
+    pub fn lock(&self) -> Result<RunLock> {
+        let lock = lock::acquire(&self.lock_file(), &self.path)?;
+        for leftover in lock::leftover_temporaries(&self.path) {
+            let _ = std::fs::remove_file(leftover);
+        }
+        Ok(lock)
+    }
+
+    /// The training running in this directory, if its process is alive.
+    pub fn live_training(&self) -> Option<Holder> {
+        lock::live_holder(&self.lock_file())
+    }
+}
+
+/// A path as a shell word: left alone when it is plain, single-quoted otherwise.
+fn shell_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c));
+    if plain {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// A run directory made for a new training and locked by it. Until [`NewRun::keep`] is called
+/// (when training starts), dropping it removes what it made: a start that fails (bad data, bad
+/// weights, no GPU) leaves no half-made run behind.
+#[derive(Debug)]
+pub struct NewRun {
+    pub run: RunDir,
+    pub lock: RunLock,
+    /// Whether this process created the directory (otherwise it was there, empty).
+    created: bool,
+    keep: bool,
+}
+
+impl NewRun {
+    /// Makes `path`, or `runs/<timestamp>` (with `-2`, `-3`, ... when taken) when none is given.
+    /// A directory that holds anything (a finished run, other files) is refused: runs are never
+    /// overwritten; `--resume` continues one.
+    pub fn create(path: Option<&Path>) -> Result<NewRun> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let base = PathBuf::from("runs")
+                    .join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
+                (1..)
+                    .map(|n| {
+                        if n == 1 {
+                            base.clone()
+                        } else {
+                            PathBuf::from(format!("{}-{n}", base.display()))
+                        }
+                    })
+                    .find(|p| !p.exists())
+                    .expect("some numbered name is free")
+            }
+        };
+        let run = RunDir { path };
+        let created = !run.path.exists();
+        if !created {
+            refuse_existing(&run)?;
+        }
+        if let Some(parent) = run.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create directory {}", parent.display()))?;
+        }
+        if created {
+            std::fs::create_dir(&run.path)
+                .with_context(|| format!("cannot create run directory {}", run.path.display()))?;
+        }
+        let mut new = NewRun {
+            lock: match run.lock() {
+                Ok(lock) => lock,
+                Err(e) => {
+                    if created {
+                        let _ = std::fs::remove_dir_all(&run.path);
+                    }
+                    return Err(e);
+                }
+            },
+            run,
+            created,
+            keep: false,
+        };
+        // Another process may have filled the directory between the check and the lock.
+        if !new.created && dir_entries(&new.run.path)? > 1 {
+            new.keep = true;
+            refuse_existing(&new.run)?;
+        }
+        Ok(new)
+    }
+
+    /// The training has started: from now on the directory is a run, kept whatever happens.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for NewRun {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.run.path);
+        if !self.created {
+            let _ = std::fs::create_dir(&self.run.path);
+        }
+    }
+}
+
+fn dir_entries(path: &Path) -> Result<usize> {
+    Ok(std::fs::read_dir(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .count())
+}
+
+fn refuse_existing(run: &RunDir) -> Result<()> {
+    let path = &run.path;
+    if !path.is_dir() {
+        bail!(
+            "cannot make run directory {}: a file of that name exists",
+            path.display()
+        );
+    }
+    if dir_entries(path)? == 0 {
+        return Ok(());
+    }
+    if let Some(holder) = run.live_training() {
+        bail!(
+            "{} is in use by a running training (process {}); choose another --run",
+            path.display(),
+            holder.pid
+        );
+    }
+    if run.recipe().is_file() {
+        bail!(
+            "{} already holds a run; runs are never overwritten: continue it with `{}`, or choose \
+             another --run",
+            path.display(),
+            run.resume_command()
+        );
+    }
+    bail!(
+        "{} is not empty; a new run needs a new or empty directory (choose another --run)",
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_run_is_removed_unless_kept_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        let new = NewRun::create(Some(&path)).unwrap();
+        assert!(path.join("train.lock").is_file());
+        drop(new);
+        assert!(!path.exists(), "a failed start leaves no directory");
+
+        let mut new = NewRun::create(Some(&path)).unwrap();
+        std::fs::write(new.run.recipe(), "x").unwrap();
+        let err = NewRun::create(Some(&path)).expect_err("locked");
+        assert!(format!("{err:#}").contains("in use"), "{err:#}");
+        new.keep();
+        drop(new);
+        let err = NewRun::create(Some(&path)).expect_err("finished run kept");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("already holds a run") && text.contains("--resume"),
+            "{text}"
+        );
+        assert!(path.join("config.toml").is_file());
+
+        // An empty directory the user made is used, and left empty after a failed start.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        drop(NewRun::create(Some(&empty)).unwrap());
+        assert!(empty.is_dir() && dir_entries(&empty).unwrap() == 0);
+    }
+
+    #[test]
+    fn resume_commands_survive_the_shell() {
+        let run = RunDir {
+            path: PathBuf::from("runs/a b'c"),
+        };
+        assert_eq!(
+            run.resume_command(),
+            "crackscope train --resume 'runs/a b'\\''c'"
+        );
+        let plain = RunDir {
+            path: PathBuf::from("runs/20250101-120000"),
+        };
+        assert_eq!(
+            plain.resume_command(),
+            "crackscope train --resume runs/20250101-120000"
+        );
     }
 }

@@ -34,43 +34,53 @@ impl Control {
     }
 }
 
-/// Requests from another process (`crackscope watch RUN`), kept in `RUN/control.json`. The watcher
-/// rewrites the whole file atomically; the worker polls it between iterations.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ControlFile {
-    pub paused: bool,
-    pub stop: bool,
-    /// Incremented for each "save a checkpoint now" request.
-    pub save_now_seq: u64,
+pub use crate::run::ControlFile;
+
+/// What the worker does before its next iteration, after honouring a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Continue,
+    Stop,
 }
 
-impl ControlFile {
-    pub fn read(path: &std::path::Path) -> Option<ControlFile> {
-        let bytes = std::fs::read(path).ok()?;
-        serde_json::from_slice(&bytes).ok()
+/// Waits while a pause is requested (polling `poll` for new requests every `interval`), then says
+/// whether to go on or stop. A stop ends a pause.
+pub fn wait_while_paused(
+    control: &Control,
+    interval: std::time::Duration,
+    mut poll: impl FnMut(&Control),
+) -> Gate {
+    poll(control);
+    while control.paused() && !control.stop_requested() {
+        std::thread::sleep(interval);
+        poll(control);
     }
-
-    pub fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        crate::fsutil::write_atomic(path, &serde_json::to_vec(self).expect("serialises"))
+    if control.stop_requested() {
+        Gate::Stop
+    } else {
+        Gate::Continue
     }
 }
 
 /// Applies a run directory's `control.json` to a [`Control`], remembering what it has seen so that one
-/// save request saves once. A missing or unreadable file changes nothing.
+/// save request saves once. Only requests addressed to `session` (this training) count; a missing,
+/// unreadable or foreign file changes nothing.
 #[derive(Debug)]
 pub struct ControlFileWatcher {
     path: std::path::PathBuf,
+    session: u64,
     seen_save_seq: u64,
     last_modified: Option<std::time::SystemTime>,
 }
 
 impl ControlFileWatcher {
-    /// Starts from the file as it is now: requests made before this run started are not replayed.
-    pub fn new(path: std::path::PathBuf) -> ControlFileWatcher {
-        let seen_save_seq = ControlFile::read(&path).map_or(0, |f| f.save_now_seq);
+    /// Watches `path` for requests to the training `session`; none are expected yet (a starting
+    /// training removes whatever file an earlier one left).
+    pub fn new(path: std::path::PathBuf, session: u64) -> ControlFileWatcher {
         ControlFileWatcher {
             path,
-            seen_save_seq,
+            session,
+            seen_save_seq: 0,
             last_modified: None,
         }
     }
@@ -83,9 +93,12 @@ impl ControlFileWatcher {
             return;
         }
         self.last_modified = modified;
-        let Some(file) = ControlFile::read(&self.path) else {
+        let Ok(Some(file)) = ControlFile::read(&self.path) else {
             return;
         };
+        if file.session != self.session {
+            return; // Meant for another training of this directory.
+        }
         control.set_paused(file.paused);
         if file.stop {
             control.request_stop();
@@ -105,23 +118,26 @@ mod tests {
     fn control_file_requests_reach_the_worker_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.json");
+        // Left by an earlier training of the directory (another session): never obeyed.
         ControlFile {
-            paused: false,
-            stop: false,
+            session: 6,
+            paused: true,
+            stop: true,
             save_now_seq: 3,
         }
         .write(&path)
         .unwrap();
         let control = Control::default();
-        let mut watcher = ControlFileWatcher::new(path.clone());
+        let mut watcher = ControlFileWatcher::new(path.clone(), 7);
         watcher.poll(&control);
         assert!(
-            !control.take_save_request(),
-            "a request older than the run is not replayed"
+            !control.take_save_request() && !control.stop_requested() && !control.paused(),
+            "a request meant for another training is not obeyed"
         );
 
         std::thread::sleep(std::time::Duration::from_millis(20));
         ControlFile {
+            session: 7,
             paused: true,
             stop: false,
             save_now_seq: 4,
@@ -136,6 +152,7 @@ mod tests {
 
         std::thread::sleep(std::time::Duration::from_millis(20));
         ControlFile {
+            session: 7,
             paused: false,
             stop: true,
             save_now_seq: 4,
@@ -145,5 +162,28 @@ mod tests {
         watcher.poll(&control);
         assert!(!control.paused());
         assert!(control.stop_requested());
+    }
+
+    #[test]
+    fn a_pause_holds_the_worker_until_resumed_or_stopped() {
+        let control = Control::default();
+        assert_eq!(
+            wait_while_paused(&control, std::time::Duration::ZERO, |_| {}),
+            Gate::Continue
+        );
+        // Paused: the wait polls until a request (here the third poll) lifts the pause.
+        control.set_paused(true);
+        let mut polls = 0;
+        let gate = wait_while_paused(&control, std::time::Duration::ZERO, |c| {
+            polls += 1;
+            if polls == 3 {
+                c.set_paused(false);
+            }
+        });
+        assert_eq!((gate, polls), (Gate::Continue, 3));
+        // A stop ends a pause.
+        control.set_paused(true);
+        let gate = wait_while_paused(&control, std::time::Duration::ZERO, |c| c.request_stop());
+        assert_eq!(gate, Gate::Stop);
     }
 }

@@ -91,11 +91,15 @@ impl Adam {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let w = slot.var.as_tensor();
+            // Everything stored across steps must be detached from the variable: a moment computed
+            // from the tracked `Var` would hold this step's graph, and through the previous moment
+            // every earlier step's too (memory grew by tens of MB a step).
+            let w = slot.var.as_tensor().detach();
+            let grad = grad.detach();
             let grad = if slot.regularised && c.l2 > 0.0 {
-                (grad + (w * c.l2)?)?
+                (grad + (&w * c.l2)?)?
             } else {
-                grad.clone()
+                grad
             };
             slot.first_moment = ((&slot.first_moment * c.beta1)? + (&grad * (1.0 - c.beta1))?)?;
             slot.second_moment =
@@ -138,8 +142,8 @@ impl Adam {
                 );
                 Ok(t.to_dtype(DType::F32)?.to_device(slot.var.device())?)
             };
-            slot.first_moment = get(format!("m.{}", slot.name))?;
-            slot.second_moment = get(format!("v.{}", slot.name))?;
+            slot.first_moment = get(format!("m.{}", slot.name))?.detach();
+            slot.second_moment = get(format!("v.{}", slot.name))?.detach();
         }
         let step = state.get("step").context("optimizer state has no `step`")?;
         self.step = step.to_vec1::<u32>()?[0] as usize;
@@ -219,5 +223,44 @@ mod tests {
         let data = varmap.data().lock().unwrap();
         assert!((data["weight"].as_tensor().to_vec1::<f32>().unwrap()[0] - 1.9).abs() < 1e-5);
         assert_eq!(data["bias"].as_tensor().to_vec1::<f32>().unwrap()[0], 2.0);
+    }
+
+    /// The moments kept across steps must not hold the graph of the step that made them: with L2
+    /// they were computed from the tracked variable, so each step's graph (activations included)
+    /// stayed alive through the next step's moments, and memory grew every step until the process
+    /// was killed.
+    #[test]
+    fn stored_state_holds_no_graph_of_past_steps() {
+        let varmap = VarMap::new();
+        let dev = Device::Cpu;
+        let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let w = vb
+            .get_with_hints(3, "layer.weight", candle_nn::Init::Const(0.5))
+            .unwrap();
+        let b = vb
+            .get_with_hints(3, "layer.bias", candle_nn::Init::Const(0.5))
+            .unwrap();
+        let mut adam = Adam::new(&varmap, AdamConfig::matlab(0.01, 1e-3)).unwrap();
+        let x = Tensor::new(&[1f32, -2., 3.], &dev).unwrap();
+        for _ in 0..5 {
+            let loss = (w.mul(&x).unwrap() + &b)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            adam.step(&loss.backward().unwrap()).unwrap();
+        }
+        for (name, tensor) in adam.state().unwrap() {
+            assert!(
+                !tensor.track_op(),
+                "optimizer state `{name}` still carries a computation graph"
+            );
+            let grads = tensor.sum_all().unwrap().backward().unwrap();
+            assert!(
+                grads.get(&w).is_none() && grads.get(&b).is_none(),
+                "optimizer state `{name}` reaches back to the model's variables"
+            );
+        }
     }
 }

@@ -1,23 +1,26 @@
 //! The training loop. It owns the model and the optimizer, reads batches, and reports everything it
 //! does as [`Event`]s; it never prints and never waits for whoever listens.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{Device, Tensor, D};
 use candle_nn::VarMap;
+use rand::RngCore;
 
 use crate::config::{Recipe, Shuffle};
 use crate::data::augment::Augment;
-use crate::data::loader::{BatchLoader, DecodedSet, EpochPlan};
+use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan};
 use crate::events::{Event, RunStart};
 use crate::model::{self, SqueezeNet};
-use crate::run::RunDir;
-use crate::train::control::{Control, ControlFileWatcher};
+use crate::run::{resume, RunDir};
+use crate::train::control::{wait_while_paused, Control, ControlFileWatcher, Gate};
 use crate::train::evaluate::{classify, summarize};
 use crate::train::optimizer::{Adam, AdamConfig};
+
+/// How often a paused training looks for new requests.
+const PAUSE_POLL: Duration = Duration::from_millis(100);
 
 /// Everything one training needs, prepared by the `train` command.
 pub struct TrainJob {
@@ -37,6 +40,8 @@ pub struct TrainJob {
     /// Best validation accuracy so far (when resuming).
     pub best_val_accuracy: Option<f32>,
     pub control: Arc<Control>,
+    /// This training's session (its lock's): requests in `RUN/control.json` for others are ignored.
+    pub session: u64,
 }
 
 /// How a training ended.
@@ -51,6 +56,70 @@ pub struct Outcome {
 pub fn iterations_per_epoch(train_images: usize, batch_size: usize) -> usize {
     train_images / batch_size
 }
+
+/// The seed of one random `purpose` ("epoch order", "augment", "dropout") and `stream` (an epoch,
+/// an iteration) of the recipe's seed. Every stream of a run is drawn through
+/// [`crate::data::rng_for`], so the streams stay unrelated however the seeds are numbered.
+pub fn derive_seed(purpose: &str, seed: u64, stream: u64) -> u64 {
+    crate::data::rng_for(purpose, seed, stream).next_u64()
+}
+
+/// The dropout masks of a training that starts (or resumes) at `start_iteration`: a resumed run
+/// draws new masks rather than replaying those of its first iterations.
+pub fn dropout_seed(seed: u64, start_iteration: usize) -> u64 {
+    derive_seed("dropout", seed, start_iteration as u64)
+}
+
+/// What one optimizer step measured on its mini-batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepResult {
+    pub loss: f32,
+    pub accuracy: f32,
+    pub images: usize,
+}
+
+/// One optimizer step on `batch` (images of `size` x `size`). A loss that is not finite is an
+/// error and leaves the model as it was.
+pub fn train_step(
+    model: &SqueezeNet,
+    optimizer: &mut Adam,
+    batch: Batch,
+    size: usize,
+    device: &Device,
+) -> Result<StepResult> {
+    let n = batch.labels.len();
+    let x = Tensor::from_vec(batch.data, (n, 3, size, size), device)?;
+    let y = Tensor::from_vec(batch.labels, n, device)?;
+    let logits = model.forward_t(&x, true)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+    let loss_value = loss.to_scalar::<f32>()?;
+    anyhow::ensure!(loss_value.is_finite(), NonFiniteLoss(loss_value));
+    let grads = loss.backward()?;
+    optimizer.step(&grads)?;
+    let correct = logits
+        .detach()
+        .argmax(D::Minus1)?
+        .eq(&y)?
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?;
+    Ok(StepResult {
+        loss: loss_value,
+        accuracy: correct.to_scalar::<f32>()? / n as f32,
+        images: n,
+    })
+}
+
+/// The loss diverged (a too large learning rate, usually).
+#[derive(Debug)]
+pub struct NonFiniteLoss(pub f32);
+
+impl std::fmt::Display for NonFiniteLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the loss became {}", self.0)
+    }
+}
+
+impl std::error::Error for NonFiniteLoss {}
 
 pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let started = Instant::now();
@@ -81,19 +150,21 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let mut iteration = job.start_iteration;
     let mut best = job.best_val_accuracy;
     let mut stopped_early = false;
-    let mut last_saved = iteration;
-    let mut remote = ControlFileWatcher::new(job.run.control());
+    // The iteration of the newest resume state on disk (the start point when resuming).
+    let mut last_saved = (iteration > 0).then_some(iteration);
+    let mut remote = ControlFileWatcher::new(job.run.control(), job.session);
+    let seed = recipe.train.seed;
     'epochs: for epoch in (iteration / per_epoch)..recipe.train.epochs {
         let order_seed = match recipe.train.shuffle {
-            Shuffle::EveryEpoch => Some(mix(recipe.train.seed, epoch as u64)),
-            Shuffle::Once => Some(mix(recipe.train.seed, 0)),
+            Shuffle::EveryEpoch => Some(derive_seed("epoch order", seed, epoch as u64)),
+            Shuffle::Once => Some(derive_seed("epoch order", seed, 0)),
             Shuffle::Never => None,
         };
         let plan = EpochPlan {
             batch_size,
             shuffle: order_seed,
             augment: Some(augment),
-            augment_seed: mix(recipe.train.seed ^ 0xA5A5, epoch as u64),
+            augment_seed: derive_seed("augment", seed, epoch as u64),
             drop_last: true,
         };
         let batches = BatchLoader::new(job.train.clone(), plan)?;
@@ -101,65 +172,51 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         let skip = iteration - epoch * per_epoch;
         for batch in batches.skip(skip) {
             let batch = batch?;
-            remote.poll(&job.control);
-            while job.control.paused() && !job.control.stop_requested() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                remote.poll(&job.control);
-            }
-            if job.control.stop_requested() {
+            if wait_while_paused(&job.control, PAUSE_POLL, |c| remote.poll(c)) == Gate::Stop {
                 stopped_early = true;
                 break 'epochs;
             }
             let step_started = Instant::now();
-            let n = batch.labels.len();
-            let x = Tensor::from_vec(batch.data, (n, 3, size, size), &job.device)?;
-            let y = Tensor::from_vec(batch.labels, n, &job.device)?;
-            let logits = job.model.forward_t(&x, true)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let loss_value = loss.to_scalar::<f32>()?;
-            if !loss_value.is_finite() {
-                let message = format!(
-                    "the loss became {loss_value} at iteration {}; stopping. The last good checkpoint is {} \
-                     (try a smaller learning rate)",
-                    iteration + 1,
-                    job.run.last_model().display()
-                );
-                emit(Event::Failed {
-                    message: message.clone(),
-                });
-                anyhow::bail!(message);
-            }
-            let grads = loss.backward()?;
-            job.optimizer.step(&grads)?;
-            let correct = logits
-                .argmax(D::Minus1)?
-                .eq(&y)?
-                .to_dtype(candle_core::DType::F32)?
-                .sum_all()?;
-            let accuracy = correct.to_scalar::<f32>()? / n as f32;
+            let step = match train_step(&job.model, &mut job.optimizer, batch, size, &job.device) {
+                Ok(step) => step,
+                Err(e) if e.is::<NonFiniteLoss>() => {
+                    let message = format!(
+                        "{e} at iteration {}; stopping. {} (try a smaller learning rate)",
+                        iteration + 1,
+                        last_good(&job.run, last_saved)
+                    );
+                    emit(Event::Failed {
+                        message: message.clone(),
+                    });
+                    anyhow::bail!(message);
+                }
+                Err(e) => return Err(e),
+            };
             iteration += 1;
             emit(Event::Iteration {
                 epoch: epoch + 1,
                 iteration,
-                loss: loss_value,
-                accuracy,
+                loss: step.loss,
+                accuracy: step.accuracy,
                 learning_rate: recipe.train.learning_rate,
-                images_per_s: n as f32 / step_started.elapsed().as_secs_f32(),
+                images_per_s: step.images as f32 / step_started.elapsed().as_secs_f32(),
                 elapsed_s: started.elapsed().as_secs_f64(),
             });
 
             let validate_now = iteration % recipe.train.val_every == 0 || iteration == total;
-            if validate_now {
+            let save_now = if validate_now {
                 let accuracy = validate(&job, epoch + 1, iteration, &started, emit)?;
                 let is_best = best.is_none_or(|b| accuracy > b);
                 if is_best {
                     best = Some(accuracy);
                 }
-                save(&job, iteration, epoch + 1, best, is_best, emit)?;
-                last_saved = iteration;
-            } else if job.control.take_save_request() {
-                save(&job, iteration, epoch + 1, best, false, emit)?;
-                last_saved = iteration;
+                Some(is_best)
+            } else {
+                job.control.take_save_request().then_some(false)
+            };
+            if let Some(is_best) = save_now {
+                save_or_fail(&job, iteration, epoch + 1, best, is_best, last_saved, emit)?;
+                last_saved = Some(iteration);
             }
         }
         emit(Event::Epoch {
@@ -169,12 +226,41 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         });
     }
 
-    if stopped_early && last_saved != iteration {
+    if stopped_early && last_saved != Some(iteration) && iteration > job.start_iteration {
         // A model never validated cannot be ranked: keep it as the latest, and as the best only when
         // there is no better one yet.
         let epoch = iteration / per_epoch + 1;
-        save(&job, iteration, epoch, best, best.is_none(), emit)?;
+        save_or_fail(
+            &job,
+            iteration,
+            epoch,
+            best,
+            best.is_none(),
+            last_saved,
+            emit,
+        )?;
+        last_saved = Some(iteration);
     }
+    if stopped_early {
+        if iteration > 0 && best.is_none() {
+            emit(Event::Notice {
+                message: format!(
+                    "stopped before the first validation: the model tested is the last one \
+                     (iteration {iteration}), not a validated best"
+                ),
+            });
+        }
+        if last_saved.is_some() {
+            emit(Event::Notice {
+                message: format!(
+                    "stopped at iteration {iteration} with a checkpoint; continue with `{}`",
+                    job.run.resume_command()
+                ),
+            });
+        }
+    }
+    // Requests were for this training, which has now consumed them all.
+    let _ = crate::run::ControlFile::remove(&job.run.control());
     emit(Event::Finished {
         iteration,
         best_val_accuracy: best,
@@ -213,13 +299,55 @@ fn validate(
     Ok(accuracy)
 }
 
-/// Writes the latest checkpoint and the optimizer state, and the best model when `is_best`.
+/// Where a failed training can be continued from, for its error message.
+fn last_good(run: &RunDir, last_saved: Option<usize>) -> String {
+    match last_saved {
+        Some(iteration) => format!(
+            "The last good checkpoint is {} (iteration {iteration}, model in {}); `{}` continues \
+             from it",
+            run.resume_state().display(),
+            run.last_model().display(),
+            run.resume_command()
+        ),
+        None => "No checkpoint was written yet".to_string(),
+    }
+}
+
+/// [`save`], or a `Failed` event and an error naming the file that could not be written and the
+/// last good checkpoint (a full disk must not lose the run).
+fn save_or_fail(
+    job: &TrainJob,
+    iteration: usize,
+    epoch: usize,
+    best: Option<f32>,
+    is_best: bool,
+    last_saved: Option<usize>,
+    emit: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let mut saved = last_saved;
+    if let Err(e) = save(job, iteration, epoch, best, is_best, &mut saved, emit) {
+        let message = format!(
+            "checkpoint at iteration {iteration} failed: {e:#}. {}",
+            last_good(&job.run, saved)
+        );
+        emit(Event::Failed {
+            message: message.clone(),
+        });
+        anyhow::bail!(message);
+    }
+    Ok(())
+}
+
+/// Writes the best model (when `is_best`), then the resume state (model, optimizer and iteration
+/// as one atomic unit; `resume_saved` then says its iteration), then the latest model for users. Each file is replaced atomically, and the
+/// resume state is what `--resume` reads, so a kill between two writes never mixes iterations.
 fn save(
     job: &TrainJob,
     iteration: usize,
     epoch: usize,
     best: Option<f32>,
     is_best: bool,
+    resume_saved: &mut Option<usize>,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let meta = model::CheckpointMeta {
@@ -228,12 +356,26 @@ fn save(
         epoch: Some(epoch),
         best_val_accuracy: best,
     };
-    let last = job.run.last_model();
-    model::save_checkpoint(&last, &job.varmap, &job.classes, &meta)?;
-    save_optimizer(&job.run.optimizer_state(), &job.optimizer)?;
     if is_best {
         model::save_checkpoint(&job.run.best_model(), &job.varmap, &job.classes, &meta)?;
     }
+    let progress = resume::Progress {
+        iteration,
+        epoch,
+        best_val_accuracy: best,
+        classes: job.classes.clone(),
+    };
+    resume::write(
+        &job.run.resume_state(),
+        &progress,
+        &job.varmap,
+        &job.optimizer.state()?,
+    )?;
+    *resume_saved = Some(iteration);
+    // Superseded by the resume state: an old run's separate optimizer file must not be read again.
+    let _ = std::fs::remove_file(job.run.legacy_optimizer_state());
+    let last = job.run.last_model();
+    model::save_checkpoint(&last, &job.varmap, &job.classes, &meta)?;
     emit(Event::Checkpoint {
         iteration,
         path: if is_best { job.run.best_model() } else { last },
@@ -243,21 +385,70 @@ fn save(
     Ok(())
 }
 
-fn save_optimizer(path: &Path, optimizer: &Adam) -> Result<()> {
-    let state = optimizer.state()?;
-    let bytes = safetensors::serialize(state.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .context("cannot serialise the optimizer state")?;
-    crate::fsutil::write_atomic(path, &bytes)
-}
-
-/// Derives independent seeds for the epochs from one seed (SplitMix64's finaliser).
-pub fn mix(seed: u64, n: u64) -> u64 {
-    let mut z = seed ^ n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 pub fn adam_config(recipe: &Recipe) -> AdamConfig {
     AdamConfig::matlab(recipe.train.learning_rate, recipe.train.l2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+    use candle_nn::VarBuilder;
+
+    fn small_model() -> (SqueezeNet, VarMap) {
+        let varmap = VarMap::new();
+        let model = SqueezeNet::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            Some(2),
+        )
+        .unwrap();
+        model::init_backbone(&varmap, 3).unwrap();
+        model::init_head(&varmap, 3).unwrap();
+        model.set_dropout_seed(1);
+        (model, varmap)
+    }
+
+    fn batch(size: usize, n: usize) -> Batch {
+        let per_image = 3 * size * size;
+        Batch {
+            data: (0..n * per_image)
+                .map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0)
+                .collect(),
+            labels: (0..n as u32).map(|i| i % 2).collect(),
+            indices: (0..n).collect(),
+        }
+    }
+
+    #[test]
+    fn a_train_step_moves_the_model_and_measures_its_batch() {
+        let (model, varmap) = small_model();
+        let mut adam = Adam::new(&varmap, AdamConfig::matlab(1e-3, 1e-4)).unwrap();
+        let head = || {
+            varmap.data().lock().unwrap()[model::HEAD_BIAS]
+                .as_tensor()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let before = head();
+        let step = train_step(&model, &mut adam, batch(32, 4), 32, &Device::Cpu).unwrap();
+        assert_eq!(step.images, 4);
+        assert!(step.loss.is_finite() && step.loss > 0.0, "{step:?}");
+        assert!(
+            [0.0, 0.25, 0.5, 0.75, 1.0].contains(&step.accuracy),
+            "{step:?}"
+        );
+        assert_eq!(adam.steps_taken(), 1);
+        assert_ne!(head(), before, "the step changed nothing");
+    }
+
+    #[test]
+    fn seeds_differ_by_purpose_and_stream_and_repeat() {
+        assert_eq!(derive_seed("augment", 42, 3), derive_seed("augment", 42, 3));
+        assert_ne!(derive_seed("augment", 42, 3), derive_seed("augment", 42, 4));
+        assert_ne!(
+            derive_seed("augment", 42, 3),
+            derive_seed("epoch order", 42, 3)
+        );
+        assert_ne!(dropout_seed(42, 0), dropout_seed(42, 10));
+    }
 }

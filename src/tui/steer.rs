@@ -2,12 +2,12 @@
 //! only asks; the worker decides when (between iterations). In-process training is steered through
 //! its [`Control`] flags, another process through a small request file in its run directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
-use crate::run::RunDir;
-use crate::train::control::{Control, ControlFile};
-use anyhow::{Context, Result};
+use crate::run::{ControlFile, RunDir};
+use crate::train::control::Control;
+use anyhow::{bail, Context, Result};
 
 /// Requests to a running training. Methods never block on the worker; an error means the request
 /// could not be delivered (the dashboard shows it).
@@ -41,27 +41,24 @@ impl Steer for Control {
 }
 
 /// Steers a training running in another process (`crackscope watch RUN`) through `RUN/control.json`.
+/// Each request is addressed to the training that holds the run's lock at that moment, so a
+/// dashboard left open across a stop and a `--resume` steers the new training, and a training that
+/// is gone is reported rather than sent requests no one will read.
 pub struct RunDirSteer {
-    path: PathBuf,
+    run: RunDir,
     state: Mutex<ControlFile>,
 }
 
 impl RunDirSteer {
-    /// Continues from the requests already in the file (a paused run stays paused, the save counter
-    /// keeps counting up), or starts from "nothing requested".
+    /// Continues from the requests already in the file for the live training (a paused run stays
+    /// paused, the save counter keeps counting up), or starts from "nothing requested".
     pub fn new(run_dir: &Path) -> Result<RunDirSteer> {
-        let path = RunDir {
+        let run = RunDir {
             path: run_dir.to_path_buf(),
-        }
-        .control();
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a crackscope control file", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ControlFile::default(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
+        let state = ControlFile::read(&run.control())?.unwrap_or_default();
         Ok(RunDirSteer {
-            path,
+            run,
             state: Mutex::new(state),
         })
     }
@@ -69,17 +66,31 @@ impl RunDirSteer {
     /// Applies a change and rewrites the file; on failure the remembered state is left as it was, so
     /// what this process believes matches what the worker can read.
     fn update(&self, change: impl FnOnce(&mut ControlFile)) -> Result<()> {
+        let Some(holder) = self.run.live_training() else {
+            bail!(
+                "no training is running in {}; continue it with `{}`",
+                self.run.path.display(),
+                self.run.resume_command()
+            );
+        };
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next = state.clone();
+        if next.session != holder.session {
+            // A new training (a resume) of the directory: earlier requests were not for it.
+            next = ControlFile {
+                session: holder.session,
+                ..ControlFile::default()
+            };
+        }
         change(&mut next);
-        let bytes = serde_json::to_vec(&next).expect("control requests always serialise");
-        crate::fsutil::write_atomic(&self.path, &bytes).with_context(|| {
+        let path = self.run.control();
+        next.write(&path).with_context(|| {
             format!(
                 "cannot pass the request to the training through {}",
-                self.path.display()
+                path.display()
             )
         })?;
         *state = next;
@@ -101,10 +112,15 @@ impl Steer for RunDirSteer {
         self.update(|s| s.save_now_seq += 1)
     }
     fn paused(&self) -> bool {
-        self.state
+        let state = self
+            .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .paused
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.paused
+            && self
+                .run
+                .live_training()
+                .is_some_and(|h| h.session == state.session)
     }
 }
 
@@ -128,6 +144,11 @@ mod tests {
     #[test]
     fn run_dir_requests_are_written_whole_and_resume_from_the_file() {
         let dir = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
+        let lock = run.lock().unwrap();
+        let session = lock.holder.session;
         let steer = RunDirSteer::new(dir.path()).unwrap();
         steer.set_paused(true).unwrap();
         steer.save_now().unwrap();
@@ -135,19 +156,17 @@ mod tests {
         assert_eq!(
             read(dir.path()),
             ControlFile {
+                session,
                 paused: true,
                 stop: false,
                 save_now_seq: 2
             }
         );
-        let text = std::fs::read_to_string(
-            RunDir {
-                path: dir.path().to_path_buf(),
-            }
-            .control(),
-        )
-        .unwrap();
-        assert_eq!(text, r#"{"paused":true,"stop":false,"save_now_seq":2}"#);
+        let text = std::fs::read_to_string(run.control()).unwrap();
+        assert_eq!(
+            text,
+            format!(r#"{{"session":{session},"paused":true,"stop":false,"save_now_seq":2}}"#)
+        );
 
         // A second watcher continues the counter and sees the pause.
         let again = RunDirSteer::new(dir.path()).unwrap();
@@ -157,9 +176,29 @@ mod tests {
         assert_eq!(
             read(dir.path()),
             ControlFile {
+                session,
                 paused: false,
                 stop: true,
                 save_now_seq: 3
+            }
+        );
+
+        // The training ends: requests are refused with the way to continue it.
+        drop(lock);
+        assert!(!again.paused());
+        let err = again.set_paused(true).expect_err("nobody to steer");
+        assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+
+        // A resumed training (a new session) gets fresh requests, never the old stop.
+        let resumed = run.lock().unwrap();
+        again.save_now().unwrap();
+        assert_eq!(
+            read(dir.path()),
+            ControlFile {
+                session: resumed.holder.session,
+                paused: false,
+                stop: false,
+                save_now_seq: 1
             }
         );
     }
@@ -167,29 +206,16 @@ mod tests {
     #[test]
     fn a_failed_write_is_reported_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let steer = RunDirSteer::new(&dir.path().join("gone")).unwrap();
-        // The run directory is a file: the request cannot be written.
-        std::fs::write(dir.path().join("gone"), b"").unwrap();
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
+        let _lock = run.lock().unwrap();
+        let steer = RunDirSteer::new(dir.path()).unwrap();
+        // control.json's place is taken by a directory: the request cannot be written.
+        std::fs::create_dir(run.control()).unwrap();
         let err = steer.set_paused(true).expect_err("write fails");
         assert!(format!("{err:#}").contains("control.json"), "{err:#}");
         assert!(!steer.paused());
-    }
-
-    #[test]
-    fn a_corrupt_control_file_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            RunDir {
-                path: dir.path().to_path_buf(),
-            }
-            .control(),
-            b"{oops",
-        )
-        .unwrap();
-        let err = RunDirSteer::new(dir.path())
-            .err()
-            .expect("corrupt file rejected");
-        assert!(format!("{err:#}").contains("control.json"), "{err:#}");
     }
 
     #[test]

@@ -1,0 +1,495 @@
+//! End-to-end tests of what a long, unattended training relies on: signals from job schedulers
+//! and SSH, one owner per run directory, control requests that reach only the training they were
+//! meant for, exit codes, and identical numbers from identical runs. Each drives the real binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The exit code of a training stopped before its end (README, "Exit codes").
+const EXIT_STOPPED: i32 = 3;
+
+/// A tiny synthetic dataset: 24 images per class at 64 px.
+fn synth(dir: &Path) -> PathBuf {
+    synth_n(dir, 24)
+}
+
+fn synth_n(dir: &Path, per_class: usize) -> PathBuf {
+    let data = dir.join("data");
+    ok(&run(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        &per_class.to_string(),
+        "--size",
+        "64",
+        "--seed",
+        "5",
+    ]));
+    data
+}
+
+fn recipe(dir: &Path, epochs: usize) -> PathBuf {
+    let path = dir.join("recipe.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[data]\nsplit = [0.5, 0.25, 0.25]\ninput_size = 64\n[augment]\ntranslate = 4\n\
+             [train]\nbatch_size = 8\nepochs = {epochs}\nlearning_rate = 5e-4\nval_every = 1000\n\
+             device = \"cpu\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn train_args(dir: &Path, data: &Path, run_dir: &Path, epochs: usize) -> Vec<String> {
+    [
+        "train",
+        "--config",
+        recipe(dir, epochs).to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--headless",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Starts a training whose output goes to files (a pipe nobody reads could block it).
+fn spawn(args: &[String], out: &Path) -> Child {
+    crackscope()
+        .args(args)
+        .stdout(std::fs::File::create(out.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(out.with_extension("err")).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("binary starts")
+}
+
+fn said(out: &Path) -> String {
+    let read = |ext| std::fs::read_to_string(out.with_extension(ext)).unwrap_or_default();
+    format!("{}{}", read("out"), read("err"))
+}
+
+fn events(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn count(events: &[serde_json::Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+/// Waits until the run has logged `n` more iterations than `after`.
+fn wait_for_iterations(child: &mut Child, run_dir: &Path, n: usize, out: &Path) {
+    let started = Instant::now();
+    while count(&events(run_dir), "iteration") < n {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training ended early ({status}):\n{}", said(out));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no iterations:\n{}",
+            said(out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait(child: &mut Child, out: &Path) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            child.kill().ok();
+            panic!("training did not end after the signal:\n{}", said(out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on the process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+fn leftover_temporaries(run_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect()
+}
+
+/// The iteration the resume state is at, from its metadata.
+fn resume_iteration(run_dir: &Path) -> usize {
+    let bytes = std::fs::read(run_dir.join("resume.safetensors")).expect("resume state written");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    header.metadata().as_ref().unwrap()["iteration"]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn sigint_sigterm_and_sighup_each_end_with_a_checkpoint_and_the_resume_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    for (signal, name) in [
+        (libc::SIGTERM, "term"),
+        (libc::SIGHUP, "hup"),
+        (libc::SIGINT, "int"),
+    ] {
+        let run_dir = dir.path().join(format!("run-{name}"));
+        let out = dir.path().join(name);
+        let args = train_args(dir.path(), &data, &run_dir, 500);
+        let mut child = spawn(&args, &out);
+        wait_for_iterations(&mut child, &run_dir, 2, &out);
+
+        if signal == libc::SIGTERM {
+            // While it runs, the directory is owned: a second training of it is refused.
+            let second = run(&["train", "--resume", run_dir.to_str().unwrap(), "--headless"]);
+            assert!(!second.status.success());
+            assert!(text(&second).contains("in use"), "{}", text(&second));
+            let again = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(!again.status.success());
+            assert!(text(&again).contains("in use"), "{}", text(&again));
+        }
+
+        send(&child, signal);
+        let status = wait(&mut child, &out);
+        let all = said(&out);
+        assert_eq!(status.code(), Some(EXIT_STOPPED), "{name}: {status}\n{all}");
+        assert!(
+            all.contains(&format!(
+                "crackscope train --resume {}",
+                run_dir.to_str().unwrap()
+            )),
+            "{name}: no resume command:\n{all}"
+        );
+        let log = events(&run_dir);
+        let finished = log
+            .iter()
+            .find(|e| e["event"] == "finished")
+            .unwrap_or_else(|| panic!("{name}: no end logged:\n{all}"));
+        assert_eq!(finished["stopped_early"], true);
+        let stopped_at = finished["iteration"].as_u64().unwrap() as usize;
+        assert_eq!(resume_iteration(&run_dir), stopped_at, "{name}: {all}");
+        assert!(
+            leftover_temporaries(&run_dir).is_empty(),
+            "{name}: {:?}",
+            leftover_temporaries(&run_dir)
+        );
+        // Stopped before any validation: the test says it used the last model.
+        assert!(all.contains("not a validated best"), "{name}: {all}");
+    }
+}
+
+#[test]
+fn a_second_signal_quits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let out = dir.path().join("log");
+    let mut child = spawn(&train_args(dir.path(), &data, &run_dir, 500), &out);
+    wait_for_iterations(&mut child, &run_dir, 1, &out);
+    send(&child, libc::SIGTERM);
+    // Signals sent back to back may arrive as one: send the second once the first was taken in.
+    let started = Instant::now();
+    while !said(&out).contains("stopping after this iteration") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "first signal not acknowledged:\n{}",
+            said(&out)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    send(&child, libc::SIGTERM);
+    let status = wait(&mut child, &out);
+    let all = said(&out);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}\n{all}");
+    assert!(all.contains("quitting at once"), "{all}");
+    assert!(leftover_temporaries(&run_dir).is_empty());
+}
+
+#[test]
+fn a_stop_request_is_obeyed_once_and_never_by_the_resumed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let out = dir.path().join("log");
+    let mut child = spawn(&train_args(dir.path(), &data, &run_dir, 500), &out);
+    wait_for_iterations(&mut child, &run_dir, 2, &out);
+
+    // What `watch` writes: a stop addressed to the training holding the lock.
+    let holder: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("train.lock")).unwrap()).unwrap();
+    let stop = serde_json::json!({
+        "session": holder["session"], "paused": true, "stop": true, "save_now_seq": 0
+    });
+    std::fs::write(run_dir.join("control.json"), stop.to_string()).unwrap();
+    let status = wait(&mut child, &out);
+    assert_eq!(status.code(), Some(EXIT_STOPPED), "{}", said(&out));
+    assert!(
+        !run_dir.join("control.json").exists(),
+        "the request was consumed"
+    );
+
+    // The same request left behind (say, written late by a watcher) must not stop or pause a
+    // resume: it runs to its end.
+    std::fs::write(run_dir.join("control.json"), stop.to_string()).unwrap();
+    let stopped_at = resume_iteration(&run_dir);
+    let per_epoch = 24 / 8;
+    let epochs = stopped_at / per_epoch + 2;
+    let resumed = run_with_limit(
+        crackscope().args([
+            "train",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--epochs",
+            &epochs.to_string(),
+            "--headless",
+        ]),
+        Duration::from_secs(300),
+    );
+    let all = ok(&resumed);
+    assert!(all.contains("resuming after iteration"), "{all}");
+    let log = events(&run_dir);
+    let last = log.iter().rfind(|e| e["event"] == "finished").unwrap();
+    assert_eq!(last["stopped_early"], false, "{all}");
+    assert_eq!(
+        last["iteration"].as_u64().unwrap() as usize,
+        epochs * per_epoch
+    );
+}
+
+#[test]
+fn runs_are_never_overwritten_and_failed_starts_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+
+    let run_dir = dir.path().join("bad-weights");
+    let mut args = train_args(dir.path(), &data, &run_dir, 1);
+    args.extend(["--weights".into(), "/nonexistent/squeezenet.pth".into()]);
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    assert!(
+        !run_dir.exists(),
+        "a failed start left {}:\n{}",
+        run_dir.display(),
+        text(&out)
+    );
+
+    let run_dir = dir.path().join("no-data");
+    let args = train_args(dir.path(), &dir.path().join("missing"), &run_dir, 1);
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    assert!(!run_dir.exists(), "{}", text(&out));
+
+    let run_dir = dir.path().join("done");
+    let args: Vec<String> = train_args(dir.path(), &data, &run_dir, 1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&run(&args));
+    let model_before = std::fs::read(run_dir.join("model.safetensors")).unwrap();
+    let again = run(&args);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("already holds a run") && text(&again).contains("--resume"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("model.safetensors")).unwrap(),
+        model_before
+    );
+    assert!(leftover_temporaries(&run_dir).is_empty());
+}
+
+/// Everything in metrics.jsonl but what measures time (and the run's own path).
+fn numbers(run_dir: &Path) -> Vec<serde_json::Value> {
+    events(run_dir)
+        .into_iter()
+        .map(|mut e| {
+            let fields = e.as_object_mut().unwrap();
+            for timing in ["elapsed_s", "images_per_s", "run", "path"] {
+                fields.remove(timing);
+            }
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_recipe_and_seed_give_the_same_numbers_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Batches of 32 at 64 px: enough positions that the engine splits its gradient sums into
+    // several parallel blocks (summed in scheduling order, identical runs differed by iteration 4).
+    let data = synth_n(dir.path(), 64);
+    let mut runs = Vec::new();
+    for name in ["a", "b"] {
+        let run_dir = dir.path().join(name);
+        let mut args = train_args(dir.path(), &data, &run_dir, 8);
+        args.extend(["--batch-size".into(), "32".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&run_with_limit(
+            crackscope().args(&args).env("RAYON_NUM_THREADS", "2"),
+            Duration::from_secs(300),
+        ));
+        runs.push(numbers(&run_dir));
+    }
+    assert!(count(&runs[0], "iteration") >= 16);
+    for (i, (a, b)) in runs[0].iter().zip(&runs[1]).enumerate() {
+        assert_eq!(a, b, "event {i} differs");
+    }
+    assert_eq!(runs[0].len(), runs[1].len());
+}
+
+/// Rewrites a run as older versions left it: `last.safetensors` beside a separate
+/// `optimizer.safetensors` (keys `m.*`, `v.*`, `step`), no resume state. `step_offset` makes the two
+/// disagree, as a kill between their two writes did.
+fn make_legacy(run_dir: &Path, step_offset: u32) {
+    let bytes = std::fs::read(run_dir.join("resume.safetensors")).unwrap();
+    let state = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in state.tensors() {
+        let Some(key) = name.strip_prefix("optimizer/") else {
+            continue;
+        };
+        let mut data = view.data().to_vec();
+        if key == "step" {
+            let step = u32::from_le_bytes(data[..4].try_into().unwrap()) + step_offset;
+            data = step.to_le_bytes().to_vec();
+        }
+        owned.push((key.to_string(), view.dtype(), view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(k, dtype, shape, data)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        run_dir.join("optimizer.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(run_dir.join("resume.safetensors")).unwrap();
+}
+
+#[test]
+fn runs_of_older_versions_resume_or_say_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let args = train_args(dir.path(), &data, &run_dir, 1);
+    ok(&run(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let resume = |epochs: &str| {
+        run(&[
+            "train",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--epochs",
+            epochs,
+            "--headless",
+        ])
+    };
+
+    // Model and optimizer state of different iterations: refused, saying why.
+    make_legacy(&run_dir, 1);
+    let out = resume("2");
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("optimizer.safetensors") && said.contains("mix"),
+        "{said}"
+    );
+
+    // Consistent ones resume, and the run moves to the one-file resume state.
+    make_legacy_consistent(&run_dir);
+    let said = ok(&resume("2"));
+    assert!(said.contains("resuming after iteration 3"), "{said}");
+    assert!(run_dir.join("resume.safetensors").is_file());
+    assert!(!run_dir.join("optimizer.safetensors").exists());
+}
+
+/// Puts the step of a legacy optimizer file back in line with the checkpoint.
+fn make_legacy_consistent(run_dir: &Path) {
+    let path = run_dir.join("optimizer.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let state = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = state
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let mut data = view.data().to_vec();
+            if name == "step" {
+                let step = u32::from_le_bytes(data[..4].try_into().unwrap()) - 1;
+                data = step.to_le_bytes().to_vec();
+            }
+            (name, view.dtype(), view.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(k, dtype, shape, data)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_names_the_file_and_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let args = train_args(dir.path(), &data, &run_dir, 1);
+    ok(&run(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    // last.safetensors cannot be replaced (a directory holds its name), as good as a full disk.
+    std::fs::remove_file(run_dir.join("last.safetensors")).unwrap();
+    std::fs::create_dir_all(run_dir.join("last.safetensors/in-the-way")).unwrap();
+    let out = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--headless",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot write") && said.contains("last.safetensors"),
+        "{said}"
+    );
+    assert!(
+        said.contains("last good checkpoint is")
+            && said.contains("resume.safetensors (iteration 6"),
+        "{said}"
+    );
+    // ... and it is loadable.
+    assert_eq!(resume_iteration(&run_dir), 6);
+    assert!(
+        leftover_temporaries(&run_dir).is_empty(),
+        "{:?}",
+        leftover_temporaries(&run_dir)
+    );
+}
