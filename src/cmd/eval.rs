@@ -34,6 +34,9 @@ pub struct Report {
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
+    if let Some((model, run)) = crate::oneclass::model_file::find(&args.target)? {
+        return crate::cmd::oneclass::eval(args, &model, run.as_ref());
+    }
     let (device, _) = crate::device::resolve(args.device)?;
     let report = if args.target.is_dir() {
         let run = RunDir::open(&args.target)?;

@@ -26,6 +26,9 @@ pub struct PredictionOut {
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let (device, _) = crate::device::resolve(args.device)?;
     let model_path = model_file(&args.model)?;
+    if crate::oneclass::model_file::is_oneclass_file(&model_path) {
+        return crate::cmd::oneclass::predict(args, &model_path);
+    }
     let loaded = model::load_model(&model_path, &device)?;
     let mut results = Vec::with_capacity(args.images.len());
     for chunk in args.images.chunks(32) {

@@ -29,6 +29,9 @@ use crate::train::worker::{self, adam_config, iterations_per_epoch, TrainJob};
 use crate::tui::{self, DashboardOptions, Exit, GraphicsChoice, Source, Steer};
 
 pub fn train(args: &TrainArgs) -> Result<()> {
+    if args.one_class {
+        return crate::cmd::oneclass::train(args);
+    }
     let job = match &args.resume {
         Some(run) => prepare_resume(run, &args.recipe)?,
         None => {

@@ -66,7 +66,11 @@ impl Bank {
     /// The squared distance from each query (rows of `dim` values) to its nearest entry. Runs on
     /// the calling thread; callers parallelise over images.
     pub fn nearest_squared(&self, queries: &[f32]) -> Vec<f32> {
-        assert_eq!(queries.len() % self.dim, 0, "queries of the bank's dimension");
+        assert_eq!(
+            queries.len() % self.dim,
+            0,
+            "queries of the bank's dimension"
+        );
         let count = queries.len() / self.dim;
         let mut best = vec![f32::INFINITY; count];
         let mut products = vec![0f32; QUERY_BLOCK * BANK_BLOCK];
@@ -156,7 +160,10 @@ pub fn greedy_coreset(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (points, pdim) = if projection_dim > 0 && projection_dim < dim {
-        (project(features, dim, projection_dim, &mut rng), projection_dim)
+        (
+            project(features, dim, projection_dim, &mut rng),
+            projection_dim,
+        )
     } else {
         (features.to_vec(), dim)
     };
@@ -252,7 +259,9 @@ mod tests {
 
     fn random_rows(count: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..count * dim).map(|_| rng.random_range(-1.0..1.0)).collect()
+        (0..count * dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect()
     }
 
     fn brute_force(bank: &[f32], queries: &[f32], dim: usize) -> Vec<f32> {

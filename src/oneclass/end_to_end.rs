@@ -80,7 +80,11 @@ fn fitting_is_deterministic_per_seed_and_bounded() {
         fit_bank(&extractor, &images, &mut |_| {}).unwrap()
     };
     let a = fit(1);
-    assert_eq!(a.len(), 50, "half of 12 images x 121 patches is past the bound of 50");
+    assert_eq!(
+        a.len(),
+        50,
+        "half of 12 images x 121 patches is past the bound of 50"
+    );
     assert_eq!(a, fit(1));
     assert_ne!(a, fit(2));
     // One image is too few.

@@ -142,7 +142,10 @@ struct ImageMap<'a> {
 impl FeatureMap {
     fn read(t: &Tensor) -> Result<FeatureMap> {
         let (_, channels, h, w) = t.dims4()?;
-        ensure!(h == w, "square inputs give square feature maps, got {h}x{w}");
+        ensure!(
+            h == w,
+            "square inputs give square feature maps, got {h}x{w}"
+        );
         let values = t
             .flatten_all()?
             .to_vec1::<f32>()

@@ -88,7 +88,11 @@ pub fn draw_over(
     let top = (2.0 * threshold).max(f32::MIN_POSITIVE);
     let mut heat = RgbImage::new(w, h);
     for (pixel, &v) in heat.pixels_mut().zip(&full.values) {
-        let t = if v.is_finite() { (v / top).clamp(0.0, 1.0) } else { 1.0 };
+        let t = if v.is_finite() {
+            (v / top).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         *pixel = table[entry_for(t)];
     }
     blend(image, &heat, alpha)

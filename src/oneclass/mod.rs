@@ -131,7 +131,11 @@ pub fn normal_class(classes: &[String], requested: Option<&str>) -> Result<usize
             .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(name))),
         None => {
             let matches: Vec<usize> = (0..classes.len())
-                .filter(|&i| NORMAL_NAMES.iter().any(|n| classes[i].eq_ignore_ascii_case(n)))
+                .filter(|&i| {
+                    NORMAL_NAMES
+                        .iter()
+                        .any(|n| classes[i].eq_ignore_ascii_case(n))
+                })
                 .collect();
             if matches.len() > 1 {
                 bail!(
@@ -170,12 +174,18 @@ mod tests {
 
     #[test]
     fn normal_class_by_default_name_or_flag() {
-        assert_eq!(normal_class(&names(&["Negative", "Positive"]), None).unwrap(), 0);
+        assert_eq!(
+            normal_class(&names(&["Negative", "Positive"]), None).unwrap(),
+            0
+        );
         assert_eq!(normal_class(&names(&["crack", "OK"]), None).unwrap(), 1);
         assert_eq!(normal_class(&names(&["a", "b"]), Some("B")).unwrap(), 1);
         let err = normal_class(&names(&["cracked", "sound"]), None).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("cracked, sound") && text.contains("--normal"), "{text}");
+        assert!(
+            text.contains("cracked, sound") && text.contains("--normal"),
+            "{text}"
+        );
         let err = normal_class(&names(&["a", "b"]), Some("c")).unwrap_err();
         assert!(err.to_string().contains("a, b"), "{err}");
         assert!(normal_class(&names(&["ok", "Normal"]), None).is_err());

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::model::SqueezeNet;
+use crate::run::RunDir;
 
 use super::bank::Bank;
 use super::features::Extractor;
@@ -43,7 +44,24 @@ fn header_format(path: &Path) -> Option<String> {
     let mut header = vec![0u8; len as usize];
     file.read_exact(&mut header).ok()?;
     let json: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    Some(json.get("__metadata__")?.get("format")?.as_str()?.to_string())
+    Some(
+        json.get("__metadata__")?
+            .get("format")?
+            .as_str()?
+            .to_string(),
+    )
+}
+
+/// The one-class model file `target` stands for (itself, or a run directory's model) and the run
+/// directory when it is one; None when it is not a one-class model.
+pub fn find(target: &Path) -> Result<Option<(std::path::PathBuf, Option<RunDir>)>> {
+    if target.is_dir() {
+        let run = RunDir::open(target)?;
+        let model = run.best_model();
+        Ok(is_oneclass_file(&model).then_some((model, Some(run))))
+    } else {
+        Ok(is_oneclass_file(target).then(|| (target.to_path_buf(), None)))
+    }
 }
 
 /// Writes `model` to `path` atomically.
@@ -64,11 +82,9 @@ pub fn save(model: &OneClassModel, path: &Path) -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = safetensors::serialize(
-        tensors.iter().map(|(k, t)| (k.as_str(), t)),
-        Some(metadata),
-    )
-    .context("cannot serialise the one-class model")?;
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
+            .context("cannot serialise the one-class model")?;
     crate::fsutil::write_atomic(path, &bytes)
 }
 
@@ -80,7 +96,10 @@ pub fn load(path: &Path) -> Result<OneClassModel> {
         .with_context(|| format!("{} is not a valid safetensors file", what()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        bail!("{} is not a one-class model (no format {FORMAT:?})", path.display());
+        bail!(
+            "{} is not a one-class model (no format {FORMAT:?})",
+            path.display()
+        );
     }
     let field = |key: &str| {
         meta.get(key)
