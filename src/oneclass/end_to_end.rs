@@ -164,3 +164,59 @@ fn compare_feature_choices() {
         }
     }
 }
+
+#[test]
+fn model_file_round_trip_scores_the_same_and_bad_files_are_errors() {
+    use super::model::OneClassModel;
+    use super::model_file::{is_oneclass_file, load, save};
+    use super::threshold::{Threshold, ThresholdRule};
+    let Some(weights) = imagenet_weights() else {
+        return;
+    };
+    let settings = Settings {
+        input_size: 96,
+        max_bank: 64,
+        seed: 3,
+        ..Settings::default()
+    };
+    let extractor = Extractor::imagenet(&weights, settings).unwrap();
+    let bank = fit_bank(&extractor, &synthetic(6, false, 0, 96), &mut |_| {}).unwrap();
+    let model = OneClassModel {
+        extractor,
+        bank,
+        threshold: Threshold {
+            value: 1.5,
+            rule: ThresholdRule::BestF1 { f1: 0.9 },
+        },
+        normal_class: "Negative".into(),
+        classes: vec!["Negative".into(), "Positive".into()],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    save(&model, &path).unwrap();
+    assert!(is_oneclass_file(&path));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "a temporary file was left behind");
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.bank, model.bank);
+    assert_eq!(loaded.threshold, model.threshold);
+    assert_eq!(loaded.settings(), model.settings());
+    assert_eq!(
+        (loaded.normal_class.as_str(), &loaded.classes),
+        ("Negative", &model.classes)
+    );
+    let images = synthetic(3, true, 0, 96);
+    assert_eq!(
+        loaded.score(&images).unwrap(),
+        model.score(&images).unwrap()
+    );
+
+    // Not one-class files: a plain weights file is not taken for one; a truncated one is an
+    // error naming the file.
+    assert!(!is_oneclass_file(&weights));
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load(&cut).err().expect("a truncated model is an error");
+    assert!(format!("{err:#}").contains("cut.safetensors"), "{err:#}");
+}
