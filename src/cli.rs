@@ -176,6 +176,13 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, with the same split.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
+    /// Learn from normal images only (needs --weights): fit a memory bank of ImageNet features on
+    /// the normal class's training images; the other classes serve validation and test only.
+    #[arg(long)]
+    pub one_class: bool,
+    /// The normal class for --one-class [default: the class named Negative, normal or ok]
+    #[arg(long, requires = "one_class")]
+    pub normal: Option<String>,
     #[command(flatten)]
     pub display: DisplayArgs,
 }

@@ -17,6 +17,7 @@ pub mod gallery;
 pub mod headless;
 pub mod imaging;
 pub mod model;
+pub mod oneclass;
 pub mod run;
 pub mod runlog;
 pub mod runstate;

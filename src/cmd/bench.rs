@@ -53,6 +53,10 @@ pub struct BenchReport {
     pub pipeline_streaming_images_per_s: f64,
     /// Highest resident memory of the process (VmHWM); None where /proc is absent.
     pub peak_rss_mb: Option<f64>,
+    /// One-class fitting (features, candidate patches, coreset) on decoded normal images, CPU.
+    pub oneclass_fit_images_per_s: f64,
+    /// One-class scoring (features, nearest bank entries) of decoded images, CPU.
+    pub oneclass_score_images_per_s: f64,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
@@ -116,6 +120,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let gradcam = rayon::scope(|_| gradcam_time(&model, &device, size, args.reps * 4))?;
     let pipeline = pipeline_images_per_s(args.batch, args.size, args.reps, Residency::InMemory)?;
     let streaming = pipeline_images_per_s(args.batch, args.size, args.reps, Residency::Streamed)?;
+    let (oneclass_fit, oneclass_score) =
+        rayon::scope(|_| oneclass_images_per_s(args.batch, args.size, args.reps))?;
 
     Ok(BenchReport {
         engine: format!("crackscope {}", env!("CARGO_PKG_VERSION")),
@@ -129,6 +135,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         pipeline_images_per_s: pipeline,
         pipeline_streaming_images_per_s: streaming,
         peak_rss_mb: peak_rss_mb()?,
+        oneclass_fit_images_per_s: oneclass_fit,
+        oneclass_score_images_per_s: oneclass_score,
     })
 }
 
@@ -235,6 +243,42 @@ fn pipeline_images_per_s(
     Ok(files.len() as f64 / time.as_secs_f64())
 }
 
+/// Normal images fitted on per one-class measurement: the coreset then chooses its full bank
+/// (1024 entries) from its full candidate pool, as it would from thousands of images, so the
+/// rate is a lower bound for larger sets.
+const ONECLASS_FIT_IMAGES: usize = 256;
+
+/// One-class fitting and scoring rates (images/s) with the default settings at `size`, on the
+/// CPU with random backbone weights (the speed does not depend on the weights): one fit of
+/// [`ONECLASS_FIT_IMAGES`] rendered surfaces, and the median of `reps` scorings of `batch` images.
+fn oneclass_images_per_s(batch: usize, size: u32, reps: usize) -> Result<(f64, f64)> {
+    use crate::oneclass::features::Extractor;
+    use crate::oneclass::model::{fit_bank, score_with};
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        None,
+    )?;
+    model::init_backbone(&varmap, 0)?;
+    let settings = crate::oneclass::Settings {
+        input_size: size,
+        ..Default::default()
+    };
+    let extractor = Extractor::new(model, varmap, settings)?;
+    let images: Vec<_> = (0..ONECLASS_FIT_IMAGES)
+        .map(|i| render(1000 + i as u64, size, false).image)
+        .collect();
+    let start = Instant::now();
+    let bank = fit_bank(&extractor, &images, &mut |_| {})?;
+    let fit = ONECLASS_FIT_IMAGES as f64 / start.elapsed().as_secs_f64();
+    let queries = &images[..batch.min(images.len())];
+    let score = median_time(reps, || {
+        std::hint::black_box(score_with(&extractor, &bank, queries)?);
+        Ok(())
+    })?;
+    Ok((fit, queries.len() as f64 / score.as_secs_f64()))
+}
+
 /// Every file of the class folders of `root`, labelled by folder (sorted: the same order each run).
 fn jpeg_files(root: &Path) -> Result<Vec<(PathBuf, usize)>> {
     let mut files = Vec::new();
@@ -319,6 +363,14 @@ fn print_table(r: &BenchReport) {
     println!(
         "  input pipeline, streamed (per epoch)  {:>9.1} images/s",
         r.pipeline_streaming_images_per_s
+    );
+    println!(
+        "  one-class fit ({ONECLASS_FIT_IMAGES} images)             {:>9.1} images/s",
+        r.oneclass_fit_images_per_s
+    );
+    println!(
+        "  one-class scoring                     {:>9.1} images/s",
+        r.oneclass_score_images_per_s
     );
     match r.peak_rss_mb {
         Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),

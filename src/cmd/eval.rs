@@ -35,6 +35,9 @@ pub struct Report {
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
+    if let Some((model, run)) = crate::oneclass::model_file::find(&args.target)? {
+        return crate::cmd::oneclass::eval(args, &model, run.as_ref());
+    }
     let (device, _) = crate::device::resolve(args.device)?;
     let options = args.model_options.load_options();
     // Saving comes after printing: a run on a read-only disk still shows its results.

@@ -61,6 +61,14 @@ pub struct Outcome {
 }
 
 pub fn gradcam(args: &GradcamArgs) -> Result<()> {
+    let target = args.run.as_ref().or(args.model.as_ref());
+    if let Some((model, run)) = target
+        .map(|t| crate::oneclass::model_file::find(t))
+        .transpose()?
+        .flatten()
+    {
+        return crate::cmd::oneclass::gradcam(args, &model, run.as_ref());
+    }
     let (device, _) = crate::device::resolve(args.device)?;
     let outcome = match &args.run {
         Some(run) => explain_run(args, run, &device)?,

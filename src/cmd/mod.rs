@@ -5,6 +5,7 @@ pub mod demo;
 pub mod eval;
 pub mod gradcam;
 pub mod model;
+pub mod oneclass;
 pub mod predict;
 pub mod samples;
 pub mod synth;

@@ -7,6 +7,10 @@ use crate::cli::PredictArgs;
 
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let (device, _) = crate::device::resolve(args.device)?;
+    let model_path = crate::classify::model_file(&args.model)?;
+    if crate::oneclass::model_file::is_oneclass_file(&model_path) {
+        return crate::cmd::oneclass::predict(args, &model_path);
+    }
     let classifier = Classifier::open(&args.model, &device, &args.model_options.load_options())?;
     let results = classifier.classify_files(&args.images)?;
     if args.json {

@@ -30,6 +30,10 @@ use crate::train::worker::{self, adam_config, iterations_per_epoch, TrainJob};
 use crate::tui::{self, DashboardOptions, Exit, GraphicsChoice, Source, Steer};
 
 pub fn train(args: &TrainArgs) -> Result<RunEnd> {
+    if args.one_class {
+        crate::cmd::oneclass::train(args)?;
+        return Ok(RunEnd::Finished);
+    }
     let display = Display::choose(&args.display, false)?;
     let prepared = match &args.resume {
         Some(run) => prepare_resume(run, &args.recipe)?,

@@ -160,6 +160,20 @@ impl SqueezeNet {
         self.apply_head(&pooled)
     }
 
+    /// The feature map of `to` from that of `from` (both [`CAM_LAYERS`], `from` before `to`), in
+    /// evaluation mode: two layers' maps for the price of one pass (one-class features).
+    pub fn forward_between(&self, features: &Tensor, from: &str, to: &str) -> Result<Tensor> {
+        let (start, end) = (cam_stage(from)?, cam_stage(to)?);
+        ensure!(start < end, "{to} does not come after {from}");
+        let expected = STAGES[start].out_channels;
+        let dims = features.dims();
+        ensure!(
+            dims.len() == 4 && dims[1] == expected,
+            "features of {from} must be [B, {expected}, h, w], got {dims:?}"
+        );
+        self.run(start + 1..end + 1, features, false)
+    }
+
     fn apply_head(&self, pooled: &Tensor) -> Result<Tensor> {
         Ok(match &self.head {
             Some(head) => head.forward(pooled)?,

@@ -1,0 +1,158 @@
+//! Fitting a one-class model on normal images and scoring images with it.
+
+use anyhow::{bail, Result};
+use image::RgbImage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::explain::heatmap::Heatmap;
+
+use super::bank::{coreset_size, greedy_coreset, Bank};
+use super::features::{Extractor, BATCH};
+use super::map::anomaly_map;
+use super::threshold::Threshold;
+use super::Settings;
+
+/// A fitted one-class model: the feature extractor, the bank of normal patches, the threshold
+/// and the names it was fitted with.
+pub struct OneClassModel {
+    pub extractor: Extractor,
+    pub bank: Bank,
+    pub threshold: Threshold,
+    /// The class the bank was fitted on.
+    pub normal_class: String,
+    /// Every class of the data it was fitted on (the others are anomalies).
+    pub classes: Vec<String>,
+}
+
+/// One image's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The largest distance of any patch to its nearest bank entry.
+    pub score: f32,
+    /// Every patch's distance, row-major over the `grid` x `grid` patch grid.
+    pub patch_scores: Vec<f32>,
+    pub grid: usize,
+}
+
+/// Where fitting is, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FitStep {
+    /// Features of `done` of `total` images extracted.
+    Features { done: usize, total: usize },
+    /// Choosing `target` bank entries from `candidates` patches.
+    Coreset { candidates: usize, target: usize },
+}
+
+/// Fits the bank on `images` (normal ones, decoded at the settings' input size).
+pub fn fit_bank(
+    extractor: &Extractor,
+    images: &[RgbImage],
+    progress: &mut dyn FnMut(FitStep),
+) -> Result<Bank> {
+    let settings = extractor.settings();
+    if images.len() < 2 {
+        bail!(
+            "one-class fitting needs at least 2 normal training images, got {}",
+            images.len()
+        );
+    }
+    let dim = settings.dim();
+    let mut candidates = Vec::new();
+    let mut patches_total = 0;
+    for (c, chunk) in images.chunks(BATCH).enumerate() {
+        let patches = extractor.patches(chunk)?;
+        for (i, image_patches) in patches.iter().enumerate() {
+            let count = image_patches.len() / dim;
+            patches_total += count;
+            let per_image = settings.max_candidates.div_ceil(images.len()).min(count);
+            let mut rng = ChaCha8Rng::seed_from_u64(mix(settings.seed, (c * BATCH + i) as u64));
+            let mut picked = rand::seq::index::sample(&mut rng, count, per_image).into_vec();
+            picked.sort_unstable();
+            for p in picked {
+                candidates.extend_from_slice(&image_patches[p * dim..(p + 1) * dim]);
+            }
+        }
+        progress(FitStep::Features {
+            done: (c * BATCH + chunk.len()).min(images.len()),
+            total: images.len(),
+        });
+    }
+    let count = candidates.len() / dim;
+    let target = coreset_size(patches_total, settings.coreset_ratio, settings.max_bank).min(count);
+    progress(FitStep::Coreset {
+        candidates: count,
+        target,
+    });
+    let chosen = greedy_coreset(
+        &candidates,
+        dim,
+        target,
+        settings.projection_dim,
+        settings.seed,
+    );
+    let entries = chosen
+        .iter()
+        .flat_map(|&i| candidates[i * dim..(i + 1) * dim].iter().copied())
+        .collect();
+    Bank::new(dim, entries)
+}
+
+impl OneClassModel {
+    /// Scores images decoded at the settings' input size.
+    pub fn score(&self, images: &[RgbImage]) -> Result<Vec<Scored>> {
+        score_with(&self.extractor, &self.bank, images)
+    }
+
+    /// The anomaly map of one scored image, at the input size.
+    pub fn anomaly_map(&self, scored: &Scored) -> Heatmap {
+        let s = self.extractor.settings();
+        anomaly_map(
+            &scored.patch_scores,
+            scored.grid,
+            s.input_size as usize,
+            s.smoothing_sigma,
+        )
+    }
+
+    /// Whether a score is above the threshold.
+    pub fn is_anomalous(&self, score: f32) -> bool {
+        score > self.threshold.value
+    }
+
+    pub fn settings(&self) -> &Settings {
+        self.extractor.settings()
+    }
+}
+
+/// Scores `images` against `bank` (before a model with a threshold exists: validation).
+pub fn score_with(extractor: &Extractor, bank: &Bank, images: &[RgbImage]) -> Result<Vec<Scored>> {
+    let dim = bank.dim();
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(BATCH) {
+        let patches = extractor.patches(chunk)?;
+        out.par_extend(patches.into_par_iter().map(|p| {
+            let patch_scores: Vec<f32> = bank
+                .nearest_squared(&p)
+                .into_iter()
+                .map(f32::sqrt)
+                .collect();
+            let grid = ((p.len() / dim) as f64).sqrt().round() as usize;
+            Scored {
+                score: patch_scores.iter().copied().fold(0.0, f32::max),
+                patch_scores,
+                grid,
+            }
+        }));
+    }
+    Ok(out)
+}
+
+/// A seed for item `i` of a run seeded with `seed` (SplitMix64 finaliser).
+fn mix(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

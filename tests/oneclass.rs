@@ -1,0 +1,157 @@
+//! `train --one-class` and the commands that read its model, end to end on synthetic data
+//! (normal = synthetic Negative). They need the ImageNet weights and skip, saying so, without them.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn weights() -> Option<String> {
+    shared_data("pretrained/squeezenet1_1.safetensors").map(|p| p.display().to_string())
+}
+
+fn synth(dir: &Path, per_class: usize) -> String {
+    let data = dir.join("data");
+    let per_class = per_class.to_string();
+    ok(&run(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        &per_class,
+        "--seed",
+        "5",
+    ]));
+    data.display().to_string()
+}
+
+#[test]
+fn one_class_run_scores_synthetic_cracks_above_surfaces() {
+    let Some(weights) = weights() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 40);
+    let run_dir = dir.path().join("run");
+    let run_s = run_dir.to_str().unwrap();
+    let out = ok(&run(&[
+        "train",
+        "--one-class",
+        "--data",
+        &data,
+        "--weights",
+        &weights,
+        "--split",
+        "0.5,0.25,0.25",
+        "--run",
+        run_s,
+        "--headless",
+    ]));
+    assert!(out.contains("AUROC"), "{out}");
+    for file in [
+        "model.safetensors",
+        "report.json",
+        "predictions.csv",
+        "metrics.jsonl",
+        "split.json",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing:\n{out}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let auroc = report["auroc"]
+        .as_f64()
+        .expect("both kinds in the test split");
+    assert!(auroc > 0.85, "test AUROC {auroc}: {report}");
+    assert!(report["average_precision"].as_f64().is_some());
+    assert_eq!(report["normal_class"], "Negative");
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(report["confusion"].clone()).unwrap();
+    assert_eq!(confusion.iter().flatten().sum::<u64>(), 20);
+    let predictions = std::fs::read_to_string(run_dir.join("predictions.csv")).unwrap();
+    assert_eq!(predictions.lines().count(), 21, "{predictions}");
+    assert!(predictions.starts_with("path,truth,kind,score,verdict"));
+    let log = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    assert!(log.contains("\"event\":\"tested\""), "{log}");
+
+    // eval on the run: the same figures; --json carries them.
+    let eval = ok(&run(&["eval", run_s, "--json"]));
+    let again: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    assert_eq!(again["auroc"], report["auroc"]);
+
+    // predict: score and verdict per image.
+    let crack = Path::new(&data).join("Positive/pos_00001.jpg");
+    let out = ok(&run(&[
+        "predict",
+        "--model",
+        run_s,
+        crack.to_str().unwrap(),
+    ]));
+    assert!(out.contains("anomaly score"), "{out}");
+
+    // gradcam: the anomaly map over test images, in the run directory.
+    ok(&run(&["gradcam", "--run", run_s, "--count", "4"]));
+    let figure = image::open(run_dir.join("anomaly-maps.png")).unwrap();
+    assert!(figure.width() > 227);
+}
+
+#[test]
+fn one_class_bad_input_gets_clear_errors() {
+    let Some(weights) = weights() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 4);
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--one-class", "--data", &data, "--headless"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // No normal class of that name: the classes are listed.
+    let out = train(&["--weights", &weights, "--normal", "sound"]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("Negative, Positive"), "{said}");
+    // One normal training image.
+    let out = train(&["--weights", &weights, "--split", "0.25,0.5,0.25"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("at least 2 training images"),
+        "{}",
+        text(&out)
+    );
+    // No ImageNet weights.
+    let out = train(&[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("ImageNet weights"), "{}", text(&out));
+    // No class named like a normal one and no --normal.
+    let renamed = dir.path().join("renamed");
+    std::fs::create_dir_all(&renamed).unwrap();
+    std::fs::rename(Path::new(&data).join("Negative"), renamed.join("sound")).unwrap();
+    std::fs::rename(Path::new(&data).join("Positive"), renamed.join("cracked")).unwrap();
+    let out = run(&[
+        "train",
+        "--one-class",
+        "--data",
+        renamed.to_str().unwrap(),
+        "--weights",
+        &weights,
+        "--headless",
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("cracked, sound") && said.contains("--normal"),
+        "{said}"
+    );
+    // An empty folder.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(&[
+        "train",
+        "--one-class",
+        "--data",
+        empty.to_str().unwrap(),
+        "--weights",
+        &weights,
+        "--headless",
+    ]);
+    assert!(!out.status.success());
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}
