@@ -283,7 +283,10 @@ mod tests {
                 label: (i % 2) as usize,
             });
         }
-        let run = RunDir::create(Some(&root.join("run"))).unwrap();
+        let run = RunDir {
+            path: root.join("run"),
+        };
+        std::fs::create_dir_all(&run.path).unwrap();
         std::fs::write(
             run.recipe(),
             "[gradcam]\nlayer = \"fire9-concat\"\nmethod = \"gradcam\"\nalpha = 1.0\n\

@@ -48,7 +48,10 @@ fn twins(gpu: &Device, classes: usize) -> ((SqueezeNet, VarMap), (SqueezeNet, Va
         let dims = cpu_vars[name].dims().to_vec();
         let len = dims.iter().product();
         let values = if dims.len() == 1 {
-            uniform(len, 0.05, i as u64).iter().map(|v| v + 0.05).collect()
+            uniform(len, 0.05, i as u64)
+                .iter()
+                .map(|v| v + 0.05)
+                .collect()
         } else {
             let fan_in: usize = dims[1..].iter().product();
             uniform(len, (3.0 / fan_in as f32).sqrt() * 1.4, i as u64)
@@ -106,7 +109,11 @@ fn forward_pass_matches_the_cpu_engine() {
     for side in [227, 64] {
         let x = images(4, side, &Device::Cpu);
         let want = host(&cpu_model.forward_t(&x, false).unwrap());
-        let got = host(&gpu_model.forward_t(&x.to_device(&gpu).unwrap(), false).unwrap());
+        let got = host(
+            &gpu_model
+                .forward_t(&x.to_device(&gpu).unwrap(), false)
+                .unwrap(),
+        );
         assert_close(&got, &want, 1e-4, &format!("logits at {side} px"));
     }
 }
@@ -138,7 +145,9 @@ fn gradients_match_the_cpu_engine_in_training_mode() {
         let want = cpu_grads.get(cpu_data[name].as_tensor()).map(host);
         let got = gpu_grads.get(gpu_data[name].as_tensor()).map(host);
         match (got, want) {
-            (Some(got), Some(want)) => assert_close(&got, &want, 2e-3, &format!("d loss / d {name}")),
+            (Some(got), Some(want)) => {
+                assert_close(&got, &want, 2e-3, &format!("d loss / d {name}"))
+            }
             (got, want) => panic!(
                 "{name}: gradient present on GPU {}, on CPU {}",
                 got.is_some(),
@@ -167,7 +176,11 @@ fn one_adam_step_moves_the_weights_as_on_the_cpu() {
         adam.step(&loss.backward().unwrap()).unwrap();
     }
     let weight = |vars: &VarMap, name: &str| -> Var { vars.data().lock().unwrap()[name].clone() };
-    for name in ["features.0.weight", "features.12.expand3x3.weight", "head.weight"] {
+    for name in [
+        "features.0.weight",
+        "features.12.expand3x3.weight",
+        "head.weight",
+    ] {
         assert_close(
             &host(weight(&gpu_vars, name).as_tensor()),
             &host(weight(&cpu_vars, name).as_tensor()),
@@ -194,7 +207,10 @@ fn grad_cam_maps_match_the_cpu_engine() {
             )
             .unwrap();
             for (g, w) in got.iter().zip(&want) {
-                assert_eq!(g.predicted, w.predicted, "{method} at {layer}: predicted class");
+                assert_eq!(
+                    g.predicted, w.predicted,
+                    "{method} at {layer}: predicted class"
+                );
                 assert_close(
                     &g.cam.values,
                     &w.cam.values,

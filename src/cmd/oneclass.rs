@@ -12,22 +12,24 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::classify::CamSettings;
 use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
 use crate::cmd::samples::write_png;
 use crate::cmd::train::{labelled_paths, resolve_recipe};
 use crate::config::Recipe;
 use crate::data::decode::{load_rgb, resize_exact};
-use crate::data::loader::{decode_all, DecodedSet};
+use crate::data::loader::{decode_all, DecodedSet, Images};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
 use crate::events::Event;
+use crate::explain::colormap::Colormap;
 use crate::explain::figure::figure;
 use crate::oneclass::features::Extractor;
 use crate::oneclass::map::draw_over;
 use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
 use crate::oneclass::threshold::{self, Threshold};
 use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
-use crate::run::RunDir;
+use crate::run::{NewRun, RunDir};
 use crate::runlog::RunLog;
 
 /// What `report.json` holds for a one-class model.
@@ -96,7 +98,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             "the split has no validation images to choose the anomaly threshold from (see --split)"
         );
     }
-    let run = RunDir::create(args.run.as_deref())?;
+    // Locked while fitting; removed again if the fit fails before the model file is written.
+    let mut new = NewRun::create(args.run.as_deref())?;
+    let run = new.run.clone();
     crate::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
     manifest.save(&run.manifest())?;
     let mut log = RunLog::append_to(&run.path)?;
@@ -138,7 +142,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         ),
     });
     let mut last_report = Instant::now();
-    let bank = fit_bank(&extractor, &train_set.images, &mut |step| match step {
+    let bank = fit_bank(&extractor, in_memory(&train_set)?, &mut |step| match step {
         FitStep::Features { done, total } => {
             if done == total || last_report.elapsed().as_secs_f64() > 2.0 {
                 last_report = Instant::now();
@@ -151,7 +155,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             message: format!("coreset: choosing {target} bank entries from {candidates} patches"),
         }),
     })?;
-    let val_scores = score_with(&extractor, &bank, &val_set.images)?;
+    let val_scores = score_with(&extractor, &bank, in_memory(&val_set)?)?;
     let scores: Vec<f32> = val_scores.iter().map(|s| s.score).collect();
     let anomalous: Vec<bool> = val_set.labels.iter().map(|&l| l != normal).collect();
     let threshold = threshold::choose(
@@ -169,6 +173,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         classes: manifest.classes.clone(),
     };
     model_file::save(&model, &run.best_model())?;
+    new.keep();
     emit(Event::Notice {
         message: format!(
             "bank of {} entries, threshold {:.4} ({}){}, fitted in {fit_seconds:.1} s; model in {}",
@@ -257,7 +262,7 @@ fn score_set(
         bail!("no readable images to score in the {description}");
     }
     let started = Instant::now();
-    let scored = model.score(&set.images)?;
+    let scored = model.score(in_memory(set)?)?;
     let seconds = started.elapsed().as_secs_f64();
     let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
     let anomalous: Vec<bool> = set.labels.iter().map(|&l| l != normal).collect();
@@ -470,6 +475,15 @@ pub struct MapOut {
 /// `crackscope gradcam` with a one-class model: the anomaly map takes Grad-CAM's place.
 pub fn gradcam(args: &GradcamArgs, model_path: &Path, run: Option<&RunDir>) -> Result<()> {
     let model = model_file::load(model_path)?;
+    // Colours as `gradcam` draws them: flags, else the run's recipe, else the defaults.
+    let recipe_cam = match run {
+        Some(run) => CamSettings::from_recipe(&Recipe::load(&run.recipe())?.gradcam)?,
+        None => CamSettings::default(),
+    };
+    let style = (
+        args.colormap.unwrap_or(recipe_cam.colormap),
+        args.alpha.unwrap_or(recipe_cam.alpha),
+    );
     let size = model.settings().input_size;
     let (paths, truths, out_dir, figure_path) = match run {
         Some(run) => {
@@ -524,7 +538,7 @@ pub fn gradcam(args: &GradcamArgs, model_path: &Path, run: Option<&RunDir>) -> R
         for (((path, original), s), truth) in
             chunk.iter().zip(&originals).zip(&scored).zip(truth_chunk)
         {
-            let picture = overlay(&model, original, s, args)?;
+            let picture = overlay(&model, original, s, style)?;
             let verdict = KINDS[usize::from(model.is_anomalous(s.score))];
             let file = match &out_dir {
                 Some(dir) => {
@@ -565,14 +579,16 @@ fn overlay(
     model: &OneClassModel,
     image: &RgbImage,
     scored: &Scored,
-    args: &GradcamArgs,
+    (colormap, alpha): (Colormap, f32),
 ) -> Result<RgbImage> {
     let map = model.anomaly_map(scored);
-    draw_over(
-        image,
-        &map,
-        model.threshold.value,
-        args.colormap,
-        args.alpha,
-    )
+    draw_over(image, &map, model.threshold.value, colormap, alpha)
+}
+
+/// The pixels of a set decoded with [`decode_all`] (one-class fitting and scoring keep them).
+fn in_memory(set: &DecodedSet) -> Result<&[RgbImage]> {
+    match &set.images {
+        Images::InMemory(images) => Ok(images),
+        Images::Streamed(_) => bail!("one-class mode needs its images decoded in memory"),
+    }
 }

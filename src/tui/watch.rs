@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::events::Event;
+use crate::events::{Event, RunStart};
 use crate::run::RunDir;
 use crate::runlog;
 
@@ -36,9 +36,9 @@ struct Segment {
 impl Segment {
     fn see(&mut self, event: &Event) {
         match event {
-            Event::Started {
+            Event::Started(RunStart {
                 start_iteration, ..
-            } => {
+            }) => {
                 *self = Segment {
                     open: true,
                     iteration: *start_iteration,
@@ -205,7 +205,7 @@ mod tests {
     }
 
     fn started() -> Event {
-        Event::Started {
+        Event::Started(RunStart {
             run: "r".into(),
             device: "cpu".into(),
             classes: vec!["a".into(), "b".into()],
@@ -217,7 +217,7 @@ mod tests {
             iterations_per_epoch: 10,
             start_iteration: 0,
             learning_rate: 1e-3,
-        }
+        })
     }
 
     async fn next(events: &mut mpsc::Receiver<Event>) -> Event {
