@@ -35,6 +35,8 @@ fn bench_json_has_the_five_figures_and_its_context() {
         "gradcam_ms",
         "pipeline_images_per_s",
         "peak_rss_mb",
+        "jpeg_decode_images_per_s",
+        "jpeg_decode_images_per_s_image_crate",
     ] {
         let value = object
             .get(key)
