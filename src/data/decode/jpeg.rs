@@ -4,7 +4,8 @@
 //! integer IDCT (`JDCT_ISLOW`) and "fancy" (triangle-filtered) chroma upsampling. Other decoders
 //! round differently by a few levels per pixel, which moves probabilities and Grad-CAM maps of a
 //! model trained elsewhere. mozjpeg is libjpeg-turbo's fork with its decoder unchanged; it is built
-//! here without its optional nasm SIMD, which libjpeg-turbo keeps bit-exact with its C code.
+//! without its nasm SIMD code unless the `jpeg-simd` feature asks for it (the pixels are the same:
+//! libjpeg-turbo keeps its SIMD code bit-exact with its C code).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
