@@ -38,6 +38,8 @@ fn bench_json_has_the_five_figures_and_its_context() {
         "peak_rss_mb",
         "oneclass_fit_images_per_s",
         "oneclass_score_images_per_s",
+        "jpeg_decode_images_per_s",
+        "jpeg_decode_images_per_s_image_crate",
     ] {
         let value = object
             .get(key)

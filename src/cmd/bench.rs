@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use image::codecs::jpeg::JpegEncoder;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
 use crate::data::augment::{write_chw_normalized, Augment};
 use crate::data::budget::Residency;
+use crate::data::decode::jpeg::decode_with_image_crate;
 use crate::data::loader::{load, BatchLoader, EpochPlan};
-use crate::data::synth::{generate, render, SynthOptions};
+use crate::data::synth::{generate, render, SynthOptions, JPEG_QUALITY, SIZE_RANGE};
 use crate::explain::methods::Method;
 use crate::explain::timing::time_per_image;
 use crate::model::{self, SqueezeNet};
@@ -57,6 +59,10 @@ pub struct BenchReport {
     pub oneclass_fit_images_per_s: f64,
     /// One-class scoring (features, nearest bank entries) of decoded images, CPU.
     pub oneclass_score_images_per_s: f64,
+    /// JPEG decoding alone on one thread with libjpeg-turbo, the decoder crackscope uses.
+    pub jpeg_decode_images_per_s: f64,
+    /// The same files with the `image` crate's JPEG decoder, used before (for comparison).
+    pub jpeg_decode_images_per_s_image_crate: f64,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
@@ -122,6 +128,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let streaming = pipeline_images_per_s(args.batch, args.size, args.reps, Residency::Streamed)?;
     let (oneclass_fit, oneclass_score) =
         rayon::scope(|_| oneclass_images_per_s(args.batch, args.size, args.reps))?;
+    let jpeg = jpeg_decode_images_per_s(args.size, args.reps)?;
 
     Ok(BenchReport {
         engine: format!("crackscope {}", env!("CARGO_PKG_VERSION")),
@@ -137,6 +144,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         peak_rss_mb: peak_rss_mb()?,
         oneclass_fit_images_per_s: oneclass_fit,
         oneclass_score_images_per_s: oneclass_score,
+        jpeg_decode_images_per_s: jpeg.libjpeg_turbo,
+        jpeg_decode_images_per_s_image_crate: jpeg.image_crate,
     })
 }
 
@@ -279,6 +288,42 @@ fn oneclass_images_per_s(batch: usize, size: u32, reps: usize) -> Result<(f64, f
     Ok((fit, queries.len() as f64 / score.as_secs_f64()))
 }
 
+/// Images per second of each JPEG decoder, measured on the same files.
+struct JpegDecodeRates {
+    libjpeg_turbo: f64,
+    image_crate: f64,
+}
+
+/// Decodes generated JPEGs (encoded as `generate` writes them) from memory on the calling thread
+/// with each decoder in turn, median of `reps`; the decoders must agree on every image's size.
+fn jpeg_decode_images_per_s(size: u32, reps: usize) -> Result<JpegDecodeRates> {
+    const IMAGES: u64 = 64;
+    let side = size.clamp(*SIZE_RANGE.start(), *SIZE_RANGE.end());
+    let files = (0..IMAGES)
+        .map(|i| -> Result<Vec<u8>> {
+            let mut jpeg = Vec::new();
+            JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
+                .encode_image(&render(i, side, i % 2 == 1).image)?;
+            Ok(jpeg)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rate = |decode: fn(&[u8]) -> Result<image::RgbImage>| -> Result<f64> {
+        let time = median_time(reps, || {
+            for file in &files {
+                let rgb = decode(file)?;
+                ensure!(rgb.dimensions() == (side, side), "decoded a wrong size");
+                std::hint::black_box(rgb);
+            }
+            Ok(())
+        })?;
+        Ok(files.len() as f64 / time.as_secs_f64())
+    };
+    Ok(JpegDecodeRates {
+        libjpeg_turbo: rate(|bytes| crate::data::decode_rgb(bytes, Path::new("generated.jpg")))?,
+        image_crate: rate(decode_with_image_crate)?,
+    })
+}
+
 /// Every file of the class folders of `root`, labelled by folder (sorted: the same order each run).
 fn jpeg_files(root: &Path) -> Result<Vec<(PathBuf, usize)>> {
     let mut files = Vec::new();
@@ -372,6 +417,14 @@ fn print_table(r: &BenchReport) {
         "  one-class scoring                     {:>9.1} images/s",
         r.oneclass_score_images_per_s
     );
+    println!(
+        "  JPEG decode, 1 thread (libjpeg-turbo) {:>9.1} images/s",
+        r.jpeg_decode_images_per_s
+    );
+    println!(
+        "  JPEG decode, 1 thread (image crate)   {:>9.1} images/s (decoder used before)",
+        r.jpeg_decode_images_per_s_image_crate
+    );
     match r.peak_rss_mb {
         Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),
         None => println!("  peak memory (VmHWM)                   not available here"),
@@ -406,6 +459,14 @@ mod tests {
             assert!(rate.is_finite() && rate > 0.0, "{residency:?}: {rate}");
         }
         assert_eq!(leftover_folders(), before);
+    }
+
+    #[test]
+    fn both_jpeg_decode_figures_are_positive_rates() {
+        let rates = jpeg_decode_images_per_s(40, 1).unwrap();
+        for rate in [rates.libjpeg_turbo, rates.image_crate] {
+            assert!(rate.is_finite() && rate > 0.0, "{rate}");
+        }
     }
 
     fn leftover_folders() -> usize {
