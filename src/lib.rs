@@ -18,5 +18,6 @@ pub mod imaging;
 pub mod model;
 pub mod run;
 pub mod runlog;
+pub mod scan;
 pub mod train;
 pub mod tui;

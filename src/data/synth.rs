@@ -75,6 +75,18 @@ fn file_name(class: usize, index: usize) -> String {
 /// Renders one `size` x `size` concrete surface, with a crack when `crack` is true. Sizes from
 /// [`SIZE_RANGE`] look right; a size of 0 gives empty images.
 pub fn render(seed: u64, size: u32, crack: bool) -> Synthetic {
+    render_at_scale(seed, size, crack, None)
+}
+
+/// A whole synthetic photo of `size` x `size` pixels whose texture and cracks are drawn at the
+/// scale of a `detail`-pixel image (a crack 3 to 10 px wide in a 227 px patch stays that wide in a
+/// 2000 px photo), with cracks crossing it and its exact crack mask: ground truth for scanning
+/// whole photos. `render_photo(seed, n, n, ..)` equals `render(seed, n, ..)`.
+pub fn render_photo(seed: u64, size: u32, detail: u32, crack: bool) -> Synthetic {
+    render_at_scale(seed, size, crack, Some(detail as f32 / 227.0))
+}
+
+fn render_at_scale(seed: u64, size: u32, crack: bool, scale: Option<f32>) -> Synthetic {
     if size == 0 {
         return Synthetic {
             image: RgbImage::new(0, 0),
@@ -86,7 +98,10 @@ pub fn render(seed: u64, size: u32, crack: bool) -> Synthetic {
     let mut crack_rng = ChaCha8Rng::seed_from_u64(seed);
     crack_rng.set_stream(1);
 
-    let look = Look::draw(&mut surface_rng, n);
+    let mut look = Look::draw(&mut surface_rng, n);
+    if let Some(scale) = scale {
+        look.scale = scale;
+    }
     let mut tone = vec![0.0f32; n * n];
     paint_surface(&mut tone, n, &look, &mut surface_rng);
 
