@@ -50,6 +50,10 @@ pub enum Command {
     /// Measure training, inference, Grad-CAM and input-pipeline speed on generated data (the same
     /// workload and JSON keys as scripts/bench_torch.py).
     Bench(BenchArgs),
+    /// Crack maps of whole photos: windows of the model's input size slid over each photo
+    /// (classified from one shared pass), a map sharpened with Grad-CAM, an overlay and a mask
+    /// PNG per photo; with --masks, window- and pixel-level scores against hand-drawn masks.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +292,37 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
     /// Print one JSON object (the keys of scripts/bench_torch.py) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// A run directory (its best model) or a checkpoint file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Photos, or folders of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Folder for the overlay and mask PNGs.
+    #[arg(long, default_value = "scan")]
+    pub out: PathBuf,
+    /// Pixels between windows [default: half a window, rounded down to 16 px]
+    #[arg(long)]
+    pub stride: Option<u32>,
+    /// The crack class [default: the class named Positive, crack or cracked, any case]
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// Crack probability from which a window is outlined and a pixel is in the mask.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Folder of true crack masks (same file stem as each photo; nonzero = crack) to score against.
+    #[arg(long)]
+    pub masks: Option<PathBuf>,
+    /// Pixel tolerance of the pixel-level scores (--masks).
+    #[arg(long, default_value_t = 2)]
+    pub tolerance: u32,
+    /// Print a JSON array with an object per photo instead of the table.
     #[arg(long)]
     pub json: bool,
 }

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => cmd::watch::watch(args),
         Command::Gradcam(args) => cmd::gradcam::gradcam(args),
         Command::Bench(args) => cmd::bench::bench(args),
+        Command::Scan(args) => cmd::scan::scan(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

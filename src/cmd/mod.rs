@@ -7,6 +7,7 @@ pub mod gradcam;
 pub mod model;
 pub mod predict;
 pub mod samples;
+pub mod scan;
 pub mod synth;
 pub mod train;
 pub mod watch;
