@@ -84,6 +84,13 @@ pub struct SynthArgs {
     /// Random seed; the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write this many whole photos (photos/ and their exact crack masks in masks/) instead of
+    /// a patch dataset; --size is then the photo's side.
+    #[arg(long)]
+    pub photos: Option<usize>,
+    /// With --photos: textures and cracks look as in a patch of this many pixels.
+    #[arg(long, default_value_t = 227)]
+    pub detail: u32,
 }
 
 #[derive(Debug, Args)]

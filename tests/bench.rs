@@ -34,6 +34,7 @@ fn bench_json_has_the_five_figures_and_its_context() {
         "infer_images_per_s",
         "gradcam_ms",
         "pipeline_images_per_s",
+        "scan_megapixels_per_s",
         "peak_rss_mb",
     ] {
         let value = object

@@ -202,3 +202,109 @@ fn masks_give_scores_per_photo_and_overall() {
     let said = text(&run(&args));
     assert!(said.contains("p1.png") && said.contains("10x10"), "{said}");
 }
+
+/// Peak resident memory of finished child processes, in MiB (Linux reports kilobytes).
+fn children_peak_mib() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// A 100-megapixel photo scans within 2 GiB (memory stated in src/scan/mod.rs). Ignored by
+/// default: writing and scanning the photo takes about a minute on two cores.
+#[test]
+#[ignore]
+fn a_100_megapixel_photo_scans_within_2_gib() {
+    let dir = tempfile::tempdir().unwrap();
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(2),
+    )
+    .unwrap();
+    init_backbone(&varmap, 1).unwrap();
+    init_head(&varmap, 1).unwrap();
+    let model = dir.path().join("model.safetensors");
+    let names = vec!["Negative".to_string(), "Positive".to_string()];
+    save_checkpoint(&model, &varmap, &names, &BTreeMap::new()).unwrap();
+    for (w, h) in [(4032u32, 3024u32), (11_547, 8_660)] {
+        let path = dir.path().join(format!("photo-{w}x{h}.jpg"));
+        photo(w, h).save(&path).unwrap();
+        let start = std::time::Instant::now();
+        ok(&run(&[
+            "scan",
+            "--model",
+            model.to_str().unwrap(),
+            path.to_str().unwrap(),
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ]));
+        let peak = children_peak_mib();
+        eprintln!(
+            "{w}x{h}: scan command {:.2} s (decode, scan, PNGs), peak memory so far {peak:.0} MiB",
+            start.elapsed().as_secs_f64()
+        );
+        assert!(peak < 2048.0, "{w}x{h}: {peak:.0} MiB");
+    }
+}
+
+#[test]
+fn synthetic_photos_come_with_exact_masks_that_scan_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("surfaces");
+    ok(&run(&[
+        "synth",
+        "--out",
+        root.to_str().unwrap(),
+        "--photos",
+        "4",
+        "--size",
+        "160",
+        "--detail",
+        "64",
+    ]));
+    for i in 1..=4 {
+        let photo = image::open(root.join(format!("photos/photo_{i:05}.jpg"))).unwrap();
+        let mask = image::open(root.join(format!("masks/photo_{i:05}.png")))
+            .unwrap()
+            .to_luma8();
+        assert_eq!((photo.width(), photo.height()), (160, 160));
+        assert_eq!(mask.dimensions(), (160, 160));
+        let cracked = mask.pixels().filter(|p| p.0[0] == 255).count();
+        // Every fourth photo is crack-free; the others have a crack path across them.
+        assert_eq!(
+            cracked == 0,
+            i % 4 == 0,
+            "photo {i}: {cracked} crack pixels"
+        );
+        assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+    }
+    let model = checkpoint(dir.path(), &["Negative", "Positive"]);
+    let said = ok(&run(&[
+        "scan",
+        "--model",
+        model.to_str().unwrap(),
+        root.join("photos").to_str().unwrap(),
+        "--masks",
+        root.join("masks").to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]));
+    assert!(
+        said.contains("photo_00004.jpg") && said.contains("overall"),
+        "{said}"
+    );
+    let err = text(&run(&[
+        "synth",
+        "--out",
+        root.to_str().unwrap(),
+        "--photos",
+        "1",
+        "--size",
+        "100",
+        "--detail",
+        "227",
+    ]));
+    assert!(err.contains("--detail 227"), "{err}");
+}

@@ -47,9 +47,17 @@ pub struct BenchReport {
     pub gradcam_ms: f64,
     /// Decode + resize of generated JPEGs, then one augmented epoch of batches.
     pub pipeline_images_per_s: f64,
+    /// `crackscope scan` of one [`SCAN_PHOTO`] photo at the default stride (windows of `size`):
+    /// the shared pass, window probabilities, crack map, mask and regions; decoding and PNG
+    /// encoding excluded. Megapixels of photo per second.
+    pub scan_megapixels_per_s: f64,
     /// Highest resident memory of the process (VmHWM); None where /proc is absent.
     pub peak_rss_mb: Option<f64>,
 }
+
+/// The photo size `bench` scans: a 12-megapixel phone or drone photo, as in the concrete dataset's
+/// source photos.
+pub const SCAN_PHOTO: (u32, u32) = (4032, 3024);
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(threads) = args.threads {
@@ -111,6 +119,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     })?;
     let gradcam = rayon::scope(|_| gradcam_time(&model, &device, size, args.reps * 4))?;
     let pipeline = pipeline_images_per_s(args.batch, args.size, args.reps)?;
+    let scan_s = rayon::scope(|_| scan_time(args.size, args.reps.min(3), &device))?;
 
     Ok(BenchReport {
         engine: format!("crackscope {}", env!("CARGO_PKG_VERSION")),
@@ -122,7 +131,40 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         infer_images_per_s: args.batch as f64 / infer_s.as_secs_f64(),
         gradcam_ms: gradcam.as_secs_f64() * 1000.0,
         pipeline_images_per_s: pipeline,
+        scan_megapixels_per_s: f64::from(SCAN_PHOTO.0) * f64::from(SCAN_PHOTO.1)
+            / 1e6
+            / scan_s.as_secs_f64(),
         peak_rss_mb: peak_rss_mb()?,
+    })
+}
+
+/// The median time to scan a synthetic [`SCAN_PHOTO`] photo with `size`-pixel windows.
+fn scan_time(size: u32, reps: usize, device: &Device) -> Result<Duration> {
+    use crate::scan::map::{scan_photo, ScanOptions};
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, device),
+        Some(2),
+    )?;
+    model::init_backbone(&varmap, 1)?;
+    model::init_head(&varmap, 1)?;
+    let loaded = model::LoadedModel {
+        model,
+        varmap,
+        classes: vec!["Negative".into(), "Positive".into()],
+        metadata: [("input_size".to_string(), size.to_string())].into(),
+    };
+    let scan = crate::scan::ScanModel::new(loaded, device)?;
+    let (w, h) = SCAN_PHOTO;
+    let surface = crate::data::synth::render_photo(2, w.max(h), size, true).image;
+    let photo = image::imageops::crop_imm(&surface, 0, 0, w, h).to_image();
+    drop(surface);
+    let opts = ScanOptions::new(crate::scan::windows::default_stride(size), 1);
+    median_time(reps, || {
+        let map = scan_photo(&scan, &photo, &opts)?;
+        let mask = map.mask(0.5);
+        std::hint::black_box(crate::scan::regions::regions(&mask));
+        Ok(())
     })
 }
 
@@ -286,6 +328,10 @@ fn print_table(r: &BenchReport) {
     println!(
         "  input pipeline (decode + augment)     {:>9.1} images/s",
         r.pipeline_images_per_s
+    );
+    println!(
+        "  scan of a {}x{} photo                {:>9.2} megapixels/s",
+        SCAN_PHOTO.0, SCAN_PHOTO.1, r.scan_megapixels_per_s
     );
     match r.peak_rss_mb {
         Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),

@@ -24,8 +24,9 @@ use crate::model::{LoadedModel, SqueezeNet, HEAD_BIAS, HEAD_WEIGHT};
 const LAYER: &str = "relu_conv10";
 /// Channels of relu_conv10 (torchvision's 1000 ImageNet outputs).
 const CHANNELS: usize = 1000;
-/// Cells of context around a tile: cell j depends on pixels 16j - 88 ..= 16j + 118.
-pub const MARGIN_CELLS: usize = 8;
+/// Cells of context around a tile: cell j depends on pixels 16j - 88 ..= 16j + 118, so 7 cells
+/// (112 px) on each side give the tile's interior cells exactly as one pass would.
+pub const MARGIN_CELLS: usize = 7;
 /// Largest tile (input pixels, margin included): about 64 bytes of conv1 output per input pixel,
 /// so a 4-megapixel tile keeps the network's working memory near half a gigabyte.
 pub const TILE_PIXELS: usize = 4 << 20;
@@ -41,6 +42,9 @@ pub struct ScanModel {
     head_weight: Option<Vec<f32>>,
     head_bias: Vec<f32>,
     device: Device,
+    /// The variables behind `model`, to build a fresh network (with an empty buffer pool) when
+    /// the tile shape changes: the pool keeps the last shapes' buffers, several tiles' worth.
+    varmap: candle_nn::VarMap,
 }
 
 /// Loads a checkpoint for scanning: the one place the scan reads a model file.
@@ -84,7 +88,16 @@ impl ScanModel {
             head_weight,
             head_bias,
             device: device.clone(),
+            varmap: loaded.varmap,
         })
+    }
+
+    /// A network over the same variables with buffers of its own.
+    fn fresh_network(&self) -> Result<SqueezeNet> {
+        let vb =
+            candle_nn::VarBuilder::from_varmap(&self.varmap, candle_core::DType::F32, &self.device);
+        let head = self.head_weight.as_ref().map(|_| self.classes.len());
+        SqueezeNet::new(vb, head)
     }
 
     pub fn bias(&self) -> &[f32] {
@@ -137,24 +150,31 @@ pub fn cell_scores(
     };
     let m = MARGIN_CELLS;
     let side = |cells: usize| cells * CELL as usize + 1;
-    // Full rows of cells when they fit, else square-ish tiles; at least 4 interior cells a side.
-    let tile_cols = if side(cols + 2 * m) * side(4 + 2 * m) <= tile_pixels {
-        cols
-    } else {
-        (((tile_pixels as f64).sqrt() as usize) / CELL as usize)
-            .saturating_sub(2 * m)
-            .max(4)
-    };
-    let tile_rows = (tile_pixels / side(tile_cols.min(cols) + 2 * m) / CELL as usize)
+    // Square tiles (the least margin per interior cell), the whole grid when it fits; at least 4
+    // interior cells a side. Equal tiles also let the network's buffer pool reuse its buffers.
+    let square = (((tile_pixels as f64).sqrt() as usize) / CELL as usize)
         .saturating_sub(2 * m)
         .max(4);
+    let fits = side(rows) * side(cols) <= tile_pixels;
+    let (tile_rows, tile_cols) = if fits {
+        (rows.max(1), cols.max(1))
+    } else {
+        (square.min(rows.max(1)), square.min(cols.max(1)))
+    };
+    let mut network: Option<((usize, usize), SqueezeNet)> = None;
     for r0 in (0..rows).step_by(tile_rows) {
         let r1 = (r0 + tile_rows).min(rows);
         for c0 in (0..cols).step_by(tile_cols) {
             let c1 = (c0 + tile_cols).min(cols);
             let (tr0, tc0) = (r0.saturating_sub(m), c0.saturating_sub(m));
             let (tr1, tc1) = ((r1 + m).min(rows), (c1 + m).min(cols));
-            let tile = tile_scores(scan, photo, (tr0, tr1), (tc0, tc1))?;
+            let shape = (tr1 - tr0, tc1 - tc0);
+            if network.as_ref().is_none_or(|(s, _)| *s != shape) {
+                network = None; // its buffers go before the next network allocates its own
+                network = Some((shape, scan.fresh_network()?));
+            }
+            let net = &network.as_ref().expect("set above").1;
+            let tile = tile_scores(scan, net, photo, (tr0, tr1), (tc0, tc1))?;
             for r in r0..r1 {
                 for c in c0..c1 {
                     let src = ((r - tr0) * (tc1 - tc0) + (c - tc0)) * classes;
@@ -170,6 +190,7 @@ pub fn cell_scores(
 /// Class scores of cells `rows.0..rows.1` x `cols.0..cols.1`, from one pass over their pixels.
 fn tile_scores(
     scan: &ScanModel,
+    network: &SqueezeNet,
     photo: &RgbImage,
     rows: (usize, usize),
     cols: (usize, usize),
@@ -212,7 +233,7 @@ fn tile_scores(
     write_chw_normalized(&pixels, &mut data);
     drop(pixels);
     let x = Tensor::from_vec(data, (1, 3, h, w), &scan.device)?;
-    let features = scan.model.forward_to(&x, LAYER)?;
+    let features = network.forward_to(&x, LAYER)?;
     let dims = features.dims().to_vec();
     if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
         bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
