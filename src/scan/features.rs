@@ -170,7 +170,8 @@ pub fn cell_scores(
             let (tr1, tc1) = ((r1 + m).min(rows), (c1 + m).min(cols));
             let shape = (tr1 - tr0, tc1 - tc0);
             if network.as_ref().is_none_or(|(s, _)| *s != shape) {
-                network = None; // its buffers go before the next network allocates its own
+                // The old network's buffers go before the new one allocates its own.
+                drop(network.take());
                 network = Some((shape, scan.fresh_network()?));
             }
             let net = &network.as_ref().expect("set above").1;

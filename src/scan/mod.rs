@@ -12,7 +12,8 @@
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
 //! [`features::TILE_PIXELS`]) and the cell scores (classes x P / 256 floats); with `--masks`, the
-//! true mask and two grown copies (3P bytes more).
+//! true mask and two grown copies (3P bytes more). Measured peak of the whole `scan` command
+//! (decode, scan, PNG writing): 1.25 GiB for 4032 x 3024, 1.55 GiB for 11547 x 8660 (100 MP).
 
 pub mod features;
 pub mod map;
