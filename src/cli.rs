@@ -53,6 +53,10 @@ pub enum Command {
     /// Measure training, inference, Grad-CAM and input-pipeline speed on generated data (the same
     /// workload and JSON keys as scripts/bench_torch.py).
     Bench(BenchArgs),
+    /// Crack maps of whole photos: windows of the model's input size slid over each photo
+    /// (classified from one shared pass), a map sharpened with Grad-CAM, an overlay and a mask
+    /// PNG per photo; with --masks, window- and pixel-level scores against hand-drawn masks.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +87,13 @@ pub struct SynthArgs {
     /// Random seed; the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write this many whole photos (photos/ and their exact crack masks in masks/) instead of
+    /// a patch dataset; --size is then the photo's side.
+    #[arg(long)]
+    pub photos: Option<usize>,
+    /// With --photos: textures and cracks look as in a patch of this many pixels.
+    #[arg(long, default_value_t = 227)]
+    pub detail: u32,
 }
 
 #[derive(Debug, Args)]
@@ -345,4 +356,35 @@ pub enum WeightsCommand {
     Fetch,
     /// List the cached weight files and whether each passes its check.
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// A run directory (its best model) or a checkpoint file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Photos, or folders of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Folder for the overlay and mask PNGs.
+    #[arg(long, default_value = "scan")]
+    pub out: PathBuf,
+    /// Pixels between windows [default: half a window, rounded down to 16 px]
+    #[arg(long)]
+    pub stride: Option<u32>,
+    /// The crack class [default: the class named Positive, crack or cracked, any case]
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// Crack probability from which a window is outlined and a pixel is in the mask.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Folder of true crack masks (same file stem as each photo; nonzero = crack) to score against.
+    #[arg(long)]
+    pub masks: Option<PathBuf>,
+    /// Pixel tolerance of the pixel-level scores (--masks).
+    #[arg(long, default_value_t = 2)]
+    pub tolerance: u32,
+    /// Print a JSON array with an object per photo instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

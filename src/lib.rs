@@ -21,6 +21,7 @@ pub mod oneclass;
 pub mod run;
 pub mod runlog;
 pub mod runstate;
+pub mod scan;
 pub mod stats;
 pub mod testdata;
 pub mod train;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Gradcam(args) => cmd::gradcam::gradcam(args).map(done),
         Command::Bench(args) => cmd::bench::bench(args).map(done),
         Command::Weights(command) => cmd::weights::weights(command).map(done),
+        Command::Scan(args) => cmd::scan::scan(args).map(done),
     };
     match result {
         Ok(code) => code,

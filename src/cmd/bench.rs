@@ -53,6 +53,10 @@ pub struct BenchReport {
     /// One augmented epoch of batches decoded on the fly from the same JPEGs (the mode of training
     /// sets over the memory budget), after the one-off check that every file decodes.
     pub pipeline_streaming_images_per_s: f64,
+    /// `crackscope scan` of one [`SCAN_PHOTO`] photo at the default stride (windows of `size`):
+    /// the shared pass, window probabilities, crack map, mask and regions; decoding and PNG
+    /// encoding excluded. Megapixels of photo per second.
+    pub scan_megapixels_per_s: f64,
     /// Highest resident memory of the process (VmHWM); None where /proc is absent.
     pub peak_rss_mb: Option<f64>,
     /// One-class fitting (features, candidate patches, coreset) on decoded normal images, CPU.
@@ -64,6 +68,10 @@ pub struct BenchReport {
     /// The same files with the `image` crate's JPEG decoder, used before (for comparison).
     pub jpeg_decode_images_per_s_image_crate: f64,
 }
+
+/// The photo size `bench` scans: a 12-megapixel phone or drone photo, as in the concrete dataset's
+/// source photos.
+pub const SCAN_PHOTO: (u32, u32) = (4032, 3024);
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(threads) = args.threads {
@@ -129,6 +137,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let (oneclass_fit, oneclass_score) =
         rayon::scope(|_| oneclass_images_per_s(args.batch, args.size, args.reps))?;
     let jpeg = jpeg_decode_images_per_s(args.size, args.reps)?;
+    let scan_s = rayon::scope(|_| scan_time(args.size, args.reps.min(3), &device))?;
 
     Ok(BenchReport {
         engine: format!("crackscope {}", env!("CARGO_PKG_VERSION")),
@@ -141,11 +150,48 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         gradcam_ms: gradcam.as_secs_f64() * 1000.0,
         pipeline_images_per_s: pipeline,
         pipeline_streaming_images_per_s: streaming,
+        scan_megapixels_per_s: f64::from(SCAN_PHOTO.0) * f64::from(SCAN_PHOTO.1)
+            / 1e6
+            / scan_s.as_secs_f64(),
         peak_rss_mb: peak_rss_mb()?,
         oneclass_fit_images_per_s: oneclass_fit,
         oneclass_score_images_per_s: oneclass_score,
         jpeg_decode_images_per_s: jpeg.libjpeg_turbo,
         jpeg_decode_images_per_s_image_crate: jpeg.image_crate,
+    })
+}
+
+/// The median time to scan a synthetic [`SCAN_PHOTO`] photo with `size`-pixel windows.
+fn scan_time(size: u32, reps: usize, device: &Device) -> Result<Duration> {
+    use crate::scan::map::{scan_photo, ScanOptions};
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, device),
+        Some(2),
+    )?;
+    model::init_backbone(&varmap, 1)?;
+    model::init_head(&varmap, 1)?;
+    let loaded = model::LoadedModel {
+        model,
+        varmap,
+        classes: vec!["Negative".into(), "Positive".into()],
+        meta: model::CheckpointMeta {
+            input_size: Some(size),
+            ..Default::default()
+        },
+        layout: model::HeadLayout::Head,
+    };
+    let scan = crate::scan::ScanModel::new(loaded, device)?;
+    let (w, h) = SCAN_PHOTO;
+    let surface = crate::data::synth::render_photo(2, w.max(h), size, true).image;
+    let photo = image::imageops::crop_imm(&surface, 0, 0, w, h).to_image();
+    drop(surface);
+    let opts = ScanOptions::new(crate::scan::windows::default_stride(size), 1);
+    median_time(reps, || {
+        let map = scan_photo(&scan, &photo, &opts)?;
+        let mask = map.mask(0.5);
+        std::hint::black_box(crate::scan::regions::regions(&mask));
+        Ok(())
     })
 }
 
@@ -424,6 +470,10 @@ fn print_table(r: &BenchReport) {
     println!(
         "  JPEG decode, 1 thread (image crate)   {:>9.1} images/s (decoder used before)",
         r.jpeg_decode_images_per_s_image_crate
+    );
+    println!(
+        "  scan of a {}x{} photo                {:>9.2} megapixels/s",
+        SCAN_PHOTO.0, SCAN_PHOTO.1, r.scan_megapixels_per_s
     );
     match r.peak_rss_mb {
         Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),

@@ -8,6 +8,7 @@ pub mod model;
 pub mod oneclass;
 pub mod predict;
 pub mod samples;
+pub mod scan;
 pub mod synth;
 pub mod train;
 pub mod watch;

@@ -231,7 +231,6 @@ fn to_rgb8_as_pil(image: DynamicImage, gray16: bool) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::test_support::real_data_dir;
     use crate::data::test_support::{absurd_png, encode, pattern};
     use image::{ImageBuffer, Luma, Rgba, RgbaImage};
 
@@ -366,7 +365,7 @@ mod tests {
 
     #[test]
     fn shared_photos_decode_to_pils_pixels() {
-        let Some(data) = real_data_dir("shared_photos_decode_to_pils_pixels") else {
+        let Some(data) = crate::testdata::shared_data("") else {
             return;
         };
         let hashes = pil_hashes();

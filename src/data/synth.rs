@@ -75,6 +75,18 @@ fn file_name(class: usize, index: usize) -> String {
 /// Renders one `size` x `size` concrete surface, with a crack when `crack` is true. Sizes from
 /// [`SIZE_RANGE`] look right; a size of 0 gives empty images.
 pub fn render(seed: u64, size: u32, crack: bool) -> Synthetic {
+    render_at_scale(seed, size, crack, None)
+}
+
+/// A whole synthetic photo of `size` x `size` pixels whose texture and cracks are drawn at the
+/// scale of a `detail`-pixel image (a crack 3 to 10 px wide in a 227 px patch stays that wide in a
+/// 2000 px photo), with cracks crossing it and its exact crack mask: ground truth for scanning
+/// whole photos. `render_photo(seed, n, n, ..)` equals `render(seed, n, ..)`.
+pub fn render_photo(seed: u64, size: u32, detail: u32, crack: bool) -> Synthetic {
+    render_at_scale(seed, size, crack, Some(detail as f32 / 227.0))
+}
+
+fn render_at_scale(seed: u64, size: u32, crack: bool, scale: Option<f32>) -> Synthetic {
     if size == 0 {
         return Synthetic {
             image: RgbImage::new(0, 0),
@@ -86,7 +98,10 @@ pub fn render(seed: u64, size: u32, crack: bool) -> Synthetic {
     let mut crack_rng = ChaCha8Rng::seed_from_u64(seed);
     crack_rng.set_stream(1);
 
-    let look = Look::draw(&mut surface_rng, n);
+    let mut look = Look::draw(&mut surface_rng, n);
+    if let Some(scale) = scale {
+        look.scale = scale;
+    }
     let mut tone = vec![0.0f32; n * n];
     paint_surface(&mut tone, n, &look, &mut surface_rng);
 
@@ -113,6 +128,55 @@ pub fn render(seed: u64, size: u32, crack: bool) -> Synthetic {
         }
     }
     Synthetic { image, crack_mask }
+}
+
+/// Sides `generate_photos` accepts: a whole photo keeps three float planes of its size in memory.
+pub const PHOTO_SIZE_RANGE: std::ops::RangeInclusive<u32> = 64..=8192;
+
+/// Writes `count` whole photos ([`render_photo`]) as `out/photos/photo_00001.jpg ...` and their
+/// exact crack masks as `out/masks/photo_00001.png ...` (255 = crack). Every fourth photo has no
+/// crack. Returns `out`.
+pub fn generate_photos(
+    out: &Path,
+    count: usize,
+    size: u32,
+    detail: u32,
+    seed: u64,
+) -> Result<PathBuf> {
+    if !PHOTO_SIZE_RANGE.contains(&size) {
+        bail!(
+            "synthetic photo size {size} is outside {}..={} pixels",
+            PHOTO_SIZE_RANGE.start(),
+            PHOTO_SIZE_RANGE.end()
+        );
+    }
+    if !SIZE_RANGE.contains(&detail) || detail > size {
+        bail!(
+            "--detail {detail} must be within {}..={} pixels and at most the photo size {size}",
+            SIZE_RANGE.start(),
+            SIZE_RANGE.end()
+        );
+    }
+    let (photos, masks) = (out.join("photos"), out.join("masks"));
+    for dir in [&photos, &masks] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for index in 1..=count {
+        let photo = render_photo(image_seed(seed, 2, index), size, detail, index % 4 != 0);
+        let name = format!("photo_{index:05}");
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
+            .encode_image(&photo.image)
+            .context("cannot encode a synthetic photo")?;
+        crate::fsutil::write_atomic(&photos.join(format!("{name}.jpg")), &jpeg)?;
+        let mut png = Vec::new();
+        photo
+            .crack_mask
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .context("cannot encode a crack mask")?;
+        crate::fsutil::write_atomic(&masks.join(format!("{name}.png")), &png)?;
+    }
+    Ok(out.to_path_buf())
 }
 
 /// Writes `opts.per_class` Negative and Positive images as `out/Negative/neg_00001.jpg ...` and

@@ -1,0 +1,344 @@
+//! `crackscope scan`: photos in, crack maps out (overlay and mask PNGs, a ranked table or JSON,
+//! scores against hand-drawn masks).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::Device;
+use image::{GrayImage, RgbImage};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::classify::model_file;
+use crate::cli::ScanArgs;
+use crate::config::Recipe;
+use crate::explain::colormap::Colormap;
+use crate::explain::overlay::Style;
+use crate::run::RunDir;
+use crate::scan::map::{scan_photo, ScanOptions, WindowScore};
+use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
+use crate::scan::regions::{regions, Region};
+use crate::scan::windows::default_stride;
+use crate::scan::{load_scan_model, overlay, photo::load_upright};
+
+/// File extensions taken from a folder of photos.
+const PHOTO_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
+/// Class names taken as the crack class when --positive is not given (any case).
+const CRACK_NAMES: [&str; 3] = ["positive", "crack", "cracked"];
+
+/// One photo's result, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct PhotoOut {
+    pub path: PathBuf,
+    /// After EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    pub windows: Vec<WindowScore>,
+    /// Share of the photo's pixels in the mask.
+    pub crack_fraction: f64,
+    pub regions: Vec<Region>,
+    pub overlay: PathBuf,
+    pub mask: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+}
+
+/// Scores against a true mask (per photo, or over all photos).
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    pub window: Scores,
+    pub pixel: Scores,
+    pub tolerance: u32,
+}
+
+pub fn scan(args: &ScanArgs) -> Result<()> {
+    ensure!(
+        (0.0..=1.0).contains(&args.threshold),
+        "--threshold must be from 0 to 1, got {}",
+        args.threshold
+    );
+    let device = Device::Cpu;
+    let model = load_scan_model(&model_file(&args.model)?, &device)?;
+    let positive = positive_class(args.positive.as_deref(), &model.classes)?;
+    let stride = args.stride.unwrap_or_else(|| default_stride(model.window));
+    ensure!(stride > 0, "--stride must be at least 1 pixel");
+    let style = style_of(&args.model)?;
+    let photos = photo_files(&args.photos)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let bar = progress(photos.len());
+    let opts = ScanOptions::new(stride, positive);
+    let mut results = Vec::with_capacity(photos.len());
+    let (mut all_windows, mut all_pixels) = (WindowCounts::default(), PixelCounts::default());
+    for path in &photos {
+        bar.set_message(path.display().to_string());
+        let mut photo = load_upright(path)?;
+        let map = scan_photo(&model, &photo, &opts)
+            .with_context(|| format!("cannot scan {}", path.display()))?;
+        let mask = map.mask(args.threshold);
+        let found = regions(&mask);
+        let in_mask = mask.as_raw().iter().filter(|&&v| v > 0).count();
+        let metrics = match &args.masks {
+            Some(dir) => {
+                let truth = true_mask(dir, path, photo.dimensions())?;
+                let w = window_counts(&map.windows, &truth, args.threshold);
+                let p = pixel_counts(&mask, &truth, args.tolerance);
+                all_windows.add(&w);
+                all_pixels.add(&p);
+                Some(Metrics {
+                    window: w.scores(),
+                    pixel: p.scores(),
+                    tolerance: args.tolerance,
+                })
+            }
+            None => None,
+        };
+        overlay::paint(&mut photo, &map, &style, args.threshold);
+        let stem = file_stem(path);
+        let overlay_path = args.out.join(format!("{stem}-overlay.png"));
+        let mask_path = args.out.join(format!("{stem}-mask.png"));
+        crate::cmd::samples::write_png(&photo, &overlay_path)?;
+        write_gray_png(&mask, &mask_path)?;
+        results.push(PhotoOut {
+            path: path.clone(),
+            width: map.width,
+            height: map.height,
+            crack_fraction: in_mask as f64 / (map.width as f64 * map.height as f64),
+            windows: map.windows,
+            regions: found,
+            overlay: overlay_path,
+            mask: mask_path,
+            metrics,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let overall = args.masks.as_ref().map(|_| Metrics {
+        window: all_windows.scores(),
+        pixel: all_pixels.scores(),
+        tolerance: args.tolerance,
+    });
+    if let Some(overall) = &overall {
+        let text = serde_json::to_string_pretty(overall)?;
+        crate::fsutil::write_atomic(&args.out.join("metrics.json"), text.as_bytes())?;
+    }
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&results)?)
+    } else {
+        table(
+            &results,
+            overall.as_ref(),
+            &model.classes[positive],
+            args.threshold,
+        )
+    };
+    // A closed pipe (| head) ends the output quietly.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(())
+}
+
+/// `--positive`, else the class named Positive, crack or cracked (any case).
+fn positive_class(wanted: Option<&str>, classes: &[String]) -> Result<usize> {
+    let found = match wanted {
+        Some(name) => classes
+            .iter()
+            .position(|c| c == name)
+            .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(name))),
+        None => classes
+            .iter()
+            .position(|c| CRACK_NAMES.contains(&c.to_ascii_lowercase().as_str())),
+    };
+    match found {
+        Some(i) => Ok(i),
+        None => {
+            let listed = if classes.len() <= 20 {
+                classes.join(", ")
+            } else {
+                format!(
+                    "{}, ... ({} in all)",
+                    classes[..10].join(", "),
+                    classes.len()
+                )
+            };
+            match wanted {
+                Some(name) => bail!("unknown class {name:?}; the model's classes are: {listed}"),
+                None => bail!(
+                    "the model has no class named Positive, crack or cracked; name the crack \
+                     class with --positive (the model's classes are: {listed})"
+                ),
+            }
+        }
+    }
+}
+
+/// The recipe's colormap and opacity for a run directory; the seed's for a checkpoint file.
+fn style_of(model: &Path) -> Result<Style> {
+    let recipe = if model.is_dir() {
+        Recipe::load(&RunDir::open(model)?.recipe())?
+    } else {
+        Recipe::from_toml(crate::config::DEFAULT_TOML, "config/default.toml")?
+    };
+    let colormap: Colormap = recipe
+        .gradcam
+        .colormap
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    Ok(Style {
+        colormap,
+        alpha: recipe.gradcam.alpha,
+    })
+}
+
+/// Files given, and the photos of folders given (sorted by name).
+fn photo_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("cannot read folder {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_photo_name(p))
+                .collect();
+            found.sort();
+            ensure!(!found.is_empty(), "{} holds no photos", input.display());
+            out.extend(found);
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            bail!("{}: no such file or folder", input.display());
+        }
+    }
+    Ok(out)
+}
+
+fn is_photo_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "photo".into())
+}
+
+/// The mask in `dir` with the photo's file stem (any image format), nonzero = crack, upright.
+fn true_mask(dir: &Path, photo: &Path, size: (u32, u32)) -> Result<GrayImage> {
+    let stem = file_stem(photo);
+    let candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read mask folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_photo_name(p) && file_stem(p) == stem)
+        .collect();
+    let Some(path) = candidates.into_iter().min() else {
+        bail!(
+            "no mask for {} in {} (expected a file named {stem}.png or similar)",
+            photo.display(),
+            dir.display()
+        )
+    };
+    let rgb: RgbImage = load_upright(&path)?;
+    ensure!(
+        rgb.dimensions() == size,
+        "{} is {}x{} but its photo {} is {}x{}",
+        path.display(),
+        rgb.width(),
+        rgb.height(),
+        photo.display(),
+        size.0,
+        size.1
+    );
+    let mut mask = GrayImage::new(size.0, size.1);
+    for (m, px) in mask.pixels_mut().zip(rgb.pixels()) {
+        m.0[0] = if px.0.iter().any(|&c| c > 0) { 255 } else { 0 };
+    }
+    Ok(mask)
+}
+
+fn write_gray_png(image: &GrayImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .context("cannot encode PNG")?;
+    crate::fsutil::write_atomic(path, &bytes)
+}
+
+/// A bar on stderr when several photos stream through (hidden off a terminal).
+fn progress(photos: usize) -> ProgressBar {
+    if photos < 2 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(photos as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} photos, {eta} left  {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn fmt_score(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+}
+
+/// Photos ranked by crack fraction, with scores when masks were given.
+fn table(results: &[PhotoOut], overall: Option<&Metrics>, class: &str, threshold: f32) -> String {
+    let mut order: Vec<&PhotoOut> = results.iter().collect();
+    order.sort_by(|a, b| b.crack_fraction.total_cmp(&a.crack_fraction));
+    let mut out = format!("crack class {class}, threshold {threshold}\n");
+    out += &format!(
+        "{:>8} {:>8} {:>8} {:>10}",
+        "crack %", "windows", "cracked", "regions"
+    );
+    if overall.is_some() {
+        out += &format!(
+            " {:>7} {:>7} {:>7} {:>7} {:>7}",
+            "win F1", "win AUC", "px P", "px R", "px IoU"
+        );
+    }
+    out += "  photo\n";
+    let row = |m: &Metrics| {
+        format!(
+            " {:>7} {:>7} {:>7} {:>7} {:>7}",
+            fmt_score(m.window.f1),
+            fmt_score(m.window.auroc),
+            fmt_score(m.pixel.precision),
+            fmt_score(m.pixel.recall),
+            fmt_score(m.pixel.iou)
+        )
+    };
+    for r in order {
+        let cracked = r
+            .windows
+            .iter()
+            .filter(|w| w.probability >= threshold)
+            .count();
+        out += &format!(
+            "{:>8.2} {:>8} {:>8} {:>10}",
+            100.0 * r.crack_fraction,
+            r.windows.len(),
+            cracked,
+            r.regions.len()
+        );
+        if let Some(m) = &r.metrics {
+            out += &row(m);
+        }
+        out += &format!("  {}\n", r.path.display());
+    }
+    if let Some(m) = overall {
+        out += &format!("{:>8} {:>8} {:>8} {:>10}", "", "", "", "overall");
+        out += &row(m);
+        out += &format!("  (pixel tolerance {} px)\n", m.tolerance);
+    }
+    if let Some(first) = results.first() {
+        if let Some(dir) = first.overlay.parent() {
+            out += &format!("overlays and masks: {}\n", dir.display());
+        }
+    }
+    out
+}

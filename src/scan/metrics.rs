@@ -1,0 +1,311 @@
+//! How a scan compares with a hand-drawn crack mask.
+//!
+//! - Windows: a window is a crack window when the central region of its mask (the middle half of
+//!   each side, the part a window's label describes best) holds at least one crack pixel;
+//!   predicted when its probability reaches the threshold. Precision, recall, F1 and AUROC.
+//! - Pixels, with a tolerance of `t` pixels as crack-segmentation benchmarks score hairline cracks
+//!   (a pixel counts as matched when the other mask has a pixel within `t` in both x and y):
+//!   precision = predicted pixels near a true one / predicted pixels, recall = true pixels near a
+//!   predicted one / true pixels, IoU = matched predicted / (predicted + unmatched true). With
+//!   `t` = 0 these are the exact definitions.
+
+use image::GrayImage;
+use serde::Serialize;
+
+use super::map::WindowScore;
+
+/// Counts behind the window-level figures; they add up over photos.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WindowCounts {
+    pub true_positive: u64,
+    pub false_positive: u64,
+    pub false_negative: u64,
+    pub true_negative: u64,
+    /// (probability, is a crack window) of every window, for the AUROC.
+    #[serde(skip)]
+    pub scored: Vec<(f32, bool)>,
+}
+
+/// Counts behind the pixel-level figures; they add up over photos.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PixelCounts {
+    pub predicted: u64,
+    pub truth: u64,
+    /// Predicted pixels within the tolerance of a true one.
+    pub predicted_matched: u64,
+    /// True pixels within the tolerance of a predicted one.
+    pub truth_matched: u64,
+}
+
+/// The figures a user reads; None where a ratio has nothing to count (e.g. no crack predicted).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scores {
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iou: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auroc: Option<f64>,
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+fn f1(p: Option<f64>, r: Option<f64>) -> Option<f64> {
+    match (p, r) {
+        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+        (Some(_), Some(_)) => Some(0.0),
+        _ => None,
+    }
+}
+
+impl WindowCounts {
+    pub fn add(&mut self, other: &WindowCounts) {
+        self.true_positive += other.true_positive;
+        self.false_positive += other.false_positive;
+        self.false_negative += other.false_negative;
+        self.true_negative += other.true_negative;
+        self.scored.extend_from_slice(&other.scored);
+    }
+
+    pub fn scores(&self) -> Scores {
+        let precision = ratio(self.true_positive, self.true_positive + self.false_positive);
+        let recall = ratio(self.true_positive, self.true_positive + self.false_negative);
+        Scores {
+            precision,
+            recall,
+            f1: f1(precision, recall),
+            iou: None,
+            auroc: auroc(&self.scored),
+        }
+    }
+}
+
+impl PixelCounts {
+    pub fn add(&mut self, o: &PixelCounts) {
+        self.predicted += o.predicted;
+        self.truth += o.truth;
+        self.predicted_matched += o.predicted_matched;
+        self.truth_matched += o.truth_matched;
+    }
+
+    pub fn scores(&self) -> Scores {
+        let precision = ratio(self.predicted_matched, self.predicted);
+        let recall = ratio(self.truth_matched, self.truth);
+        let union = self.predicted + self.truth - self.truth_matched;
+        Scores {
+            precision,
+            recall,
+            f1: f1(precision, recall),
+            iou: ratio(self.predicted_matched, union).or(Some(1.0).filter(|_| union == 0)),
+            auroc: None,
+        }
+    }
+}
+
+/// Whether a window is a crack window by the rule above.
+pub fn is_crack_window(truth: &GrayImage, w: &WindowScore) -> bool {
+    let quarter = w.size / 4;
+    let (x0, y0) = (w.x + quarter, w.y + quarter);
+    let (x1, y1) = (
+        (w.x + w.size - quarter).min(truth.width()),
+        (w.y + w.size - quarter).min(truth.height()),
+    );
+    (y0..y1).any(|y| (x0..x1).any(|x| truth.get_pixel(x, y).0[0] > 0))
+}
+
+/// Window counts of one photo against its mask.
+pub fn window_counts(windows: &[WindowScore], truth: &GrayImage, threshold: f32) -> WindowCounts {
+    let mut c = WindowCounts::default();
+    for w in windows {
+        let crack = is_crack_window(truth, w);
+        let said = w.probability >= threshold;
+        match (crack, said) {
+            (true, true) => c.true_positive += 1,
+            (false, true) => c.false_positive += 1,
+            (true, false) => c.false_negative += 1,
+            (false, false) => c.true_negative += 1,
+        }
+        c.scored.push((w.probability, crack));
+    }
+    c
+}
+
+/// Pixel counts of a predicted mask against a true one (same size) with a tolerance in pixels.
+pub fn pixel_counts(predicted: &GrayImage, truth: &GrayImage, tolerance: u32) -> PixelCounts {
+    let near_truth = grown(truth, tolerance);
+    let near_predicted = grown(predicted, tolerance);
+    let count = |m: &GrayImage| m.as_raw().iter().filter(|&&v| v > 0).count() as u64;
+    let both = |a: &GrayImage, b: &GrayImage| {
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .filter(|(&x, &y)| x > 0 && y > 0)
+            .count() as u64
+    };
+    PixelCounts {
+        predicted: count(predicted),
+        truth: count(truth),
+        predicted_matched: both(predicted, &near_truth),
+        truth_matched: both(truth, &near_predicted),
+    }
+}
+
+/// `mask` grown by `radius` pixels in a square neighbourhood: a sliding count along the rows,
+/// then down the columns, linear in the pixels whatever the radius.
+fn grown(mask: &GrayImage, radius: u32) -> GrayImage {
+    if radius == 0 {
+        return mask.clone();
+    }
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let r = radius as usize;
+    let mut rows = GrayImage::new(w as u32, h as u32);
+    for (src, dst) in mask
+        .as_raw()
+        .chunks_exact(w)
+        .zip(rows.as_mut().chunks_exact_mut(w))
+    {
+        let mut inside = 0usize;
+        for x in 0..w + r {
+            if x < w && src[x] > 0 {
+                inside += 1;
+            }
+            if x > 2 * r && src[x - 2 * r - 1] > 0 {
+                inside -= 1;
+            }
+            if x >= r {
+                dst[x - r] = if inside > 0 { 255 } else { 0 };
+            }
+        }
+    }
+    let mut out = GrayImage::new(w as u32, h as u32);
+    let mut inside = vec![0u32; w];
+    let (src, dst) = (rows.as_raw(), out.as_mut());
+    for y in 0..h + r {
+        if y < h {
+            for (c, &v) in inside.iter_mut().zip(&src[y * w..(y + 1) * w]) {
+                *c += u32::from(v > 0);
+            }
+        }
+        if y > 2 * r {
+            let old = y - 2 * r - 1;
+            for (c, &v) in inside.iter_mut().zip(&src[old * w..(old + 1) * w]) {
+                *c -= u32::from(v > 0);
+            }
+        }
+        if y >= r {
+            let row = &mut dst[(y - r) * w..(y - r + 1) * w];
+            for (d, &c) in row.iter_mut().zip(&inside) {
+                *d = if c > 0 { 255 } else { 0 };
+            }
+        }
+    }
+    out
+}
+
+/// Area under the ROC curve (ties count half); None without both kinds of window.
+pub fn auroc(scored: &[(f32, bool)]) -> Option<f64> {
+    let positives = scored.iter().filter(|s| s.1).count() as f64;
+    let negatives = scored.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return None;
+    }
+    let mut sorted = scored.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Mann-Whitney: sum of the positives' mid-ranks.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+            j += 1;
+        }
+        let mid = (i + j + 1) as f64 / 2.0;
+        rank_sum += mid * sorted[i..j].iter().filter(|s| s.1).count() as f64;
+        i = j;
+    }
+    Some((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(rows: &[&str]) -> GrayImage {
+        let (w, h) = (rows[0].len() as u32, rows.len() as u32);
+        GrayImage::from_fn(w, h, |x, y| {
+            image::Luma([255 * u8::from(rows[y as usize].as_bytes()[x as usize] == b'#')])
+        })
+    }
+
+    #[test]
+    fn pixel_metrics_are_exact_on_hand_made_masks() {
+        let truth = mask(&[
+            "........", //
+            "..####..", "........", "........",
+        ]);
+        let predicted = mask(&[
+            "........", //
+            "...###..", "......#.", "#.......",
+        ]);
+        // Exact: 3 of 5 predicted pixels are true, 3 of 4 true pixels found.
+        let exact = pixel_counts(&predicted, &truth, 0);
+        assert_eq!(
+            exact,
+            PixelCounts {
+                predicted: 5,
+                truth: 4,
+                predicted_matched: 3,
+                truth_matched: 3
+            }
+        );
+        let s = exact.scores();
+        assert_eq!(s.precision, Some(0.6));
+        assert_eq!(s.recall, Some(0.75));
+        assert!((s.f1.unwrap() - 2.0 * 0.6 * 0.75 / 1.35).abs() < 1e-12);
+        assert_eq!(s.iou, Some(3.0 / 6.0)); // |P ∩ T| / |P ∪ T|
+                                            // One pixel of tolerance: the diagonal neighbour (6, 2) matches, (0, 3) does not; every
+                                            // true pixel has a predicted one within a pixel.
+        let near = pixel_counts(&predicted, &truth, 1);
+        assert_eq!((near.predicted_matched, near.truth_matched), (4, 4));
+        assert_eq!(near.scores().iou, Some(4.0 / 5.0));
+        // Nothing predicted, nothing true: no precision, perfect IoU.
+        let empty = GrayImage::new(8, 4);
+        let s = pixel_counts(&empty, &empty, 2).scores();
+        assert_eq!((s.precision, s.recall, s.iou), (None, None, Some(1.0)));
+    }
+
+    #[test]
+    fn window_metrics_use_the_central_region_and_auroc_counts_ties_half() {
+        // 8 px windows: the central region is pixels 2..6 of each side.
+        let mut truth = GrayImage::new(16, 8);
+        truth.put_pixel(3, 4, image::Luma([255])); // centre of window 0
+        truth.put_pixel(15, 0, image::Luma([255])); // corner of window 2 only
+        let w = |x, p| WindowScore {
+            x,
+            y: 0,
+            size: 8,
+            probability: p,
+        };
+        let windows = [w(0, 0.9), w(4, 0.6), w(8, 0.2)];
+        let c = window_counts(&windows, &truth, 0.5);
+        // Window 0's centre holds a crack pixel; window 2 has one only in its corner.
+        assert_eq!(
+            (
+                c.true_positive,
+                c.false_positive,
+                c.false_negative,
+                c.true_negative
+            ),
+            (1, 1, 0, 1)
+        );
+        let s = c.scores();
+        assert_eq!((s.precision, s.recall), (Some(0.5), Some(1.0)));
+        assert_eq!(s.auroc, Some(1.0));
+        assert_eq!(auroc(&[(0.5, true), (0.5, false)]), Some(0.5));
+        assert_eq!(auroc(&[(0.2, true), (0.7, false), (0.9, true)]), Some(0.5));
+        assert_eq!(auroc(&[(0.2, true)]), None);
+    }
+}

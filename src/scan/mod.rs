@@ -1,0 +1,30 @@
+//! Whole-photo crack maps: a trained patch classifier slid over inspection photos.
+//!
+//! - [`windows`]: the windows covering a photo (model input size, a stride, edges covered).
+//! - [`features`]: one shared pass of the network over the photo (in tiles) instead of one pass
+//!   per window; the per-cell class scores it keeps give every window's logits and Grad-CAM map.
+//! - [`map`]: window probabilities and the crack map (windows x Grad-CAM, at 16-pixel cells,
+//!   blown up to the photo a row at a time), the binary mask.
+//! - [`regions`], [`metrics`], [`overlay`]: connected crack regions, scores against hand-drawn
+//!   masks, the overlay picture.
+//! - [`photo`]: photos decoded upright (EXIF orientation).
+//!
+//! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
+//! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
+//! [`features::TILE_PIXELS`]) and the cell scores (classes x P / 256 floats); with `--masks`, the
+//! true mask and two grown copies (3P bytes more). Measured peak of the whole `scan` command
+//! (decode, scan, PNG writing): 1.25 GiB for 4032 x 3024, 1.55 GiB for 11547 x 8660 (100 MP).
+
+pub mod features;
+pub mod map;
+pub mod metrics;
+pub mod overlay;
+pub mod photo;
+pub mod regions;
+pub mod windows;
+
+#[cfg(test)]
+mod tests;
+
+pub use features::{load_scan_model, ScanModel};
+pub use map::{scan_photo, Alignment, CrackMap, ScanOptions, WindowScore};

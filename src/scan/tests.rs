@@ -1,0 +1,272 @@
+//! Tests of the shared computation against the window-by-window reference and of the crack map
+//! against the synthetic generator's exact crack pixels.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{VarBuilder, VarMap};
+use image::{GrayImage, RgbImage};
+
+use super::features::{cell_scores, classify_windows, ScanModel};
+use super::map::{scan_photo, Alignment, ScanOptions, WindowScore};
+use super::metrics::{is_crack_window, window_counts};
+use super::windows::grid;
+use crate::data::augment::write_chw_normalized;
+use crate::data::synth::render_photo;
+use crate::explain::methods::{explain, Method, Target};
+use crate::model::{init_backbone, init_head, LoadedModel, SqueezeNet};
+
+const WINDOW: u32 = 64;
+
+fn loaded(model: SqueezeNet, varmap: VarMap) -> LoadedModel {
+    LoadedModel {
+        model,
+        varmap,
+        classes: vec!["Negative".into(), "Positive".into()],
+        meta: crate::model::CheckpointMeta {
+            input_size: Some(WINDOW),
+            ..Default::default()
+        },
+        layout: crate::model::HeadLayout::Head,
+    }
+}
+
+fn random_scan_model(seed: u64) -> ScanModel {
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(2),
+    )
+    .unwrap();
+    init_backbone(&varmap, seed).unwrap();
+    init_head(&varmap, seed).unwrap();
+    ScanModel::new(loaded(model, varmap), &Device::Cpu).unwrap()
+}
+
+fn textured(width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        let v = ((x * 7 + y * 13) ^ (x * y)) % 251;
+        image::Rgb([v as u8, (v * 3 % 256) as u8, (255 - v) as u8])
+    })
+}
+
+#[test]
+fn tiled_pass_gives_the_cells_of_one_pass() {
+    let scan = random_scan_model(3);
+    let photo = textured(420, 300);
+    let (rows, cols) = (18, 26);
+    let whole = cell_scores(&scan, &photo, rows, cols, usize::MAX).unwrap();
+    // Tiles of 4 interior cells plus margins: many tiles, every kind of edge.
+    let tiled = cell_scores(&scan, &photo, rows, cols, 20 * 16 * 24 * 16).unwrap();
+    let scale = whole.values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = whole
+        .values
+        .iter()
+        .zip(&tiled.values)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-4 * scale,
+        "tiles differ from one pass by {worst} (scale {scale})"
+    );
+}
+
+#[test]
+fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
+    let scan = random_scan_model(5);
+    let photo = textured(WINDOW, WINDOW);
+    let map = scan_photo(&scan, &photo, &ScanOptions::new(32, 1)).unwrap();
+    assert_eq!(map.windows.len(), 1);
+    let alone = classify_windows(&scan, &photo, &[map.windows[0].window()], 1).unwrap();
+    assert!((map.windows[0].probability - alone[0]).abs() < 1e-5);
+    let mut x = vec![0f32; 3 * (WINDOW * WINDOW) as usize];
+    write_chw_normalized(&photo, &mut x);
+    let x = Tensor::from_vec(x, (1, 3, 64, 64), &Device::Cpu).unwrap();
+    let e = explain(
+        &scan.model,
+        &x,
+        "relu_conv10",
+        Method::GradCam,
+        Target::Class(1),
+    )
+    .unwrap();
+    let p = map.windows[0].probability;
+    assert_eq!((map.rows, map.cols), (e[0].cam.height, e[0].cam.width));
+    for (ours, theirs) in map.cells.iter().zip(&e[0].cam.values) {
+        assert!((ours / p - theirs).abs() < 1e-4, "{ours} / {p} vs {theirs}");
+    }
+}
+
+fn pretrained_weights() -> Option<PathBuf> {
+    let root = std::env::var_os("CRACKSCOPE_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let path = root.join("pretrained/squeezenet1_1.safetensors");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: pretrained weights not found at {} (set CRACKSCOPE_TEST_DATA)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// Windows cut from synthetic photos, labelled as `patches` does: Positive when the central
+/// region holds crack pixels, Negative when the window holds none, the rest left out.
+fn training_windows(seeds: &[u64]) -> (Tensor, Vec<u32>) {
+    let mut data = Vec::new();
+    let mut labels = Vec::new();
+    let plane = 3 * (WINDOW * WINDOW) as usize;
+    for &seed in seeds {
+        let s = render_photo(seed, 256, WINDOW, seed % 4 != 0);
+        for w in grid(256, 256, WINDOW, 32).unwrap() {
+            let score = WindowScore {
+                x: w.x,
+                y: w.y,
+                size: w.size,
+                probability: 0.0,
+            };
+            let any = (w.y..w.y + WINDOW)
+                .any(|y| (w.x..w.x + WINDOW).any(|x| s.crack_mask.get_pixel(x, y).0[0] > 0));
+            let label = match (is_crack_window(&s.crack_mask, &score), any) {
+                (true, _) => 1,
+                (false, false) => 0,
+                _ => continue,
+            };
+            let crop = image::imageops::crop_imm(&s.image, w.x, w.y, WINDOW, WINDOW).to_image();
+            let mut chw = vec![0f32; plane];
+            write_chw_normalized(&crop, &mut chw);
+            data.extend(chw);
+            labels.push(label);
+        }
+    }
+    let n = labels.len();
+    let side = WINDOW as usize;
+    (
+        Tensor::from_vec(data, (n, 3, side, side), &Device::Cpu).unwrap(),
+        labels,
+    )
+}
+
+/// conv10 and the head fine-tuned on frozen fire9 features of synthetic windows (seconds).
+fn fine_tuned(weights: &std::path::Path) -> ScanModel {
+    let (model, varmap) = SqueezeNet::pretrained(weights, 2, 0, &Device::Cpu).unwrap();
+    let (x, labels) = training_windows(&[1, 2, 3, 4, 5, 6]);
+    let split = "fire9-concat";
+    let features = model.forward_to(&x, split).unwrap().detach();
+    let n = labels.len();
+    let labels = Tensor::from_vec(labels, n, &Device::Cpu).unwrap();
+    let trained: Vec<Var> = {
+        let vars = varmap.data().lock().unwrap();
+        [
+            "classifier.1.weight",
+            "classifier.1.bias",
+            "head.weight",
+            "head.bias",
+        ]
+        .iter()
+        .map(|k| vars[*k].clone())
+        .collect()
+    };
+    let params = ParamsAdamW {
+        lr: 2e-3,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let mut adam = AdamW::new(trained, params).unwrap();
+    for _ in 0..30 {
+        let logits = model.forward_from(&features, split).unwrap();
+        adam.backward_step(&candle_nn::loss::cross_entropy(&logits, &labels).unwrap())
+            .unwrap();
+    }
+    ScanModel::new(loaded(model, varmap), &Device::Cpu).unwrap()
+}
+
+/// Share of the map's mass (at the photo's resolution) within `near` pixels of a crack pixel,
+/// and the share of the photo that region covers.
+fn mass_near_cracks(map: &super::CrackMap, mask: &GrayImage, near: u32) -> (f64, f64) {
+    let grown = super::metrics::pixel_counts(mask, mask, 0); // sanity: mask is its own match
+    assert_eq!(grown.predicted, grown.predicted_matched);
+    let region = grow(mask, near);
+    let (mut inside, mut total) = (0f64, 0f64);
+    map.for_each_row(|y, line| {
+        for (x, &v) in line.iter().enumerate() {
+            total += v as f64;
+            if region.get_pixel(x as u32, y).0[0] > 0 {
+                inside += v as f64;
+            }
+        }
+    });
+    let area =
+        region.as_raw().iter().filter(|&&v| v > 0).count() as f64 / region.as_raw().len() as f64;
+    (inside / total, area)
+}
+
+fn grow(mask: &GrayImage, r: u32) -> GrayImage {
+    let (w, h) = mask.dimensions();
+    GrayImage::from_fn(w, h, |x, y| {
+        let hit = (y.saturating_sub(r)..(y + r + 1).min(h)).any(|yy| {
+            (x.saturating_sub(r)..(x + r + 1).min(w)).any(|xx| mask.get_pixel(xx, yy).0[0] > 0)
+        });
+        image::Luma([255 * u8::from(hit)])
+    })
+}
+
+#[test]
+fn maps_of_synthetic_photos_fall_on_the_generators_cracks() {
+    let Some(weights) = pretrained_weights() else {
+        return;
+    };
+    let scan = fine_tuned(&weights);
+    // 330 px: the last row and column of windows (266) are off the 16-pixel grid.
+    let mut mass = Vec::new();
+    let mut counts = super::metrics::WindowCounts::default();
+    let mut worst = [0f32; 2];
+    let mut mean = [0f64; 2];
+    let mut compared = 0usize;
+    for seed in [101, 102, 103] {
+        let photo = render_photo(seed, 330, WINDOW, true);
+        let opts = ScanOptions::new(32, 1);
+        let map = scan_photo(&scan, &photo.image, &opts).unwrap();
+        let (share, area) = mass_near_cracks(&map, &photo.crack_mask, 8);
+        eprintln!("photo {seed}: {share:.3} of the map within 8 px of a crack pixel, {area:.3} of the area");
+        mass.push((share, area));
+        counts.add(&window_counts(&map.windows, &photo.crack_mask, 0.5));
+        let windows: Vec<_> = map.windows.iter().map(|w| w.window()).collect();
+        let alone = classify_windows(&scan, &photo.image, &windows, 1).unwrap();
+        for (i, alignment) in [Alignment::Nearest, Alignment::Floor]
+            .into_iter()
+            .enumerate()
+        {
+            let opts = ScanOptions { alignment, ..opts };
+            let shared = scan_photo(&scan, &photo.image, &opts).unwrap();
+            for (w, a) in shared.windows.iter().zip(&alone) {
+                worst[i] = worst[i].max((w.probability - a).abs());
+                mean[i] += f64::from((w.probability - a).abs());
+            }
+        }
+        compared += alone.len();
+    }
+    let s = counts.scores();
+    eprintln!(
+        "windows: AUROC {:?}, F1 {:?}; |shared - window by window| largest / mean: \
+         nearest {:.4} / {:.4}, floor {:.4} / {:.4}",
+        s.auroc,
+        s.f1,
+        worst[0],
+        mean[0] / compared as f64,
+        worst[1],
+        mean[1] / compared as f64
+    );
+    // Measured (3 photos): 1.46, 1.77 and 2.39 times the mass a uniform map would put there; the
+    // windows' AUROC 0.77. The bar is set below those figures, not at them.
+    for (share, area) in &mass {
+        assert!(
+            *share >= 1.3 * area,
+            "map mass {share:.3} near the cracks, which cover {area:.3}"
+        );
+    }
+    assert!(s.auroc.unwrap() >= 0.7, "{s:?}");
+}

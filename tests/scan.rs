@@ -1,0 +1,316 @@
+//! End-to-end tests of `crackscope scan`: outputs per photo, the JSON's shape, EXIF orientation,
+//! the crack class, folders and scores against masks.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use common::*;
+use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
+use image::{GrayImage, ImageEncoder, Rgb, RgbImage};
+
+/// A checkpoint with random weights, 64-pixel input and the given classes: enough to check what
+/// `scan` writes (what it finds is tested in the library with a trained model).
+fn checkpoint(dir: &Path, classes: &[&str]) -> PathBuf {
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(classes.len()),
+    )
+    .unwrap();
+    init_backbone(&varmap, 1).unwrap();
+    init_head(&varmap, 1).unwrap();
+    let path = dir.join("model.safetensors");
+    let names: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    let meta = CheckpointMeta {
+        input_size: Some(64),
+        ..Default::default()
+    };
+    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
+    path
+}
+
+fn photo(width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        Rgb([
+            (x * 5 % 256) as u8,
+            (y * 3 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    })
+}
+
+/// A JPEG stored `width` x `height` with EXIF orientation 6 (shown rotated a quarter turn).
+fn sideways_jpeg(path: &Path, width: u32, height: u32) {
+    let mut exif = b"MM\0\x2a\0\0\0\x08".to_vec();
+    exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+    encoder.set_exif_metadata(exif).unwrap();
+    encoder
+        .write_image(
+            photo(width, height).as_raw(),
+            width,
+            height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = checkpoint(dir.path(), &["Negative", "Positive"]);
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    photo(200, 130).save(photos.join("wall.png")).unwrap();
+    sideways_jpeg(&photos.join("turned.jpg"), 160, 100);
+    std::fs::write(photos.join("notes.txt"), "not a photo").unwrap();
+    let out = dir.path().join("out");
+    let said = ok(&run(&[
+        "scan",
+        "--model",
+        model.to_str().unwrap(),
+        photos.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&said).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{said}");
+    // Sorted by name: turned.jpg first, 100 x 160 once upright.
+    let turned = &list[0];
+    assert!(turned["path"].as_str().unwrap().ends_with("turned.jpg"));
+    assert_eq!(
+        (turned["width"].as_u64(), turned["height"].as_u64()),
+        (Some(100), Some(160))
+    );
+    let wall = &list[1];
+    assert_eq!(
+        (wall["width"].as_u64(), wall["height"].as_u64()),
+        (Some(200), Some(130))
+    );
+    // 64 px windows at the default stride of 32: x 0, 32, 64, 96, 128, 136; y 0, 32, 64, 66.
+    let windows = wall["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 24);
+    let last = &windows[23];
+    assert_eq!(
+        (
+            last["x"].as_u64(),
+            last["y"].as_u64(),
+            last["size"].as_u64()
+        ),
+        (Some(136), Some(66), Some(64))
+    );
+    let p = last["probability"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    let fraction = wall["crack_fraction"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&fraction));
+    assert!(wall["regions"].is_array());
+    for region in wall["regions"].as_array().unwrap() {
+        for key in ["x", "y", "width", "height", "area"] {
+            assert!(region[key].is_u64(), "{region}");
+        }
+    }
+    let mask = image::open(out.join("wall-mask.png")).unwrap().to_luma8();
+    assert_eq!(mask.dimensions(), (200, 130));
+    let in_mask = mask.pixels().filter(|p| p.0[0] > 0).count() as f64 / (200.0 * 130.0);
+    assert!((in_mask - fraction).abs() < 1e-9);
+    let overlay = image::open(out.join("turned-overlay.png")).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (100, 160));
+    // No temporary files left.
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+}
+
+#[test]
+fn crack_class_is_found_by_name_or_the_error_lists_the_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = checkpoint(dir.path(), &["intact", "damaged"]);
+    let image = dir.path().join("a.png");
+    photo(64, 64).save(&image).unwrap();
+    let out = dir.path().join("out");
+    let base = [
+        "scan",
+        "--model",
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let failed = run(&base);
+    assert!(!failed.status.success());
+    let said = text(&failed);
+    assert!(
+        said.contains("intact, damaged") && said.contains("--positive"),
+        "{said}"
+    );
+    let mut named = base.to_vec();
+    named.extend(["--positive", "DAMAGED"]);
+    let said = ok(&run(&named));
+    assert!(said.contains("crack class damaged"), "{said}");
+    let mut unknown = base.to_vec();
+    unknown.extend(["--positive", "rust"]);
+    let said = text(&run(&unknown));
+    assert!(said.contains("unknown class \"rust\""), "{said}");
+}
+
+#[test]
+fn masks_give_scores_per_photo_and_overall() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = checkpoint(dir.path(), &["Negative", "Positive"]);
+    let photos = dir.path().join("photos");
+    let masks = dir.path().join("masks");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::create_dir(&masks).unwrap();
+    photo(128, 96).save(photos.join("p1.png")).unwrap();
+    let mut truth = GrayImage::new(128, 96);
+    for x in 10..120 {
+        truth.put_pixel(x, 48, image::Luma([255]));
+    }
+    truth.save(masks.join("p1.png")).unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "scan",
+        "--model",
+        model.to_str().unwrap(),
+        photos.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--masks",
+        masks.to_str().unwrap(),
+    ];
+    let said = ok(&run(&args));
+    assert!(
+        said.contains("overall") && said.contains("px IoU"),
+        "{said}"
+    );
+    let overall: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(overall["window"].get("f1").is_some() && overall["pixel"].get("iou").is_some());
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let json: serde_json::Value = serde_json::from_str(&ok(&run(&json_args))).unwrap();
+    assert_eq!(json[0]["metrics"]["tolerance"].as_u64(), Some(2));
+    // A mask of the wrong size is an error naming both files.
+    GrayImage::new(10, 10).save(masks.join("p1.png")).unwrap();
+    let said = text(&run(&args));
+    assert!(said.contains("p1.png") && said.contains("10x10"), "{said}");
+}
+
+/// Peak resident memory of finished child processes, in MiB (Linux reports kilobytes).
+fn children_peak_mib() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// A 100-megapixel photo scans within 2 GiB (memory stated in src/scan/mod.rs). Ignored by
+/// default: writing and scanning the photo takes about a minute on two cores.
+#[test]
+#[ignore]
+fn a_100_megapixel_photo_scans_within_2_gib() {
+    let dir = tempfile::tempdir().unwrap();
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(2),
+    )
+    .unwrap();
+    init_backbone(&varmap, 1).unwrap();
+    init_head(&varmap, 1).unwrap();
+    let model = dir.path().join("model.safetensors");
+    let names = vec!["Negative".to_string(), "Positive".to_string()];
+    let meta = CheckpointMeta {
+        input_size: Some(227),
+        ..Default::default()
+    };
+    save_checkpoint(&model, &varmap, &names, &meta).unwrap();
+    for (w, h) in [(4032u32, 3024u32), (11_547, 8_660)] {
+        let path = dir.path().join(format!("photo-{w}x{h}.jpg"));
+        photo(w, h).save(&path).unwrap();
+        let start = std::time::Instant::now();
+        ok(&run(&[
+            "scan",
+            "--model",
+            model.to_str().unwrap(),
+            path.to_str().unwrap(),
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ]));
+        let peak = children_peak_mib();
+        eprintln!(
+            "{w}x{h}: scan command {:.2} s (decode, scan, PNGs), peak memory so far {peak:.0} MiB",
+            start.elapsed().as_secs_f64()
+        );
+        assert!(peak < 2048.0, "{w}x{h}: {peak:.0} MiB");
+    }
+}
+
+#[test]
+fn synthetic_photos_come_with_exact_masks_that_scan_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("surfaces");
+    ok(&run(&[
+        "synth",
+        "--out",
+        root.to_str().unwrap(),
+        "--photos",
+        "4",
+        "--size",
+        "160",
+        "--detail",
+        "64",
+    ]));
+    for i in 1..=4 {
+        let photo = image::open(root.join(format!("photos/photo_{i:05}.jpg"))).unwrap();
+        let mask = image::open(root.join(format!("masks/photo_{i:05}.png")))
+            .unwrap()
+            .to_luma8();
+        assert_eq!((photo.width(), photo.height()), (160, 160));
+        assert_eq!(mask.dimensions(), (160, 160));
+        let cracked = mask.pixels().filter(|p| p.0[0] == 255).count();
+        // Every fourth photo is crack-free; the others have a crack path across them.
+        assert_eq!(
+            cracked == 0,
+            i % 4 == 0,
+            "photo {i}: {cracked} crack pixels"
+        );
+        assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+    }
+    let model = checkpoint(dir.path(), &["Negative", "Positive"]);
+    let said = ok(&run(&[
+        "scan",
+        "--model",
+        model.to_str().unwrap(),
+        root.join("photos").to_str().unwrap(),
+        "--masks",
+        root.join("masks").to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]));
+    assert!(
+        said.contains("photo_00004.jpg") && said.contains("overall"),
+        "{said}"
+    );
+    let err = text(&run(&[
+        "synth",
+        "--out",
+        root.to_str().unwrap(),
+        "--photos",
+        "1",
+        "--size",
+        "100",
+        "--detail",
+        "227",
+    ]));
+    assert!(err.contains("--detail 227"), "{err}");
+}
