@@ -454,7 +454,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs JPEG pixels equal to libjpeg-turbo's (PIL's); the image crate's decoder differs"]
     fn probabilities_and_maps_agree_with_pytorch_float64_on_the_jpeg_photos() {
         let Some((p, seed, gradcam)) = worst_differences(false) else {
             return;

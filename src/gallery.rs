@@ -9,9 +9,9 @@ use candle_core::Device;
 use image::RgbImage;
 
 use crate::classify::{picture_name, CamSettings, Classifier};
-use crate::cmd::samples::sample_grid;
 use crate::config::Recipe;
 use crate::data::decode::{load_rgb, resize_exact};
+use crate::data::samples::sample_grid;
 use crate::data::split::Manifest;
 use crate::explain::methods::{Method, Target};
 use crate::model::{self, LoadOptions, CAM_LAYERS};
@@ -120,7 +120,7 @@ impl Gallery for RunGallery {
             ));
         }
         let grid = sample_grid(&self.manifest.root, 16, self.recipe.data.split_seed)?;
-        crate::cmd::samples::write_png(&grid, &path)?;
+        crate::imaging::write_png(&grid, &path)?;
         Ok(Some(grid))
     }
 
@@ -181,7 +181,7 @@ impl Gallery for RunGallery {
             format!("{stem}.png")
         };
         let path = self.run.path.join("pictures").join(name);
-        crate::cmd::samples::write_png(&picture, &path)?;
+        crate::imaging::write_png(&picture, &path)?;
         Ok(path)
     }
 

@@ -4,9 +4,10 @@
 use anyhow::Result;
 
 use crate::cli::DemoArgs;
-use crate::cmd::samples::{sample_grid, save_png, show};
+use crate::cmd::samples::{save_png, show};
 use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 use crate::config::Recipe;
+use crate::data::samples::sample_grid;
 use crate::data::synth::{generate, SynthOptions};
 use crate::run::NewRun;
 

@@ -1,38 +1,21 @@
 //! `crackscope eval` and the test pass after training: classify a labelled set with a saved model,
 //! print the confusion counts and statistics, save `report.json` and `predictions.csv`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::classify::{open_run_model, Classifier};
 use crate::cli::EvalArgs;
 use crate::config::Recipe;
 use crate::data::loader::DecodedSet;
-use crate::data::scan::{scan, Skipped};
+use crate::data::scan::scan;
 use crate::model::LoadOptions;
 use crate::run::predictions::{PredictionRow, Predictions};
+use crate::run::report::Report;
 use crate::run::RunDir;
-use crate::stats::ClassStats;
 use crate::train::evaluate::{summarize, Prediction};
-
-/// What `report.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
-    pub model: PathBuf,
-    /// What was classified, in words ("test split of runs/x", or a folder).
-    pub data: String,
-    pub images: usize,
-    pub accuracy: f64,
-    pub loss: f32,
-    pub classes: Vec<String>,
-    /// Rows: true class; columns: predicted class.
-    pub confusion: Vec<Vec<usize>>,
-    pub per_class: Vec<ClassStats>,
-    pub skipped: Vec<Skipped>,
-}
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     if let Some((model, run)) = crate::oneclass::model_file::find(&args.target)? {
@@ -106,7 +89,7 @@ struct TestedSplit {
 impl TestedSplit {
     /// Writes `report.json` and `predictions.csv`.
     fn save(&self, run: &RunDir) -> Result<()> {
-        crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&self.report)?)?;
+        self.report.save(&run.report())?;
         write_predictions(
             &run.predictions(),
             &self.set,

@@ -15,13 +15,13 @@ use serde::Serialize;
 
 use crate::classify::{file_safe, open_run_model, picture_name, CamSettings, Classifier};
 use crate::cli::GradcamArgs;
-use crate::cmd::samples::write_png;
 use crate::config::Recipe;
 use crate::data::decode::load_rgb;
 use crate::explain::figure::{figure, title};
 use crate::explain::methods::{Explanation, Target};
 use crate::explain::overlay::overlay;
 use crate::imaging::terminal::print_inline;
+use crate::imaging::write_png;
 use crate::run::RunDir;
 
 /// Images per forward/backward pass: enough to amortise a pass, little enough for memory.

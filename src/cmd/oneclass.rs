@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::CamSettings;
 use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
-use crate::cmd::samples::write_png;
-use crate::cmd::train::{labelled_paths, resolve_recipe};
+use crate::cmd::train::resolve_recipe;
 use crate::config::Recipe;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet, Images};
@@ -24,6 +23,7 @@ use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
 use crate::events::Event;
 use crate::explain::colormap::Colormap;
 use crate::explain::figure::figure;
+use crate::imaging::write_png;
 use crate::oneclass::features::Extractor;
 use crate::oneclass::map::draw_over;
 use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
@@ -115,8 +115,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
     let size = recipe.data.input_size;
     let started = Instant::now();
-    let train_set = decode_all(&labelled_paths(&manifest, &train_entries), size);
-    let val_set = decode_all(&labelled_paths(&manifest, &manifest.val), size);
+    let train_set = decode_all(&manifest.labelled(&train_entries), size);
+    let val_set = decode_all(&manifest.labelled(&manifest.val), size);
     let mut skipped = dataset.skipped.clone();
     skipped.extend(train_set.skipped.iter().cloned());
     skipped.extend(val_set.skipped.iter().cloned());
@@ -225,7 +225,7 @@ fn evaluate_split(
     manifest: &Manifest,
     size: u32,
 ) -> Result<OneClassReport> {
-    let set = decode_all(&labelled_paths(manifest, &manifest.test), size);
+    let set = decode_all(&manifest.labelled(&manifest.test), size);
     let normal = class_index(&manifest.classes, &model.normal_class)?;
     let report = score_set(
         model,

@@ -98,7 +98,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         let stem = file_stem(path);
         let overlay_path = args.out.join(format!("{stem}-overlay.png"));
         let mask_path = args.out.join(format!("{stem}-mask.png"));
-        crate::cmd::samples::write_png(&photo, &overlay_path)?;
+        crate::imaging::write_png(&photo, &overlay_path)?;
         write_gray_png(&mask, &mask_path)?;
         results.push(PhotoOut {
             path: path.clone(),

@@ -12,16 +12,16 @@ use candle_nn::{VarBuilder, VarMap};
 use tokio::sync::mpsc;
 
 use crate::cli::{DisplayArgs, RecipeArgs, TrainArgs};
-use crate::cmd::eval::{evaluate_split, print_report, Report};
+use crate::cmd::eval::{evaluate_split, print_report};
 use crate::config::Recipe;
 use crate::data::budget::{load_for_training, MemoryBudget};
-use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
 use crate::events::Event;
 use crate::gallery::RunGallery;
 use crate::headless::Headless;
 use crate::model::{self, SqueezeNet};
+use crate::run::report::Report;
 use crate::run::{resume, NewRun, RunDir, RunLock};
 use crate::runlog::RunLog;
 use crate::train::control::Control;
@@ -167,8 +167,8 @@ fn build_job(
     let size = recipe.data.input_size;
     let budget = MemoryBudget::resolve(&recipe.data.memory_budget)?;
     let (train_set, val_set, streamed) = load_for_training(
-        &labelled_paths(manifest, &manifest.train),
-        &labelled_paths(manifest, &manifest.val),
+        &manifest.labelled(&manifest.train),
+        &manifest.labelled(&manifest.val),
         size,
         &budget,
     );
@@ -296,14 +296,6 @@ fn build_job(
         session,
     };
     Ok(job)
-}
-
-/// Files of a manifest split with their labels, as absolute paths.
-pub fn labelled_paths(manifest: &Manifest, entries: &[Entry]) -> Vec<(PathBuf, usize)> {
-    entries
-        .iter()
-        .map(|e| (manifest.absolute(e), e.label))
-        .collect()
 }
 
 fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {
@@ -525,9 +517,4 @@ mod signals {
             .context("cannot start the signal listener")?;
         Ok(Listening(handle))
     }
-}
-
-/// Decoded images of a manifest split (used by evaluation).
-pub fn decode_entries(manifest: &Manifest, entries: &[Entry], size: u32) -> DecodedSet {
-    decode_all(&labelled_paths(manifest, entries), size)
 }

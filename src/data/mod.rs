@@ -15,6 +15,7 @@ pub mod augment;
 pub mod budget;
 pub mod decode;
 pub mod loader;
+pub mod samples;
 pub mod scan;
 pub mod split;
 pub mod synth;

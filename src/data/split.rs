@@ -192,6 +192,14 @@ impl Manifest {
         self.root.join(&entry.path)
     }
 
+    /// `entries` (one of the splits) as files on disk with their labels.
+    pub fn labelled(&self, entries: &[Entry]) -> Vec<(PathBuf, usize)> {
+        entries
+            .iter()
+            .map(|e| (self.absolute(e), e.label))
+            .collect()
+    }
+
     /// Rejects a manifest that parses but cannot be used (edited by hand, or from another version).
     fn check(&self) -> Result<()> {
         ensure!(

@@ -8,6 +8,7 @@ pub mod lock;
 pub mod resume;
 
 pub mod predictions;
+pub mod report;
 
 use std::path::{Path, PathBuf};
 
