@@ -363,6 +363,8 @@ pub struct ScanArgs {
     /// A run directory (its best model) or a checkpoint file.
     #[arg(long)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub model_options: ModelOptions,
     /// Photos, or folders of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
     #[arg(required = true)]
     pub photos: Vec<PathBuf>,

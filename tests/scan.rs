@@ -314,3 +314,39 @@ fn synthetic_photos_come_with_exact_masks_that_scan_reads() {
     ]));
     assert!(err.contains("--detail 227"), "{err}");
 }
+
+#[test]
+fn a_checkpoint_without_class_names_scans_with_classes_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = checkpoint(dir.path(), &["Negative", "Positive"]);
+    // The same tensors as a PyTorch user saves them: no metadata at all.
+    let bytes = std::fs::read(&named).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let bare = dir.path().join("bare.safetensors");
+    std::fs::write(&bare, safetensors::serialize(file.tensors(), None).unwrap()).unwrap();
+    let wall = dir.path().join("wall.png");
+    photo(150, 100).save(&wall).unwrap();
+    let out = dir.path().join("out");
+    let scan = |extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            "--model",
+            bare.to_str().unwrap(),
+            wall.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let refused = scan(&["--input-size", "64"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--classes"), "{}", text(&refused));
+    ok(&scan(&[
+        "--classes",
+        "Negative,Positive",
+        "--input-size",
+        "64",
+    ]));
+    assert!(out.join("wall-overlay.png").is_file() && out.join("wall-mask.png").is_file());
+}

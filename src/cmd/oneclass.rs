@@ -120,7 +120,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut skipped = dataset.skipped.clone();
     skipped.extend(train_set.skipped.iter().cloned());
     skipped.extend(val_set.skipped.iter().cloned());
-    crate::fsutil::write_atomic(&run.skipped(), &serde_json::to_vec_pretty(&skipped)?)?;
+    crate::run::skipped::save(&run.skipped(), &skipped)?;
     if val_set.is_empty() {
         bail!(
             "no readable validation images (see {})",

@@ -59,7 +59,11 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         args.threshold
     );
     let device = Device::Cpu;
-    let model = load_scan_model(&model_file(&args.model)?, &device)?;
+    let model = load_scan_model(
+        &model_file(&args.model)?,
+        &device,
+        &args.model_options.load_options(),
+    )?;
     let positive = positive_class(args.positive.as_deref(), &model.classes)?;
     let stride = args.stride.unwrap_or_else(|| default_stride(model.window));
     ensure!(stride > 0, "--stride must be at least 1 pixel");
@@ -99,7 +103,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         let overlay_path = args.out.join(format!("{stem}-overlay.png"));
         let mask_path = args.out.join(format!("{stem}-mask.png"));
         crate::imaging::write_png(&photo, &overlay_path)?;
-        write_gray_png(&mask, &mask_path)?;
+        crate::imaging::write_png(&mask, &mask_path)?;
         results.push(PhotoOut {
             path: path.clone(),
             width: map.width,
@@ -255,17 +259,6 @@ fn true_mask(dir: &Path, photo: &Path, size: (u32, u32)) -> Result<GrayImage> {
         m.0[0] = if px.0.iter().any(|&c| c > 0) { 255 } else { 0 };
     }
     Ok(mask)
-}
-
-fn write_gray_png(image: &GrayImage, path: &Path) -> Result<()> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .context("cannot encode PNG")?;
-    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// A bar on stderr when several photos stream through (hidden off a terminal).

@@ -307,11 +307,10 @@ fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {
 }
 
 fn write_skipped(run: &RunDir, skipped: &[Skipped]) -> Result<()> {
-    let json = serde_json::to_vec_pretty(skipped).expect("skipped files serialise");
-    crate::fsutil::write_atomic(&run.skipped(), &json)?;
+    crate::run::skipped::save(&run.skipped(), skipped)?;
     if !skipped.is_empty() {
         println!(
-            "{} unreadable files skipped (listed in {})",
+            "{} files left out (unreadable, labelling conflicts or looping links; listed in {})",
             skipped.len(),
             run.skipped().display()
         );

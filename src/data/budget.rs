@@ -104,7 +104,8 @@ pub fn load_for_training(
     .collect();
     let note = (!streamed.is_empty()).then(|| {
         format!(
-            "decoding {} images on the fly: keeping them would exceed the {} for decoded images              ({}); set data.memory_budget or --memory-budget to change it",
+            "decoding {} images on the fly: keeping them would exceed the {} for decoded images \
+             ({}); set data.memory_budget or --memory-budget to change it",
             streamed.join(" and "),
             budget.bytes.map(human_bytes).unwrap_or_default(),
             budget.origin

@@ -8,10 +8,14 @@ pub mod text;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use image::RgbImage;
+use image::{EncodableLayout, ImageBuffer, PixelWithColorType};
 
-/// Writes a PNG atomically (a finished picture or nothing, never half a file).
-pub fn write_png(image: &RgbImage, path: &Path) -> Result<()> {
+/// Writes a PNG (colour or grey) atomically: a finished picture or nothing, never half a file.
+pub fn write_png<P>(image: &ImageBuffer<P, Vec<P::Subpixel>>, path: &Path) -> Result<()>
+where
+    P: PixelWithColorType,
+    [P::Subpixel]: EncodableLayout,
+{
     let mut bytes = Vec::new();
     image
         .write_to(

@@ -470,7 +470,9 @@ pub(crate) fn read_name_list(path: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testutil::{data_dir, random_model, random_tensor, to_vec};
+    use crate::model::testutil::{
+        data_dir, random_model, random_tensor, to_vec, write_f32_safetensors,
+    };
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -487,22 +489,6 @@ mod tests {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
-    }
-
-    /// Writes tensors as safetensors with optional metadata, as a PyTorch user would.
-    fn write_st(path: &Path, tensors: &Raw, metadata: Option<HashMap<String, String>>) {
-        let bytes: Vec<Vec<u8>> = tensors
-            .iter()
-            .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-            .collect();
-        let views = tensors.iter().zip(&bytes).map(|((k, shape, _), b)| {
-            (
-                k.as_str(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap(),
-            )
-        });
-        std::fs::write(path, safetensors::serialize(views, metadata).unwrap()).unwrap();
     }
 
     fn logits(model: &SqueezeNet) -> Vec<f32> {
@@ -603,7 +589,7 @@ mod tests {
 
         // head.* as a PyTorch user writes it with safetensors.torch.save_file (no format marker).
         let head = dir.path().join("head.safetensors");
-        write_st(&head, &tensors, Some(classes.clone()));
+        write_f32_safetensors(&head, &tensors, Some(classes.clone()));
         let loaded = load_model(&head, &Device::Cpu).unwrap();
         assert_eq!(loaded.layout, HeadLayout::Head);
         assert_eq!(loaded.classes, names(&["x", "y", "z"]));
@@ -622,7 +608,7 @@ mod tests {
             })
             .collect();
         let seq = dir.path().join("seq.safetensors");
-        write_st(&seq, &sequential, Some(classes.clone()));
+        write_f32_safetensors(&seq, &sequential, Some(classes.clone()));
         let loaded = load_model(&seq, &Device::Cpu).unwrap();
         assert_eq!(loaded.layout, HeadLayout::Sequential);
         assert_eq!(logits(&loaded.model), reference);
@@ -638,7 +624,7 @@ mod tests {
             })
             .collect();
         let torchvision = dir.path().join("tv.safetensors");
-        write_st(&torchvision, &conv10, Some(classes));
+        write_f32_safetensors(&torchvision, &conv10, Some(classes));
         let loaded = load_model(&torchvision, &Device::Cpu).unwrap();
         assert_eq!(loaded.layout, HeadLayout::Classifier);
         assert_eq!(loaded.model.num_classes(), 3);
@@ -660,7 +646,7 @@ mod tests {
         tensors.push(("extra.scale".into(), vec![1], vec![2.0]));
         tensors.push(("features.13.weight".into(), vec![2], vec![1.0, 2.0]));
         let path = dir.path().join("odd.safetensors");
-        write_st(
+        write_f32_safetensors(
             &path,
             &tensors,
             Some(HashMap::from([("classes".into(), r#"["a","b"]"#.into())])),
@@ -677,7 +663,7 @@ mod tests {
         let mut tensors = raw(&bare);
         tensors.push(("num_batches_tracked".into(), vec![1], vec![0.0]));
         let path = dir.path().join("extra.safetensors");
-        write_st(&path, &tensors, None);
+        write_f32_safetensors(&path, &tensors, None);
         let text = error(&path, &LoadOptions::default());
         assert!(text.contains("unused: num_batches_tracked"), "{text}");
         assert!(!text.contains("missing"), "{text}");
@@ -696,7 +682,7 @@ mod tests {
             })
             .collect();
         let path = dir.path().join("seq.safetensors");
-        write_st(&path, &seq, None);
+        write_f32_safetensors(&path, &seq, None);
         let text = error(&path, &LoadOptions::default());
         assert!(text.contains("missing: 1.bias"), "{text}");
     }
@@ -707,7 +693,7 @@ mod tests {
         let tensors = raw(&varmap);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("torch.safetensors");
-        write_st(&path, &tensors, None);
+        write_f32_safetensors(&path, &tensors, None);
         // Nothing names them: the error asks for them.
         let text = error(&path, &LoadOptions::default());
         assert!(
@@ -748,7 +734,7 @@ mod tests {
         assert!(text.contains("classes.txt names 1 classes"), "{text}");
         // The file's metadata comes first; a flag that disagrees with it is an error.
         let named = dir.path().join("named.safetensors");
-        write_st(
+        write_f32_safetensors(
             &named,
             &tensors,
             Some(HashMap::from([("classes".into(), r#"["p","q"]"#.into())])),
@@ -763,7 +749,7 @@ mod tests {
             (r#"["a"]"#, "names 1 classes but"),
         ] {
             let bad = dir.path().join("tampered.safetensors");
-            write_st(
+            write_f32_safetensors(
                 &bad,
                 &tensors,
                 Some(HashMap::from([("classes".into(), json.into())])),
@@ -801,7 +787,7 @@ mod tests {
         assert!(error(&path, &given).contains("trained at 64 px"));
         let mut tensors = raw(&varmap);
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        write_st(
+        write_f32_safetensors(
             &path,
             &tensors,
             Some(HashMap::from([

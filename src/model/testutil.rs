@@ -73,3 +73,24 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         );
     }
 }
+
+/// Writes f32 `tensors` (name, shape, values) as a safetensors file with optional metadata, as a
+/// PyTorch user's `safetensors.torch.save_file` would.
+pub fn write_f32_safetensors(
+    path: &std::path::Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = tensors.iter().zip(&bytes).map(|((k, shape, _), b)| {
+        (
+            k.as_str(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .unwrap(),
+        )
+    });
+    std::fs::write(path, safetensors::serialize(views, metadata).unwrap()).unwrap();
+}

@@ -213,24 +213,8 @@ mod tests {
     use candle_nn::VarBuilder;
 
     use super::*;
-    use crate::model::testutil::{data_dir, to_vec};
+    use crate::model::testutil::{data_dir, to_vec, write_f32_safetensors};
     use crate::model::SqueezeNet;
-
-    /// Writes `tensors` (f32) as a safetensors file.
-    fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
-        let bytes: Vec<Vec<u8>> = tensors
-            .iter()
-            .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-            .collect();
-        let views = tensors.iter().zip(&bytes).map(|((k, shape, _), b)| {
-            (
-                k.as_str(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap(),
-            )
-        });
-        std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
-    }
 
     /// The shared weights as (key, shape, values), in packing order.
     fn shared_tensors(data: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -293,7 +277,7 @@ mod tests {
             .into_iter()
             .filter(|(k, _, _)| k != "features.3.squeeze.weight" && k != "classifier.1.bias")
             .collect();
-        write_safetensors(&path, &tensors);
+        write_f32_safetensors(&path, &tensors, None);
         let varmap = empty_model();
         let err = format!("{:#}", load_torchvision(&varmap, &path).unwrap_err());
         assert!(
@@ -319,7 +303,7 @@ mod tests {
         let path = dir.path().join("reshaped.safetensors");
         let mut tensors = shared_tensors(&data);
         tensors[0].1 = vec![64, 3, 1, 9];
-        write_safetensors(&path, &tensors);
+        write_f32_safetensors(&path, &tensors, None);
         let err = format!("{:#}", load_torchvision(&empty_model(), &path).unwrap_err());
         assert!(
             err.contains("features.0.weight (expected [64, 3, 3, 3], found [64, 3, 1, 9])"),

@@ -11,22 +11,10 @@ use super::ranking::auroc;
 use super::Settings;
 use crate::data::synth::{image_seed, render};
 
-/// The shared ImageNet weights, or None (after saying why).
+/// The shared ImageNet weights, or None (after saying why): random features would not say
+/// whether one-class scoring works.
 pub(crate) fn imagenet_weights() -> Option<PathBuf> {
-    let dir = std::env::var_os("CRACKSCOPE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let path = dir.join("pretrained/squeezenet1_1.safetensors");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: ImageNet weights not found at {} (set CRACKSCOPE_TEST_DATA); random \
-             features would not say whether one-class scoring works",
-            path.display()
-        );
-        None
-    }
+    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 fn synthetic(count: usize, crack: bool, first: usize, size: u32) -> Vec<RgbImage> {

@@ -9,6 +9,7 @@ pub mod resume;
 
 pub mod predictions;
 pub mod report;
+pub mod skipped;
 
 use std::path::{Path, PathBuf};
 

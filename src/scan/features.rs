@@ -47,9 +47,17 @@ pub struct ScanModel {
     varmap: candle_nn::VarMap,
 }
 
-/// Loads a checkpoint for scanning: the one place the scan reads a model file.
-pub fn load_scan_model(path: &Path, device: &Device) -> Result<ScanModel> {
-    ScanModel::new(crate::model::load_model(path, device)?, device)
+/// Loads a checkpoint for scanning (strictly, as every command does; `options` supply class
+/// names or an input size the file does not hold): the one place the scan reads a model file.
+pub fn load_scan_model(
+    path: &Path,
+    device: &Device,
+    options: &crate::model::LoadOptions,
+) -> Result<ScanModel> {
+    ScanModel::new(
+        crate::model::load_model_with(path, device, options)?,
+        device,
+    )
 }
 
 impl ScanModel {

@@ -98,19 +98,7 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
 }
 
 fn pretrained_weights() -> Option<PathBuf> {
-    let root = std::env::var_os("CRACKSCOPE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let path = root.join("pretrained/squeezenet1_1.safetensors");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: pretrained weights not found at {} (set CRACKSCOPE_TEST_DATA)",
-            path.display()
-        );
-        None
-    }
+    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 /// Windows cut from synthetic photos, labelled as `patches` does: Positive when the central
