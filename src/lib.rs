@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod evaluation;
 pub mod events;
 pub mod explain;
 pub mod fsutil;

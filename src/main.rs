@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crackscope::cli::{Cli, Command};
 use crackscope::cmd;
-use crackscope::cmd::train::RunEnd;
+use crackscope::train::session::RunEnd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

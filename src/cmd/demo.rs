@@ -5,11 +5,11 @@ use anyhow::Result;
 
 use crate::cli::DemoArgs;
 use crate::cmd::samples::{save_png, show};
-use crate::cmd::train::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 use crate::config::Recipe;
 use crate::data::samples::sample_grid;
 use crate::data::synth::{generate, SynthOptions};
 use crate::run::NewRun;
+use crate::train::session::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 
 pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;

@@ -1,65 +1,23 @@
 //! The one-class commands: `train --one-class` fits a bank on the normal class's training images;
-//! `eval`, `predict` and `gradcam` hand one-class model files here.
+//! `eval`, `predict` and `gradcam` hand one-class model files here. The work is in
+//! [`crate::oneclass::run`]; this module turns arguments into its calls and prints the results.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
-use image::RgbImage;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use anyhow::{bail, Result};
 
-use crate::classify::CamSettings;
 use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
-use crate::cmd::train::resolve_recipe;
 use crate::config::Recipe;
-use crate::data::decode::{load_rgb, resize_exact};
-use crate::data::loader::{decode_all, DecodedSet, Images};
-use crate::data::scan::{scan, Skipped};
-use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
+use crate::data::split::Manifest;
 use crate::events::Event;
-use crate::explain::colormap::Colormap;
-use crate::explain::figure::figure;
-use crate::imaging::write_png;
-use crate::oneclass::features::Extractor;
-use crate::oneclass::map::draw_over;
-use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
-use crate::oneclass::threshold::{self, Threshold};
-use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
-use crate::run::{NewRun, RunDir};
-use crate::runlog::RunLog;
-
-/// What `report.json` holds for a one-class model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OneClassReport {
-    pub model: PathBuf,
-    /// What was scored, in words ("test split of runs/x", or a folder).
-    pub data: String,
-    pub images: usize,
-    pub normal_class: String,
-    /// Area under the ROC curve of the scores (None unless both kinds are present).
-    pub auroc: Option<f64>,
-    pub average_precision: Option<f64>,
-    pub threshold: Threshold,
-    /// Share of images whose verdict at the threshold matches their kind.
-    pub accuracy: f64,
-    /// `["normal", "anomaly"]`: the rows and columns of `confusion`.
-    pub classes: Vec<String>,
-    /// Rows: true kind; columns: verdict.
-    pub confusion: Vec<Vec<usize>>,
-    /// Mean score of each kind (None where a kind is absent).
-    pub mean_score: [Option<f64>; 2],
-    pub score_images_per_s: f64,
-    /// Seconds the fit took (training only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fit_seconds: Option<f64>,
-    pub skipped: Vec<Skipped>,
-}
-
-const KINDS: [&str; 2] = ["normal", "anomaly"];
+use crate::oneclass::model_file;
+use crate::oneclass::run::{
+    anomaly_maps, evaluate_split, fit_run, rule_text, score_files, score_folder, MapRequest,
+    OneClassReport, KINDS,
+};
+use crate::run::RunDir;
+use crate::train::session::resolve_recipe;
 
 /// `crackscope train --one-class`.
 pub fn train(args: &TrainArgs) -> Result<()> {
@@ -67,260 +25,19 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         bail!("--resume does not apply to --one-class: fitting is a single pass, start a new run");
     }
     let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
-    if recipe.train.weights.as_os_str().is_empty() {
-        bail!(
-            "one-class mode needs the ImageNet weights: give --weights squeezenet1_1-b8a52dc0.pth \
-             (or .safetensors); random features cannot tell normal from anomalous"
-        );
-    }
-    let dataset = scan(&recipe.data.root)?;
-    let normal = normal_class(&dataset.classes, args.normal.as_deref())?;
-    let [train, val, test] = recipe.data.split;
-    let fractions = Fractions { train, val, test };
-    let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
-    let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
-    let normal_name = manifest.classes[normal].clone();
-    let train_entries: Vec<Entry> = manifest
-        .train
-        .iter()
-        .filter(|e| e.label == normal)
-        .cloned()
-        .collect();
-    if train_entries.len() < 2 {
-        bail!(
-            "one-class fitting needs at least 2 training images of the normal class '{normal_name}'; \
-             the split gives it {} (raise the train fraction with --split)",
-            train_entries.len()
-        );
-    }
-    if manifest.val.is_empty() {
-        bail!(
-            "the split has no validation images to choose the anomaly threshold from (see --split)"
-        );
-    }
-    // Locked while fitting; removed again if the fit fails before the model file is written.
-    let mut new = NewRun::create(args.run.as_deref())?;
-    let run = new.run.clone();
-    crate::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
-    manifest.save(&run.manifest())?;
-    let mut log = RunLog::append_to(&run.path)?;
-    let mut emit = |event: Event| {
-        if let Err(e) = log.write(&event) {
-            eprintln!("warning: {e:#}");
-        }
-        if let Event::Notice { message } = &event {
-            println!("{message}");
-        }
-    };
-
-    let size = recipe.data.input_size;
-    let started = Instant::now();
-    let train_set = decode_all(&manifest.labelled(&train_entries), size);
-    let val_set = decode_all(&manifest.labelled(&manifest.val), size);
-    let mut skipped = dataset.skipped.clone();
-    skipped.extend(train_set.skipped.iter().cloned());
-    skipped.extend(val_set.skipped.iter().cloned());
-    crate::run::skipped::save(&run.skipped(), &skipped)?;
-    if val_set.is_empty() {
-        bail!(
-            "no readable validation images (see {})",
-            run.skipped().display()
-        );
-    }
-
-    let settings = Settings {
-        input_size: size,
-        seed: recipe.train.seed,
-        ..Settings::default()
-    };
-    let extractor = Extractor::imagenet(&recipe.train.weights, settings)?;
-    emit(Event::Notice {
-        message: format!(
-            "one-class fit on {} training images of '{normal_name}' ({} validation images of all classes)",
-            train_set.len(),
-            val_set.len()
-        ),
-    });
-    let mut last_report = Instant::now();
-    let bank = fit_bank(&extractor, in_memory(&train_set)?, &mut |step| match step {
-        FitStep::Features { done, total } => {
-            if done == total || last_report.elapsed().as_secs_f64() > 2.0 {
-                last_report = Instant::now();
-                emit(Event::Notice {
-                    message: format!("features: {done}/{total} images"),
-                });
+    let (report, run) = fit_run(
+        &recipe,
+        args.normal.as_deref(),
+        args.run.as_deref(),
+        &mut |event| {
+            if let Event::Notice { message } = event {
+                println!("{message}");
             }
-        }
-        FitStep::Coreset { candidates, target } => emit(Event::Notice {
-            message: format!("coreset: choosing {target} bank entries from {candidates} patches"),
-        }),
-    })?;
-    let val_scores = score_with(&extractor, &bank, in_memory(&val_set)?)?;
-    let scores: Vec<f32> = val_scores.iter().map(|s| s.score).collect();
-    let anomalous: Vec<bool> = val_set.labels.iter().map(|&l| l != normal).collect();
-    let threshold = threshold::choose(
-        &scores,
-        &anomalous,
-        extractor.settings().false_positive_rate,
+        },
     )?;
-    let fit_seconds = started.elapsed().as_secs_f64();
-    let val_auroc = ranking::auroc(&scores, &anomalous);
-    let model = OneClassModel {
-        extractor,
-        bank,
-        threshold,
-        normal_class: normal_name,
-        classes: manifest.classes.clone(),
-    };
-    model_file::save(&model, &run.best_model())?;
-    new.keep();
-    emit(Event::Notice {
-        message: format!(
-            "bank of {} entries, threshold {:.4} ({}){}, fitted in {fit_seconds:.1} s; model in {}",
-            model.bank.len(),
-            model.threshold.value,
-            rule_text(&model.threshold),
-            val_auroc
-                .map(|a| format!(", validation AUROC {a:.3}"))
-                .unwrap_or_default(),
-            run.best_model().display()
-        ),
-    });
-    emit(Event::Finished {
-        iteration: 0,
-        best_val_accuracy: None,
-        stopped_early: false,
-        elapsed_s: fit_seconds,
-    });
-
-    let mut report = evaluate_split(&run, &model, &manifest, size)?;
-    report.fit_seconds = Some(fit_seconds);
-    crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
-    emit(Event::Tested {
-        accuracy: report.accuracy as f32,
-        confusion: report.confusion.clone(),
-        classes: report.classes.clone(),
-    });
     print_report(&report);
     println!("run directory: {}", run.path.display());
     Ok(())
-}
-
-fn rule_text(t: &Threshold) -> String {
-    match t.rule {
-        threshold::ThresholdRule::BestF1 { f1 } => format!("best validation F1 {f1:.3}"),
-        threshold::ThresholdRule::NormalFalsePositiveRate {
-            false_positive_rate,
-        } => format!(
-            "no anomalies among the validation images: at most {:.1}% of normal ones above it",
-            100.0 * false_positive_rate
-        ),
-    }
-}
-
-/// The run's test split scored with `model`; writes `report.json` and `predictions.csv`.
-fn evaluate_split(
-    run: &RunDir,
-    model: &OneClassModel,
-    manifest: &Manifest,
-    size: u32,
-) -> Result<OneClassReport> {
-    let set = decode_all(&manifest.labelled(&manifest.test), size);
-    let normal = class_index(&manifest.classes, &model.normal_class)?;
-    let report = score_set(
-        model,
-        &run.best_model(),
-        &set,
-        normal,
-        format!("test split of {}", run.path.display()),
-        Some(&run.predictions()),
-    )?;
-    crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
-    Ok(report)
-}
-
-fn class_index(classes: &[String], name: &str) -> Result<usize> {
-    classes.iter().position(|c| c == name).with_context(|| {
-        format!(
-            "the data has no class '{name}' (classes: {})",
-            classes.join(", ")
-        )
-    })
-}
-
-/// Scores a decoded set whose label `normal` is the normal kind; writes the predictions when
-/// `predictions` is given.
-fn score_set(
-    model: &OneClassModel,
-    model_path: &Path,
-    set: &DecodedSet,
-    normal: usize,
-    description: String,
-    predictions: Option<&Path>,
-) -> Result<OneClassReport> {
-    if set.is_empty() {
-        bail!("no readable images to score in the {description}");
-    }
-    let started = Instant::now();
-    let scored = model.score(in_memory(set)?)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let scores: Vec<f32> = scored.iter().map(|s| s.score).collect();
-    let anomalous: Vec<bool> = set.labels.iter().map(|&l| l != normal).collect();
-    let mut confusion = vec![vec![0usize; 2]; 2];
-    let mut sums = [(0f64, 0usize); 2];
-    for (&s, &a) in scores.iter().zip(&anomalous) {
-        confusion[usize::from(a)][usize::from(model.is_anomalous(s))] += 1;
-        sums[usize::from(a)].0 += f64::from(s);
-        sums[usize::from(a)].1 += 1;
-    }
-    if let Some(path) = predictions {
-        write_predictions(path, model, set, &scores)?;
-    }
-    Ok(OneClassReport {
-        model: model_path.to_path_buf(),
-        data: description,
-        images: set.len(),
-        normal_class: model.normal_class.clone(),
-        auroc: ranking::auroc(&scores, &anomalous),
-        average_precision: ranking::average_precision(&scores, &anomalous),
-        threshold: model.threshold.clone(),
-        accuracy: (confusion[0][0] + confusion[1][1]) as f64 / set.len() as f64,
-        classes: KINDS.iter().map(|k| k.to_string()).collect(),
-        confusion,
-        mean_score: sums.map(|(sum, n)| (n > 0).then(|| sum / n as f64)),
-        score_images_per_s: set.len() as f64 / seconds.max(1e-9),
-        fit_seconds: None,
-        skipped: set.skipped.clone(),
-    })
-}
-
-/// One line per image: path, true class, its kind, the score and the verdict.
-fn write_predictions(
-    path: &Path,
-    model: &OneClassModel,
-    set: &DecodedSet,
-    scores: &[f32],
-) -> Result<()> {
-    let mut csv = String::from("path,truth,kind,score,verdict\n");
-    for ((p, &label), &score) in set.paths.iter().zip(&set.labels).zip(scores) {
-        let class = model.classes.get(label).map(String::as_str).unwrap_or("?");
-        let kind = KINDS[usize::from(class != model.normal_class)];
-        let verdict = KINDS[usize::from(model.is_anomalous(score))];
-        csv += &format!(
-            "{},{},{kind},{score:.6},{verdict}\n",
-            csv_field(&p.display().to_string()),
-            csv_field(class)
-        );
-    }
-    crate::fsutil::write_atomic(path, csv.as_bytes()).context("cannot save the predictions")
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 pub fn print_report(r: &OneClassReport) {
@@ -370,30 +87,7 @@ pub fn eval(args: &EvalArgs, model_path: &Path, run: Option<&RunDir>) -> Result<
             let manifest = Manifest::load(&run.manifest())?;
             evaluate_split(run, &model, &manifest, size)?
         }
-        (_, Some(data)) => {
-            let dataset = scan(data)?;
-            let normal = class_index(&dataset.classes, &model.normal_class).with_context(|| {
-                format!(
-                    "{} must hold the model's normal class folder",
-                    data.display()
-                )
-            })?;
-            let paths: Vec<(PathBuf, usize)> = dataset
-                .items
-                .iter()
-                .map(|i| (i.path.clone(), i.label))
-                .collect();
-            let mut set = decode_all(&paths, size);
-            set.skipped.extend(dataset.skipped);
-            score_set(
-                &model,
-                model_path,
-                &set,
-                normal,
-                data.display().to_string(),
-                None,
-            )?
-        }
+        (_, Some(data)) => score_folder(&model, model_path, data)?,
         (None, None) => bail!(
             "{} is a model file: give --data DIR to evaluate it on a folder-per-class dataset \
              (or pass a run directory to use its test split)",
@@ -408,32 +102,10 @@ pub fn eval(args: &EvalArgs, model_path: &Path, run: Option<&RunDir>) -> Result<
     Ok(())
 }
 
-/// One image's answer from `predict`.
-#[derive(Debug, Serialize)]
-pub struct ScoreOut {
-    pub path: PathBuf,
-    pub score: f32,
-    pub threshold: f32,
-    /// "normal" or "anomaly".
-    pub verdict: String,
-}
-
 /// `crackscope predict` with a one-class model: the anomaly score and verdict of every image.
 pub fn predict(args: &PredictArgs, model_path: &Path) -> Result<()> {
     let model = model_file::load(model_path)?;
-    let images = load_images(&args.images, model.settings().input_size)?;
-    let scored = model.score(&images)?;
-    let out: Vec<ScoreOut> = args
-        .images
-        .iter()
-        .zip(&scored)
-        .map(|(path, s)| ScoreOut {
-            path: path.clone(),
-            score: s.score,
-            threshold: model.threshold.value,
-            verdict: KINDS[usize::from(model.is_anomalous(s.score))].into(),
-        })
-        .collect();
+    let out = score_files(&model, &args.images)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -450,119 +122,17 @@ pub fn predict(args: &PredictArgs, model_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads and resizes image files; an unreadable one is an error naming it.
-fn load_images(paths: &[PathBuf], size: u32) -> Result<Vec<RgbImage>> {
-    paths
-        .iter()
-        .map(|p| Ok(resize_exact(&load_rgb(p)?, size)))
-        .collect()
-}
-
-/// One image's anomaly map, as `gradcam --json` prints it for a one-class model.
-#[derive(Debug, Serialize)]
-pub struct MapOut {
-    pub path: PathBuf,
-    pub score: f32,
-    pub verdict: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub truth: Option<String>,
-    /// Patch distances on the feature grid, rows of numbers (before upsampling and smoothing).
-    pub patch_scores: Vec<Vec<f32>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overlay: Option<PathBuf>,
-}
-
 /// `crackscope gradcam` with a one-class model: the anomaly map takes Grad-CAM's place.
 pub fn gradcam(args: &GradcamArgs, model_path: &Path, run: Option<&RunDir>) -> Result<()> {
-    let model = model_file::load(model_path)?;
-    // Colours as `gradcam` draws them: flags, else the run's recipe, else the defaults.
-    let recipe_cam = match run {
-        Some(run) => CamSettings::from_recipe(&Recipe::load(&run.recipe())?.gradcam)?,
-        None => CamSettings::default(),
+    let request = MapRequest {
+        images: &args.images,
+        count: args.count,
+        seed: args.seed,
+        out: args.out.clone(),
+        colormap: args.colormap,
+        alpha: args.alpha,
     };
-    let style = (
-        args.colormap.unwrap_or(recipe_cam.colormap),
-        args.alpha.unwrap_or(recipe_cam.alpha),
-    );
-    let size = model.settings().input_size;
-    let (paths, truths, out_dir, figure_path) = match run {
-        Some(run) => {
-            ensure!(
-                args.images.is_empty(),
-                "give either --run RUN or image files, not both"
-            );
-            ensure!(args.count > 0, "--count must be at least 1");
-            let manifest = Manifest::load(&run.manifest())?;
-            let mut order: Vec<usize> = (0..manifest.test.len()).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
-            order.truncate(args.count);
-            ensure!(
-                !order.is_empty(),
-                "{} has an empty test split",
-                run.manifest().display()
-            );
-            let entries: Vec<&Entry> = order.iter().map(|&i| &manifest.test[i]).collect();
-            (
-                entries
-                    .iter()
-                    .map(|e| manifest.absolute(e))
-                    .collect::<Vec<_>>(),
-                entries
-                    .iter()
-                    .map(|e| Some(manifest.classes[e.label].clone()))
-                    .collect::<Vec<_>>(),
-                None,
-                run.path.join("anomaly-maps.png"),
-            )
-        }
-        None => {
-            ensure!(!args.images.is_empty(), "no images given to explain");
-            let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("gradcam"));
-            (
-                args.images.clone(),
-                vec![None; args.images.len()],
-                Some(dir.clone()),
-                dir.join("grid-anomaly.png"),
-            )
-        }
-    };
-    let mut panels = Vec::with_capacity(paths.len());
-    let mut report = Vec::with_capacity(paths.len());
-    for (chunk, truth_chunk) in paths.chunks(16).zip(truths.chunks(16)) {
-        let originals = chunk
-            .iter()
-            .map(|p| load_rgb(p))
-            .collect::<Result<Vec<_>>>()?;
-        let inputs: Vec<RgbImage> = originals.iter().map(|i| resize_exact(i, size)).collect();
-        let scored = model.score(&inputs)?;
-        for (((path, original), s), truth) in
-            chunk.iter().zip(&originals).zip(&scored).zip(truth_chunk)
-        {
-            let picture = overlay(&model, original, s, style)?;
-            let verdict = KINDS[usize::from(model.is_anomalous(s.score))];
-            let file = match &out_dir {
-                Some(dir) => {
-                    let stem = path
-                        .file_stem()
-                        .map_or("image".into(), |s| s.to_string_lossy());
-                    let file = dir.join(format!("{stem}-anomaly.png"));
-                    write_png(&picture, &file)?;
-                    Some(file)
-                }
-                None => None,
-            };
-            panels.push((picture, format!("{verdict} {:.3}", s.score)));
-            report.push(MapOut {
-                path: path.clone(),
-                score: s.score,
-                verdict: verdict.into(),
-                truth: truth.clone(),
-                patch_scores: s.patch_scores.chunks(s.grid).map(<[f32]>::to_vec).collect(),
-                overlay: file,
-            });
-        }
-    }
-    write_png(&figure(&panels), &figure_path)?;
+    let (report, figure_path) = anomaly_maps(&request, model_path, run)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -573,22 +143,4 @@ pub fn gradcam(args: &GradcamArgs, model_path: &Path, run: Option<&RunDir>) -> R
         let _ = writeln!(out, "anomaly maps: {}", figure_path.display());
     }
     Ok(())
-}
-
-fn overlay(
-    model: &OneClassModel,
-    image: &RgbImage,
-    scored: &Scored,
-    (colormap, alpha): (Colormap, f32),
-) -> Result<RgbImage> {
-    let map = model.anomaly_map(scored);
-    draw_over(image, &map, model.threshold.value, colormap, alpha)
-}
-
-/// The pixels of a set decoded with [`decode_all`] (one-class fitting and scoring keep them).
-fn in_memory(set: &DecodedSet) -> Result<&[RgbImage]> {
-    match &set.images {
-        Images::InMemory(images) => Ok(images),
-        Images::Streamed(_) => bail!("one-class mode needs its images decoded in memory"),
-    }
 }

@@ -8,6 +8,8 @@
 //!   the nearest bank entry), [`map`] the per-location anomaly map.
 //! - [`threshold`]: the decision threshold from validation images; [`ranking`]: AUROC and
 //!   average precision.
+//! - [`run`]: one-class runs end to end (fit, test pass, reports, scoring files, maps), which the
+//!   commands call.
 //! - [`model_file`]: one safetensors file with the bank, the backbone it was computed with and
 //!   every setting, so that scoring never depends on anything else.
 //!
@@ -23,6 +25,7 @@ pub mod map;
 pub mod model;
 pub mod model_file;
 pub mod ranking;
+pub mod run;
 pub mod threshold;
 
 use anyhow::{bail, ensure, Result};
