@@ -12,18 +12,7 @@ use crackscope::run::predictions::Predictions;
 
 /// `per_class` synthetic 64 px images per class in `dir/data`, the class folders renamed to `names`.
 fn dataset(dir: &Path, per_class: usize, names: [&str; 2]) -> std::path::PathBuf {
-    let data = dir.join("data");
-    ok(&run(&[
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--per-class",
-        &per_class.to_string(),
-        "--size",
-        "64",
-        "--seed",
-        "3",
-    ]));
+    let data = synth_dataset(dir, per_class, 3);
     for (from, to) in ["Negative", "Positive"].into_iter().zip(names) {
         if from != to {
             std::fs::rename(data.join(from), data.join(to)).unwrap();

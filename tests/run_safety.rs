@@ -19,19 +19,7 @@ fn synth(dir: &Path) -> PathBuf {
 }
 
 fn synth_n(dir: &Path, per_class: usize) -> PathBuf {
-    let data = dir.join("data");
-    ok(&run(&[
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--per-class",
-        &per_class.to_string(),
-        "--size",
-        "64",
-        "--seed",
-        "5",
-    ]));
-    data
+    synth_dataset(dir, per_class, 5)
 }
 
 fn recipe(dir: &Path, epochs: usize) -> PathBuf {

@@ -9,19 +9,10 @@ use common::*;
 
 /// A small, quickly learnt synthetic dataset: 64 px, as the CPU budget of a test allows.
 fn synth(dir: &Path, per_class: usize) -> String {
-    let data = dir.join("data");
-    ok(&run(&[
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--per-class",
-        &per_class.to_string(),
-        "--size",
-        "64",
-        "--seed",
-        "7",
-    ]));
-    data.to_str().unwrap().to_string()
+    synth_dataset(dir, per_class, 7)
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 fn recipe(dir: &Path) -> String {

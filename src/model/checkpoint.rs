@@ -305,48 +305,11 @@ fn match_tensors(
         .map(|k| original[k].clone())
         .collect();
     unused.sort();
-    if !missing.is_empty() || !unused.is_empty() {
-        let mut problems = Vec::new();
-        if !missing.is_empty() {
-            problems.push(format!(
-                "{} of {} tensors missing: {}",
-                missing.len(),
-                expected.len(),
-                abbreviate(&missing)
-            ));
-        }
-        if !unused.is_empty() {
-            problems.push(format!(
-                "{} tensors in the file unused: {}",
-                unused.len(),
-                abbreviate(&unused)
-            ));
-        }
-        bail!(
-            "{}: not SqueezeNet v1.1 weights with torchvision names (loading is strict, as \
-             PyTorch's load_state_dict(strict=True)): {}",
-            path.display(),
-            problems.join("; ")
-        )
-    }
+    super::weights::check_strict(path, expected.len(), &missing, &unused)?;
     if layout == HeadLayout::Classifier {
         embed_classifier(path, &mut renamed)?;
     }
     Ok((layout, renamed))
-}
-
-/// At most 12 names, then how many in all.
-fn abbreviate(names: &[String]) -> String {
-    const SHOWN: usize = 12;
-    if names.len() <= SHOWN {
-        names.join(", ")
-    } else {
-        format!(
-            "{}, ... ({} in all)",
-            names[..SHOWN].join(", "),
-            names.len()
-        )
-    }
 }
 
 /// Turns a k-output conv10 into the equivalent 1000-channel conv10 plus identity head (see

@@ -87,41 +87,18 @@ pub(crate) fn check_tensors(
     tensors: &HashMap<String, Tensor>,
     specs: &[ParamSpec],
 ) -> Result<()> {
-    let missing: Vec<&str> = specs
+    let missing: Vec<String> = specs
         .iter()
         .filter(|s| !tensors.contains_key(&s.key))
-        .map(|s| s.key.as_str())
+        .map(|s| s.key.clone())
         .collect();
-    let mut unused: Vec<&str> = tensors
+    let mut unused: Vec<String> = tensors
         .keys()
         .filter(|k| !specs.iter().any(|s| &s.key == *k))
-        .map(String::as_str)
+        .cloned()
         .collect();
     unused.sort_unstable();
-    if !missing.is_empty() || !unused.is_empty() {
-        let mut problems = Vec::new();
-        if !missing.is_empty() {
-            problems.push(format!(
-                "{} of {} tensors missing: {}",
-                missing.len(),
-                specs.len(),
-                missing.join(", ")
-            ));
-        }
-        if !unused.is_empty() {
-            problems.push(format!(
-                "{} tensors in the file unused: {}",
-                unused.len(),
-                unused.join(", ")
-            ));
-        }
-        bail!(
-            "{}: not SqueezeNet v1.1 weights with torchvision names (loading is strict, as \
-             PyTorch's load_state_dict(strict=True)): {}",
-            path.display(),
-            problems.join("; ")
-        )
-    }
+    check_strict(path, specs.len(), &missing, &unused)?;
     let wrong: Vec<String> = specs
         .iter()
         .filter(|s| tensors[&s.key].dims() != s.shape.as_slice())
@@ -205,6 +182,54 @@ pub(crate) fn imagenet_class_names(weights: &Path) -> Result<Vec<String>> {
         )
     }
     Ok(names)
+}
+
+/// PyTorch's strict loading: an error naming the missing and the unused tensors (of `expected`
+/// in all), or nothing when there are none. One message for every loader.
+pub(crate) fn check_strict(
+    path: &Path,
+    expected: usize,
+    missing: &[String],
+    unused: &[String],
+) -> Result<()> {
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{} of {expected} tensors missing: {}",
+            missing.len(),
+            abbreviate(missing)
+        ));
+    }
+    if !unused.is_empty() {
+        problems.push(format!(
+            "{} tensors in the file unused: {}",
+            unused.len(),
+            abbreviate(unused)
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}: not SqueezeNet v1.1 weights with torchvision names (loading is strict, as \
+         PyTorch's load_state_dict(strict=True)): {}",
+        path.display(),
+        problems.join("; ")
+    )
+}
+
+/// At most 12 names, then how many in all.
+fn abbreviate(names: &[String]) -> String {
+    const SHOWN: usize = 12;
+    if names.len() <= SHOWN {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, ... ({} in all)",
+            names[..SHOWN].join(", "),
+            names.len()
+        )
+    }
 }
 
 #[cfg(test)]

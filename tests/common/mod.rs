@@ -62,3 +62,21 @@ pub fn ok(out: &Output) -> String {
 /// The shared test data (see `crackscope::testdata`): skips with a message when absent.
 #[allow(unused_imports)]
 pub use crackscope::testdata::shared_data;
+
+/// `per_class` synthetic 64 px images per class in `dir/data` (`crackscope synth`, drawn from
+/// `seed`): a dataset small enough for a test's CPU budget.
+pub fn synth_dataset(dir: &std::path::Path, per_class: usize, seed: u64) -> std::path::PathBuf {
+    let data = dir.join("data");
+    ok(&run(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        &per_class.to_string(),
+        "--size",
+        "64",
+        "--seed",
+        &seed.to_string(),
+    ]));
+    data
+}
