@@ -200,7 +200,8 @@ pub struct TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// The run directory of a running or finished training.
+    /// The run directory of a running or finished training, or the output folder of
+    /// `crackscope scan` (its photos with their crack maps, masks and windows).
     pub run: PathBuf,
     /// Pictures in the dashboard: auto, kitty, sixel, iterm2 or halfblocks [env: CRACKSCOPE_GRAPHICS]
     #[arg(long)]
@@ -368,7 +369,7 @@ pub struct ScanArgs {
     /// Photos, or folders of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
     #[arg(required = true)]
     pub photos: Vec<PathBuf>,
-    /// Folder for the overlay and mask PNGs.
+    /// Folder for the overlay, mask and map PNGs and scan.json (`crackscope watch FOLDER` shows them).
     #[arg(long, default_value = "scan")]
     pub out: PathBuf,
     /// Pixels between windows [default: half a window, rounded down to 16 px]

@@ -23,6 +23,7 @@ pub mod run;
 pub mod runlog;
 pub mod runstate;
 pub mod scan;
+pub mod scan_output;
 pub mod stats;
 pub mod testdata;
 pub mod train;

@@ -16,11 +16,12 @@ use crate::config::Recipe;
 use crate::explain::colormap::Colormap;
 use crate::explain::overlay::Style;
 use crate::run::RunDir;
-use crate::scan::map::{scan_photo, ScanOptions, WindowScore};
+use crate::scan::map::{scan_photo, CrackMap, ScanOptions, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
 use crate::scan::regions::{regions, Region};
 use crate::scan::windows::default_stride;
 use crate::scan::{load_scan_model, overlay, photo::load_upright};
+use crate::scan_output::{self, MetricsRecord, PhotoRecord, ScanRecord, WindowRecord};
 
 /// File extensions taken from a folder of photos.
 const PHOTO_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
@@ -74,6 +75,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
     let bar = progress(photos.len());
     let opts = ScanOptions::new(stride, positive);
     let mut results = Vec::with_capacity(photos.len());
+    let mut records = Vec::with_capacity(photos.len());
     let (mut all_windows, mut all_pixels) = (WindowCounts::default(), PixelCounts::default());
     for path in &photos {
         bar.set_message(path.display().to_string());
@@ -104,6 +106,16 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         let mask_path = args.out.join(format!("{stem}-mask.png"));
         crate::imaging::write_png(&photo, &overlay_path)?;
         crate::imaging::write_png(&mask, &mask_path)?;
+        let map_name = format!("{stem}-map.png");
+        crate::imaging::write_png(&cell_map(&map), &args.out.join(&map_name))?;
+        records.push(record_of(
+            path,
+            &map,
+            in_mask,
+            found.len(),
+            metrics.as_ref(),
+            map_name,
+        )?);
         results.push(PhotoOut {
             path: path.clone(),
             width: map.width,
@@ -127,6 +139,18 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         let text = serde_json::to_string_pretty(overall)?;
         crate::fsutil::write_atomic(&args.out.join("metrics.json"), text.as_bytes())?;
     }
+    scan_output::write(
+        &args.out,
+        &ScanRecord {
+            format: scan_output::FORMAT_VERSION,
+            class: model.classes[positive].clone(),
+            threshold: args.threshold,
+            colormap: style.colormap.to_string(),
+            alpha: style.alpha,
+            photos: records,
+            overall: overall.as_ref().map(metrics_record),
+        },
+    )?;
     let text = if args.json {
         format!("{}\n", serde_json::to_string_pretty(&results)?)
     } else {
@@ -140,6 +164,68 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
     // A closed pipe (| head) ends the output quietly.
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
+}
+
+/// The crack map at cell resolution as a grey PNG (0..255 for 0..1), for the dashboard's scan view.
+fn cell_map(map: &CrackMap) -> GrayImage {
+    let pixels = map
+        .cells
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    GrayImage::from_raw(map.cols as u32, map.rows as u32, pixels)
+        .expect("one cell value per map pixel")
+}
+
+/// The photo's entry in the folder's scan.json (file names inside the folder, the photo's absolute
+/// path), so `crackscope watch FOLDER` can show it later.
+fn record_of(
+    path: &Path,
+    map: &CrackMap,
+    in_mask: usize,
+    regions: usize,
+    metrics: Option<&Metrics>,
+    map_name: String,
+) -> Result<PhotoRecord> {
+    let stem = file_stem(path);
+    let photo = std::path::absolute(path)
+        .with_context(|| format!("cannot make {} absolute", path.display()))?;
+    Ok(PhotoRecord {
+        photo,
+        width: map.width,
+        height: map.height,
+        crack_fraction: in_mask as f64 / (map.width as f64 * map.height as f64),
+        regions,
+        windows: map
+            .windows
+            .iter()
+            .map(|w| WindowRecord {
+                x: w.x,
+                y: w.y,
+                size: w.size,
+                probability: w.probability,
+            })
+            .collect(),
+        overlay: format!("{stem}-overlay.png"),
+        mask: format!("{stem}-mask.png"),
+        map: map_name,
+        map_cell: crate::scan::windows::CELL,
+        metrics: metrics.map(metrics_record),
+    })
+}
+
+fn metrics_record(m: &Metrics) -> MetricsRecord {
+    MetricsRecord {
+        window_precision: m.window.precision,
+        window_recall: m.window.recall,
+        window_f1: m.window.f1,
+        window_auroc: m.window.auroc,
+        pixel_precision: m.pixel.precision,
+        pixel_recall: m.pixel.recall,
+        pixel_f1: m.pixel.f1,
+        pixel_iou: m.pixel.iou,
+        tolerance: m.tolerance,
+    }
 }
 
 /// `--positive`, else the class named Positive, crack or cracked (any case).

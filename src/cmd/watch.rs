@@ -1,9 +1,10 @@
 //! `crackscope watch RUN`: the dashboard on a run directory, fed by its `metrics.jsonl`: live while
 //! another process trains (steered through `RUN/control.json`), or the finished run's results.
+//! `crackscope watch SCAN_FOLDER`: the scan view on a finished `crackscope scan`'s output folder.
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::cli::WatchArgs;
 use crate::gallery::RunGallery;
@@ -11,7 +12,20 @@ use crate::run::RunDir;
 use crate::tui::{self, DashboardOptions, GraphicsChoice, RunDirSteer, Source, Steer};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
-    let run = RunDir::open(&args.run)?;
+    // A scan folder is recognised by its scan.json, a run directory by its config.toml.
+    if crate::scan_output::is_scan_folder(&args.run) {
+        let colors = DashboardOptions::default().colors;
+        return tui::run_scan_view(&args.run, GraphicsChoice::resolve(args.graphics)?, colors);
+    }
+    let run = match RunDir::open(&args.run) {
+        Ok(run) => run,
+        Err(_) if args.run.is_dir() => bail!(
+            "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
+            args.run.display(),
+            crate::scan_output::RECORD_FILE
+        ),
+        Err(e) => return Err(e),
+    };
     // Steering is offered while the dashboard shows a training running (the latest segment of the
     // log, so a resumed run is steerable); each request goes to whichever training holds the run's
     // lock then, and is refused with the `--resume` command when none does.

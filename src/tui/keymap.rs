@@ -42,6 +42,17 @@ pub enum Action {
     CycleMethod,
     CycleLayer,
     CycleExplainedClass,
+    // The scan view's own (see `Scope::Scan`).
+    PanLeft,
+    PanRight,
+    PanUp,
+    PanDown,
+    ZoomIn,
+    ZoomOut,
+    ZoomFit,
+    ToggleMap,
+    ToggleMask,
+    ToggleWindows,
 }
 
 /// A key, with Ctrl or without it.
@@ -72,6 +83,9 @@ const fn ctrl(c: char) -> Key {
 pub enum Scope {
     Everywhere,
     In(View),
+    /// The scan view (`crackscope watch SCAN_FOLDER`), a screen of its own: the training
+    /// dashboard's views and their keys do not apply there.
+    Scan,
 }
 
 /// One line of the help screen and the keys behind it.
@@ -240,6 +254,74 @@ pub const COMMANDS: &[Command] = &[
         help: "explanation method, layer, class",
         footer: &[("m", "method"), ("y", "layer"), ("e", "class")],
     },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[
+            (key(KeyCode::Left), Action::PanLeft),
+            (key(KeyCode::Right), Action::PanRight),
+            (key(KeyCode::Up), Action::PanUp),
+            (key(KeyCode::Down), Action::PanDown),
+        ],
+        keys: "← → ↑ ↓",
+        help: "pan (a quarter of the view)",
+        footer: &[("←→↑↓", "pan")],
+    },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[
+            (char('+'), Action::ZoomIn),
+            (char('='), Action::ZoomIn),
+            (char('-'), Action::ZoomOut),
+            (char('0'), Action::ZoomFit),
+        ],
+        keys: "+ = / -, 0",
+        help: "zoom in / out (twice, keeping the centre), whole photo",
+        footer: &[("+/-", "zoom")],
+    },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[
+            (char('n'), Action::Next),
+            (key(KeyCode::PageDown), Action::Next),
+            (char(' '), Action::Next),
+            (char('p'), Action::Previous),
+            (key(KeyCode::PageUp), Action::Previous),
+            (key(KeyCode::Home), Action::First),
+            (key(KeyCode::End), Action::Last),
+        ],
+        keys: "n p, PgDn PgUp, Home End",
+        help: "next / previous photo (by crack fraction), first / last",
+        footer: &[("n/p", "photo")],
+    },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[
+            (char('m'), Action::ToggleMap),
+            (char('k'), Action::ToggleMask),
+            (char('w'), Action::ToggleWindows),
+        ],
+        keys: "m, k, w",
+        help: "crack map, mask, crack windows: on / off",
+        footer: &[("m", "map"), ("k", "mask"), ("w", "windows")],
+    },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[(char('?'), Action::Help)],
+        keys: "?",
+        help: "this help",
+        footer: &[("?", "help")],
+    },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[
+            (char('q'), Action::Quit),
+            (ctrl('c'), Action::Quit),
+            (key(KeyCode::Esc), Action::Quit),
+        ],
+        keys: "q, Ctrl-C, Esc",
+        help: "quit",
+        footer: &[("q", "quit")],
+    },
 ];
 
 impl Command {
@@ -247,8 +329,25 @@ impl Command {
         match self.scope {
             Scope::Everywhere => true,
             Scope::In(v) => v == view,
+            Scope::Scan => false,
         }
     }
+}
+
+/// What `key` does in the scan view, if anything.
+pub fn scan_action_for(key: KeyEvent) -> Option<Action> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    scan_commands()
+        .flat_map(|command| command.bindings)
+        .find(|(k, _)| k.code == key.code && (!k.ctrl || ctrl))
+        .map(|&(_, action)| action)
+}
+
+/// The scan view's commands, in table order.
+pub fn scan_commands() -> impl Iterator<Item = &'static Command> {
+    COMMANDS
+        .iter()
+        .filter(|command| command.scope == Scope::Scan)
 }
 
 /// What `key` does in `view`, if anything.
@@ -315,6 +414,28 @@ mod tests {
             for (i, k) in keys.iter().enumerate() {
                 assert!(!keys[i + 1..].contains(k), "{k:?} twice in {view:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_scan_view_has_its_own_keys_and_none_twice() {
+        let none = KeyModifiers::NONE;
+        let scan = |code| scan_action_for(press(code, none));
+        assert_eq!(scan(KeyCode::Char('k')), Some(Action::ToggleMask));
+        assert_eq!(scan(KeyCode::Char('=')), Some(Action::ZoomIn));
+        assert_eq!(scan(KeyCode::PageDown), Some(Action::Next));
+        assert_eq!(scan(KeyCode::Char('1')), None, "no training views here");
+        assert_eq!(
+            scan_action_for(press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        // The training dashboard never sees the scan view's keys.
+        assert_eq!(action_for(View::Model, press(KeyCode::Left, none)), None);
+        let keys: Vec<Key> = scan_commands()
+            .flat_map(|c| c.bindings.iter().map(|(k, _)| *k))
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert!(!keys[i + 1..].contains(k), "{k:?} twice in the scan view");
         }
     }
 

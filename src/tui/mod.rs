@@ -20,6 +20,10 @@ mod input;
 mod jobs;
 mod keymap;
 mod memory;
+mod scan_dashboard;
+mod scan_draw;
+mod scan_render;
+mod scan_view;
 #[cfg(test)]
 mod snapshots;
 mod steer;
@@ -45,6 +49,7 @@ use tokio::sync::mpsc;
 pub use app::{Exit, View};
 pub use gallery::{Gallery, LayerRow, PictureSpec, TestItem};
 pub use images::{GraphicsChoice, GRAPHICS_ENV};
+pub use scan_dashboard::run_blocking as run_scan_view;
 pub use steer::{RunDirSteer, Steer};
 
 use crate::events::Event;

@@ -1,0 +1,303 @@
+//! Drawing the scan view: the photos ranked by crack fraction, the current one's picture, a line of
+//! facts (size, zoom, viewport, crack fraction, scores against masks), the keys, and the help. It
+//! only reads [`ScanView`] and reports the picture area's size back to the caller.
+
+use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::keymap;
+use super::scan_view::{PhotoState, ScanView};
+use crate::scan_output::{MetricsRecord, PhotoRecord};
+
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 14;
+/// Columns of the photo list.
+const LIST_WIDTH: u16 = 30;
+
+/// Draws the whole screen; returns the picture area's size in cells (None when too small to draw).
+pub fn draw(frame: &mut Frame, view: &ScanView) -> Option<Size> {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{})",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        return None;
+    }
+    let [title, body, facts, note, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_title(frame, title, view);
+    let [list, picture] =
+        Layout::horizontal([Constraint::Length(LIST_WIDTH), Constraint::Min(0)]).areas(body);
+    draw_list(frame, list, view);
+    let cells = draw_picture(frame, picture, view);
+    draw_facts(frame, facts, view);
+    draw_note(frame, note, view);
+    draw_footer(frame, footer, view);
+    if view.help {
+        draw_help(frame, area, view);
+    }
+    Some(cells)
+}
+
+fn draw_title(frame: &mut Frame, area: Rect, view: &ScanView) {
+    let theme = &view.theme;
+    let record = &view.record;
+    let line = Line::from(vec![
+        Span::styled("crackscope scan  ", theme.title()),
+        Span::raw(view.folder.display().to_string()),
+        Span::styled(
+            format!(
+                " · class {} · threshold {} · {} photo{}",
+                record.class,
+                record.threshold,
+                record.photos.len(),
+                if record.photos.len() == 1 { "" } else { "s" }
+            ),
+            theme.dim(),
+        ),
+    ]);
+    frame.render_widget(line, area);
+}
+
+fn draw_list(frame: &mut Frame, area: Rect, view: &ScanView) {
+    let theme = &view.theme;
+    let block = Block::bordered()
+        .title(" crack %  photo ")
+        .title_style(theme.title());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let rows = inner.height as usize;
+    if rows == 0 {
+        return;
+    }
+    // Keep the cursor in view, a third of the way down when scrolling.
+    let first = view
+        .cursor
+        .saturating_sub(rows / 3)
+        .min(view.order.len().saturating_sub(rows));
+    let lines: Vec<Line> = view
+        .order
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .map(|(position, &index)| {
+            let photo = &view.record.photos[index];
+            let text = format!("{:>7.2}  {}", 100.0 * photo.crack_fraction, photo.name());
+            let style = if position == view.cursor {
+                theme.selected()
+            } else {
+                Style::default()
+            };
+            Line::styled(text, style)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The picture (or why there is none) in a frame titled with the photo's name; returns the cells
+/// inside the frame.
+fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView) -> Size {
+    let theme = &view.theme;
+    let Some(photo) = view.photo() else {
+        let block = Block::bordered().title(" no photos ");
+        frame.render_widget(
+            Paragraph::new("This scan has no photos.").block(block),
+            area,
+        );
+        return Size::new(0, 0);
+    };
+    let block = Block::bordered()
+        .title(format!(" {} ", photo.name()))
+        .title_style(theme.title());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let current = view
+        .picture
+        .as_ref()
+        .filter(|(job, _)| Some(job.photo) == view.photo_index());
+    match (&view.photo_state, current) {
+        (PhotoState::Failed(message), _) => frame.render_widget(
+            Paragraph::new(format!("cannot show this photo: {message}"))
+                .style(theme.bad())
+                .wrap(Wrap { trim: true }),
+            inner,
+        ),
+        (_, Some((_, protocol))) => {
+            let drawn = protocol.size();
+            let [row] = Layout::vertical([Constraint::Length(drawn.height)])
+                .flex(Flex::Center)
+                .areas(inner);
+            let [cell] = Layout::horizontal([Constraint::Length(drawn.width)])
+                .flex(Flex::Center)
+                .areas(row);
+            frame.render_widget(ratatui_image::Image::new(protocol), cell);
+        }
+        (_, None) => {
+            let middle = Rect {
+                y: inner.y + inner.height.saturating_sub(1) / 2,
+                height: inner.height.min(1),
+                ..inner
+            };
+            frame.render_widget(
+                Paragraph::new(format!("opening {}…", photo.name()))
+                    .style(theme.dim())
+                    .centered(),
+                middle,
+            );
+        }
+    }
+    Size::new(inner.width, inner.height)
+}
+
+fn score(name: &str, value: Option<f64>) -> Option<String> {
+    value.map(|v| format!("{name} {v:.3}"))
+}
+
+/// Scores against the true mask, shortest first.
+fn metrics_text(m: &MetricsRecord) -> String {
+    [
+        score("px IoU", m.pixel_iou),
+        score("px F1", m.pixel_f1),
+        score("px P", m.pixel_precision),
+        score("px R", m.pixel_recall),
+        score("win F1", m.window_f1),
+        score("win AUC", m.window_auroc),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The photo's facts and what is in view.
+pub fn facts(view: &ScanView, photo: &PhotoRecord) -> String {
+    let v = view.viewport();
+    let mut parts = vec![
+        format!("{}×{}", photo.width, photo.height),
+        format!("zoom ×{}", 1u64 << view.zoom.min(63)),
+        format!(
+            "view x {:.0}-{:.0} y {:.0}-{:.0}",
+            v.x,
+            v.x + v.width,
+            v.y,
+            v.y + v.height
+        ),
+        format!("crack {:.2}%", 100.0 * photo.crack_fraction),
+        format!(
+            "windows {}/{}",
+            photo.cracked_windows(view.record.threshold),
+            photo.windows.len()
+        ),
+        format!("regions {}", photo.regions),
+    ];
+    if let Some(m) = &photo.metrics {
+        parts.push(metrics_text(m));
+    }
+    parts.join(" · ")
+}
+
+fn draw_facts(frame: &mut Frame, area: Rect, view: &ScanView) {
+    let Some(photo) = view.photo() else { return };
+    let layers = [
+        ("map", view.toggles.map),
+        ("mask", view.toggles.mask),
+        ("windows", view.toggles.windows),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| *name)
+    .collect::<Vec<_>>();
+    let layers = if layers.is_empty() {
+        "photo only".to_string()
+    } else {
+        layers.join("+")
+    };
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(format!("{} ", photo.name()), view.theme.title()),
+            Span::raw(facts(view, photo)),
+            Span::styled(format!(" · {layers}"), view.theme.dim()),
+        ]),
+        area,
+    );
+}
+
+/// The last message, else the photo's note (overlay standing in), else the overall scores.
+fn draw_note(frame: &mut Frame, area: Rect, view: &ScanView) {
+    let theme = &view.theme;
+    let line = if let Some(message) = &view.message {
+        Line::styled(message.clone(), theme.warn())
+    } else if let PhotoState::Ready(Some(note)) = &view.photo_state {
+        Line::styled(note.clone(), theme.warn())
+    } else if let Some(overall) = &view.record.overall {
+        Line::from(vec![
+            Span::styled("all photos: ", theme.dim()),
+            Span::raw(metrics_text(overall)),
+            Span::styled(
+                format!(" (pixel tolerance {} px)", overall.tolerance),
+                theme.dim(),
+            ),
+        ])
+    } else {
+        Line::default()
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, view: &ScanView) {
+    let spans: Vec<Span> = keymap::scan_commands()
+        .flat_map(|command| command.footer.iter())
+        .flat_map(|(key, label)| {
+            [
+                Span::styled(*key, view.theme.key()),
+                Span::raw(format!(" {label}  ")),
+            ]
+        })
+        .collect();
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
+    let mut lines = vec![Line::styled("Scan view", view.theme.title())];
+    lines.extend(keymap::scan_commands().map(|c| {
+        Line::from(vec![
+            Span::styled(format!("  {:<28}", c.keys), view.theme.key()),
+            Span::raw(c.help),
+        ])
+    }));
+    lines.push(Line::raw(""));
+    lines.push(Line::raw(
+        "  Layers: map = crack probability in the scan's colormap; mask = pixels at or above",
+    ));
+    lines.push(Line::raw(
+        "  the threshold (magenta); windows = windows at or above it (white outlines).",
+    ));
+    lines.push(Line::raw("  any key closes this help"));
+    let width = 90.min(area.width);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let [row] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(row);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" Keys ")),
+        popup,
+    );
+}

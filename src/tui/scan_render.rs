@@ -1,0 +1,496 @@
+//! Pixels of the scan view: a photo's layers read from a scan folder once, and the part of them in
+//! view drawn at the size the terminal shows it.
+//!
+//! A 100-megapixel photo must pan and zoom without delay, so nothing is redrawn at full
+//! resolution: the photo and its mask are halved repeatedly once, when the photo is opened (a
+//! pyramid, a third more memory), and each frame samples only the output's pixels from the
+//! smallest level still at least as fine as the output. The crack map stays at cell resolution
+//! (16 pixels a cell) and is interpolated at the output's pixels; windows are outlined in output
+//! coordinates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use image::{GrayImage, Rgb, RgbImage};
+
+use crate::explain::colormap::{entry_for, Colormap};
+use crate::scan_output::{PhotoRecord, ScanRecord, WindowRecord};
+
+/// Which layers are drawn over the photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Toggles {
+    /// The crack map in the scan's colormap and opacity.
+    pub map: bool,
+    /// The binary mask, tinted.
+    pub mask: bool,
+    /// Outlines of the windows at or above the threshold.
+    pub windows: bool,
+}
+
+impl Default for Toggles {
+    fn default() -> Self {
+        Toggles {
+            map: true,
+            mask: false,
+            windows: true,
+        }
+    }
+}
+
+/// A rectangle of the photo, in photo pixels (fractional: zoomed in, a pixel spans several on screen).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Viewport {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// Tint of mask pixels: magenta, which none of the colormaps' ends use.
+const MASK_TINT: [u8; 3] = [255, 0, 255];
+const MASK_ALPHA: f32 = 0.6;
+const OUTLINE: Rgb<u8> = Rgb([255, 255, 255]);
+
+/// One photo of a scan, ready to draw.
+pub struct Layers {
+    /// Level k is the photo halved k times (level 0: full resolution).
+    photo: Vec<RgbImage>,
+    /// The mask halved the same way, keeping a pixel set when any of its four was (thin cracks
+    /// must not vanish when zoomed out).
+    mask: Vec<GrayImage>,
+    map: GrayImage,
+    map_cell: u32,
+    windows: Vec<WindowRecord>,
+    threshold: f32,
+    colormap: [Rgb<u8>; 256],
+    alpha: f32,
+    /// Set when the original photo could not be read and the overlay PNG stands in for it.
+    pub fallback: Option<String>,
+}
+
+impl Layers {
+    /// Reads a photo's pictures: the original photo (upright), else the overlay PNG; the mask and
+    /// the cell map from the folder.
+    pub fn load(folder: &Path, record: &ScanRecord, photo: &PhotoRecord) -> Result<Layers> {
+        let colormap: Colormap = record
+            .colormap
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{}: {e}", folder.display()))?;
+        let (base, fallback) = match crate::scan::photo::load_upright(&photo.photo) {
+            Ok(image) if image.dimensions() == (photo.width, photo.height) => (image, None),
+            outcome => {
+                let why = match outcome {
+                    Ok(image) => format!(
+                        "{} is now {}x{}, not {}x{} as scanned",
+                        photo.photo.display(),
+                        image.width(),
+                        image.height(),
+                        photo.width,
+                        photo.height
+                    ),
+                    Err(e) => format!("{e:#}"),
+                };
+                let overlay = read_rgb(&folder.join(&photo.overlay))?;
+                (
+                    overlay,
+                    Some(format!(
+                        "{why}; showing the overlay (map and windows painted in)"
+                    )),
+                )
+            }
+        };
+        let size = (photo.width, photo.height);
+        ensure!(
+            base.dimensions() == size,
+            "{} is {}x{}, the scan says {}x{}",
+            folder.join(&photo.overlay).display(),
+            base.width(),
+            base.height(),
+            size.0,
+            size.1
+        );
+        let mask_path = folder.join(&photo.mask);
+        let mask = read_grey(&mask_path)?;
+        ensure!(
+            mask.dimensions() == size,
+            "{} is {}x{}, its photo {}x{}",
+            mask_path.display(),
+            mask.width(),
+            mask.height(),
+            size.0,
+            size.1
+        );
+        let map = read_grey(&folder.join(&photo.map))?;
+        Ok(Layers {
+            photo: pyramid(base, halve_rgb),
+            mask: pyramid(mask, halve_max),
+            map,
+            map_cell: photo.map_cell,
+            windows: photo.windows.clone(),
+            threshold: record.threshold,
+            colormap: colormap.table(),
+            alpha: record.alpha,
+            fallback,
+        })
+    }
+
+    /// The photo's size in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        self.photo[0].dimensions()
+    }
+
+    /// Draws `view` of the photo into a picture of `out` pixels (the caller keeps proportions).
+    pub fn render(&self, view: Viewport, out: (u32, u32), toggles: Toggles) -> RgbImage {
+        let (ow, oh) = (out.0.max(1), out.1.max(1));
+        // Output pixels per photo pixel.
+        let scale = (ow as f64 / view.width).min(oh as f64 / view.height);
+        // The smallest level whose pixels are no larger than the output's.
+        let level = (0..self.photo.len())
+            .take_while(|&k| (1u64 << k) as f64 <= 1.0 / scale)
+            .last()
+            .unwrap_or(0);
+        let photo = &self.photo[level];
+        let mask = &self.mask[level];
+        let factor = (1u64 << level) as f64;
+        let (full_w, full_h) = self.size();
+        // Photo pixel under each output column and row.
+        let xs: Vec<f64> = (0..ow)
+            .map(|o| (view.x + (o as f64 + 0.5) / scale).clamp(0.0, full_w as f64 - 0.5))
+            .collect();
+        let ys: Vec<f64> = (0..oh)
+            .map(|o| (view.y + (o as f64 + 0.5) / scale).clamp(0.0, full_h as f64 - 0.5))
+            .collect();
+        let at_level = |p: f64, len: u32| ((p / factor) as u32).min(len - 1);
+        let lx: Vec<u32> = xs.iter().map(|&x| at_level(x, photo.width())).collect();
+        let map_x: Vec<(u32, u32, f32)> = xs
+            .iter()
+            .map(|&x| taps(x, self.map_cell, self.map.width()))
+            .collect();
+        let mut out_image = RgbImage::new(ow, oh);
+        for (oy, &y) in ys.iter().enumerate() {
+            let ly = at_level(y, photo.height());
+            let (r0, r1, ty) = taps(y, self.map_cell, self.map.height());
+            for (ox, &px) in lx.iter().enumerate() {
+                let mut rgb = photo.get_pixel(px, ly).0;
+                if toggles.map {
+                    let (c0, c1, tx) = map_x[ox];
+                    let v = |r, c| self.map.get_pixel(c, r).0[0] as f32 / 255.0;
+                    let top = v(r0, c0) + tx * (v(r0, c1) - v(r0, c0));
+                    let bottom = v(r1, c0) + tx * (v(r1, c1) - v(r1, c0));
+                    let heat = self.colormap[entry_for(top + ty * (bottom - top))].0;
+                    blend(&mut rgb, heat, self.alpha);
+                }
+                if toggles.mask && mask.get_pixel(px, ly).0[0] > 0 {
+                    blend(&mut rgb, MASK_TINT, MASK_ALPHA);
+                }
+                out_image.put_pixel(ox as u32, oy as u32, Rgb(rgb));
+            }
+        }
+        if toggles.windows {
+            self.outline_windows(&mut out_image, view, scale);
+        }
+        out_image
+    }
+
+    fn outline_windows(&self, image: &mut RgbImage, view: Viewport, scale: f64) {
+        let (w, h) = (image.width() as i64, image.height() as i64);
+        let to_out = |p: u32, origin: f64| ((p as f64 - origin) * scale).round() as i64;
+        for win in self
+            .windows
+            .iter()
+            .filter(|w| w.probability >= self.threshold)
+        {
+            let (x0, y0) = (to_out(win.x, view.x), to_out(win.y, view.y));
+            let (x1, y1) = (
+                to_out(win.x + win.size, view.x) - 1,
+                to_out(win.y + win.size, view.y) - 1,
+            );
+            if x1 < 0 || y1 < 0 || x0 >= w || y0 >= h {
+                continue;
+            }
+            let mut set = |x: i64, y: i64| {
+                if (0..w).contains(&x) && (0..h).contains(&y) {
+                    image.put_pixel(x as u32, y as u32, OUTLINE);
+                }
+            };
+            for x in x0.max(0)..=x1.min(w - 1) {
+                set(x, y0);
+                set(x, y1);
+            }
+            for y in y0.max(0)..=y1.min(h - 1) {
+                set(x0, y);
+                set(x1, y);
+            }
+        }
+    }
+}
+
+/// Bilinear taps along one axis of the cell map for photo coordinate `p`: the two cells around it
+/// and the second's weight (cell j's value sits at `cell` j + `cell` / 2, as `scan` builds it).
+fn taps(p: f64, cell: u32, cells: u32) -> (u32, u32, f32) {
+    let last = cells.saturating_sub(1);
+    let u = ((p - cell as f64 / 2.0) / cell as f64).clamp(0.0, last as f64);
+    let j0 = u.floor() as u32;
+    (j0, (j0 + 1).min(last), (u - j0 as f64) as f32)
+}
+
+fn blend(rgb: &mut [u8; 3], over: [u8; 3], alpha: f32) {
+    for (c, o) in rgb.iter_mut().zip(over) {
+        *c = (alpha * o as f32 + (1.0 - alpha) * *c as f32)
+            .round()
+            .clamp(0.0, 255.0) as u8;
+    }
+}
+
+/// Levels down to a few hundred pixels: below that, zooming out has nothing left to show.
+const SMALLEST_LEVEL: u32 = 256;
+
+fn pyramid<I>(full: I, halve: fn(&I) -> I) -> Vec<I>
+where
+    I: Dimensions,
+{
+    let mut levels = vec![full];
+    loop {
+        let last = levels.last().expect("level 0");
+        let (w, h) = last.dims();
+        if w.max(h) <= SMALLEST_LEVEL || w < 2 || h < 2 {
+            return levels;
+        }
+        let next = halve(last);
+        levels.push(next);
+    }
+}
+
+trait Dimensions {
+    fn dims(&self) -> (u32, u32);
+}
+
+impl Dimensions for RgbImage {
+    fn dims(&self) -> (u32, u32) {
+        self.dimensions()
+    }
+}
+
+impl Dimensions for GrayImage {
+    fn dims(&self) -> (u32, u32) {
+        self.dimensions()
+    }
+}
+
+/// Half the size (rounded up), each pixel the mean of the (up to) four it covers.
+fn halve_rgb(image: &RgbImage) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+    RgbImage::from_fn(hw, hh, |x, y| {
+        let mut sum = [0u32; 3];
+        let mut n = 0;
+        for (sx, sy) in quad(x, y, w, h) {
+            for (s, c) in sum.iter_mut().zip(image.get_pixel(sx, sy).0) {
+                *s += c as u32;
+            }
+            n += 1;
+        }
+        Rgb(sum.map(|s| ((s + n / 2) / n) as u8))
+    })
+}
+
+/// Half the size (rounded up), each pixel the largest of the four it covers.
+fn halve_max(image: &GrayImage) -> GrayImage {
+    let (w, h) = image.dimensions();
+    GrayImage::from_fn(w.div_ceil(2), h.div_ceil(2), |x, y| {
+        let max = quad(x, y, w, h)
+            .map(|(sx, sy)| image.get_pixel(sx, sy).0[0])
+            .max()
+            .unwrap_or(0);
+        image::Luma([max])
+    })
+}
+
+/// The pixels of a `w` x `h` image that pixel (x, y) of its half covers.
+fn quad(x: u32, y: u32, w: u32, h: u32) -> impl Iterator<Item = (u32, u32)> {
+    [(0, 0), (1, 0), (0, 1), (1, 1)]
+        .into_iter()
+        .map(move |(dx, dy)| (2 * x + dx, 2 * y + dy))
+        .filter(move |&(sx, sy)| sx < w && sy < h)
+}
+
+fn read_rgb(path: &PathBuf) -> Result<RgbImage> {
+    Ok(image::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .into_rgb8())
+}
+
+fn read_grey(path: &PathBuf) -> Result<GrayImage> {
+    Ok(image::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .into_luma8())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::scan_output::FORMAT_VERSION;
+
+    /// A scan folder with one photo of `w` x `h`: a grey photo, a mask with one vertical line at
+    /// x = w / 2, a map that is 1 on the cells of that line, one window over it at p = 0.9 and one
+    /// elsewhere at p = 0.1. Returns the folder and its record.
+    pub fn folder_with_photo(dir: &Path, w: u32, h: u32) -> ScanRecord {
+        let photo_path = dir.join("wall.png");
+        RgbImage::from_pixel(w, h, Rgb([100, 100, 100]))
+            .save(&photo_path)
+            .unwrap();
+        let mask = GrayImage::from_fn(w, h, |x, _| image::Luma([if x == w / 2 { 255 } else { 0 }]));
+        mask.save(dir.join("wall-mask.png")).unwrap();
+        let (cols, rows) = (w.div_ceil(16), h.div_ceil(16));
+        GrayImage::from_fn(cols, rows, |c, _| {
+            image::Luma([if c == (w / 2) / 16 { 255 } else { 0 }])
+        })
+        .save(dir.join("wall-map.png"))
+        .unwrap();
+        let record = ScanRecord {
+            format: FORMAT_VERSION,
+            class: "Positive".into(),
+            threshold: 0.5,
+            colormap: "jet".into(),
+            alpha: 0.5,
+            photos: vec![PhotoRecord {
+                photo: photo_path,
+                width: w,
+                height: h,
+                crack_fraction: 1.0 / w as f64,
+                regions: 1,
+                windows: vec![
+                    WindowRecord {
+                        x: w / 2 - 16,
+                        y: 0,
+                        size: 32,
+                        probability: 0.9,
+                    },
+                    WindowRecord {
+                        x: 0,
+                        y: 0,
+                        size: 32,
+                        probability: 0.1,
+                    },
+                ],
+                overlay: "wall-overlay.png".into(),
+                mask: "wall-mask.png".into(),
+                map: "wall-map.png".into(),
+                map_cell: 16,
+                metrics: None,
+            }],
+            overall: None,
+        };
+        crate::scan_output::write(dir, &record).unwrap();
+        record
+    }
+
+    fn whole(layers: &Layers) -> Viewport {
+        let (w, h) = layers.size();
+        Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: w as f64,
+            height: h as f64,
+        }
+    }
+
+    #[test]
+    fn layers_toggle_independently_and_windows_below_threshold_stay_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = folder_with_photo(dir.path(), 128, 64);
+        let layers = Layers::load(dir.path(), &record, &record.photos[0]).unwrap();
+        assert!(layers.fallback.is_none());
+        let none = Toggles {
+            map: false,
+            mask: false,
+            windows: false,
+        };
+        let plain = layers.render(whole(&layers), (128, 64), none);
+        assert!(
+            plain.pixels().all(|p| p.0 == [100, 100, 100]),
+            "only the photo"
+        );
+
+        let masked = layers.render(whole(&layers), (128, 64), Toggles { mask: true, ..none });
+        assert_ne!(
+            masked.get_pixel(64, 30).0,
+            [100, 100, 100],
+            "the mask line is tinted"
+        );
+        assert_eq!(masked.get_pixel(10, 30).0, [100, 100, 100]);
+
+        let mapped = layers.render(whole(&layers), (128, 64), Toggles { map: true, ..none });
+        // The map is hot on the line's cells and cold (the colormap's low end) far away.
+        assert_ne!(mapped.get_pixel(72, 30).0, mapped.get_pixel(8, 30).0);
+
+        let outlined = layers.render(
+            whole(&layers),
+            (128, 64),
+            Toggles {
+                windows: true,
+                ..none
+            },
+        );
+        assert_eq!(
+            outlined.get_pixel(48, 10).0,
+            [255, 255, 255],
+            "left edge of the 0.9 window"
+        );
+        assert_eq!(
+            outlined.get_pixel(0, 10).0,
+            [100, 100, 100],
+            "the 0.1 window is not outlined"
+        );
+    }
+
+    #[test]
+    fn zoomed_out_the_mask_survives_and_zoomed_in_pixels_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = folder_with_photo(dir.path(), 1024, 512);
+        let layers = Layers::load(dir.path(), &record, &record.photos[0]).unwrap();
+        assert!(layers.photo.len() >= 3, "a pyramid was built");
+        let mask_only = Toggles {
+            map: false,
+            mask: true,
+            windows: false,
+        };
+        // A quarter of the size: the one-pixel line is still there.
+        let small = layers.render(whole(&layers), (256, 128), mask_only);
+        assert!((0..256).any(|x| small.get_pixel(x, 64).0 != [100, 100, 100]));
+        // 8 photo pixels around the line blown up to 64: the line is 8 output pixels wide.
+        let view = Viewport {
+            x: 508.0,
+            y: 100.0,
+            width: 8.0,
+            height: 4.0,
+        };
+        let big = layers.render(view, (64, 32), mask_only);
+        let tinted = (0..64).filter(|&x| big.get_pixel(x, 16).0 != [100, 100, 100]);
+        assert_eq!(tinted.collect::<Vec<_>>(), (32..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_missing_photo_falls_back_to_the_overlay_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = folder_with_photo(dir.path(), 64, 32);
+        RgbImage::from_pixel(64, 32, Rgb([1, 2, 3]))
+            .save(dir.path().join("wall-overlay.png"))
+            .unwrap();
+        std::fs::remove_file(&record.photos[0].photo).unwrap();
+        let layers = Layers::load(dir.path(), &record, &record.photos[0]).unwrap();
+        let note = layers.fallback.clone().unwrap();
+        assert!(
+            note.contains("wall.png") && note.contains("overlay"),
+            "{note}"
+        );
+        std::fs::remove_file(dir.path().join("wall-mask.png")).unwrap();
+        let message = format!(
+            "{:#}",
+            Layers::load(dir.path(), &record, &record.photos[0])
+                .err()
+                .unwrap()
+        );
+        assert!(message.contains("wall-mask.png"), "{message}");
+    }
+}
