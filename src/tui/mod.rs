@@ -23,6 +23,8 @@ mod memory;
 mod scan_dashboard;
 mod scan_draw;
 mod scan_render;
+#[cfg(test)]
+mod scan_tests;
 mod scan_view;
 #[cfg(test)]
 mod snapshots;

@@ -119,7 +119,7 @@ fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView) -> Size {
         return Size::new(0, 0);
     };
     let block = Block::bordered()
-        .title(format!(" {} ", photo.name()))
+        .title(format!(" {} · {} ", photo.name(), layers(view)))
         .title_style(theme.title());
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -210,7 +210,18 @@ pub fn facts(view: &ScanView, photo: &PhotoRecord) -> String {
 
 fn draw_facts(frame: &mut Frame, area: Rect, view: &ScanView) {
     let Some(photo) = view.photo() else { return };
-    let layers = [
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(format!("{} ", photo.name()), view.theme.title()),
+            Span::raw(facts(view, photo)),
+        ]),
+        area,
+    );
+}
+
+/// The layers drawn over the photo, for the picture's title.
+fn layers(view: &ScanView) -> String {
+    let on: Vec<&str> = [
         ("map", view.toggles.map),
         ("mask", view.toggles.mask),
         ("windows", view.toggles.windows),
@@ -218,20 +229,12 @@ fn draw_facts(frame: &mut Frame, area: Rect, view: &ScanView) {
     .iter()
     .filter(|(_, on)| *on)
     .map(|(name, _)| *name)
-    .collect::<Vec<_>>();
-    let layers = if layers.is_empty() {
+    .collect();
+    if on.is_empty() {
         "photo only".to_string()
     } else {
-        layers.join("+")
-    };
-    frame.render_widget(
-        Line::from(vec![
-            Span::styled(format!("{} ", photo.name()), view.theme.title()),
-            Span::raw(facts(view, photo)),
-            Span::styled(format!(" · {layers}"), view.theme.dim()),
-        ]),
-        area,
-    );
+        on.join(" + ")
+    }
 }
 
 /// The last message, else the photo's note (overlay standing in), else the overall scores.

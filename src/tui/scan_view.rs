@@ -220,12 +220,12 @@ impl ScanView {
         if key.kind == KeyEventKind::Release {
             return false;
         }
-        let action = keymap::scan_action_for(key);
         if self.help {
-            // Any key closes the help; q still quits.
+            // Any key closes the help, as in the training dashboard.
             self.help = false;
-            return action == Some(Action::Quit);
+            return false;
         }
+        let action = keymap::scan_action_for(key);
         self.message = None;
         let Some(action) = action else {
             return false;

@@ -109,3 +109,19 @@ fn a_dashboard_before_any_event_matches_its_snapshot() {
     let mut ui = Harness::new(WIDTH, HEIGHT, Origin::Watch, Vec::new());
     assert_snapshot("waiting-training", &ui.settle());
 }
+
+#[test]
+fn the_scan_view_matches_its_snapshots() {
+    use super::scan_render::tests::folder_with_photo;
+    use super::scan_tests::ScanHarness;
+    let dir = tempfile::tempdir().unwrap();
+    let record = folder_with_photo(dir.path(), 640, 320);
+    let mut ui = ScanHarness::new(dir.path(), record, WIDTH, HEIGHT);
+    assert_snapshot("scan-view", &ui.settle());
+    ui.press(KeyCode::Char('+'));
+    ui.press(KeyCode::Right);
+    ui.press(KeyCode::Char('k'));
+    assert_snapshot("scan-view-zoomed-mask", &ui.settle());
+    ui.press(KeyCode::Char('?'));
+    assert_snapshot("scan-help", &ui.settle());
+}

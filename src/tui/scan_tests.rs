@@ -1,0 +1,140 @@
+//! Whole scan-view tests: a scan folder made on disk, the real state, picture thread work (run in
+//! line) and drawing, on ratatui's TestBackend with half-block pictures.
+
+use std::path::Path;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use ratatui_image::picker::Picker;
+
+use super::scan_dashboard::{apply_reply, next_job, Painter};
+use super::scan_draw;
+use super::scan_render::tests::folder_with_photo;
+use super::scan_view::{PhotoState, ScanView};
+use super::theme::Theme;
+use crate::scan_output::ScanRecord;
+
+pub struct ScanHarness {
+    pub view: ScanView,
+    painter: Painter,
+    terminal: Terminal<TestBackend>,
+}
+
+impl ScanHarness {
+    /// The view on `folder`, titled "scan-out" (a fixed name, so snapshots do not depend on
+    /// temporary folders).
+    pub fn new(folder: &Path, record: ScanRecord, width: u16, height: u16) -> ScanHarness {
+        let view = ScanView::new("scan-out".into(), record.clone(), Theme::new(false));
+        ScanHarness {
+            view,
+            painter: Painter::new(folder.to_path_buf(), record, Picker::halfblocks()),
+            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+        }
+    }
+
+    /// Draws and makes the pictures the frames ask for until none is missing; returns the screen.
+    pub fn settle(&mut self) -> String {
+        for _ in 0..10 {
+            let mut cells = None;
+            let view = &self.view;
+            self.terminal
+                .draw(|f| cells = scan_draw::draw(f, view))
+                .unwrap();
+            if let Some(cells) = cells {
+                self.view.set_area(cells);
+            }
+            let Some(job) = next_job(&self.view) else {
+                // Draw once more so the screen shows the last state.
+                let view = &self.view;
+                self.terminal
+                    .draw(|f| {
+                        scan_draw::draw(f, view);
+                    })
+                    .unwrap();
+                return self.screen();
+            };
+            for reply in self.painter.answer(job) {
+                apply_reply(&mut self.view, reply);
+            }
+        }
+        panic!("the scan view did not settle:\n{}", self.screen());
+    }
+
+    pub fn press(&mut self, code: KeyCode) -> bool {
+        self.view
+            .handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    pub fn screen(&self) -> String {
+        let buffer = self.terminal.backend().buffer();
+        let width = buffer.area.width as usize;
+        buffer
+            .content
+            .chunks(width)
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn shows_picture(&self) -> bool {
+        use ratatui::style::Color;
+        self.terminal
+            .backend()
+            .buffer()
+            .content
+            .iter()
+            .any(|c| matches!(c.fg, Color::Rgb(..)) || matches!(c.bg, Color::Rgb(..)))
+    }
+}
+
+#[test]
+fn the_view_draws_the_photo_and_its_facts_and_follows_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = folder_with_photo(dir.path(), 640, 320);
+    let mut ui = ScanHarness::new(dir.path(), record, 100, 30);
+    let screen = ui.settle();
+    assert!(ui.shows_picture(), "{screen}");
+    for text in [
+        "crackscope scan  scan-out · class Positive · threshold 0.5 · 1 photo",
+        "0.16  wall.png",
+        "wall.png 640×320 · zoom ×1 · view x 0-640 y 0-320 · crack 0.16% · windows 1/2",
+        "wall.png · map + windows",
+        "n/p photo",
+    ] {
+        assert!(screen.contains(text), "{text:?} missing:\n{screen}");
+    }
+    ui.press(KeyCode::Char('+'));
+    ui.press(KeyCode::Char('m'));
+    ui.press(KeyCode::Char('w'));
+    let screen = ui.settle();
+    assert!(screen.contains("zoom ×2 · view x 160-480"), "{screen}");
+    assert!(screen.contains("photo only"), "{screen}");
+    let job = ui.view.picture.as_ref().unwrap().0;
+    assert_eq!(
+        job.viewport,
+        ui.view.viewport(),
+        "the picture follows the view"
+    );
+}
+
+#[test]
+fn a_photo_that_cannot_be_opened_says_why_and_the_next_one_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut record = folder_with_photo(dir.path(), 64, 64);
+    let mut broken = record.photos[0].clone();
+    broken.mask = "gone-mask.png".into();
+    broken.crack_fraction = 0.9; // ranked first
+    record.photos.push(broken);
+    let mut ui = ScanHarness::new(dir.path(), record, 100, 30);
+    let screen = ui.settle();
+    assert!(matches!(ui.view.photo_state, PhotoState::Failed(_)));
+    assert!(
+        screen.contains("cannot show this photo") && screen.contains("gone-mask.png"),
+        "{screen}"
+    );
+    ui.press(KeyCode::Char('n'));
+    ui.settle();
+    assert_eq!(ui.view.photo_state, PhotoState::Ready(None));
+    assert!(ui.shows_picture());
+}
