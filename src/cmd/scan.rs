@@ -417,6 +417,7 @@ fn table(results: &[PhotoOut], overall: Option<&Metrics>, class: &str, threshold
     if let Some(first) = results.first() {
         if let Some(dir) = first.overlay.parent() {
             out += &format!("overlays and masks: {}\n", dir.display());
+            out += &format!("browse them: crackscope watch {}\n", dir.display());
         }
     }
     out

@@ -13,9 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 
 use anyhow::{bail, Context, Result};
+use image::{DynamicImage, RgbImage};
 use ratatui::backend::Backend;
+use ratatui::layout::Size;
 use ratatui::Terminal;
 use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::protocol::halfblocks::Halfblocks;
 use ratatui_image::protocol::Protocol;
 use tokio::sync::mpsc;
 
@@ -71,8 +74,7 @@ async fn run(
     // The graphics question is answered on stdin: ask before the keyboard reader starts.
     let tty = input::TtyInput::open()?;
     let picker = images::pick(graphics, &tty);
-    let font = picker.font_size();
-    view.cell_pixels = (font.width.max(1) as u32, font.height.max(1) as u32);
+    view.cell_pixels = cell_pixels(&picker);
     let clear_on_change = matches!(
         picker.protocol_type(),
         ProtocolType::Sixel | ProtocolType::Iterm2
@@ -284,10 +286,35 @@ impl Painter {
         let (_, layers) = self.open.as_ref().expect("opened above");
         let result = catch_unwind(AssertUnwindSafe(|| {
             let image = layers.render(job.viewport, job.pixels, job.toggles);
-            images::encode(&self.picker, &image, job.cells)
+            encode(&self.picker, image, job.cells)
         }))
         .unwrap_or_else(|_| Err("internal error (panic) while drawing".into()));
         replies.push(Reply::Drawn { job, result });
         replies
     }
+}
+
+/// Pixels per cell that pictures are drawn at: the font's for real graphics; for half blocks the
+/// two a cell shows (drawing the nominal font's 200 would only be thrown away by the encoder).
+pub fn cell_pixels(picker: &Picker) -> (u32, u32) {
+    if picker.protocol_type() == ProtocolType::Halfblocks {
+        return (1, 2);
+    }
+    let font = picker.font_size();
+    (font.width.max(1) as u32, font.height.max(1) as u32)
+}
+
+/// The picture for the terminal, as the browser's (`images::encode`); half blocks straight from
+/// the picture drawn at two pixels a cell, without the round trip through the nominal font size.
+fn encode(picker: &Picker, image: RgbImage, cells: Size) -> Result<Protocol, String> {
+    if picker.protocol_type() != ProtocolType::Halfblocks {
+        return images::encode(picker, &image, cells);
+    }
+    let size = Size::new(
+        (image.width() as u16).min(cells.width),
+        (image.height().div_ceil(2) as u16).min(cells.height),
+    );
+    Halfblocks::new(DynamicImage::ImageRgb8(image), size)
+        .map(Protocol::Halfblocks)
+        .map_err(|e| e.to_string())
 }

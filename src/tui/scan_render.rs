@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use image::{GrayImage, Rgb, RgbImage};
+use rayon::prelude::*;
 
 use crate::explain::colormap::{entry_for, Colormap};
 use crate::scan_output::{PhotoRecord, ScanRecord, WindowRecord};
@@ -140,6 +141,7 @@ impl Layers {
     }
 
     /// Draws `view` of the photo into a picture of `out` pixels (the caller keeps proportions).
+    /// Rows are drawn in parallel; each reads only the pixels it shows.
     pub fn render(&self, view: Viewport, out: (u32, u32), toggles: Toggles) -> RgbImage {
         let (ow, oh) = (out.0.max(1), out.1.max(1));
         // Output pixels per photo pixel.
@@ -154,38 +156,52 @@ impl Layers {
         let factor = (1u64 << level) as f64;
         let (full_w, full_h) = self.size();
         // Photo pixel under each output column and row.
-        let xs: Vec<f64> = (0..ow)
-            .map(|o| (view.x + (o as f64 + 0.5) / scale).clamp(0.0, full_w as f64 - 0.5))
+        let under = |o: u32, origin: f64, len: u32| {
+            (origin + (o as f64 + 0.5) / scale).clamp(0.0, len as f64 - 0.5)
+        };
+        let at_level = |p: f64, len: u32| ((p / factor) as usize).min(len as usize - 1);
+        let columns: Vec<(usize, (u32, u32, f32))> = (0..ow)
+            .map(|o| {
+                let x = under(o, view.x, full_w);
+                (
+                    at_level(x, photo.width()),
+                    taps(x, self.map_cell, self.map.width()),
+                )
+            })
             .collect();
-        let ys: Vec<f64> = (0..oh)
-            .map(|o| (view.y + (o as f64 + 0.5) / scale).clamp(0.0, full_h as f64 - 0.5))
-            .collect();
-        let at_level = |p: f64, len: u32| ((p / factor) as u32).min(len - 1);
-        let lx: Vec<u32> = xs.iter().map(|&x| at_level(x, photo.width())).collect();
-        let map_x: Vec<(u32, u32, f32)> = xs
-            .iter()
-            .map(|&x| taps(x, self.map_cell, self.map.width()))
-            .collect();
+        let (pw, mw) = (photo.width() as usize, self.map.width() as usize);
+        let (photo_raw, mask_raw, map_raw) = (photo.as_raw(), mask.as_raw(), self.map.as_raw());
         let mut out_image = RgbImage::new(ow, oh);
-        for (oy, &y) in ys.iter().enumerate() {
-            let ly = at_level(y, photo.height());
-            let (r0, r1, ty) = taps(y, self.map_cell, self.map.height());
-            for (ox, &px) in lx.iter().enumerate() {
-                let mut rgb = photo.get_pixel(px, ly).0;
-                if toggles.map {
-                    let (c0, c1, tx) = map_x[ox];
-                    let v = |r, c| self.map.get_pixel(c, r).0[0] as f32 / 255.0;
-                    let top = v(r0, c0) + tx * (v(r0, c1) - v(r0, c0));
-                    let bottom = v(r1, c0) + tx * (v(r1, c1) - v(r1, c0));
-                    let heat = self.colormap[entry_for(top + ty * (bottom - top))].0;
-                    blend(&mut rgb, heat, self.alpha);
+        out_image
+            .as_mut()
+            .par_chunks_mut(ow as usize * 3)
+            .enumerate()
+            .for_each(|(oy, line)| {
+                let y = under(oy as u32, view.y, full_h);
+                let ly = at_level(y, photo.height());
+                let (r0, r1, ty) = taps(y, self.map_cell, self.map.height());
+                let (row0, row1) = (r0 as usize * mw, r1 as usize * mw);
+                for (px, &(lx, (c0, c1, tx))) in line.chunks_exact_mut(3).zip(&columns) {
+                    let at = ly * pw + lx;
+                    let mut rgb = [
+                        photo_raw[3 * at],
+                        photo_raw[3 * at + 1],
+                        photo_raw[3 * at + 2],
+                    ];
+                    if toggles.map {
+                        let v = |i: usize| map_raw[i] as f32 / 255.0;
+                        let (c0, c1) = (c0 as usize, c1 as usize);
+                        let top = v(row0 + c0) + tx * (v(row0 + c1) - v(row0 + c0));
+                        let bottom = v(row1 + c0) + tx * (v(row1 + c1) - v(row1 + c0));
+                        let heat = self.colormap[entry_for(top + ty * (bottom - top))].0;
+                        blend(&mut rgb, heat, self.alpha);
+                    }
+                    if toggles.mask && mask_raw[at] > 0 {
+                        blend(&mut rgb, MASK_TINT, MASK_ALPHA);
+                    }
+                    px.copy_from_slice(&rgb);
                 }
-                if toggles.mask && mask.get_pixel(px, ly).0[0] > 0 {
-                    blend(&mut rgb, MASK_TINT, MASK_ALPHA);
-                }
-                out_image.put_pixel(ox as u32, oy as u32, Rgb(rgb));
-            }
-        }
+            });
         if toggles.windows {
             self.outline_windows(&mut out_image, view, scale);
         }
@@ -234,11 +250,12 @@ fn taps(p: f64, cell: u32, cells: u32) -> (u32, u32, f32) {
     (j0, (j0 + 1).min(last), (u - j0 as f64) as f32)
 }
 
+/// `alpha` of `over` on `rgb`, in 1/256ths (display only: within one level of the overlay PNG's
+/// float blend, at a fraction of its cost per pixel).
 fn blend(rgb: &mut [u8; 3], over: [u8; 3], alpha: f32) {
+    let a = (alpha.clamp(0.0, 1.0) * 256.0).round() as u32;
     for (c, o) in rgb.iter_mut().zip(over) {
-        *c = (alpha * o as f32 + (1.0 - alpha) * *c as f32)
-            .round()
-            .clamp(0.0, 255.0) as u8;
+        *c = ((a * o as u32 + (256 - a) * *c as u32 + 128) >> 8) as u8;
     }
 }
 

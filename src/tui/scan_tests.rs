@@ -8,7 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-use super::scan_dashboard::{apply_reply, next_job, Painter};
+use super::scan_dashboard::{apply_reply, cell_pixels, next_job, Painter};
 use super::scan_draw;
 use super::scan_render::tests::folder_with_photo;
 use super::scan_view::{PhotoState, ScanView};
@@ -25,10 +25,12 @@ impl ScanHarness {
     /// The view on `folder`, titled "scan-out" (a fixed name, so snapshots do not depend on
     /// temporary folders).
     pub fn new(folder: &Path, record: ScanRecord, width: u16, height: u16) -> ScanHarness {
-        let view = ScanView::new("scan-out".into(), record.clone(), Theme::new(false));
+        let mut view = ScanView::new("scan-out".into(), record.clone(), Theme::new(false));
+        let picker = Picker::halfblocks();
+        view.cell_pixels = cell_pixels(&picker);
         ScanHarness {
             view,
-            painter: Painter::new(folder.to_path_buf(), record, Picker::halfblocks()),
+            painter: Painter::new(folder.to_path_buf(), record, picker),
             terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
         }
     }
