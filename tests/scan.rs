@@ -127,7 +127,8 @@ fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 4, "{names:?}");
+    // Per photo an overlay, a mask and a map, and the folder's scan.json.
+    assert_eq!(names.len(), 7, "{names:?}");
 }
 
 #[test]
