@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
 use crate::config::Recipe;
 use crate::data::split::Manifest;
-use crate::events::Event;
+use crate::headless::Headless;
 use crate::oneclass::model_file;
 use crate::oneclass::run::{
     anomaly_maps, evaluate_split, fit_run, rule_text, score_files, score_folder, MapRequest,
@@ -25,15 +25,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         bail!("--resume does not apply to --one-class: fitting is a single pass, start a new run");
     }
     let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+    let mut printer = Headless::new();
     let (report, run) = fit_run(
         &recipe,
         args.normal.as_deref(),
         args.run.as_deref(),
-        &mut |event| {
-            if let Event::Notice { message } = event {
-                println!("{message}");
-            }
-        },
+        &mut |event| printer.handle(event),
     )?;
     print_report(&report);
     println!("run directory: {}", run.path.display());

@@ -21,6 +21,8 @@ mod jobs;
 mod keymap;
 mod memory;
 #[cfg(test)]
+mod oneclass_tests;
+#[cfg(test)]
 mod snapshots;
 mod steer;
 mod terminal;
