@@ -7,6 +7,7 @@
 //! [`TestItem::scored`] against the threshold.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -16,7 +17,6 @@ use crate::classify::CamSettings;
 use crate::config::Recipe;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::samples::sample_grid;
-use crate::data::split::Manifest;
 use crate::events::Event;
 use crate::model;
 use crate::run::RunDir;
@@ -58,9 +58,11 @@ fn browser_item(row: ScoredRow, threshold: f32) -> TestItem {
 }
 
 pub struct OneClassGallery {
-    run: RunDir,
-    manifest: Manifest,
-    recipe: Recipe,
+    /// The run, once known: at once for `watch`, when the fit announces it for a live fit.
+    run: Arc<OnceLock<RunDir>>,
+    data_root: PathBuf,
+    split_seed: u64,
+    input_size: u32,
     /// The recipe's `[gradcam]` colours and opacity.
     cam: CamSettings,
     items: Vec<TestItem>,
@@ -69,21 +71,46 @@ pub struct OneClassGallery {
 }
 
 impl OneClassGallery {
+    /// The gallery of an existing run directory (`watch`).
     pub fn open(run: &RunDir) -> Result<OneClassGallery> {
         let recipe = Recipe::load(&run.recipe())?;
+        let gallery = OneClassGallery::for_recipe(&recipe)
+            .with_context(|| format!("{}", run.recipe().display()))?;
+        gallery
+            .run
+            .set(run.clone())
+            .expect("a new gallery has no run");
+        Ok(gallery)
+    }
+
+    /// The gallery of a fit about to start with `recipe`, before its run directory exists: set
+    /// the run in the returned cell when the fit announces it (its `fit_started` event). Until
+    /// then there are no test images, and the samples come from the data folder.
+    pub fn for_recipe(recipe: &Recipe) -> Result<OneClassGallery> {
         Ok(OneClassGallery {
-            manifest: Manifest::load(&run.manifest())?,
-            cam: CamSettings::from_recipe(&recipe.gradcam)
-                .with_context(|| format!("{}", run.recipe().display()))?,
-            recipe,
-            run: run.clone(),
+            run: Arc::new(OnceLock::new()),
+            data_root: recipe.data.root.clone(),
+            split_seed: recipe.data.split_seed,
+            input_size: recipe.data.input_size,
+            cam: CamSettings::from_recipe(&recipe.gradcam)?,
             items: Vec::new(),
             model: None,
         })
     }
 
+    /// Where the run directory goes once it is known.
+    pub fn run_cell(&self) -> Arc<OnceLock<RunDir>> {
+        Arc::clone(&self.run)
+    }
+
+    fn run(&self) -> Result<&RunDir> {
+        self.run
+            .get()
+            .context("the fit has not created its run directory yet")
+    }
+
     fn model(&mut self) -> Result<&OneClassModel> {
-        let path = self.run.best_model();
+        let path = self.run()?.best_model();
         let modified = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .with_context(|| format!("no model yet ({} is missing)", path.display()))?;
@@ -99,7 +126,7 @@ impl OneClassGallery {
 
     /// The threshold the predictions were judged with: the report's, else the model's.
     fn threshold(&mut self) -> Result<f32> {
-        let report = self.run.report();
+        let report = self.run()?.report();
         if let Ok(text) = std::fs::read(&report) {
             if let Ok(report) = serde_json::from_slice::<OneClassReport>(&text) {
                 return Ok(report.threshold.value);
@@ -131,22 +158,24 @@ impl Gallery for OneClassGallery {
     }
 
     fn samples(&mut self) -> Result<Option<RgbImage>> {
-        let path = self.run.samples();
-        if path.is_file() {
+        let cached = self.run.get().map(RunDir::samples);
+        if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
             return Ok(Some(
-                image::open(&path)
+                image::open(path)
                     .with_context(|| format!("cannot read {}", path.display()))?
                     .to_rgb8(),
             ));
         }
-        let grid = sample_grid(&self.manifest.root, 16, self.recipe.data.split_seed)?;
-        crate::imaging::write_png(&grid, &path)?;
+        let grid = sample_grid(&self.data_root, 16, self.split_seed)?;
+        if let Some(path) = cached {
+            crate::imaging::write_png(&grid, &path)?;
+        }
         Ok(Some(grid))
     }
 
     fn summary(&mut self) -> Result<Vec<LayerRow>> {
         // The backbone without a classifier head: the one-class model has none.
-        let rows = model::summary(None, self.recipe.data.input_size)?;
+        let rows = model::summary(None, self.input_size)?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -163,7 +192,10 @@ impl Gallery for OneClassGallery {
 
     fn test_items(&mut self) -> Result<Vec<TestItem>> {
         if self.items.is_empty() {
-            let Some(rows) = predictions::load(&self.run.predictions())? else {
+            let Some(run) = self.run.get() else {
+                return Ok(Vec::new());
+            };
+            let Some(rows) = predictions::load(&run.predictions())? else {
                 return Ok(Vec::new());
             };
             let threshold = self.threshold()?;
@@ -207,7 +239,7 @@ impl Gallery for OneClassGallery {
         } else {
             format!("{stem}.png")
         };
-        let path = self.run.path.join("pictures").join(name);
+        let path = self.run()?.path.join("pictures").join(name);
         crate::imaging::write_png(&picture, &path)?;
         Ok(path)
     }
