@@ -281,6 +281,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_one_class_fit_whose_process_is_gone_fails_without_a_resume_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RunLog::append_to(dir.path()).unwrap();
+        let start = Event::FitStarted(crate::events::FitStart {
+            train_images: 10,
+            ..Default::default()
+        });
+        let fitting = Event::Fitting {
+            stage: crate::events::FitStage::Features,
+            done: 4,
+            total: 10,
+            elapsed_s: 1.0,
+        };
+        log.write(&start).unwrap();
+        log.write(&fitting).unwrap();
+        let mut events = follow(dir.path().to_path_buf());
+        assert_eq!(next(&mut events).await, start);
+        assert_eq!(next(&mut events).await, fitting);
+        let end = next(&mut events).await;
+        assert!(
+            matches!(&end, Event::Failed { message } if message.contains("do not resume")
+                && !message.contains("--resume")),
+            "{end:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_live_run_stays_live_and_garbled_lines_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir {
