@@ -117,8 +117,67 @@ impl Headless {
             Event::Checkpoint {
                 path, best: true, ..
             } => self.say(format!("  best so far, saved {}", path.display())),
-            Event::Checkpoint { .. } | Event::Epoch { .. } | Event::Tested { .. } => {}
+            Event::Checkpoint { .. }
+            | Event::Epoch { .. }
+            | Event::Tested { .. }
+            | Event::AnomalyScored(_) => {}
+            Event::FitStarted(start) => {
+                let normal = start.classes.iter().position(|c| *c == start.normal_class);
+                let train: Vec<usize> = (0..start.classes.len())
+                    .map(|i| if Some(i) == normal { start.train_images } else { 0 })
+                    .collect();
+                self.say(split_table(
+                    &start.classes,
+                    &train,
+                    &start.val_per_class,
+                    &start.test_per_class,
+                ));
+                self.say(format!(
+                    "one-class fit on {}: {} training images of '{}', features of {}, a bank of at most {} entries",
+                    start.device,
+                    start.train_images,
+                    start.normal_class,
+                    start.layers.join(" + "),
+                    start.max_bank
+                ));
+                if self.live {
+                    self.bar.enable_steady_tick(Duration::from_millis(500));
+                }
+            }
+            Event::Fitting {
+                stage, done, total, ..
+            } => {
+                if self.bar.length() != Some(*total as u64) {
+                    self.bar.set_length(*total as u64);
+                    self.bar.reset_eta();
+                }
+                self.bar.set_position(*done as u64);
+                self.bar.set_message(format!("{} ({})", stage.label(), stage.unit()));
+                if !self.live && done == total {
+                    self.say(format!("{}: {done}/{total} {}", stage.label(), stage.unit()));
+                }
+            }
+            Event::Fitted {
+                bank_entries,
+                threshold,
+                threshold_rule,
+                val_auroc,
+                elapsed_s,
+            } => self.say(format!(
+                "bank of {bank_entries} entries, threshold {threshold:.4} ({threshold_rule}){}, fitted in {}",
+                val_auroc
+                    .map(|a| format!(", validation AUROC {a:.3}"))
+                    .unwrap_or_default(),
+                format_duration(*elapsed_s)
+            )),
             Event::Notice { message } => self.say(format!("note: {message}")),
+            Event::Finished { elapsed_s, .. } if self.state.one_class.is_some() => {
+                self.bar.finish_and_clear();
+                self.say(format!(
+                    "fit finished in {}; scoring the test images",
+                    format_duration(*elapsed_s)
+                ));
+            }
             Event::Finished {
                 iteration,
                 best_val_accuracy,

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use crate::events::{Event, RunStart};
+use crate::events::{AnomalyScores, Event, FitStage, FitStart, RunStart};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
@@ -47,6 +47,36 @@ pub struct Tested {
     pub classes: Vec<String>,
 }
 
+/// A one-class fit as its events describe it.
+#[derive(Debug, Clone, Default)]
+pub struct OneClassFit {
+    pub start: FitStart,
+    /// (done, total) of each stage reached, in [`FitStage::ALL`] order.
+    pub stages: [Option<(usize, usize)>; 3],
+    /// The stage the latest progress came from.
+    pub stage: Option<FitStage>,
+    pub fitted: Option<Fitted>,
+    /// The test images' scores (after the fit).
+    pub scores: Option<AnomalyScores>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    pub bank_entries: usize,
+    pub threshold: f32,
+    pub threshold_rule: String,
+    pub val_auroc: Option<f64>,
+}
+
+impl OneClassFit {
+    pub fn stage_progress(&self, stage: FitStage) -> Option<(usize, usize)> {
+        self.stages[FitStage::ALL
+            .iter()
+            .position(|&s| s == stage)
+            .expect("every stage is listed")]
+    }
+}
+
 /// The latest validation: (iteration, loss, accuracy).
 pub type ValidationPoint = (usize, f32, f32);
 
@@ -64,6 +94,8 @@ pub struct RunState {
     /// The latest few notices, oldest first.
     pub notices: VecDeque<String>,
     pub tested: Option<Tested>,
+    /// Set for a one-class run (by its `FitStarted` event, or its results).
+    pub one_class: Option<OneClassFit>,
 }
 
 impl Default for RunState {
@@ -76,6 +108,7 @@ impl Default for RunState {
             checkpoint: None,
             notices: VecDeque::new(),
             tested: None,
+            one_class: None,
         }
     }
 }
@@ -172,6 +205,52 @@ impl RunState {
                 });
             }
             Event::Failed { message } => self.phase = Phase::Failed(message.clone()),
+            Event::FitStarted(start) => {
+                self.one_class = Some(OneClassFit {
+                    start: start.clone(),
+                    ..OneClassFit::default()
+                });
+                self.progress = Progress::default();
+                self.phase = Phase::Running;
+            }
+            &Event::Fitting {
+                stage,
+                done,
+                total,
+                elapsed_s,
+            } => {
+                let fit = self.one_class.get_or_insert_with(OneClassFit::default);
+                let index = FitStage::ALL.iter().position(|&s| s == stage);
+                if let Some(index) = index {
+                    fit.stages[index] = Some((done, total));
+                }
+                fit.stage = Some(stage);
+                self.progress.elapsed_s = self.progress.elapsed_s.max(elapsed_s);
+                if self.phase == Phase::Waiting {
+                    self.phase = Phase::Running;
+                }
+            }
+            Event::Fitted {
+                bank_entries,
+                threshold,
+                threshold_rule,
+                val_auroc,
+                elapsed_s,
+            } => {
+                let fit = self.one_class.get_or_insert_with(OneClassFit::default);
+                fit.fitted = Some(Fitted {
+                    bank_entries: *bank_entries,
+                    threshold: *threshold,
+                    threshold_rule: threshold_rule.clone(),
+                    val_auroc: *val_auroc,
+                });
+                self.progress.elapsed_s = self.progress.elapsed_s.max(*elapsed_s);
+            }
+            Event::AnomalyScored(scores) => {
+                self.one_class
+                    .get_or_insert_with(OneClassFit::default)
+                    .scores = Some(scores.clone());
+            }
         }
     }
 
@@ -244,6 +323,48 @@ mod tests {
         });
         assert_eq!(state.progress.iteration, 20);
         state.stream_ended();
+        assert!(matches!(state.phase, Phase::Finished { .. }));
+    }
+
+    #[test]
+    fn a_one_class_fit_records_each_stage_the_bank_and_the_scores() {
+        let mut state = RunState::default();
+        state.apply(&Event::FitStarted(FitStart {
+            train_images: 40,
+            normal_class: "Negative".into(),
+            ..FitStart::default()
+        }));
+        assert_eq!(state.phase, Phase::Running);
+        let fitting = |stage, done, total| Event::Fitting {
+            stage,
+            done,
+            total,
+            elapsed_s: done as f64,
+        };
+        state.apply(&fitting(FitStage::Features, 16, 40));
+        state.apply(&fitting(FitStage::Features, 40, 40));
+        state.apply(&fitting(FitStage::Coreset, 5, 20));
+        let fit = state.one_class.as_ref().unwrap();
+        assert_eq!(fit.stage_progress(FitStage::Features), Some((40, 40)));
+        assert_eq!(fit.stage_progress(FitStage::Coreset), Some((5, 20)));
+        assert_eq!(fit.stage_progress(FitStage::Validation), None);
+        assert_eq!(fit.stage, Some(FitStage::Coreset));
+        assert_eq!(state.progress.elapsed_s, 40.0);
+        state.apply(&Event::Fitted {
+            bank_entries: 20,
+            threshold: 0.5,
+            threshold_rule: "best validation F1 1.000".into(),
+            val_auroc: Some(1.0),
+            elapsed_s: 41.0,
+        });
+        state.apply(&Event::Finished {
+            iteration: 0,
+            best_val_accuracy: None,
+            stopped_early: false,
+            elapsed_s: 41.0,
+        });
+        let fit = state.one_class.as_ref().unwrap();
+        assert_eq!(fit.fitted.as_ref().unwrap().bank_entries, 20);
         assert!(matches!(state.phase, Phase::Finished { .. }));
     }
 

@@ -188,3 +188,71 @@ fn a_lost_terminal_leaves_the_training_running_and_watch_shows_it() {
     assert!(screen.contains("Training"), "{screen}");
     watch.keys("q");
 }
+
+/// `train --one-class` on a terminal: the dashboard shows the fit, then the results with the
+/// score histogram and the browser with anomaly maps; `watch` shows the same finished run.
+#[test]
+fn a_one_class_fit_shows_its_results_live_and_in_watch() {
+    let Some(weights) = shared_data("pretrained/squeezenet1_1.safetensors") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&run(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        "24",
+        "--seed",
+        "5",
+    ]));
+    let run_dir = dir.path().join("oneclass");
+    let args = format!(
+        "train --one-class --data {} --weights {} --split 0.5,0.25,0.25",
+        data.display(),
+        weights.display()
+    );
+    let Some(tmux) = Tmux::start("crackscope-oneclass", &shell_command(&run_dir, &args)) else {
+        return;
+    };
+    let fit = tmux.wait_for("bank entries", Duration::from_secs(120));
+    assert!(
+        fit.contains("Fit on 12 normal images of 'Negative'"),
+        "{fit}"
+    );
+    tmux.wait_for("validation AUROC", Duration::from_secs(120));
+    tmux.keys("4");
+    let results = tmux.wait_for("average precision", Duration::from_secs(120));
+    assert!(
+        results.contains("Anomaly scores") && results.contains("true \\ verdict"),
+        "{results}"
+    );
+    tmux.keys("5");
+    let browser = tmux.wait_for("Threshold", Duration::from_secs(60));
+    assert!(browser.contains("Verdict"), "{browser}");
+    tmux.keys("q");
+    let after = tmux.wait_for("EXIT-CODE-", Duration::from_secs(60));
+    assert!(
+        after.contains("EXIT-CODE-0") && after.contains("AUROC"),
+        "{after}"
+    );
+    tmux.kill();
+
+    let watch = format!(
+        "CRACKSCOPE_GRAPHICS=halfblocks {} watch {}; echo EXIT-CODE-$?; sleep 600",
+        env!("CARGO_BIN_EXE_crackscope"),
+        run_dir.display()
+    );
+    let Some(tmux) = Tmux::start("crackscope-oneclass-watch", &watch) else {
+        return;
+    };
+    tmux.wait_for("finished", Duration::from_secs(60));
+    tmux.keys("4");
+    tmux.wait_for("Anomaly scores", Duration::from_secs(30));
+    tmux.keys("5");
+    tmux.wait_for("Threshold", Duration::from_secs(60));
+    tmux.keys("q");
+    let after = tmux.wait_for("EXIT-CODE-", Duration::from_secs(30));
+    assert!(after.contains("EXIT-CODE-0"), "{after}");
+}

@@ -71,6 +71,7 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     assert!(predictions.starts_with("path,truth,kind,score,verdict"));
     let log = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
     assert!(log.contains("\"event\":\"tested\""), "{log}");
+    dashboard_reads_the_run(&run_dir, auroc);
 
     // eval on the run: the same figures; --json carries them.
     let eval = ok(&run(&["eval", run_s, "--json"]));
@@ -91,6 +92,88 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     ok(&run(&["gradcam", "--run", run_s, "--count", "4"]));
     let figure = image::open(run_dir.join("anomaly-maps.png")).unwrap();
     assert!(figure.width() > 227);
+}
+
+/// What the dashboard gets from a fitted run: the fit's events in `metrics.jsonl` (every stage
+/// to its end, the bank within its bound, the test scores agreeing with report.json), and the
+/// browser's items and anomaly maps from the one-class gallery.
+fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
+    use crackscope::events::{Event, FitStage};
+    use crackscope::oneclass::gallery::{is_oneclass_run, OneClassGallery};
+    use crackscope::run::RunDir;
+    use crackscope::tui::{Gallery, PictureSpec};
+
+    let read = crackscope::runlog::read_from(&run_dir.join("metrics.jsonl"), 0).unwrap();
+    assert_eq!(read.skipped_lines, 0);
+    let events = read.events;
+    let Some(Event::FitStarted(start)) = events.first() else {
+        panic!("a fit starts with fit_started: {events:?}")
+    };
+    assert_eq!(
+        (start.normal_class.as_str(), start.train_images),
+        ("Negative", 20)
+    );
+    for stage in FitStage::ALL {
+        let last = events.iter().rev().find_map(|e| match e {
+            Event::Fitting {
+                stage: s,
+                done,
+                total,
+                ..
+            } if *s == stage => Some((*done, *total)),
+            _ => None,
+        });
+        let (done, total) = last.unwrap_or_else(|| panic!("no {stage:?} progress: {events:?}"));
+        assert!(
+            done == total && total > 0,
+            "{stage:?} ends at {done}/{total}"
+        );
+    }
+    let bank = events.iter().find_map(|e| match e {
+        Event::Fitted { bank_entries, .. } => Some(*bank_entries),
+        _ => None,
+    });
+    assert!(
+        bank.is_some_and(|b| b > 0 && b <= start.max_bank),
+        "{bank:?}"
+    );
+    let scores = events
+        .iter()
+        .find_map(|e| match e {
+            Event::AnomalyScored(scores) => Some(scores.clone()),
+            _ => None,
+        })
+        .expect("anomaly_scored");
+    assert_eq!(scores.auroc, Some(auroc));
+    let h = &scores.histogram;
+    assert_eq!(
+        (
+            h.normal.iter().sum::<usize>(),
+            h.anomalous.iter().sum::<usize>()
+        ),
+        (10, 10)
+    );
+
+    let run = RunDir::open(run_dir).unwrap();
+    assert!(is_oneclass_run(&run));
+    let mut gallery = OneClassGallery::open(&run).unwrap();
+    assert_eq!(gallery.classes(), ["normal", "anomaly"]);
+    let items = gallery.test_items().unwrap();
+    assert_eq!(items.len(), 20);
+    assert_eq!(items.iter().filter(|i| i.truth == 1).count(), 10);
+    let with_map = gallery.picture(0, &PictureSpec::default()).unwrap();
+    let plain = PictureSpec {
+        overlay: false,
+        ..PictureSpec::default()
+    };
+    let photo = gallery.picture(0, &plain).unwrap();
+    assert_eq!(with_map.dimensions(), photo.dimensions());
+    assert_ne!(with_map, photo, "the anomaly map is drawn over the photo");
+    let saved = gallery.save_picture(0, &PictureSpec::default()).unwrap();
+    assert!(saved.ends_with(Path::new("pictures").join(format!(
+        "{}-anomaly.png",
+        items[0].path.file_stem().unwrap().to_string_lossy()
+    ))));
 }
 
 #[test]

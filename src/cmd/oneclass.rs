@@ -11,6 +11,8 @@ use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
 use crate::config::Recipe;
 use crate::data::split::Manifest;
 use crate::events::Event;
+use crate::headless::Headless;
+use crate::oneclass::gallery::OneClassGallery;
 use crate::oneclass::model_file;
 use crate::oneclass::run::{
     anomaly_maps, evaluate_split, fit_run, rule_text, score_files, score_folder, MapRequest,
@@ -18,6 +20,8 @@ use crate::oneclass::run::{
 };
 use crate::run::RunDir;
 use crate::train::session::resolve_recipe;
+use crate::train::session::Display;
+use crate::tui::{self, DashboardOptions, Exit, Source};
 
 /// `crackscope train --one-class`.
 pub fn train(args: &TrainArgs) -> Result<()> {
@@ -25,19 +29,77 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         bail!("--resume does not apply to --one-class: fitting is a single pass, start a new run");
     }
     let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
-    let (report, run) = fit_run(
-        &recipe,
-        args.normal.as_deref(),
-        args.run.as_deref(),
-        &mut |event| {
-            if let Event::Notice { message } = event {
-                println!("{message}");
-            }
+    let (report, run) = match Display::choose(&args.display, false)? {
+        Display::Headless => {
+            let mut printer = Headless::new();
+            fit_run(
+                &recipe,
+                args.normal.as_deref(),
+                args.run.as_deref(),
+                &mut |event| printer.handle(event),
+            )?
+        }
+        Display::Dashboard(options) => match fit_on_dashboard(recipe, args, options)? {
+            Some(fitted) => fitted,
+            None => return Ok(()),
         },
-    )?;
+    };
     print_report(&report);
     println!("run directory: {}", run.path.display());
     Ok(())
+}
+
+/// Fits on a worker thread while the dashboard shows its events; None when the dashboard was
+/// left before the fit ended (the terminal may be gone: only a line that cannot fail is printed).
+fn fit_on_dashboard(
+    recipe: Recipe,
+    args: &TrainArgs,
+    options: DashboardOptions,
+) -> Result<Option<(OneClassReport, RunDir)>> {
+    let gallery = OneClassGallery::for_recipe(&recipe)?;
+    let run_cell = gallery.run_cell();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(4096);
+    let (normal, run_path) = (args.normal.clone(), args.run.clone());
+    let worker = std::thread::Builder::new()
+        .name("one-class fit".into())
+        .spawn(move || {
+            let mut show = |event: &Event| {
+                if let Event::FitStarted(start) = event {
+                    let _ = run_cell.set(RunDir {
+                        path: start.run.clone(),
+                    });
+                }
+                // Never wait for the dashboard: progress may be dropped, the rest is small.
+                let _ = tx.try_send(event.clone());
+            };
+            let fitted = fit_run(&recipe, normal.as_deref(), run_path.as_deref(), &mut show);
+            if let Err(e) = &fitted {
+                let _ = tx.try_send(Event::Failed {
+                    message: format!("{e:#}"),
+                });
+            }
+            fitted
+        })?;
+    // A fit cannot be paused or stopped: nothing to steer.
+    let exit = tui::run_blocking(Source::Live(rx), None, Box::new(gallery), options)?;
+    if exit == Exit::LeaveRunning {
+        let _ = writeln!(
+            std::io::stdout(),
+            "the fit goes on in this process until it is done"
+        );
+    }
+    let (report, run) = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the fitting thread panicked"))??;
+    if exit == Exit::LeaveRunning {
+        let _ = writeln!(
+            std::io::stdout(),
+            "fitted: `crackscope eval {}` shows the results",
+            run.path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some((report, run)))
 }
 
 pub fn print_report(r: &OneClassReport) {

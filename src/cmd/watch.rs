@@ -29,16 +29,23 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
     // Steering is offered while the dashboard shows a training running (the latest segment of the
     // log, so a resumed run is steerable); each request goes to whichever training holds the run's
     // lock then, and is refused with the `--resume` command when none does.
-    let steer: Option<Arc<dyn Steer>> = Some(Arc::new(RunDirSteer::new(&run.path)?));
+    // A one-class fit is a single pass that cannot be paused or stopped: nothing to steer.
+    let one_class = crate::oneclass::gallery::is_oneclass_run(&run);
+    let steer: Option<Arc<dyn Steer>> = if one_class {
+        None
+    } else {
+        Some(Arc::new(RunDirSteer::new(&run.path)?))
+    };
     let options = DashboardOptions {
         graphics: GraphicsChoice::resolve(args.graphics)?,
         ..DashboardOptions::default()
     };
-    tui::run_blocking(
-        Source::Watch(run.path.clone()),
-        steer,
-        Box::new(RunGallery::open(&run)?),
-        options,
-    )?;
+    // A one-class run draws anomaly maps in the browser instead of Grad-CAM.
+    let gallery: Box<dyn tui::Gallery> = if one_class {
+        Box::new(crate::oneclass::gallery::OneClassGallery::open(&run)?)
+    } else {
+        Box::new(RunGallery::open(&run)?)
+    };
+    tui::run_blocking(Source::Watch(run.path.clone()), steer, gallery, options)?;
     Ok(())
 }

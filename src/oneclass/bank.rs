@@ -153,6 +153,19 @@ pub fn greedy_coreset(
     projection_dim: usize,
     seed: u64,
 ) -> Vec<usize> {
+    greedy_coreset_reporting(features, dim, target, projection_dim, seed, &mut |_, _| {})
+}
+
+/// [`greedy_coreset`], calling `progress(chosen, target)` after each row it chooses (the
+/// selection is the slow part of a fit with a large bank, so displays show it advance).
+pub fn greedy_coreset_reporting(
+    features: &[f32],
+    dim: usize,
+    target: usize,
+    projection_dim: usize,
+    seed: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<usize> {
     assert!(dim > 0 && features.len() % dim == 0, "rows of {dim} values");
     let count = features.len() / dim;
     if count == 0 || target == 0 {
@@ -205,6 +218,7 @@ pub fn greedy_coreset(
             break; // everything left duplicates a chosen row
         }
         chosen.push(far_index);
+        progress(chosen.len(), target.min(count));
     }
     chosen
 }

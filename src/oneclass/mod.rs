@@ -13,17 +13,22 @@
 //! - [`model_file`]: one safetensors file with the bank, the backbone it was computed with and
 //!   every setting, so that scoring never depends on anything else.
 //!
-//! The dashboard does not draw one-class runs yet: a run's `metrics.jsonl` holds `notice`,
-//! `finished` and `tested` events, and `report.json` / `predictions.csv` hold the scores, which
-//! is what a results view with AUROC and score histograms would read.
+//! - [`predictions`]: the run's `predictions.csv`; [`gallery`]: the dashboard's pictures of a
+//!   one-class run (anomaly maps in the browser).
+//!
+//! A fit reports itself in `metrics.jsonl` with `fit_started`, `fitting` (per stage),
+//! `fitted`, `finished`, then `anomaly_scored` (AUROC, average precision, the score histogram)
+//! and `tested` (accuracy and confusion at the threshold): the dashboard and `watch` read those.
 
 pub mod bank;
 #[cfg(test)]
 mod end_to_end;
 pub mod features;
+pub mod gallery;
 pub mod map;
 pub mod model;
 pub mod model_file;
+pub mod predictions;
 pub mod ranking;
 pub mod run;
 pub mod threshold;

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::explain::heatmap::Heatmap;
 
-use super::bank::{coreset_size, greedy_coreset, Bank};
+use super::bank::{coreset_size, greedy_coreset_reporting, Bank};
 use super::features::{Extractor, BATCH};
 use super::map::anomaly_map;
 use super::threshold::Threshold;
@@ -43,6 +43,8 @@ pub enum FitStep {
     Features { done: usize, total: usize },
     /// Choosing `target` bank entries from `candidates` patches.
     Coreset { candidates: usize, target: usize },
+    /// `chosen` of the `target` bank entries chosen so far.
+    CoresetChosen { chosen: usize, target: usize },
 }
 
 /// Fits the bank on `images` (normal ones, decoded at the settings' input size).
@@ -85,12 +87,13 @@ pub fn fit_bank(
         candidates: count,
         target,
     });
-    let chosen = greedy_coreset(
+    let chosen = greedy_coreset_reporting(
         &candidates,
         dim,
         target,
         settings.projection_dim,
         settings.seed,
+        &mut |chosen, target| progress(FitStep::CoresetChosen { chosen, target }),
     );
     let entries = chosen
         .iter()

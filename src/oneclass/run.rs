@@ -18,13 +18,14 @@ use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet, Images};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
-use crate::events::Event;
+use crate::events::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
 use crate::explain::colormap::Colormap;
 use crate::explain::figure::figure;
 use crate::imaging::write_png;
-use crate::oneclass::features::Extractor;
+use crate::oneclass::features::{Extractor, BATCH};
 use crate::oneclass::map::draw_over;
 use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
+use crate::oneclass::predictions::{self, ScoredRow};
 use crate::oneclass::threshold::{self, Threshold};
 use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
 use crate::run::{NewRun, RunDir};
@@ -134,28 +135,54 @@ pub fn fit_run(
         ..Settings::default()
     };
     let extractor = Extractor::imagenet(&recipe.train.weights, settings)?;
-    emit(Event::Notice {
-        message: format!(
-            "one-class fit on {} training images of '{normal_name}' ({} validation images of all classes)",
-            train_set.len(),
-            val_set.len()
-        ),
-    });
-    let mut last_report = Instant::now();
-    let bank = fit_bank(&extractor, in_memory(&train_set)?, &mut |step| match step {
-        FitStep::Features { done, total } => {
-            if done == total || last_report.elapsed().as_secs_f64() > 2.0 {
-                last_report = Instant::now();
-                emit(Event::Notice {
-                    message: format!("features: {done}/{total} images"),
-                });
-            }
+    let per_class = |entries: &[Entry]| {
+        let mut counts = vec![0; manifest.classes.len()];
+        for e in entries {
+            counts[e.label] += 1;
         }
-        FitStep::Coreset { candidates, target } => emit(Event::Notice {
-            message: format!("coreset: choosing {target} bank entries from {candidates} patches"),
-        }),
+        counts
+    };
+    emit(Event::FitStarted(FitStart {
+        run: run.path.clone(),
+        device: "cpu".into(),
+        classes: manifest.classes.clone(),
+        normal_class: normal_name.clone(),
+        train_images: train_set.len(),
+        val_per_class: per_class(&manifest.val),
+        test_per_class: per_class(&manifest.test),
+        layers: extractor.settings().layers.to_vec(),
+        max_bank: extractor.settings().max_bank,
+    }));
+    // Progress at most a few times a second (and always at the end of a stage): the coreset
+    // reports every entry it chooses.
+    let mut last_report: Option<(FitStage, Instant)> = None;
+    let mut progress = |stage: FitStage, done: usize, total: usize| {
+        let due = match last_report {
+            Some((last, at)) => last != stage || at.elapsed().as_secs_f64() >= 0.25,
+            None => true,
+        };
+        if due || done == total {
+            last_report = Some((stage, Instant::now()));
+            emit(Event::Fitting {
+                stage,
+                done,
+                total,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            });
+        }
+    };
+    let bank = fit_bank(&extractor, in_memory(&train_set)?, &mut |step| match step {
+        FitStep::Features { done, total } => progress(FitStage::Features, done, total),
+        FitStep::Coreset { target, .. } => progress(FitStage::Coreset, 0, target),
+        FitStep::CoresetChosen { chosen, target } => progress(FitStage::Coreset, chosen, target),
     })?;
-    let val_scores = score_with(&extractor, &bank, in_memory(&val_set)?)?;
+    let val_images = in_memory(&val_set)?;
+    let mut val_scores = Vec::with_capacity(val_images.len());
+    progress(FitStage::Validation, 0, val_images.len());
+    for chunk in val_images.chunks(BATCH) {
+        val_scores.extend(score_with(&extractor, &bank, chunk)?);
+        progress(FitStage::Validation, val_scores.len(), val_images.len());
+    }
     let scores: Vec<f32> = val_scores.iter().map(|s| s.score).collect();
     let anomalous: Vec<bool> = val_set.labels.iter().map(|&l| l != normal).collect();
     let threshold = threshold::choose(
@@ -174,17 +201,15 @@ pub fn fit_run(
     };
     model_file::save(&model, &run.best_model())?;
     new.keep();
+    emit(Event::Fitted {
+        bank_entries: model.bank.len(),
+        threshold: model.threshold.value,
+        threshold_rule: rule_text(&model.threshold),
+        val_auroc,
+        elapsed_s: fit_seconds,
+    });
     emit(Event::Notice {
-        message: format!(
-            "bank of {} entries, threshold {:.4} ({}){}, fitted in {fit_seconds:.1} s; model in {}",
-            model.bank.len(),
-            model.threshold.value,
-            rule_text(&model.threshold),
-            val_auroc
-                .map(|a| format!(", validation AUROC {a:.3}"))
-                .unwrap_or_default(),
-            run.best_model().display()
-        ),
+        message: format!("model in {}", run.best_model().display()),
     });
     emit(Event::Finished {
         iteration: 0,
@@ -193,9 +218,21 @@ pub fn fit_run(
         elapsed_s: fit_seconds,
     });
 
-    let mut report = evaluate_split(&run, &model, &manifest, size)?;
+    let (mut report, scored) = evaluate_split_scored(&run, &model, &manifest, size)?;
     report.fit_seconds = Some(fit_seconds);
     crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
+    emit(Event::AnomalyScored(AnomalyScores {
+        normal_class: report.normal_class.clone(),
+        auroc: report.auroc,
+        average_precision: report.average_precision,
+        threshold: report.threshold.value,
+        histogram: ScoreHistogram::of(
+            &scored.scores,
+            &scored.anomalous,
+            HISTOGRAM_BINS,
+            report.threshold.value,
+        ),
+    }));
     emit(Event::Tested {
         accuracy: report.accuracy as f32,
         confusion: report.confusion.clone(),
@@ -217,6 +254,16 @@ pub fn rule_text(t: &Threshold) -> String {
     }
 }
 
+/// Bins of the score histogram in the `anomaly_scored` event: finer than any display shows
+/// (each re-bins to its width), and a bounded line in `metrics.jsonl` whatever the test set.
+pub const HISTOGRAM_BINS: usize = 120;
+
+/// Each scored image's score and kind, in order.
+pub struct ScoredSet {
+    pub scores: Vec<f32>,
+    pub anomalous: Vec<bool>,
+}
+
 /// The run's test split scored with `model`; writes `report.json` and `predictions.csv`.
 pub fn evaluate_split(
     run: &RunDir,
@@ -224,9 +271,19 @@ pub fn evaluate_split(
     manifest: &Manifest,
     size: u32,
 ) -> Result<OneClassReport> {
+    Ok(evaluate_split_scored(run, model, manifest, size)?.0)
+}
+
+/// [`evaluate_split`], with every image's score and kind for the score histogram.
+pub fn evaluate_split_scored(
+    run: &RunDir,
+    model: &OneClassModel,
+    manifest: &Manifest,
+    size: u32,
+) -> Result<(OneClassReport, ScoredSet)> {
     let set = decode_all(&manifest.labelled(&manifest.test), size);
     let normal = class_index(&manifest.classes, &model.normal_class)?;
-    let report = score_set(
+    let (report, scored) = score_set(
         model,
         &run.best_model(),
         &set,
@@ -235,7 +292,7 @@ pub fn evaluate_split(
         Some(&run.predictions()),
     )?;
     crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
-    Ok(report)
+    Ok((report, scored))
 }
 
 fn class_index(classes: &[String], name: &str) -> Result<usize> {
@@ -256,7 +313,7 @@ fn score_set(
     normal: usize,
     description: String,
     predictions: Option<&Path>,
-) -> Result<OneClassReport> {
+) -> Result<(OneClassReport, ScoredSet)> {
     if set.is_empty() {
         bail!("no readable images to score in the {description}");
     }
@@ -275,7 +332,7 @@ fn score_set(
     if let Some(path) = predictions {
         write_predictions(path, model, set, &scores)?;
     }
-    Ok(OneClassReport {
+    let report = OneClassReport {
         model: model_path.to_path_buf(),
         data: description,
         images: set.len(),
@@ -290,36 +347,34 @@ fn score_set(
         score_images_per_s: set.len() as f64 / seconds.max(1e-9),
         fit_seconds: None,
         skipped: set.skipped.clone(),
-    })
+    };
+    Ok((report, ScoredSet { scores, anomalous }))
 }
 
-/// One line per image: path, true class, its kind, the score and the verdict.
+/// One row per image: path, true class, its kind, the score and the verdict.
 fn write_predictions(
     path: &Path,
     model: &OneClassModel,
     set: &DecodedSet,
     scores: &[f32],
 ) -> Result<()> {
-    let mut csv = String::from("path,truth,kind,score,verdict\n");
-    for ((p, &label), &score) in set.paths.iter().zip(&set.labels).zip(scores) {
-        let class = model.classes.get(label).map(String::as_str).unwrap_or("?");
-        let kind = KINDS[usize::from(class != model.normal_class)];
-        let verdict = KINDS[usize::from(model.is_anomalous(score))];
-        csv += &format!(
-            "{},{},{kind},{score:.6},{verdict}\n",
-            csv_field(&p.display().to_string()),
-            csv_field(class)
-        );
-    }
-    crate::fsutil::write_atomic(path, csv.as_bytes()).context("cannot save the predictions")
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
+    let rows: Vec<ScoredRow> = set
+        .paths
+        .iter()
+        .zip(&set.labels)
+        .zip(scores)
+        .map(|((p, &label), &score)| {
+            let class = model.classes.get(label).map(String::as_str).unwrap_or("?");
+            ScoredRow {
+                path: p.clone(),
+                truth: class.to_string(),
+                anomalous: class != model.normal_class,
+                score,
+                flagged: model.is_anomalous(score),
+            }
+        })
+        .collect();
+    predictions::save(path, &rows)
 }
 
 /// Every image of a folder-per-class dataset scored with `model`; the folder must hold the model's
@@ -344,14 +399,15 @@ pub fn score_folder(
         .collect();
     let mut set = decode_all(&paths, size);
     set.skipped.extend(dataset.skipped);
-    score_set(
+    Ok(score_set(
         model,
         model_path,
         &set,
         normal,
         data.display().to_string(),
         None,
-    )
+    )?
+    .0)
 }
 
 /// One image's answer from `predict`.
@@ -515,7 +571,8 @@ pub fn anomaly_maps(
     Ok((report, figure_path))
 }
 
-fn overlay(
+/// `image` with the anomaly map of its `scored` result over it.
+pub fn overlay(
     model: &OneClassModel,
     image: &RgbImage,
     scored: &Scored,

@@ -268,7 +268,13 @@ impl App {
                 }
             }
             Event::Failed { .. } => self.paused = false,
-            Event::Started(_) | Event::Epoch { .. } | Event::Notice { .. } => {}
+            Event::Started(_)
+            | Event::Epoch { .. }
+            | Event::Notice { .. }
+            | Event::FitStarted(_)
+            | Event::Fitting { .. }
+            | Event::Fitted { .. }
+            | Event::AnomalyScored(_) => {}
         }
     }
 

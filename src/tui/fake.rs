@@ -14,6 +14,8 @@ pub struct FakeGallery {
     pub calls: Arc<Mutex<Vec<String>>>,
     /// Every picture request fails, as with a dataset that went missing.
     pub failing: bool,
+    /// A one-class run's gallery: the kinds as classes, anomaly maps as the one method.
+    one_class: bool,
 }
 
 impl FakeGallery {
@@ -40,6 +42,39 @@ impl FakeGallery {
             items,
             calls: Arc::default(),
             failing: false,
+            one_class: false,
+        }
+    }
+
+    /// `count` scored test images of a one-class run judged at [`ONE_CLASS_THRESHOLD`]: even
+    /// items normal, odd ones anomalous, with items 3 and 8 on the wrong side of the threshold.
+    pub fn one_class(count: usize) -> FakeGallery {
+        let items = (0..count)
+            .map(|i| {
+                let anomalous = i % 2 == 1;
+                let spread = ((i * 37) % 45) as f32 / 100.0;
+                let score = match (anomalous, i == 3 || i == 8) {
+                    (false, false) => 0.1 + spread,
+                    (true, false) => 0.6 + spread,
+                    (false, true) => 0.7,
+                    (true, true) => 0.4,
+                };
+                TestItem::scored(
+                    PathBuf::from(format!(
+                        "test/{}/img{i:03}.jpg",
+                        CLASSES[usize::from(anomalous)]
+                    )),
+                    anomalous,
+                    score,
+                    ONE_CLASS_THRESHOLD,
+                )
+            })
+            .collect();
+        FakeGallery {
+            items,
+            calls: Arc::default(),
+            failing: false,
+            one_class: true,
         }
     }
 
@@ -54,6 +89,9 @@ impl FakeGallery {
 
 const CLASSES: [&str; 2] = ["Negative", "Positive"];
 
+/// The threshold of the fake one-class run.
+pub const ONE_CLASS_THRESHOLD: f32 = 0.52;
+
 fn gradient(width: u32, height: u32, tint: [u8; 3]) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
         let shade = (x * 255 / width.max(1)) as u8 / 2 + (y * 255 / height.max(1)) as u8 / 2;
@@ -67,14 +105,23 @@ fn gradient(width: u32, height: u32, tint: [u8; 3]) -> RgbImage {
 
 impl Gallery for FakeGallery {
     fn classes(&self) -> Vec<String> {
+        if self.one_class {
+            return vec!["normal".into(), "anomaly".into()];
+        }
         CLASSES.iter().map(|c| c.to_string()).collect()
     }
 
     fn methods(&self) -> Vec<String> {
+        if self.one_class {
+            return vec!["anomaly map".into()];
+        }
         vec!["Grad-CAM".into(), "Grad-CAM++".into()]
     }
 
     fn layers(&self) -> Vec<String> {
+        if self.one_class {
+            return vec!["fire3-concat + fire5-concat".into()];
+        }
         vec!["relu_conv10".into(), "fire9".into()]
     }
 

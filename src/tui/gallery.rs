@@ -36,6 +36,30 @@ impl TestItem {
     pub fn is_correct(&self) -> bool {
         self.truth == self.predicted
     }
+
+    /// A test image of a one-class run: classes are the kinds (0 normal, 1 anomaly), `predicted`
+    /// is the verdict, `score` the distance of the anomaly score from the threshold (so "least
+    /// sure first" lists the images nearest to it) and `loss` how far the score lies on the
+    /// wrong side of it (so "highest loss first" lists the worst mistakes).
+    pub fn scored(path: PathBuf, anomalous: bool, anomaly_score: f32, threshold: f32) -> TestItem {
+        let margin = anomaly_score - threshold;
+        TestItem {
+            path,
+            truth: usize::from(anomalous),
+            predicted: usize::from(anomaly_score > threshold),
+            score: margin.abs(),
+            loss: if anomalous { -margin } else { margin },
+        }
+    }
+
+    /// The anomaly score of an item made by [`TestItem::scored`] with the same threshold.
+    pub fn anomaly_score(&self, threshold: f32) -> f32 {
+        if self.truth == 1 {
+            threshold - self.loss
+        } else {
+            threshold + self.loss
+        }
+    }
 }
 
 /// How to draw one test picture. Hashable so each drawn variant is cached on its own.

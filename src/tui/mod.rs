@@ -27,6 +27,8 @@ mod scan_render;
 mod scan_tests;
 mod scan_view;
 #[cfg(test)]
+mod oneclass_tests;
+#[cfg(test)]
 mod snapshots;
 mod steer;
 mod terminal;

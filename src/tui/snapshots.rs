@@ -23,7 +23,7 @@ fn snapshot_path(name: &str) -> PathBuf {
 }
 
 /// Compares `screen` with the stored snapshot `name` (or stores it, with `UPDATE_SNAPSHOTS` set).
-fn assert_snapshot(name: &str, screen: &str) {
+pub(super) fn assert_snapshot(name: &str, screen: &str) {
     let path = snapshot_path(name);
     let screen = format!(
         "{}\n",

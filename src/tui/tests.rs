@@ -148,6 +148,8 @@ pub struct Setup {
     /// Test items of the fake gallery (0: an untested run).
     pub items: usize,
     pub failing_gallery: bool,
+    /// The fake gallery of a one-class run.
+    pub one_class: bool,
 }
 
 impl Default for Setup {
@@ -157,6 +159,7 @@ impl Default for Setup {
             colors: true,
             items: 24,
             failing_gallery: false,
+            one_class: false,
         }
     }
 }
@@ -178,8 +181,13 @@ impl Harness {
             colors,
             items,
             failing_gallery,
+            one_class,
         } = setup;
-        let mut gallery = FakeGallery::new(items);
+        let mut gallery = if one_class {
+            FakeGallery::one_class(items)
+        } else {
+            FakeGallery::new(items)
+        };
         gallery.failing = failing_gallery;
         let gallery_calls = Arc::clone(&gallery.calls);
         let steer = Arc::new(RecordingSteer::default());

@@ -31,6 +31,8 @@ struct Segment {
     iteration: usize,
     elapsed_s: f64,
     best_val_accuracy: Option<f32>,
+    /// The segment is a one-class fit (which cannot be resumed).
+    one_class: bool,
 }
 
 impl Segment {
@@ -53,6 +55,13 @@ impl Segment {
                 self.iteration = *iteration;
                 self.elapsed_s = *elapsed_s;
             }
+            Event::FitStarted(_) => {
+                *self = Segment {
+                    open: true,
+                    one_class: true,
+                    ..Segment::default()
+                }
+            }
             Event::Checkpoint { val_accuracy, .. } => {
                 self.best_val_accuracy = val_accuracy.or(self.best_val_accuracy)
             }
@@ -62,9 +71,18 @@ impl Segment {
     }
 
     /// The end a training whose process is gone did not write.
-    fn cut_off(&mut self, run: &RunDir) -> [Event; 2] {
+    fn cut_off(&mut self, run: &RunDir) -> Vec<Event> {
         self.open = false;
-        [
+        if self.one_class {
+            return vec![Event::Failed {
+                message: format!(
+                    "the one-class fit is not running (its process ended before the fit was \
+                     done); fits do not resume: start a new run instead of {}",
+                    run.path.display()
+                ),
+            }];
+        }
+        vec![
             Event::Notice {
                 message: format!(
                     "the training is not running (its process ended at iteration {} without \
@@ -260,6 +278,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_one_class_fit_whose_process_is_gone_fails_without_a_resume_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RunLog::append_to(dir.path()).unwrap();
+        let start = Event::FitStarted(crate::events::FitStart {
+            train_images: 10,
+            ..Default::default()
+        });
+        let fitting = Event::Fitting {
+            stage: crate::events::FitStage::Features,
+            done: 4,
+            total: 10,
+            elapsed_s: 1.0,
+        };
+        log.write(&start).unwrap();
+        log.write(&fitting).unwrap();
+        let mut events = follow(dir.path().to_path_buf());
+        assert_eq!(next(&mut events).await, start);
+        assert_eq!(next(&mut events).await, fitting);
+        let end = next(&mut events).await;
+        assert!(
+            matches!(&end, Event::Failed { message } if message.contains("do not resume")
+                && !message.contains("--resume")),
+            "{end:?}"
+        );
     }
 
     #[tokio::test]

@@ -77,6 +77,9 @@ fn draw_single(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
 }
 
 fn facts(app: &App, item: usize) -> Vec<Line<'static>> {
+    if let Some(lines) = super::oneclass::facts(app, item) {
+        return lines;
+    }
     let theme = &app.theme;
     let b = &app.browser;
     let it = &app.test_items()[item];

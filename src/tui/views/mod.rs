@@ -3,7 +3,9 @@
 //! the help and question overlays, and the "terminal too small" message.
 
 mod browser;
+mod histogram;
 mod model;
+mod oneclass;
 mod results;
 mod samples;
 mod training;

@@ -12,6 +12,9 @@ use crate::tui::app::{App, Loaded, Wants};
 use crate::tui::images::ImageKey;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
+    if super::oneclass::draw_results(frame, area, app) {
+        return;
+    }
     let items = app.test_items();
     let confusion = match &app.run.tested {
         Some(t) => Confusion {

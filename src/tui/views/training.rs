@@ -41,6 +41,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         frame.render_widget(Paragraph::new(text).block(bordered("Training", app)), area);
         return;
     }
+    if let Some(fit) = &app.run.one_class {
+        super::oneclass::draw_fit(frame, area, app, fit);
+        return;
+    }
     let [header, trend, body] = Layout::vertical([
         Constraint::Length(4),
         Constraint::Length(1),
