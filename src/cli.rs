@@ -57,6 +57,9 @@ pub enum Command {
     /// (classified from one shared pass), a map sharpened with Grad-CAM, an overlay and a mask
     /// PNG per photo; with --masks, window- and pixel-level scores against hand-drawn masks.
     Scan(ScanArgs),
+    /// Cut a folder-per-class training set (Positive/, Negative/ and a patches.csv manifest) from
+    /// photos and their crack masks, the way the concrete crack dataset was cut from photos.
+    Patches(PatchesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -117,9 +120,10 @@ pub struct RecipeArgs {
     /// Recipe file (TOML) [default: the built-in config/default.toml]
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Dataset folder, one sub-folder per class.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    /// Dataset folder, one sub-folder per class; give it more than once to merge datasets (their
+    /// classes are joined by folder name).
+    #[arg(long, value_name = "DIR")]
+    pub data: Vec<PathBuf>,
     /// torchvision SqueezeNet v1.1 weights (.pth or .safetensors), or `imagenet`: torchvision's
     /// squeezenet1_1-b8a52dc0.pth, fetched once and cached (see `crackscope weights`).
     #[arg(long)]
@@ -390,4 +394,28 @@ pub struct ScanArgs {
     /// Print a JSON array with an object per photo instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PatchesArgs {
+    /// Folder of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
+    #[arg(long)]
+    pub photos: PathBuf,
+    /// Folder of crack masks, one per photo with the same file stem; nonzero = crack.
+    #[arg(long)]
+    pub masks: PathBuf,
+    /// The dataset folder to write (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Window side in pixels (the network's input size).
+    #[arg(long, default_value_t = 227)]
+    pub size: u32,
+    /// Pixels between windows [default: scan's default for --size, half a window rounded down to
+    /// 16 px, so the patches are the windows a scan classifies]
+    #[arg(long)]
+    pub stride: Option<u32>,
+    /// Share of a window's central region (the middle half of each side) that crack pixels must
+    /// cover for a Positive patch; 0.005 is a 1-pixel hairline across about 60 % of it at 227 px.
+    #[arg(long, default_value_t = 0.005)]
+    pub min_crack_share: f64,
 }

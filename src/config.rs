@@ -24,13 +24,69 @@ pub struct Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    pub root: PathBuf,
+    pub root: DataRoots,
     pub split: [f64; 3],
     pub split_seed: u64,
     pub input_size: u32,
     /// Cap on memory for decoded images: "auto" (half the available memory) or a size ("4GB");
     /// sets over it are decoded on the fly. See [`crate::data::budget`].
     pub memory_budget: String,
+}
+
+/// The dataset folder, or several whose classes are merged by folder name (`data.root = "a"` or
+/// `["a", "b"]`, or `--data` given more than once). One folder is written back as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRoots(pub Vec<PathBuf>);
+
+impl DataRoots {
+    pub fn one(path: impl Into<PathBuf>) -> Self {
+        DataRoots(vec![path.into()])
+    }
+}
+
+impl std::ops::Deref for DataRoots {
+    type Target = [PathBuf];
+
+    fn deref(&self) -> &[PathBuf] {
+        &self.0
+    }
+}
+
+impl fmt::Display for DataRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.0.iter().map(|p| p.display().to_string()).collect();
+        f.write_str(&names.join(" + "))
+    }
+}
+
+impl crate::data::scan::DatasetRoots for DataRoots {
+    fn roots(&self) -> Vec<PathBuf> {
+        self.0.clone()
+    }
+}
+
+impl Serialize for DataRoots {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DataRoots {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a folder name or a list of folder names")]
+        enum OneOrMany {
+            One(PathBuf),
+            Many(Vec<PathBuf>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(path) => DataRoots(vec![path]),
+            OneOrMany::Many(paths) => DataRoots(paths),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,7 +187,7 @@ impl<'de> Deserialize<'de> for DeviceChoice {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
-            root: PathBuf::from("Concrete Crack Images for Classification"),
+            root: DataRoots::one("Concrete Crack Images for Classification"),
             split: [0.1, 0.1, 0.1],
             split_seed: 0,
             input_size: 227,
@@ -180,7 +236,8 @@ impl Default for GradcamConfig {
 /// Command-line values that take precedence over the file; `None` keeps the file's value.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub data: Option<PathBuf>,
+    /// Empty keeps the file's `data.root`.
+    pub data: Vec<PathBuf>,
     pub weights: Option<PathBuf>,
     pub epochs: Option<usize>,
     pub batch_size: Option<usize>,
@@ -220,8 +277,8 @@ impl Recipe {
 
     /// Applies command-line overrides and checks the result again (`origin` names the flags).
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
-        if let Some(v) = &o.data {
-            self.data.root = v.clone();
+        if !o.data.is_empty() {
+            self.data.root = DataRoots(o.data.clone());
         }
         if let Some(v) = &o.weights {
             self.train.weights = v.clone();
@@ -259,6 +316,13 @@ impl Recipe {
         let bad = |key: &str, expected: &str, found: String| -> Result<()> {
             bail!("{origin}: bad value for `{key}`: expected {expected}, found {found}")
         };
+        if self.data.root.is_empty() {
+            bad(
+                "data.root",
+                "a folder or a list of folders",
+                "an empty list".into(),
+            )?;
+        }
         let [tr, va, te] = self.data.split;
         for (key, f) in [("train", tr), ("validation", va), ("test", te)] {
             if !(f > 0.0 && f <= 1.0) {
@@ -426,7 +490,7 @@ mod tests {
             learning_rate: Some(1e-3),
             split: Some([0.5, 0.25, 0.25]),
             device: Some(DeviceChoice::Cpu),
-            data: Some("x".into()),
+            data: vec!["x".into()],
             ..Default::default()
         })
         .unwrap();
@@ -435,7 +499,30 @@ mod tests {
         assert_eq!(r.train.learning_rate, 1e-3);
         assert_eq!(r.data.split, [0.5, 0.25, 0.25]);
         assert_eq!(r.train.device, DeviceChoice::Cpu);
-        assert_eq!(r.data.root, PathBuf::from("x"));
+        assert_eq!(r.data.root, DataRoots::one("x"));
+    }
+
+    #[test]
+    fn data_root_is_a_folder_or_a_list_and_writes_back_as_read() {
+        let one = Recipe::from_toml("[data]\nroot = \"a\"\n", "one.toml").unwrap();
+        assert_eq!(one.data.root, DataRoots::one("a"));
+        assert!(one.to_toml().contains("root = \"a\""), "{}", one.to_toml());
+        let two = Recipe::from_toml("[data]\nroot = [\"a\", \"b\"]\n", "two.toml").unwrap();
+        assert_eq!(two.data.root, DataRoots(vec!["a".into(), "b".into()]));
+        assert_eq!(Recipe::from_toml(&two.to_toml(), "again").unwrap(), two);
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[data]\nroot = []\n", "none.toml").unwrap_err()
+        );
+        assert!(
+            msg.contains("none.toml") && msg.contains("data.root"),
+            "{msg}"
+        );
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[data]\nroot = 3\n", "num.toml").unwrap_err()
+        );
+        assert!(msg.contains("num.toml") && msg.contains("folder"), "{msg}");
     }
 
     #[test]

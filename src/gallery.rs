@@ -119,7 +119,11 @@ impl Gallery for RunGallery {
                     .to_rgb8(),
             ));
         }
-        let grid = sample_grid(&self.manifest.root, 16, self.recipe.data.split_seed)?;
+        let grid = sample_grid(
+            &self.manifest.dataset_roots(),
+            16,
+            self.recipe.data.split_seed,
+        )?;
         crate::imaging::write_png(&grid, &path)?;
         Ok(Some(grid))
     }
@@ -296,6 +300,7 @@ mod tests {
         let test = entries.split_off(2);
         Manifest {
             root: data.clone(),
+            roots: Vec::new(),
             classes: CLASSES.iter().map(|c| c.to_string()).collect(),
             seed: 0,
             fractions: Fractions {

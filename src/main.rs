@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::bench(args).map(done),
         Command::Weights(command) => cmd::weights::weights(command).map(done),
         Command::Scan(args) => cmd::scan::scan(args).map(done),
+        Command::Patches(args) => cmd::patches::patches(args).map(done),
     };
     match result {
         Ok(code) => code,

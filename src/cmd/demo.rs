@@ -29,7 +29,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
         data.display()
     );
     generate(&data, &options)?;
-    recipe.data.root = data.clone();
+    recipe.data.root = crate::config::DataRoots::one(data.clone());
 
     let grid = sample_grid(&data, 16, recipe.data.split_seed)?;
     save_png(&grid, &run.samples())?;

@@ -594,6 +594,7 @@ mod tests {
         std::fs::write(run.join("config.toml"), "").unwrap();
         let manifest = Manifest {
             root: data,
+            roots: Vec::new(),
             classes: CLASSES.iter().map(|c| c.to_string()).collect(),
             seed: 0,
             fractions: Fractions {

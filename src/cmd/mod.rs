@@ -6,6 +6,7 @@ pub mod eval;
 pub mod gradcam;
 pub mod model;
 pub mod oneclass;
+pub mod patches;
 pub mod predict;
 pub mod samples;
 pub mod scan;

@@ -281,7 +281,7 @@ fn style_of(model: &Path) -> Result<Style> {
 }
 
 /// Files given, and the photos of folders given (sorted by name).
-fn photo_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn photo_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -315,7 +315,7 @@ fn file_stem(path: &Path) -> String {
 }
 
 /// The mask in `dir` with the photo's file stem (any image format), nonzero = crack, upright.
-fn true_mask(dir: &Path, photo: &Path, size: (u32, u32)) -> Result<GrayImage> {
+pub fn true_mask(dir: &Path, photo: &Path, size: (u32, u32)) -> Result<GrayImage> {
     let stem = file_stem(photo);
     let candidates: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read mask folder {}", dir.display()))?

@@ -1,7 +1,5 @@
 //! The seed's first figure: random labelled tiles of a dataset.
 
-use std::path::Path;
-
 use anyhow::Result;
 use image::RgbImage;
 use rand::seq::index::sample;
@@ -9,11 +7,16 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::decode::load_rgb;
-use crate::data::scan::scan;
+use crate::data::scan::{scan, DatasetRoots};
 use crate::imaging::grid::{grid_cols, labelled_tile};
 
-/// `count` random images of the dataset at `root` (fewer if it has fewer), tiled with their labels.
-pub fn sample_grid(root: &Path, count: usize, seed: u64) -> Result<RgbImage> {
+/// `count` random images of the dataset at `root` (one folder or several merged; fewer if it has
+/// fewer), tiled with their labels.
+pub fn sample_grid<R: DatasetRoots + ?Sized>(
+    root: &R,
+    count: usize,
+    seed: u64,
+) -> Result<RgbImage> {
     let dataset = scan(root)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let chosen = sample(
@@ -32,7 +35,7 @@ pub fn sample_grid(root: &Path, count: usize, seed: u64) -> Result<RgbImage> {
     anyhow::ensure!(
         !tiles.is_empty(),
         "none of the chosen images of {} could be read",
-        root.display()
+        dataset.root.display()
     );
     // The seed's figure: MATLAB's imtile of 227 px images, square-ish grid, no gaps.
     let tile = tiles

@@ -28,8 +28,11 @@ pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "ti
 /// class, then by path, so every later step is deterministic.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// The root folder, canonicalised so that saved manifests do not depend on the working directory.
+    /// The root folder, canonicalised so that saved manifests do not depend on the working directory;
+    /// with several roots, the deepest folder that holds them all.
     pub root: PathBuf,
+    /// The dataset folders scanned (canonical), in the order given.
+    pub roots: Vec<PathBuf>,
     pub classes: Vec<String>,
     pub items: Vec<Item>,
     pub skipped: Vec<Skipped>,
@@ -63,60 +66,120 @@ impl Dataset {
     }
 }
 
-/// Scans `root`: each visible sub-folder is a class, and every image beneath it, at any depth, is
-/// an item of that class. Hidden files and folders (name starting with `.`) are ignored, which also
-/// keeps out macOS `._photo.jpg` companions. Symbolic links are followed, each folder visited once
-/// per class; a link back to the root or to a folder it is inside of is skipped.
-///
-/// Errors when root is missing or not a folder, has fewer than two classes, or a class has no
-/// usable image. Unreadable files and labelling conflicts are skipped with a warning on stderr.
-pub fn scan(root: &Path) -> Result<Dataset> {
-    let meta = fs::metadata(root)
-        .with_context(|| format!("dataset folder {} cannot be opened", root.display()))?;
-    if !meta.is_dir() {
-        bail!(
-            "dataset path {} is not a folder; expected a folder with one sub-folder per class",
-            root.display()
-        );
-    }
-    let root = fs::canonicalize(root)
-        .with_context(|| format!("cannot resolve dataset folder {}", root.display()))?;
+/// One dataset folder or several: what [`scan`] accepts.
+pub trait DatasetRoots {
+    fn roots(&self) -> Vec<PathBuf>;
+}
 
-    let mut class_dirs: Vec<PathBuf> = visible_entries(&root)
-        .with_context(|| format!("cannot list dataset folder {}", root.display()))?
-        .into_iter()
-        .filter(|path| path.is_dir())
-        .collect();
-    class_dirs.sort();
-    let classes: Vec<String> = class_dirs
-        .iter()
-        .map(|dir| {
-            dir.file_name()
+impl DatasetRoots for Path {
+    fn roots(&self) -> Vec<PathBuf> {
+        vec![self.to_path_buf()]
+    }
+}
+
+impl DatasetRoots for PathBuf {
+    fn roots(&self) -> Vec<PathBuf> {
+        vec![self.clone()]
+    }
+}
+
+impl DatasetRoots for [PathBuf] {
+    fn roots(&self) -> Vec<PathBuf> {
+        self.to_vec()
+    }
+}
+
+impl DatasetRoots for Vec<PathBuf> {
+    fn roots(&self) -> Vec<PathBuf> {
+        self.clone()
+    }
+}
+
+/// Scans one dataset folder, or several merged: each visible sub-folder of a root is a class, and
+/// every image beneath it, at any depth, is an item of that class. Several roots are merged by class
+/// folder name (the classes are the sorted union of their names), so that e.g. `Positive` of two
+/// datasets is one class; duplicates and labelling conflicts are found across all of them. Hidden
+/// files and folders (name starting with `.`) are ignored, which also keeps out macOS
+/// `._photo.jpg` companions. Symbolic links are followed, each folder visited once per class; a
+/// link back to a root or to a folder it is inside of is skipped.
+///
+/// Errors when a root is missing or not a folder, is given twice, there are fewer than two classes,
+/// or a class has no usable image. Unreadable files and labelling conflicts are skipped with a
+/// warning on stderr.
+pub fn scan<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
+    let given = roots.roots();
+    if given.is_empty() {
+        bail!("no dataset folder given");
+    }
+    let mut canonical_roots: Vec<PathBuf> = Vec::with_capacity(given.len());
+    // (class name, class folder, index of its root)
+    let mut class_dirs: Vec<(String, PathBuf, usize)> = Vec::new();
+    for root in &given {
+        let meta = fs::metadata(root)
+            .with_context(|| format!("dataset folder {} cannot be opened", root.display()))?;
+        if !meta.is_dir() {
+            bail!(
+                "dataset path {} is not a folder; expected a folder with one sub-folder per class",
+                root.display()
+            );
+        }
+        let canonical = fs::canonicalize(root)
+            .with_context(|| format!("cannot resolve dataset folder {}", root.display()))?;
+        if canonical_roots.contains(&canonical) {
+            bail!("dataset folder {} is given twice", root.display());
+        }
+        let mut dirs: Vec<PathBuf> = visible_entries(&canonical)
+            .with_context(|| format!("cannot list dataset folder {}", root.display()))?
+            .into_iter()
+            .filter(|path| path.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = dir
+                .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+                .into_owned();
+            class_dirs.push((name, dir, canonical_roots.len()));
+        }
+        canonical_roots.push(canonical);
+    }
+    let mut classes: Vec<String> = class_dirs.iter().map(|(name, ..)| name.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    let shown = || {
+        let names: Vec<String> = given.iter().map(|r| r.display().to_string()).collect();
+        names.join(" + ")
+    };
     if classes.len() < 2 {
         bail!(
             "dataset folder {} has {} class folder(s) [{}]; a classifier needs at least two, \
              one sub-folder per class",
-            root.display(),
+            shown(),
             classes.len(),
             classes.join(", ")
         );
     }
+    let dirs_of = |label: usize| -> Vec<&(String, PathBuf, usize)> {
+        class_dirs
+            .iter()
+            .filter(|(name, ..)| *name == classes[label])
+            .collect()
+    };
 
     let mut skipped = Vec::new();
     let mut candidates: Vec<(PathBuf, usize)> = Vec::new();
-    for (label, dir) in class_dirs.iter().enumerate() {
+    for label in 0..classes.len() {
         let mut walk = Walk {
-            ancestors: vec![root.clone()],
+            ancestors: Vec::new(),
             visited: HashSet::new(),
             files: Vec::new(),
             skipped: &mut skipped,
         };
-        walk.collect(dir);
+        for (_, dir, root) in dirs_of(label) {
+            walk.ancestors = vec![canonical_roots[*root].clone()];
+            walk.collect(dir);
+        }
         let mut files = walk.files;
         files.sort();
         candidates.extend(files.into_iter().map(|path| (path, label)));
@@ -143,26 +206,28 @@ pub fn scan(root: &Path) -> Result<Dataset> {
     }
 
     let dataset = Dataset {
-        root,
-        classes,
+        root: common_ancestor(&canonical_roots),
+        roots: canonical_roots.clone(),
+        classes: classes.clone(),
         items,
         skipped,
     };
     for (label, count) in dataset.class_counts().into_iter().enumerate() {
         if count == 0 {
-            let dir = &class_dirs[label];
+            let dirs: Vec<&PathBuf> = dirs_of(label).into_iter().map(|(_, dir, _)| dir).collect();
+            let shown_dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            let shown_dirs = shown_dirs.join(", ");
             let (conflicts, bad): (Vec<&Skipped>, Vec<&Skipped>) = dataset
                 .skipped
                 .iter()
-                .filter(|s| s.path.starts_with(dir))
+                .filter(|s| dirs.iter().any(|dir| s.path.starts_with(dir)))
                 .partition(|s| s.reason.starts_with(CONFLICT));
             if !conflicts.is_empty() {
                 bail!(
-                    "class '{}' ({}) has no usable images: {} are labelling conflicts, also found \
-                     under another class (first: {}: {}); {} unreadable; fix the links or copies \
-                     ({conflicted} conflicts in all)",
+                    "class '{}' ({shown_dirs}) has no usable images: {} are labelling conflicts, also \
+                     found under another class (first: {}: {}); {} unreadable; fix the links or \
+                     copies ({conflicted} conflicts in all)",
                     dataset.classes[label],
-                    dir.display(),
                     conflicts.len(),
                     conflicts[0].path.display(),
                     conflicts[0].reason,
@@ -170,16 +235,27 @@ pub fn scan(root: &Path) -> Result<Dataset> {
                 );
             }
             bail!(
-                "class '{}' ({}) has no readable images ({} unreadable file(s) skipped; \
+                "class '{}' ({shown_dirs}) has no readable images ({} unreadable file(s) skipped; \
                  readable extensions: {})",
                 dataset.classes[label],
-                dir.display(),
                 bad.len(),
                 IMAGE_EXTENSIONS.join(" ")
             );
         }
     }
     Ok(dataset)
+}
+
+/// The deepest folder that holds every root (the root itself when there is one), so that the
+/// split's entries can stay relative to it.
+fn common_ancestor(roots: &[PathBuf]) -> PathBuf {
+    let mut common = roots[0].clone();
+    while !roots.iter().all(|r| r.starts_with(&common)) {
+        if !common.pop() {
+            break;
+        }
+    }
+    common
 }
 
 /// The paths of the non-hidden entries of `dir`.
@@ -476,6 +552,46 @@ mod tests {
             skip.reason
         );
         &skip.reason
+    }
+
+    #[test]
+    fn several_roots_merge_classes_by_name_and_find_conflicts_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write_jpegs(&a.join("Negative"), 3, 0);
+        write_jpegs(&a.join("Positive"), 2, 50);
+        write_jpegs(&b.join("Positive"), 4, 100);
+        write_jpegs(&b.join("Spalling"), 2, 150);
+        // The same bytes under another class in the other root: a labelling conflict.
+        fs::copy(a.join("Negative/0.jpg"), b.join("Spalling/copied.jpg")).unwrap();
+        let ds = scan(&vec![a.clone(), b.clone()]).unwrap();
+        assert_eq!(ds.classes, ["Negative", "Positive", "Spalling"]);
+        assert_eq!(ds.class_counts(), [2, 6, 2]);
+        let (ca, cb) = (fs::canonicalize(&a).unwrap(), fs::canonicalize(&b).unwrap());
+        assert_eq!(ds.roots, [ca.clone(), cb.clone()]);
+        assert_eq!(ds.root, fs::canonicalize(dir.path()).unwrap());
+        let positives: Vec<_> = ds.items.iter().filter(|i| i.label == 1).collect();
+        assert_eq!(
+            positives.iter().filter(|i| i.path.starts_with(&ca)).count(),
+            2
+        );
+        assert_eq!(
+            positives.iter().filter(|i| i.path.starts_with(&cb)).count(),
+            4
+        );
+        let reason = conflict(&ds, &cb.join("Spalling/copied.jpg"));
+        assert!(
+            reason.contains(&ca.join("Negative/0.jpg").display().to_string()),
+            "{reason}"
+        );
+
+        let message = format!("{:#}", scan(&vec![a.clone(), a.join("../a")]).unwrap_err());
+        assert!(message.contains("given twice"), "{message}");
+        let message = format!(
+            "{:#}",
+            scan(&vec![a.clone(), dir.path().join("nope")]).unwrap_err()
+        );
+        assert!(message.contains("nope"), "{message}");
     }
 
     #[cfg(unix)]

@@ -1,17 +1,20 @@
 //! Per-class random split into train/validation/test, like MATLAB's
 //! `splitEachLabel(imds, 0.1, 0.1, 0.1, 'randomized')`, and the manifest that pins it down.
 //!
-//! Two rules go beyond MATLAB: identical files (same hash) are reduced to one before splitting, so a
-//! test image can never also be a training image; and the split is saved as a [`Manifest`] that later
-//! commands reload, so a run's test set never changes.
+//! Three rules go beyond MATLAB: identical files (same hash) are reduced to one before splitting, so a
+//! test image can never also be a training image; the overlapping windows cut from one photo (listed
+//! in a dataset folder's patch manifest, see [`super::patches`]) all go to the same split, so a test
+//! window never shares pixels with a training one; and the split is saved as a [`Manifest`] that
+//! later commands reload, so a run's test set never changes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::patches::read_manifest;
 use super::rng_for;
 use super::scan::Dataset;
 use crate::fsutil;
@@ -71,16 +74,27 @@ pub struct Split {
 /// the copies sit in different classes. Of the `n` unique images of a class, `floor(fraction * n)` go
 /// to each split and the rest are unused. Each class shuffles with its own ChaCha8 stream (the class
 /// index), so one class's split does not depend on the size of another.
+///
+/// Items listed in a root's patch manifest are split by photo instead (see [`split_photos`]); the
+/// other items of the same dataset keep the rule above.
 pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Result<Split> {
     fractions.validate()?;
+    let photo_of = photo_groups(ds)?;
     let mut seen = HashSet::with_capacity(ds.items.len());
     let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); ds.classes.len()];
+    let mut grouped: Vec<usize> = Vec::new();
+    let mut unique = vec![0usize; ds.classes.len()];
     let mut duplicates_dropped = 0;
     for (index, item) in ds.items.iter().enumerate() {
-        if seen.insert(item.hash) {
-            per_class[item.label].push(index);
-        } else {
+        if !seen.insert(item.hash) {
             duplicates_dropped += 1;
+            continue;
+        }
+        unique[item.label] += 1;
+        if photo_of[index].is_some() {
+            grouped.push(index);
+        } else {
+            per_class[item.label].push(index);
         }
     }
 
@@ -91,19 +105,7 @@ pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Resul
         duplicates_dropped,
     };
     for (label, mut indices) in per_class.into_iter().enumerate() {
-        let n = indices.len();
-        let [train, val, test] = fractions.counts(n);
-        if train == 0 || val == 0 || test == 0 {
-            bail!(
-                "class '{}' has {n} unique images: fractions {}/{}/{} give {train} train, {val} \
-                 validation and {test} test images; every split needs at least one, so use larger \
-                 fractions or add images",
-                ds.classes[label],
-                fractions.train,
-                fractions.val,
-                fractions.test
-            );
-        }
+        let [train, val, test] = fractions.counts(indices.len());
         indices.shuffle(&mut rng_for("split", seed, label as u64));
         split.train.extend_from_slice(&indices[..train]);
         split.val.extend_from_slice(&indices[train..train + val]);
@@ -111,10 +113,114 @@ pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Resul
             .test
             .extend_from_slice(&indices[train + val..train + val + test]);
     }
+    let [train, val, test] = split_photos(ds, &grouped, &photo_of, fractions, seed);
+    split.train.extend(train);
+    split.val.extend(val);
+    split.test.extend(test);
+    for (label, class) in ds.classes.iter().enumerate() {
+        let count = |part: &[usize]| part.iter().filter(|&&i| ds.items[i].label == label).count();
+        let (train, val, test) = (count(&split.train), count(&split.val), count(&split.test));
+        if train == 0 || val == 0 || test == 0 {
+            bail!(
+                "class '{class}' has {} unique images: fractions {}/{}/{} give {train} train, {val} \
+                 validation and {test} test images{}; every split needs at least one, so use larger \
+                 fractions or add images",
+                unique[label],
+                fractions.train,
+                fractions.val,
+                fractions.test,
+                if grouped.is_empty() { "" } else { " (windows of one photo kept together)" }
+            );
+        }
+    }
     for part in [&mut split.train, &mut split.val, &mut split.test] {
         part.sort_unstable();
     }
     Ok(split)
+}
+
+/// For each item, the photo it was cut from (an id) when a root's patch manifest lists it.
+fn photo_groups(ds: &Dataset) -> Result<Vec<Option<usize>>> {
+    let roots = if ds.roots.is_empty() {
+        std::slice::from_ref(&ds.root)
+    } else {
+        &ds.roots[..]
+    };
+    let mut photo_of_file: HashMap<PathBuf, usize> = HashMap::new();
+    let mut photo_ids: HashMap<(usize, String), usize> = HashMap::new();
+    for (r, root) in roots.iter().enumerate() {
+        for row in read_manifest(root)?.unwrap_or_default() {
+            let next = photo_ids.len();
+            let id = *photo_ids.entry((r, row.photo)).or_insert(next);
+            photo_of_file.insert(root.join(&row.file), id);
+        }
+    }
+    Ok(ds
+        .items
+        .iter()
+        .map(|item| photo_of_file.get(&item.path).copied())
+        .collect())
+}
+
+/// Splits the windows of photos photo by photo: each photo's windows all go to one split, chosen so
+/// that every class's count in every split stays as close as it can to `fraction * windows of that
+/// class`. Photos are placed largest first (ties in a seeded random order), each where it reduces
+/// the squared distance to those targets most, the unused remainder being a fourth place.
+fn split_photos(
+    ds: &Dataset,
+    items: &[usize],
+    photo_of: &[Option<usize>],
+    fractions: &Fractions,
+    seed: u64,
+) -> [Vec<usize>; 3] {
+    let classes = ds.classes.len();
+    let mut photos: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &i in items {
+        photos
+            .entry(photo_of[i].expect("grouped items have a photo"))
+            .or_default()
+            .push(i);
+    }
+    let mut photos: Vec<(usize, Vec<usize>)> = photos.into_iter().collect();
+    photos.sort_unstable_by_key(|(id, _)| *id);
+    photos.shuffle(&mut rng_for("photo split", seed, 0));
+    photos.sort_by_key(|(_, windows)| std::cmp::Reverse(windows.len()));
+
+    let mut totals = vec![0i64; classes];
+    for &i in items {
+        totals[ds.items[i].label] += 1;
+    }
+    // targets[place][class]; place 3 is "unused".
+    let mut targets = vec![vec![0i64; classes]; 4];
+    for (c, &n) in totals.iter().enumerate() {
+        let [tr, va, te] = fractions.counts(n as usize).map(|k| k as i64);
+        targets[0][c] = tr;
+        targets[1][c] = va;
+        targets[2][c] = te;
+        targets[3][c] = n - tr - va - te;
+    }
+    let mut counts = vec![vec![0i64; classes]; 4];
+    let mut out: [Vec<usize>; 3] = Default::default();
+    for (_, windows) in photos {
+        let mut of_class = vec![0i64; classes];
+        for &i in &windows {
+            of_class[ds.items[i].label] += 1;
+        }
+        // Change of sum (n - t)^2 when the photo's windows join a place.
+        let cost = |place: usize| -> i64 {
+            (0..classes)
+                .map(|c| of_class[c] * (2 * (counts[place][c] - targets[place][c]) + of_class[c]))
+                .sum()
+        };
+        let place = (0..4).min_by_key(|&p| cost(p)).expect("four places");
+        for c in 0..classes {
+            counts[place][c] += of_class[c];
+        }
+        if place < 3 {
+            out[place].extend(windows);
+        }
+    }
+    out
 }
 
 /// One image of a saved split.
@@ -129,6 +235,9 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub root: PathBuf,
+    /// The dataset folders merged into this split (one for most runs); absent in older manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<PathBuf>,
     pub classes: Vec<String>,
     pub seed: u64,
     pub fractions: Fractions,
@@ -160,6 +269,7 @@ impl Manifest {
         };
         Manifest {
             root: ds.root.clone(),
+            roots: ds.roots.clone(),
             classes: ds.classes.clone(),
             seed,
             fractions: *fractions,
@@ -185,6 +295,15 @@ impl Manifest {
             .check()
             .with_context(|| format!("split manifest {} is inconsistent", path.display()))?;
         Ok(manifest)
+    }
+
+    /// The dataset folders the split was made from.
+    pub fn dataset_roots(&self) -> Vec<PathBuf> {
+        if self.roots.is_empty() {
+            vec![self.root.clone()]
+        } else {
+            self.roots.clone()
+        }
     }
 
     /// Where an entry's file is on disk.
@@ -255,6 +374,7 @@ mod tests {
             }
         }
         Dataset {
+            roots: vec![root.clone()],
             root,
             classes,
             items,
@@ -419,6 +539,122 @@ mod tests {
         let path = dir.path().join("runs/split.json");
         manifest.save(&path).unwrap();
         assert_eq!(Manifest::load(&path).unwrap(), manifest);
+    }
+
+    /// A dataset at a real folder whose patch manifest lists `photos` photos, photo p holding
+    /// `p % 5 + 2` Positive and `p % 3 + 4` Negative windows, plus `loose` unlisted images a class.
+    fn patch_dataset(dir: &Path, photos: usize, loose: usize) -> Dataset {
+        use crate::data::patches::{ManifestRow, MANIFEST};
+        let classes = vec!["Negative".to_string(), "Positive".to_string()];
+        let mut rows = Vec::new();
+        for p in 0..photos {
+            for (class, n) in [("Positive", p % 5 + 2), ("Negative", p % 3 + 4)] {
+                for w in 0..n {
+                    rows.push(ManifestRow {
+                        file: format!("{class}/photo{p}_x{w}_y0.jpg"),
+                        class: class.into(),
+                        photo: format!("photo{p}.jpg"),
+                        x: w as u32,
+                        y: 0,
+                        size: 16,
+                    });
+                }
+            }
+        }
+        let mut writer = csv::Writer::from_path(dir.join(MANIFEST)).unwrap();
+        for row in &rows {
+            writer.serialize(row).unwrap();
+        }
+        writer.flush().unwrap();
+        let mut items: Vec<Item> = rows
+            .iter()
+            .map(|r| Item {
+                path: dir.join(&r.file),
+                label: usize::from(r.class == "Positive"),
+                hash: *blake3::hash(r.file.as_bytes()).as_bytes(),
+            })
+            .collect();
+        for (label, class) in classes.iter().enumerate() {
+            for i in 0..loose {
+                let file = format!("{class}/loose{i}.jpg");
+                items.push(Item {
+                    path: dir.join(&file),
+                    label,
+                    hash: *blake3::hash(file.as_bytes()).as_bytes(),
+                });
+            }
+        }
+        items.sort_by(|a, b| (a.label, &a.path).cmp(&(b.label, &b.path)));
+        Dataset {
+            root: dir.to_path_buf(),
+            roots: vec![dir.to_path_buf()],
+            classes,
+            items,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn windows_of_one_photo_stay_in_one_split_with_fractions_kept_per_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = patch_dataset(dir.path(), 40, 50);
+        let fractions = Fractions {
+            train: 0.5,
+            val: 0.2,
+            test: 0.2,
+        };
+        let split = split_each_label(&ds, &fractions, 3).unwrap();
+        let photo = |i: usize| -> Option<String> {
+            let name = ds.items[i].path.file_name()?.to_string_lossy().into_owned();
+            name.starts_with("photo")
+                .then(|| name.split('_').next().unwrap().to_string())
+        };
+        let mut home: HashMap<String, &str> = HashMap::new();
+        for (part, indices) in [
+            ("train", &split.train),
+            ("val", &split.val),
+            ("test", &split.test),
+        ] {
+            for &i in indices.iter() {
+                if let Some(p) = photo(i) {
+                    let first = *home.entry(p.clone()).or_insert(part);
+                    assert_eq!(first, part, "{p} is in {first} and {part}");
+                }
+            }
+        }
+        // Photos' windows per class: Positive 2..=6 (160 in all), Negative 4..=6 (198 in all).
+        // Each split stays within one photo's windows of its target; loose images split exactly.
+        let grouped = |indices: &[usize], label: usize| {
+            indices
+                .iter()
+                .filter(|&&i| photo(i).is_some() && ds.items[i].label == label)
+                .count() as i64
+        };
+        for (indices, f) in [(&split.train, 0.5), (&split.val, 0.2), (&split.test, 0.2)] {
+            for (label, total) in [(0usize, 198.0_f64), (1, 160.0)] {
+                let target = (f * total).floor() as i64;
+                let got = grouped(indices, label);
+                assert!(
+                    (got - target).abs() <= 6,
+                    "class {label}: {got} vs {target}"
+                );
+            }
+            let loose = indices.iter().filter(|&&i| photo(i).is_none()).count();
+            assert_eq!(loose, 2 * (f * 50.0_f64 + 1e-9).floor() as usize);
+        }
+        assert_eq!(split, split_each_label(&ds, &fractions, 3).unwrap());
+        assert_ne!(split, split_each_label(&ds, &fractions, 4).unwrap());
+    }
+
+    #[test]
+    fn too_few_photos_for_every_split_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = patch_dataset(dir.path(), 2, 0);
+        let message = format!("{:#}", split_each_label(&ds, &TENTHS, 0).unwrap_err());
+        assert!(
+            message.contains("windows of one photo kept together"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
 /// Continue a run from its last checkpoint with its own recipe and split; `--epochs` may extend it.
 pub fn prepare_resume(path: &Path, args: &RecipeArgs) -> Result<Prepared> {
     let run = RunDir::open(path)?;
-    if args.data.is_some() || args.split.is_some() || args.seed.is_some() || args.config.is_some() {
+    if !args.data.is_empty() || args.split.is_some() || args.seed.is_some() || args.config.is_some()
+    {
         bail!("--resume keeps the run's data, split and seed; drop --data, --split, --seed and --config");
     }
     let lock = run.lock()?;
