@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 
 use crate::classify::CamSettings;
-use crate::config::Recipe;
+use crate::config::{DataRoots, Recipe};
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::samples::sample_grid;
 use crate::events::Event;
@@ -60,7 +60,7 @@ fn browser_item(row: ScoredRow, threshold: f32) -> TestItem {
 pub struct OneClassGallery {
     /// The run, once known: at once for `watch`, when the fit announces it for a live fit.
     run: Arc<OnceLock<RunDir>>,
-    data_root: PathBuf,
+    data_roots: DataRoots,
     split_seed: u64,
     input_size: u32,
     /// The recipe's `[gradcam]` colours and opacity.
@@ -89,7 +89,7 @@ impl OneClassGallery {
     pub fn for_recipe(recipe: &Recipe) -> Result<OneClassGallery> {
         Ok(OneClassGallery {
             run: Arc::new(OnceLock::new()),
-            data_root: recipe.data.root.clone(),
+            data_roots: recipe.data.root.clone(),
             split_seed: recipe.data.split_seed,
             input_size: recipe.data.input_size,
             cam: CamSettings::from_recipe(&recipe.gradcam)?,
@@ -166,7 +166,7 @@ impl Gallery for OneClassGallery {
                     .to_rgb8(),
             ));
         }
-        let grid = sample_grid(&self.data_root, 16, self.split_seed)?;
+        let grid = sample_grid(&self.data_roots, 16, self.split_seed)?;
         if let Some(path) = cached {
             crate::imaging::write_png(&grid, &path)?;
         }
