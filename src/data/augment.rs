@@ -202,7 +202,7 @@ struct Draw {
 impl Draw {
     /// The seed's draws come first and the others only when switched on, so a recipe without
     /// them consumes the rng exactly as before they existed.
-    fn draw(aug: &Augment, rng: &mut impl Rng) -> Self {
+    fn random(aug: &Augment, rng: &mut impl Rng) -> Self {
         let place = Placement::draw(aug, rng);
         let quarter_turns = if aug.rotate90 {
             rng.random_range(0..4)
@@ -434,7 +434,7 @@ fn place(unit: &[f32], width: usize, height: usize, draw: &Draw, out: &mut [f32]
 /// Returns a randomly augmented copy of `img`, filled with black where nothing shows.
 pub fn augment(img: &RgbImage, aug: &Augment, rng: &mut impl Rng) -> RgbImage {
     if !aug.seed_kind_only() {
-        let draw = Draw::draw(aug, rng);
+        let draw = Draw::random(aug, rng);
         let mut unit = vec![0.0; 3 * img.width() as usize * img.height() as usize];
         render(img, &draw, &mut Vec::new(), &mut unit);
         let plane = unit.len() / 3;
@@ -486,7 +486,7 @@ pub fn write_chw_normalized(img: &RgbImage, out: &mut [f32]) {
 /// If `out.len()` is not `3 * width * height`.
 pub fn write_augmented_chw(img: &RgbImage, aug: &Augment, rng: &mut impl Rng, out: &mut [f32]) {
     if !aug.seed_kind_only() {
-        let draw = Draw::draw(aug, rng);
+        let draw = Draw::random(aug, rng);
         let plane = planes(img, out)[0].len();
         SCRATCH.with_borrow_mut(|unit| render(img, &draw, unit, out));
         for (c, channel) in out.chunks_exact_mut(plane).enumerate() {
@@ -990,7 +990,7 @@ mod tests {
                 }
             }
         }
-        assert!(lowest < 0.65 && lowest >= 0.59, "lowest factor {lowest}");
+        assert!((0.59..0.65).contains(&lowest), "lowest factor {lowest}");
         assert!(
             highest > 1.35 && highest <= 1.41,
             "highest factor {highest}"
