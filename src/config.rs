@@ -94,6 +94,34 @@ impl<'de> Deserialize<'de> for DataRoots {
 pub struct AugmentConfig {
     pub flip: bool,
     pub translate: u32,
+    /// Colour jitter as torchvision's `ColorJitter`: each factor uniform in `[1 - x, 1 + x]`.
+    /// (f64 here so that the run's saved recipe shows 0.4, not 0.4000000059604645.)
+    pub brightness: f64,
+    pub contrast: f64,
+    pub saturation: f64,
+    pub rotate90: bool,
+    pub vflip: bool,
+    /// Zoom factor range `[min, max]`.
+    pub scale: [f64; 2],
+    /// Largest Gaussian blur sigma in pixels (the sigma is uniform in `[0, blur]`).
+    pub blur: f64,
+}
+
+impl AugmentConfig {
+    /// The augmentation the training loader applies.
+    pub fn to_augment(&self) -> crate::data::Augment {
+        crate::data::Augment {
+            flip: self.flip,
+            translate: self.translate,
+            brightness: self.brightness as f32,
+            contrast: self.contrast as f32,
+            saturation: self.saturation as f32,
+            rotate90: self.rotate90,
+            vflip: self.vflip,
+            scale: self.scale.map(|z| z as f32),
+            blur: self.blur as f32,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,9 +226,18 @@ impl Default for DataConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
+        // The seed's flip and translation; everything else off.
+        let seed = crate::data::Augment::SEED;
         AugmentConfig {
-            flip: true,
-            translate: 30,
+            flip: seed.flip,
+            translate: seed.translate,
+            brightness: seed.brightness.into(),
+            contrast: seed.contrast.into(),
+            saturation: seed.saturation.into(),
+            rotate90: seed.rotate90,
+            vflip: seed.vflip,
+            scale: seed.scale.map(f64::from),
+            blur: seed.blur.into(),
         }
     }
 }
@@ -359,6 +396,35 @@ impl Recipe {
                 "augment.translate",
                 "less than half the input size",
                 self.augment.translate.to_string(),
+            )?;
+        }
+        for (key, x) in [
+            ("augment.brightness", self.augment.brightness),
+            ("augment.contrast", self.augment.contrast),
+            ("augment.saturation", self.augment.saturation),
+        ] {
+            if !(0.0..=1.0).contains(&x) {
+                bad(
+                    key,
+                    "a number from 0 (off) to 1: the factor is uniform in [1 - x, 1 + x]",
+                    x.to_string(),
+                )?;
+            }
+        }
+        let [low, high] = self.augment.scale;
+        if !(0.25..=4.0).contains(&low) || !(0.25..=4.0).contains(&high) || low > high {
+            bad(
+                "augment.scale",
+                "[min, max] zoom factors with 0.25 <= min <= max <= 4 ([1.0, 1.0] is off)",
+                format!("{:?}", self.augment.scale),
+            )?;
+        }
+        let max_blur = f64::from(crate::data::augment::MAX_BLUR_SIGMA);
+        if !(0.0..=max_blur).contains(&self.augment.blur) {
+            bad(
+                "augment.blur",
+                &format!("a sigma from 0 (off) to {max_blur} pixels"),
+                self.augment.blur.to_string(),
             )?;
         }
         if self.train.batch_size == 0 {
@@ -570,7 +636,77 @@ mod tests {
     }
 
     #[test]
+    fn photo_augmentations_are_off_in_the_seed_recipe_and_read_from_the_file() {
+        assert_eq!(
+            Recipe::default().augment.to_augment(),
+            crate::data::Augment::SEED
+        );
+        let text = "[augment]\nbrightness = 0.4\ncontrast = 0.2\nsaturation = 1\nrotate90 = true\n\
+                    vflip = true\nscale = [0.8, 1.25]\nblur = 2\n";
+        let aug = Recipe::from_toml(text, "photos.toml")
+            .unwrap()
+            .augment
+            .to_augment();
+        assert_eq!(
+            aug,
+            crate::data::Augment {
+                brightness: 0.4,
+                contrast: 0.2,
+                saturation: 1.0,
+                rotate90: true,
+                vflip: true,
+                scale: [0.8, 1.25],
+                blur: 2.0,
+                ..crate::data::Augment::SEED
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_range_augmentations_name_the_file_and_key() {
+        for (line, key, expected) in [
+            (
+                "brightness = -0.1",
+                "augment.brightness",
+                "from 0 (off) to 1",
+            ),
+            ("contrast = 1.5", "augment.contrast", "from 0 (off) to 1"),
+            (
+                "saturation = nan",
+                "augment.saturation",
+                "from 0 (off) to 1",
+            ),
+            ("scale = [1.2, 0.9]", "augment.scale", "min <= max"),
+            ("scale = [0.1, 1.0]", "augment.scale", "0.25 <="),
+            ("blur = -1.0", "augment.blur", "from 0 (off) to 10 pixels"),
+            ("blur = 11", "augment.blur", "from 0 (off) to 10 pixels"),
+        ] {
+            let err =
+                Recipe::from_toml(&format!("[augment]\n{line}\n"), "photos.toml").expect_err(line);
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("photos.toml") && msg.contains(key) && msg.contains(expected),
+                "{line}: {msg}"
+            );
+        }
+        let msg = format!(
+            "{:#}",
+            Recipe::from_toml("[augment]\nscale = [1.0]\n", "photos.toml").unwrap_err()
+        );
+        assert!(
+            msg.contains("photos.toml") && msg.contains("scale"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn demo_recipe_is_valid_and_resolved_recipe_round_trips() {
+        let mut photos = Recipe::default();
+        photos.augment.brightness = 0.4;
+        photos.augment.scale = [0.8, 1.25];
+        let text = photos.to_toml();
+        assert!(text.contains("brightness = 0.4\n"), "{text}");
+        assert_eq!(Recipe::from_toml(&text, "round trip").unwrap(), photos);
         let demo = Recipe::demo();
         assert_eq!(demo.train.optimizer, Optimizer::Adam);
         let again = Recipe::from_toml(&demo.to_toml(), "round trip").unwrap();

@@ -41,6 +41,8 @@ fn bench_json_has_the_five_figures_and_its_context() {
         "oneclass_score_images_per_s",
         "jpeg_decode_images_per_s",
         "jpeg_decode_images_per_s_image_crate",
+        "augment_images_per_s",
+        "augment_all_images_per_s",
     ] {
         let value = object
             .get(key)

@@ -11,7 +11,7 @@ use image::codecs::jpeg::JpegEncoder;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
-use crate::data::augment::{write_chw_normalized, Augment};
+use crate::data::augment::{write_augmented_chw, write_chw_normalized, Augment};
 use crate::data::budget::Residency;
 use crate::data::decode::jpeg::decode_with_image_crate;
 use crate::data::loader::{load, BatchLoader, EpochPlan};
@@ -29,9 +29,17 @@ const L2: f64 = 1e-4;
 /// The layer Grad-CAM explains, as the script's `gradcam`.
 const GRADCAM_LAYER: &str = "relu_conv10";
 /// The seed recipe's augmentation, as the script's transforms.
-const AUGMENT: Augment = Augment {
-    flip: true,
-    translate: 30,
+const AUGMENT: Augment = Augment::SEED;
+/// Every `[augment]` key on, at the strengths of scripts/augment_uav75.sh.
+const AUGMENT_ALL: Augment = Augment {
+    brightness: 0.4,
+    contrast: 0.4,
+    saturation: 0.4,
+    rotate90: true,
+    vflip: true,
+    scale: [0.8, 1.25],
+    blur: 2.0,
+    ..Augment::SEED
 };
 
 /// What `--json` prints: the five figures under the script's keys, plus what they were measured on.
@@ -57,6 +65,10 @@ pub struct BenchReport {
     /// the shared pass, window probabilities, crack map, mask and regions; decoding and PNG
     /// encoding excluded. Megapixels of photo per second.
     pub scan_megapixels_per_s: f64,
+    /// The seed's augmentation plus encoding of one decoded image into batch floats, one thread.
+    pub augment_images_per_s: f64,
+    /// The same with every `[augment]` key on (colour jitter, blur, zoom, turns, flips).
+    pub augment_all_images_per_s: f64,
     /// Highest resident memory of the process (VmHWM); None where /proc is absent.
     pub peak_rss_mb: Option<f64>,
     /// One-class fitting (features, candidate patches, coreset) on decoded normal images, CPU.
@@ -137,6 +149,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let (oneclass_fit, oneclass_score) =
         rayon::scope(|_| oneclass_images_per_s(args.batch, args.size, args.reps))?;
     let jpeg = jpeg_decode_images_per_s(args.size, args.reps)?;
+    let augment = augment_images_per_s(args.size, &AUGMENT, args.reps)?;
+    let augment_all = augment_images_per_s(args.size, &AUGMENT_ALL, args.reps)?;
     let scan_s = rayon::scope(|_| scan_time(args.size, args.reps.min(3), &device))?;
 
     Ok(BenchReport {
@@ -153,6 +167,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         scan_megapixels_per_s: f64::from(SCAN_PHOTO.0) * f64::from(SCAN_PHOTO.1)
             / 1e6
             / scan_s.as_secs_f64(),
+        augment_images_per_s: augment,
+        augment_all_images_per_s: augment_all,
         peak_rss_mb: peak_rss_mb()?,
         oneclass_fit_images_per_s: oneclass_fit,
         oneclass_score_images_per_s: oneclass_score,
@@ -296,6 +312,25 @@ fn pipeline_images_per_s(
         Ok(())
     })?;
     Ok(files.len() as f64 / time.as_secs_f64())
+}
+
+/// Images per second through [`write_augmented_chw`] on this thread (decoded image in, batch
+/// floats out), median of `reps` passes over a few rendered surfaces.
+fn augment_images_per_s(size: u32, augment: &Augment, reps: usize) -> Result<f64> {
+    use rand::SeedableRng;
+    let images: Vec<_> = (0..32)
+        .map(|i| render(3000 + i, size, i % 2 == 1).image)
+        .collect();
+    let mut out = vec![0.0f32; 3 * (size as usize).pow(2)];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let time = median_time(reps, || {
+        for image in &images {
+            write_augmented_chw(image, augment, &mut rng, &mut out);
+            std::hint::black_box(&out);
+        }
+        Ok(())
+    })?;
+    Ok(images.len() as f64 / time.as_secs_f64())
 }
 
 /// Normal images fitted on per one-class measurement: the coreset then chooses its full bank
@@ -454,6 +489,14 @@ fn print_table(r: &BenchReport) {
     println!(
         "  input pipeline, streamed (per epoch)  {:>9.1} images/s",
         r.pipeline_streaming_images_per_s
+    );
+    println!(
+        "  augment + encode, seed's keys (1 thr) {:>9.1} images/s",
+        r.augment_images_per_s
+    );
+    println!(
+        "  augment + encode, every key (1 thr)   {:>9.1} images/s",
+        r.augment_all_images_per_s
     );
     println!(
         "  one-class fit ({ONECLASS_FIT_IMAGES} images)             {:>9.1} images/s",

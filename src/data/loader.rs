@@ -606,6 +606,7 @@ mod tests {
         let aug = Augment {
             flip: true,
             translate: 4,
+            ..Augment::NONE
         };
         let epoch = |augment_seed: u64| -> Vec<Batch> {
             let plan = EpochPlan {
@@ -634,6 +635,7 @@ mod tests {
         let aug = Augment {
             flip: true,
             translate: 3,
+            ..Augment::NONE
         };
         let make = || BatchLoader::new(Arc::clone(&set), training(4, 5, aug, 5)).unwrap();
         let every = all(make());
@@ -657,6 +659,7 @@ mod tests {
         let aug = Augment {
             flip: true,
             translate: 2,
+            ..Augment::NONE
         };
         let make = || BatchLoader::new(Arc::clone(&set), training(3, 4, aug, 4)).unwrap();
         let threaded = all(make());
@@ -667,6 +670,44 @@ mod tests {
             next: 0,
         };
         assert_eq!(all(inline), threaded);
+    }
+
+    #[test]
+    fn photo_augmentations_depend_on_seed_and_position_only() {
+        // Each image draws from its own stream of the epoch's generator, whichever thread fills
+        // it and whatever that thread's scratch buffer held before.
+        let set = patterned_set(11);
+        let aug = Augment {
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            rotate90: true,
+            vflip: true,
+            scale: [0.8, 1.25],
+            blur: 2.0,
+            ..Augment::SEED
+        };
+        let batches = all(BatchLoader::new(Arc::clone(&set), training(4, 3, aug, 6)).unwrap());
+        let per_image = 3 * 16 * 16;
+        let mut position = 0;
+        for batch in &batches {
+            for (slot, &i) in batch.indices.iter().enumerate() {
+                let Images::InMemory(images) = &set.images else {
+                    unreachable!()
+                };
+                let mut rng = rng_for("augment", 6, 0);
+                rng.set_stream(position);
+                let mut want = vec![0.0; per_image];
+                crate::data::augment::write_augmented_chw(&images[i], &aug, &mut rng, &mut want);
+                assert_eq!(
+                    batch.data[slot * per_image..(slot + 1) * per_image],
+                    want[..],
+                    "image at position {position}"
+                );
+                position += 1;
+            }
+        }
+        assert_eq!(position, 11);
     }
 
     #[test]
@@ -746,6 +787,7 @@ mod tests {
         let aug = Augment {
             flip: true,
             translate: 5,
+            ..Augment::NONE
         };
         for plan in [
             training(4, 11, aug, 12),
@@ -860,6 +902,7 @@ mod tests {
         let aug = Augment {
             flip: true,
             translate: 30,
+            ..Augment::NONE
         };
         let plan = EpochPlan {
             drop_last: true,

@@ -10,7 +10,6 @@ use candle_nn::VarMap;
 use rand::RngCore;
 
 use crate::config::{Recipe, Shuffle};
-use crate::data::augment::Augment;
 use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan};
 use crate::events::{Event, RunStart};
 use crate::model::{self, SqueezeNet};
@@ -128,10 +127,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let per_epoch = iterations_per_epoch(job.train.images.len(), batch_size).max(1);
     let total = per_epoch * recipe.train.epochs;
     let size = recipe.data.input_size as usize;
-    let augment = Augment {
-        flip: recipe.augment.flip,
-        translate: recipe.augment.translate,
-    };
+    let augment = recipe.augment.to_augment();
 
     emit(Event::Started(RunStart {
         run: job.run.path.clone(),
