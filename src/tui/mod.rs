@@ -20,14 +20,14 @@ mod input;
 mod jobs;
 mod keymap;
 mod memory;
+#[cfg(test)]
+mod oneclass_tests;
 mod scan_dashboard;
 mod scan_draw;
 mod scan_render;
 #[cfg(test)]
 mod scan_tests;
 mod scan_view;
-#[cfg(test)]
-mod oneclass_tests;
 #[cfg(test)]
 mod snapshots;
 mod steer;
