@@ -15,12 +15,14 @@ use crate::cli::ScanArgs;
 use crate::config::Recipe;
 use crate::explain::colormap::Colormap;
 use crate::explain::overlay::Style;
+use crate::oneclass::OneClassModel;
 use crate::run::RunDir;
-use crate::scan::map::{scan_photo, ScanOptions, WindowScore};
+use crate::scan::anomaly::scan_photo_one_class;
+use crate::scan::map::{scan_photo, CrackMap, ScanOptions, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
 use crate::scan::regions::{regions, Region};
 use crate::scan::windows::default_stride;
-use crate::scan::{load_scan_model, overlay, photo::load_upright};
+use crate::scan::{load_scan_model, overlay, photo::load_upright, ScanModel};
 
 /// File extensions taken from a folder of photos.
 const PHOTO_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
@@ -58,27 +60,23 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         "--threshold must be from 0 to 1, got {}",
         args.threshold
     );
-    let device = Device::Cpu;
-    let model = load_scan_model(
-        &model_file(&args.model)?,
-        &device,
-        &args.model_options.load_options(),
-    )?;
-    let positive = positive_class(args.positive.as_deref(), &model.classes)?;
-    let stride = args.stride.unwrap_or_else(|| default_stride(model.window));
+    let scanner = Scanner::load(args)?;
+    let stride = args
+        .stride
+        .unwrap_or_else(|| default_stride(scanner.window()));
     ensure!(stride > 0, "--stride must be at least 1 pixel");
     let style = style_of(&args.model)?;
     let photos = photo_files(&args.photos)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let bar = progress(photos.len());
-    let opts = ScanOptions::new(stride, positive);
     let mut results = Vec::with_capacity(photos.len());
     let (mut all_windows, mut all_pixels) = (WindowCounts::default(), PixelCounts::default());
     for path in &photos {
         bar.set_message(path.display().to_string());
         let mut photo = load_upright(path)?;
-        let map = scan_photo(&model, &photo, &opts)
+        let map = scanner
+            .scan(&photo, stride)
             .with_context(|| format!("cannot scan {}", path.display()))?;
         let mask = map.mask(args.threshold);
         let found = regions(&mask);
@@ -133,13 +131,74 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         table(
             &results,
             overall.as_ref(),
-            &model.classes[positive],
+            &scanner.heading(args.threshold),
             args.threshold,
         )
     };
     // A closed pipe (| head) ends the output quietly.
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
+}
+
+/// What scores the windows: a classifier (its crack class's probability, the map from Grad-CAM)
+/// or a one-class model (its anomaly score, the map from its anomaly maps).
+enum Scanner {
+    Classifier { model: ScanModel, positive: usize },
+    OneClass(OneClassModel),
+}
+
+impl Scanner {
+    fn load(args: &ScanArgs) -> Result<Scanner> {
+        if let Some((path, _)) = crate::oneclass::model_file::find(&args.model)? {
+            ensure!(
+                args.positive.is_none(),
+                "{} is a one-class model: it has no crack class to name with --positive",
+                args.model.display()
+            );
+            return Ok(Scanner::OneClass(crate::oneclass::model_file::load(&path)?));
+        }
+        let model = load_scan_model(
+            &model_file(&args.model)?,
+            &Device::Cpu,
+            &args.model_options.load_options(),
+        )?;
+        let positive = positive_class(args.positive.as_deref(), &model.classes)?;
+        Ok(Scanner::Classifier { model, positive })
+    }
+
+    /// The side of a window: the model's input size.
+    fn window(&self) -> u32 {
+        match self {
+            Scanner::Classifier { model, .. } => model.window,
+            Scanner::OneClass(model) => model.settings().input_size,
+        }
+    }
+
+    fn scan(&self, photo: &RgbImage, stride: u32) -> Result<CrackMap> {
+        match self {
+            Scanner::Classifier { model, positive } => {
+                scan_photo(model, photo, &ScanOptions::new(stride, *positive))
+            }
+            Scanner::OneClass(model) => scan_photo_one_class(model, photo, stride),
+        }
+    }
+
+    /// The table's first line: what the numbers mean.
+    fn heading(&self, threshold: f32) -> String {
+        match self {
+            Scanner::Classifier { model, positive } => {
+                format!(
+                    "crack class {}, threshold {threshold}",
+                    model.classes[*positive]
+                )
+            }
+            Scanner::OneClass(model) => format!(
+                "one-class model (normal class {}): windows and map as score / (score + {}), \
+                 0.5 at the model's threshold; threshold {threshold}",
+                model.normal_class, model.threshold.value
+            ),
+        }
+    }
 }
 
 /// `--positive`, else the class named Positive, crack or cracked (any case).
@@ -280,10 +339,10 @@ fn fmt_score(v: Option<f64>) -> String {
 }
 
 /// Photos ranked by crack fraction, with scores when masks were given.
-fn table(results: &[PhotoOut], overall: Option<&Metrics>, class: &str, threshold: f32) -> String {
+fn table(results: &[PhotoOut], overall: Option<&Metrics>, heading: &str, threshold: f32) -> String {
     let mut order: Vec<&PhotoOut> = results.iter().collect();
     order.sort_by(|a, b| b.crack_fraction.total_cmp(&a.crack_fraction));
-    let mut out = format!("crack class {class}, threshold {threshold}\n");
+    let mut out = format!("{heading}\n");
     out += &format!(
         "{:>8} {:>8} {:>8} {:>10}",
         "crack %", "windows", "cracked", "regions"

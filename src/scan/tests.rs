@@ -115,6 +115,7 @@ fn training_windows(seeds: &[u64]) -> (Tensor, Vec<u32>) {
                 y: w.y,
                 size: w.size,
                 probability: 0.0,
+                score: None,
             };
             let any = (w.y..w.y + WINDOW)
                 .any(|y| (w.x..w.x + WINDOW).any(|x| s.crack_mask.get_pixel(x, y).0[0] > 0));
