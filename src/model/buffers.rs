@@ -59,6 +59,11 @@ impl BufferPool {
                 .rev()
                 .filter(|&i| fits(&state.free[i].1))
                 .min_by_key(|&i| state.free[i].1.capacity());
+            if best.is_none() {
+                // A miss means larger shapes than before: the shorter free buffers go now rather
+                // than after KEEP_PASSES, so that two working sets are never held at once.
+                state.free.retain(|(_, b)| b.capacity() > len);
+            }
             best.map(|i| state.free.swap_remove(i).1)
         };
         let data = match reused {
@@ -163,5 +168,11 @@ mod tests {
         drop(c);
         let d = pool.take(100);
         assert_eq!((d.as_ptr(), d.len()), (long_ptr, 100));
+        // A request nothing fits drops the shorter free buffers at once.
+        drop((b, d));
+        assert_eq!(pool.free_count(), 3); // capacities 40, 100 and 110
+        let e = pool.take(200);
+        assert_eq!(pool.free_count(), 0);
+        drop(e);
     }
 }

@@ -246,20 +246,29 @@ pub fn cell_scores(
     };
     let photo_size = (photo.width() as usize, photo.height() as usize);
     let (by_rows, by_cols) = plan_tiles(rows, cols, photo_size, tile_pixels);
-    for &r in &by_rows {
-        for &c in &by_cols {
-            let extent = (
-                pixel_extent(c, cols, photo_size.0),
-                pixel_extent(r, rows, photo_size.1),
-            );
-            let tile = tile_scores(scan, photo, (r.start, r.end), (c.start, c.end), extent)?;
-            let tile_cols = c.end - c.start;
-            for row in r.used.0..r.used.1 {
-                let src = ((row - r.start) * tile_cols + (c.used.0 - c.start)) * classes;
-                let dst = (row * cols + c.used.0) * classes;
-                let len = (c.used.1 - c.used.0) * classes;
-                out.values[dst..dst + len].copy_from_slice(&tile[src..src + len]);
-            }
+    let mut tiles: Vec<(Span, Span, (usize, usize))> = by_rows
+        .iter()
+        .flat_map(|&r| {
+            by_cols.iter().map(move |&c| {
+                let extent = (
+                    pixel_extent(c, cols, photo_size.0),
+                    pixel_extent(r, rows, photo_size.1),
+                );
+                (r, c, extent)
+            })
+        })
+        .collect();
+    // The largest first (the tile at the grid's end may be a few pixels larger): its buffers
+    // then serve every other tile.
+    tiles.sort_by_key(|&(.., (w, h))| std::cmp::Reverse(w * h));
+    for (r, c, extent) in tiles {
+        let tile = tile_scores(scan, photo, (r.start, r.end), (c.start, c.end), extent)?;
+        let tile_cols = c.end - c.start;
+        for row in r.used.0..r.used.1 {
+            let src = ((row - r.start) * tile_cols + (c.used.0 - c.start)) * classes;
+            let dst = (row * cols + c.used.0) * classes;
+            let len = (c.used.1 - c.used.0) * classes;
+            out.values[dst..dst + len].copy_from_slice(&tile[src..src + len]);
         }
     }
     Ok(out)
