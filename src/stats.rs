@@ -8,6 +8,9 @@
 //! with the harmonic mean of precision and recall wherever both exist, and stays defined (0) for a
 //! class that has images but was never predicted; it is undefined only for a class absent from
 //! both the truth and the predictions.
+//!
+//! [`auroc`] ranks scores instead: the one implementation behind the one-class reports and the
+//! scan's window scores.
 
 use std::fmt::Write;
 
@@ -189,6 +192,34 @@ fn ratio(a: usize, b: usize) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 
+/// Area under the ROC curve: the probability that a random positive outscores a random
+/// negative, a tie counting one half (so a constant scorer gets 0.5); None unless both kinds are
+/// present. NaN scores rank highest, so a broken score never looks negative.
+pub fn auroc(scores: &[f32], positive: &[bool]) -> Option<f64> {
+    assert_eq!(scores.len(), positive.len(), "one label per score");
+    let positives = positive.iter().filter(|&&p| p).count();
+    let negatives = positive.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Mann-Whitney U with mid-ranks for ties.
+    let mut rank_sum = 0f64;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let mid_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += mid_rank * order[i..=j].iter().filter(|&&k| positive[k]).count() as f64;
+        i = j + 1;
+    }
+    let p = positives as f64;
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +333,30 @@ mod tests {
         let c = Confusion::from_pairs(two_classes(), [(0, 0), (0, 1), (1, 1), (5, 0), (0, 2)]);
         assert_eq!(c.counts, vec![vec![1, 1], vec![0, 1]]);
         assert_eq!((c.correct(), c.total()), (2, 3));
+    }
+
+    #[test]
+    fn auroc_of_perfect_reversed_constant_and_tied_scores() {
+        let labels = [false, false, true, true];
+        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &labels), Some(1.0));
+        assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &labels), Some(0.0));
+        assert_eq!(auroc(&[0.5; 4], &labels), Some(0.5));
+        assert_eq!(auroc(&[0.1, 0.2], &[false, false]), None);
+        assert_eq!(auroc(&[0.2], &[true]), None);
+        assert_eq!(auroc(&[0.5, 0.5], &[true, false]), Some(0.5));
+        assert_eq!(auroc(&[0.2, 0.7, 0.9], &[true, false, true]), Some(0.5));
+    }
+
+    #[test]
+    fn auroc_matches_hand_computed_pairs() {
+        // Pairs (positive, negative): 0.8 beats 0.1, 0.4, loses to 0.9 -> 2; 0.35 beats 0.1 -> 1.
+        // AUROC = 3 / 6.
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.9];
+        let labels = [false, false, true, true, false];
+        assert!((auroc(&scores, &labels).unwrap() - 0.5).abs() < 1e-12);
+        // A tie across the kinds counts one half: (0.4 vs 0.4) + (0.4 beats 0.1) = 1.5 of 2.
+        assert_eq!(auroc(&[0.1, 0.4, 0.4], &[false, false, true]), Some(0.75));
+        // NaN ranks above every number.
+        assert_eq!(auroc(&[f32::NAN, 0.9], &[true, false]), Some(1.0));
     }
 }

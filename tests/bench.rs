@@ -36,6 +36,7 @@ fn bench_json_has_the_five_figures_and_its_context() {
         "pipeline_images_per_s",
         "pipeline_streaming_images_per_s",
         "scan_megapixels_per_s",
+        "scan_window_by_window_megapixels_per_s",
         "peak_rss_mb",
         "oneclass_fit_images_per_s",
         "oneclass_score_images_per_s",

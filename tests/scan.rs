@@ -351,3 +351,102 @@ fn a_checkpoint_without_class_names_scans_with_classes_given() {
     ]));
     assert!(out.join("wall-overlay.png").is_file() && out.join("wall-mask.png").is_file());
 }
+
+/// A one-class model file on a random backbone (no downloads): a bank of 32-pixel-window patches
+/// of one photo, threshold 1.5.
+fn one_class_model(dir: &Path) -> PathBuf {
+    use crackscope::oneclass::{features::Extractor, model::fit_bank, threshold};
+    let varmap = VarMap::new();
+    let model = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        None,
+    )
+    .unwrap();
+    init_backbone(&varmap, 2).unwrap();
+    let settings = crackscope::oneclass::Settings {
+        input_size: 32,
+        ..Default::default()
+    };
+    let extractor = Extractor::new(model, varmap, settings).unwrap();
+    let normal = photo(96, 96);
+    let crops: Vec<RgbImage> = [(0, 0), (32, 0), (0, 32), (64, 64)]
+        .iter()
+        .map(|&(x, y)| image::imageops::crop_imm(&normal, x, y, 32, 32).to_image())
+        .collect();
+    let bank = fit_bank(&extractor, &crops, &mut |_| {}).unwrap();
+    let model = crackscope::oneclass::OneClassModel {
+        extractor,
+        bank,
+        threshold: threshold::Threshold {
+            value: 1.5,
+            rule: threshold::ThresholdRule::NormalFalsePositiveRate {
+                false_positive_rate: 0.01,
+            },
+        },
+        normal_class: "Negative".into(),
+        classes: vec!["Negative".into(), "Positive".into()],
+    };
+    let path = dir.join("oneclass.safetensors");
+    crackscope::oneclass::model_file::save(&model, &path).unwrap();
+    path
+}
+
+#[test]
+fn a_one_class_model_scans_with_anomaly_scores_on_its_threshold_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = one_class_model(dir.path());
+    let image = dir.path().join("wall.png");
+    photo(100, 70).save(&image).unwrap();
+    let out = dir.path().join("out");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "scan",
+            "--model",
+            model.to_str().unwrap(),
+            image.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let scan = |extra: &[&str]| {
+        let all = args(extra);
+        run(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let said = ok(&scan(&["--json"]));
+    let json: serde_json::Value = serde_json::from_str(&said).unwrap();
+    let wall = &json[0];
+    // 32 px windows (the model's input size) at the default stride of 16.
+    let windows = wall["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 6 * 4, "{said}");
+    for w in windows {
+        let (s, p) = (
+            w["score"].as_f64().unwrap(),
+            w["probability"].as_f64().unwrap(),
+        );
+        assert!((p - s / (s + 1.5)).abs() < 1e-5, "{w}");
+    }
+    let mask = image::open(out.join("wall-mask.png")).unwrap().into_luma8();
+    assert_eq!(mask.dimensions(), (100, 70));
+    let in_mask = mask.as_raw().iter().filter(|&&v| v > 0).count() as f64 / 7000.0;
+    assert!((wall["crack_fraction"].as_f64().unwrap() - in_mask).abs() < 1e-9);
+    // Every distance is at least 0, so threshold 0 takes the whole photo.
+    let all: serde_json::Value =
+        serde_json::from_str(&ok(&scan(&["--json", "--threshold", "0"]))).unwrap();
+    assert_eq!(all[0]["crack_fraction"].as_f64(), Some(1.0));
+    // The table says what the numbers are.
+    let table = ok(&scan(&[]));
+    assert!(
+        table.contains("one-class model (normal class Negative)"),
+        "{table}"
+    );
+    // A one-class model has no crack class to name.
+    let refused = scan(&["--positive", "Positive"]);
+    assert!(!refused.status.success());
+    let err = text(&refused);
+    assert!(
+        err.contains("one-class") && err.contains("--positive"),
+        "{err}"
+    );
+}

@@ -69,6 +69,9 @@ pub struct BenchReport {
     pub augment_images_per_s: f64,
     /// The same with every `[augment]` key on (colour jitter, blur, zoom, turns, flips).
     pub augment_all_images_per_s: f64,
+    /// The same photo's windows cut out and classified one by one in batches of 32 (what the
+    /// shared pass replaces): timed on the first 64 windows, scaled to all of the photo's.
+    pub scan_window_by_window_megapixels_per_s: f64,
     /// Highest resident memory of the process (VmHWM); None where /proc is absent.
     pub peak_rss_mb: Option<f64>,
     /// One-class fitting (features, candidate patches, coreset) on decoded normal images, CPU.
@@ -151,7 +154,9 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     let jpeg = jpeg_decode_images_per_s(args.size, args.reps)?;
     let augment = augment_images_per_s(args.size, &AUGMENT, args.reps)?;
     let augment_all = augment_images_per_s(args.size, &AUGMENT_ALL, args.reps)?;
-    let scan_s = rayon::scope(|_| scan_time(args.size, args.reps.min(3), &device))?;
+    let (scan_s, window_by_window_s) =
+        rayon::scope(|_| scan_time(args.size, args.reps.min(3), &device))?;
+    let megapixels = f64::from(SCAN_PHOTO.0) * f64::from(SCAN_PHOTO.1) / 1e6;
 
     Ok(BenchReport {
         engine: format!("crackscope {}", env!("CARGO_PKG_VERSION")),
@@ -164,9 +169,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         gradcam_ms: gradcam.as_secs_f64() * 1000.0,
         pipeline_images_per_s: pipeline,
         pipeline_streaming_images_per_s: streaming,
-        scan_megapixels_per_s: f64::from(SCAN_PHOTO.0) * f64::from(SCAN_PHOTO.1)
-            / 1e6
-            / scan_s.as_secs_f64(),
+        scan_megapixels_per_s: megapixels / scan_s.as_secs_f64(),
+        scan_window_by_window_megapixels_per_s: megapixels / window_by_window_s,
         augment_images_per_s: augment,
         augment_all_images_per_s: augment_all,
         peak_rss_mb: peak_rss_mb()?,
@@ -177,8 +181,12 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
     })
 }
 
-/// The median time to scan a synthetic [`SCAN_PHOTO`] photo with `size`-pixel windows.
-fn scan_time(size: u32, reps: usize, device: &Device) -> Result<Duration> {
+/// Windows timed for the window-by-window figure: two batches.
+const WINDOWS_TIMED: usize = 64;
+
+/// The median time to scan a synthetic [`SCAN_PHOTO`] photo with `size`-pixel windows, and the
+/// seconds window-by-window classification of all its windows takes (from [`WINDOWS_TIMED`]).
+fn scan_time(size: u32, reps: usize, device: &Device) -> Result<(Duration, f64)> {
     use crate::scan::map::{scan_photo, ScanOptions};
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
@@ -203,12 +211,22 @@ fn scan_time(size: u32, reps: usize, device: &Device) -> Result<Duration> {
     let photo = image::imageops::crop_imm(&surface, 0, 0, w, h).to_image();
     drop(surface);
     let opts = ScanOptions::new(crate::scan::windows::default_stride(size), 1);
-    median_time(reps, || {
+    let shared = median_time(reps, || {
         let map = scan_photo(&scan, &photo, &opts)?;
         let mask = map.mask(0.5);
         std::hint::black_box(crate::scan::regions::regions(&mask));
         Ok(())
-    })
+    })?;
+    let windows = crate::scan::windows::grid(w, h, size, opts.stride)?;
+    let timed = &windows[..WINDOWS_TIMED.min(windows.len())];
+    let alone = median_time(1, || {
+        std::hint::black_box(crate::scan::features::classify_windows(
+            &scan, &photo, timed, 1,
+        )?);
+        Ok(())
+    })?;
+    let whole = alone.as_secs_f64() * windows.len() as f64 / timed.len() as f64;
+    Ok((shared, whole))
 }
 
 /// `batch` normalised synthetic surfaces (every other one cracked) and their labels.
@@ -517,6 +535,10 @@ fn print_table(r: &BenchReport) {
     println!(
         "  scan of a {}x{} photo                {:>9.2} megapixels/s",
         SCAN_PHOTO.0, SCAN_PHOTO.1, r.scan_megapixels_per_s
+    );
+    println!(
+        "  the same, window by window            {:>9.2} megapixels/s",
+        r.scan_window_by_window_megapixels_per_s
     );
     match r.peak_rss_mb {
         Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),

@@ -15,12 +15,14 @@ use crate::cli::ScanArgs;
 use crate::config::Recipe;
 use crate::explain::colormap::Colormap;
 use crate::explain::overlay::Style;
+use crate::oneclass::OneClassModel;
 use crate::run::RunDir;
+use crate::scan::anomaly::scan_photo_one_class;
 use crate::scan::map::{scan_photo, CrackMap, ScanOptions, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
 use crate::scan::regions::{regions, Region};
 use crate::scan::windows::default_stride;
-use crate::scan::{load_scan_model, overlay, photo::load_upright};
+use crate::scan::{load_scan_model, overlay, photo::load_upright, ScanModel};
 use crate::scan_output::{self, MetricsRecord, PhotoRecord, ScanRecord, WindowRecord};
 
 /// File extensions taken from a folder of photos.
@@ -59,28 +61,24 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         "--threshold must be from 0 to 1, got {}",
         args.threshold
     );
-    let device = Device::Cpu;
-    let model = load_scan_model(
-        &model_file(&args.model)?,
-        &device,
-        &args.model_options.load_options(),
-    )?;
-    let positive = positive_class(args.positive.as_deref(), &model.classes)?;
-    let stride = args.stride.unwrap_or_else(|| default_stride(model.window));
+    let scanner = Scanner::load(args)?;
+    let stride = args
+        .stride
+        .unwrap_or_else(|| default_stride(scanner.window()));
     ensure!(stride > 0, "--stride must be at least 1 pixel");
     let style = style_of(&args.model)?;
     let photos = photo_files(&args.photos)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let bar = progress(photos.len());
-    let opts = ScanOptions::new(stride, positive);
     let mut results = Vec::with_capacity(photos.len());
     let mut records = Vec::with_capacity(photos.len());
     let (mut all_windows, mut all_pixels) = (WindowCounts::default(), PixelCounts::default());
     for path in &photos {
         bar.set_message(path.display().to_string());
         let mut photo = load_upright(path)?;
-        let map = scan_photo(&model, &photo, &opts)
+        let map = scanner
+            .scan(&photo, stride)
             .with_context(|| format!("cannot scan {}", path.display()))?;
         let mask = map.mask(args.threshold);
         let found = regions(&mask);
@@ -143,7 +141,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         &args.out,
         &ScanRecord {
             format: scan_output::FORMAT_VERSION,
-            class: model.classes[positive].clone(),
+            class: scanner.class_name(),
             threshold: args.threshold,
             colormap: style.colormap.to_string(),
             alpha: style.alpha,
@@ -157,7 +155,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
         table(
             &results,
             overall.as_ref(),
-            &model.classes[positive],
+            &scanner.heading(args.threshold),
             args.threshold,
         )
     };
@@ -225,6 +223,75 @@ fn metrics_record(m: &Metrics) -> MetricsRecord {
         pixel_f1: m.pixel.f1,
         pixel_iou: m.pixel.iou,
         tolerance: m.tolerance,
+    }
+}
+
+/// What scores the windows: a classifier (its crack class's probability, the map from Grad-CAM)
+/// or a one-class model (its anomaly score, the map from its anomaly maps).
+enum Scanner {
+    Classifier { model: ScanModel, positive: usize },
+    OneClass(OneClassModel),
+}
+
+impl Scanner {
+    fn load(args: &ScanArgs) -> Result<Scanner> {
+        if let Some((path, _)) = crate::oneclass::model_file::find(&args.model)? {
+            ensure!(
+                args.positive.is_none(),
+                "{} is a one-class model: it has no crack class to name with --positive",
+                args.model.display()
+            );
+            return Ok(Scanner::OneClass(crate::oneclass::model_file::load(&path)?));
+        }
+        let model = load_scan_model(
+            &model_file(&args.model)?,
+            &Device::Cpu,
+            &args.model_options.load_options(),
+        )?;
+        let positive = positive_class(args.positive.as_deref(), &model.classes)?;
+        Ok(Scanner::Classifier { model, positive })
+    }
+
+    /// The side of a window: the model's input size.
+    fn window(&self) -> u32 {
+        match self {
+            Scanner::Classifier { model, .. } => model.window,
+            Scanner::OneClass(model) => model.settings().input_size,
+        }
+    }
+
+    fn scan(&self, photo: &RgbImage, stride: u32) -> Result<CrackMap> {
+        match self {
+            Scanner::Classifier { model, positive } => {
+                scan_photo(model, photo, &ScanOptions::new(stride, *positive))
+            }
+            Scanner::OneClass(model) => scan_photo_one_class(model, photo, stride),
+        }
+    }
+
+    /// The table's first line: what the numbers mean.
+    /// What the map shows, for the scan view: the crack class, or the one-class model's anomalies.
+    fn class_name(&self) -> String {
+        match self {
+            Scanner::Classifier { model, positive } => model.classes[*positive].clone(),
+            Scanner::OneClass(model) => format!("anomaly (not {})", model.normal_class),
+        }
+    }
+
+    fn heading(&self, threshold: f32) -> String {
+        match self {
+            Scanner::Classifier { model, positive } => {
+                format!(
+                    "crack class {}, threshold {threshold}",
+                    model.classes[*positive]
+                )
+            }
+            Scanner::OneClass(model) => format!(
+                "one-class model (normal class {}): windows and map as score / (score + {}), \
+                 0.5 at the model's threshold; threshold {threshold}",
+                model.normal_class, model.threshold.value
+            ),
+        }
     }
 }
 
@@ -366,10 +433,10 @@ fn fmt_score(v: Option<f64>) -> String {
 }
 
 /// Photos ranked by crack fraction, with scores when masks were given.
-fn table(results: &[PhotoOut], overall: Option<&Metrics>, class: &str, threshold: f32) -> String {
+fn table(results: &[PhotoOut], overall: Option<&Metrics>, heading: &str, threshold: f32) -> String {
     let mut order: Vec<&PhotoOut> = results.iter().collect();
     order.sort_by(|a, b| b.crack_fraction.total_cmp(&a.crack_fraction));
-    let mut out = format!("crack class {class}, threshold {threshold}\n");
+    let mut out = format!("{heading}\n");
     out += &format!(
         "{:>8} {:>8} {:>8} {:>10}",
         "crack %", "windows", "cracked", "regions"

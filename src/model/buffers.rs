@@ -5,13 +5,18 @@
 //! as a full pass over the memory, every step. The engine therefore takes its buffers from a pool
 //! that hands back buffers of exactly the requested length (the same shapes recur every step) and
 //! forgets buffers that have not been asked for during the last few passes, so that a change of
-//! batch size does not pin the old working set forever.
+//! batch size does not pin the old working set forever. A request may also take a free buffer a
+//! little longer than it needs (up to [`SLACK`]): a whole-photo scan runs the network on tiles
+//! of slightly different shapes, and without that each tile would fault in a fresh working set.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Passes a buffer may sit unused in the pool before it is freed.
 const KEEP_PASSES: u64 = 2;
+/// A free buffer serves a request of `len` values when it holds at most `len + len / SLACK`: close
+/// enough that no big buffer is spent on a small request while a big one goes unserved.
+const SLACK: usize = 4;
 
 /// A pool of `f32` buffers shared by one model and the operations it records.
 #[derive(Debug, Default)]
@@ -44,18 +49,33 @@ impl BufferPool {
         state.free.retain(|(used, _)| used + KEEP_PASSES >= pass);
     }
 
-    /// A buffer of `len` values with unspecified (but initialised) contents.
+    /// A buffer of `len` values with unspecified (but initialised) contents: the smallest free
+    /// one that can hold them without wasting more than a [`SLACK`]th, else a new one.
     pub fn take(self: &Arc<Self>, len: usize) -> Buffer {
         let reused = {
             let mut state = self.state();
-            state
-                .free
-                .iter()
-                .rposition(|(_, b)| b.len() == len)
-                .map(|i| state.free.swap_remove(i).1)
+            let fits = |b: &Vec<f32>| (len..=len + len / SLACK).contains(&b.capacity());
+            let best = (0..state.free.len())
+                .rev()
+                .filter(|&i| fits(&state.free[i].1))
+                .min_by_key(|&i| state.free[i].1.capacity());
+            if best.is_none() {
+                // A miss means larger shapes than before: the shorter free buffers go now rather
+                // than after KEEP_PASSES, so that two working sets are never held at once.
+                state.free.retain(|(_, b)| b.capacity() > len);
+            }
+            best.map(|i| state.free.swap_remove(i).1)
+        };
+        let data = match reused {
+            Some(mut data) => {
+                // Within the capacity: no allocation, and only pages already touched.
+                data.resize(len, 0.0);
+                data
+            }
+            None => vec![0.0; len],
         };
         Buffer {
-            data: reused.unwrap_or_else(|| vec![0.0; len]),
+            data,
             pool: Some(self.clone()),
         }
     }
@@ -126,5 +146,33 @@ mod tests {
             pool.begin_pass();
         }
         assert_eq!(pool.free_count(), 0, "unused buffers were kept");
+    }
+
+    #[test]
+    fn a_slightly_longer_free_buffer_serves_a_request_and_a_much_longer_one_does_not() {
+        let pool = BufferPool::new();
+        pool.begin_pass();
+        let (long, longer) = (pool.take(100), pool.take(110));
+        let (long_ptr, longer_ptr) = (long.as_ptr(), longer.as_ptr());
+        drop((longer, long));
+        // The smallest that fits is taken, and it has the length asked for.
+        let a = pool.take(96);
+        assert_eq!((a.as_ptr(), a.len()), (long_ptr, 96));
+        drop(a);
+        let b = pool.take(104);
+        assert_eq!((b.as_ptr(), b.len()), (longer_ptr, 104));
+        // 100 values are more than a quarter over 40: a new buffer.
+        let c = pool.take(40);
+        assert!(c.as_ptr() != long_ptr && c.len() == 40);
+        // Grown back within its capacity, a shortened buffer serves its first length again.
+        drop(c);
+        let d = pool.take(100);
+        assert_eq!((d.as_ptr(), d.len()), (long_ptr, 100));
+        // A request nothing fits drops the shorter free buffers at once.
+        drop((b, d));
+        assert_eq!(pool.free_count(), 3); // capacities 40, 100 and 110
+        let e = pool.take(200);
+        assert_eq!(pool.free_count(), 0);
+        drop(e);
     }
 }

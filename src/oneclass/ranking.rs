@@ -4,31 +4,8 @@
 //! handled exactly (a tie between a normal and an anomalous image counts one half for AUROC, and
 //! tied scores form one step of the precision-recall curve), so a constant scorer gets 0.5.
 
-/// Area under the ROC curve (the probability that a random anomaly outscores a random normal
-/// image), or None unless both kinds are present.
-pub fn auroc(scores: &[f32], anomalous: &[bool]) -> Option<f64> {
-    assert_eq!(scores.len(), anomalous.len(), "one label per score");
-    let positives = anomalous.iter().filter(|&&a| a).count();
-    let negatives = anomalous.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return None;
-    }
-    // Mann-Whitney U with mid-ranks for ties.
-    let order = ascending(scores);
-    let mut rank_sum = 0f64;
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        let mid_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += mid_rank * order[i..=j].iter().filter(|&&k| anomalous[k]).count() as f64;
-        i = j + 1;
-    }
-    let p = positives as f64;
-    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
-}
+/// AUROC comes from the one implementation in [`crate::stats`].
+pub use crate::stats::auroc;
 
 /// Average precision (the area under the precision-recall curve as a step function, as
 /// scikit-learn computes it), or None unless both kinds are present.
@@ -70,22 +47,15 @@ mod tests {
     #[test]
     fn perfect_reversed_and_constant_scores() {
         let labels = [false, false, true, true];
-        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &labels), Some(1.0));
-        assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &labels), Some(0.0));
-        assert_eq!(auroc(&[0.5; 4], &labels), Some(0.5));
         assert_eq!(average_precision(&[0.1, 0.2, 0.8, 0.9], &labels), Some(1.0));
         assert_eq!(average_precision(&[0.5; 4], &labels), Some(0.5));
-        assert_eq!(auroc(&[0.1, 0.2], &[false, false]), None);
         assert_eq!(average_precision(&[0.1, 0.2], &[true, true]), None);
     }
 
     #[test]
     fn matches_hand_computed_values() {
-        // Pairs (anomaly, normal): 0.8 beats 0.1, 0.4, loses to 0.9 -> 2; 0.35 beats 0.1 -> 1.
-        // AUROC = 3 / 6.
         let scores = [0.1, 0.4, 0.35, 0.8, 0.9];
         let labels = [false, false, true, true, false];
-        assert!((auroc(&scores, &labels).unwrap() - 0.5).abs() < 1e-12);
         // Ranked: 0.9 (n), 0.8 (a): precision 1/2 at recall 1/2; 0.4 (n), 0.35 (a): 2/4 at 1.
         let ap = average_precision(&scores, &labels).unwrap();
         assert!((ap - (0.5 * 0.5 + 0.5 * 0.5)).abs() < 1e-12, "{ap}");

@@ -8,7 +8,10 @@
 //!
 //! Tiles carry a margin of [`MARGIN_CELLS`] cells on every side that faces the rest of the photo
 //! (more than the 207-pixel receptive field needs), so a tiled pass gives the same cells as one pass
-//! over the whole photo; tiles bound the memory whatever the photo's size.
+//! over the whole photo; tiles bound the memory whatever the photo's size. The tiles of a photo
+//! have one length per axis (the fewest cells computed within the memory bound), so the network's
+//! buffer pool serves them all, and the photos after it, from one working set: faulting in fresh
+//! pages for every tile cost about a third of the scan.
 
 use std::path::Path;
 
@@ -42,9 +45,6 @@ pub struct ScanModel {
     head_weight: Option<Vec<f32>>,
     head_bias: Vec<f32>,
     device: Device,
-    /// The variables behind `model`, to build a fresh network (with an empty buffer pool) when
-    /// the tile shape changes: the pool keeps the last shapes' buffers, several tiles' worth.
-    varmap: candle_nn::VarMap,
 }
 
 /// Loads a checkpoint for scanning (strictly, as every command does; `options` supply class
@@ -101,16 +101,7 @@ impl ScanModel {
             head_weight,
             head_bias,
             device: device.clone(),
-            varmap: loaded.varmap,
         })
-    }
-
-    /// A network over the same variables with buffers of its own.
-    fn fresh_network(&self) -> Result<SqueezeNet> {
-        let vb =
-            candle_nn::VarBuilder::from_varmap(&self.varmap, candle_core::DType::F32, &self.device);
-        let head = self.head_weight.as_ref().map(|_| self.classes.len());
-        SqueezeNet::new(vb, head)
     }
 
     pub fn bias(&self) -> &[f32] {
@@ -145,6 +136,98 @@ impl CellScores {
     }
 }
 
+/// One tile along one axis: the cells it computes (`start..end`, margins included) and those it
+/// contributes (`used`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+    used: (usize, usize),
+}
+
+/// `count` tiles of equal length over `cells` cells, neighbours overlapping by two margins (the
+/// last one moved back to end at the grid's end), so that the network's buffers fit every tile.
+fn spans(cells: usize, count: usize) -> Vec<Span> {
+    let m = MARGIN_CELLS;
+    if count <= 1 || cells == 0 {
+        return vec![Span {
+            start: 0,
+            end: cells,
+            used: (0, cells),
+        }];
+    }
+    let len = (cells + 2 * m * (count - 1)).div_ceil(count).min(cells);
+    let mut out: Vec<Span> = Vec::with_capacity(count);
+    for i in 0..count {
+        let start = (i * (len - 2 * m)).min(cells - len);
+        let from = out.last().map_or(0, |s| s.used.1);
+        let to = if i + 1 == count {
+            cells
+        } else {
+            start + len - m
+        };
+        out.push(Span {
+            start,
+            end: start + len,
+            used: (from, to),
+        });
+    }
+    out
+}
+
+/// Photo pixels a tile of cells `span` reads along a side of `photo_side` pixels: exactly its
+/// cells' (16 n + 1), except that the tile at the grid's end also takes whatever of the photo lies
+/// within a margin beyond it, so its last cells see the photo's real edge as one pass would.
+fn pixel_extent(span: Span, grid_cells: usize, photo_side: usize) -> usize {
+    let cell = CELL as usize;
+    let own = (span.end - span.start) * cell + 1;
+    if span.end < grid_cells {
+        return own;
+    }
+    let left = photo_side.saturating_sub(span.start * cell);
+    own.max(left.min(own + MARGIN_CELLS * cell))
+}
+
+/// The tiling of a `rows` x `cols` grid whose largest tile reads at most `tile_pixels` pixels
+/// and which computes the fewest cells; a tile's interior is at least 4 cells a side.
+fn plan_tiles(
+    rows: usize,
+    cols: usize,
+    photo: (usize, usize),
+    tile_pixels: usize,
+) -> (Vec<Span>, Vec<Span>) {
+    let most = |cells: usize| 1 + cells.saturating_sub(2 * MARGIN_CELLS) / 4;
+    let extent = |spans: &[Span], cells: usize, side: usize| {
+        spans
+            .iter()
+            .map(|&s| pixel_extent(s, cells, side))
+            .max()
+            .unwrap_or(0)
+    };
+    let computed = |spans: &[Span]| spans.iter().map(|s| s.end - s.start).sum::<usize>();
+    let mut best: Option<(usize, Vec<Span>, Vec<Span>)> = None;
+    for a in 1..=most(rows) {
+        let by_rows = spans(rows, a);
+        let tall = extent(&by_rows, rows, photo.1);
+        for b in 1..=most(cols) {
+            let by_cols = spans(cols, b);
+            let wide = extent(&by_cols, cols, photo.0);
+            let work = computed(&by_rows) * computed(&by_cols);
+            if tall * wide <= tile_pixels && best.as_ref().is_none_or(|(w, ..)| work < *w) {
+                best = Some((work, by_rows.clone(), by_cols));
+            }
+            if tall * wide <= tile_pixels {
+                break; // more columns only add margins
+            }
+        }
+    }
+    match best {
+        Some((_, r, c)) => (r, c),
+        // Even the smallest tiles read more: take them anyway (a tiny limit, as in tests).
+        None => (spans(rows, most(rows)), spans(cols, most(cols))),
+    }
+}
+
 /// Runs the network over `photo` in tiles and returns the class scores of a `rows` x `cols`
 /// grid of cells (pixels past the photo's right and bottom edges repeat the edge).
 pub fn cell_scores(
@@ -161,68 +244,49 @@ pub fn cell_scores(
         classes,
         values: vec![0.0; rows * cols * classes],
     };
-    let m = MARGIN_CELLS;
-    let side = |cells: usize| cells * CELL as usize + 1;
-    // Square tiles (the least margin per interior cell), the whole grid when it fits; at least 4
-    // interior cells a side. Equal tiles also let the network's buffer pool reuse its buffers.
-    let square = (((tile_pixels as f64).sqrt() as usize) / CELL as usize)
-        .saturating_sub(2 * m)
-        .max(4);
-    let fits = side(rows) * side(cols) <= tile_pixels;
-    let (tile_rows, tile_cols) = if fits {
-        (rows.max(1), cols.max(1))
-    } else {
-        (square.min(rows.max(1)), square.min(cols.max(1)))
-    };
-    let mut network: Option<((usize, usize), SqueezeNet)> = None;
-    for r0 in (0..rows).step_by(tile_rows) {
-        let r1 = (r0 + tile_rows).min(rows);
-        for c0 in (0..cols).step_by(tile_cols) {
-            let c1 = (c0 + tile_cols).min(cols);
-            let (tr0, tc0) = (r0.saturating_sub(m), c0.saturating_sub(m));
-            let (tr1, tc1) = ((r1 + m).min(rows), (c1 + m).min(cols));
-            let shape = (tr1 - tr0, tc1 - tc0);
-            if network.as_ref().is_none_or(|(s, _)| *s != shape) {
-                // The old network's buffers go before the new one allocates its own.
-                drop(network.take());
-                network = Some((shape, scan.fresh_network()?));
-            }
-            let net = &network.as_ref().expect("set above").1;
-            let tile = tile_scores(scan, net, photo, (tr0, tr1), (tc0, tc1))?;
-            for r in r0..r1 {
-                for c in c0..c1 {
-                    let src = ((r - tr0) * (tc1 - tc0) + (c - tc0)) * classes;
-                    let dst = (r * cols + c) * classes;
-                    out.values[dst..dst + classes].copy_from_slice(&tile[src..src + classes]);
-                }
-            }
+    let photo_size = (photo.width() as usize, photo.height() as usize);
+    let (by_rows, by_cols) = plan_tiles(rows, cols, photo_size, tile_pixels);
+    let mut tiles: Vec<(Span, Span, (usize, usize))> = by_rows
+        .iter()
+        .flat_map(|&r| {
+            by_cols.iter().map(move |&c| {
+                let extent = (
+                    pixel_extent(c, cols, photo_size.0),
+                    pixel_extent(r, rows, photo_size.1),
+                );
+                (r, c, extent)
+            })
+        })
+        .collect();
+    // The largest first (the tile at the grid's end may be a few pixels larger): its buffers
+    // then serve every other tile.
+    tiles.sort_by_key(|&(.., (w, h))| std::cmp::Reverse(w * h));
+    for (r, c, extent) in tiles {
+        let tile = tile_scores(scan, photo, (r.start, r.end), (c.start, c.end), extent)?;
+        let tile_cols = c.end - c.start;
+        for row in r.used.0..r.used.1 {
+            let src = ((row - r.start) * tile_cols + (c.used.0 - c.start)) * classes;
+            let dst = (row * cols + c.used.0) * classes;
+            let len = (c.used.1 - c.used.0) * classes;
+            out.values[dst..dst + len].copy_from_slice(&tile[src..src + len]);
         }
     }
     Ok(out)
 }
 
-/// Class scores of cells `rows.0..rows.1` x `cols.0..cols.1`, from one pass over their pixels.
+/// Class scores of cells `rows.0..rows.1` x `cols.0..cols.1`, from one pass over the
+/// `extent.0` x `extent.1` pixels from their first cell's corner.
 fn tile_scores(
     scan: &ScanModel,
-    network: &SqueezeNet,
     photo: &RgbImage,
     rows: (usize, usize),
     cols: (usize, usize),
+    (w, h): (usize, usize),
 ) -> Result<Vec<f32>> {
     let cell = CELL as usize;
     let (nr, nc) = (rows.1 - rows.0, cols.1 - cols.0);
     let (x0, y0) = (cols.0 * cell, rows.0 * cell);
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
-    // The pixels the cells need, and beyond them whatever of the photo lies within the margin:
-    // the last cells of the grid then see the photo's real edge, as a window there does.
-    let reach = |n: usize, start: usize, photo_side: usize| {
-        (n * cell + 1).max(
-            photo_side
-                .saturating_sub(start)
-                .min((n + MARGIN_CELLS) * cell + 1),
-        )
-    };
-    let (w, h) = (reach(nc, x0, pw), reach(nr, y0, ph));
     let (out_rows, out_cols) = (
         ScanModel::cells_for(h as u32),
         ScanModel::cells_for(w as u32),
@@ -247,43 +311,51 @@ fn tile_scores(
     write_chw_normalized(&pixels, &mut data);
     drop(pixels);
     let x = Tensor::from_vec(data, (1, 3, h, w), &scan.device)?;
-    let features = network.forward_to(&x, LAYER)?;
+    let features = scan.model.forward_to(&x, LAYER)?;
+    drop(x);
     let dims = features.dims().to_vec();
     if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
         bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
     }
-    let features = if (out_rows, out_cols) == (nr, nc) {
-        features
-    } else {
-        features.narrow(2, 0, nr)?.narrow(3, 0, nc)?
+    // Read in place (the map is tens of megabytes: no copies), cells (i < nr, j < nc) only.
+    let (storage, layout) = features.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        bail!("the scan runs on the CPU")
     };
-    let a = features.flatten_all()?.to_vec1::<f32>()?;
-    drop(features);
-    let plane = nr * nc;
+    let all = cpu.as_slice::<f32>()?;
+    let a = match layout.contiguous_offsets() {
+        Some((from, to)) => &all[from..to],
+        None => bail!("relu_conv10 came back non-contiguous"),
+    };
+    let plane = out_rows * out_cols;
     let classes = scan.classes.len();
-    let mut scores = vec![0f32; plane * classes];
+    let mut scores = vec![0f32; nr * nc * classes];
     match &scan.head_weight {
         Some(weight) => {
-            // Class-major accumulation (unit stride over cells), then transposed to cell-major.
-            let mut by_class = vec![0f32; classes * plane];
-            for (k, acc) in by_class.chunks_exact_mut(plane).enumerate() {
-                for (c, channel) in a.chunks_exact(plane).enumerate() {
-                    let wk = weight[k * CHANNELS + c];
-                    if wk != 0.0 {
-                        acc.iter_mut().zip(channel).for_each(|(s, &v)| *s += wk * v);
-                    }
-                }
-            }
+            // Class-major accumulation a row of cells at a time (unit stride), then transposed.
+            let mut acc = vec![0f32; nc];
             for k in 0..classes {
-                for p in 0..plane {
-                    scores[p * classes + k] = by_class[k * plane + p];
+                for i in 0..nr {
+                    acc.fill(0.0);
+                    for (c, channel) in a.chunks_exact(plane).enumerate() {
+                        let wk = weight[k * CHANNELS + c];
+                        if wk != 0.0 {
+                            let line = &channel[i * out_cols..i * out_cols + nc];
+                            acc.iter_mut().zip(line).for_each(|(s, &v)| *s += wk * v);
+                        }
+                    }
+                    for (j, &v) in acc.iter().enumerate() {
+                        scores[(i * nc + j) * classes + k] = v;
+                    }
                 }
             }
         }
         None => {
             for (c, channel) in a.chunks_exact(plane).enumerate() {
-                for p in 0..plane {
-                    scores[p * classes + c] = channel[p];
+                for i in 0..nr {
+                    for j in 0..nc {
+                        scores[(i * nc + j) * classes + c] = channel[i * out_cols + j];
+                    }
                 }
             }
         }
@@ -317,4 +389,37 @@ pub fn classify_windows(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_share_one_length_cover_the_grid_once_and_keep_their_margins() {
+        for (cells, count) in [(189, 2), (252, 2), (252, 5), (40, 3), (30, 1), (541, 7)] {
+            let spans = spans(cells, count);
+            assert_eq!(spans.len(), count);
+            let len = spans[0].end - spans[0].start;
+            let mut next = 0;
+            for s in &spans {
+                assert_eq!(s.end - s.start, len, "{cells} cells in {count}: {spans:?}");
+                assert_eq!(s.used.0, next, "{spans:?}");
+                assert!(s.used.0 == 0 || s.used.0 >= s.start + MARGIN_CELLS, "{s:?}");
+                assert!(
+                    s.used.1 == cells || s.used.1 + MARGIN_CELLS <= s.end,
+                    "{s:?}"
+                );
+                next = s.used.1;
+            }
+            assert_eq!(next, cells);
+        }
+        // A 4032 x 3024 photo at 227-pixel windows: 189 x 252 cells in 2 x 2 tiles of at most
+        // 4 megapixels, 14% more cells than the grid.
+        let (rows, cols) = plan_tiles(189, 252, (4032, 3024), TILE_PIXELS);
+        assert_eq!((rows.len(), cols.len()), (2, 2));
+        let tall = rows.iter().map(|&s| pixel_extent(s, 189, 3024)).max();
+        let wide = cols.iter().map(|&s| pixel_extent(s, 252, 4032)).max();
+        assert!(tall.unwrap() * wide.unwrap() <= TILE_PIXELS);
+    }
 }

@@ -44,7 +44,12 @@ pub struct WindowScore {
     pub x: u32,
     pub y: u32,
     pub size: u32,
+    /// The crack class's probability; for a one-class model its anomaly score on the scale
+    /// `score / (score + threshold)` (0.5 at the model's threshold, see [`super::anomaly`]).
     pub probability: f32,
+    /// A one-class model's anomaly score itself (absent for classifiers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 impl WindowScore {
@@ -149,6 +154,7 @@ fn combine(
             y: w.y,
             size: w.size,
             probability: p,
+            score: None,
         });
     }
     let cells = sum

@@ -8,13 +8,18 @@
 //! - [`regions`], [`metrics`], [`overlay`]: connected crack regions, scores against hand-drawn
 //!   masks, the overlay picture.
 //! - [`photo`]: photos decoded upright (EXIF orientation).
+//! - [`anomaly`]: the same windows and map from a one-class model (anomaly maps for Grad-CAM).
 //!
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
 //! [`features::TILE_PIXELS`]) and the cell scores (classes x P / 256 floats); with `--masks`, the
 //! true mask and two grown copies (3P bytes more). Measured peak of the whole `scan` command
-//! (decode, scan, PNG writing): 1.25 GiB for 4032 x 3024, 1.55 GiB for 11547 x 8660 (100 MP).
+//! (decode, scan, PNG writing; tests/scan.rs, ignored test): 847 MiB for 4032 x 3024, 1434 MiB for
+//! 11547 x 8660 (100 MP).
+//! The network keeps its working memory from one tile and photo to the next (faulting in fresh
+//! pages for every tile cost about a third of the scan); a larger shape drops the shorter buffers.
 
+pub mod anomaly;
 pub mod features;
 pub mod map;
 pub mod metrics;
