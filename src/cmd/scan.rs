@@ -51,6 +51,8 @@ pub struct PhotoOut {
 #[derive(Debug, Clone, Serialize)]
 pub struct Metrics {
     pub window: Scores,
+    /// Windows with crack pixels only near their border: neither crack nor clear, not scored.
+    pub border_windows: u64,
     pub pixel: Scores,
     pub tolerance: u32,
 }
@@ -92,6 +94,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
                 all_pixels.add(&p);
                 Some(Metrics {
                     window: w.scores(),
+                    border_windows: w.border,
                     pixel: p.scores(),
                     tolerance: args.tolerance,
                 })
@@ -130,6 +133,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
     bar.finish_and_clear();
     let overall = args.masks.as_ref().map(|_| Metrics {
         window: all_windows.scores(),
+        border_windows: all_windows.border,
         pixel: all_pixels.scores(),
         tolerance: args.tolerance,
     });
@@ -479,7 +483,10 @@ fn table(results: &[PhotoOut], overall: Option<&Metrics>, heading: &str, thresho
     if let Some(m) = overall {
         out += &format!("{:>8} {:>8} {:>8} {:>10}", "", "", "", "overall");
         out += &row(m);
-        out += &format!("  (pixel tolerance {} px)\n", m.tolerance);
+        out += &format!(
+            "  (pixel tolerance {} px; {} windows with cracks only near their border not scored)\n",
+            m.tolerance, m.border_windows
+        );
     }
     if let Some(first) = results.first() {
         if let Some(dir) = first.overlay.parent() {

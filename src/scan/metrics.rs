@@ -1,8 +1,12 @@
 //! How a scan compares with a hand-drawn crack mask.
 //!
 //! - Windows: a window is a crack window when the central region of its mask (the middle half of
-//!   each side, the part a window's label describes best) holds at least one crack pixel;
-//!   predicted when its probability reaches the threshold. Precision, recall, F1 and AUROC.
+//!   each side, the part a window's label describes best) holds at least one crack pixel, and a
+//!   clear window when it holds no crack pixel at all; predicted when its probability reaches the
+//!   threshold. Precision, recall, F1 and AUROC over those two kinds. A window with crack pixels
+//!   only near its border is neither, as in the concrete crack dataset's making and in
+//!   `crackscope patches`: it is counted (`border`) but not scored, since calling it either way
+//!   would be right.
 //! - Pixels, with a tolerance of `t` pixels as crack-segmentation benchmarks score hairline cracks
 //!   (a pixel counts as matched when the other mask has a pixel within `t` in both x and y):
 //!   precision = predicted pixels near a true one / predicted pixels, recall = true pixels near a
@@ -21,7 +25,9 @@ pub struct WindowCounts {
     pub false_positive: u64,
     pub false_negative: u64,
     pub true_negative: u64,
-    /// (probability, is a crack window) of every window, for the AUROC.
+    /// Windows with crack pixels only outside their central region, left out of the scores.
+    pub border: u64,
+    /// (probability, is a crack window) of every scored window, for the AUROC.
     #[serde(skip)]
     pub scored: Vec<(f32, bool)>,
 }
@@ -67,6 +73,7 @@ impl WindowCounts {
         self.false_positive += other.false_positive;
         self.false_negative += other.false_negative;
         self.true_negative += other.true_negative;
+        self.border += other.border;
         self.scored.extend_from_slice(&other.scored);
     }
 
@@ -108,22 +115,47 @@ impl PixelCounts {
     }
 }
 
-/// Whether a window is a crack window by the rule above.
-pub fn is_crack_window(truth: &GrayImage, w: &WindowScore) -> bool {
+/// What a window's part of the true mask says about it (the rule above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowTruth {
+    /// A crack pixel in the central region.
+    Crack,
+    /// No crack pixel anywhere in the window.
+    Clear,
+    /// Crack pixels only outside the central region: not scored.
+    Border,
+}
+
+/// The window's truth by the rule above.
+pub fn window_truth(truth: &GrayImage, w: &WindowScore) -> WindowTruth {
+    let crack_in = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        let (x1, y1) = (x1.min(truth.width()), y1.min(truth.height()));
+        (y0..y1).any(|y| (x0..x1).any(|x| truth.get_pixel(x, y).0[0] > 0))
+    };
     let quarter = w.size / 4;
     let (x0, y0) = (w.x + quarter, w.y + quarter);
-    let (x1, y1) = (
-        (w.x + w.size - quarter).min(truth.width()),
-        (w.y + w.size - quarter).min(truth.height()),
-    );
-    (y0..y1).any(|y| (x0..x1).any(|x| truth.get_pixel(x, y).0[0] > 0))
+    let (x1, y1) = (w.x + w.size - quarter, w.y + w.size - quarter);
+    if crack_in(x0, y0, x1, y1) {
+        WindowTruth::Crack
+    } else if crack_in(w.x, w.y, w.x + w.size, w.y + w.size) {
+        WindowTruth::Border
+    } else {
+        WindowTruth::Clear
+    }
 }
 
 /// Window counts of one photo against its mask.
 pub fn window_counts(windows: &[WindowScore], truth: &GrayImage, threshold: f32) -> WindowCounts {
     let mut c = WindowCounts::default();
     for w in windows {
-        let crack = is_crack_window(truth, w);
+        let crack = match window_truth(truth, w) {
+            WindowTruth::Crack => true,
+            WindowTruth::Clear => false,
+            WindowTruth::Border => {
+                c.border += 1;
+                continue;
+            }
+        };
         let said = w.probability >= threshold;
         match (crack, said) {
             (true, true) => c.true_positive += 1,
@@ -257,9 +289,9 @@ mod tests {
     }
 
     #[test]
-    fn window_metrics_use_the_central_region_and_auroc_counts_ties_half() {
+    fn window_metrics_score_crack_and_clear_windows_and_leave_border_ones_out() {
         // 8 px windows: the central region is pixels 2..6 of each side.
-        let mut truth = GrayImage::new(16, 8);
+        let mut truth = GrayImage::new(24, 8);
         truth.put_pixel(3, 4, image::Luma([255])); // centre of window 0
         truth.put_pixel(15, 0, image::Luma([255])); // corner of window 2 only
         let w = |x, p| WindowScore {
@@ -269,23 +301,26 @@ mod tests {
             probability: p,
             score: None,
         };
-        let windows = [w(0, 0.9), w(4, 0.6), w(8, 0.2)];
+        assert_eq!(window_truth(&truth, &w(0, 0.0)), WindowTruth::Crack);
+        assert_eq!(window_truth(&truth, &w(4, 0.0)), WindowTruth::Clear);
+        assert_eq!(window_truth(&truth, &w(8, 0.0)), WindowTruth::Border);
+        let windows = [w(0, 0.9), w(4, 0.6), w(8, 0.95), w(16, 0.2)];
         let c = window_counts(&windows, &truth, 0.5);
-        // Window 0's centre holds a crack pixel; window 2 has one only in its corner.
         assert_eq!(
             (
                 c.true_positive,
                 c.false_positive,
                 c.false_negative,
-                c.true_negative
+                c.true_negative,
+                c.border
             ),
-            (1, 1, 0, 1)
+            (1, 1, 0, 1, 1)
         );
         let s = c.scores();
         assert_eq!((s.precision, s.recall), (Some(0.5), Some(1.0)));
         assert_eq!(s.auroc, Some(1.0));
         // Ties count half (crate::stats::auroc's own tests hold the rest).
-        let tied = [w(0, 0.9), w(4, 0.9), w(8, 0.2)];
+        let tied = [w(0, 0.9), w(4, 0.9), w(8, 0.2), w(16, 0.2)];
         assert_eq!(window_counts(&tied, &truth, 0.5).scores().auroc, Some(0.75));
     }
 }

@@ -10,7 +10,7 @@ use image::{GrayImage, RgbImage};
 
 use super::features::{cell_scores, classify_windows, ScanModel};
 use super::map::{scan_photo, Alignment, ScanOptions, WindowScore};
-use super::metrics::{is_crack_window, window_counts};
+use super::metrics::{window_counts, window_truth, WindowTruth};
 use super::windows::grid;
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::render_photo;
@@ -119,12 +119,10 @@ fn training_windows(seeds: &[u64], window: u32) -> (Tensor, Vec<u32>) {
                 probability: 0.0,
                 score: None,
             };
-            let any = (w.y..w.y + window)
-                .any(|y| (w.x..w.x + window).any(|x| s.crack_mask.get_pixel(x, y).0[0] > 0));
-            let label = match (is_crack_window(&s.crack_mask, &score), any) {
-                (true, _) => 1,
-                (false, false) => 0,
-                _ => continue,
+            let label = match window_truth(&s.crack_mask, &score) {
+                WindowTruth::Crack => 1,
+                WindowTruth::Clear => 0,
+                WindowTruth::Border => continue,
             };
             let crop = image::imageops::crop_imm(&s.image, w.x, w.y, window, window).to_image();
             let mut chw = vec![0f32; plane];
