@@ -133,18 +133,7 @@ impl Gallery for RunGallery {
             Some(self.manifest.classes.len()),
             self.recipe.data.input_size,
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let [c, h, w] = r.output;
-                LayerRow {
-                    name: r.name,
-                    kind: r.kind.to_string(),
-                    output: format!("{h}x{w}x{c}"),
-                    params: r.params,
-                }
-            })
-            .collect())
+        Ok(layer_rows(rows))
     }
 
     fn test_items(&mut self) -> Result<Vec<TestItem>> {
@@ -258,6 +247,21 @@ fn read_predictions(path: &Path, classes: &[String]) -> Result<Vec<TestItem>> {
             predicted: row.predicted,
         })
         .collect())
+}
+
+/// The model's layer table as the dashboard's Model view shows it (output as HxWxC).
+pub(crate) fn layer_rows(rows: Vec<model::LayerSummary>) -> Vec<LayerRow> {
+    rows.into_iter()
+        .map(|r| {
+            let [c, h, w] = r.output;
+            LayerRow {
+                name: r.name,
+                kind: r.kind.to_string(),
+                output: format!("{h}x{w}x{c}"),
+                params: r.params,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

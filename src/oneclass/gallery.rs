@@ -176,18 +176,7 @@ impl Gallery for OneClassGallery {
     fn summary(&mut self) -> Result<Vec<LayerRow>> {
         // The backbone without a classifier head: the one-class model has none.
         let rows = model::summary(None, self.input_size)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let [c, h, w] = r.output;
-                LayerRow {
-                    name: r.name,
-                    kind: r.kind.to_string(),
-                    output: format!("{h}x{w}x{c}"),
-                    params: r.params,
-                }
-            })
-            .collect())
+        Ok(crate::gallery::layer_rows(rows))
     }
 
     fn test_items(&mut self) -> Result<Vec<TestItem>> {

@@ -66,10 +66,17 @@ impl Tmux {
     }
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
+impl Tmux {
+    /// Ends the session, as closing the terminal does.
+    pub fn kill(&self) {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.name])
             .status();
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
