@@ -83,17 +83,8 @@ fn facts(app: &App, item: usize) -> Vec<Line<'static>> {
     let theme = &app.theme;
     let b = &app.browser;
     let it = &app.test_items()[item];
-    let field = |name: &str, value: String| {
-        Line::from(vec![
-            Span::styled(format!("{name:<10}"), theme.dim()),
-            Span::raw(value),
-        ])
-    };
-    let verdict = if it.is_correct() {
-        Span::styled(" ✓ correct", theme.good())
-    } else {
-        Span::styled(" ✗ wrong", theme.bad())
-    };
+    let field = |name: &str, value: String| super::fact_line(theme, name, value);
+    let verdict = super::verdict_span(theme, it.is_correct());
     let filter = |f: Option<usize>| f.map_or("all".to_string(), |c| app.class_name(c));
     let explained = match b.spec.class {
         None => "predicted class".to_string(),

@@ -22,6 +22,7 @@ use ratatui::Frame;
 use super::app::{App, Overlay, Phase, View, Wants};
 use super::images::{ImageKey, Shown};
 use super::keymap;
+use super::theme::Theme;
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
@@ -340,6 +341,23 @@ fn tile_grid(area: Rect, count: usize, caption: u16) -> Vec<(Rect, Rect)> {
 }
 
 /// "1h 02m", "3m 20s", "42s".
+/// One line of the browser's facts panel: a dim name column, then the value.
+fn fact_line(theme: &Theme, name: &str, value: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:<10}"), theme.dim()),
+        Span::raw(value),
+    ])
+}
+
+/// Whether the model got a test image right, as the facts panel marks it.
+fn verdict_span(theme: &Theme, correct: bool) -> Span<'static> {
+    if correct {
+        Span::styled(" ✓ correct", theme.good())
+    } else {
+        Span::styled(" ✗ wrong", theme.bad())
+    }
+}
+
 fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match s {
