@@ -22,12 +22,7 @@ mod keymap;
 mod memory;
 #[cfg(test)]
 mod oneclass_tests;
-mod scan_dashboard;
-mod scan_draw;
-mod scan_render;
-#[cfg(test)]
-mod scan_tests;
-mod scan_view;
+mod scan;
 #[cfg(test)]
 mod snapshots;
 mod steer;
@@ -53,7 +48,7 @@ use tokio::sync::mpsc;
 pub use app::{Exit, View};
 pub use gallery::{Gallery, LayerRow, PictureSpec, TestItem};
 pub use images::{GraphicsChoice, GRAPHICS_ENV};
-pub use scan_dashboard::run_blocking as run_scan_view;
+pub use scan::run_blocking as run_scan_view;
 pub use steer::{RunDirSteer, Steer};
 
 use crate::events::Event;

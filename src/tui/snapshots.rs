@@ -112,8 +112,8 @@ fn a_dashboard_before_any_event_matches_its_snapshot() {
 
 #[test]
 fn the_scan_view_matches_its_snapshots() {
-    use super::scan_render::tests::folder_with_photo;
-    use super::scan_tests::ScanHarness;
+    use super::scan::render::tests::folder_with_photo;
+    use super::scan::tests::ScanHarness;
     let dir = tempfile::tempdir().unwrap();
     let record = folder_with_photo(dir.path(), 640, 320);
     let mut ui = ScanHarness::new(dir.path(), record, WIDTH, HEIGHT);

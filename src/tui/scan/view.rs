@@ -1,6 +1,6 @@
 //! The scan view's state: which photo of a finished scan is shown, how far zoomed in, where, and
 //! with which layers. Keys change it through [`ScanView::handle_key`]; the drawing
-//! (`scan_draw`) only reads it and the loop (`scan_dashboard`) asks for pictures of what it
+//! (`draw`) only reads it and the loop (`dashboard`) asks for pictures of what it
 //! describes. Nothing here touches the terminal or decodes a picture, so tests drive it directly.
 
 use std::path::PathBuf;
@@ -9,10 +9,10 @@ use crossterm::event::{KeyEvent, KeyEventKind};
 use ratatui::layout::Size;
 use ratatui_image::protocol::Protocol;
 
-use super::keymap::{self, Action};
-use super::scan_render::{Toggles, Viewport};
-use super::theme::Theme;
+use super::render::{Toggles, Viewport};
 use crate::scan_output::{PhotoRecord, ScanRecord};
+use crate::tui::keymap::{self, Action};
+use crate::tui::theme::Theme;
 
 /// Zoomed in at most this many output pixels per photo pixel: enough to see single pixels.
 pub const MAX_SCALE: f64 = 8.0;

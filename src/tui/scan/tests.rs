@@ -8,12 +8,12 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-use super::scan_dashboard::{apply_reply, cell_pixels, next_job, Painter};
-use super::scan_draw;
-use super::scan_render::tests::folder_with_photo;
-use super::scan_view::{PhotoState, ScanView};
-use super::theme::Theme;
+use super::dashboard::{apply_reply, cell_pixels, next_job, Painter};
+use super::draw;
+use super::render::tests::folder_with_photo;
+use super::view::{PhotoState, ScanView};
 use crate::scan_output::ScanRecord;
+use crate::tui::theme::Theme;
 
 pub struct ScanHarness {
     pub view: ScanView,
@@ -40,9 +40,7 @@ impl ScanHarness {
         for _ in 0..10 {
             let mut cells = None;
             let view = &self.view;
-            self.terminal
-                .draw(|f| cells = scan_draw::draw(f, view))
-                .unwrap();
+            self.terminal.draw(|f| cells = draw::draw(f, view)).unwrap();
             if let Some(cells) = cells {
                 self.view.set_area(cells);
             }
@@ -51,7 +49,7 @@ impl ScanHarness {
                 let view = &self.view;
                 self.terminal
                     .draw(|f| {
-                        scan_draw::draw(f, view);
+                        draw::draw(f, view);
                     })
                     .unwrap();
                 return self.screen();

@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::keymap;
-use super::scan_view::{PhotoState, ScanView};
+use super::view::{PhotoState, ScanView};
 use crate::scan_output::{MetricsRecord, PhotoRecord};
+use crate::tui::keymap;
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 14;

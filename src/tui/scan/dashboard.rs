@@ -1,5 +1,5 @@
 //! The scan view's loop: `crackscope watch SCAN_FOLDER`. One loop owns the terminal and draws at
-//! most once a [`FRAME`](super::FRAME) from [`ScanView`]; a thread of its own opens photos and
+//! most once a [`FRAME`](crate::tui::FRAME) from [`ScanView`]; a thread of its own opens photos and
 //! makes the pictures, one at a time, always for what the latest frame wants, so keys pressed
 //! while a 100-megapixel photo opens are never queued behind stale pictures.
 //!
@@ -22,16 +22,16 @@ use ratatui_image::protocol::halfblocks::Halfblocks;
 use ratatui_image::protocol::Protocol;
 use tokio::sync::mpsc;
 
-use super::images::{self, GraphicsChoice};
-use super::input::{self, Input};
-use super::jobs::JOB_THREAD_PREFIX;
-use super::scan_draw;
-use super::scan_render::Layers;
-use super::scan_view::{PhotoState, RenderJob, ScanView};
-use super::terminal::TerminalSession;
-use super::theme::Theme;
-use super::{Signals, FRAME};
+use super::draw;
+use super::render::Layers;
+use super::view::{PhotoState, RenderJob, ScanView};
 use crate::scan_output::{self, ScanRecord};
+use crate::tui::images::{self, GraphicsChoice};
+use crate::tui::input::{self, Input};
+use crate::tui::jobs::JOB_THREAD_PREFIX;
+use crate::tui::terminal::TerminalSession;
+use crate::tui::theme::Theme;
+use crate::tui::{Signals, FRAME};
 
 /// Opens the scan view on a scan's output folder until the user quits.
 pub fn run_blocking(folder: &Path, graphics: GraphicsChoice, colors: bool) -> Result<()> {
@@ -154,7 +154,7 @@ async fn event_loop<B: Backend>(
                     }
                     shown_layout = Some(layout);
                     let mut cells = None;
-                    if terminal.draw(|f| cells = scan_draw::draw(f, view)).is_err() {
+                    if terminal.draw(|f| cells = draw::draw(f, view)).is_err() {
                         return true;
                     }
                     if let Some(cells) = cells {
