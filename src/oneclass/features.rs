@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::PoisonError;
 
 use anyhow::{bail, ensure, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Layout, Storage, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use image::RgbImage;
 use rayon::prelude::*;
@@ -103,31 +103,34 @@ impl Extractor {
         let [low, high] = &self.settings.layers;
         let low_map = self.model.forward_to(&x, low)?;
         let high_map = self.model.forward_between(&low_map, low, high)?;
-        let maps = [low_map, high_map].map(|m| FeatureMap::read(&m));
-        let [low_map, high_map] = maps;
-        let (low_map, high_map) = (low_map?, high_map?);
+        let (low_map, high_map) = (low_map.contiguous()?, high_map.contiguous()?);
+        let (low_storage, low_layout) = low_map.storage_and_layout();
+        let (high_storage, high_layout) = high_map.storage_and_layout();
+        let low_map = FeatureMap::borrow(&low_storage, low_layout, low_map.dims())?;
+        let high_map = FeatureMap::borrow(&high_storage, high_layout, high_map.dims())?;
         let grid = high_map.side;
         let per_layer = self.settings.dims_per_layer;
         Ok((0..images.len())
             .into_par_iter()
             .map(|b| {
-                let low = low_map.image(b).to_patches(per_layer, grid);
-                let high = high_map.image(b).to_patches(per_layer, grid);
-                // Concatenate per patch: [low dims | high dims].
-                let mut patches = Vec::with_capacity(grid * grid * 2 * per_layer);
-                for (l, h) in low.chunks(per_layer).zip(high.chunks(per_layer)) {
-                    patches.extend_from_slice(l);
-                    patches.extend_from_slice(h);
-                }
+                // Each patch is [low dims | high dims]; both layers write straight into place.
+                let mut patches = vec![0f32; grid * grid * 2 * per_layer];
+                low_map
+                    .image(b)
+                    .write_patches(per_layer, grid, &mut patches, 0);
+                high_map
+                    .image(b)
+                    .write_patches(per_layer, grid, &mut patches, per_layer);
                 patches
             })
             .collect())
     }
 }
 
-/// A batch of square feature maps `[B, C, side, side]` as plain floats.
-struct FeatureMap {
-    values: Vec<f32>,
+/// A batch of square feature maps `[B, C, side, side]`, read in place (the maps of a batch are
+/// tens of megabytes: no copies).
+struct FeatureMap<'a> {
+    values: &'a [f32],
     channels: usize,
     side: usize,
 }
@@ -139,19 +142,25 @@ struct ImageMap<'a> {
     side: usize,
 }
 
-impl FeatureMap {
-    fn read(t: &Tensor) -> Result<FeatureMap> {
-        let (_, channels, h, w) = t.dims4()?;
+impl<'a> FeatureMap<'a> {
+    /// The values of a contiguous CPU tensor of shape `dims`, held in `storage` at `layout`.
+    fn borrow(storage: &'a Storage, layout: &Layout, dims: &[usize]) -> Result<FeatureMap<'a>> {
+        let &[_, channels, h, w] = dims else {
+            bail!("feature maps have four dimensions, got {dims:?}");
+        };
         ensure!(
             h == w,
             "square inputs give square feature maps, got {h}x{w}"
         );
-        let values = t
-            .flatten_all()?
-            .to_vec1::<f32>()
-            .context("cannot read a feature map")?;
+        let Storage::Cpu(cpu) = storage else {
+            bail!("one-class features are read on the CPU")
+        };
+        let all = cpu.as_slice::<f32>().context("cannot read a feature map")?;
+        let Some((from, to)) = layout.contiguous_offsets() else {
+            bail!("a feature map came back non-contiguous")
+        };
         Ok(FeatureMap {
-            values,
+            values: &all[from..to],
             channels,
             side: h,
         })
@@ -170,63 +179,97 @@ impl FeatureMap {
 impl ImageMap<'_> {
     /// Channel groups averaged to `dims` planes, each averaged over 3x3 neighbourhoods (edges
     /// over the cells that exist) and resampled to `grid` x `grid` (area average when larger,
-    /// bilinear when smaller); returned patch-major (`grid * grid` rows of `dims` values).
-    fn to_patches(&self, dims: usize, grid: usize) -> Vec<f32> {
+    /// bilinear when smaller). Patch `cell`'s values go to `out[cell * stride + offset..][..dims]`
+    /// with `stride = 2 * dims` (the two layers of a patch side by side).
+    fn write_patches(&self, dims: usize, grid: usize, out: &mut [f32], offset: usize) {
         let n = self.side;
         let plane = n * n;
-        let mut out = vec![0f32; grid * grid * dims];
+        let stride = 2 * dims;
+        debug_assert_eq!(out.len(), grid * grid * stride);
+        // Scratch planes reused for every dimension (one allocation each per image, not per dim).
         let mut reduced = vec![0f32; plane];
+        let mut rows = vec![0f32; plane];
         let mut smoothed = vec![0f32; plane];
+        let mut resampled = vec![0f32; grid * grid];
         for d in 0..dims {
             // Adaptive average over channels (PyTorch's adaptive_avg_pool1d bounds).
             let (c0, c1) = (
                 d * self.channels / dims,
                 ((d + 1) * self.channels).div_ceil(dims),
             );
-            reduced.fill(0.0);
-            for c in c0..c1 {
+            reduced.copy_from_slice(&self.values[c0 * plane..(c0 + 1) * plane]);
+            for c in c0 + 1..c1 {
                 let src = &self.values[c * plane..(c + 1) * plane];
                 reduced.iter_mut().zip(src).for_each(|(r, s)| *r += s);
             }
             let scale = 1.0 / (c1 - c0) as f32;
             reduced.iter_mut().for_each(|r| *r *= scale);
-            box3(&reduced, n, &mut smoothed);
-            let resampled = resample(&smoothed, n, grid);
-            for (cell, v) in resampled.into_iter().enumerate() {
-                out[cell * dims + d] = v;
+            box3_into(&reduced, n, &mut rows, &mut smoothed);
+            resample_into(&smoothed, n, grid, &mut resampled);
+            for (cell, &v) in resampled.iter().enumerate() {
+                out[cell * stride + offset + d] = v;
             }
         }
-        out
     }
 }
 
 /// 3x3 mean of an `n` x `n` plane, over the neighbours inside it (rows, then columns).
+#[cfg(test)]
 fn box3(src: &[f32], n: usize, dst: &mut [f32]) {
     let mut rows = vec![0f32; n * n];
-    for y in 0..n {
-        let line = &src[y * n..(y + 1) * n];
-        for x in 0..n {
-            let (x0, x1) = (x.saturating_sub(1), (x + 1).min(n - 1));
-            rows[y * n + x] = line[x0..=x1].iter().sum::<f32>() / (x1 - x0 + 1) as f32;
+    box3_into(src, n, &mut rows, dst);
+}
+
+/// [`box3`] with the row pass kept in `rows` (scratch of `n * n`). Sums run in the same order as
+/// the plain definition (left to right, top to bottom), written so that the compiler vectorises
+/// the column pass over whole rows.
+fn box3_into(src: &[f32], n: usize, rows: &mut [f32], dst: &mut [f32]) {
+    assert!(src.len() == n * n && rows.len() == n * n && dst.len() == n * n);
+    if n == 1 {
+        dst[0] = src[0];
+        return;
+    }
+    for (line, row) in src.chunks_exact(n).zip(rows.chunks_exact_mut(n)) {
+        row[0] = (line[0] + line[1]) / 2.0;
+        for x in 1..n - 1 {
+            row[x] = (line[x - 1] + line[x] + line[x + 1]) / 3.0;
         }
+        row[n - 1] = (line[n - 2] + line[n - 1]) / 2.0;
     }
     for y in 0..n {
         let (y0, y1) = (y.saturating_sub(1), (y + 1).min(n - 1));
         let scale = 1.0 / (y1 - y0 + 1) as f32;
-        for x in 0..n {
-            dst[y * n + x] = (y0..=y1).map(|r| rows[r * n + x]).sum::<f32>() * scale;
+        let out = &mut dst[y * n..(y + 1) * n];
+        let first = &rows[y0 * n..(y0 + 1) * n];
+        let second = &rows[(y0 + 1) * n..(y0 + 2) * n];
+        if y1 - y0 == 2 {
+            let third = &rows[y1 * n..(y1 + 1) * n];
+            for (((o, a), b), c) in out.iter_mut().zip(first).zip(second).zip(third) {
+                *o = (a + b + c) * scale;
+            }
+        } else {
+            for ((o, a), b) in out.iter_mut().zip(first).zip(second) {
+                *o = (a + b) * scale;
+            }
         }
     }
 }
 
 /// An `n` x `n` plane resampled to `g` x `g`: adaptive average pooling when shrinking,
 /// bilinear interpolation (pixel centres aligned) when growing.
-pub(crate) fn resample(src: &[f32], n: usize, g: usize) -> Vec<f32> {
-    if n == g {
-        return src.to_vec();
-    }
+#[cfg(test)]
+fn resample(src: &[f32], n: usize, g: usize) -> Vec<f32> {
     let mut out = vec![0f32; g * g];
-    if n > g {
+    resample_into(src, n, g, &mut out);
+    out
+}
+
+/// [`resample`] into `out` (`g * g` values).
+fn resample_into(src: &[f32], n: usize, g: usize, out: &mut [f32]) {
+    assert_eq!(out.len(), g * g);
+    if n == g {
+        out.copy_from_slice(src);
+    } else if n > g {
         for gy in 0..g {
             let (y0, y1) = (gy * n / g, ((gy + 1) * n).div_ceil(g));
             for gx in 0..g {
@@ -239,16 +282,16 @@ pub(crate) fn resample(src: &[f32], n: usize, g: usize) -> Vec<f32> {
             }
         }
     } else {
-        let taps: Vec<(usize, usize, f32)> = (0..g).map(|i| bilinear_taps(i, n, g)).collect();
-        for (gy, &(ya, yb, wy)) in taps.iter().enumerate() {
-            for (gx, &(xa, xb, wx)) in taps.iter().enumerate() {
+        for gy in 0..g {
+            let (ya, yb, wy) = bilinear_taps(gy, n, g);
+            for gx in 0..g {
+                let (xa, xb, wx) = bilinear_taps(gx, n, g);
                 let top = src[ya * n + xa] * (1.0 - wx) + src[ya * n + xb] * wx;
                 let bottom = src[yb * n + xa] * (1.0 - wx) + src[yb * n + xb] * wx;
                 out[gy * g + gx] = top * (1.0 - wy) + bottom * wy;
             }
         }
     }
-    out
 }
 
 /// Source cells and weight of the second for output cell `i` when stretching `n` cells to `g`
@@ -279,5 +322,77 @@ mod tests {
         assert_eq!(down[0], (0.0 + 1.0 + 6.0 + 7.0) / 4.0);
         let up = resample(&[2.0; 9], 3, 6);
         assert!(up.iter().all(|&v| (v - 2.0).abs() < 1e-6));
+    }
+
+    /// The plain definitions the fast paths must agree with: channel groups averaged, each
+    /// plane smoothed over its 3x3 neighbourhood and resampled, one dimension at a time.
+    fn reference_patches(map: &ImageMap<'_>, dims: usize, grid: usize) -> Vec<f32> {
+        let n = map.side;
+        let plane = n * n;
+        let mut out = vec![0f32; grid * grid * dims];
+        for d in 0..dims {
+            let (c0, c1) = (
+                d * map.channels / dims,
+                ((d + 1) * map.channels).div_ceil(dims),
+            );
+            let mut reduced = vec![0f32; plane];
+            for c in c0..c1 {
+                for (r, s) in reduced
+                    .iter_mut()
+                    .zip(&map.values[c * plane..(c + 1) * plane])
+                {
+                    *r += s;
+                }
+            }
+            reduced.iter_mut().for_each(|r| *r /= (c1 - c0) as f32);
+            let mut smoothed = vec![0f32; plane];
+            for y in 0..n {
+                for x in 0..n {
+                    let (mut sum, mut count) = (0.0, 0.0);
+                    for yy in y.saturating_sub(1)..=(y + 1).min(n - 1) {
+                        for xx in x.saturating_sub(1)..=(x + 1).min(n - 1) {
+                            sum += reduced[yy * n + xx];
+                            count += 1.0;
+                        }
+                    }
+                    smoothed[y * n + x] = sum / count;
+                }
+            }
+            for (cell, v) in resample(&smoothed, n, grid).into_iter().enumerate() {
+                out[cell * dims + d] = v;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn patches_agree_with_the_plain_definitions() {
+        // Uneven channel groups, odd sides, shrinking, growing and keeping the grid, and the
+        // one-cell plane.
+        let mut seed = 1u32;
+        for (channels, n, dims, grid) in [(10, 7, 4, 3), (9, 5, 3, 8), (6, 4, 6, 4), (3, 1, 2, 1)] {
+            let values: Vec<f32> = (0..channels * n * n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 1.0
+                })
+                .collect();
+            let map = ImageMap {
+                values: &values,
+                channels,
+                side: n,
+            };
+            let expected = reference_patches(&map, dims, grid);
+            let mut both = vec![f32::NAN; grid * grid * 2 * dims];
+            map.write_patches(dims, grid, &mut both, dims);
+            for (cell, want) in expected.chunks(dims).enumerate() {
+                let got = &both[cell * 2 * dims + dims..][..dims];
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+                }
+                // The other layer's half is left alone.
+                assert!(both[cell * 2 * dims..][..dims].iter().all(|v| v.is_nan()));
+            }
+        }
     }
 }
