@@ -6,8 +6,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor, Var};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{Device, Tensor};
 use image::GrayImage;
 
 use super::heatmap::Heatmap;
@@ -16,6 +15,7 @@ use super::resize::imresize_bicubic;
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::{image_seed, render};
 use crate::model::SqueezeNet;
+use crate::scan::metrics::grown;
 
 const SIZE: u32 = 128;
 const TRAIN: usize = 96;
@@ -55,48 +55,8 @@ fn fine_tuned(weights: &std::path::Path) -> SqueezeNet {
     let (x, labels, _) = synthetic(1, TRAIN);
     let features = model.forward_to(&x, SPLIT).unwrap().detach();
     let labels = Tensor::from_vec(labels, TRAIN, &Device::Cpu).unwrap();
-    let trained: Vec<Var> = {
-        let vars = varmap.data().lock().unwrap();
-        [
-            "classifier.1.weight",
-            "classifier.1.bias",
-            "head.weight",
-            "head.bias",
-        ]
-        .iter()
-        .map(|k| vars[*k].clone())
-        .collect()
-    };
-    let mut adam = AdamW::new(
-        trained,
-        ParamsAdamW {
-            lr: 2e-3,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for _ in 0..8 {
-        let logits = model.forward_from(&features, SPLIT).unwrap();
-        adam.backward_step(&candle_nn::loss::cross_entropy(&logits, &labels).unwrap())
-            .unwrap();
-    }
+    crate::model::testutil::fine_tune_top(&model, &varmap, &features, SPLIT, &labels, 8);
     model
-}
-
-/// `mask` grown by `radius` pixels (a square neighbourhood), as two separable passes.
-fn grown(mask: &GrayImage, radius: u32) -> GrayImage {
-    let (w, h) = mask.dimensions();
-    let rows = GrayImage::from_fn(w, h, |x, y| {
-        let hit = (x.saturating_sub(radius)..(x + radius + 1).min(w))
-            .any(|xx| mask.get_pixel(xx, y).0[0] > 0);
-        image::Luma([255 * hit as u8])
-    });
-    GrayImage::from_fn(w, h, |x, y| {
-        let hit = (y.saturating_sub(radius)..(y + radius + 1).min(h))
-            .any(|yy| rows.get_pixel(x, yy).0[0] > 0);
-        image::Luma([255 * hit as u8])
-    })
 }
 
 /// How one map relates to one crack region, with the map resized to the image as it is drawn.

@@ -189,8 +189,9 @@ pub fn pixel_counts(predicted: &GrayImage, truth: &GrayImage, tolerance: u32) ->
 }
 
 /// `mask` grown by `radius` pixels in a square neighbourhood: a sliding count along the rows,
-/// then down the columns, linear in the pixels whatever the radius.
-fn grown(mask: &GrayImage, radius: u32) -> GrayImage {
+/// then down the columns, linear in the pixels whatever the radius. Tests measuring how near a
+/// map lies to a mask use it too.
+pub(crate) fn grown(mask: &GrayImage, radius: u32) -> GrayImage {
     if radius == 0 {
         return mask.clone();
     }

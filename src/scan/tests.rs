@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use image::{GrayImage, RgbImage};
 
@@ -147,29 +146,7 @@ fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
     let features = model.forward_to(&x, split).unwrap().detach();
     let n = labels.len();
     let labels = Tensor::from_vec(labels, n, &Device::Cpu).unwrap();
-    let trained: Vec<Var> = {
-        let vars = varmap.data().lock().unwrap();
-        [
-            "classifier.1.weight",
-            "classifier.1.bias",
-            "head.weight",
-            "head.bias",
-        ]
-        .iter()
-        .map(|k| vars[*k].clone())
-        .collect()
-    };
-    let params = ParamsAdamW {
-        lr: 2e-3,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut adam = AdamW::new(trained, params).unwrap();
-    for _ in 0..30 {
-        let logits = model.forward_from(&features, split).unwrap();
-        adam.backward_step(&candle_nn::loss::cross_entropy(&logits, &labels).unwrap())
-            .unwrap();
-    }
+    crate::model::testutil::fine_tune_top(&model, &varmap, &features, split, &labels, 30);
     let mut loaded = loaded(model, varmap);
     loaded.meta.input_size = Some(window);
     ScanModel::new(loaded, &Device::Cpu).unwrap()
@@ -180,7 +157,7 @@ fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
 fn mass_near_cracks(map: &super::CrackMap, mask: &GrayImage, near: u32) -> (f64, f64) {
     let grown = super::metrics::pixel_counts(mask, mask, 0); // sanity: mask is its own match
     assert_eq!(grown.predicted, grown.predicted_matched);
-    let region = grow(mask, near);
+    let region = super::metrics::grown(mask, near);
     let (mut inside, mut total) = (0f64, 0f64);
     map.for_each_row(|y, line| {
         for (x, &v) in line.iter().enumerate() {
@@ -193,16 +170,6 @@ fn mass_near_cracks(map: &super::CrackMap, mask: &GrayImage, near: u32) -> (f64,
     let area =
         region.as_raw().iter().filter(|&&v| v > 0).count() as f64 / region.as_raw().len() as f64;
     (inside / total, area)
-}
-
-fn grow(mask: &GrayImage, r: u32) -> GrayImage {
-    let (w, h) = mask.dimensions();
-    GrayImage::from_fn(w, h, |x, y| {
-        let hit = (y.saturating_sub(r)..(y + r + 1).min(h)).any(|yy| {
-            (x.saturating_sub(r)..(x + r + 1).min(w)).any(|xx| mask.get_pixel(xx, yy).0[0] > 0)
-        });
-        image::Luma([255 * u8::from(hit)])
-    })
 }
 
 #[test]
@@ -328,7 +295,7 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
         }
         // An anomaly map has a floor (normal texture is some distance from the bank too), so
         // the measure is how well it ranks the pixels near cracks above the rest: AUROC.
-        let near = grow(&photo.crack_mask, 8);
+        let near = super::metrics::grown(&photo.crack_mask, 8);
         let (mut values, mut is_near) = (Vec::new(), Vec::new());
         map.for_each_row(|y, line| {
             for (x, &v) in line.iter().enumerate().step_by(3) {

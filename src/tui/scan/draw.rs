@@ -136,12 +136,7 @@ fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView) -> Size {
         ),
         (_, Some((_, protocol))) => {
             let drawn = protocol.size();
-            let [row] = Layout::vertical([Constraint::Length(drawn.height)])
-                .flex(Flex::Center)
-                .areas(inner);
-            let [cell] = Layout::horizontal([Constraint::Length(drawn.width)])
-                .flex(Flex::Center)
-                .areas(row);
+            let cell = crate::tui::views::centered(inner, drawn.width, drawn.height);
             frame.render_widget(ratatui_image::Image::new(protocol), cell);
         }
         (_, None) => {

@@ -244,7 +244,8 @@ fn draw_question(frame: &mut Frame, area: Rect, app: &App, title: &str, lines: &
     );
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+/// A `width` x `height` rectangle centred in `area` (pictures, dialogs).
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
         .areas(area);
@@ -278,12 +279,7 @@ fn draw_picture(
     match app.images.shown(&key, size) {
         Shown::Encoded(protocol) => {
             let drawn = protocol.size();
-            let [row] = Layout::vertical([Constraint::Length(drawn.height)])
-                .flex(Flex::Center)
-                .areas(area);
-            let [cell] = Layout::horizontal([Constraint::Length(drawn.width)])
-                .flex(Flex::Center)
-                .areas(row);
+            let cell = centered(area, drawn.width, drawn.height);
             frame.render_widget(ratatui_image::Image::new(protocol), cell);
         }
         Shown::Pending => frame.render_widget(
