@@ -61,16 +61,7 @@ fn demo_trains_lands_in_the_browser_switches_views_and_restores_the_terminal() {
 #[test]
 fn a_lost_terminal_leaves_the_training_running_and_watch_shows_it() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    ok(&run(&[
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--per-class",
-        "60",
-        "--size",
-        "64",
-    ]));
+    let data = synth_dataset(dir.path(), 60, 0);
     let recipe = dir.path().join("r.toml");
     std::fs::write(&recipe, "[data]\nsplit = [0.6, 0.2, 0.2]\ninput_size = 64\n[train]\nbatch_size = 8\nepochs = 6\nval_every = 5\ndevice = \"cpu\"\n").unwrap();
     let run_dir = dir.path().join("run");
