@@ -23,6 +23,7 @@ mod memory;
 #[cfg(test)]
 mod oneclass_tests;
 mod scan;
+mod screen;
 #[cfg(test)]
 mod snapshots;
 mod steer;
@@ -35,14 +36,12 @@ mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
-use ratatui_image::picker::ProtocolType;
 use tokio::sync::mpsc;
 
 pub use app::{Exit, View};
@@ -55,6 +54,7 @@ use crate::events::Event;
 use app::{App, AppSetup, Origin, Wants};
 use input::Input;
 use jobs::{Reply, Workers};
+use screen::{Screen, Signals};
 use terminal::TerminalSession;
 use theme::Theme;
 
@@ -122,20 +122,7 @@ pub async fn run(
         layers: gallery.layers(),
     });
     app.browser.spec = gallery.default_spec();
-    let mut signals = Signals::new()?;
-    let mut session = TerminalSession::enter()?;
-    // Ask the terminal about graphics now: the answer comes on stdin, before the keyboard reader
-    // starts reading it.
-    let tty = input::TtyInput::open()?;
-    let picker = images::pick(options.graphics, &tty);
-    // Sixel and iTerm2 pictures stay on screen until overwritten: clear when the layout changes.
-    let clear_on_switch = matches!(
-        picker.protocol_type(),
-        ProtocolType::Sixel | ProtocolType::Iterm2
-    );
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let (key_sender, keys) = mpsc::unbounded_channel();
-    let reader = input::spawn_reader(tty, key_sender, Arc::clone(&stop_reading))?;
+    let (mut screen, keys, picker) = Screen::open(options.graphics)?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
     let workers = Workers::start(gallery, picker, reply_sender)?;
 
@@ -147,25 +134,18 @@ pub async fn run(
         replies_open: true,
     };
     let end = event_loop(
-        &mut session.terminal,
+        &mut screen.session.terminal,
         &mut app,
         channels,
         workers,
-        &mut signals,
-        clear_on_switch,
+        &mut screen.signals,
+        screen.pictures_linger,
     )
     .await;
-    stop_reading.store(true, Ordering::Relaxed);
-    let _ = reader.join();
+    screen.close(matches!(end, LoopEnd::TerminalLost));
     Ok(match end {
-        LoopEnd::Chosen(exit) => {
-            drop(session);
-            exit
-        }
-        LoopEnd::TerminalLost => {
-            session.abandon();
-            Exit::LeaveRunning
-        }
+        LoopEnd::Chosen(exit) => exit,
+        LoopEnd::TerminalLost => Exit::LeaveRunning,
     })
 }
 
@@ -198,23 +178,6 @@ struct Channels {
     replies: mpsc::UnboundedReceiver<Reply>,
     events_open: bool,
     replies_open: bool,
-}
-
-/// Hang-up and resize notifications.
-struct Signals {
-    hangup: tokio::signal::unix::Signal,
-    resize: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            hangup: signal(SignalKind::hangup()).context("cannot watch for terminal hang-ups")?,
-            resize: signal(SignalKind::window_change())
-                .context("cannot watch for terminal resizes")?,
-        })
-    }
 }
 
 enum LoopEnd {

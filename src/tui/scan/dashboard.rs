@@ -3,14 +3,13 @@
 //! makes the pictures, one at a time, always for what the latest frame wants, so keys pressed
 //! while a 100-megapixel photo opens are never queued behind stale pictures.
 //!
-//! It shares the training dashboard's terminal handling, keyboard reader, graphics choice and
-//! encoder (`terminal`, `input`, `images`), so pictures look as they do in the browser.
+//! It opens its screen as the training dashboard does (`screen`) and encodes pictures with the
+//! browser's encoder (`images`), so it behaves and looks as the dashboard does.
 
 use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::mpsc as std_mpsc;
 
 use anyhow::{bail, Context, Result};
 use image::{DynamicImage, RgbImage};
@@ -27,11 +26,12 @@ use super::render::Layers;
 use super::view::{PhotoState, RenderJob, ScanView};
 use crate::scan_output::{self, ScanRecord};
 use crate::tui::images::{self, GraphicsChoice};
-use crate::tui::input::{self, Input};
+use crate::tui::input::Input;
 use crate::tui::jobs::JOB_THREAD_PREFIX;
+use crate::tui::screen::{Screen, Signals};
 use crate::tui::terminal::TerminalSession;
 use crate::tui::theme::Theme;
-use crate::tui::{Signals, FRAME};
+use crate::tui::FRAME;
 
 /// Opens the scan view on a scan's output folder until the user quits.
 pub fn run_blocking(folder: &Path, graphics: GraphicsChoice, colors: bool) -> Result<()> {
@@ -69,36 +69,21 @@ async fn run(
     colors: bool,
 ) -> Result<()> {
     let mut view = ScanView::new(folder.clone(), record.clone(), Theme::new(colors));
-    let mut signals = Signals::new()?;
-    let mut session = TerminalSession::enter()?;
-    // The graphics question is answered on stdin: ask before the keyboard reader starts.
-    let tty = input::TtyInput::open()?;
-    let picker = images::pick(graphics, &tty);
+    let (mut screen, keys, picker) = Screen::open(graphics)?;
     view.cell_pixels = cell_pixels(&picker);
-    let clear_on_change = matches!(
-        picker.protocol_type(),
-        ProtocolType::Sixel | ProtocolType::Iterm2
-    );
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let (key_sender, keys) = mpsc::unbounded_channel();
-    let reader = input::spawn_reader(tty, key_sender, Arc::clone(&stop_reading))?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
     let jobs = start_painter(folder, record, picker, reply_sender)?;
     let lost = event_loop(
-        &mut session.terminal,
+        &mut screen.session.terminal,
         &mut view,
         keys,
         replies,
         jobs,
-        &mut signals,
-        clear_on_change,
+        &mut screen.signals,
+        screen.pictures_linger,
     )
     .await;
-    stop_reading.store(true, Ordering::Relaxed);
-    let _ = reader.join();
-    if lost {
-        session.abandon();
-    }
+    screen.close(lost);
     Ok(())
 }
 
