@@ -30,10 +30,13 @@ packages=(
   nvidia-curand==10.4.0.35
 )
 
-if [ ! -x "$dir/venv/bin/python" ]; then
+# pip runs as `python -m pip`: the venv's own scripts name the folder it was made in, so a
+# toolchain folder that was copied or moved would fail there.
+if ! "$dir/venv/bin/python" -c '' 2>/dev/null; then
+  rm -rf "$dir/venv"
   python3 -m venv "$dir/venv"
 fi
-"$dir/venv/bin/pip" install --quiet --disable-pip-version-check "${packages[@]}"
+"$dir/venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
 
 site="$("$dir/venv/bin/python" -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))')/nvidia"
 # CUDA 13 wheels install into nvidia/cu13/{bin,include,lib}; older layouts use nvidia/<part>/...
