@@ -216,9 +216,10 @@ pub struct WatchArgs {
 pub struct EvalArgs {
     /// A run directory (uses its best model and test split) or a checkpoint file.
     pub target: PathBuf,
-    /// Evaluate on this folder-per-class dataset instead of the run's test split.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    /// Evaluate on this folder-per-class dataset instead of the run's test split; give it more
+    /// than once to merge datasets (their classes are joined by folder name).
+    #[arg(long, value_name = "DIR")]
+    pub data: Vec<PathBuf>,
     #[command(flatten)]
     pub model_options: ModelOptions,
     /// Print the report as JSON.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::classify::{open_run_model, Classifier};
-use crate::config::Recipe;
+use crate::config::{DataRoots, Recipe};
 use crate::data::loader::DecodedSet;
 use crate::data::scan::scan;
 use crate::model::LoadOptions;
@@ -87,7 +87,7 @@ pub fn test_split(
 /// Every image of a folder-per-class dataset; its class names must be among the model's.
 pub fn evaluate_folder(
     model_path: &Path,
-    data: &Path,
+    data: &DataRoots,
     options: &LoadOptions,
     device: &candle_core::Device,
 ) -> Result<Report> {
@@ -98,8 +98,7 @@ pub fn evaluate_folder(
         let name = &dataset.classes[item.label];
         let Some(label) = loaded.classes.iter().position(|c| c == name) else {
             bail!(
-                "{}: class folder '{name}' is not one of the model's classes {:?}",
-                data.display(),
+                "{data}: class folder '{name}' is not one of the model's classes {:?}",
                 loaded.classes
             );
         };
@@ -107,13 +106,7 @@ pub fn evaluate_folder(
     }
     let mut set = loaded.decode_set(&paths);
     set.skipped.extend(dataset.skipped);
-    Ok(classify_set(
-        &loaded,
-        model_path,
-        &Arc::new(set),
-        data.display().to_string(),
-    )?
-    .0)
+    Ok(classify_set(&loaded, model_path, &Arc::new(set), data.to_string())?.0)
 }
 
 fn classify_set(

@@ -87,6 +87,29 @@ fn training_on_synthetic_cracks_reaches_95_percent_and_resumes_with_the_same_spl
     ok(&out);
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["confusion"], report["confusion"]);
+
+    // eval on folders given with --data, twice: merged by class name, every image of both counted.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let more = synth_dataset(&elsewhere, 30, 11);
+    let more = more.to_str().unwrap();
+    let out = run(&[
+        "eval",
+        run_dir.to_str().unwrap(),
+        "--data",
+        &data,
+        "--data",
+        more,
+        "--json",
+    ]);
+    ok(&out);
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(merged["images"].as_u64(), Some(2 * 400 + 2 * 30));
+    assert_eq!(
+        merged["data"].as_str(),
+        Some(format!("{data} + {more}").as_str())
+    );
+    assert!(merged["accuracy"].as_f64().unwrap() >= 0.9, "{merged}");
 }
 
 #[test]

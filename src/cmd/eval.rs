@@ -4,6 +4,7 @@
 use anyhow::{bail, Result};
 
 use crate::cli::EvalArgs;
+use crate::config::DataRoots;
 use crate::evaluation::{evaluate_folder, report_text, test_split};
 use crate::run::report::Report;
 use crate::run::RunDir;
@@ -18,23 +19,23 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let mut unsaved = None;
     let report = if args.target.is_dir() {
         let run = RunDir::open(&args.target)?;
-        match &args.data {
+        match data_roots(args) {
             None => {
                 let tested = test_split(&run, &run.best_model(), &options, &device)?;
                 unsaved = tested.save(&run).err();
                 tested.report
             }
-            Some(data) => evaluate_folder(&run.best_model(), data, &options, &device)?,
+            Some(data) => evaluate_folder(&run.best_model(), &data, &options, &device)?,
         }
     } else {
-        let Some(data) = &args.data else {
+        let Some(data) = data_roots(args) else {
             bail!(
                 "{} is a model file: give --data DIR to evaluate it on a folder-per-class dataset \
                  (or pass a run directory to use its test split)",
                 args.target.display()
             );
         };
-        evaluate_folder(&args.target, data, &options, &device)?
+        evaluate_folder(&args.target, &data, &options, &device)?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -48,6 +49,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The `--data` folders, when any were given.
+pub fn data_roots(args: &EvalArgs) -> Option<DataRoots> {
+    (!args.data.is_empty()).then(|| DataRoots(args.data.clone()))
 }
 
 /// Prints [`report_text`].

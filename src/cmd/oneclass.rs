@@ -144,12 +144,12 @@ pub fn print_report(r: &OneClassReport) {
 pub fn eval(args: &EvalArgs, model_path: &Path, run: Option<&RunDir>) -> Result<()> {
     let model = model_file::load(model_path)?;
     let size = model.settings().input_size;
-    let report = match (run, &args.data) {
+    let report = match (run, crate::cmd::eval::data_roots(args)) {
         (Some(run), None) => {
             let manifest = Manifest::load(&run.manifest())?;
             evaluate_split(run, &model, &manifest, size)?
         }
-        (_, Some(data)) => score_folder(&model, model_path, data)?,
+        (_, Some(data)) => score_folder(&model, model_path, &data)?,
         (None, None) => bail!(
             "{} is a model file: give --data DIR to evaluate it on a folder-per-class dataset \
              (or pass a run directory to use its test split)",

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::CamSettings;
-use crate::config::Recipe;
+use crate::config::{DataRoots, Recipe};
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet, Images};
 use crate::data::scan::{scan, Skipped};
@@ -382,16 +382,12 @@ fn write_predictions(
 pub fn score_folder(
     model: &OneClassModel,
     model_path: &Path,
-    data: &Path,
+    data: &DataRoots,
 ) -> Result<OneClassReport> {
     let size = model.settings().input_size;
     let dataset = scan(data)?;
-    let normal = class_index(&dataset.classes, &model.normal_class).with_context(|| {
-        format!(
-            "{} must hold the model's normal class folder",
-            data.display()
-        )
-    })?;
+    let normal = class_index(&dataset.classes, &model.normal_class)
+        .with_context(|| format!("{data} must hold the model's normal class folder"))?;
     let paths: Vec<(PathBuf, usize)> = dataset
         .items
         .iter()
@@ -399,15 +395,7 @@ pub fn score_folder(
         .collect();
     let mut set = decode_all(&paths, size);
     set.skipped.extend(dataset.skipped);
-    Ok(score_set(
-        model,
-        model_path,
-        &set,
-        normal,
-        data.display().to_string(),
-        None,
-    )?
-    .0)
+    Ok(score_set(model, model_path, &set, normal, data.to_string(), None)?.0)
 }
 
 /// One image's answer from `predict`.
