@@ -30,7 +30,7 @@ pub(crate) fn max_pool_forward(
             .zip(outputs)
             .zip(argmax[..planes * plane_out].par_chunks_mut(plane_out))
             .for_each_init(scratch, |scratch, ((input, out), arg)| {
-                scratch.pool_plane(input, out);
+                scratch.pool_plane::<true>(input, out);
                 for (a, &s) in arg.iter_mut().zip(&scratch.out_arg) {
                     *a = s as u8;
                 }
@@ -38,7 +38,7 @@ pub(crate) fn max_pool_forward(
         None => inputs
             .zip(outputs)
             .for_each_init(scratch, |scratch, (input, out)| {
-                scratch.pool_plane(input, out)
+                scratch.pool_plane::<false>(input, out)
             }),
     }
 }
@@ -87,8 +87,10 @@ impl Scratch {
         }
     }
 
-    /// Pools one plane into `out`, leaving the window positions in `out_arg`.
-    fn pool_plane(&mut self, input: &[f32], out: &mut [f32]) {
+    /// Pools one plane into `out`, leaving the window positions in `out_arg` when `ARGS`. Without
+    /// a backward pass to follow (inference, scans) the positions are not tracked at all: the
+    /// compiler drops their selects, which were half the pool's work.
+    fn pool_plane<const ARGS: bool>(&mut self, input: &[f32], out: &mut [f32]) {
         let (h, w) = (self.h, self.w);
         let (oh, ow) = (max_pool_out(h), max_pool_out(w));
         // Windows with a third column / row; with an even side the last window is clipped to two.
@@ -115,11 +117,18 @@ impl Scratch {
                 .take(full_x)
             {
                 let (best, at) = scan(e0, 0.0, o, 1.0);
-                (*m, *a) = scan(best, at, e1, 2.0);
+                let (best, at) = scan(best, at, e1, 2.0);
+                *m = best;
+                if ARGS {
+                    *a = at;
+                }
             }
             if full_x < ow {
-                (maxima[ow - 1], args[ow - 1]) =
-                    scan(self.even[ow - 1], 0.0, self.odd[ow - 1], 1.0);
+                let (best, at) = scan(self.even[ow - 1], 0.0, self.odd[ow - 1], 1.0);
+                maxima[ow - 1] = best;
+                if ARGS {
+                    args[ow - 1] = at;
+                }
             }
         }
         for y in 0..oh {
@@ -142,11 +151,19 @@ impl Scratch {
                     pairs.zip(max2.iter().zip(arg2))
                 {
                     let (best, at) = scan(m0, a0, m1, 3.0 + a1);
-                    (*o, *a) = scan(best, at, m2, 6.0 + a2);
+                    let (best, at) = scan(best, at, m2, 6.0 + a2);
+                    *o = best;
+                    if ARGS {
+                        *a = at;
+                    }
                 }
             } else {
                 for ((o, a), ((&m0, &a0), (&m1, &a1))) in pairs {
-                    (*o, *a) = scan(m0, a0, m1, 3.0 + a1);
+                    let (best, at) = scan(m0, a0, m1, 3.0 + a1);
+                    *o = best;
+                    if ARGS {
+                        *a = at;
+                    }
                 }
             }
         }
@@ -249,6 +266,25 @@ mod tests {
         assert_eq!(arg[0], 4);
         max_pool_forward(&src, 1, 3, 3, &mut out, None);
         assert!(out[0].is_nan());
+    }
+
+    #[test]
+    fn pooling_without_positions_gives_the_same_values() {
+        // Odd and even sides (clipped last windows), ties, and a NaN in some planes.
+        for (h, w) in [(7, 9), (8, 6), (13, 13), (2, 5)] {
+            let planes = 3;
+            let mut src: Vec<f32> = (0..planes * h * w)
+                .map(|i| ((i * 7919) % 23) as f32 - 11.0)
+                .collect();
+            src[h * w + w / 2] = f32::NAN;
+            let len = planes * max_pool_out(h) * max_pool_out(w);
+            let (mut tracked, mut untracked) = (vec![0.0; len], vec![0.0; len]);
+            let mut arg = vec![0u8; len];
+            max_pool_forward(&src, planes, h, w, &mut tracked, Some(&mut arg));
+            max_pool_forward(&src, planes, h, w, &mut untracked, None);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&tracked), bits(&untracked), "{h}x{w}");
+        }
     }
 
     #[test]
