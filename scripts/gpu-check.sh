@@ -47,6 +47,7 @@ step() {
 
 { nvidia-smi || echo "no nvidia-smi"; } > "$out/gpu.txt" 2>&1
 echo "device $device; LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >> "$out/gpu.txt"
+[ -f "$work/bin/COMMIT" ] && echo "bundle built from $(cat "$work/bin/COMMIT"), checkout at $(git describe --always --dirty 2>/dev/null || echo unknown)" >> "$out/gpu.txt"
 [ ${#tests[@]} -gt 0 ] && step gpu-tests 150 "${tests[@]}"
 
 for b in "${batches[@]}"; do

@@ -30,6 +30,8 @@ out=target/gpu-bundle
 rm -rf "$out" && mkdir -p "$out/bin"
 strip -o "$out/bin/crackscope" "$CARGO_TARGET_DIR/release/crackscope"
 strip -o "$out/bin/gpu-tests" "$test_bin"
+# Which source the binaries are, so the GPU run can say (a stale bundle wastes device time).
+git describe --always --dirty > "$out/bin/COMMIT" 2>/dev/null || echo unknown > "$out/bin/COMMIT"
 tar -C "$out" -cJf "$out/crackscope-cuda.tar.xz" bin
 rm -rf "$out/bin"
 # The ImageNet weights, when this machine has them, so that the GPU run fine-tunes as the seed does.
