@@ -148,9 +148,16 @@ impl Layers {
         self.photo[0].dimensions()
     }
 
-    /// Draws `view` of the photo into a picture of `out` pixels (the caller keeps proportions).
+    /// Draws `view` of the photo into a picture of `out` pixels (the caller keeps proportions),
+    /// with the region `selected` (index into the record's boxes) outlined twice as thick.
     /// Rows are drawn in parallel; each reads only the pixels it shows.
-    pub fn render(&self, view: Viewport, out: (u32, u32), toggles: Toggles) -> RgbImage {
+    pub fn render(
+        &self,
+        view: Viewport,
+        out: (u32, u32),
+        toggles: Toggles,
+        selected: Option<usize>,
+    ) -> RgbImage {
         let (ow, oh) = (out.0.max(1), out.1.max(1));
         // Output pixels per photo pixel.
         let scale = (ow as f64 / view.width).min(oh as f64 / view.height);
@@ -222,13 +229,13 @@ impl Layers {
         }
         if toggles.regions {
             // Just outside the box: the box's own edge pixels are crack pixels, left to be seen.
-            for r in &self.regions {
+            for (i, r) in self.regions.iter().enumerate() {
                 let (x0, y0, x1, y1) = out_box((r.x, r.y, r.width, r.height), view, scale);
-                outline(
-                    &mut out_image,
-                    (x0 - 1, y0 - 1, x1 + 1, y1 + 1),
-                    REGION_OUTLINE,
-                );
+                let rings = if selected == Some(i) { 2 } else { 1 };
+                for ring in 1..=rings {
+                    let edges = (x0 - ring, y0 - ring, x1 + ring, y1 + ring);
+                    outline(&mut out_image, edges, REGION_OUTLINE);
+                }
             }
         }
         out_image
@@ -458,13 +465,18 @@ pub(crate) mod tests {
             windows: false,
             regions: false,
         };
-        let plain = layers.render(whole(&layers), (128, 64), none);
+        let plain = layers.render(whole(&layers), (128, 64), none, None);
         assert!(
             plain.pixels().all(|p| p.0 == [100, 100, 100]),
             "only the photo"
         );
 
-        let masked = layers.render(whole(&layers), (128, 64), Toggles { mask: true, ..none });
+        let masked = layers.render(
+            whole(&layers),
+            (128, 64),
+            Toggles { mask: true, ..none },
+            None,
+        );
         assert_ne!(
             masked.get_pixel(64, 30).0,
             [100, 100, 100],
@@ -472,7 +484,12 @@ pub(crate) mod tests {
         );
         assert_eq!(masked.get_pixel(10, 30).0, [100, 100, 100]);
 
-        let mapped = layers.render(whole(&layers), (128, 64), Toggles { map: true, ..none });
+        let mapped = layers.render(
+            whole(&layers),
+            (128, 64),
+            Toggles { map: true, ..none },
+            None,
+        );
         // The map is hot on the line's cells and cold (the colormap's low end) far away.
         assert_ne!(mapped.get_pixel(72, 30).0, mapped.get_pixel(8, 30).0);
 
@@ -483,6 +500,7 @@ pub(crate) mod tests {
                 windows: true,
                 ..none
             },
+            None,
         );
         assert_eq!(
             outlined.get_pixel(48, 10).0,
@@ -509,7 +527,7 @@ pub(crate) mod tests {
             regions: false,
         };
         // A quarter of the size: the one-pixel line is still there.
-        let small = layers.render(whole(&layers), (256, 128), mask_only);
+        let small = layers.render(whole(&layers), (256, 128), mask_only, None);
         assert!((0..256).any(|x| small.get_pixel(x, 64).0 != [100, 100, 100]));
         // 8 photo pixels around the line blown up to 64: the line is 8 output pixels wide.
         let view = Viewport {
@@ -518,7 +536,7 @@ pub(crate) mod tests {
             width: 8.0,
             height: 4.0,
         };
-        let big = layers.render(view, (64, 32), mask_only);
+        let big = layers.render(view, (64, 32), mask_only, None);
         let tinted = (0..64).filter(|&x| big.get_pixel(x, 16).0 != [100, 100, 100]);
         assert_eq!(tinted.collect::<Vec<_>>(), (32..40).collect::<Vec<_>>());
     }
@@ -546,11 +564,11 @@ pub(crate) mod tests {
             width: 64.0,
             height: 32.0,
         };
-        let same = layers.render(view, (64, 32), regions_only);
+        let same = layers.render(view, (64, 32), regions_only, None);
         assert_eq!(cyan(&same, 10), [31, 33]);
         assert_eq!(same.get_pixel(32, 10).0, [100, 100, 100]);
         // A quarter of the size: the line is a quarter of an output pixel, still outlined.
-        let small = layers.render(whole(&layers), (256, 128), regions_only);
+        let small = layers.render(whole(&layers), (256, 128), regions_only, None);
         assert_eq!(cyan(&small, 64), [127, 129]);
         // Eight times the size: the line is 8 output pixels wide, outlined just outside them.
         let view = Viewport {
@@ -559,8 +577,11 @@ pub(crate) mod tests {
             width: 8.0,
             height: 4.0,
         };
-        let big = layers.render(view, (64, 32), regions_only);
+        let big = layers.render(view, (64, 32), regions_only, None);
         assert_eq!(cyan(&big, 16), [31, 40]);
+        // The region jumped to: two pixels thick.
+        let marked = layers.render(view, (64, 32), regions_only, Some(0));
+        assert_eq!(cyan(&marked, 16), [30, 31, 40, 41]);
         // Off, nothing is drawn.
         let off = layers.render(
             view,
@@ -569,6 +590,7 @@ pub(crate) mod tests {
                 regions: false,
                 ..regions_only
             },
+            None,
         );
         assert!(cyan(&off, 16).is_empty());
     }

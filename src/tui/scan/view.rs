@@ -35,6 +35,8 @@ pub struct RenderJob {
     /// Cells it is drawn in.
     pub cells: Size,
     pub toggles: Toggles,
+    /// The crack region jumped to, outlined thicker.
+    pub region: Option<usize>,
 }
 
 /// How the current photo's opening went.
@@ -225,6 +227,7 @@ impl ScanView {
             pixels,
             cells,
             toggles: self.toggles,
+            region: self.region,
         })
     }
 
@@ -567,6 +570,7 @@ mod tests {
             v.region
         };
         assert_eq!(visit(&mut v, ']'), Some(0));
+        assert_eq!(v.wanted().unwrap().region, Some(0), "drawn thicker");
         assert_eq!(v.message.as_deref(), Some("region 1 of 3, area 9000 px"));
         let facts = super::super::draw::facts(&v, v.photo().unwrap());
         assert!(facts.contains("region 1 of 3"), "{facts}");
