@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::scan::regions::Region;
+
 /// The record's file name inside the output folder.
 pub const RECORD_FILE: &str = "scan.json";
 /// Bumped when a change would make older readers misread the record.
@@ -40,8 +42,12 @@ pub struct PhotoRecord {
     pub width: u32,
     pub height: u32,
     pub crack_fraction: f64,
-    /// Connected crack regions in the mask.
+    /// Connected crack regions in the mask (all of them, however many boxes are kept).
     pub regions: usize,
+    /// The regions' bounding boxes, largest area first, at most [`MAX_REGION_BOXES`] of them.
+    /// Empty in records written before boxes were kept (`regions` still counts them there).
+    #[serde(default)]
+    pub region_boxes: Vec<RegionRecord>,
     pub windows: Vec<WindowRecord>,
     pub overlay: String,
     pub mask: String,
@@ -60,6 +66,38 @@ pub struct WindowRecord {
     pub y: u32,
     pub size: u32,
     pub probability: f32,
+}
+
+/// One connected crack region: its bounding box (photo pixels, `x`..`x + width` by
+/// `y`..`y + height`) and its area in mask pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionRecord {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub area: u64,
+}
+
+/// Boxes kept per photo. A noisy mask can hold tens of thousands of specks; nobody steps through
+/// more than this many by hand, and the record stays small (about 130 bytes a box as written, so
+/// 65 KB a photo at most). The count in [`PhotoRecord::regions`] stays exact.
+pub const MAX_REGION_BOXES: usize = 500;
+
+/// The boxes to record for `regions` (largest first, as [`regions`](crate::scan::regions::regions)
+/// orders them): the first [`MAX_REGION_BOXES`].
+pub fn region_boxes(regions: &[Region]) -> Vec<RegionRecord> {
+    regions
+        .iter()
+        .take(MAX_REGION_BOXES)
+        .map(|r| RegionRecord {
+            x: r.x,
+            y: r.y,
+            width: r.width,
+            height: r.height,
+            area: r.area,
+        })
+        .collect()
 }
 
 /// Scores against true masks; `None` where a ratio has nothing to count.
@@ -145,6 +183,33 @@ pub fn read(dir: &Path) -> Result<ScanRecord> {
                 photo.photo.display()
             );
         }
+        if photo.region_boxes.len() > photo.regions {
+            bail!(
+                "{}: {} has {} region boxes but counts {} regions",
+                path.display(),
+                photo.photo.display(),
+                photo.region_boxes.len(),
+                photo.regions
+            );
+        }
+        if let Some(r) = photo.region_boxes.iter().find(|r| {
+            r.width == 0
+                || r.height == 0
+                || u64::from(r.x) + u64::from(r.width) > u64::from(photo.width)
+                || u64::from(r.y) + u64::from(r.height) > u64::from(photo.height)
+        }) {
+            bail!(
+                "{}: {} has a region box {}x{} at ({}, {}) that is empty or outside its {}x{} pixels",
+                path.display(),
+                photo.photo.display(),
+                r.width,
+                r.height,
+                r.x,
+                r.y,
+                photo.width,
+                photo.height
+            );
+        }
     }
     Ok(record)
 }
@@ -166,6 +231,22 @@ mod tests {
                 height: 480,
                 crack_fraction: 0.125,
                 regions: 2,
+                region_boxes: vec![
+                    RegionRecord {
+                        x: 10,
+                        y: 20,
+                        width: 30,
+                        height: 5,
+                        area: 90,
+                    },
+                    RegionRecord {
+                        x: 600,
+                        y: 0,
+                        width: 40,
+                        height: 480,
+                        area: 60,
+                    },
+                ],
                 windows: vec![WindowRecord {
                     x: 0,
                     y: 16,
@@ -222,10 +303,56 @@ mod tests {
             "{message}"
         );
 
+        let mut outside = record();
+        outside.photos[0].region_boxes[1].width = 41; // 600 + 41 > 640
+        write(dir.path(), &outside).unwrap();
+        let message = format!("{:#}", read(dir.path()).unwrap_err());
+        assert!(
+            message.contains("scan.json") && message.contains("region box 41x480 at (600, 0)"),
+            "{message}"
+        );
+
         let mut newer = record();
         newer.format = FORMAT_VERSION + 1;
         write(dir.path(), &newer).unwrap();
         let message = format!("{:#}", read(dir.path()).unwrap_err());
         assert!(message.contains("scan the photos again"), "{message}");
+    }
+
+    /// A scan.json written before region boxes were kept: it opens, with the count and no boxes.
+    #[test]
+    fn a_record_without_region_boxes_reads_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut value = serde_json::to_value(record()).unwrap();
+        value["photos"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("region_boxes")
+            .unwrap();
+        std::fs::write(dir.path().join(RECORD_FILE), value.to_string()).unwrap();
+        let old = read(dir.path()).unwrap();
+        assert_eq!(old.photos[0].regions, 2);
+        assert!(old.photos[0].region_boxes.is_empty());
+        let mut expected = record();
+        expected.photos[0].region_boxes.clear();
+        assert_eq!(old, expected);
+    }
+
+    #[test]
+    fn region_boxes_keep_the_largest_in_order_up_to_the_cap() {
+        let specks: Vec<Region> = (0..MAX_REGION_BOXES as u32 + 20)
+            .map(|i| Region {
+                x: i,
+                y: 0,
+                width: 1,
+                height: 1,
+                area: 10_000 - u64::from(i),
+            })
+            .collect();
+        let boxes = region_boxes(&specks);
+        assert_eq!(boxes.len(), MAX_REGION_BOXES);
+        assert_eq!(boxes[0].area, 10_000);
+        assert_eq!(boxes[MAX_REGION_BOXES - 1].x, MAX_REGION_BOXES as u32 - 1);
+        assert_eq!(region_boxes(&specks[..3]).len(), 3);
     }
 }

@@ -32,8 +32,8 @@ fn checkpoint(dir: &Path) -> PathBuf {
     path
 }
 
-/// Three synthetic photos with masks, scanned (with scores) into `dir/out`.
-fn scanned_folder(dir: &Path) -> PathBuf {
+/// Three synthetic photos with masks, scanned (with scores, at `threshold`) into `dir/out`.
+fn scanned_folder(dir: &Path, threshold: &str) -> PathBuf {
     let root = dir.join("surfaces");
     ok(&run(&[
         "synth",
@@ -56,6 +56,8 @@ fn scanned_folder(dir: &Path) -> PathBuf {
         root.join("masks").to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--threshold",
+        threshold,
     ]));
     out
 }
@@ -63,7 +65,7 @@ fn scanned_folder(dir: &Path) -> PathBuf {
 #[test]
 fn scan_leaves_a_record_that_watch_recognises() {
     let dir = tempfile::tempdir().unwrap();
-    let out = scanned_folder(dir.path());
+    let out = scanned_folder(dir.path(), "0.5");
     let record = crackscope::scan_output::read(&out).unwrap();
     assert_eq!(record.photos.len(), 3);
     assert_eq!(record.class, "Positive");
@@ -84,6 +86,14 @@ fn scan_leaves_a_record_that_watch_recognises() {
         for name in [&photo.overlay, &photo.mask] {
             assert!(out.join(name).is_file(), "{name}");
         }
+        // The regions' boxes are those of the mask written beside them, largest first.
+        let mask = image::open(out.join(&photo.mask)).unwrap().to_luma8();
+        let found = crackscope::scan::regions::regions(&mask);
+        assert_eq!(photo.regions, found.len());
+        assert_eq!(
+            photo.region_boxes,
+            crackscope::scan_output::region_boxes(&found)
+        );
     }
 
     // Without a terminal, watch says so (after recognising the folder).
@@ -101,7 +111,9 @@ fn scan_leaves_a_record_that_watch_recognises() {
 #[test]
 fn watch_opens_a_scan_folder_pans_zooms_pages_and_quits() {
     let dir = tempfile::tempdir().unwrap();
-    let out = scanned_folder(dir.path());
+    // At threshold 0 every pixel is in the mask: one region, the whole photo, whatever the
+    // random model finds.
+    let out = scanned_folder(dir.path(), "0");
     let command = format!(
         "CRACKSCOPE_GRAPHICS=halfblocks {} watch {}; echo EXIT-CODE-$?; sleep 600",
         env!("CARGO_BIN_EXE_crackscope"),
@@ -127,6 +139,8 @@ fn watch_opens_a_scan_folder_pans_zooms_pages_and_quits() {
     tmux.wait_for("map + mask + windows", limit);
     tmux.keys("n");
     tmux.wait_for("zoom ×1", limit);
+    tmux.keys("]");
+    tmux.wait_for("region 1 of 1, area 40000 px", limit);
     tmux.keys("?");
     tmux.wait_for("next / previous photo", limit);
     tmux.keys("Escape");

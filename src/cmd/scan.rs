@@ -113,7 +113,7 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
             path,
             &map,
             in_mask,
-            found.len(),
+            &found,
             metrics.as_ref(),
             map_name,
         )?);
@@ -185,7 +185,7 @@ fn record_of(
     path: &Path,
     map: &CrackMap,
     in_mask: usize,
-    regions: usize,
+    regions: &[Region],
     metrics: Option<&Metrics>,
     map_name: String,
 ) -> Result<PhotoRecord> {
@@ -197,7 +197,8 @@ fn record_of(
         width: map.width,
         height: map.height,
         crack_fraction: in_mask as f64 / (map.width as f64 * map.height as f64),
-        regions,
+        regions: regions.len(),
+        region_boxes: scan_output::region_boxes(regions),
         windows: map
             .windows
             .iter()

@@ -53,6 +53,9 @@ pub enum Action {
     ToggleMap,
     ToggleMask,
     ToggleWindows,
+    ToggleRegions,
+    NextRegion,
+    PreviousRegion,
 }
 
 /// A key, with Ctrl or without it.
@@ -296,13 +299,29 @@ pub const COMMANDS: &[Command] = &[
     Command {
         scope: Scope::Scan,
         bindings: &[
+            (char(']'), Action::NextRegion),
+            (char('['), Action::PreviousRegion),
+        ],
+        keys: "] [",
+        help: "next / previous crack region, largest first (zooms to it)",
+        footer: &[("[/]", "region")],
+    },
+    Command {
+        scope: Scope::Scan,
+        bindings: &[
             (char('m'), Action::ToggleMap),
             (char('k'), Action::ToggleMask),
             (char('w'), Action::ToggleWindows),
+            (char('r'), Action::ToggleRegions),
         ],
-        keys: "m, k, w",
-        help: "crack map, mask, crack windows: on / off",
-        footer: &[("m", "map"), ("k", "mask"), ("w", "windows")],
+        keys: "m, k, w, r",
+        help: "crack map, mask, crack windows, crack regions: on / off",
+        footer: &[
+            ("m", "map"),
+            ("k", "mask"),
+            ("w", "windows"),
+            ("r", "regions"),
+        ],
     },
     Command {
         scope: Scope::Scan,
@@ -424,6 +443,7 @@ mod tests {
         assert_eq!(scan(KeyCode::Char('k')), Some(Action::ToggleMask));
         assert_eq!(scan(KeyCode::Char('=')), Some(Action::ZoomIn));
         assert_eq!(scan(KeyCode::PageDown), Some(Action::Next));
+        assert_eq!(scan(KeyCode::Char(']')), Some(Action::NextRegion));
         assert_eq!(scan(KeyCode::Char('1')), None, "no training views here");
         assert_eq!(
             scan_action_for(press(KeyCode::Char('c'), KeyModifiers::CONTROL)),

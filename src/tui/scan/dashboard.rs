@@ -270,7 +270,7 @@ impl Painter {
         }
         let (_, layers) = self.open.as_ref().expect("opened above");
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let image = layers.render(job.viewport, job.pixels, job.toggles);
+            let image = layers.render(job.viewport, job.pixels, job.toggles, job.region);
             encode(&self.picker, image, job.cells)
         }))
         .unwrap_or_else(|_| Err("internal error (panic) while drawing".into()));

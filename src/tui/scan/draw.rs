@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::view::{PhotoState, ScanView};
 use crate::scan_output::{MetricsRecord, PhotoRecord};
-use crate::tui::keymap;
+use crate::tui::keymap::{self, Action};
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 14;
@@ -195,7 +195,10 @@ pub fn facts(view: &ScanView, photo: &PhotoRecord) -> String {
             photo.cracked_windows(view.record.threshold),
             photo.windows.len()
         ),
-        format!("regions {}", photo.regions),
+        match view.region {
+            Some(i) => format!("region {} of {}", i + 1, photo.regions),
+            None => format!("regions {}", photo.regions),
+        },
     ];
     if let Some(m) = &photo.metrics {
         parts.push(metrics_text(m));
@@ -220,6 +223,7 @@ fn layers(view: &ScanView) -> String {
         ("map", view.toggles.map),
         ("mask", view.toggles.mask),
         ("windows", view.toggles.windows),
+        ("regions", view.toggles.regions),
     ]
     .iter()
     .filter(|(_, on)| *on)
@@ -254,12 +258,41 @@ fn draw_note(frame: &mut Frame, area: Rect, view: &ScanView) {
     frame.render_widget(line, area);
 }
 
+/// The keys in table order (most useful first) while they fit, then help and quit, which always
+/// show: what does not fit is left to `?`.
+fn footer_keys(width: u16) -> Vec<(&'static str, &'static str)> {
+    let always = |c: &keymap::Command| {
+        c.bindings
+            .iter()
+            .any(|(_, a)| matches!(a, Action::Help | Action::Quit))
+    };
+    let size = |(key, label): &(&str, &str)| key.chars().count() + label.chars().count() + 3;
+    let last: Vec<_> = keymap::scan_commands()
+        .filter(|c| always(c))
+        .flat_map(|c| c.footer.iter().copied())
+        .collect();
+    let mut budget = (width as usize).saturating_sub(last.iter().map(size).sum());
+    let mut shown = Vec::new();
+    for pair in keymap::scan_commands()
+        .filter(|c| !always(c))
+        .flat_map(|c| c.footer.iter().copied())
+    {
+        if size(&pair) > budget {
+            break;
+        }
+        budget -= size(&pair);
+        shown.push(pair);
+    }
+    shown.extend(last);
+    shown
+}
+
 fn draw_footer(frame: &mut Frame, area: Rect, view: &ScanView) {
-    let spans: Vec<Span> = keymap::scan_commands()
-        .flat_map(|command| command.footer.iter())
+    let spans: Vec<Span> = footer_keys(area.width)
+        .into_iter()
         .flat_map(|(key, label)| {
             [
-                Span::styled(*key, view.theme.key()),
+                Span::styled(key, view.theme.key()),
                 Span::raw(format!(" {label}  ")),
             ]
         })
@@ -280,7 +313,10 @@ fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
         "  Layers: map = crack probability in the scan's colormap; mask = pixels at or above",
     ));
     lines.push(Line::raw(
-        "  the threshold (magenta); windows = windows at or above it (white outlines).",
+        "  the threshold (magenta); windows = windows at or above it (white outlines);",
+    ));
+    lines.push(Line::raw(
+        "  regions = connected crack regions of the mask (cyan boxes; ] and [ visit them).",
     ));
     lines.push(Line::raw("  any key closes this help"));
     let width = 90.min(area.width);

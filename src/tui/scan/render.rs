@@ -5,8 +5,8 @@
 //! resolution: the photo and its mask are halved repeatedly once, when the photo is opened (a
 //! pyramid, a third more memory), and each frame samples only the output's pixels from the
 //! smallest level still at least as fine as the output. The crack map stays at cell resolution
-//! (16 pixels a cell) and is interpolated at the output's pixels; windows are outlined in output
-//! coordinates.
+//! (16 pixels a cell) and is interpolated at the output's pixels; windows and crack regions are
+//! outlined in output coordinates, at least one output pixel wide at any zoom.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ use image::{GrayImage, Rgb, RgbImage};
 use rayon::prelude::*;
 
 use crate::explain::colormap::{entry_for, Colormap};
-use crate::scan_output::{PhotoRecord, ScanRecord, WindowRecord};
+use crate::scan_output::{PhotoRecord, RegionRecord, ScanRecord, WindowRecord};
 
 /// Which layers are drawn over the photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,6 +26,8 @@ pub struct Toggles {
     pub mask: bool,
     /// Outlines of the windows at or above the threshold.
     pub windows: bool,
+    /// Outlines around the connected crack regions' boxes.
+    pub regions: bool,
 }
 
 impl Default for Toggles {
@@ -34,6 +36,7 @@ impl Default for Toggles {
             map: true,
             mask: false,
             windows: true,
+            regions: true,
         }
     }
 }
@@ -51,6 +54,9 @@ pub struct Viewport {
 const MASK_TINT: [u8; 3] = [255, 0, 255];
 const MASK_ALPHA: f32 = 0.6;
 const OUTLINE: Rgb<u8> = Rgb([255, 255, 255]);
+/// Region outlines: cyan, apart from the white windows and far from the hot end of the map that
+/// the regions sit on.
+pub const REGION_OUTLINE: Rgb<u8> = Rgb([0, 255, 255]);
 
 /// One photo of a scan, ready to draw.
 pub struct Layers {
@@ -62,6 +68,7 @@ pub struct Layers {
     map: GrayImage,
     map_cell: u32,
     windows: Vec<WindowRecord>,
+    regions: Vec<RegionRecord>,
     threshold: f32,
     colormap: [Rgb<u8>; 256],
     alpha: f32,
@@ -128,6 +135,7 @@ impl Layers {
             map,
             map_cell: photo.map_cell,
             windows: photo.windows.clone(),
+            regions: photo.region_boxes.clone(),
             threshold: record.threshold,
             colormap: colormap.table(),
             alpha: record.alpha,
@@ -140,9 +148,16 @@ impl Layers {
         self.photo[0].dimensions()
     }
 
-    /// Draws `view` of the photo into a picture of `out` pixels (the caller keeps proportions).
+    /// Draws `view` of the photo into a picture of `out` pixels (the caller keeps proportions),
+    /// with the region `selected` (index into the record's boxes) outlined twice as thick.
     /// Rows are drawn in parallel; each reads only the pixels it shows.
-    pub fn render(&self, view: Viewport, out: (u32, u32), toggles: Toggles) -> RgbImage {
+    pub fn render(
+        &self,
+        view: Viewport,
+        out: (u32, u32),
+        toggles: Toggles,
+        selected: Option<usize>,
+    ) -> RgbImage {
         let (ow, oh) = (out.0.max(1), out.1.max(1));
         // Output pixels per photo pixel.
         let scale = (ow as f64 / view.width).min(oh as f64 / view.height);
@@ -203,41 +218,60 @@ impl Layers {
                 }
             });
         if toggles.windows {
-            self.outline_windows(&mut out_image, view, scale);
+            for win in self
+                .windows
+                .iter()
+                .filter(|w| w.probability >= self.threshold)
+            {
+                let edges = out_box((win.x, win.y, win.size, win.size), view, scale);
+                outline(&mut out_image, edges, OUTLINE);
+            }
+        }
+        if toggles.regions {
+            // Just outside the box: the box's own edge pixels are crack pixels, left to be seen.
+            for (i, r) in self.regions.iter().enumerate() {
+                let (x0, y0, x1, y1) = out_box((r.x, r.y, r.width, r.height), view, scale);
+                let rings = if selected == Some(i) { 2 } else { 1 };
+                for ring in 1..=rings {
+                    let edges = (x0 - ring, y0 - ring, x1 + ring, y1 + ring);
+                    outline(&mut out_image, edges, REGION_OUTLINE);
+                }
+            }
         }
         out_image
     }
+}
 
-    fn outline_windows(&self, image: &mut RgbImage, view: Viewport, scale: f64) {
-        let (w, h) = (image.width() as i64, image.height() as i64);
-        let to_out = |p: u32, origin: f64| ((p as f64 - origin) * scale).round() as i64;
-        for win in self
-            .windows
-            .iter()
-            .filter(|w| w.probability >= self.threshold)
-        {
-            let (x0, y0) = (to_out(win.x, view.x), to_out(win.y, view.y));
-            let (x1, y1) = (
-                to_out(win.x + win.size, view.x) - 1,
-                to_out(win.y + win.size, view.y) - 1,
-            );
-            if x1 < 0 || y1 < 0 || x0 >= w || y0 >= h {
-                continue;
-            }
-            let mut set = |x: i64, y: i64| {
-                if (0..w).contains(&x) && (0..h).contains(&y) {
-                    image.put_pixel(x as u32, y as u32, OUTLINE);
-                }
-            };
-            for x in x0.max(0)..=x1.min(w - 1) {
-                set(x, y0);
-                set(x, y1);
-            }
-            for y in y0.max(0)..=y1.min(h - 1) {
-                set(x0, y);
-                set(x1, y);
-            }
+/// The output pixels (first and last column, first and last row, inclusive) that a box of photo
+/// pixels (x, y, width, height) covers in `view` at `scale`; at least one pixel each way, so a
+/// box far smaller than an output pixel still shows when zoomed out.
+fn out_box(b: (u32, u32, u32, u32), view: Viewport, scale: f64) -> (i64, i64, i64, i64) {
+    let to_out = |p: u64, origin: f64| ((p as f64 - origin) * scale).round() as i64;
+    let (x, y) = (u64::from(b.0), u64::from(b.1));
+    let (x0, y0) = (to_out(x, view.x), to_out(y, view.y));
+    let x1 = (to_out(x + u64::from(b.2), view.x) - 1).max(x0);
+    let y1 = (to_out(y + u64::from(b.3), view.y) - 1).max(y0);
+    (x0, y0, x1, y1)
+}
+
+/// Draws the border of the rectangle (x0, y0)..=(x1, y1) of output pixels, clipped to the image.
+fn outline(image: &mut RgbImage, (x0, y0, x1, y1): (i64, i64, i64, i64), colour: Rgb<u8>) {
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    if x1 < 0 || y1 < 0 || x0 >= w || y0 >= h {
+        return;
+    }
+    let mut set = |x: i64, y: i64| {
+        if (0..w).contains(&x) && (0..h).contains(&y) {
+            image.put_pixel(x as u32, y as u32, colour);
         }
+    };
+    for x in x0.max(0)..=x1.min(w - 1) {
+        set(x, y0);
+        set(x, y1);
+    }
+    for y in y0.max(0)..=y1.min(h - 1) {
+        set(x0, y);
+        set(x1, y);
     }
 }
 
@@ -349,8 +383,8 @@ pub(crate) mod tests {
     use crate::scan_output::FORMAT_VERSION;
 
     /// A scan folder with one photo of `w` x `h`: a grey photo, a mask with one vertical line at
-    /// x = w / 2, a map that is 1 on the cells of that line, one window over it at p = 0.9 and one
-    /// elsewhere at p = 0.1. Returns the folder and its record.
+    /// x = w / 2 (one region, boxed), a map that is 1 on the cells of that line, one window over it
+    /// at p = 0.9 and one elsewhere at p = 0.1. Returns the folder and its record.
     pub fn folder_with_photo(dir: &Path, w: u32, h: u32) -> ScanRecord {
         let photo_path = dir.join("wall.png");
         RgbImage::from_pixel(w, h, Rgb([100, 100, 100]))
@@ -376,6 +410,13 @@ pub(crate) mod tests {
                 height: h,
                 crack_fraction: 1.0 / w as f64,
                 regions: 1,
+                region_boxes: vec![RegionRecord {
+                    x: w / 2,
+                    y: 0,
+                    width: 1,
+                    height: h,
+                    area: h as u64,
+                }],
                 windows: vec![
                     WindowRecord {
                         x: w / 2 - 16,
@@ -422,14 +463,20 @@ pub(crate) mod tests {
             map: false,
             mask: false,
             windows: false,
+            regions: false,
         };
-        let plain = layers.render(whole(&layers), (128, 64), none);
+        let plain = layers.render(whole(&layers), (128, 64), none, None);
         assert!(
             plain.pixels().all(|p| p.0 == [100, 100, 100]),
             "only the photo"
         );
 
-        let masked = layers.render(whole(&layers), (128, 64), Toggles { mask: true, ..none });
+        let masked = layers.render(
+            whole(&layers),
+            (128, 64),
+            Toggles { mask: true, ..none },
+            None,
+        );
         assert_ne!(
             masked.get_pixel(64, 30).0,
             [100, 100, 100],
@@ -437,7 +484,12 @@ pub(crate) mod tests {
         );
         assert_eq!(masked.get_pixel(10, 30).0, [100, 100, 100]);
 
-        let mapped = layers.render(whole(&layers), (128, 64), Toggles { map: true, ..none });
+        let mapped = layers.render(
+            whole(&layers),
+            (128, 64),
+            Toggles { map: true, ..none },
+            None,
+        );
         // The map is hot on the line's cells and cold (the colormap's low end) far away.
         assert_ne!(mapped.get_pixel(72, 30).0, mapped.get_pixel(8, 30).0);
 
@@ -448,6 +500,7 @@ pub(crate) mod tests {
                 windows: true,
                 ..none
             },
+            None,
         );
         assert_eq!(
             outlined.get_pixel(48, 10).0,
@@ -471,9 +524,10 @@ pub(crate) mod tests {
             map: false,
             mask: true,
             windows: false,
+            regions: false,
         };
         // A quarter of the size: the one-pixel line is still there.
-        let small = layers.render(whole(&layers), (256, 128), mask_only);
+        let small = layers.render(whole(&layers), (256, 128), mask_only, None);
         assert!((0..256).any(|x| small.get_pixel(x, 64).0 != [100, 100, 100]));
         // 8 photo pixels around the line blown up to 64: the line is 8 output pixels wide.
         let view = Viewport {
@@ -482,9 +536,63 @@ pub(crate) mod tests {
             width: 8.0,
             height: 4.0,
         };
-        let big = layers.render(view, (64, 32), mask_only);
+        let big = layers.render(view, (64, 32), mask_only, None);
         let tinted = (0..64).filter(|&x| big.get_pixel(x, 16).0 != [100, 100, 100]);
         assert_eq!(tinted.collect::<Vec<_>>(), (32..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn region_outlines_surround_the_box_at_any_zoom() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = folder_with_photo(dir.path(), 1024, 512);
+        let layers = Layers::load(dir.path(), &record, &record.photos[0]).unwrap();
+        let regions_only = Toggles {
+            map: false,
+            mask: false,
+            windows: false,
+            regions: true,
+        };
+        let cyan = |image: &RgbImage, y: u32| -> Vec<u32> {
+            (0..image.width())
+                .filter(|&x| *image.get_pixel(x, y) == REGION_OUTLINE)
+                .collect()
+        };
+        // One to one: the columns either side of the one-pixel line, the line itself left alone.
+        let view = Viewport {
+            x: 480.0,
+            y: 0.0,
+            width: 64.0,
+            height: 32.0,
+        };
+        let same = layers.render(view, (64, 32), regions_only, None);
+        assert_eq!(cyan(&same, 10), [31, 33]);
+        assert_eq!(same.get_pixel(32, 10).0, [100, 100, 100]);
+        // A quarter of the size: the line is a quarter of an output pixel, still outlined.
+        let small = layers.render(whole(&layers), (256, 128), regions_only, None);
+        assert_eq!(cyan(&small, 64), [127, 129]);
+        // Eight times the size: the line is 8 output pixels wide, outlined just outside them.
+        let view = Viewport {
+            x: 508.0,
+            y: 100.0,
+            width: 8.0,
+            height: 4.0,
+        };
+        let big = layers.render(view, (64, 32), regions_only, None);
+        assert_eq!(cyan(&big, 16), [31, 40]);
+        // The region jumped to: two pixels thick.
+        let marked = layers.render(view, (64, 32), regions_only, Some(0));
+        assert_eq!(cyan(&marked, 16), [30, 31, 40, 41]);
+        // Off, nothing is drawn.
+        let off = layers.render(
+            view,
+            (64, 32),
+            Toggles {
+                regions: false,
+                ..regions_only
+            },
+            None,
+        );
+        assert!(cyan(&off, 16).is_empty());
     }
 
     #[test]

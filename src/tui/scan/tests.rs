@@ -78,13 +78,17 @@ impl ScanHarness {
     }
 
     fn shows_picture(&self) -> bool {
+        self.shows_colour(|_| true)
+    }
+
+    /// Whether some cell of the picture has a colour (foreground or background) that `wanted` likes.
+    fn shows_colour(&self, wanted: impl Fn((u8, u8, u8)) -> bool) -> bool {
         use ratatui::style::Color;
-        self.terminal
-            .backend()
-            .buffer()
-            .content
-            .iter()
-            .any(|c| matches!(c.fg, Color::Rgb(..)) || matches!(c.bg, Color::Rgb(..)))
+        self.terminal.backend().buffer().content.iter().any(|c| {
+            [c.fg, c.bg]
+                .iter()
+                .any(|colour| matches!(*colour, Color::Rgb(r, g, b) if wanted((r, g, b))))
+        })
     }
 }
 
@@ -99,7 +103,7 @@ fn the_view_draws_the_photo_and_its_facts_and_follows_the_keys() {
         "crackscope scan  scan-out · class Positive · threshold 0.5 · 1 photo",
         "0.16  wall.png",
         "wall.png 640×320 · zoom ×1 · view x 0-640 y 0-320 · crack 0.16% · windows 1/2",
-        "wall.png · map + windows",
+        "wall.png · map + windows + regions",
         "n/p photo",
     ] {
         assert!(screen.contains(text), "{text:?} missing:\n{screen}");
@@ -107,6 +111,7 @@ fn the_view_draws_the_photo_and_its_facts_and_follows_the_keys() {
     ui.press(KeyCode::Char('+'));
     ui.press(KeyCode::Char('m'));
     ui.press(KeyCode::Char('w'));
+    ui.press(KeyCode::Char('r'));
     let screen = ui.settle();
     assert!(screen.contains("zoom ×2 · view x 160-480"), "{screen}");
     assert!(screen.contains("photo only"), "{screen}");
@@ -137,4 +142,43 @@ fn a_photo_that_cannot_be_opened_says_why_and_the_next_one_still_opens() {
     ui.settle();
     assert_eq!(ui.view.photo_state, PhotoState::Ready(None));
     assert!(ui.shows_picture());
+}
+
+#[test]
+fn region_outlines_show_on_the_picture_and_the_jump_key_names_the_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = folder_with_photo(dir.path(), 640, 320);
+    let mut ui = ScanHarness::new(dir.path(), record, 100, 30);
+    ui.settle();
+    let cyan = |(r, g, b): (u8, u8, u8)| r < 60 && g > 200 && b > 200;
+    assert!(ui.shows_colour(cyan), "the region's outline is drawn");
+    ui.press(KeyCode::Char(']'));
+    let screen = ui.settle();
+    for text in [
+        "region 1 of 1, area 320 px",
+        "crack 0.16% · windows 1/2 · region 1 of 1",
+    ] {
+        assert!(screen.contains(text), "{text:?} missing:\n{screen}");
+    }
+    ui.press(KeyCode::Char('r'));
+    let screen = ui.settle();
+    assert!(screen.contains("wall.png · map + windows ─"), "{screen}");
+    assert!(ui.shows_picture());
+    assert!(!ui.shows_colour(cyan), "outlines off");
+}
+
+#[test]
+fn a_narrow_footer_drops_whole_keys_but_keeps_help_and_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = folder_with_photo(dir.path(), 64, 64);
+    let mut ui = ScanHarness::new(dir.path(), record, 80, 24);
+    let screen = ui.settle();
+    let footer = screen.lines().last().unwrap().trim_end();
+    assert!(
+        footer.starts_with("←→↑↓ pan  +/- zoom  n/p photo  [/] region"),
+        "{footer}"
+    );
+    assert!(footer.ends_with("? help  q quit"), "{footer}");
+    let wide = ScanHarness::new(dir.path(), ui.view.record.clone(), 120, 24).settle();
+    assert!(wide.contains("w windows  r regions  ? help"), "{wide}");
 }

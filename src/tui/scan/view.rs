@@ -1,5 +1,5 @@
-//! The scan view's state: which photo of a finished scan is shown, how far zoomed in, where, and
-//! with which layers. Keys change it through [`ScanView::handle_key`]; the drawing
+//! The scan view's state: which photo of a finished scan is shown, how far zoomed in, where, with
+//! which layers, and which of its crack regions was last jumped to. Keys change it through [`ScanView::handle_key`]; the drawing
 //! (`draw`) only reads it and the loop (`dashboard`) asks for pictures of what it
 //! describes. Nothing here touches the terminal or decodes a picture, so tests drive it directly.
 
@@ -18,6 +18,10 @@ use crate::tui::theme::Theme;
 pub const MAX_SCALE: f64 = 8.0;
 /// A pan moves the view by this share of its width or height.
 const PAN_SHARE: f64 = 0.25;
+/// A crack region jumped to is zoomed until its box would fill more than this share of the
+/// view's width or height (zoom steps double, so it ends up filling 40 to 80 % of the view's
+/// width or height, unless the zoom limits stop it first).
+const REGION_FILL: f64 = 0.8;
 
 /// What a frame needs drawn: a photo, a part of it, at a size, with layers. Pictures are made for
 /// exactly this and kept while it stays the same.
@@ -31,6 +35,8 @@ pub struct RenderJob {
     /// Cells it is drawn in.
     pub cells: Size,
     pub toggles: Toggles,
+    /// The crack region jumped to, outlined thicker.
+    pub region: Option<usize>,
 }
 
 /// How the current photo's opening went.
@@ -54,6 +60,8 @@ pub struct ScanView {
     /// Centre of the view, in photo pixels.
     pub centre: (f64, f64),
     pub toggles: Toggles,
+    /// The crack region last jumped to in this photo (index into its `region_boxes`).
+    pub region: Option<usize>,
     /// Pixels and cells of the picture area, as the last frame laid it out.
     pub area: Option<(u32, u32, Size)>,
     /// Pixels per terminal cell (the graphics protocol's idea of the font).
@@ -82,6 +90,7 @@ impl ScanView {
             zoom: 0,
             centre: (0.0, 0.0),
             toggles: Toggles::default(),
+            region: None,
             area: None,
             cell_pixels: (10, 20),
             help: false,
@@ -133,17 +142,23 @@ impl ScanView {
         }
     }
 
-    /// The part of the photo in view: the area's proportions at the current scale, never beyond
-    /// the photo's edges.
-    pub fn viewport(&self) -> Viewport {
+    /// Photo pixels in view at `zoom` steps: the area's proportions, never more than the photo.
+    fn view_size_at(&self, zoom: u32) -> (f64, f64) {
         let (w, h) = self.photo_size();
-        let scale = self.scale();
-        let (width, height) = match self.area {
+        let scale = self.fit_scale() * f64::from(1u32 << zoom.min(30));
+        match self.area {
             Some((aw, ah, _)) if aw > 0 && ah > 0 => {
                 ((aw as f64 / scale).min(w), (ah as f64 / scale).min(h))
             }
             _ => (w, h),
-        };
+        }
+    }
+
+    /// The part of the photo in view: the area's proportions at the current scale, never beyond
+    /// the photo's edges.
+    pub fn viewport(&self) -> Viewport {
+        let (w, h) = self.photo_size();
+        let (width, height) = self.view_size_at(self.zoom);
         let x = (self.centre.0 - width / 2.0).clamp(0.0, w - width);
         let y = (self.centre.1 - height / 2.0).clamp(0.0, h - height);
         Viewport {
@@ -212,6 +227,7 @@ impl ScanView {
             pixels,
             cells,
             toggles: self.toggles,
+            region: self.region,
         })
     }
 
@@ -261,6 +277,9 @@ impl ScanView {
             Action::ToggleMap => self.toggles.map = !self.toggles.map,
             Action::ToggleMask => self.toggles.mask = !self.toggles.mask,
             Action::ToggleWindows => self.toggles.windows = !self.toggles.windows,
+            Action::ToggleRegions => self.toggles.regions = !self.toggles.regions,
+            Action::NextRegion => self.jump_to_region(true),
+            Action::PreviousRegion => self.jump_to_region(false),
             _ => {}
         }
         false
@@ -288,16 +307,63 @@ impl ScanView {
             return;
         }
         self.cursor = position;
+        self.region = None;
         self.photo_state = PhotoState::Loading;
         self.reset_view();
         self.clamp_centre();
+    }
+
+    /// Steps to the next (or previous) crack region of the photo, largest first and round again
+    /// after the last; centres the view on its box and zooms in until the box fills most of the
+    /// view (within the zoom limits), and says which region it is.
+    fn jump_to_region(&mut self, forward: bool) {
+        let Some(photo) = self.photo() else { return };
+        let (count, boxes) = (photo.regions, photo.region_boxes.len());
+        if boxes == 0 {
+            self.message = Some(if count == 0 {
+                "no crack regions in this photo".into()
+            } else {
+                format!(
+                    "this scan.json counts {count} regions but has no boxes (an older scan): \
+                     scan again to outline them"
+                )
+            });
+            return;
+        }
+        let i = match (self.region, forward) {
+            (None, true) => 0,
+            (None, false) => boxes - 1,
+            (Some(i), true) => (i + 1) % boxes,
+            (Some(i), false) => (i + boxes - 1) % boxes,
+        };
+        let b = photo.region_boxes[i];
+        let (bw, bh) = (f64::from(b.width), f64::from(b.height));
+        let mut zoom = 0;
+        if self.area.is_some() {
+            while zoom < self.max_zoom() {
+                let (vw, vh) = self.view_size_at(zoom + 1);
+                if bw > REGION_FILL * vw || bh > REGION_FILL * vh {
+                    break;
+                }
+                zoom += 1;
+            }
+        }
+        let mut message = format!("region {} of {count}, area {} px", i + 1, b.area);
+        if boxes < count {
+            message += &format!(" (the {boxes} largest are outlined)");
+        }
+        self.region = Some(i);
+        self.zoom = zoom;
+        self.centre = (f64::from(b.x) + bw / 2.0, f64::from(b.y) + bh / 2.0);
+        self.clamp_centre();
+        self.message = Some(message);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan_output::{ScanRecord, FORMAT_VERSION};
+    use crate::scan_output::{RegionRecord, ScanRecord, FORMAT_VERSION};
     use crossterm::event::{KeyCode, KeyModifiers};
 
     fn photo(name: &str, width: u32, height: u32, crack_fraction: f64) -> PhotoRecord {
@@ -307,6 +373,7 @@ mod tests {
             height,
             crack_fraction,
             regions: 0,
+            region_boxes: Vec::new(),
             windows: Vec::new(),
             overlay: format!("{name}-overlay.png"),
             mask: format!("{name}-mask.png"),
@@ -447,7 +514,8 @@ mod tests {
             Toggles {
                 map: false,
                 mask: true,
-                windows: false
+                windows: false,
+                regions: true,
             }
         );
         let job = v.wanted().unwrap();
@@ -458,6 +526,141 @@ mod tests {
         assert!(!press(&mut v, KeyCode::Char('m')), "closes the help only");
         assert!(!v.help && !v.toggles.map);
         assert!(press(&mut v, KeyCode::Char('q')));
+    }
+
+    fn boxed(x: u32, y: u32, width: u32, height: u32, area: u64) -> RegionRecord {
+        RegionRecord {
+            x,
+            y,
+            width,
+            height,
+            area,
+        }
+    }
+
+    /// The view on a.jpg (4000 x 2000, 0.25 px per photo px at fit, up to 5 zoom steps) with
+    /// these region boxes (largest first) out of `count`.
+    fn view_with_regions(boxes: Vec<RegionRecord>, count: usize) -> ScanView {
+        let mut v = view();
+        let a = v.order[1];
+        v.record.photos[a].region_boxes = boxes;
+        v.record.photos[a].regions = count;
+        press(&mut v, KeyCode::Char('n'));
+        assert_eq!(v.photo().unwrap().name(), "a.jpg");
+        v
+    }
+
+    fn contains(view: Viewport, b: RegionRecord) -> bool {
+        view.x <= f64::from(b.x)
+            && view.y <= f64::from(b.y)
+            && f64::from(b.x + b.width) <= view.x + view.width
+            && f64::from(b.y + b.height) <= view.y + view.height
+    }
+
+    #[test]
+    fn region_jumps_go_largest_first_round_both_ways_and_say_where() {
+        let boxes = vec![
+            boxed(2000, 1000, 500, 100, 9000),
+            boxed(0, 0, 2, 2, 4),
+            boxed(50, 100, 3900, 100, 3),
+        ];
+        let mut v = view_with_regions(boxes.clone(), 3);
+        let visit = |v: &mut ScanView, key: char| {
+            press(v, KeyCode::Char(key));
+            v.region
+        };
+        assert_eq!(visit(&mut v, ']'), Some(0));
+        assert_eq!(v.wanted().unwrap().region, Some(0), "drawn thicker");
+        assert_eq!(v.message.as_deref(), Some("region 1 of 3, area 9000 px"));
+        let facts = super::super::draw::facts(&v, v.photo().unwrap());
+        assert!(facts.contains("region 1 of 3"), "{facts}");
+        assert_eq!(visit(&mut v, ']'), Some(1));
+        assert_eq!(visit(&mut v, ']'), Some(2));
+        assert_eq!(visit(&mut v, ']'), Some(0), "round again after the last");
+        assert_eq!(visit(&mut v, '['), Some(2), "and back before the first");
+        assert_eq!(v.message.as_deref(), Some("region 3 of 3, area 3 px"));
+        // Another photo starts from its own largest region.
+        press(&mut v, KeyCode::Char('n'));
+        assert_eq!(v.region, None);
+        press(&mut v, KeyCode::Char('p'));
+        assert_eq!(
+            visit(&mut v, '['),
+            Some(2),
+            "backwards starts at the smallest"
+        );
+    }
+
+    #[test]
+    fn a_region_jumped_to_is_centred_and_fills_the_view_within_the_zoom_limits() {
+        let boxes = vec![
+            boxed(2000, 1000, 500, 100, 9000),
+            boxed(0, 0, 2, 2, 4),
+            boxed(50, 100, 3900, 100, 3),
+        ];
+        let mut v = view_with_regions(boxes.clone(), 3);
+        // 500 px wide: at 1 px per photo px (zoom 2) it fills half the 1000 px view; one more
+        // step would leave it more than 80 % of a 500 px view.
+        press(&mut v, KeyCode::Char(']'));
+        assert_eq!(v.zoom, 2);
+        let view = v.viewport();
+        assert!(close(view.x + view.width / 2.0, 2250.0));
+        assert!(close(view.y + view.height / 2.0, 1050.0));
+        assert!(contains(view, boxes[0]));
+        // A 2 px speck in the corner: zoomed in as far as the view goes, the view at the edge.
+        press(&mut v, KeyCode::Char(']'));
+        assert_eq!(v.zoom, v.max_zoom());
+        assert!(close(v.scale(), MAX_SCALE));
+        let view = v.viewport();
+        assert_eq!((view.x, view.y), (0.0, 0.0));
+        assert!(contains(view, boxes[1]));
+        // Nearly as wide as the photo: the whole photo.
+        press(&mut v, KeyCode::Char(']'));
+        assert_eq!(v.zoom, 0);
+        assert!(contains(v.viewport(), boxes[2]));
+        // Before the area is known there is nothing to fit: the whole photo, centred on the box.
+        let mut no_area = ScanView::new("scan".into(), v.record.clone(), Theme::new(false));
+        no_area.cursor = v.cursor;
+        press(&mut no_area, KeyCode::Char(']'));
+        assert_eq!(no_area.zoom, 0);
+    }
+
+    #[test]
+    fn photos_without_region_boxes_say_why_and_stay_put() {
+        let mut v = view(); // b.jpg: no regions
+        press(&mut v, KeyCode::Char('+'));
+        let before = v.viewport();
+        press(&mut v, KeyCode::Char(']'));
+        assert_eq!(v.message.as_deref(), Some("no crack regions in this photo"));
+        press(&mut v, KeyCode::Char('['));
+        assert_eq!(v.region, None);
+        assert_eq!(v.viewport(), before);
+        // A scan.json from before boxes were kept counts regions it cannot show.
+        let mut old = view_with_regions(Vec::new(), 7);
+        press(&mut old, KeyCode::Char(']'));
+        let message = old.message.clone().unwrap();
+        assert!(
+            message.contains("7 regions") && message.contains("scan again"),
+            "{message}"
+        );
+        assert_eq!((old.region, old.zoom), (None, 0));
+        // Fewer boxes than regions (capped): said with the count.
+        let mut capped = view_with_regions(vec![boxed(10, 10, 5, 5, 20)], 900);
+        press(&mut capped, KeyCode::Char(']'));
+        assert_eq!(
+            capped.message.as_deref(),
+            Some("region 1 of 900, area 20 px (the 1 largest are outlined)")
+        );
+    }
+
+    #[test]
+    fn region_outlines_are_on_at_first_and_toggle() {
+        let mut v = view();
+        assert!(v.toggles.regions);
+        press(&mut v, KeyCode::Char('r'));
+        assert!(!v.toggles.regions);
+        assert!(!v.wanted().unwrap().toggles.regions, "the picture follows");
+        press(&mut v, KeyCode::Char('r'));
+        assert!(v.toggles.regions);
     }
 
     #[test]
