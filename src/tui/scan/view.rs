@@ -1,7 +1,8 @@
 //! The scan view's state: which photo of a finished scan is shown, how far zoomed in, where, with
-//! which layers, and which of its crack regions was last jumped to. Keys change it through [`ScanView::handle_key`]; the drawing
-//! (`draw`) only reads it and the loop (`dashboard`) asks for pictures of what it
-//! describes. Nothing here touches the terminal or decodes a picture, so tests drive it directly.
+//! which layers, and which of its crack regions was last jumped to. Keys change it through
+//! [`ScanView::handle_key`]; the drawing (`draw`) only reads it and the loop (`dashboard`) asks
+//! for pictures of what it describes. Nothing here touches the terminal or decodes a picture, so
+//! tests drive it directly.
 
 use std::path::PathBuf;
 
