@@ -41,7 +41,8 @@ pub enum Command {
     /// Print the network's layers, output sizes at the input size and learnable parameters.
     Model(ModelArgs),
     /// Open the dashboard on a run directory: live while it trains (with pause / stop / save), or
-    /// its results and test images once it has finished.
+    /// its results and test images once it has finished; on a `scan` output folder, its photos
+    /// with their crack maps.
     Watch(WatchArgs),
     /// Explain decisions with heatmaps (the seed's Grad-CAM formula, Grad-CAM, Grad-CAM++,
     /// Ablation-CAM): an overlay per image and the seed's figure, or the figure for a run's test
