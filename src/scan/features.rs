@@ -119,21 +119,40 @@ impl ScanModel {
     }
 }
 
-/// Per-cell class scores over a grid of relu_conv10 cells whose cell (i, j) sits at pixel
-/// (16 j, 16 i) of the photo: `values[(i * cols + j) * classes + k]`.
+/// Values per cell over a grid of 16-pixel cells whose cell (i, j) sits at pixel (16 j, 16 i)
+/// of the photo: `values[(i * cols + j) * per_cell + k]`. For a classifier, the class scores of
+/// relu_conv10's cells; for a one-class model, patch distances.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellScores {
     pub rows: usize,
     pub cols: usize,
-    pub classes: usize,
+    pub per_cell: usize,
     pub values: Vec<f32>,
 }
 
 impl CellScores {
     pub fn at(&self, row: usize, col: usize) -> &[f32] {
-        let i = (row * self.cols + col) * self.classes;
-        &self.values[i..i + self.classes]
+        let i = (row * self.cols + col) * self.per_cell;
+        &self.values[i..i + self.per_cell]
     }
+}
+
+/// What a tiled pass runs on each tile: a network whose output gives a fixed number of values
+/// for each 16-pixel cell, computed the same whether the cell's tile is small or the whole photo
+/// (within the margin of [`MARGIN_CELLS`]).
+pub trait TileScorer {
+    /// Values per cell.
+    fn per_cell(&self) -> usize;
+
+    /// The values of cells `0..cells.0` x `0..cells.1` of a tile (`[(i * cells.1 + j) *
+    /// per_cell + k]`), from its `size.0` x `size.1` (width x height) pixels, normalised
+    /// channel-major, the tile's first cell at its top-left corner.
+    fn tile_values(
+        &self,
+        pixels: Vec<f32>,
+        size: (usize, usize),
+        cells: (usize, usize),
+    ) -> Result<Vec<f32>>;
 }
 
 /// One tile along one axis: the cells it computes (`start..end`, margins included) and those it
@@ -228,21 +247,21 @@ fn plan_tiles(
     }
 }
 
-/// Runs the network over `photo` in tiles and returns the class scores of a `rows` x `cols`
-/// grid of cells (pixels past the photo's right and bottom edges repeat the edge).
+/// Runs `scorer` over `photo` in tiles and returns its values for a `rows` x `cols` grid of
+/// cells (pixels past the photo's right and bottom edges repeat the edge).
 pub fn cell_scores(
-    scan: &ScanModel,
+    scorer: &impl TileScorer,
     photo: &RgbImage,
     rows: usize,
     cols: usize,
     tile_pixels: usize,
 ) -> Result<CellScores> {
-    let classes = scan.classes.len();
+    let per_cell = scorer.per_cell();
     let mut out = CellScores {
         rows,
         cols,
-        classes,
-        values: vec![0.0; rows * cols * classes],
+        per_cell,
+        values: vec![0.0; rows * cols * per_cell],
     };
     let photo_size = (photo.width() as usize, photo.height() as usize);
     let (by_rows, by_cols) = plan_tiles(rows, cols, photo_size, tile_pixels);
@@ -262,35 +281,32 @@ pub fn cell_scores(
     // then serve every other tile.
     tiles.sort_by_key(|&(.., (w, h))| std::cmp::Reverse(w * h));
     for (r, c, extent) in tiles {
-        let tile = tile_scores(scan, photo, (r.start, r.end), (c.start, c.end), extent)?;
-        let tile_cols = c.end - c.start;
+        let (x0, y0) = (c.start * CELL as usize, r.start * CELL as usize);
+        let pixels = tile_pixels_at(photo, (x0, y0), extent);
+        let cells = (r.end - r.start, c.end - c.start);
+        let tile = scorer.tile_values(pixels, extent, cells)?;
+        ensure!(
+            tile.len() == cells.0 * cells.1 * per_cell,
+            "a tile gave {} values for {}x{} cells",
+            tile.len(),
+            cells.0,
+            cells.1
+        );
+        let tile_cols = cells.1;
         for row in r.used.0..r.used.1 {
-            let src = ((row - r.start) * tile_cols + (c.used.0 - c.start)) * classes;
-            let dst = (row * cols + c.used.0) * classes;
-            let len = (c.used.1 - c.used.0) * classes;
+            let src = ((row - r.start) * tile_cols + (c.used.0 - c.start)) * per_cell;
+            let dst = (row * cols + c.used.0) * per_cell;
+            let len = (c.used.1 - c.used.0) * per_cell;
             out.values[dst..dst + len].copy_from_slice(&tile[src..src + len]);
         }
     }
     Ok(out)
 }
 
-/// Class scores of cells `rows.0..rows.1` x `cols.0..cols.1`, from one pass over the
-/// `extent.0` x `extent.1` pixels from their first cell's corner.
-fn tile_scores(
-    scan: &ScanModel,
-    photo: &RgbImage,
-    rows: (usize, usize),
-    cols: (usize, usize),
-    (w, h): (usize, usize),
-) -> Result<Vec<f32>> {
-    let cell = CELL as usize;
-    let (nr, nc) = (rows.1 - rows.0, cols.1 - cols.0);
-    let (x0, y0) = (cols.0 * cell, rows.0 * cell);
+/// The `w` x `h` pixels of `photo` from `(x0, y0)`, normalised channel-major for the network;
+/// pixels past the photo's right and bottom edges repeat the edge.
+fn tile_pixels_at(photo: &RgbImage, (x0, y0): (usize, usize), (w, h): (usize, usize)) -> Vec<f32> {
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
-    let (out_rows, out_cols) = (
-        ScanModel::cells_for(h as u32),
-        ScanModel::cells_for(w as u32),
-    );
     let mut pixels = RgbImage::new(w as u32, h as u32);
     let src = photo.as_raw();
     for (y, line) in pixels.chunks_exact_mut(w * 3).enumerate() {
@@ -309,58 +325,77 @@ fn tile_scores(
     }
     let mut data = vec![0f32; 3 * w * h];
     write_chw_normalized(&pixels, &mut data);
-    drop(pixels);
-    let x = Tensor::from_vec(data, (1, 3, h, w), &scan.device)?;
-    let features = scan.model.forward_to(&x, LAYER)?;
-    drop(x);
-    let dims = features.dims().to_vec();
-    if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
-        bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
+    data
+}
+
+impl TileScorer for ScanModel {
+    fn per_cell(&self) -> usize {
+        self.classes.len()
     }
-    // Read in place (the map is tens of megabytes: no copies), cells (i < nr, j < nc) only.
-    let (storage, layout) = features.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        bail!("the scan runs on the CPU")
-    };
-    let all = cpu.as_slice::<f32>()?;
-    let a = match layout.contiguous_offsets() {
-        Some((from, to)) => &all[from..to],
-        None => bail!("relu_conv10 came back non-contiguous"),
-    };
-    let plane = out_rows * out_cols;
-    let classes = scan.classes.len();
-    let mut scores = vec![0f32; nr * nc * classes];
-    match &scan.head_weight {
-        Some(weight) => {
-            // Class-major accumulation a row of cells at a time (unit stride), then transposed.
-            let mut acc = vec![0f32; nc];
-            for k in 0..classes {
-                for i in 0..nr {
-                    acc.fill(0.0);
-                    for (c, channel) in a.chunks_exact(plane).enumerate() {
-                        let wk = weight[k * CHANNELS + c];
-                        if wk != 0.0 {
-                            let line = &channel[i * out_cols..i * out_cols + nc];
-                            acc.iter_mut().zip(line).for_each(|(s, &v)| *s += wk * v);
+
+    /// The class scores of relu_conv10's cells.
+    fn tile_values(
+        &self,
+        pixels: Vec<f32>,
+        (w, h): (usize, usize),
+        (nr, nc): (usize, usize),
+    ) -> Result<Vec<f32>> {
+        let (out_rows, out_cols) = (
+            ScanModel::cells_for(h as u32),
+            ScanModel::cells_for(w as u32),
+        );
+        let x = Tensor::from_vec(pixels, (1, 3, h, w), &self.device)?;
+        let features = self.model.forward_to(&x, LAYER)?;
+        drop(x);
+        let dims = features.dims().to_vec();
+        if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
+            bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
+        }
+        // Read in place (the map is tens of megabytes: no copies), cells (i < nr, j < nc) only.
+        let (storage, layout) = features.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            bail!("the scan runs on the CPU")
+        };
+        let all = cpu.as_slice::<f32>()?;
+        let a = match layout.contiguous_offsets() {
+            Some((from, to)) => &all[from..to],
+            None => bail!("relu_conv10 came back non-contiguous"),
+        };
+        let plane = out_rows * out_cols;
+        let classes = self.classes.len();
+        let mut scores = vec![0f32; nr * nc * classes];
+        match &self.head_weight {
+            Some(weight) => {
+                // Class-major accumulation a row of cells at a time (unit stride), then transposed.
+                let mut acc = vec![0f32; nc];
+                for k in 0..classes {
+                    for i in 0..nr {
+                        acc.fill(0.0);
+                        for (c, channel) in a.chunks_exact(plane).enumerate() {
+                            let wk = weight[k * CHANNELS + c];
+                            if wk != 0.0 {
+                                let line = &channel[i * out_cols..i * out_cols + nc];
+                                acc.iter_mut().zip(line).for_each(|(s, &v)| *s += wk * v);
+                            }
+                        }
+                        for (j, &v) in acc.iter().enumerate() {
+                            scores[(i * nc + j) * classes + k] = v;
                         }
                     }
-                    for (j, &v) in acc.iter().enumerate() {
-                        scores[(i * nc + j) * classes + k] = v;
+                }
+            }
+            None => {
+                for (c, channel) in a.chunks_exact(plane).enumerate() {
+                    for i in 0..nr {
+                        for j in 0..nc {
+                            scores[(i * nc + j) * classes + c] = channel[i * out_cols + j];
+                        }
                     }
                 }
             }
         }
-        None => {
-            for (c, channel) in a.chunks_exact(plane).enumerate() {
-                for i in 0..nr {
-                    for j in 0..nc {
-                        scores[(i * nc + j) * classes + c] = channel[i * out_cols + j];
-                    }
-                }
-            }
-        }
+        Ok(scores)
     }
-    Ok(scores)
 }
 
 /// The reference the shared pass is measured against: each window cut out and classified on its

@@ -116,7 +116,7 @@ fn combine(
     n: usize,
     opts: &ScanOptions,
 ) -> CrackMap {
-    let classes = scores.classes;
+    let classes = scores.per_cell;
     let mut sum = vec![0f32; scores.rows * scores.cols];
     let mut count = vec![0u32; scores.rows * scores.cols];
     let mut scored = Vec::with_capacity(windows.len());
