@@ -353,8 +353,8 @@ fn a_checkpoint_without_class_names_scans_with_classes_given() {
 }
 
 /// A one-class model file on a random backbone (no downloads): a bank of 32-pixel-window patches
-/// of one photo, threshold 1.5.
-fn one_class_model(dir: &Path) -> PathBuf {
+/// of one photo, threshold 1.5 (and for scans `scan_threshold`).
+fn one_class_model(dir: &Path, scan_threshold: Option<f32>) -> PathBuf {
     use crackscope::oneclass::{features::Extractor, model::fit_bank, threshold};
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
@@ -383,6 +383,12 @@ fn one_class_model(dir: &Path) -> PathBuf {
                 false_positive_rate: 0.01,
             },
         },
+        scan_threshold: scan_threshold.map(|value| threshold::Threshold {
+            value,
+            rule: threshold::ThresholdRule::NormalFalsePositiveRate {
+                false_positive_rate: 0.01,
+            },
+        }),
         normal_class: "Negative".into(),
         classes: vec!["Negative".into(), "Positive".into()],
     };
@@ -393,8 +399,16 @@ fn one_class_model(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_one_class_model_scans_with_anomaly_scores_on_its_threshold_scale() {
+    // A model file written before scans shared one pass has no scan threshold: it scans window
+    // by window against its threshold; a newer one in one pass against its scan threshold.
+    for (scan_threshold, t) in [(None, 1.5), (Some(1.25), 1.25)] {
+        one_class_scan_on_threshold_scale(scan_threshold, t);
+    }
+}
+
+fn one_class_scan_on_threshold_scale(scan_threshold: Option<f32>, t: f64) {
     let dir = tempfile::tempdir().unwrap();
-    let model = one_class_model(dir.path());
+    let model = one_class_model(dir.path(), scan_threshold);
     let image = dir.path().join("wall.png");
     photo(100, 70).save(&image).unwrap();
     let out = dir.path().join("out");
@@ -425,7 +439,7 @@ fn a_one_class_model_scans_with_anomaly_scores_on_its_threshold_scale() {
             w["score"].as_f64().unwrap(),
             w["probability"].as_f64().unwrap(),
         );
-        assert!((p - s / (s + 1.5)).abs() < 1e-5, "{w}");
+        assert!((p - s / (s + t)).abs() < 1e-5, "{w}");
     }
     let mask = image::open(out.join("wall-mask.png")).unwrap().into_luma8();
     assert_eq!(mask.dimensions(), (100, 70));

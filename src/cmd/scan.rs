@@ -293,8 +293,14 @@ impl Scanner {
             }
             Scanner::OneClass(model) => format!(
                 "one-class model (normal class {}): windows and map as score / (score + {}), \
-                 0.5 at the model's threshold; threshold {threshold}",
-                model.normal_class, model.threshold.value
+                 0.5 at the model's {}threshold; threshold {threshold}",
+                model.normal_class,
+                model.threshold_for_scans(),
+                if model.scan_threshold.is_some() {
+                    "scan "
+                } else {
+                    ""
+                }
             ),
         }
     }

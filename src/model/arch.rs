@@ -193,6 +193,24 @@ pub(crate) fn side_after(stages: Range<usize>, side: usize) -> Option<usize> {
         .try_fold(side, |s, stage| stage.output_side(s))
 }
 
+/// Input pixels per step of the feature map that stage `index` puts out: conv1 and each max pool
+/// halve the map.
+pub(crate) fn stride_after(index: usize) -> usize {
+    STAGES[..=index]
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::Conv1 | StageKind::MaxPool))
+        .fold(1, |stride, _| stride * 2)
+}
+
+/// Input pixels from an input's edge within which the feature map of stage `index` depends on
+/// the zero padding of the fire modules' 3x3 convolutions (one input cell each).
+pub(crate) fn padding_reach(index: usize) -> usize {
+    (1..=index)
+        .filter(|&i| matches!(STAGES[i].kind, StageKind::Fire { .. }))
+        .map(|i| stride_after(i - 1))
+        .sum()
+}
+
 /// Index of the stage whose output carries the MATLAB name `name`.
 pub(crate) fn stage_index(name: &str) -> Option<usize> {
     STAGES.iter().position(|s| s.name == name)
@@ -224,5 +242,13 @@ mod tests {
         // PyTorch accepts 17x17 (features end at 1x1) and rejects 15x15.
         assert_eq!(side_after(0..CLASSIFIER, MIN_INPUT_SIDE), Some(1));
         assert_eq!(side_after(0..CLASSIFIER, MIN_INPUT_SIDE - 1), None);
+        let stride = |name| stride_after(stage_index(name).unwrap());
+        assert_eq!(stride("relu_conv1"), 2);
+        assert_eq!(stride("fire3-concat"), 4);
+        assert_eq!(stride("fire5-concat"), 8);
+        assert_eq!(stride("relu_conv10"), 16);
+        let reach = |name| padding_reach(stage_index(name).unwrap());
+        assert_eq!(reach("fire3-concat"), 4 + 4);
+        assert_eq!(reach("fire5-concat"), 4 + 4 + 8 + 8);
     }
 }

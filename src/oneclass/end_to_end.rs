@@ -176,6 +176,10 @@ fn model_file_round_trip_scores_the_same_and_bad_files_are_errors() {
             value: 1.5,
             rule: ThresholdRule::BestF1 { f1: 0.9 },
         },
+        scan_threshold: Some(Threshold {
+            value: 1.25,
+            rule: ThresholdRule::BestF1 { f1: 0.8 },
+        }),
         normal_class: "Negative".into(),
         classes: vec!["Negative".into(), "Positive".into()],
     };
@@ -188,6 +192,7 @@ fn model_file_round_trip_scores_the_same_and_bad_files_are_errors() {
     let loaded = load(&path).unwrap();
     assert_eq!(loaded.bank, model.bank);
     assert_eq!(loaded.threshold, model.threshold);
+    assert_eq!(loaded.scan_threshold, model.scan_threshold);
     assert_eq!(loaded.settings(), model.settings());
     assert_eq!(
         (loaded.normal_class.as_str(), &loaded.classes),

@@ -84,6 +84,14 @@ impl Extractor {
         Ok(out)
     }
 
+    /// The two layers' feature maps of `x`, contiguous; the deeper from the shallower, in one pass.
+    fn layer_maps(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let [low, high] = &self.settings.layers;
+        let low_map = self.model.forward_to(x, low)?;
+        let high_map = self.model.forward_between(&low_map, low, high)?;
+        Ok((low_map.contiguous()?, high_map.contiguous()?))
+    }
+
     fn batch_patches(&self, images: &[RgbImage]) -> Result<Vec<Patches>> {
         let side = self.settings.input_size;
         let size = side as usize;
@@ -100,15 +108,12 @@ impl Extractor {
             write_chw_normalized(image, out);
         }
         let x = Tensor::from_vec(data, (images.len(), 3, size, size), &Device::Cpu)?;
-        let [low, high] = &self.settings.layers;
-        let low_map = self.model.forward_to(&x, low)?;
-        let high_map = self.model.forward_between(&low_map, low, high)?;
-        let (low_map, high_map) = (low_map.contiguous()?, high_map.contiguous()?);
+        let (low_map, high_map) = self.layer_maps(&x)?;
         let (low_storage, low_layout) = low_map.storage_and_layout();
         let (high_storage, high_layout) = high_map.storage_and_layout();
         let low_map = FeatureMap::borrow(&low_storage, low_layout, low_map.dims())?;
         let high_map = FeatureMap::borrow(&high_storage, high_layout, high_map.dims())?;
-        let grid = high_map.side;
+        let grid = high_map.h;
         let per_layer = self.settings.dims_per_layer;
         Ok((0..images.len())
             .into_par_iter()
@@ -127,19 +132,91 @@ impl Extractor {
     }
 }
 
-/// A batch of square feature maps `[B, C, side, side]`, read in place (the maps of a batch are
-/// tens of megabytes: no copies).
+impl Extractor {
+    /// Input pixels per patch of the grid (the deeper layer's step: 8 for fire5).
+    pub fn patch_stride(&self) -> usize {
+        crate::model::layer_stride(&self.settings.layers[1]).expect("validated layer")
+    }
+
+    /// Patches along each side of an image whose values depend on where the image ends: the
+    /// fire modules' zero padding and the 3x3 smoothing reach that far in, and one more patch for
+    /// the ceil-mode pools' clipped last windows on the right and bottom. The patches inside
+    /// them are the same whether the image stands alone or is a window of a larger photo (5 for
+    /// fire5; the scan test `inner_patches_do_not_depend_on_the_window_edge` checks it).
+    pub fn edge_patches(&self) -> usize {
+        let high = &self.settings.layers[1];
+        let reach = crate::model::layer_padding_reach(high).expect("validated layer");
+        let stride = self.patch_stride();
+        (reach + stride).div_ceil(stride) + 1
+    }
+
+    /// The patches of the deeper layer's cells `0..cells.0` x `0..cells.1` of a tile of any
+    /// size (`size` = width, height; `pixels` normalised channel-major), row-major, for a scan's
+    /// shared pass. They are computed as a window's are, except that a patch sees its real
+    /// neighbours where a window's edge patch sees only those inside it, and the shallower layer
+    /// comes to the deeper one's grid as the mean of the cells under each patch (2 x 2 for fire3
+    /// under fire5): what a 227-pixel window's area resampling computes.
+    pub fn tile_patches(
+        &self,
+        pixels: Vec<f32>,
+        (w, h): (usize, usize),
+        (rows, cols): (usize, usize),
+    ) -> Result<Vec<f32>> {
+        let x = Tensor::from_vec(pixels, (1, 3, h, w), &Device::Cpu)?;
+        let (low_map, high_map) = self.layer_maps(&x)?;
+        drop(x);
+        let [low, high] = &self.settings.layers;
+        let (low_storage, low_layout) = low_map.storage_and_layout();
+        let (high_storage, high_layout) = high_map.storage_and_layout();
+        let low_map = FeatureMap::borrow(&low_storage, low_layout, low_map.dims())?;
+        let high_map = FeatureMap::borrow(&high_storage, high_layout, high_map.dims())?;
+        ensure!(
+            high_map.h >= rows && high_map.w >= cols,
+            "{high} of a {w}x{h} tile is {}x{}, expected at least {rows}x{cols} cells",
+            high_map.h,
+            high_map.w
+        );
+        let stride_of = |layer: &str| crate::model::layer_stride(layer).expect("validated layer");
+        let ratio = stride_of(high) / stride_of(low);
+        let per_layer = self.settings.dims_per_layer;
+        let (low_image, high_image) = (low_map.image(0), high_map.image(0));
+        // One plane per dimension, in parallel, then interleaved into the patch rows.
+        let planes: Vec<Vec<f32>> = (0..2 * per_layer)
+            .into_par_iter()
+            .map(|d| {
+                if d < per_layer {
+                    low_image.block_means(d, per_layer, ratio, (rows, cols))
+                } else {
+                    high_image.block_means(d - per_layer, per_layer, 1, (rows, cols))
+                }
+            })
+            .collect();
+        let dim = 2 * per_layer;
+        let mut patches = vec![0f32; rows * cols * dim];
+        for (d, plane) in planes.iter().enumerate() {
+            for (patch, &v) in patches.chunks_exact_mut(dim).zip(plane) {
+                patch[d] = v;
+            }
+        }
+        Ok(patches)
+    }
+}
+
+/// A batch of feature maps `[B, C, h, w]`, read in place (the maps of a batch are tens of
+/// megabytes: no copies).
 struct FeatureMap<'a> {
     values: &'a [f32],
     channels: usize,
-    side: usize,
+    h: usize,
+    w: usize,
 }
 
 /// One image of a [`FeatureMap`].
 struct ImageMap<'a> {
     values: &'a [f32],
     channels: usize,
-    side: usize,
+    h: usize,
+    w: usize,
 }
 
 impl<'a> FeatureMap<'a> {
@@ -148,10 +225,6 @@ impl<'a> FeatureMap<'a> {
         let &[_, channels, h, w] = dims else {
             bail!("feature maps have four dimensions, got {dims:?}");
         };
-        ensure!(
-            h == w,
-            "square inputs give square feature maps, got {h}x{w}"
-        );
         let Storage::Cpu(cpu) = storage else {
             bail!("one-class features are read on the CPU")
         };
@@ -162,16 +235,18 @@ impl<'a> FeatureMap<'a> {
         Ok(FeatureMap {
             values: &all[from..to],
             channels,
-            side: h,
+            h,
+            w,
         })
     }
 
     fn image(&self, b: usize) -> ImageMap<'_> {
-        let len = self.channels * self.side * self.side;
+        let len = self.channels * self.h * self.w;
         ImageMap {
             values: &self.values[b * len..(b + 1) * len],
             channels: self.channels,
-            side: self.side,
+            h: self.h,
+            w: self.w,
         }
     }
 }
@@ -182,33 +257,97 @@ impl ImageMap<'_> {
     /// bilinear when smaller). Patch `cell`'s values go to `out[cell * stride + offset..][..dims]`
     /// with `stride = 2 * dims` (the two layers of a patch side by side).
     fn write_patches(&self, dims: usize, grid: usize, out: &mut [f32], offset: usize) {
-        let n = self.side;
+        assert_eq!(self.h, self.w, "a window's feature maps are square");
+        let n = self.h;
         let plane = n * n;
         let stride = 2 * dims;
         debug_assert_eq!(out.len(), grid * grid * stride);
         // Scratch planes reused for every dimension (one allocation each per image, not per dim).
-        let mut reduced = vec![0f32; plane];
-        let mut rows = vec![0f32; plane];
-        let mut smoothed = vec![0f32; plane];
+        let mut scratch = Scratch::new(plane);
         let mut resampled = vec![0f32; grid * grid];
         for d in 0..dims {
-            // Adaptive average over channels (PyTorch's adaptive_avg_pool1d bounds).
-            let (c0, c1) = (
-                d * self.channels / dims,
-                ((d + 1) * self.channels).div_ceil(dims),
-            );
-            reduced.copy_from_slice(&self.values[c0 * plane..(c0 + 1) * plane]);
-            for c in c0 + 1..c1 {
-                let src = &self.values[c * plane..(c + 1) * plane];
-                reduced.iter_mut().zip(src).for_each(|(r, s)| *r += s);
-            }
-            let scale = 1.0 / (c1 - c0) as f32;
-            reduced.iter_mut().for_each(|r| *r *= scale);
-            box3_into(&reduced, n, &mut rows, &mut smoothed);
-            resample_into(&smoothed, n, grid, &mut resampled);
+            self.smooth_dimension(d, dims, &mut scratch);
+            resample_into(&scratch.smoothed, n, grid, &mut resampled);
             for (cell, &v) in resampled.iter().enumerate() {
                 out[cell * stride + offset + d] = v;
             }
+        }
+    }
+
+    /// Dimension `d` of `dims`: its channel group averaged (PyTorch's adaptive_avg_pool1d
+    /// bounds), then each cell averaged over its 3x3 neighbourhood, into `scratch.smoothed`.
+    fn smooth_dimension(&self, d: usize, dims: usize, scratch: &mut Scratch) {
+        let plane = self.h * self.w;
+        let (c0, c1) = (
+            d * self.channels / dims,
+            ((d + 1) * self.channels).div_ceil(dims),
+        );
+        let reduced = &mut scratch.reduced;
+        reduced.copy_from_slice(&self.values[c0 * plane..(c0 + 1) * plane]);
+        for c in c0 + 1..c1 {
+            let src = &self.values[c * plane..(c + 1) * plane];
+            reduced.iter_mut().zip(src).for_each(|(r, s)| *r += s);
+        }
+        let scale = 1.0 / (c1 - c0) as f32;
+        reduced.iter_mut().for_each(|r| *r *= scale);
+        box3_into(
+            reduced,
+            (self.h, self.w),
+            &mut scratch.rows,
+            &mut scratch.smoothed,
+        );
+    }
+
+    /// Dimension `d` of `dims`, smoothed, then averaged over `ratio` x `ratio` blocks of cells
+    /// (clipped at the map's edge): the values of the `cells.0` x `cells.1` patches whose cells
+    /// are `ratio` times larger than this map's.
+    fn block_means(
+        &self,
+        d: usize,
+        dims: usize,
+        ratio: usize,
+        (rows, cols): (usize, usize),
+    ) -> Vec<f32> {
+        let mut scratch = Scratch::new(self.h * self.w);
+        self.smooth_dimension(d, dims, &mut scratch);
+        let smoothed = &scratch.smoothed;
+        let span = |i: usize, side: usize| {
+            let start = (i * ratio).min(side - 1);
+            start..(start + ratio).min(side)
+        };
+        let mut out = Vec::with_capacity(rows * cols);
+        for i in 0..rows {
+            let ys = span(i, self.h);
+            for j in 0..cols {
+                let xs = span(j, self.w);
+                let sum: f32 = ys
+                    .clone()
+                    .map(|y| {
+                        smoothed[y * self.w + xs.start..y * self.w + xs.end]
+                            .iter()
+                            .sum::<f32>()
+                    })
+                    .sum();
+                out.push(sum / (ys.len() * xs.len()) as f32);
+            }
+        }
+        out
+    }
+}
+
+/// Working planes of [`ImageMap::smooth_dimension`], reused from one dimension to the next.
+struct Scratch {
+    reduced: Vec<f32>,
+    rows: Vec<f32>,
+    smoothed: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(plane: usize) -> Scratch {
+        Scratch {
+            reduced: vec![0f32; plane],
+            rows: vec![0f32; plane],
+            smoothed: vec![0f32; plane],
         }
     }
 }
@@ -217,39 +356,45 @@ impl ImageMap<'_> {
 #[cfg(test)]
 fn box3(src: &[f32], n: usize, dst: &mut [f32]) {
     let mut rows = vec![0f32; n * n];
-    box3_into(src, n, &mut rows, dst);
+    box3_into(src, (n, n), &mut rows, dst);
 }
 
-/// [`box3`] with the row pass kept in `rows` (scratch of `n * n`). Sums run in the same order as
+/// [`box3`] of an `h` x `w` plane, with the row pass kept in `rows` (scratch of `h * w`). Sums run in the same order as
 /// the plain definition (left to right, top to bottom), written so that the compiler vectorises
 /// the column pass over whole rows.
-fn box3_into(src: &[f32], n: usize, rows: &mut [f32], dst: &mut [f32]) {
-    assert!(src.len() == n * n && rows.len() == n * n && dst.len() == n * n);
-    if n == 1 {
-        dst[0] = src[0];
-        return;
-    }
-    for (line, row) in src.chunks_exact(n).zip(rows.chunks_exact_mut(n)) {
+fn box3_into(src: &[f32], (h, w): (usize, usize), rows: &mut [f32], dst: &mut [f32]) {
+    let plane = h * w;
+    assert!(src.len() == plane && rows.len() == plane && dst.len() == plane);
+    for (line, row) in src.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        if w == 1 {
+            row[0] = line[0];
+            continue;
+        }
         row[0] = (line[0] + line[1]) / 2.0;
-        for x in 1..n - 1 {
+        for x in 1..w - 1 {
             row[x] = (line[x - 1] + line[x] + line[x + 1]) / 3.0;
         }
-        row[n - 1] = (line[n - 2] + line[n - 1]) / 2.0;
+        row[w - 1] = (line[w - 2] + line[w - 1]) / 2.0;
     }
-    for y in 0..n {
-        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(n - 1));
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(h - 1));
         let scale = 1.0 / (y1 - y0 + 1) as f32;
-        let out = &mut dst[y * n..(y + 1) * n];
-        let first = &rows[y0 * n..(y0 + 1) * n];
-        let second = &rows[(y0 + 1) * n..(y0 + 2) * n];
-        if y1 - y0 == 2 {
-            let third = &rows[y1 * n..(y1 + 1) * n];
-            for (((o, a), b), c) in out.iter_mut().zip(first).zip(second).zip(third) {
-                *o = (a + b + c) * scale;
+        let out = &mut dst[y * w..(y + 1) * w];
+        let first = &rows[y0 * w..(y0 + 1) * w];
+        match y1 - y0 {
+            0 => out.copy_from_slice(first),
+            1 => {
+                let second = &rows[y1 * w..(y1 + 1) * w];
+                for ((o, a), b) in out.iter_mut().zip(first).zip(second) {
+                    *o = (a + b) * scale;
+                }
             }
-        } else {
-            for ((o, a), b) in out.iter_mut().zip(first).zip(second) {
-                *o = (a + b) * scale;
+            _ => {
+                let second = &rows[(y0 + 1) * w..(y0 + 2) * w];
+                let third = &rows[y1 * w..(y1 + 1) * w];
+                for (((o, a), b), c) in out.iter_mut().zip(first).zip(second).zip(third) {
+                    *o = (a + b + c) * scale;
+                }
             }
         }
     }
@@ -327,7 +472,7 @@ mod tests {
     /// The plain definitions the fast paths must agree with: channel groups averaged, each
     /// plane smoothed over its 3x3 neighbourhood and resampled, one dimension at a time.
     fn reference_patches(map: &ImageMap<'_>, dims: usize, grid: usize) -> Vec<f32> {
-        let n = map.side;
+        let n = map.h;
         let plane = n * n;
         let mut out = vec![0f32; grid * grid * dims];
         for d in 0..dims {
@@ -380,7 +525,8 @@ mod tests {
             let map = ImageMap {
                 values: &values,
                 channels,
-                side: n,
+                h: n,
+                w: n,
             };
             let expected = reference_patches(&map, dims, grid);
             let mut both = vec![f32::NAN; grid * grid * 2 * dims];

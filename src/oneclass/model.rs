@@ -20,6 +20,10 @@ pub struct OneClassModel {
     pub extractor: Extractor,
     pub bank: Bank,
     pub threshold: Threshold,
+    /// The threshold of a scan's window scores ([`Scored::inner_score`]), chosen on the same
+    /// validation images by the same rule. None in model files written before scans shared one
+    /// pass over each photo: those scan window by window against `threshold`.
+    pub scan_threshold: Option<Threshold>,
     /// The class the bank was fitted on.
     pub normal_class: String,
     /// Every class of the data it was fitted on (the others are anomalies).
@@ -34,6 +38,21 @@ pub struct Scored {
     /// Every patch's distance, row-major over the `grid` x `grid` patch grid.
     pub patch_scores: Vec<f32>,
     pub grid: usize,
+}
+
+impl Scored {
+    /// The largest distance among the patches at least `edge` patches inside the image's border:
+    /// the score a scan's shared pass gives a window, where the patches nearer the border see the
+    /// photo beyond it (see [`Extractor::edge_patches`]). An image too small to have inner patches
+    /// keeps its middle one(s).
+    pub fn inner_score(&self, edge: usize) -> f32 {
+        let g = self.grid;
+        let edge = edge.min(g.saturating_sub(1) / 2);
+        (edge..g - edge)
+            .flat_map(|r| &self.patch_scores[r * g + edge..r * g + g - edge])
+            .copied()
+            .fold(0.0, f32::max)
+    }
 }
 
 /// Where fitting is, for progress displays.
@@ -117,6 +136,15 @@ impl OneClassModel {
             s.input_size as usize,
             s.smoothing_sigma,
         )
+    }
+
+    /// What a scan's window scores are read against: the scan threshold, or the image threshold
+    /// in model files written before it (they scan window by window).
+    pub fn threshold_for_scans(&self) -> f32 {
+        self.scan_threshold
+            .as_ref()
+            .unwrap_or(&self.threshold)
+            .value
     }
 
     /// Whether a score is above the threshold.

@@ -24,6 +24,8 @@ use super::Settings;
 /// The metadata value of `format` that marks a one-class model file.
 pub const FORMAT: &str = "crackscope-oneclass-patchcore";
 const BANK: &str = "oneclass.bank";
+/// Metadata key of [`OneClassModel::scan_threshold`].
+const SCAN_THRESHOLD: &str = "scan_threshold";
 /// Longest header accepted when sniffing a file (the real one is a few KiB).
 const MAX_HEADER: u64 = 16 << 20;
 
@@ -72,7 +74,7 @@ pub fn save(model: &OneClassModel, path: &Path) -> Result<()> {
         BANK.to_string(),
         Tensor::from_slice(bank.entries(), (bank.len(), bank.dim()), &Device::Cpu)?,
     ));
-    let metadata: HashMap<String, String> = [
+    let mut metadata: HashMap<String, String> = [
         ("format", FORMAT.to_string()),
         ("settings", serde_json::to_string(model.settings())?),
         ("threshold", serde_json::to_string(&model.threshold)?),
@@ -82,6 +84,9 @@ pub fn save(model: &OneClassModel, path: &Path) -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(scan) = &model.scan_threshold {
+        metadata.insert(SCAN_THRESHOLD.into(), serde_json::to_string(scan)?);
+    }
     let bytes =
         safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
             .context("cannot serialise the one-class model")?;
@@ -112,6 +117,12 @@ pub fn load(path: &Path) -> Result<OneClassModel> {
         .with_context(|| format!("{}: bad settings", what()))?;
     let threshold: Threshold = serde_json::from_str(field("threshold")?)
         .with_context(|| format!("{}: unreadable threshold", what()))?;
+    // Absent from files written before scans shared one pass: they scan window by window.
+    let scan_threshold: Option<Threshold> = meta
+        .get(SCAN_THRESHOLD)
+        .map(|text| serde_json::from_str(text))
+        .transpose()
+        .with_context(|| format!("{}: unreadable scan threshold", what()))?;
     let classes: Vec<String> = serde_json::from_str(field("classes")?)
         .with_context(|| format!("{}: unreadable classes", what()))?;
     let normal_class = field("normal_class")?.clone();
@@ -153,6 +164,7 @@ pub fn load(path: &Path) -> Result<OneClassModel> {
         extractor: Extractor::new(network, varmap, settings)?,
         bank,
         threshold,
+        scan_threshold,
         normal_class,
         classes,
     })

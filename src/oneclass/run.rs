@@ -185,17 +185,18 @@ pub fn fit_run(
     }
     let scores: Vec<f32> = val_scores.iter().map(|s| s.score).collect();
     let anomalous: Vec<bool> = val_set.labels.iter().map(|&l| l != normal).collect();
-    let threshold = threshold::choose(
-        &scores,
-        &anomalous,
-        extractor.settings().false_positive_rate,
-    )?;
+    let fpr = extractor.settings().false_positive_rate;
+    let threshold = threshold::choose(&scores, &anomalous, fpr)?;
+    let edge = extractor.edge_patches();
+    let inner_scores: Vec<f32> = val_scores.iter().map(|s| s.inner_score(edge)).collect();
+    let scan_threshold = Some(threshold::choose(&inner_scores, &anomalous, fpr)?);
     let fit_seconds = started.elapsed().as_secs_f64();
     let val_auroc = ranking::auroc(&scores, &anomalous);
     let model = OneClassModel {
         extractor,
         bank,
         threshold,
+        scan_threshold,
         normal_class: normal_name,
         classes: manifest.classes.clone(),
     };

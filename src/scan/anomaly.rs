@@ -1,25 +1,36 @@
 //! Scanning with a one-class model: the anomaly map takes Grad-CAM's place.
 //!
-//! Every window (the model's input size, the same grid as a classifier's scan) is scored on its
-//! own by the one-class model: its score is the largest distance of its patches to the bank of
-//! normal patches, and its patch distances form its anomaly map. A cell of the photo's map (16
-//! pixels, as for a classifier) holds the mean, over the windows containing its centre, of their
-//! patch distances there (bilinear on each window's patch grid; PatchCore's 4-pixel smoothing is
-//! finer than a cell and left out).
+//! The windows are those of a classifier's scan (the model's input size on the 16-pixel grid).
+//! As for a classifier, one pass over the whole photo (in tiles, [`cell_scores`]) serves every
+//! window however much they overlap: the network runs once per pixel, and each patch of the photo
+//! (8 pixels for fire5) is looked up in the bank once, not once per window holding it. A window's
+//! score is the largest distance among its inner patches ([`Scored::inner_score`]): those are
+//! exactly what the window alone gives them, where the patches nearer its border see the photo
+//! beyond it; the model's scan threshold was chosen on the same inner scores of its validation
+//! images. A cell of the map (16 pixels) holds the mean distance of the patches on it.
+//!
+//! Model files written before the scan threshold existed scan window by window against their
+//! image threshold, as they always did.
 //!
 //! Scores are distances without a natural scale, so windows and map carry `s / (s + t)` for a
-//! score `s` and the model's threshold `t`: it ranks as the score does, lies in [0, 1) and is 0.5
-//! exactly at the threshold, so the scan's default `--threshold 0.5` is the model's own threshold
-//! and the colormap's middle marks it. Each window also carries its raw `score`.
+//! score `s` and the threshold `t`: it ranks as the score does, lies in [0, 1) and is 0.5 exactly
+//! at the threshold, so the scan's default `--threshold 0.5` is the model's own threshold and the
+//! colormap's middle marks it. Each window also carries its raw `score`.
 
 use anyhow::{ensure, Result};
 use image::RgbImage;
+use rayon::prelude::*;
 
-use super::map::{CrackMap, WindowScore};
-use super::windows::{grid, CELL};
+use super::features::{cell_scores, ScanModel, TileScorer, TILE_PIXELS};
+use super::map::{Alignment, CrackMap, WindowScore};
+use super::windows::{grid, Window, CELL};
+use crate::oneclass::model::Scored;
 use crate::oneclass::OneClassModel;
 
-/// Windows scored per call of the model (bounds the crops and feature maps held at once).
+/// Patches looked up in the bank per task.
+const QUERY_CHUNK: usize = 1024;
+/// Windows scored per call of the model when scanning window by window (bounds the crops and
+/// feature maps held at once).
 const CHUNK: usize = 64;
 
 /// The scan's scale for a one-class score `score` under threshold `threshold`: 0.5 at it.
@@ -33,12 +44,149 @@ pub fn normalised(score: f32, threshold: f32) -> f32 {
     }
 }
 
-/// Scans one photo with a one-class model at `stride`.
+/// A one-class model as a tile scorer: each 16-pixel cell gets the distances to the bank of the
+/// `per_axis` x `per_axis` patches on it (row-major).
+struct PatchDistances<'a> {
+    model: &'a OneClassModel,
+    per_axis: usize,
+}
+
+impl<'a> PatchDistances<'a> {
+    fn new(model: &'a OneClassModel) -> Result<PatchDistances<'a>> {
+        let stride = model.extractor.patch_stride();
+        ensure!(
+            CELL as usize % stride == 0,
+            "a one-class model whose patches are {stride} pixels apart cannot scan on the 16-pixel grid"
+        );
+        Ok(PatchDistances {
+            model,
+            per_axis: CELL as usize / stride,
+        })
+    }
+}
+
+impl TileScorer for PatchDistances<'_> {
+    fn per_cell(&self) -> usize {
+        self.per_axis * self.per_axis
+    }
+
+    fn tile_values(
+        &self,
+        pixels: Vec<f32>,
+        size: (usize, usize),
+        (rows, cols): (usize, usize),
+    ) -> Result<Vec<f32>> {
+        let k = self.per_axis;
+        let patch_cols = cols * k;
+        let patches = self
+            .model
+            .extractor
+            .tile_patches(pixels, size, (rows * k, patch_cols))?;
+        let bank = &self.model.bank;
+        let distances: Vec<f32> = patches
+            .par_chunks(QUERY_CHUNK * bank.dim())
+            .flat_map_iter(|queries| bank.nearest_squared(queries))
+            .map(f32::sqrt)
+            .collect();
+        // From rows of patches to cells of k x k patches.
+        let mut out = Vec::with_capacity(distances.len());
+        for i in 0..rows {
+            for j in 0..cols {
+                for a in 0..k {
+                    let from = (i * k + a) * patch_cols + j * k;
+                    out.extend_from_slice(&distances[from..from + k]);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Scans one photo with a one-class model at `stride`: in one shared pass with the model's
+/// scan threshold, window by window without one.
 pub fn scan_photo_one_class(
     model: &OneClassModel,
     photo: &RgbImage,
     stride: u32,
 ) -> Result<CrackMap> {
+    match model.scan_threshold {
+        Some(_) => scan_shared(model, photo, stride, TILE_PIXELS),
+        None => scan_window_by_window(model, photo, stride),
+    }
+}
+
+/// The shared pass, in tiles of at most `tile_pixels`.
+pub(super) fn scan_shared(
+    model: &OneClassModel,
+    photo: &RgbImage,
+    stride: u32,
+    tile_pixels: usize,
+) -> Result<CrackMap> {
+    let size = model.settings().input_size;
+    let (width, height) = photo.dimensions();
+    let windows = grid(width, height, size, stride)?;
+    let scorer = PatchDistances::new(model)?;
+    // A window covers the cells a classifier's window would: those of relu_conv10.
+    let n = ScanModel::cells_for(size);
+    let first = |start: u32| Alignment::Nearest.first_cell(start);
+    let (map_rows, map_cols) = (
+        height.div_ceil(CELL) as usize,
+        width.div_ceil(CELL) as usize,
+    );
+    let rows = windows
+        .iter()
+        .map(|w| first(w.y) + n)
+        .fold(map_rows, usize::max);
+    let cols = windows
+        .iter()
+        .map(|w| first(w.x) + n)
+        .fold(map_cols, usize::max);
+    let distances = cell_scores(&scorer, photo, rows, cols, tile_pixels)?;
+    let threshold = model.threshold_for_scans();
+    let k = scorer.per_axis;
+    let patch = |r: usize, c: usize| distances.at(r / k, c / k)[(r % k) * k + c % k];
+    // A window's patches are k n to a side; the inner ones as `Scored::inner_score` takes them.
+    let side = k * n;
+    let edge = model
+        .extractor
+        .edge_patches()
+        .min(side.saturating_sub(1) / 2);
+    let scored = windows
+        .iter()
+        .map(|w| {
+            let (r0, c0) = (first(w.y) * k, first(w.x) * k);
+            let score = (r0 + edge..r0 + side - edge)
+                .flat_map(|r| (c0 + edge..c0 + side - edge).map(move |c| (r, c)))
+                .map(|(r, c)| patch(r, c))
+                .fold(0f32, f32::max);
+            WindowScore {
+                x: w.x,
+                y: w.y,
+                size: w.size,
+                probability: normalised(score, threshold),
+                score: Some(score),
+            }
+        })
+        .collect();
+    let per_cell = distances.per_cell as f32;
+    let cells = (0..map_rows)
+        .flat_map(|i| (0..map_cols).map(move |j| (i, j)))
+        .map(|(i, j)| normalised(distances.at(i, j).iter().sum::<f32>() / per_cell, threshold))
+        .collect();
+    Ok(CrackMap {
+        width,
+        height,
+        windows: scored,
+        rows: map_rows,
+        cols: map_cols,
+        cells,
+    })
+}
+
+/// The scan of a model without a scan threshold: each window cut out and scored alone. A cell's
+/// value is the mean, over the windows containing its centre, of their patch distances there
+/// (bilinear on each window's patch grid).
+fn scan_window_by_window(model: &OneClassModel, photo: &RgbImage, stride: u32) -> Result<CrackMap> {
     let size = model.settings().input_size;
     let (width, height) = photo.dimensions();
     let windows = grid(width, height, size, stride)?;
@@ -48,58 +196,48 @@ pub fn scan_photo_one_class(
     );
     let mut sum = vec![0f32; rows * cols];
     let mut count = vec![0u32; rows * cols];
-    let threshold = model.threshold.value;
+    let threshold = model.threshold_for_scans();
     let mut scored = Vec::with_capacity(windows.len());
     // A cell's centre, kept inside the photo (the last cell may reach past its edge).
     let centre = |j: usize, side: u32| (j as u32 * CELL + CELL / 2).min(side - 1);
-    for chunk in windows.chunks(CHUNK) {
-        let crops: Vec<RgbImage> = chunk
-            .iter()
-            .map(|w| image::imageops::crop_imm(photo, w.x, w.y, w.size, w.size).to_image())
-            .collect();
-        let results = model.score(&crops)?;
-        ensure!(
-            results.len() == chunk.len(),
-            "the one-class model scored {} of {} windows",
-            results.len(),
-            chunk.len()
-        );
-        for (w, s) in chunk.iter().zip(&results) {
-            let g = s.grid;
-            // Patch-grid coordinate of a window pixel position (align_corners = false).
-            let to_grid = |at: u32, start: u32| {
-                let u = (at - start) as f32 + 0.5;
-                (u * g as f32 / w.size as f32 - 0.5).clamp(0.0, (g - 1) as f32)
-            };
-            let inside = |start: u32, side: u32, cells: usize| {
-                (0..cells).filter(move |&j| {
-                    let c = centre(j, side);
-                    c >= start && c < start + w.size
-                })
-            };
-            for i in inside(w.y, height, rows) {
-                let gy = to_grid(centre(i, height), w.y);
-                let (y0, ty) = (gy.floor() as usize, gy.fract());
-                let y1 = (y0 + 1).min(g - 1);
-                for j in inside(w.x, width, cols) {
-                    let gx = to_grid(centre(j, width), w.x);
-                    let (x0, tx) = (gx.floor() as usize, gx.fract());
-                    let x1 = (x0 + 1).min(g - 1);
-                    let at = |r: usize, c: usize| s.patch_scores[r * g + c];
-                    let top = at(y0, x0) + tx * (at(y0, x1) - at(y0, x0));
-                    let bottom = at(y1, x0) + tx * (at(y1, x1) - at(y1, x0));
-                    sum[i * cols + j] += top + ty * (bottom - top);
-                    count[i * cols + j] += 1;
-                }
+    for (w, s) in windows
+        .iter()
+        .zip(score_windows_alone(model, photo, &windows)?)
+    {
+        let g = s.grid;
+        // Patch-grid coordinate of a window pixel position (align_corners = false).
+        let to_grid = |at: u32, start: u32| {
+            let u = (at - start) as f32 + 0.5;
+            (u * g as f32 / w.size as f32 - 0.5).clamp(0.0, (g - 1) as f32)
+        };
+        let inside = |start: u32, side: u32, cells: usize| {
+            (0..cells).filter(move |&j| {
+                let c = centre(j, side);
+                c >= start && c < start + w.size
+            })
+        };
+        for i in inside(w.y, height, rows) {
+            let gy = to_grid(centre(i, height), w.y);
+            let (y0, ty) = (gy.floor() as usize, gy.fract());
+            let y1 = (y0 + 1).min(g - 1);
+            for j in inside(w.x, width, cols) {
+                let gx = to_grid(centre(j, width), w.x);
+                let (x0, tx) = (gx.floor() as usize, gx.fract());
+                let x1 = (x0 + 1).min(g - 1);
+                let at = |r: usize, c: usize| s.patch_scores[r * g + c];
+                let top = at(y0, x0) + tx * (at(y0, x1) - at(y0, x0));
+                let bottom = at(y1, x0) + tx * (at(y1, x1) - at(y1, x0));
+                sum[i * cols + j] += top + ty * (bottom - top);
+                count[i * cols + j] += 1;
             }
-            scored.push(WindowScore {
-                x: w.x,
-                y: w.y,
-                size: w.size,
-                probability: normalised(s.score, threshold),
-                score: Some(s.score),
-            });
         }
+        scored.push(WindowScore {
+            x: w.x,
+            y: w.y,
+            size: w.size,
+            probability: normalised(s.score, threshold),
+            score: Some(s.score),
+        });
     }
     let cells = sum
         .iter()
@@ -120,6 +258,31 @@ pub fn scan_photo_one_class(
         cols,
         cells,
     })
+}
+
+/// Each window cut out and scored alone, as `predict` scores an image: what the shared pass is
+/// measured against.
+pub fn score_windows_alone(
+    model: &OneClassModel,
+    photo: &RgbImage,
+    windows: &[Window],
+) -> Result<Vec<Scored>> {
+    let mut out = Vec::with_capacity(windows.len());
+    for chunk in windows.chunks(CHUNK) {
+        let crops: Vec<RgbImage> = chunk
+            .iter()
+            .map(|w| image::imageops::crop_imm(photo, w.x, w.y, w.size, w.size).to_image())
+            .collect();
+        let results = model.score(&crops)?;
+        ensure!(
+            results.len() == chunk.len(),
+            "the one-class model scored {} of {} windows",
+            results.len(),
+            chunk.len()
+        );
+        out.extend(results);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 //!
 //! - [`windows`]: the windows covering a photo (model input size, a stride, edges covered).
 //! - [`features`]: one shared pass of the network over the photo (in tiles) instead of one pass
-//!   per window; the per-cell class scores it keeps give every window's logits and Grad-CAM map.
+//!   per window; the per-cell values it keeps (a classifier's class scores, a one-class model's
+//!   patch distances) give every window's score and map.
 //! - [`map`]: window probabilities and the crack map (windows x Grad-CAM, at 16-pixel cells,
 //!   blown up to the photo a row at a time), the binary mask.
 //! - [`regions`], [`metrics`], [`overlay`]: connected crack regions, scores against hand-drawn
 //!   masks, the overlay picture.
 //! - [`photo`]: photos decoded upright (EXIF orientation).
-//! - [`anomaly`]: the same windows and map from a one-class model (anomaly maps for Grad-CAM).
+//! - [`anomaly`]: the same windows and map from a one-class model (patch distances for Grad-CAM).
 //!
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
