@@ -354,6 +354,8 @@ impl ScanView {
             message += &format!(" (the {boxes} largest are outlined)");
         }
         self.region = Some(i);
+        // A region jumped to is shown, even when the outlines were turned off.
+        self.toggles.regions = true;
         self.zoom = zoom;
         self.centre = (f64::from(b.x) + bw / 2.0, f64::from(b.y) + bh / 2.0);
         self.clamp_centre();
@@ -662,6 +664,12 @@ mod tests {
         assert!(!v.wanted().unwrap().toggles.regions, "the picture follows");
         press(&mut v, KeyCode::Char('r'));
         assert!(v.toggles.regions);
+        // Jumping to a region turns hidden outlines back on.
+        let mut v = view_with_regions(vec![boxed(10, 10, 20, 20, 300)], 1);
+        press(&mut v, KeyCode::Char('r'));
+        assert!(!v.toggles.regions);
+        press(&mut v, KeyCode::Char(']'));
+        assert!(v.toggles.regions && v.region == Some(0));
     }
 
     #[test]
