@@ -47,6 +47,10 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
         "--headless",
     ]));
     assert!(out.contains("AUROC"), "{out}");
+    // The fit also chooses the threshold scans read windows against, and keeps it in the file.
+    assert!(out.contains("scan threshold"), "{out}");
+    let model = crackscope::oneclass::model_file::load(&run_dir.join("model.safetensors")).unwrap();
+    assert!(model.scan_threshold.is_some());
     for file in [
         "model.safetensors",
         "report.json",

@@ -209,6 +209,16 @@ pub fn fit_run(
         val_auroc,
         elapsed_s: fit_seconds,
     });
+    if let Some(scan) = &model.scan_threshold {
+        emit(Event::Notice {
+            message: format!(
+                "scan threshold {:.4} ({}, on the validation images' inner patches): what \
+                 `crackscope scan` reads windows against",
+                scan.value,
+                rule_text(scan)
+            ),
+        });
+    }
     emit(Event::Notice {
         message: format!("model in {}", run.best_model().display()),
     });
