@@ -47,10 +47,14 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
         "--headless",
     ]));
     assert!(out.contains("AUROC"), "{out}");
-    // The fit also chooses the threshold scans read windows against, and keeps it in the file.
-    assert!(out.contains("scan threshold"), "{out}");
+    // The fit also chooses the threshold scans read windows against, keeps it in the file and
+    // reports it.
     let model = crackscope::oneclass::model_file::load(&run_dir.join("model.safetensors")).unwrap();
     assert!(model.scan_threshold.is_some());
+    assert!(
+        out.contains("scan threshold     "),
+        "the report names it too:\n{out}"
+    );
     for file in [
         "model.safetensors",
         "report.json",

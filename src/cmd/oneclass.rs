@@ -118,6 +118,13 @@ pub fn print_report(r: &OneClassReport) {
         r.threshold.value,
         rule_text(&r.threshold)
     );
+    if let Some(scan) = &r.scan_threshold {
+        println!(
+            "scan threshold     {:.4} ({}, inner patches; for `scan`)",
+            scan.value,
+            rule_text(scan)
+        );
+    }
     println!("accuracy           {:.4}", r.accuracy);
     println!(
         "{:>16} {:>10} {:>10}",

@@ -43,6 +43,9 @@ pub struct OneClassReport {
     pub auroc: Option<f64>,
     pub average_precision: Option<f64>,
     pub threshold: Threshold,
+    /// What `scan` reads window scores against (absent for model files from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_threshold: Option<Threshold>,
     /// Share of images whose verdict at the threshold matches their kind.
     pub accuracy: f64,
     /// `["normal", "anomaly"]`: the rows and columns of `confusion`.
@@ -209,16 +212,6 @@ pub fn fit_run(
         val_auroc,
         elapsed_s: fit_seconds,
     });
-    if let Some(scan) = &model.scan_threshold {
-        emit(Event::Notice {
-            message: format!(
-                "scan threshold {:.4} ({}, on the validation images' inner patches): what \
-                 `crackscope scan` reads windows against",
-                scan.value,
-                rule_text(scan)
-            ),
-        });
-    }
     emit(Event::Notice {
         message: format!("model in {}", run.best_model().display()),
     });
@@ -351,6 +344,7 @@ fn score_set(
         auroc: ranking::auroc(&scores, &anomalous),
         average_precision: ranking::average_precision(&scores, &anomalous),
         threshold: model.threshold.clone(),
+        scan_threshold: model.scan_threshold.clone(),
         accuracy: (confusion[0][0] + confusion[1][1]) as f64 / set.len() as f64,
         classes: KINDS.iter().map(|k| k.to_string()).collect(),
         confusion,
