@@ -54,17 +54,6 @@ mod summary;
 mod weights;
 
 pub use arch::{IMAGENET_CLASSES, MIN_INPUT_SIDE};
-
-/// Input pixels per step of the feature map of `layer` (one of [`CAM_LAYERS`]).
-pub fn layer_stride(layer: &str) -> Option<usize> {
-    arch::stage_index(layer).map(arch::stride_after)
-}
-
-/// Input pixels from an input's edge within which the feature map of `layer` depends on the
-/// convolutions' zero padding (one of [`CAM_LAYERS`]).
-pub fn layer_padding_reach(layer: &str) -> Option<usize> {
-    arch::stage_index(layer).map(arch::padding_reach)
-}
 pub use checkpoint::{
     classes_file, load_model, load_model_with, save_checkpoint, CheckpointMeta, HeadLayout,
     LoadOptions, LoadedModel, CLASSES_FILE,
@@ -78,3 +67,14 @@ pub use weights::load_torchvision;
 mod profile;
 #[cfg(test)]
 pub(crate) mod testutil;
+
+/// Input pixels per step of the feature map of `layer` (one of [`CAM_LAYERS`]).
+pub fn layer_stride(layer: &str) -> Option<usize> {
+    arch::stage_index(layer).map(arch::stride_after)
+}
+
+/// Input pixels from an input's edge within which the feature map of `layer` depends on the
+/// convolutions' zero padding (one of [`CAM_LAYERS`]).
+pub fn layer_padding_reach(layer: &str) -> Option<usize> {
+    arch::stage_index(layer).map(arch::padding_reach)
+}

@@ -130,9 +130,7 @@ impl Extractor {
             })
             .collect())
     }
-}
 
-impl Extractor {
     /// Input pixels per patch of the grid (the deeper layer's step: 8 for fire5).
     pub fn patch_stride(&self) -> usize {
         crate::model::layer_stride(&self.settings.layers[1]).expect("validated layer")
@@ -176,8 +174,7 @@ impl Extractor {
             high_map.h,
             high_map.w
         );
-        let stride_of = |layer: &str| crate::model::layer_stride(layer).expect("validated layer");
-        let ratio = stride_of(high) / stride_of(low);
+        let ratio = self.patch_stride() / crate::model::layer_stride(low).expect("validated layer");
         let per_layer = self.settings.dims_per_layer;
         let (low_image, high_image) = (low_map.image(0), high_map.image(0));
         // One plane per dimension, in parallel, then interleaved into the patch rows.

@@ -47,12 +47,20 @@ impl Scored {
     /// keeps its middle one(s).
     pub fn inner_score(&self, edge: usize) -> f32 {
         let g = self.grid;
-        let edge = edge.min(g.saturating_sub(1) / 2);
-        (edge..g - edge)
-            .flat_map(|r| &self.patch_scores[r * g + edge..r * g + g - edge])
+        let inner = inner_patches(g, edge);
+        inner
+            .clone()
+            .flat_map(|r| &self.patch_scores[r * g + inner.start..r * g + inner.end])
             .copied()
             .fold(0.0, f32::max)
     }
+}
+
+/// The rows (and columns) of a `grid`-patch side at least `edge` patches inside its border; the
+/// middle one or two when the side is too short for that.
+pub fn inner_patches(grid: usize, edge: usize) -> std::ops::Range<usize> {
+    let edge = edge.min(grid.saturating_sub(1) / 2);
+    edge..grid - edge
 }
 
 /// Where fitting is, for progress displays.

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use super::features::{cell_scores, ScanModel, TileScorer, TILE_PIXELS};
 use super::map::{Alignment, CrackMap, WindowScore};
 use super::windows::{grid, Window, CELL};
-use crate::oneclass::model::Scored;
+use crate::oneclass::model::{inner_patches, Scored};
 use crate::oneclass::OneClassModel;
 
 /// Patches looked up in the bank per task.
@@ -146,17 +146,14 @@ pub(super) fn scan_shared(
     let k = scorer.per_axis;
     let patch = |r: usize, c: usize| distances.at(r / k, c / k)[(r % k) * k + c % k];
     // A window's patches are k n to a side; the inner ones as `Scored::inner_score` takes them.
-    let side = k * n;
-    let edge = model
-        .extractor
-        .edge_patches()
-        .min(side.saturating_sub(1) / 2);
+    let inner = inner_patches(k * n, model.extractor.edge_patches());
     let scored = windows
         .iter()
         .map(|w| {
             let (r0, c0) = (first(w.y) * k, first(w.x) * k);
-            let score = (r0 + edge..r0 + side - edge)
-                .flat_map(|r| (c0 + edge..c0 + side - edge).map(move |c| (r, c)))
+            let score = inner
+                .clone()
+                .flat_map(|r| inner.clone().map(move |c| (r0 + r, c0 + c)))
                 .map(|(r, c)| patch(r, c))
                 .fold(0f32, f32::max);
             WindowScore {

@@ -19,15 +19,10 @@ const LIST_WIDTH: u16 = 30;
 
 /// Draws the whole screen; returns the picture area's size in cells (None when too small to draw).
 pub fn draw(frame: &mut Frame, view: &ScanView) -> Option<Size> {
-    let area = frame.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let text = format!(
-            "terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{})",
-            area.width, area.height
-        );
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+    if crate::tui::views::too_small(frame, (MIN_WIDTH, MIN_HEIGHT)) {
         return None;
     }
+    let area = frame.area();
     let [title, body, facts, note, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),

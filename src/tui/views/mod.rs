@@ -16,7 +16,7 @@ pub use training::{CamSet, TrainingState};
 use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, Overlay, Phase, View, Wants};
@@ -28,15 +28,10 @@ pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 
 pub fn draw(frame: &mut Frame, app: &App, wants: &mut Wants) {
-    let area = frame.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let text = format!(
-            "terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{})",
-            area.width, area.height
-        );
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+    if too_small(frame, (MIN_WIDTH, MIN_HEIGHT)) {
         return;
     }
+    let area = frame.area();
     let [tabs, body, status, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
@@ -361,6 +356,37 @@ fn duration(seconds: f64) -> String {
         60..3600 => format!("{}m {:02}s", s / 60, s % 60),
         _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
     }
+}
+
+/// One count of a confusion matrix, with its share of the row when known: green on the
+/// diagonal, red off it when not zero.
+fn confusion_cell(count: usize, share: Option<f64>, correct: bool, theme: &Theme) -> Cell<'static> {
+    let text = match share {
+        Some(f) => format!("{count} ({})", percent(f)),
+        None => count.to_string(),
+    };
+    let style = if correct {
+        theme.good()
+    } else if count > 0 {
+        theme.bad()
+    } else {
+        theme.dim()
+    };
+    Cell::from(text).style(style)
+}
+
+/// Says so and returns true when the terminal is smaller than `width` x `height` cells.
+pub fn too_small(frame: &mut Frame, (width, height): (u16, u16)) -> bool {
+    let area = frame.area();
+    if area.width >= width && area.height >= height {
+        return false;
+    }
+    let text = format!(
+        "terminal too small (need {width}x{height}, have {}x{})",
+        area.width, area.height
+    );
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+    true
 }
 
 fn percent(fraction: f64) -> String {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Cell, LineGauge, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use super::histogram::ScoreChart;
-use super::{bordered, duration, percent};
+use super::{bordered, confusion_cell, duration, percent};
 use crate::events::{AnomalyScores, FitStage};
 use crate::runstate::OneClassFit;
 use crate::tui::app::{App, Phase};
@@ -225,19 +225,8 @@ fn draw_confusion(frame: &mut Frame, area: Rect, app: &App) {
             Cell::from(tested.classes.get(t).cloned().unwrap_or_default()).style(theme.title()),
         )
         .chain(row.iter().enumerate().map(|(p, &count)| {
-            let text = if total > 0 {
-                format!("{count} ({})", percent(count as f64 / total as f64))
-            } else {
-                count.to_string()
-            };
-            let style = if p == t {
-                theme.good()
-            } else if count > 0 {
-                theme.bad()
-            } else {
-                theme.dim()
-            };
-            Cell::from(text).style(style)
+            let share = (total > 0).then(|| count as f64 / total as f64);
+            confusion_cell(count, share, p == t, theme)
         }))
         .collect::<Row>()
     });

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{bordered, draw_picture, percent, tile_grid};
+use super::{bordered, confusion_cell, draw_picture, percent, tile_grid};
 use crate::stats::{self, Confusion};
 use crate::tui::app::{App, Loaded, Wants};
 use crate::tui::images::ImageKey;
@@ -80,20 +80,7 @@ fn draw_matrix(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) 
             row.iter()
                 .zip(fractions)
                 .enumerate()
-                .map(|(p, (&count, fraction))| {
-                    let text = match fraction {
-                        Some(f) => format!("{count} ({})", percent(f)),
-                        None => count.to_string(),
-                    };
-                    let style = if p == t {
-                        theme.good()
-                    } else if count > 0 {
-                        theme.bad()
-                    } else {
-                        theme.dim()
-                    };
-                    Cell::from(text).style(style)
-                }),
+                .map(|(p, (&count, fraction))| confusion_cell(count, fraction, p == t, theme)),
         )
         .collect::<Row>()
     });
