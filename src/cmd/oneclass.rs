@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 
 use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
 use crate::config::Recipe;
+use crate::data::inputs::{FileOutcome, SomeInputsFailed};
 use crate::data::split::Manifest;
 use crate::events::Event;
 use crate::headless::Headless;
@@ -139,12 +140,7 @@ pub fn print_report(r: &OneClassReport) {
         }
     }
     println!("scoring            {:.1} images/s", r.score_images_per_s);
-    if !r.skipped.is_empty() {
-        println!("{} unreadable files skipped:", r.skipped.len());
-        for s in &r.skipped {
-            println!("  {}: {}", s.path.display(), s.reason);
-        }
-    }
+    print!("{}", crate::evaluation::skipped_text(&r.skipped));
 }
 
 /// `crackscope eval` of a one-class model (`model_path`; `run` when given as a run directory).
@@ -168,7 +164,7 @@ pub fn eval(args: &EvalArgs, model_path: &Path, run: Option<&RunDir>) -> Result<
     } else {
         print_report(&report);
     }
-    Ok(())
+    SomeInputsFailed::check_skipped(&report.skipped, report.images)
 }
 
 /// `crackscope predict` with a one-class model: the anomaly score and verdict of every image.
@@ -178,17 +174,22 @@ pub fn predict(args: &PredictArgs, model_path: &Path) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for o in &out {
-            println!(
-                "{}: {} (anomaly score {:.4}, threshold {:.4})",
-                o.path.display(),
-                o.verdict,
-                o.score,
-                o.threshold
-            );
+        for outcome in &out {
+            match outcome {
+                FileOutcome::Done(o) => println!(
+                    "{}: {} (anomaly score {:.4}, threshold {:.4})",
+                    o.path.display(),
+                    o.verdict,
+                    o.score,
+                    o.threshold
+                ),
+                FileOutcome::Failed { path, error } => {
+                    println!("{}: cannot score: {error}", path.display())
+                }
+            }
         }
     }
-    Ok(())
+    SomeInputsFailed::check(&out, "scored")
 }
 
 /// `crackscope gradcam` with a one-class model: the anomaly map takes Grad-CAM's place.

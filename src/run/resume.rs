@@ -13,8 +13,8 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-/// Metadata value marking a resume-state file.
-const FORMAT: &str = "crackscope-resume-1";
+/// Metadata value marking a resume-state file (loading one as a model says what it is).
+const FORMAT: &str = crate::model::RESUME_STATE_FORMAT;
 const MODEL_PREFIX: &str = "model/";
 const OPTIMIZER_PREFIX: &str = "optimizer/";
 
@@ -108,6 +108,7 @@ pub fn read(path: &Path, device: &Device) -> Result<ResumeState> {
         classes,
     };
     let tensors = candle_core::safetensors::load_buffer(&bytes, device).with_context(what)?;
+    crate::model::check_finite(path, &tensors)?;
     let mut model = HashMap::new();
     let mut optimizer = HashMap::new();
     for (key, tensor) in tensors {
@@ -229,5 +230,21 @@ mod tests {
         std::fs::write(&path, b"garbage").unwrap();
         let err = read(&path, &Device::Cpu).err().expect("refused");
         assert!(format!("{err:#}").contains("not a crackscope resume state"));
+    }
+
+    #[test]
+    fn a_state_with_weights_that_are_not_finite_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resume.safetensors");
+        let varmap = model();
+        varmap.data().lock().unwrap()["layer.weight"]
+            .set(&Tensor::new(&[0.5f32, f32::NAN, 1.0], &Device::Cpu).unwrap())
+            .unwrap();
+        write(&path, &progress(3), &varmap, &HashMap::new()).unwrap();
+        let err = format!("{:#}", read(&path, &Device::Cpu).err().expect("refused"));
+        assert!(
+            err.contains("resume.safetensors") && err.contains("model/layer.weight (1 NaN"),
+            "{err}"
+        );
     }
 }
