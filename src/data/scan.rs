@@ -394,6 +394,22 @@ fn has_image_extension(path: &Path) -> bool {
         })
 }
 
+/// The files of `paths` that cannot be read or do not hold a sane image header now, with the
+/// reason (checked in parallel, without decoding pixels).
+pub fn unreadable(paths: &[PathBuf]) -> Vec<Skipped> {
+    let checked: Vec<Option<String>> = paths.par_iter().map(|p| check_file(p).err()).collect();
+    paths
+        .iter()
+        .zip(checked)
+        .filter_map(|(path, reason)| {
+            reason.map(|reason| Skipped {
+                path: path.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
 /// Reads the file once: its blake3 hash if the header is a sane image, else why not.
 fn check_file(path: &Path) -> Result<[u8; 32], String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;

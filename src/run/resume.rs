@@ -17,6 +17,8 @@ use candle_nn::VarMap;
 const FORMAT: &str = crate::model::RESUME_STATE_FORMAT;
 const MODEL_PREFIX: &str = "model/";
 const OPTIMIZER_PREFIX: &str = "optimizer/";
+/// Metadata key of [`Progress::validation_set`].
+const VALIDATION_SET: &str = "validation_set";
 
 /// Where a training stood when the state was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,42 @@ pub struct Progress {
     pub epoch: usize,
     pub best_val_accuracy: Option<f32>,
     pub classes: Vec<String>,
+    /// [`validation_fingerprint`] of the images `best_val_accuracy` was measured on; absent in
+    /// states of older versions.
+    pub validation_set: Option<String>,
+}
+
+/// Names a validation set (its files, in order), so a best accuracy is never compared with one
+/// measured on other images.
+pub fn validation_fingerprint(paths: &[std::path::PathBuf]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for path in paths {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
+/// The refusal of a resume whose split lost files since the run started (the split never
+/// changes silently), naming them and the flag that goes on without them.
+pub fn lost_files_error(resume_command: &str, lost: &[crate::data::scan::Skipped]) -> anyhow::Error {
+    const SHOWN: usize = 10;
+    let mut listed: Vec<String> = lost
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("  {}: {}", s.path.display(), s.reason))
+        .collect();
+    if lost.len() > SHOWN {
+        listed.push(format!("  ... and {} more", lost.len() - SHOWN));
+    }
+    anyhow::anyhow!(
+        "{} files of the run's split are missing or unreadable since it started:\n{}\nA run \
+         keeps its split, so it does not resume without them. Restore them, or go on without \
+         them with `{resume_command} --allow-missing` (they are then listed in skipped.json, \
+         and a smaller validation set starts a new best accuracy)",
+        lost.len(),
+        listed.join("\n")
+    )
 }
 
 /// A resume state read back from disk.
@@ -72,6 +110,9 @@ pub fn write(
     if let Some(best) = progress.best_val_accuracy {
         metadata.insert("best_val_accuracy".to_string(), best.to_string());
     }
+    if let Some(set) = &progress.validation_set {
+        metadata.insert(VALIDATION_SET.to_string(), set.clone());
+    }
     let bytes =
         safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(metadata))
             .with_context(|| format!("cannot serialise the resume state {}", path.display()))?;
@@ -106,6 +147,7 @@ pub fn read(path: &Path, device: &Device) -> Result<ResumeState> {
         epoch: number("epoch")?,
         best_val_accuracy: meta.get("best_val_accuracy").and_then(|v| v.parse().ok()),
         classes,
+        validation_set: meta.get(VALIDATION_SET).cloned(),
     };
     let tensors = candle_core::safetensors::load_buffer(&bytes, device).with_context(what)?;
     crate::model::check_finite(path, &tensors)?;
@@ -176,6 +218,7 @@ mod tests {
             epoch: 2,
             best_val_accuracy: Some(0.75),
             classes: vec!["a".into(), "b".into()],
+            validation_set: Some("0123456789abcdef".into()),
         }
     }
 
