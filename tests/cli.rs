@@ -291,7 +291,9 @@ fn watch_on_an_unreadable_run_names_what_it_cannot_read() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        said.contains("cannot read") && said.contains("config.toml") && !said.contains("no config.toml"),
+        said.contains("cannot read")
+            && said.contains("config.toml")
+            && !said.contains("no config.toml"),
         "{said}"
     );
     // A folder without one is still neither a run nor a scan.
@@ -318,5 +320,10 @@ fn a_bad_command_line_exits_with_code_2() {
     let out = run(&["train", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = run(&["train", "--allow-missing"]);
-    assert_eq!(out.status.code(), Some(2), "--allow-missing needs --resume: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--allow-missing needs --resume: {}",
+        text(&out)
+    );
 }

@@ -128,8 +128,8 @@ fn predict_reports_every_good_file_and_each_bad_one_with_its_reason() {
         assert_eq!(row["path"], file.to_str().unwrap());
     }
     assert!(rows[0]["label"].is_string() && rows[4]["label"].is_string());
-    for bad in 1..4 {
-        assert!(rows[bad]["error"].is_string() && rows[bad]["label"].is_null());
+    for bad in &rows[1..4] {
+        assert!(bad["error"].is_string() && bad["label"].is_null(), "{bad}");
     }
 }
 

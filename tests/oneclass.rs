@@ -258,8 +258,17 @@ fn flags_that_do_not_apply_to_a_one_class_model_are_refused() {
     let run_dir = dir.path().join("run");
     let run_s = run_dir.to_str().unwrap();
     ok(&run(&[
-        "train", "--one-class", "--data", &data, "--weights", &weights, "--split",
-        "0.5,0.25,0.25", "--run", run_s, "--headless",
+        "train",
+        "--one-class",
+        "--data",
+        &data,
+        "--weights",
+        &weights,
+        "--split",
+        "0.5,0.25,0.25",
+        "--run",
+        run_s,
+        "--headless",
     ]));
     let image = Path::new(&data).join("Positive").join("00000.jpg");
     let image = if image.is_file() {
@@ -283,10 +292,22 @@ fn flags_that_do_not_apply_to_a_one_class_model_are_refused() {
         }
         said
     };
-    let said = refused(&["train", "--resume", run_s, "--headless"], &["one-class run"]);
+    let said = refused(
+        &["train", "--resume", run_s, "--headless"],
+        &["one-class run"],
+    );
     assert!(said.contains("--one-class"), "{said}");
     refused(
-        &["gradcam", "--model", run_s, &image, "--method", "gradcam++", "--out", run_s],
+        &[
+            "gradcam",
+            "--model",
+            run_s,
+            &image,
+            "--method",
+            "gradcam++",
+            "--out",
+            run_s,
+        ],
         &["--method does not apply", "anomaly map"],
     );
     refused(

@@ -476,7 +476,11 @@ fn a_checkpoint_that_cannot_be_written_names_the_file_and_the_last_good_one() {
     // last.safetensors was never written at iteration 6: the message must not offer it; and the
     // error is printed once, not by the progress printer and again by the command.
     assert!(!said.contains("model in"), "{said}");
-    assert_eq!(said.matches("checkpoint at iteration 6 failed").count(), 1, "{said}");
+    assert_eq!(
+        said.matches("checkpoint at iteration 6 failed").count(),
+        1,
+        "{said}"
+    );
     // ... and it is loadable.
     assert_eq!(resume_iteration(&run_dir), 6);
     assert!(
@@ -526,7 +530,12 @@ fn last_started(run_dir: &Path) -> serde_json::Value {
 }
 
 fn sum(value: &serde_json::Value) -> u64 {
-    value.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
 }
 
 #[test]
@@ -551,7 +560,11 @@ fn a_resumed_run_keeps_its_split_and_names_the_files_it_lost() {
     let started = Instant::now();
     while count(&events(&run_dir), "checkpoint") < 2 {
         assert!(child.try_wait().unwrap().is_none(), "{}", said(&out));
-        assert!(started.elapsed() < Duration::from_secs(300), "{}", said(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{}",
+            said(&out)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Half the training images of each class, two validation and one test image go away while
@@ -559,10 +572,22 @@ fn a_resumed_run_keeps_its_split_and_names_the_files_it_lost() {
     let train = split_files(&run_dir, "train");
     let mut lost: Vec<PathBuf> = Vec::new();
     for label in 0..2 {
-        let of_class: Vec<&PathBuf> = train.iter().filter(|f| f.1 == label).map(|f| &f.0).collect();
-        lost.extend(of_class[..of_class.len() / 2].iter().map(|p| p.to_path_buf()));
+        let of_class: Vec<&PathBuf> = train
+            .iter()
+            .filter(|f| f.1 == label)
+            .map(|f| &f.0)
+            .collect();
+        lost.extend(
+            of_class[..of_class.len() / 2]
+                .iter()
+                .map(|p| p.to_path_buf()),
+        );
     }
-    lost.extend(split_files(&run_dir, "val")[..2].iter().map(|f| f.0.clone()));
+    lost.extend(
+        split_files(&run_dir, "val")[..2]
+            .iter()
+            .map(|f| f.0.clone()),
+    );
     lost.push(split_files(&run_dir, "test")[0].0.clone());
     for path in &lost {
         std::fs::remove_file(path).unwrap();
@@ -593,19 +618,27 @@ fn a_resumed_run_keeps_its_split_and_names_the_files_it_lost() {
     let said_now = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{said_now}");
     assert!(
-        said_now.contains(&format!("{} files of the run's split are missing", lost.len()))
-            && said_now.contains(lost[0].to_str().unwrap())
+        said_now.contains(&format!(
+            "{} files of the run's split are missing",
+            lost.len()
+        )) && said_now.contains(lost[0].to_str().unwrap())
             && said_now.contains("--allow-missing"),
         "{said_now}"
     );
-    assert_eq!(std::fs::read(run_dir.join("skipped.json")).unwrap(), skipped_before);
+    assert_eq!(
+        std::fs::read(run_dir.join("skipped.json")).unwrap(),
+        skipped_before
+    );
     assert_eq!(resume_iteration(&run_dir), checkpointed);
 
     // Asked to, it goes on without them: smaller sets, a new best, the lost files listed.
     let per_epoch = 12 / 8;
     let epochs = (checkpointed / per_epoch + 1).to_string();
     let all = ok(&resume(&["--allow-missing", "--epochs", &epochs]));
-    assert!(all.contains(&format!("going on without {} files", lost.len())), "{all}");
+    assert!(
+        all.contains(&format!("going on without {} files", lost.len())),
+        "{all}"
+    );
     assert!(all.contains("starts a new best"), "{all}");
     let start = last_started(&run_dir);
     assert_eq!(start["train_per_class"], serde_json::json!([6, 6]), "{all}");
@@ -638,7 +671,10 @@ fn a_resumed_run_keeps_its_split_and_names_the_files_it_lost() {
     let epochs = (checkpointed / per_epoch + 2).to_string();
     let all = ok(&resume(&["--epochs", &epochs]));
     assert!(!all.contains("new best"), "{all}");
-    assert_eq!(last_started(&run_dir)["train_per_class"], serde_json::json!([6, 6]));
+    assert_eq!(
+        last_started(&run_dir)["train_per_class"],
+        serde_json::json!([6, 6])
+    );
 }
 
 #[test]
@@ -675,7 +711,10 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
         )
     };
     let all = ok(&resume("1"));
-    assert!(all.contains("no checkpoint yet") && all.contains("iteration 0"), "{all}");
+    assert!(
+        all.contains("no checkpoint yet") && all.contains("iteration 0"),
+        "{all}"
+    );
     let finished = events(&run_dir)
         .into_iter()
         .rfind(|e| e["event"] == "finished")

@@ -51,7 +51,10 @@ impl RunDir {
         // for a file that is there.
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => bail!("{} is not a run directory (not a directory)", path.display()),
+            Ok(_) => bail!(
+                "{} is not a run directory (not a directory)",
+                path.display()
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
                 "{} is not a run directory (no such directory)",
                 path.display()

@@ -47,7 +47,10 @@ pub fn validation_fingerprint(paths: &[std::path::PathBuf]) -> String {
 
 /// The refusal of a resume whose split lost files since the run started (the split never
 /// changes silently), naming them and the flag that goes on without them.
-pub fn lost_files_error(resume_command: &str, lost: &[crate::data::scan::Skipped]) -> anyhow::Error {
+pub fn lost_files_error(
+    resume_command: &str,
+    lost: &[crate::data::scan::Skipped],
+) -> anyhow::Error {
     const SHOWN: usize = 10;
     let mut listed: Vec<String> = lost
         .iter()
