@@ -157,12 +157,16 @@ pub(crate) fn fetch_with(
     }
     let partial = dir.join(format!(".{name}.partial"));
     let resumed = file_len(&partial) > 0;
-    let mut result = download_checked(url, &partial, &name, progress, transfer);
-    if result.is_err() && resumed && !partial.exists() {
-        // The bytes an earlier fetch left may have been of another version of the file: fetch
-        // it whole once before giving up.
-        result = download_checked(url, &partial, &name, progress, transfer);
-    }
+    let result = download(url, &partial, progress, transfer).and_then(|()| {
+        match checked(&partial, &name) {
+            // The bytes an earlier fetch left may have been of another version of the file:
+            // fetch it whole once before giving up.
+            Err(_) if resumed => {
+                download(url, &partial, progress, transfer).and_then(|()| checked(&partial, &name))
+            }
+            other => other,
+        }
+    });
     if let Err(e) = result {
         let kept = file_len(&partial);
         let note = if kept > 0 {
@@ -186,15 +190,8 @@ pub(crate) fn fetch_with(
     Ok(path)
 }
 
-/// [`download`], then [`verify`]; a download that fails its check is removed.
-fn download_checked(
-    url: &str,
-    partial: &Path,
-    name: &str,
-    progress: bool,
-    transfer: &Transfer,
-) -> Result<()> {
-    download(url, partial, progress, transfer)?;
+/// [`verify`]; a download that fails its check is removed.
+fn checked(partial: &Path, name: &str) -> Result<()> {
     verify(partial, name).inspect_err(|_| {
         let _ = std::fs::remove_file(partial);
     })

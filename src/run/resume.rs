@@ -13,6 +13,8 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
+use crate::data::scan::Skipped;
+
 /// Metadata value marking a resume-state file (loading one as a model says what it is).
 const FORMAT: &str = crate::model::RESUME_STATE_FORMAT;
 const MODEL_PREFIX: &str = "model/";
@@ -45,12 +47,28 @@ pub fn validation_fingerprint(paths: &[std::path::PathBuf]) -> String {
     hasher.finalize().to_hex()[..16].to_string()
 }
 
+/// The files of a resumed run's split (`manifest`, less what was left out at its start) that
+/// cannot be read any more: those its training and validation sets could not decode (`failed`)
+/// and the test files that fail a check now (the test split is read only at the end). A run keeps
+/// its split, so any such file refuses the resume, naming them, unless `allow_missing`.
+pub fn lost_since_start(
+    run: &super::RunDir,
+    manifest: &crate::data::split::Manifest,
+    mut failed: Vec<Skipped>,
+    allow_missing: bool,
+) -> Result<Vec<Skipped>> {
+    let test: Vec<std::path::PathBuf> =
+        manifest.test.iter().map(|e| manifest.absolute(e)).collect();
+    failed.extend(crate::data::scan::unreadable(&test));
+    if !failed.is_empty() && !allow_missing {
+        return Err(lost_files_error(&run.resume_command(), &failed));
+    }
+    Ok(failed)
+}
+
 /// The refusal of a resume whose split lost files since the run started (the split never
 /// changes silently), naming them and the flag that goes on without them.
-pub fn lost_files_error(
-    resume_command: &str,
-    lost: &[crate::data::scan::Skipped],
-) -> anyhow::Error {
+fn lost_files_error(resume_command: &str, lost: &[Skipped]) -> anyhow::Error {
     const SHOWN: usize = 10;
     let mut listed: Vec<String> = lost
         .iter()

@@ -224,22 +224,15 @@ fn build_job(
     failed.extend(val_set.skipped.iter().cloned());
     let mut test = manifest.test.clone();
     if let Split::Resumed { allow_missing, .. } = split {
-        // The test split is read only at the end: check now that it is whole.
-        let test_paths: Vec<PathBuf> = test.iter().map(|e| manifest.absolute(e)).collect();
-        let gone = crate::data::scan::unreadable(&test_paths);
-        failed.extend(gone.iter().cloned());
+        failed = resume::lost_since_start(&run, &manifest, failed, allow_missing)?;
         if !failed.is_empty() {
-            if !allow_missing {
-                return Err(resume::lost_files_error(&run.resume_command(), &failed));
-            }
             notices.push(format!(
                 "going on without {} files missing or unreadable since the run started (listed in {})",
                 failed.len(),
                 run.skipped().display()
             ));
-            let gone: std::collections::HashSet<PathBuf> =
-                gone.into_iter().map(|s| s.path).collect();
-            test.retain(|e| !gone.contains(&manifest.absolute(e)));
+            let lost = failed.iter().map(|s| s.path.clone()).collect();
+            test = manifest.without(&lost).test;
         }
     }
     skipped.extend(failed);
