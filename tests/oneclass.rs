@@ -26,6 +26,23 @@ fn synth(dir: &Path, per_class: usize) -> String {
     data.display().to_string()
 }
 
+/// `train --one-class` on half of `data` into `run_dir`, headless; what it printed.
+fn fit(data: &str, weights: &str, run_dir: &str) -> String {
+    ok(&run(&[
+        "train",
+        "--one-class",
+        "--data",
+        data,
+        "--weights",
+        weights,
+        "--split",
+        "0.5,0.25,0.25",
+        "--run",
+        run_dir,
+        "--headless",
+    ]))
+}
+
 #[test]
 fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     let Some(weights) = weights() else { return };
@@ -33,19 +50,7 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     let data = synth(dir.path(), 40);
     let run_dir = dir.path().join("run");
     let run_s = run_dir.to_str().unwrap();
-    let out = ok(&run(&[
-        "train",
-        "--one-class",
-        "--data",
-        &data,
-        "--weights",
-        &weights,
-        "--split",
-        "0.5,0.25,0.25",
-        "--run",
-        run_s,
-        "--headless",
-    ]));
+    let out = fit(&data, &weights, run_s);
     assert!(out.contains("AUROC"), "{out}");
     // The fit also chooses the threshold scans read windows against, keeps it in the file and
     // reports it.
@@ -257,19 +262,7 @@ fn flags_that_do_not_apply_to_a_one_class_model_are_refused() {
     let data = synth(dir.path(), 8);
     let run_dir = dir.path().join("run");
     let run_s = run_dir.to_str().unwrap();
-    ok(&run(&[
-        "train",
-        "--one-class",
-        "--data",
-        &data,
-        "--weights",
-        &weights,
-        "--split",
-        "0.5,0.25,0.25",
-        "--run",
-        run_s,
-        "--headless",
-    ]));
+    fit(&data, &weights, run_s);
     let image = Path::new(&data).join("Positive").join("00000.jpg");
     let image = if image.is_file() {
         image.display().to_string()

@@ -619,15 +619,27 @@ mod tests {
         let _ = stream.write_all(&body[start..end]);
     }
 
-    /// Runs `f` on a thread and fails the test if it takes longer than `limit` (the fetches
-    /// before these limits existed never ended on an endless body).
-    fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    /// A server that answers one connection with `head` and then bytes for as long as the
+    /// client reads them.
+    fn endless(head: &'static [u8]) -> String {
+        serve_with(1, move |_, _, stream| {
+            let _ = stream.write_all(head);
+            let chunk = vec![7u8; 1 << 16];
+            while stream.write_all(&chunk).is_ok() {}
+        })
+        .0
+    }
+
+    /// The error of a [`fetch`] of `url` into `dir`, failing the test if it takes longer than a
+    /// minute (the fetches before the size cap never ended on an endless body).
+    fn fetch_error(url: &str, dir: &Path) -> String {
+        let (url, dir) = (url.to_string(), dir.to_path_buf());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(f());
+            let _ = tx.send(format!("{:#}", fetch(&url, &dir, false).unwrap_err()));
         });
-        rx.recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("the fetch did not end within {limit:?}"))
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the fetch did not end within a minute")
     }
 
     fn quick(max_bytes: u64) -> Transfer {
@@ -637,6 +649,14 @@ mod tests {
             max_bytes,
             attempts: ATTEMPTS,
         }
+    }
+
+    fn assert_nothing_kept(dir: &Path) {
+        assert!(
+            listing(dir).is_empty(),
+            "left in the cache: {:?}",
+            listing(dir)
+        );
     }
 
     fn payload() -> (Vec<u8>, String) {
@@ -692,11 +712,7 @@ mod tests {
             text.contains(&hash) && text.contains(&wrong) && text.contains("nothing was kept"),
             "{text}"
         );
-        assert!(
-            listing(cache.path()).is_empty(),
-            "{:?}",
-            listing(cache.path())
-        );
+        assert_nothing_kept(cache.path());
     }
 
     #[test]
@@ -713,11 +729,7 @@ mod tests {
             text.contains("broke off") || text.contains("cannot download"),
             "{text}"
         );
-        assert!(
-            listing(cache.path()).is_empty(),
-            "{:?}",
-            listing(cache.path())
-        );
+        assert_nothing_kept(cache.path());
         // Nothing listens any more: still an error, still nothing kept.
         assert!(fetch(&url, cache.path(), false).is_err());
         assert!(listing(cache.path()).is_empty());
@@ -743,45 +755,31 @@ mod tests {
 
     #[test]
     fn an_endless_body_is_cut_at_the_size_cap_and_nothing_is_kept() {
-        let (address, _) = serve_with(1, |_, _, stream| {
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-            let chunk = vec![7u8; 1 << 16];
-            while stream.write_all(&chunk).is_ok() {}
-        });
-        let url = format!("{address}/squeezenet1_1-0123abcd.pth");
+        let address = endless(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
         let cache = tempfile::tempdir().unwrap();
-        let dir = cache.path().to_path_buf();
-        let text = within(Duration::from_secs(60), move || {
-            format!("{:#}", fetch(&url, &dir, false).unwrap_err())
-        });
+        let text = fetch_error(
+            &format!("{address}/squeezenet1_1-0123abcd.pth"),
+            cache.path(),
+        );
         assert!(
             text.contains(&format!("more than {MAX_UNKNOWN_BYTES} bytes"))
                 && text.contains("nothing was kept"),
             "{text}"
         );
-        assert!(
-            listing(cache.path()).is_empty(),
-            "{:?}",
-            listing(cache.path())
-        );
+        assert_nothing_kept(cache.path());
     }
 
     #[test]
     fn a_huge_announced_length_is_refused_before_writing() {
-        let (address, _) = serve_with(1, |_, _, stream| {
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\nConnection: close\r\n\r\n",
-            );
-            let chunk = vec![7u8; 1 << 16];
-            while stream.write_all(&chunk).is_ok() {}
-        });
+        let address = endless(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\nConnection: close\r\n\r\n",
+        );
         // The known ImageNet name: its own, much smaller cap applies.
-        let url = format!("{address}/squeezenet1_1-b8a52dc0.pth");
         let cache = tempfile::tempdir().unwrap();
-        let dir = cache.path().to_path_buf();
-        let text = within(Duration::from_secs(60), move || {
-            format!("{:#}", fetch(&url, &dir, false).unwrap_err())
-        });
+        let text = fetch_error(
+            &format!("{address}/squeezenet1_1-b8a52dc0.pth"),
+            cache.path(),
+        );
         let cap = Transfer::for_name("squeezenet1_1-b8a52dc0.pth").max_bytes;
         assert!(cap < 6_000_000, "{cap}");
         assert!(
@@ -790,11 +788,7 @@ mod tests {
                 && text.contains("before writing"),
             "{text}"
         );
-        assert!(
-            listing(cache.path()).is_empty(),
-            "{:?}",
-            listing(cache.path())
-        );
+        assert_nothing_kept(cache.path());
     }
 
     #[test]
@@ -855,11 +849,7 @@ mod tests {
             started.elapsed()
         );
         assert!(text.contains("no data for 1 s after 1000 bytes"), "{text}");
-        assert!(
-            listing(cache.path()).is_empty(),
-            "{:?}",
-            listing(cache.path())
-        );
+        assert_nothing_kept(cache.path());
     }
 
     #[test]
