@@ -192,6 +192,11 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, with the same split.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
+    /// With --resume: go on without the files of the split that went missing or unreadable since
+    /// the run started (they are refused otherwise); the validation set then changes, so a new
+    /// best accuracy starts.
+    #[arg(long, requires = "resume")]
+    pub allow_missing: bool,
     /// Learn from normal images only (needs --weights): fit a memory bank of ImageNet features on
     /// the normal class's training images; the other classes serve validation and test only.
     #[arg(long)]

@@ -194,10 +194,8 @@ impl Headless {
                     format_duration(*elapsed_s)
                 ));
             }
-            Event::Failed { message } => {
-                self.bar.abandon();
-                let _ = writeln!(std::io::stderr(), "error: {message}");
-            }
+            // The training's error reaches the command, which prints it once.
+            Event::Failed { .. } => self.bar.abandon(),
         }
     }
 }

@@ -61,7 +61,7 @@ pub use checkpoint::{
 pub use init::init_backbone;
 pub use squeezenet::{init_head, SqueezeNet, CAM_LAYERS, HEAD_BIAS, HEAD_WEIGHT};
 pub use summary::{summary, LayerSummary};
-pub use weights::load_torchvision;
+pub use weights::{check_finite, load_torchvision, RESUME_STATE_FORMAT};
 
 #[cfg(test)]
 mod profile;
