@@ -103,30 +103,53 @@ impl Bank {
 /// `out[i * bn + j] = q_i . b_j` for row-major `q` (qn x dim) and `b` (bn x dim).
 fn dot_products(q: &[f32], b: &[f32], dim: usize, out: &mut [f32]) {
     let (qn, bn) = (q.len() / dim, b.len() / dim);
-    assert_eq!(out.len(), qn * bn);
-    // SAFETY: the strides describe `q` (qn x dim, row-major), `b` read as its transpose
-    // (dim x bn) and `out` (qn x bn, row-major), all within the slices' lengths as asserted.
+    matmul((qn, dim, bn), q, b, true, out, false);
+}
+
+/// `out = a x b` for row-major `a` (m x k) and `b` (k x n), or `a x b^T` for row-major `b`
+/// (n x k) when `b_transposed`: the engine's gemm, on rayon's threads when `parallel`.
+pub(crate) fn matmul(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    b_transposed: bool,
+    out: &mut [f32],
+    parallel: bool,
+) {
+    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n);
+    let (b_col, b_row) = if b_transposed {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `a` is m x k with row stride k, `b` read as k x n with the strides chosen above,
+    // `out` m x n with row stride n; the assertion keeps every index inside the slices.
     unsafe {
         gemm::gemm(
-            qn,
-            bn,
-            dim,
+            m,
+            n,
+            k,
             out.as_mut_ptr(),
             1,
-            bn as isize,
+            n as isize,
             false,
-            q.as_ptr(),
+            a.as_ptr(),
             1,
-            dim as isize,
+            k as isize,
             b.as_ptr(),
-            dim as isize,
-            1,
+            b_col,
+            b_row,
             0.0,
             1.0,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }
@@ -232,36 +255,13 @@ fn project(features: &[f32], dim: usize, pdim: usize, rng: &mut ChaCha8Rng) -> V
         .zip(features.par_chunks(QUERY_BLOCK * dim))
         .for_each(|(out, rows)| {
             let n = rows.len() / dim;
-            // SAFETY: `rows` is n x dim, `matrix` dim x pdim and `out` n x pdim, all row-major.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    pdim,
-                    dim,
-                    out.as_mut_ptr(),
-                    1,
-                    pdim as isize,
-                    false,
-                    rows.as_ptr(),
-                    1,
-                    dim as isize,
-                    matrix.as_ptr(),
-                    1,
-                    pdim as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            matmul((n, dim, pdim), rows, &matrix, false, out, false);
         });
     out
 }
 
 /// A standard normal draw (Box-Muller).
-fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
+pub(crate) fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
     let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
     let u2: f64 = rng.random();
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32

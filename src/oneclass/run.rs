@@ -27,7 +27,7 @@ use crate::oneclass::map::draw_over;
 use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
 use crate::oneclass::predictions::{self, ScoredRow};
 use crate::oneclass::threshold::{self, Threshold};
-use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
+use crate::oneclass::{model_file, normal_class, ranking, OneClassModel};
 use crate::run::{NewRun, RunDir};
 use crate::runlog::RunLog;
 
@@ -132,11 +132,7 @@ pub fn fit_run(
         );
     }
 
-    let settings = Settings {
-        input_size: size,
-        seed: recipe.train.seed,
-        ..Settings::default()
-    };
+    let settings = recipe.oneclass.settings(size, recipe.train.seed);
     let extractor = Extractor::imagenet(&recipe.train.weights, settings)?;
     let per_class = |entries: &[Entry]| {
         let mut counts = vec![0; manifest.classes.len()];
