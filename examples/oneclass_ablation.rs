@@ -75,6 +75,8 @@ struct Args {
     split: [f64; 3],
     split_seed: u64,
     axes: Vec<String>,
+    /// Row labels left out (rows already measured).
+    skip: Vec<String>,
     max_eval: Option<usize>,
     base: Settings,
 }
@@ -87,6 +89,7 @@ fn parse_args() -> Result<Args> {
     let mut split = [0.25, 0.2, 0.3];
     let mut split_seed = 0;
     let mut axes = Vec::new();
+    let mut skip = Vec::new();
     let mut max_eval = None;
     let mut base = Settings::default();
     while let Some(flag) = args.next() {
@@ -108,6 +111,7 @@ fn parse_args() -> Result<Args> {
             }
             "--split-seed" => split_seed = value()?.parse()?,
             "--axis" => axes.push(value()?),
+            "--skip" => skip.push(value()?),
             "--max-eval" => max_eval = Some(value()?.parse()?),
             // The base settings every row changes one thing of (default: the built-in defaults).
             "--base-values" => base.values = value()?.parse().map_err(anyhow::Error::msg)?,
@@ -132,6 +136,7 @@ fn parse_args() -> Result<Args> {
         split,
         split_seed,
         axes,
+        skip,
         max_eval,
         base,
     })
@@ -150,10 +155,14 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
         }
     };
     let mut rows = vec![row("base", "base".into(), &|_| {})];
+    // Random banks from all patches, as PatchCore-lite draws its bank (a greedy coreset's
+    // selection grows with bank x candidates: see the sampling rows for what it buys).
     for bank in [1024, 2048, 4096, 8192, 16384, 32768] {
-        rows.push(row("bank", format!("bank {bank}"), &|s| {
+        rows.push(row("bank", format!("bank {bank} (random)"), &|s| {
             s.max_bank = bank;
             s.coreset_ratio = 1.0;
+            s.max_candidates = usize::MAX;
+            s.sampling = Sampling::Random;
         }));
     }
     rows.push(row("bank-all", "bank: all patches".into(), &|s| {
@@ -163,9 +172,13 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
         s.sampling = Sampling::Random;
     }));
     for candidates in [10_000, 40_000, 160_000] {
-        rows.push(row("candidates", format!("candidates {candidates}"), &|s| {
-            s.max_candidates = candidates;
-        }));
+        rows.push(row(
+            "candidates",
+            format!("candidates {candidates}"),
+            &|s| {
+                s.max_candidates = candidates;
+            },
+        ));
     }
     for values in [
         PatchValues::Means(32),
@@ -175,7 +188,9 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
         PatchValues::Projection(64),
         PatchValues::Projection(128),
     ] {
-        rows.push(row("values", format!("values {values}"), &|s| s.values = values));
+        rows.push(row("values", format!("values {values}"), &|s| {
+            s.values = values
+        }));
     }
     for layers in [
         &["fire5-concat"][..],
@@ -184,9 +199,13 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
         &["fire4-concat", "fire5-concat"],
         &["fire5-concat", "fire7-concat"],
     ] {
-        rows.push(row("layers", format!("layers {}", layers.join("+")), &|s| {
-            s.layers = layers.iter().map(|l| l.to_string()).collect();
-        }));
+        rows.push(row(
+            "layers",
+            format!("layers {}", layers.join("+")),
+            &|s| {
+                s.layers = layers.iter().map(|l| l.to_string()).collect();
+            },
+        ));
     }
     for neighbourhood in [1, 3, 5] {
         rows.push(row(
@@ -195,15 +214,44 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
             &|s| s.neighbourhood = neighbourhood,
         ));
     }
-    for sampling in [Sampling::Coreset, Sampling::Random] {
-        rows.push(row("sampling", format!("sampling {sampling:?}"), &|s| {
-            s.sampling = sampling;
-        }));
+    for bank in [1024, 4096] {
+        for sampling in [Sampling::Coreset, Sampling::Random] {
+            let name = format!("{sampling:?}").to_lowercase();
+            rows.push(row("sampling", format!("{name} bank {bank}"), &|s| {
+                s.sampling = sampling;
+                s.max_bank = bank;
+                s.coreset_ratio = 1.0;
+            }));
+        }
     }
     for images in [62, 125, 250, 500, 1000] {
         let mut r = row("normal-images", format!("{images} normal images"), &|_| {});
         r.normal_images = images;
         rows.push(r);
+    }
+    // Several changes at once: every channel of fire5 alone (PatchCore-lite's features) or of
+    // fire3 + fire5, with larger banks.
+    for layers in [&["fire5-concat"][..], &["fire3-concat", "fire5-concat"]] {
+        for (sampling, bank) in [
+            (Sampling::Coreset, 4096),
+            (Sampling::Coreset, 8192),
+            (Sampling::Random, 4096),
+            (Sampling::Random, 8192),
+            (Sampling::Random, 16384),
+        ] {
+            let name = format!("{sampling:?}").to_lowercase();
+            let label = format!("{} all, {name} bank {bank}", layers.join("+"));
+            rows.push(row("combined", label, &|s| {
+                s.layers = layers.iter().map(|l| l.to_string()).collect();
+                s.values = PatchValues::All;
+                s.sampling = sampling;
+                s.max_bank = bank;
+                s.coreset_ratio = 1.0;
+                if sampling == Sampling::Random {
+                    s.max_candidates = usize::MAX;
+                }
+            }));
+        }
     }
     rows
 }
@@ -254,6 +302,7 @@ fn main() -> Result<()> {
     if !args.axes.is_empty() {
         all_rows.retain(|r| args.axes.iter().any(|a| a == r.axis));
     }
+    all_rows.retain(|r| !args.skip.contains(&r.label));
     let most_images = all_rows.iter().map(|r| r.normal_images).max().unwrap_or(0);
     let fit_set = decode_all(&fit_paths[..most_images.min(fit_paths.len())], size);
     let fit_images = in_memory(&fit_set.images)?;
@@ -264,14 +313,21 @@ fn main() -> Result<()> {
             labelled.shuffle(&mut ChaCha8Rng::seed_from_u64(args.split_seed + 1));
             let (mut normals, mut others) = (0, 0);
             labelled.retain(|(_, l)| {
-                let count = if *l == normal { &mut normals } else { &mut others };
+                let count = if *l == normal {
+                    &mut normals
+                } else {
+                    &mut others
+                };
                 *count += 1;
                 *count <= max / 2
             });
         }
         let set = decode_all(&labelled, size);
         if !set.skipped.is_empty() {
-            bail!("{} unreadable images in the {name} split", set.skipped.len());
+            bail!(
+                "{} unreadable images in the {name} split",
+                set.skipped.len()
+            );
         }
         let anomalous = set.labels.iter().map(|&l| l != normal).collect();
         Ok((in_memory(&set.images)?.to_vec(), anomalous))
@@ -331,7 +387,8 @@ fn main() -> Result<()> {
         let images = (choice.0.len() + report.0.len()) as f64;
         for (i, row) in group.iter().enumerate() {
             let (bank, fit_s, candidates, n) = &banks[i];
-            let seconds = choice_s.features + report_s.features + choice_s.search[i] + report_s.search[i];
+            let seconds =
+                choice_s.features + report_s.features + choice_s.search[i] + report_s.search[i];
             let m = Measured {
                 axis: row.axis.into(),
                 label: row.label.clone(),
@@ -352,7 +409,12 @@ fn main() -> Result<()> {
             };
             eprintln!(
                 "  {}: choice AUROC {:.4} AP {:.4}, report AUROC {:.4} AP {:.4}, {:.1} images/s",
-                m.label, m.choice_auroc, m.choice_ap, m.report_auroc, m.report_ap, m.score_images_per_s
+                m.label,
+                m.choice_auroc,
+                m.choice_ap,
+                m.report_auroc,
+                m.report_ap,
+                m.score_images_per_s
             );
             writeln!(jsonl, "{}", serde_json::to_string(&m)?)?;
             measured.push(m);

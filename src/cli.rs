@@ -209,7 +209,12 @@ pub struct TrainArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct OneClassArgs {
     /// Feature layers for --one-class, one or two in network order [recipe: oneclass.layers]
-    #[arg(long, value_delimiter = ',', value_name = "LAYER,...", requires = "one_class")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LAYER,...",
+        requires = "one_class"
+    )]
     pub layers: Option<Vec<String>>,
     /// Values per layer for --one-class: all, mean:N or projection:N [recipe: oneclass.values]
     #[arg(long, requires = "one_class")]

@@ -646,6 +646,43 @@ mod tests {
     }
 
     #[test]
+    fn oneclass_keys_reach_the_settings_and_flags_override_them() {
+        let mut r = Recipe::from_toml(
+            "[oneclass]\nlayers = [\"fire5-concat\"]\nvalues = \"projection:48\"\nbank = 900\nsampling = \"random\"\n",
+            "oc.toml",
+        )
+        .unwrap();
+        let s = r.oneclass.settings(227, 5);
+        assert_eq!(s.layers, ["fire5-concat"]);
+        assert_eq!(s.values, PatchValues::Projection(48));
+        assert_eq!((s.max_bank, s.sampling, s.seed), (900, Sampling::Random, 5));
+        assert_eq!(s.neighbourhood, Settings::default().neighbourhood);
+        r.oneclass.apply(&OneClassOverrides {
+            values: Some(PatchValues::All),
+            neighbourhood: Some(5),
+            ..Default::default()
+        });
+        assert_eq!(r.oneclass.values, PatchValues::All);
+        assert_eq!(r.oneclass.neighbourhood, 5);
+        assert_eq!(Recipe::from_toml(&r.to_toml(), "again").unwrap(), r);
+        // The built-in recipe gives the built-in settings.
+        let default = Recipe::default().oneclass.settings(227, 0);
+        assert_eq!(default, Settings::default());
+        for (bad, expected) in [
+            ("[oneclass]\nvalues = \"median:3\"\n", "mean:N"),
+            ("[oneclass]\nneighbourhood = 4\n", "odd"),
+            (
+                "[oneclass]\nlayers = [\"fire5-concat\", \"fire3-concat\"]\n",
+                "network order",
+            ),
+            ("[oneclass]\nsampling = \"best\"\n", "sampling"),
+        ] {
+            let msg = format!("{:#}", Recipe::from_toml(bad, "bad.toml").unwrap_err());
+            assert!(msg.contains("bad.toml") && msg.contains(expected), "{msg}");
+        }
+    }
+
+    #[test]
     fn partial_file_keeps_defaults_and_flags_override_it() {
         let mut r = Recipe::from_toml("[train]\nepochs = 2\n", "mine.toml").unwrap();
         assert_eq!(r.train.epochs, 2);

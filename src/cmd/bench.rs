@@ -368,8 +368,10 @@ fn oneclass_images_per_s(batch: usize, size: u32, reps: usize) -> Result<(f64, f
         None,
     )?;
     model::init_backbone(&varmap, 0)?;
+    // The bank at its largest (`max_bank`), as from thousands of images: the ratio's cap is off.
     let settings = crate::oneclass::Settings {
         input_size: size,
+        coreset_ratio: 1.0,
         ..Default::default()
     };
     let extractor = Extractor::new(model, varmap, settings)?;

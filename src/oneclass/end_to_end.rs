@@ -81,6 +81,49 @@ fn fitting_is_deterministic_per_seed_and_bounded() {
     assert!(err.to_string().contains("at least 2"), "{err}");
 }
 
+/// At the default settings (at 96 px, so that the test is quick): the same images and seed give
+/// the same bank on any number of threads, and their scores agree with a brute-force search.
+#[test]
+fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
+    let Some(weights) = imagenet_weights() else {
+        return;
+    };
+    let settings = Settings {
+        input_size: 96,
+        ..Settings::default()
+    };
+    let images = synthetic(24, false, 0, 96);
+    let fit = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let extractor = Extractor::imagenet(&weights, settings.clone()).unwrap();
+            fit_bank(&extractor, &images, &mut |_| {}).unwrap()
+        })
+    };
+    let one = fit(1);
+    assert_eq!(one, fit(3), "the bank depends on the thread count");
+    assert_eq!(one, fit(2));
+    let extractor = Extractor::imagenet(&weights, settings.clone()).unwrap();
+    let patches = 24 * extractor.grid() * extractor.grid();
+    assert_eq!(
+        one.len(),
+        super::bank::coreset_size(patches, settings.coreset_ratio, settings.max_bank)
+            .min(settings.max_candidates.min(patches))
+    );
+    let queries = extractor
+        .patches(&synthetic(2, true, 0, 96))
+        .unwrap()
+        .concat();
+    let searched = one.nearest_squared(&queries);
+    let brute = one.nearest_squared_brute_force(&queries);
+    for (s, b) in searched.iter().zip(&brute) {
+        assert!((s - b).abs() <= 1e-3 * b.max(1.0), "{s} vs {b}");
+    }
+}
+
 #[test]
 fn model_file_round_trip_scores_the_same_and_bad_files_are_errors() {
     use super::model::OneClassModel;

@@ -109,9 +109,9 @@ impl Extractor {
         let layers = &self.settings.layers;
         let mut maps: Vec<Tensor> = vec![self.model.forward_to(x, &layers[0])?];
         for pair in layers.windows(2) {
-            let next = self
-                .model
-                .forward_between(maps.last().expect("one map"), &pair[0], &pair[1])?;
+            let next =
+                self.model
+                    .forward_between(maps.last().expect("one map"), &pair[0], &pair[1])?;
             maps.push(next);
         }
         maps.into_iter()
@@ -122,10 +122,9 @@ impl Extractor {
     /// How layer `l`'s planes reduce to its patch values.
     fn reduction(&self, l: usize) -> Reduction<'_> {
         match (self.settings.values, &self.projections[l]) {
-            (PatchValues::Projection(width), Some(matrix)) => Reduction::Projection {
-                matrix,
-                width,
-            },
+            (PatchValues::Projection(width), Some(matrix)) => {
+                Reduction::Projection { matrix, width }
+            }
             (PatchValues::Means(width), _) => Reduction::Means(width),
             _ => Reduction::All,
         }
@@ -626,7 +625,10 @@ mod tests {
                         ((d + 1) * map.channels).div_ceil(width),
                     );
                     for c in c0..c1 {
-                        reduced.iter_mut().zip(channel(c)).for_each(|(r, s)| *r += s);
+                        reduced
+                            .iter_mut()
+                            .zip(channel(c))
+                            .for_each(|(r, s)| *r += s);
                     }
                     reduced.iter_mut().for_each(|r| *r /= (c1 - c0) as f32);
                 }

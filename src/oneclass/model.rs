@@ -129,7 +129,8 @@ impl Candidates {
         let mut picked = rand::seq::index::sample(&mut rng, count, per_image).into_vec();
         picked.sort_unstable();
         for p in picked {
-            self.rows.extend_from_slice(&patches[p * dim..(p + 1) * dim]);
+            self.rows
+                .extend_from_slice(&patches[p * dim..(p + 1) * dim]);
         }
     }
 
@@ -172,7 +173,10 @@ pub fn bank_from_candidates(
         Sampling::Random => {
             let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
             let picked = rand::seq::index::sample(&mut rng, count, target).into_vec();
-            progress(FitStep::CoresetChosen { chosen: target, target });
+            progress(FitStep::CoresetChosen {
+                chosen: target,
+                target,
+            });
             picked
         }
     };

@@ -205,6 +205,7 @@ pub fn fit_run(
         bank_entries: model.bank.len(),
         threshold: model.threshold.value,
         threshold_rule: rule_text(&model.threshold),
+        scan_threshold: model.scan_threshold.as_ref().map(|t| t.value),
         val_auroc,
         elapsed_s: fit_seconds,
     });
