@@ -352,8 +352,8 @@ fn augment_images_per_s(size: u32, augment: &Augment, reps: usize) -> Result<f64
 }
 
 /// Normal images fitted on per one-class measurement: the coreset then chooses its full bank
-/// (1024 entries) from its full candidate pool, as it would from thousands of images, so the
-/// rate is a lower bound for larger sets.
+/// (`max_bank` entries) from its full candidate pool, as it would from thousands of images, so
+/// the rate is a lower bound for larger sets.
 const ONECLASS_FIT_IMAGES: usize = 256;
 
 /// One-class fitting and scoring rates (images/s) with the default settings at `size`, on the

@@ -185,15 +185,18 @@ impl Bank {
                 // Summed differences: no cancellation between large norms.
                 let exact = |j: usize| squared_distance(q, &self.entries[j * dim..(j + 1) * dim]);
                 let row = &bounds[r * len..(r + 1) * len];
-                let first = (0..len)
-                    .min_by(|&a, &b| row[a].total_cmp(&row[b]))
-                    .expect("a bank has entries");
-                let mut nearest = exact(first);
+                // The entries of least bound first: their exact distances bound the rest.
+                let first = least_bounds(row);
+                let mut nearest = first
+                    .iter()
+                    .filter(|&&j| j < len)
+                    .map(|&j| exact(j))
+                    .fold(f32::INFINITY, f32::min);
                 // The bound is a sum of squares minus products in f32 (of centred, small values):
                 // it is compared with room for its rounding, so that no entry is ruled out by it.
                 let slack = 1e-4 * (qp_norms[r] + largest_projected) + f32::MIN_POSITIVE;
                 for (j, &bound) in row.iter().enumerate() {
-                    if bound <= nearest + slack && j != first {
+                    if bound <= nearest + slack && !first.contains(&j) {
                         nearest = nearest.min(exact(j));
                     }
                 }
@@ -290,6 +293,29 @@ impl Pruning {
         }
         out
     }
+}
+
+/// Entries measured exactly before the others are bounded: enough that the first upper bound is
+/// close to the nearest distance.
+const FIRST_MEASURED: usize = 4;
+
+/// Indices of the [`FIRST_MEASURED`] least values of `row` (`usize::MAX` where it is shorter).
+fn least_bounds(row: &[f32]) -> [usize; FIRST_MEASURED] {
+    let mut index = [usize::MAX; FIRST_MEASURED];
+    let mut value = [f32::INFINITY; FIRST_MEASURED];
+    for (j, &b) in row.iter().enumerate() {
+        if b < value[FIRST_MEASURED - 1] {
+            let mut at = FIRST_MEASURED - 1;
+            while at > 0 && value[at - 1] > b {
+                value[at] = value[at - 1];
+                index[at] = index[at - 1];
+                at -= 1;
+            }
+            value[at] = b;
+            index[at] = j;
+        }
+    }
+    index
 }
 
 /// Rounds of subspace iteration: the bound is valid for any orthonormal basis; these only make
