@@ -192,7 +192,6 @@ impl Extractor {
     /// for fire5 and a 3x3 neighbourhood; the scan test `inner_patches_do_not_depend_on_the_window_edge`
     /// checks it).
     pub fn edge_patches(&self) -> usize {
-        let grid_layer = self.settings.grid_layer();
         let stride = self.patch_stride();
         // Each layer's padding and its own neighbourhood in input pixels; the deepest reaches
         // farthest, but a shallower layer is counted too.
@@ -207,7 +206,6 @@ impl Extractor {
             })
             .max()
             .unwrap_or(0);
-        debug_assert!(self.settings.layers.iter().any(|l| l == grid_layer));
         reach.div_ceil(stride) + 1
     }
 
