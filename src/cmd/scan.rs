@@ -235,7 +235,7 @@ fn metrics_record(m: &Metrics) -> MetricsRecord {
 /// or a one-class model (its anomaly score, the map from its anomaly maps).
 enum Scanner {
     Classifier { model: ScanModel, positive: usize },
-    OneClass(OneClassModel),
+    OneClass(Box<OneClassModel>),
 }
 
 impl Scanner {
@@ -246,7 +246,9 @@ impl Scanner {
                 "{} is a one-class model: it has no crack class to name with --positive",
                 args.model.display()
             );
-            return Ok(Scanner::OneClass(crate::oneclass::model_file::load(&path)?));
+            return Ok(Scanner::OneClass(Box::new(
+                crate::oneclass::model_file::load(&path)?,
+            )));
         }
         let model = load_scan_model(
             &model_file(&args.model)?,
