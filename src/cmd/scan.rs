@@ -233,9 +233,11 @@ fn metrics_record(m: &Metrics) -> MetricsRecord {
 
 /// What scores the windows: a classifier (its crack class's probability, the map from Grad-CAM)
 /// or a one-class model (its anomaly score, the map from its anomaly maps).
+// One scanner per command: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Scanner {
     Classifier { model: ScanModel, positive: usize },
-    OneClass(Box<OneClassModel>),
+    OneClass(OneClassModel),
 }
 
 impl Scanner {
@@ -246,9 +248,7 @@ impl Scanner {
                 "{} is a one-class model: it has no crack class to name with --positive",
                 args.model.display()
             );
-            return Ok(Scanner::OneClass(Box::new(
-                crate::oneclass::model_file::load(&path)?,
-            )));
+            return Ok(Scanner::OneClass(crate::oneclass::model_file::load(&path)?));
         }
         let model = load_scan_model(
             &model_file(&args.model)?,
