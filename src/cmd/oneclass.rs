@@ -29,7 +29,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.resume.is_some() {
         bail!("--resume does not apply to --one-class: fitting is a single pass, start a new run");
     }
-    let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+    let mut recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+    recipe.oneclass.apply(&args.oneclass.overrides());
+    recipe.validate("command line")?;
     let (report, run) = match Display::choose(&args.display, false)? {
         Display::Headless => {
             let mut printer = Headless::new();

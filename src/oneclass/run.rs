@@ -28,7 +28,7 @@ use crate::oneclass::map::draw_over;
 use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
 use crate::oneclass::predictions::{self, ScoredRow};
 use crate::oneclass::threshold::{self, Threshold};
-use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
+use crate::oneclass::{model_file, normal_class, ranking, OneClassModel};
 use crate::run::{NewRun, RunDir};
 use crate::runlog::RunLog;
 
@@ -133,11 +133,7 @@ pub fn fit_run(
         );
     }
 
-    let settings = Settings {
-        input_size: size,
-        seed: recipe.train.seed,
-        ..Settings::default()
-    };
+    let settings = recipe.oneclass.settings(size, recipe.train.seed);
     let extractor = Extractor::imagenet(&recipe.train.weights, settings)?;
     let per_class = |entries: &[Entry]| {
         let mut counts = vec![0; manifest.classes.len()];
@@ -210,6 +206,7 @@ pub fn fit_run(
         bank_entries: model.bank.len(),
         threshold: model.threshold.value,
         threshold_rule: rule_text(&model.threshold),
+        scan_threshold: model.scan_threshold.as_ref().map(|t| t.value),
         val_auroc,
         elapsed_s: fit_seconds,
     });
