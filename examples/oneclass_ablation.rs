@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release --example oneclass_ablation -- --data DIR --weights squeezenet1_1.pth \
-//!     --out DIR [--split 0.25,0.2,0.3] [--split-seed 0] [--axis NAME]... [--max-eval N]
+//!     --out DIR [--split 0.25,0.2,0.3] [--split-seed 0] [--axis NAME]... [--max-eval N] [--scores]
 //! ```
 //!
 //! The data (folder-per-class, normal class `Negative`) is split as `train --one-class` splits it,

@@ -434,11 +434,16 @@ mod tests {
             f(&mut s);
             s.validate().is_err()
         };
-        assert!(bad(|s| s.layers.swap(0, 1)));
+        assert!(bad(
+            |s| s.layers = vec!["fire5-concat".into(), "fire3-concat".into()]
+        ));
         assert!(bad(|s| s.layers.clear()));
         assert!(bad(|s| s.neighbourhood = 2));
         assert!(bad(|s| s.values = PatchValues::Means(300)));
-        assert!(bad(|s| s.layers[1] = "nope".into()));
+        assert!(bad(
+            |s| s.layers = vec!["fire3-concat".into(), "nope".into()]
+        ));
+        assert!(bad(|s| s.layers = vec!["relu_conv10".into()]));
         assert!(bad(|s| s.max_bank = 0));
         assert!(bad(|s| s.coreset_ratio = 0.0));
         assert!(bad(|s| s.input_size = 8));
