@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{parse_split, DeviceChoice, Overrides};
 use crate::explain::colormap::Colormap;
 use crate::explain::methods::Method;
 use crate::explain::overlay::parse_alpha;
+use crate::run::recipe::{parse_split, DeviceChoice, Overrides};
 use crate::tui::GraphicsChoice;
 
 #[derive(Debug, Parser)]

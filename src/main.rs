@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use crackscope::app::session::RunEnd;
 use crackscope::cli::{Cli, Command};
 use crackscope::cmd;
-use crackscope::train::session::RunEnd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

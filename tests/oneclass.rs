@@ -49,7 +49,9 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     assert!(out.contains("AUROC"), "{out}");
     // The fit also chooses the threshold scans read windows against, keeps it in the file and
     // reports it.
-    let model = crackscope::oneclass::model_file::load(&run_dir.join("model.safetensors")).unwrap();
+    let model =
+        crackscope::detector::oneclass::model_file::load(&run_dir.join("model.safetensors"))
+            .unwrap();
     assert!(model.scan_threshold.is_some());
     assert!(
         out.contains("scan threshold     "),
@@ -106,12 +108,12 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
 /// to its end, the bank within its bound, the test scores agreeing with report.json), and the
 /// browser's items and anomaly maps from the one-class gallery.
 fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
-    use crackscope::events::{Event, FitStage};
     use crackscope::oneclass::gallery::{is_oneclass_run, OneClassGallery};
+    use crackscope::run::event::{Event, FitStage};
     use crackscope::run::RunDir;
     use crackscope::tui::{Gallery, PictureSpec};
 
-    let read = crackscope::runlog::read_from(&run_dir.join("metrics.jsonl"), 0).unwrap();
+    let read = crackscope::run::log::read_from(&run_dir.join("metrics.jsonl"), 0).unwrap();
     assert_eq!(read.skipped_lines, 0);
     let events = read.events;
     let Some(Event::FitStarted(start)) = events.first() else {

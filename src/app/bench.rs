@@ -115,7 +115,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         "--size {} is too small: SqueezeNet needs at least 17 pixels",
         args.size
     );
-    let (device, name) = crate::device::resolve(args.device)?;
+    let (device, name) = crate::model::device::resolve(args.device)?;
     let device_label = if device.is_cpu() { "cpu".into() } else { name };
     let size = args.size as usize;
 
@@ -210,14 +210,14 @@ fn scan_time(size: u32, reps: usize, device: &Device) -> Result<(Duration, f64)>
     let surface = crate::data::synth::render_photo(2, w.max(h), size, true).image;
     let photo = image::imageops::crop_imm(&surface, 0, 0, w, h).to_image();
     drop(surface);
-    let opts = ScanOptions::new(crate::scan::windows::default_stride(size), 1);
+    let opts = ScanOptions::new(crate::core::windows::default_stride(size), 1);
     let shared = median_time(reps, || {
         let map = scan_photo(&scan, &photo, &opts)?;
         let mask = map.mask(0.5);
         std::hint::black_box(crate::scan::regions::regions(&mask));
         Ok(())
     })?;
-    let windows = crate::scan::windows::grid(w, h, size, opts.stride)?;
+    let windows = crate::core::windows::grid(w, h, size, opts.stride)?;
     let timed = &windows[..WINDOWS_TIMED.min(windows.len())];
     let alone = median_time(1, || {
         std::hint::black_box(crate::scan::features::classify_windows(
@@ -360,15 +360,15 @@ const ONECLASS_FIT_IMAGES: usize = 256;
 /// CPU with random backbone weights (the speed does not depend on the weights): one fit of
 /// [`ONECLASS_FIT_IMAGES`] rendered surfaces, and the median of `reps` scorings of `batch` images.
 fn oneclass_images_per_s(batch: usize, size: u32, reps: usize) -> Result<(f64, f64)> {
-    use crate::oneclass::features::Extractor;
-    use crate::oneclass::model::{fit_bank, score_with};
+    use crate::detector::oneclass::features::Extractor;
+    use crate::detector::oneclass::model::{fit_bank, score_with};
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         None,
     )?;
     model::init_backbone(&varmap, 0)?;
-    let settings = crate::oneclass::Settings {
+    let settings = crate::detector::oneclass::Settings {
         input_size: size,
         ..Default::default()
     };

@@ -6,19 +6,19 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::classify::{open_run_model, Classifier};
-use crate::config::{DataRoots, Recipe};
+use crate::data::dataset::scan;
 use crate::data::loader::DecodedSet;
-use crate::data::scan::scan;
+use crate::detector::classifier::{open_run_model, Classifier};
 use crate::model::LoadOptions;
 use crate::run::predictions::{PredictionRow, Predictions};
+use crate::run::recipe::{DataRoots, Recipe};
 use crate::run::report::Report;
 use crate::run::RunDir;
 use crate::train::evaluate::{summarize, Prediction};
 
 /// The test split of a run, classified with `model_path`; writes `report.json` and `predictions.csv`.
 pub fn evaluate_split(run: &RunDir, model_path: &Path, recipe: &Recipe) -> Result<Report> {
-    let (device, _) = crate::device::resolve(recipe.train.device)?;
+    let (device, _) = crate::model::device::resolve(recipe.train.device)?;
     evaluate_split_on(run, model_path, &LoadOptions::default(), &device)
 }
 
@@ -138,7 +138,7 @@ fn classify_set(
 /// the skipped files.
 pub fn report_text(report: &Report) -> String {
     use std::fmt::Write;
-    let mut confusion = crate::stats::Confusion::new(report.classes.clone());
+    let mut confusion = crate::core::stats::Confusion::new(report.classes.clone());
     confusion.counts = report.confusion.clone();
     let mut text = format!(
         "\n{} images of the {} with {}\n",

@@ -8,14 +8,14 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use image::RgbImage;
 
-use crate::classify::{picture_name, CamSettings, Classifier};
-use crate::config::Recipe;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::samples::sample_grid;
 use crate::data::split::Manifest;
+use crate::detector::classifier::{picture_name, CamSettings, Classifier};
 use crate::explain::methods::{Method, Target};
 use crate::model::{self, LoadOptions, CAM_LAYERS};
 use crate::run::predictions::Predictions;
+use crate::run::recipe::Recipe;
 use crate::run::RunDir;
 use crate::tui::{Gallery, LayerRow, PictureSpec, TestItem};
 

@@ -13,15 +13,17 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::classify::{file_safe, open_run_model, picture_name, CamSettings, Classifier};
 use crate::cli::GradcamArgs;
-use crate::config::Recipe;
 use crate::data::decode::load_rgb;
+use crate::detector::classifier::{
+    file_safe, open_run_model, picture_name, CamSettings, Classifier,
+};
 use crate::explain::figure::{figure, title};
 use crate::explain::methods::{Explanation, Target};
 use crate::explain::overlay::overlay;
 use crate::imaging::terminal::print_inline;
 use crate::imaging::write_png;
+use crate::run::recipe::Recipe;
 use crate::run::RunDir;
 
 /// Images per forward/backward pass: enough to amortise a pass, little enough for memory.
@@ -63,13 +65,13 @@ pub struct Outcome {
 pub fn gradcam(args: &GradcamArgs) -> Result<()> {
     let target = args.run.as_ref().or(args.model.as_ref());
     if let Some((model, run)) = target
-        .map(|t| crate::oneclass::model_file::find(t))
+        .map(|t| crate::detector::oneclass::model_file::find(t))
         .transpose()?
         .flatten()
     {
         return crate::cmd::oneclass::gradcam(args, &model, run.as_ref());
     }
-    let (device, _) = crate::device::resolve(args.device)?;
+    let (device, _) = crate::model::device::resolve(args.device)?;
     let outcome = match &args.run {
         Some(run) => explain_run(args, run, &device)?,
         None => Some(explain_files(args, &device)?),
@@ -364,12 +366,12 @@ mod tests {
     use candle_nn::{VarBuilder, VarMap};
 
     use super::*;
-    use crate::config::DeviceChoice;
     use crate::data::split::{Entry, Fractions};
     use crate::data::synth::render;
     use crate::explain::colormap::Colormap;
     use crate::explain::methods::Method;
     use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
+    use crate::run::recipe::DeviceChoice;
 
     const SIDE: u32 = 64;
     const CLASSES: [&str; 2] = ["Negative", "Positive"];

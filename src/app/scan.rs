@@ -10,20 +10,20 @@ use image::{GrayImage, RgbImage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::classify::model_file;
 use crate::cli::ScanArgs;
-use crate::config::Recipe;
+use crate::core::windows::default_stride;
+use crate::detector::classifier::model_file;
+use crate::detector::oneclass::OneClassModel;
 use crate::explain::colormap::Colormap;
 use crate::explain::overlay::Style;
-use crate::oneclass::OneClassModel;
+use crate::run::recipe::Recipe;
 use crate::run::RunDir;
 use crate::scan::anomaly::scan_photo_one_class;
 use crate::scan::map::{scan_photo, CrackMap, ScanOptions, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
+use crate::scan::output::{self, MetricsRecord, PhotoRecord, ScanRecord, WindowRecord};
 use crate::scan::regions::{regions, Region};
-use crate::scan::windows::default_stride;
 use crate::scan::{load_scan_model, overlay, photo::load_upright, ScanModel};
-use crate::scan_output::{self, MetricsRecord, PhotoRecord, ScanRecord, WindowRecord};
 
 /// File extensions taken from a folder of photos.
 const PHOTO_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
@@ -139,12 +139,12 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
     });
     if let Some(overall) = &overall {
         let text = serde_json::to_string_pretty(overall)?;
-        crate::fsutil::write_atomic(&args.out.join("metrics.json"), text.as_bytes())?;
+        crate::core::fsutil::write_atomic(&args.out.join("metrics.json"), text.as_bytes())?;
     }
-    scan_output::write(
+    output::write(
         &args.out,
         &ScanRecord {
-            format: scan_output::FORMAT_VERSION,
+            format: output::FORMAT_VERSION,
             class: scanner.class_name(),
             threshold: args.threshold,
             colormap: style.colormap.to_string(),
@@ -198,7 +198,7 @@ fn record_of(
         height: map.height,
         crack_fraction: in_mask as f64 / (map.width as f64 * map.height as f64),
         regions: regions.len(),
-        region_boxes: scan_output::region_boxes(regions),
+        region_boxes: output::region_boxes(regions),
         windows: map
             .windows
             .iter()
@@ -212,7 +212,7 @@ fn record_of(
         overlay: format!("{stem}-overlay.png"),
         mask: format!("{stem}-mask.png"),
         map: map_name,
-        map_cell: crate::scan::windows::CELL,
+        map_cell: crate::core::windows::CELL,
         metrics: metrics.map(metrics_record),
     })
 }
@@ -240,13 +240,15 @@ enum Scanner {
 
 impl Scanner {
     fn load(args: &ScanArgs) -> Result<Scanner> {
-        if let Some((path, _)) = crate::oneclass::model_file::find(&args.model)? {
+        if let Some((path, _)) = crate::detector::oneclass::model_file::find(&args.model)? {
             ensure!(
                 args.positive.is_none(),
                 "{} is a one-class model: it has no crack class to name with --positive",
                 args.model.display()
             );
-            return Ok(Scanner::OneClass(crate::oneclass::model_file::load(&path)?));
+            return Ok(Scanner::OneClass(
+                crate::detector::oneclass::model_file::load(&path)?,
+            ));
         }
         let model = load_scan_model(
             &model_file(&args.model)?,
@@ -345,7 +347,7 @@ fn style_of(model: &Path) -> Result<Style> {
     let recipe = if model.is_dir() {
         Recipe::load(&RunDir::open(model)?.recipe())?
     } else {
-        Recipe::from_toml(crate::config::DEFAULT_TOML, "config/default.toml")?
+        Recipe::from_toml(crate::run::recipe::DEFAULT_TOML, "config/default.toml")?
     };
     let colormap: Colormap = recipe
         .gradcam

@@ -13,23 +13,23 @@ use candle_nn::{VarBuilder, VarMap};
 
 use tokio::sync::mpsc;
 
+use crate::app::evaluate::{evaluate_split, report_text};
+use crate::app::gallery::RunGallery;
 use crate::cli::{DisplayArgs, RecipeArgs};
-use crate::config::Recipe;
 use crate::data::budget::{load_for_training, MemoryBudget};
-use crate::data::scan::{scan, Skipped};
+use crate::data::dataset::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
-use crate::evaluation::{evaluate_split, report_text};
-use crate::events::Event;
-use crate::gallery::RunGallery;
-use crate::headless::Headless;
 use crate::model::{self, SqueezeNet};
+use crate::run::event::Event;
+use crate::run::log::RunLog;
+use crate::run::recipe::Recipe;
 use crate::run::report::Report;
+use crate::run::steer::Control;
 use crate::run::{resume, NewRun, RunDir, RunLock};
-use crate::runlog::RunLog;
-use crate::train::control::Control;
 use crate::train::optimizer::Adam;
 use crate::train::worker::{self, adam_config, iterations_per_epoch, TrainJob};
 use crate::tui::{self, DashboardOptions, Exit, GraphicsChoice, Source, Steer};
+use crate::ui::headless::Headless;
 
 /// How a training that did not fail ended; the process's exit code tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
     let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
     let run = new.run.clone();
     let session = new.lock.holder.session;
-    crate::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
+    crate::core::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
     let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
     manifest.save(&run.manifest())?;
     if split.duplicates_dropped > 0 {
@@ -150,7 +150,7 @@ fn build_job(
     resume_from: Option<ResumeFrom>,
     session: u64,
 ) -> Result<TrainJob> {
-    let (device, device_name) = crate::device::resolve(recipe.train.device)?;
+    let (device, device_name) = crate::model::device::resolve(recipe.train.device)?;
     let size = recipe.data.input_size;
     let budget = MemoryBudget::resolve(&recipe.data.memory_budget)?;
     let (train_set, val_set, streamed) = load_for_training(
@@ -448,8 +448,8 @@ mod signals {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::iterator::{Handle, Signals};
 
+    use crate::run::steer::Control;
     use crate::run::RunDir;
-    use crate::train::control::Control;
 
     /// Stops listening when dropped.
     pub struct Listening(Handle);

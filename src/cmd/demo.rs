@@ -3,13 +3,13 @@
 
 use anyhow::Result;
 
+use crate::app::session::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 use crate::cli::DemoArgs;
 use crate::cmd::samples::{save_png, show};
-use crate::config::Recipe;
 use crate::data::samples::sample_grid;
 use crate::data::synth::{generate, SynthOptions};
+use crate::run::recipe::Recipe;
 use crate::run::NewRun;
-use crate::train::session::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 
 pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;
@@ -29,7 +29,7 @@ pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
         data.display()
     );
     generate(&data, &options)?;
-    recipe.data.root = crate::config::DataRoots::one(data.clone());
+    recipe.data.root = crate::run::recipe::DataRoots::one(data.clone());
 
     let grid = sample_grid(&data, 16, recipe.data.split_seed)?;
     save_png(&grid, &run.samples())?;

@@ -1,19 +1,19 @@
-//! `crackscope eval`: classify a labelled set with a saved model (see [`crate::evaluation`]), print
+//! `crackscope eval`: classify a labelled set with a saved model (see [`crate::app::evaluate`]), print
 //! the confusion counts and statistics, save `report.json` and `predictions.csv`.
 
 use anyhow::{bail, Result};
 
+use crate::app::evaluate::{evaluate_folder, report_text, test_split};
 use crate::cli::EvalArgs;
-use crate::config::DataRoots;
-use crate::evaluation::{evaluate_folder, report_text, test_split};
+use crate::run::recipe::DataRoots;
 use crate::run::report::Report;
 use crate::run::RunDir;
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
-    if let Some((model, run)) = crate::oneclass::model_file::find(&args.target)? {
+    if let Some((model, run)) = crate::detector::oneclass::model_file::find(&args.target)? {
         return crate::cmd::oneclass::eval(args, &model, run.as_ref());
     }
-    let (device, _) = crate::device::resolve(args.device)?;
+    let (device, _) = crate::model::device::resolve(args.device)?;
     let options = args.model_options.load_options();
     // Saving comes after printing: a run on a read-only disk still shows its results.
     let mut unsaved = None;

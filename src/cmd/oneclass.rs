@@ -1,27 +1,27 @@
 //! The one-class commands: `train --one-class` fits a bank on the normal class's training images;
 //! `eval`, `predict` and `gradcam` hand one-class model files here. The work is in
-//! [`crate::oneclass::run`]; this module turns arguments into its calls and prints the results.
+//! [`crate::train::fit`]; this module turns arguments into its calls and prints the results.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use crate::app::session::resolve_recipe;
+use crate::app::session::Display;
 use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
-use crate::config::Recipe;
 use crate::data::split::Manifest;
-use crate::events::Event;
-use crate::headless::Headless;
+use crate::detector::oneclass::model_file;
 use crate::oneclass::gallery::OneClassGallery;
-use crate::oneclass::model_file;
-use crate::oneclass::run::{
+use crate::run::event::Event;
+use crate::run::recipe::Recipe;
+use crate::run::RunDir;
+use crate::train::fit::{
     anomaly_maps, evaluate_split, fit_run, rule_text, score_files, score_folder, MapRequest,
     OneClassReport, KINDS,
 };
-use crate::run::RunDir;
-use crate::train::session::resolve_recipe;
-use crate::train::session::Display;
 use crate::tui::{self, DashboardOptions, Exit, Source};
+use crate::ui::headless::Headless;
 
 /// `crackscope train --one-class`.
 pub fn train(args: &TrainArgs) -> Result<()> {

@@ -2,13 +2,13 @@
 
 use anyhow::Result;
 
-use crate::classify::Classifier;
 use crate::cli::PredictArgs;
+use crate::detector::classifier::Classifier;
 
 pub fn predict(args: &PredictArgs) -> Result<()> {
-    let (device, _) = crate::device::resolve(args.device)?;
-    let model_path = crate::classify::model_file(&args.model)?;
-    if crate::oneclass::model_file::is_oneclass_file(&model_path) {
+    let (device, _) = crate::model::device::resolve(args.device)?;
+    let model_path = crate::detector::classifier::model_file(&args.model)?;
+    if crate::detector::oneclass::model_file::is_oneclass_file(&model_path) {
         return crate::cmd::oneclass::predict(args, &model_path);
     }
     let classifier = Classifier::open(&args.model, &device, &args.model_options.load_options())?;

@@ -1,13 +1,13 @@
-//! `crackscope train`: a new or resumed run prepared and run to its end by [`crate::train::session`].
+//! `crackscope train`: a new or resumed run prepared and run to its end by [`crate::app::session`].
 
 use anyhow::Result;
 
-use crate::cli::TrainArgs;
-use crate::config::Recipe;
-use crate::run::NewRun;
-use crate::train::session::{
+use crate::app::session::{
     prepare_new, prepare_resume, resolve_recipe, run_to_end, Display, RunEnd,
 };
+use crate::cli::TrainArgs;
+use crate::run::recipe::Recipe;
+use crate::run::NewRun;
 
 pub fn train(args: &TrainArgs) -> Result<RunEnd> {
     if args.one_class {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
+use crate::app::gallery::RunGallery;
 use crate::cli::WatchArgs;
-use crate::gallery::RunGallery;
 use crate::run::RunDir;
 use crate::tui::{self, DashboardOptions, GraphicsChoice, RunDirSteer, Source, Steer};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
     // A scan folder is recognised by its scan.json, a run directory by its config.toml.
-    if crate::scan_output::is_scan_folder(&args.run) {
+    if crate::scan::output::is_scan_folder(&args.run) {
         let colors = DashboardOptions::default().colors;
         return tui::run_scan_view(&args.run, GraphicsChoice::resolve(args.graphics)?, colors);
     }
@@ -22,7 +22,7 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
         Err(_) if args.run.is_dir() => bail!(
             "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
             args.run.display(),
-            crate::scan_output::RECORD_FILE
+            crate::scan::output::RECORD_FILE
         ),
         Err(e) => return Err(e),
     };

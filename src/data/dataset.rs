@@ -758,7 +758,7 @@ mod tests {
 
     #[test]
     fn real_brickwork_photos_scan_as_two_classes() {
-        let Some(data) = crate::testdata::shared_data("") else {
+        let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
         let ds = scan(&data.join("brickwork-cracks")).unwrap();

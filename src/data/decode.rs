@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn shared_photos_decode_to_pils_pixels() {
-        let Some(data) = crate::testdata::shared_data("") else {
+        let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
         let hashes = pil_hashes();

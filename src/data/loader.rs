@@ -24,9 +24,9 @@ use rayon::prelude::*;
 
 use super::augment::{write_augmented_chw, write_chw_normalized, Augment};
 use super::budget::Residency;
+use super::dataset::Skipped;
 use super::decode::{decode_bytes, resize_exact};
 use super::rng_for;
-use super::scan::Skipped;
 
 /// Batches prepared ahead of the consumer: enough to hide a slow batch, few enough that memory
 /// stays bounded (a batch of 100 at 227x227 is 62 MB of floats).
@@ -872,7 +872,7 @@ mod tests {
 
     #[test]
     fn real_photos_flow_from_scan_to_batches() {
-        let Some(data) = crate::testdata::shared_data("") else {
+        let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
         let ds = crate::data::scan(&data.join("brickwork-cracks")).unwrap();

@@ -6,8 +6,8 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::dataset::{scan, DatasetRoots};
 use crate::data::decode::load_rgb;
-use crate::data::scan::{scan, DatasetRoots};
 use crate::imaging::grid::{grid_cols, labelled_tile};
 
 /// `count` random images of the dataset at `root` (one folder or several merged; fewer if it has

@@ -10,7 +10,6 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor, D};
 use image::RgbImage;
 
-use crate::config::GradcamConfig;
 use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet};
@@ -19,6 +18,7 @@ use crate::explain::colormap::Colormap;
 use crate::explain::methods::{explain, Explanation, Method, Target};
 use crate::explain::overlay::{overlay, Style};
 use crate::model::{self, CheckpointMeta, LoadOptions, SqueezeNet, CAM_LAYERS, MIN_INPUT_SIDE};
+use crate::run::recipe::GradcamConfig;
 use crate::run::RunDir;
 use crate::train::evaluate::{self, argmax};
 

@@ -24,7 +24,7 @@ const TEST: usize = 40;
 const SPLIT: &str = "fire9-concat";
 
 fn pretrained_weights() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 /// Synthetic images `index` 0.. of dataset `seed`, alternating Negative and Positive: the

@@ -23,5 +23,5 @@ where
             image::ImageFormat::Png,
         )
         .context("cannot encode PNG")?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::core::fsutil::write_atomic(path, &bytes)
 }

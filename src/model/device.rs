@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 
-use crate::config::DeviceChoice;
+use crate::run::recipe::DeviceChoice;
 
 /// The device and a line for the user ("cpu (2 threads)", "cuda:0", ...).
 pub fn resolve(choice: DeviceChoice) -> Result<(Device, String)> {

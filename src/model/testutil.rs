@@ -12,8 +12,8 @@ use super::SqueezeNet;
 
 /// The shared test data folder, or None (after saying why) when its pretrained weights are absent.
 pub fn data_dir() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.pth")?;
-    Some(crate::testdata::root())
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.pth")?;
+    Some(crate::core::testdata::root())
 }
 
 /// Deterministic values in [-scale, scale).

@@ -13,20 +13,20 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use image::RgbImage;
 
-use crate::classify::CamSettings;
-use crate::config::{DataRoots, Recipe};
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::samples::sample_grid;
-use crate::events::Event;
+use crate::detector::classifier::CamSettings;
 use crate::model;
+use crate::run::event::Event;
+use crate::run::log;
+use crate::run::recipe::{DataRoots, Recipe};
 use crate::run::RunDir;
-use crate::runlog;
 use crate::tui::{Gallery, LayerRow, PictureSpec, TestItem};
 
-use super::model::OneClassModel;
 use super::predictions::{self, ScoredRow};
-use super::run::{overlay, OneClassReport, KINDS};
-use super::{model_file, Settings};
+use crate::detector::oneclass::model::OneClassModel;
+use crate::detector::oneclass::{model_file, Settings};
+use crate::train::fit::{overlay, OneClassReport, KINDS};
 
 /// Pictures are shown at least this large, so that small images stay legible.
 const MIN_PICTURE_SIDE: u32 = 227;
@@ -40,7 +40,7 @@ pub fn is_oneclass_run(run: &RunDir) -> bool {
     if model_file::is_oneclass_file(&run.best_model()) {
         return true;
     }
-    runlog::read_from(&run.metrics(), 0).is_ok_and(|read| {
+    log::read_from(&run.metrics(), 0).is_ok_and(|read| {
         read.events
             .iter()
             .find(|e| !matches!(e, Event::Notice { .. }))
@@ -176,7 +176,7 @@ impl Gallery for OneClassGallery {
     fn summary(&mut self) -> Result<Vec<LayerRow>> {
         // The backbone without a classifier head: the one-class model has none.
         let rows = model::summary(None, self.input_size)?;
-        Ok(crate::gallery::layer_rows(rows))
+        Ok(crate::app::gallery::layer_rows(rows))
     }
 
     fn test_items(&mut self) -> Result<Vec<TestItem>> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use super::run::KINDS;
+use crate::train::fit::KINDS;
 
 const HEADER: [&str; 5] = ["path", "truth", "kind", "score", "verdict"];
 
@@ -40,7 +40,7 @@ pub fn save(path: &Path, rows: &[ScoredRow]) -> Result<()> {
     let bytes = writer
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-    crate::fsutil::write_atomic(path, &bytes).context("cannot save the predictions")
+    crate::core::fsutil::write_atomic(path, &bytes).context("cannot save the predictions")
 }
 
 /// Reads the file; `None` when it does not exist (a run not scored yet). Errors name the file

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::events::Event;
+use crate::run::event::Event;
 
 pub const FILE_NAME: &str = "metrics.jsonl";
 

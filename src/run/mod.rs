@@ -4,8 +4,13 @@
 //! `watch` ([`control`]).
 
 pub mod control;
+pub mod event;
 pub mod lock;
+pub mod log;
+pub mod recipe;
 pub mod resume;
+pub mod state;
+pub mod steer;
 
 pub mod predictions;
 pub mod report;
@@ -58,7 +63,7 @@ impl RunDir {
         self.path.join("skipped.json")
     }
     pub fn metrics(&self) -> PathBuf {
-        self.path.join(crate::runlog::FILE_NAME)
+        self.path.join(log::FILE_NAME)
     }
     /// The best checkpoint by validation accuracy.
     pub fn best_model(&self) -> PathBuf {

@@ -72,7 +72,7 @@ impl Predictions {
         let bytes = writer
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::core::fsutil::write_atomic(path, &bytes)
     }
 
     /// Reads the file; `None` when it does not exist (a run not tested yet). Errors name the file

@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The recipe shipped as `config/default.toml`; compiled in so the binary works from any directory.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 /// The demo's recipe, `config/demo.toml`, layered over the default one.
-pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,7 +59,7 @@ impl fmt::Display for DataRoots {
     }
 }
 
-impl crate::data::scan::DatasetRoots for DataRoots {
+impl crate::data::dataset::DatasetRoots for DataRoots {
     fn roots(&self) -> Vec<PathBuf> {
         self.0.clone()
     }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::data::scan::Skipped;
-use crate::stats::ClassStats;
+use crate::core::stats::ClassStats;
+use crate::data::dataset::Skipped;
 
 /// What `report.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub struct Report {
 impl Report {
     /// Writes the report atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)
+        crate::core::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)
     }
 
     /// Reads a report written by [`Report::save`].
@@ -54,7 +54,7 @@ mod tests {
             loss: 0.25,
             classes: vec!["Negative".into(), "Crack, \"wide\"".into()],
             confusion: vec![vec![2, 1], vec![0, 2]],
-            per_class: crate::stats::Confusion {
+            per_class: crate::core::stats::Confusion {
                 classes: vec!["Negative".into(), "Crack, \"wide\"".into()],
                 counts: vec![vec![2, 1], vec![0, 2]],
             }

@@ -75,7 +75,7 @@ pub fn write(
     let bytes =
         safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(metadata))
             .with_context(|| format!("cannot serialise the resume state {}", path.display()))?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::core::fsutil::write_atomic(path, &bytes)
 }
 
 /// Reads a unit written by [`write`]; errors name the file and what is wrong with it.

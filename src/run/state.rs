@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use crate::events::{AnomalyScores, Event, FitStage, FitStart, RunStart};
+use crate::run::event::{AnomalyScores, Event, FitStage, FitStart, RunStart};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {

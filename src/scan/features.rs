@@ -19,7 +19,7 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
-use super::windows::CELL;
+use crate::core::windows::CELL;
 use crate::data::augment::write_chw_normalized;
 use crate::model::{LoadedModel, SqueezeNet, HEAD_BIAS, HEAD_WEIGHT};
 
@@ -403,7 +403,7 @@ impl TileScorer for ScanModel {
 pub fn classify_windows(
     scan: &ScanModel,
     photo: &RgbImage,
-    windows: &[super::windows::Window],
+    windows: &[crate::core::windows::Window],
     positive: usize,
 ) -> Result<Vec<f32>> {
     let side = scan.window as usize;

@@ -13,7 +13,7 @@ use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use super::features::{cell_scores, CellScores, ScanModel, TILE_PIXELS};
-use super::windows::{grid, Window, CELL};
+use crate::core::windows::{grid, Window, CELL};
 use crate::explain::heatmap::rescale;
 use crate::explain::methods::softmax;
 

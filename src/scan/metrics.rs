@@ -87,7 +87,7 @@ impl WindowCounts {
             iou: None,
             auroc: {
                 let (scores, cracked): (Vec<f32>, Vec<bool>) = self.scored.iter().copied().unzip();
-                crate::stats::auroc(&scores, &cracked)
+                crate::core::stats::auroc(&scores, &cracked)
             },
         }
     }
@@ -320,7 +320,7 @@ mod tests {
         let s = c.scores();
         assert_eq!((s.precision, s.recall), (Some(0.5), Some(1.0)));
         assert_eq!(s.auroc, Some(1.0));
-        // Ties count half (crate::stats::auroc's own tests hold the rest).
+        // Ties count half (crate::core::stats::auroc's own tests hold the rest).
         let tied = [w(0, 0.9), w(4, 0.9), w(8, 0.2), w(16, 0.2)];
         assert_eq!(window_counts(&tied, &truth, 0.5).scores().auroc, Some(0.75));
     }

@@ -24,10 +24,10 @@ pub mod anomaly;
 pub mod features;
 pub mod map;
 pub mod metrics;
+pub mod output;
 pub mod overlay;
 pub mod photo;
 pub mod regions;
-pub mod windows;
 
 #[cfg(test)]
 mod tests;

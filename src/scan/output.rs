@@ -141,7 +141,7 @@ pub fn is_scan_folder(dir: &Path) -> bool {
 /// Writes the record into `dir` (atomically).
 pub fn write(dir: &Path, record: &ScanRecord) -> Result<()> {
     let text = serde_json::to_string_pretty(record)?;
-    crate::fsutil::write_atomic(&dir.join(RECORD_FILE), text.as_bytes())
+    crate::core::fsutil::write_atomic(&dir.join(RECORD_FILE), text.as_bytes())
 }
 
 /// Reads the record of the scan folder `dir`, with errors that name the file.

@@ -10,7 +10,7 @@ use image::{GrayImage, RgbImage};
 use super::features::{cell_scores, classify_windows, ScanModel};
 use super::map::{scan_photo, Alignment, ScanOptions, WindowScore};
 use super::metrics::{window_counts, window_truth, WindowTruth};
-use super::windows::{grid, CELL};
+use crate::core::windows::{grid, CELL};
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::render_photo;
 use crate::explain::methods::{explain, Method, Target};
@@ -97,7 +97,7 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
 }
 
 fn pretrained_weights() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 /// Windows cut from synthetic photos, labelled as `patches` does: Positive when the central
@@ -231,10 +231,10 @@ fn maps_of_synthetic_photos_fall_on_the_generators_cracks() {
 
 /// A one-class model fitted on `WINDOW`-pixel windows of crack-free synthetic surfaces, its
 /// threshold the highest score of windows of other crack-free surfaces.
-fn one_class_on_surfaces(weights: &std::path::Path) -> crate::oneclass::OneClassModel {
-    use crate::oneclass::features::Extractor;
-    use crate::oneclass::threshold::{Threshold, ThresholdRule};
-    let settings = crate::oneclass::Settings {
+fn one_class_on_surfaces(weights: &std::path::Path) -> crate::detector::oneclass::OneClassModel {
+    use crate::detector::oneclass::features::Extractor;
+    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
+    let settings = crate::detector::oneclass::Settings {
         input_size: WINDOW,
         ..Default::default()
     };
@@ -253,13 +253,17 @@ fn one_class_on_surfaces(weights: &std::path::Path) -> crate::oneclass::OneClass
             })
             .collect()
     };
-    let bank =
-        crate::oneclass::model::fit_bank(&extractor, &windows_of(&[11, 12, 13, 14]), &mut |_| {})
-            .unwrap();
+    let bank = crate::detector::oneclass::model::fit_bank(
+        &extractor,
+        &windows_of(&[11, 12, 13, 14]),
+        &mut |_| {},
+    )
+    .unwrap();
     let normal =
-        crate::oneclass::model::score_with(&extractor, &bank, &windows_of(&[15, 16])).unwrap();
+        crate::detector::oneclass::model::score_with(&extractor, &bank, &windows_of(&[15, 16]))
+            .unwrap();
     // The highest normal score, as the fit's rule gives with a false-positive rate of 0.
-    let highest = |score: &dyn Fn(&crate::oneclass::model::Scored) -> f32| Threshold {
+    let highest = |score: &dyn Fn(&crate::detector::oneclass::model::Scored) -> f32| Threshold {
         value: normal.iter().map(score).fold(0f32, f32::max),
         rule: ThresholdRule::NormalFalsePositiveRate {
             false_positive_rate: 0.0,
@@ -268,7 +272,7 @@ fn one_class_on_surfaces(weights: &std::path::Path) -> crate::oneclass::OneClass
     let edge = extractor.edge_patches();
     let threshold = highest(&|s| s.score);
     let scan_threshold = Some(highest(&|s| s.inner_score(edge)));
-    crate::oneclass::OneClassModel {
+    crate::detector::oneclass::OneClassModel {
         extractor,
         bank,
         threshold,
@@ -308,7 +312,7 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
                 is_near.push(near.get_pixel(x as u32, y).0[0] > 0);
             }
         });
-        let pixel_auroc = crate::stats::auroc(&values, &is_near).unwrap();
+        let pixel_auroc = crate::core::stats::auroc(&values, &is_near).unwrap();
         eprintln!("one-class, photo {seed}: pixels within 8 px of a crack ranked with AUROC {pixel_auroc:.3}");
         pixel_aurocs.push(pixel_auroc);
         counts.add(&window_counts(&map.windows, &photo.crack_mask, 0.5));
@@ -367,13 +371,13 @@ fn shared_probabilities_agree_with_window_by_window_at_227_pixels() {
 /// within `edge_patches` of its border are not (they see the photo beyond it).
 #[test]
 fn inner_patches_do_not_depend_on_the_window_edge() {
-    use crate::oneclass::features::Extractor;
-    use crate::oneclass::model::fit_bank;
-    use crate::oneclass::threshold::{Threshold, ThresholdRule};
+    use crate::detector::oneclass::features::Extractor;
+    use crate::detector::oneclass::model::fit_bank;
+    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
     let Some(weights) = pretrained_weights() else {
         return;
     };
-    let settings = crate::oneclass::Settings {
+    let settings = crate::detector::oneclass::Settings {
         max_bank: 256,
         ..Default::default()
     };
@@ -433,7 +437,7 @@ fn inner_patches_do_not_depend_on_the_window_edge() {
             false_positive_rate: 0.0,
         },
     };
-    let model = crate::oneclass::OneClassModel {
+    let model = crate::detector::oneclass::OneClassModel {
         extractor,
         bank,
         threshold: threshold.clone(),

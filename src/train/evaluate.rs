@@ -4,9 +4,9 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
+use crate::core::stats::Confusion;
 use crate::data::loader::{BatchLoader, DecodedSet, EpochPlan};
 use crate::model::SqueezeNet;
-use crate::stats::Confusion;
 
 /// One image's outcome.
 #[derive(Debug, Clone)]

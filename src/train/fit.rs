@@ -12,24 +12,24 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::classify::CamSettings;
-use crate::config::{DataRoots, Recipe};
+use crate::data::dataset::{scan, Skipped};
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet, Images};
-use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
-use crate::events::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
+use crate::detector::classifier::CamSettings;
+use crate::detector::oneclass::features::{Extractor, BATCH};
+use crate::detector::oneclass::map::draw_over;
+use crate::detector::oneclass::model::{fit_bank, score_with, FitStep, Scored};
+use crate::detector::oneclass::threshold::{self, Threshold};
+use crate::detector::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
 use crate::explain::colormap::Colormap;
 use crate::explain::figure::figure;
 use crate::imaging::write_png;
-use crate::oneclass::features::{Extractor, BATCH};
-use crate::oneclass::map::draw_over;
-use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
 use crate::oneclass::predictions::{self, ScoredRow};
-use crate::oneclass::threshold::{self, Threshold};
-use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
+use crate::run::event::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
+use crate::run::log::RunLog;
+use crate::run::recipe::{DataRoots, Recipe};
 use crate::run::{NewRun, RunDir};
-use crate::runlog::RunLog;
 
 /// What `report.json` holds for a one-class model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub fn fit_run(
     // Locked while fitting; removed again if the fit fails before the model file is written.
     let mut new = NewRun::create(run_path)?;
     let run = new.run.clone();
-    crate::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
+    crate::core::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
     manifest.save(&run.manifest())?;
     let mut log = RunLog::append_to(&run.path)?;
     let mut emit = |event: Event| {
@@ -224,7 +224,7 @@ pub fn fit_run(
 
     let (mut report, scored) = evaluate_split_scored(&run, &model, &manifest, size)?;
     report.fit_seconds = Some(fit_seconds);
-    crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
+    crate::core::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
     emit(Event::AnomalyScored(AnomalyScores {
         normal_class: report.normal_class.clone(),
         auroc: report.auroc,
@@ -295,7 +295,7 @@ pub fn evaluate_split_scored(
         format!("test split of {}", run.path.display()),
         Some(&run.predictions()),
     )?;
-    crate::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
+    crate::core::fsutil::write_atomic(&run.report(), &serde_json::to_vec_pretty(&report)?)?;
     Ok((report, scored))
 }
 

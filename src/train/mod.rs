@@ -1,9 +1,7 @@
-//! The training worker and what it needs: the optimizer, evaluation passes and the
-//! control flags through which the user steers a running training; [`session`] prepares a
-//! training and runs it to its end.
+//! The training worker and what it needs: the optimizer and the evaluation passes; [`fit`] fits a
+//! one-class model. Both only emit events.
 
-pub mod control;
 pub mod evaluate;
+pub mod fit;
 pub mod optimizer;
-pub mod session;
 pub mod worker;

@@ -9,12 +9,12 @@ use candle_core::{Device, Tensor, D};
 use candle_nn::VarMap;
 use rand::RngCore;
 
-use crate::config::{Recipe, Shuffle};
 use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan};
-use crate::events::{Event, RunStart};
 use crate::model::{self, SqueezeNet};
+use crate::run::event::{Event, RunStart};
+use crate::run::recipe::{Recipe, Shuffle};
+use crate::run::steer::{wait_while_paused, Control, ControlFileWatcher, Gate};
 use crate::run::{resume, RunDir};
-use crate::train::control::{wait_while_paused, Control, ControlFileWatcher, Gate};
 use crate::train::evaluate::{classify, summarize};
 use crate::train::optimizer::{Adam, AdamConfig};
 

@@ -15,8 +15,8 @@ use super::keymap::{self, Action};
 use super::steer::Steer;
 use super::theme::Theme;
 use super::views::{CamSet, ModelState, TrainingState};
-use crate::events::Event;
-pub use crate::runstate::{Phase, RunState};
+use crate::run::event::Event;
+pub use crate::run::state::{Phase, RunState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {

@@ -50,7 +50,7 @@ pub use images::{GraphicsChoice, GRAPHICS_ENV};
 pub use scan::run_blocking as run_scan_view;
 pub use steer::{RunDirSteer, Steer};
 
-use crate::events::Event;
+use crate::run::event::Event;
 use app::{App, AppSetup, Origin, Wants};
 use input::Input;
 use jobs::{Reply, Workers};

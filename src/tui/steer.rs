@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::run::steer::Control;
 use crate::run::{ControlFile, RunDir};
-use crate::train::control::Control;
 use anyhow::{bail, Context, Result};
 
 /// Requests to a running training. Methods never block on the worker; an error means the request

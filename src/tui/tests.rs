@@ -20,7 +20,7 @@ use super::jobs::{Reply, Workers};
 use super::steer::Steer;
 use super::theme::Theme;
 use super::views;
-use crate::events::{Event, RunStart};
+use crate::run::event::{Event, RunStart};
 
 /// A realistic run as a training worker reports it: 2 classes, `epochs` x 20 iterations of batch
 /// 32, validation every 10 iterations with a checkpoint when it improves, a notice, and (when

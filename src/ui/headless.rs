@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::Event;
-use crate::runstate::RunState;
+use crate::run::event::Event;
+use crate::run::state::RunState;
 
 pub struct Headless {
     bar: ProgressBar,

@@ -61,9 +61,9 @@ pub fn ok(out: &Output) -> String {
     all
 }
 
-/// The shared test data (see `crackscope::testdata`): skips with a message when absent.
+/// The shared test data (see `crackscope::core::testdata`): skips with a message when absent.
 #[allow(unused_imports)]
-pub use crackscope::testdata::shared_data;
+pub use crackscope::core::testdata::shared_data;
 
 /// `per_class` synthetic 64 px images per class in `dir/data` (`crackscope synth`, drawn from
 /// `seed`): a dataset small enough for a test's CPU budget.

@@ -14,7 +14,7 @@ use crate::data::synth::{image_seed, render};
 /// The shared ImageNet weights, or None (after saying why): random features would not say
 /// whether one-class scoring works.
 pub(crate) fn imagenet_weights() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 fn synthetic(count: usize, crack: bool, first: usize, size: u32) -> Vec<RgbImage> {

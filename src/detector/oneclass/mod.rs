@@ -24,13 +24,10 @@ pub mod bank;
 #[cfg(test)]
 mod end_to_end;
 pub mod features;
-pub mod gallery;
 pub mod map;
 pub mod model;
 pub mod model_file;
-pub mod predictions;
 pub mod ranking;
-pub mod run;
 pub mod threshold;
 
 use anyhow::{bail, ensure, Result};

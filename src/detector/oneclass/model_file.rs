@@ -90,7 +90,7 @@ pub fn save(model: &OneClassModel, path: &Path) -> Result<()> {
     let bytes =
         safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
             .context("cannot serialise the one-class model")?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::core::fsutil::write_atomic(path, &bytes)
 }
 
 /// Reads a model written by [`save`]; every problem is an error naming the file.

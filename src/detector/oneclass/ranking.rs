@@ -4,8 +4,8 @@
 //! handled exactly (a tie between a normal and an anomalous image counts one half for AUROC, and
 //! tied scores form one step of the precision-recall curve), so a constant scorer gets 0.5.
 
-/// AUROC comes from the one implementation in [`crate::stats`].
-pub use crate::stats::auroc;
+/// AUROC comes from the one implementation in [`crate::core::stats`].
+pub use crate::core::stats::auroc;
 
 /// Average precision (the area under the precision-recall curve as a step function, as
 /// scikit-learn computes it), or None unless both kinds are present.

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::draw;
 use super::render::Layers;
 use super::view::{PhotoState, RenderJob, ScanView};
-use crate::scan_output::{self, ScanRecord};
+use crate::scan::output::{self, ScanRecord};
 use crate::tui::images::{self, GraphicsChoice};
 use crate::tui::input::Input;
 use crate::tui::jobs::JOB_THREAD_PREFIX;
@@ -35,7 +35,7 @@ use crate::tui::FRAME;
 
 /// Opens the scan view on a scan's output folder until the user quits.
 pub fn run_blocking(folder: &Path, graphics: GraphicsChoice, colors: bool) -> Result<()> {
-    let record = scan_output::read(folder)?;
+    let record = output::read(folder)?;
     if !std::io::stdout().is_terminal() {
         bail!(
             "the scan view needs a terminal on standard output ({} holds the scan's pictures and scan.json)",

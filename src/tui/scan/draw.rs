@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::view::{PhotoState, ScanView};
-use crate::scan_output::{MetricsRecord, PhotoRecord};
+use crate::scan::output::{MetricsRecord, PhotoRecord};
 use crate::tui::keymap::{self, Action};
 
 pub const MIN_WIDTH: u16 = 60;

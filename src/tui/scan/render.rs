@@ -15,7 +15,7 @@ use image::{GrayImage, Rgb, RgbImage};
 use rayon::prelude::*;
 
 use crate::explain::colormap::{entry_for, Colormap};
-use crate::scan_output::{PhotoRecord, RegionRecord, ScanRecord, WindowRecord};
+use crate::scan::output::{PhotoRecord, RegionRecord, ScanRecord, WindowRecord};
 
 /// Which layers are drawn over the photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -380,7 +380,7 @@ fn read_grey(path: &PathBuf) -> Result<GrayImage> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::scan_output::FORMAT_VERSION;
+    use crate::scan::output::FORMAT_VERSION;
 
     /// A scan folder with one photo of `w` x `h`: a grey photo, a mask with one vertical line at
     /// x = w / 2 (one region, boxed), a map that is 1 on the cells of that line, one window over it
@@ -439,7 +439,7 @@ pub(crate) mod tests {
             }],
             overall: None,
         };
-        crate::scan_output::write(dir, &record).unwrap();
+        crate::scan::output::write(dir, &record).unwrap();
         record
     }
 

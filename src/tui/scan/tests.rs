@@ -12,7 +12,7 @@ use super::dashboard::{apply_reply, cell_pixels, next_job, Painter};
 use super::draw;
 use super::render::tests::folder_with_photo;
 use super::view::{PhotoState, ScanView};
-use crate::scan_output::ScanRecord;
+use crate::scan::output::ScanRecord;
 use crate::tui::theme::Theme;
 
 pub struct ScanHarness {

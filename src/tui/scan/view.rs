@@ -11,7 +11,7 @@ use ratatui::layout::Size;
 use ratatui_image::protocol::Protocol;
 
 use super::render::{Toggles, Viewport};
-use crate::scan_output::{PhotoRecord, ScanRecord};
+use crate::scan::output::{PhotoRecord, ScanRecord};
 use crate::tui::keymap::{self, Action};
 use crate::tui::theme::Theme;
 
@@ -366,7 +366,7 @@ impl ScanView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan_output::{RegionRecord, ScanRecord, FORMAT_VERSION};
+    use crate::scan::output::{RegionRecord, ScanRecord, FORMAT_VERSION};
     use crossterm::event::{KeyCode, KeyModifiers};
 
     fn photo(name: &str, width: u32, height: u32, crack_fraction: f64) -> PhotoRecord {

@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::widgets::Widget;
 
-use crate::events::ScoreHistogram;
+use crate::run::event::ScoreHistogram;
 
 /// Eighths of a cell filled from the bottom (bars rising to the axis above them).
 const RISING: [&str; 9] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];

@@ -10,8 +10,8 @@ use ratatui::Frame;
 
 use super::histogram::ScoreChart;
 use super::{bordered, confusion_cell, duration, percent};
-use crate::events::{AnomalyScores, FitStage};
-use crate::runstate::OneClassFit;
+use crate::run::event::{AnomalyScores, FitStage};
+use crate::run::state::OneClassFit;
 use crate::tui::app::{App, Phase};
 
 /// The Training view of a one-class run.

@@ -7,7 +7,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::{bordered, confusion_cell, draw_picture, percent, tile_grid};
-use crate::stats::{self, Confusion};
+use crate::core::stats::{self, Confusion};
 use crate::tui::app::{App, Loaded, Wants};
 use crate::tui::images::ImageKey;
 

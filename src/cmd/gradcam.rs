@@ -1,0 +1,3 @@
+//! `crackscope gradcam`: heatmaps of image files or a run's test images (see [`crate::app::heatmaps`]).
+
+pub use crate::app::heatmaps::gradcam;
