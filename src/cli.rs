@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::explain::colormap::Colormap;
 use crate::explain::methods::Method;
 use crate::explain::overlay::parse_alpha;
-use crate::run::recipe::{parse_split, DeviceChoice, Overrides};
+use crate::model::device::DeviceChoice;
+use crate::run::recipe::{parse_split, Overrides};
 use crate::tui::GraphicsChoice;
 
 #[derive(Debug, Parser)]

@@ -10,6 +10,12 @@ use crackscope::cmd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Library warnings go to stderr unless a full-screen view takes them over while it runs.
+    crackscope::core::warn::redirect(|message| {
+        // Not eprintln!: after an SSH hang-up stderr is gone, and that must not become a panic.
+        let _ = writeln!(std::io::stderr(), "warning: {message}");
+    })
+    .forever();
     // Trainings must outlive a closed pipe (their output is optional); one-shot commands need not.
     if !matches!(
         cli.command,

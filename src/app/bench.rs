@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::cli::BenchArgs;
 use crate::data::augment::{write_augmented_chw, write_chw_normalized, Augment};
-use crate::data::budget::Residency;
 use crate::data::decode::jpeg::decode_with_image_crate;
+use crate::data::loader::Residency;
 use crate::data::loader::{load, BatchLoader, EpochPlan};
 use crate::data::synth::{generate, render, SynthOptions, JPEG_QUALITY, SIZE_RANGE};
 use crate::explain::methods::Method;

@@ -11,8 +11,9 @@ use image::RgbImage;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::samples::sample_grid;
 use crate::data::split::Manifest;
-use crate::detector::classifier::{picture_name, CamSettings, Classifier};
+use crate::detector::classifier::Classifier;
 use crate::explain::methods::{Method, Target};
+use crate::explain::settings::{picture_name, CamSettings};
 use crate::model::{self, LoadOptions, CAM_LAYERS};
 use crate::run::predictions::Predictions;
 use crate::run::recipe::Recipe;
@@ -42,7 +43,9 @@ impl RunGallery {
         let recipe = Recipe::load(&run.recipe())?;
         Ok(RunGallery {
             manifest: Manifest::load(&run.manifest())?,
-            cam: CamSettings::from_recipe(&recipe.gradcam)
+            cam: recipe
+                .gradcam
+                .settings()
                 .with_context(|| format!("{}", run.recipe().display()))?,
             recipe,
             run: run.clone(),

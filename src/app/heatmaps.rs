@@ -15,12 +15,11 @@ use serde::Serialize;
 
 use crate::cli::GradcamArgs;
 use crate::data::decode::load_rgb;
-use crate::detector::classifier::{
-    file_safe, open_run_model, picture_name, CamSettings, Classifier,
-};
+use crate::detector::classifier::{open_run_model, Classifier};
 use crate::explain::figure::{figure, title};
 use crate::explain::methods::{Explanation, Target};
 use crate::explain::overlay::overlay;
+use crate::explain::settings::{file_safe, picture_name, CamSettings};
 use crate::imaging::terminal::print_inline;
 use crate::imaging::write_png;
 use crate::run::recipe::Recipe;
@@ -85,7 +84,7 @@ pub fn gradcam(args: &GradcamArgs) -> Result<()> {
 
 /// The heatmap settings: the recipe's `[gradcam]` keys, each replaced by its flag when given.
 fn cam_settings(args: &GradcamArgs, recipe: &Recipe) -> Result<CamSettings> {
-    CamSettings::from_recipe(&recipe.gradcam)?.with_overrides(
+    recipe.gradcam.settings()?.with_overrides(
         args.layer.as_deref(),
         args.method,
         args.alpha,
@@ -215,11 +214,7 @@ fn resolve_class(class: Option<&str>, classes: &[String]) -> Result<Target> {
     let Some(wanted) = class else {
         return Ok(Target::Predicted);
     };
-    let by_name = classes
-        .iter()
-        .position(|c| c == wanted)
-        .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(wanted)));
-    if let Some(i) = by_name {
+    if let Some(i) = crate::core::classes::find(classes, wanted) {
         return Ok(Target::Class(i));
     }
     if let Ok(i) = wanted.parse::<usize>() {
@@ -230,16 +225,10 @@ fn resolve_class(class: Option<&str>, classes: &[String]) -> Result<Target> {
         );
         return Ok(Target::Class(i));
     }
-    let listed = if classes.len() <= 20 {
-        classes.join(", ")
-    } else {
-        format!(
-            "{}, ... ({} in all; an index 0..{} works too)",
-            classes[..10].join(", "),
-            classes.len(),
-            classes.len()
-        )
-    };
+    let listed = crate::core::classes::listed(
+        classes,
+        &format!("; an index 0..{} works too", classes.len()),
+    );
     bail!("unknown class {wanted:?}; the model's classes are: {listed}")
 }
 
@@ -370,8 +359,8 @@ mod tests {
     use crate::data::synth::render;
     use crate::explain::colormap::Colormap;
     use crate::explain::methods::Method;
+    use crate::model::device::DeviceChoice;
     use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
-    use crate::run::recipe::DeviceChoice;
 
     const SIDE: u32 = 64;
     const CLASSES: [&str; 2] = ["Negative", "Positive"];

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::ScanArgs;
+use crate::core::classes;
 use crate::core::windows::default_stride;
 use crate::detector::classifier::model_file;
 use crate::detector::oneclass::OneClassModel;
@@ -311,26 +312,13 @@ impl Scanner {
 /// `--positive`, else the class named Positive, crack or cracked (any case).
 fn positive_class(wanted: Option<&str>, classes: &[String]) -> Result<usize> {
     let found = match wanted {
-        Some(name) => classes
-            .iter()
-            .position(|c| c == name)
-            .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(name))),
-        None => classes
-            .iter()
-            .position(|c| CRACK_NAMES.contains(&c.to_ascii_lowercase().as_str())),
+        Some(name) => classes::find(classes, name),
+        None => classes::named_like(classes, &CRACK_NAMES).first().copied(),
     };
     match found {
         Some(i) => Ok(i),
         None => {
-            let listed = if classes.len() <= 20 {
-                classes.join(", ")
-            } else {
-                format!(
-                    "{}, ... ({} in all)",
-                    classes[..10].join(", "),
-                    classes.len()
-                )
-            };
+            let listed = classes::listed(classes, "");
             match wanted {
                 Some(name) => bail!("unknown class {name:?}; the model's classes are: {listed}"),
                 None => bail!(

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decode;
+use crate::core::warn::warn;
 
 /// File extensions (compared case-insensitively) taken as images; others are ignored silently.
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
@@ -202,7 +203,7 @@ pub fn scan<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
     items.retain(|item| !left_out.contains(item.path.as_path()));
     skipped.extend(conflicts);
     for skip in &skipped {
-        eprintln!("warning: skipping {}: {}", skip.path.display(), skip.reason);
+        warn(format!("skipping {}: {}", skip.path.display(), skip.reason));
     }
 
     let dataset = Dataset {

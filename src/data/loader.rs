@@ -23,14 +23,21 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::augment::{write_augmented_chw, write_chw_normalized, Augment};
-use super::budget::Residency;
 use super::dataset::Skipped;
 use super::decode::{decode_bytes, resize_exact};
 use super::rng_for;
+use crate::core::warn::warn;
 
 /// Batches prepared ahead of the consumer: enough to hide a slow batch, few enough that memory
 /// stays bounded (a batch of 100 at 227x227 is 62 MB of floats).
 const PREFETCH: usize = 2;
+
+/// Whether a set's images are decoded once and kept, or decoded again for every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    InMemory,
+    Streamed,
+}
 
 /// Where a set's pixels come from.
 #[derive(Debug, Clone)]
@@ -147,7 +154,7 @@ pub fn load(paths_and_labels: &[(PathBuf, usize)], size: u32, residency: Residen
             }
             Err(e) => {
                 let reason = format!("{e:#}");
-                eprintln!("warning: skipping {}: {reason}", path.display());
+                warn(format!("skipping {}: {reason}", path.display()));
                 skipped.push(Skipped {
                     path: path.clone(),
                     reason,
@@ -309,9 +316,9 @@ impl BatchLoader {
             Ok(thread) => Worker::Running { batches, thread },
             Err(e) => {
                 // Out of threads: slower, but the epoch is still complete.
-                eprintln!(
-                    "warning: cannot start a batch-loading thread ({e}); loading without prefetch"
-                );
+                warn(format!(
+                    "cannot start a batch-loading thread ({e}); loading without prefetch"
+                ));
                 Worker::Inline {
                     schedule: Box::new(self.schedule()),
                     next: first,
@@ -416,7 +423,9 @@ fn loader_pool() -> Option<&'static rayon::ThreadPool> {
         {
             Ok(pool) => Some(pool),
             Err(e) => {
-                eprintln!("warning: cannot start batch-loading threads ({e}); loading serially");
+                warn(format!(
+                    "cannot start batch-loading threads ({e}); loading serially"
+                ));
                 None
             }
         }

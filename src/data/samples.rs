@@ -6,6 +6,7 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::core::warn::warn;
 use crate::data::dataset::{scan, DatasetRoots};
 use crate::data::decode::load_rgb;
 use crate::imaging::grid::{grid_cols, labelled_tile};
@@ -29,7 +30,7 @@ pub fn sample_grid<R: DatasetRoots + ?Sized>(
         let item = &dataset.items[index];
         match load_rgb(&item.path) {
             Ok(image) => tiles.push((image, dataset.classes[item.label].clone())),
-            Err(e) => eprintln!("warning: skipping {}: {e:#}", item.path.display()),
+            Err(e) => warn(format!("skipping {}: {e:#}", item.path.display())),
         }
     }
     anyhow::ensure!(

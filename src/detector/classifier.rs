@@ -10,17 +10,17 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor, D};
 use image::RgbImage;
 
+use crate::core::math::argmax;
 use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::split::Manifest;
-use crate::explain::colormap::Colormap;
-use crate::explain::methods::{explain, Explanation, Method, Target};
-use crate::explain::overlay::{overlay, Style};
-use crate::model::{self, CheckpointMeta, LoadOptions, SqueezeNet, CAM_LAYERS, MIN_INPUT_SIDE};
-use crate::run::recipe::GradcamConfig;
+use crate::explain::methods::{explain, Explanation, Target};
+use crate::explain::overlay::overlay;
+use crate::explain::settings::CamSettings;
+use crate::model::{self, CheckpointMeta, LoadOptions, SqueezeNet, MIN_INPUT_SIDE};
 use crate::run::RunDir;
-use crate::train::evaluate::{self, argmax};
+use crate::train::evaluate;
 
 /// Images per forward pass: enough to amortise a pass, little enough for memory.
 pub const BATCH: usize = 32;
@@ -217,143 +217,10 @@ impl Classifier {
     }
 }
 
-/// How heatmaps are made and drawn: the recipe's `[gradcam]` keys, typed, after flags.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CamSettings {
-    /// One of [`CAM_LAYERS`].
-    pub layer: String,
-    pub method: Method,
-    pub alpha: f32,
-    pub colormap: Colormap,
-}
-
-impl Default for CamSettings {
-    /// The defaults of `config/default.toml` (the seed's).
-    fn default() -> Self {
-        CamSettings::from_recipe(&GradcamConfig::default()).expect("the default recipe is valid")
-    }
-}
-
-impl CamSettings {
-    /// The recipe's `[gradcam]` section; a bad value is an error naming the key.
-    pub fn from_recipe(recipe: &GradcamConfig) -> Result<CamSettings> {
-        let settings = CamSettings {
-            layer: recipe.layer.clone(),
-            method: recipe
-                .method
-                .parse()
-                .map_err(|e| anyhow::anyhow!("gradcam.method: {e}"))?,
-            alpha: recipe.alpha,
-            colormap: recipe
-                .colormap
-                .parse()
-                .map_err(|e| anyhow::anyhow!("gradcam.colormap: {e}"))?,
-        };
-        settings.check()?;
-        Ok(settings)
-    }
-
-    /// Flags given on the command line replace the recipe's values.
-    pub fn with_overrides(
-        mut self,
-        layer: Option<&str>,
-        method: Option<Method>,
-        alpha: Option<f32>,
-        colormap: Option<Colormap>,
-    ) -> Result<CamSettings> {
-        if let Some(layer) = layer {
-            self.layer = layer.to_string();
-        }
-        self.method = method.unwrap_or(self.method);
-        self.alpha = alpha.unwrap_or(self.alpha);
-        self.colormap = colormap.unwrap_or(self.colormap);
-        self.check()?;
-        Ok(self)
-    }
-
-    fn check(&self) -> Result<()> {
-        ensure!(
-            CAM_LAYERS.contains(&self.layer.as_str()),
-            "unknown layer {:?}; feature maps can be taken at: {}",
-            self.layer,
-            CAM_LAYERS.join(", ")
-        );
-        ensure!(
-            (0.0..=1.0).contains(&self.alpha),
-            "heatmap opacity {} is not between 0 and 1",
-            self.alpha
-        );
-        Ok(())
-    }
-
-    pub fn style(&self) -> Style {
-        Style {
-            colormap: self.colormap,
-            alpha: self.alpha,
-        }
-    }
-}
-
-/// A method's name as it may appear in a file name ("gradcam++" -> "gradcampp").
-pub fn file_safe(method: Method) -> String {
-    method.name().replace('+', "p")
-}
-
-/// `<stem>-<method>-<layer>.png`: the file of one heatmap picture, the same for `gradcam` and the
-/// dashboard, so pictures of other methods or layers never overwrite each other.
-pub fn picture_name(stem: &str, method: Method, layer: &str) -> String {
-    format!("{stem}-{}-{layer}.png", file_safe(method))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn picture_names_escape_plus_and_carry_method_and_layer() {
-        assert_eq!(
-            picture_name("crack", Method::GradCamPlusPlus, "fire9-concat"),
-            "crack-gradcampp-fire9-concat.png"
-        );
-        assert_ne!(
-            picture_name("x", Method::Seed, "relu_conv10"),
-            picture_name("x", Method::Seed, "fire9-concat")
-        );
-    }
-
-    #[test]
-    fn recipe_keys_and_flags_make_the_settings() {
-        let recipe = GradcamConfig {
-            layer: "fire8-concat".into(),
-            method: "gradcam++".into(),
-            alpha: 0.25,
-            colormap: "turbo".into(),
-        };
-        let from_recipe = CamSettings::from_recipe(&recipe).unwrap();
-        assert_eq!(
-            from_recipe,
-            CamSettings {
-                layer: "fire8-concat".into(),
-                method: Method::GradCamPlusPlus,
-                alpha: 0.25,
-                colormap: Colormap::Turbo,
-            }
-        );
-        let flagged = from_recipe
-            .clone()
-            .with_overrides(Some("pool5"), Some(Method::Ablation), None, None)
-            .unwrap();
-        assert_eq!(
-            (flagged.layer.as_str(), flagged.method, flagged.alpha),
-            ("pool5", Method::Ablation, 0.25)
-        );
-        assert!(from_recipe
-            .with_overrides(Some("fire10"), None, None, None)
-            .is_err());
-        // One default method everywhere: the recipe's, the enum's and the settings'.
-        assert_eq!(CamSettings::default().method, Method::default());
-        assert_eq!(GradcamConfig::default().method, Method::default().name());
-    }
+    use crate::explain::methods::Method;
 
     /// The folder scripts/torch_reference.py --maps writes (or CRACKSCOPE_TORCH_REFERENCE), and
     /// the shared data, or None after saying why the comparison is skipped.

@@ -12,10 +12,10 @@ use image::GrayImage;
 use super::heatmap::Heatmap;
 use super::methods::{explain, Method, Target};
 use super::resize::imresize_bicubic;
+use crate::core::mask::grown;
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::{image_seed, render};
 use crate::model::SqueezeNet;
-use crate::scan::metrics::grown;
 
 const SIZE: u32 = 128;
 const TRAIN: usize = 96;

@@ -10,4 +10,5 @@ mod localization;
 pub mod methods;
 pub mod overlay;
 pub mod resize;
+pub mod settings;
 pub mod timing;

@@ -15,7 +15,7 @@ use image::RgbImage;
 
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::samples::sample_grid;
-use crate::detector::classifier::CamSettings;
+use crate::explain::settings::CamSettings;
 use crate::model;
 use crate::run::event::Event;
 use crate::run::log;
@@ -92,7 +92,7 @@ impl OneClassGallery {
             data_roots: recipe.data.root.clone(),
             split_seed: recipe.data.split_seed,
             input_size: recipe.data.input_size,
-            cam: CamSettings::from_recipe(&recipe.gradcam)?,
+            cam: recipe.gradcam.settings()?,
             items: Vec::new(),
             model: None,
         })

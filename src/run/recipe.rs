@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::explain::settings::CamSettings;
+use crate::model::device::DeviceChoice;
+
 /// The recipe shipped as `config/default.toml`; compiled in so the binary works from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 /// The demo's recipe, `config/demo.toml`, layered over the default one.
@@ -164,54 +167,6 @@ pub enum Shuffle {
     Never,
 }
 
-/// Where the network runs. `Auto` takes a CUDA GPU when the build has one and one is present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceChoice {
-    Auto,
-    Cpu,
-    Cuda(usize),
-}
-
-impl fmt::Display for DeviceChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeviceChoice::Auto => f.write_str("auto"),
-            DeviceChoice::Cpu => f.write_str("cpu"),
-            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" => Ok(DeviceChoice::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceChoice::Cuda)
-                .ok_or_else(|| format!("expected auto, cpu, cuda or cuda:N, found \"{s}\"")),
-        }
-    }
-}
-
-impl Serialize for DeviceChoice {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for DeviceChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
@@ -267,6 +222,26 @@ impl Default for GradcamConfig {
             alpha: 0.5,
             colormap: "jet".into(),
         }
+    }
+}
+
+impl GradcamConfig {
+    /// The `[gradcam]` section as heatmap settings; a bad value is an error naming the key.
+    pub fn settings(&self) -> Result<CamSettings> {
+        let settings = CamSettings {
+            layer: self.layer.clone(),
+            method: self
+                .method
+                .parse()
+                .map_err(|e| anyhow::anyhow!("gradcam.method: {e}"))?,
+            alpha: self.alpha,
+            colormap: self
+                .colormap
+                .parse()
+                .map_err(|e| anyhow::anyhow!("gradcam.colormap: {e}"))?,
+        };
+        settings.check()?;
+        Ok(settings)
     }
 }
 
@@ -522,6 +497,8 @@ pub fn parse_split(s: &str) -> Result<[f64; 3], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::colormap::Colormap;
+    use crate::explain::methods::Method;
 
     #[test]
     fn shipped_default_file_is_the_seed_recipe() {
@@ -723,5 +700,43 @@ mod tests {
             DeviceChoice::Cuda(1)
         );
         assert!("gpu".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn recipe_keys_and_flags_make_the_settings() {
+        let recipe = GradcamConfig {
+            layer: "fire8-concat".into(),
+            method: "gradcam++".into(),
+            alpha: 0.25,
+            colormap: "turbo".into(),
+        };
+        let from_recipe = recipe.settings().unwrap();
+        assert_eq!(
+            from_recipe,
+            CamSettings {
+                layer: "fire8-concat".into(),
+                method: Method::GradCamPlusPlus,
+                alpha: 0.25,
+                colormap: Colormap::Turbo,
+            }
+        );
+        let flagged = from_recipe
+            .clone()
+            .with_overrides(Some("pool5"), Some(Method::Ablation), None, None)
+            .unwrap();
+        assert_eq!(
+            (flagged.layer.as_str(), flagged.method, flagged.alpha),
+            ("pool5", Method::Ablation, 0.25)
+        );
+        assert!(from_recipe
+            .with_overrides(Some("fire10"), None, None, None)
+            .is_err());
+        // One default method everywhere: the recipe's, the enum's and the settings'.
+        assert_eq!(CamSettings::default().method, Method::default());
+        assert_eq!(GradcamConfig::default().method, Method::default().name());
+        assert_eq!(
+            GradcamConfig::default().settings().unwrap(),
+            CamSettings::default()
+        );
     }
 }

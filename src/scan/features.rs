@@ -420,7 +420,7 @@ pub fn classify_windows(
         out.extend(
             logits
                 .iter()
-                .map(|l| crate::explain::methods::softmax(l)[positive]),
+                .map(|l| crate::core::math::softmax(l)[positive]),
         );
     }
     Ok(out)

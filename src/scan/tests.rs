@@ -157,7 +157,7 @@ fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
 fn mass_near_cracks(map: &super::CrackMap, mask: &GrayImage, near: u32) -> (f64, f64) {
     let grown = super::metrics::pixel_counts(mask, mask, 0); // sanity: mask is its own match
     assert_eq!(grown.predicted, grown.predicted_matched);
-    let region = super::metrics::grown(mask, near);
+    let region = crate::core::mask::grown(mask, near);
     let (mut inside, mut total) = (0f64, 0f64);
     map.for_each_row(|y, line| {
         for (x, &v) in line.iter().enumerate() {
@@ -304,7 +304,7 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
         }
         // An anomaly map has a floor (normal texture is some distance from the bank too), so
         // the measure is how well it ranks the pixels near cracks above the rest: AUROC.
-        let near = super::metrics::grown(&photo.crack_mask, 8);
+        let near = crate::core::mask::grown(&photo.crack_mask, 8);
         let (mut values, mut is_near) = (Vec::new(), Vec::new());
         map.for_each_row(|y, line| {
             for (x, &v) in line.iter().enumerate().step_by(3) {

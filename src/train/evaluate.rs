@@ -4,6 +4,7 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
+use crate::core::math::argmax;
 use crate::core::stats::Confusion;
 use crate::data::loader::{BatchLoader, DecodedSet, EpochPlan};
 use crate::model::SqueezeNet;
@@ -58,18 +59,4 @@ pub fn summarize(predictions: &[Prediction], classes: &[String]) -> (Confusion, 
     }
     let loss = predictions.iter().map(|p| p.loss).sum::<f32>() / predictions.len().max(1) as f32;
     (confusion, loss)
-}
-
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
 }

@@ -16,7 +16,6 @@ use crate::data::dataset::{scan, Skipped};
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::loader::{decode_all, DecodedSet, Images};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
-use crate::detector::classifier::CamSettings;
 use crate::detector::oneclass::features::{Extractor, BATCH};
 use crate::detector::oneclass::map::draw_over;
 use crate::detector::oneclass::model::{fit_bank, score_with, FitStep, Scored};
@@ -24,6 +23,7 @@ use crate::detector::oneclass::threshold::{self, Threshold};
 use crate::detector::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
 use crate::explain::colormap::Colormap;
 use crate::explain::figure::figure;
+use crate::explain::settings::CamSettings;
 use crate::imaging::write_png;
 use crate::oneclass::predictions::{self, ScoredRow};
 use crate::run::event::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
@@ -472,7 +472,7 @@ pub fn anomaly_maps(
     let model = model_file::load(model_path)?;
     // Colours as `gradcam` draws them: flags, else the run's recipe, else the defaults.
     let recipe_cam = match run {
-        Some(run) => CamSettings::from_recipe(&Recipe::load(&run.recipe())?.gradcam)?,
+        Some(run) => Recipe::load(&run.recipe())?.gradcam.settings()?,
         None => CamSettings::default(),
     };
     let style = (

@@ -130,18 +130,9 @@ pub const NORMAL_NAMES: [&str; 3] = ["negative", "normal", "ok"];
 /// named like [`NORMAL_NAMES`]; an error lists the classes otherwise.
 pub fn normal_class(classes: &[String], requested: Option<&str>) -> Result<usize> {
     let found = match requested {
-        Some(name) => classes
-            .iter()
-            .position(|c| c == name)
-            .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(name))),
+        Some(name) => crate::core::classes::find(classes, name),
         None => {
-            let matches: Vec<usize> = (0..classes.len())
-                .filter(|&i| {
-                    NORMAL_NAMES
-                        .iter()
-                        .any(|n| classes[i].eq_ignore_ascii_case(n))
-                })
-                .collect();
+            let matches = crate::core::classes::named_like(classes, &NORMAL_NAMES);
             if matches.len() > 1 {
                 bail!(
                     "several classes could be the normal one ({}); pick one with --normal CLASS",
