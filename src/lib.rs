@@ -13,11 +13,6 @@ pub mod detector;
 pub mod explain;
 pub mod imaging;
 pub mod model;
-/// Temporary home of the one-class gallery and predictions while they move.
-pub mod oneclass {
-    pub mod gallery;
-    pub mod predictions;
-}
 pub mod run;
 pub mod scan;
 pub mod train;

@@ -108,10 +108,10 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
 /// to its end, the bank within its bound, the test scores agreeing with report.json), and the
 /// browser's items and anomaly maps from the one-class gallery.
 fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
-    use crackscope::oneclass::gallery::{is_oneclass_run, OneClassGallery};
+    use crackscope::app::gallery::{Gallery, PictureSpec, RunGallery};
+    use crackscope::detector::Kind;
     use crackscope::run::event::{Event, FitStage};
     use crackscope::run::RunDir;
-    use crackscope::tui::{Gallery, PictureSpec};
 
     let read = crackscope::run::log::read_from(&run_dir.join("metrics.jsonl"), 0).unwrap();
     assert_eq!(read.skipped_lines, 0);
@@ -165,8 +165,8 @@ fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
     );
 
     let run = RunDir::open(run_dir).unwrap();
-    assert!(is_oneclass_run(&run));
-    let mut gallery = OneClassGallery::open(&run).unwrap();
+    assert_eq!(run.model_kind(), Kind::OneClass);
+    let mut gallery = RunGallery::open(&run, Kind::OneClass).unwrap();
     assert_eq!(gallery.classes(), ["normal", "anomaly"]);
     let items = gallery.test_items().unwrap();
     assert_eq!(items.len(), 20);

@@ -205,7 +205,12 @@ fn scan_time(size: u32, reps: usize, device: &Device) -> Result<(Duration, f64)>
         },
         layout: model::HeadLayout::Head,
     };
-    let scan = crate::scan::ScanModel::new(loaded, device)?;
+    let classifier = crate::detector::classifier::Classifier::from_loaded(
+        loaded,
+        Path::new("random weights"),
+        device,
+    )?;
+    let scan = crate::scan::ScanModel::new(&classifier)?;
     let (w, h) = SCAN_PHOTO;
     let surface = crate::data::synth::render_photo(2, w.max(h), size, true).image;
     let photo = image::imageops::crop_imm(&surface, 0, 0, w, h).to_image();

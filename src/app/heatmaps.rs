@@ -1,8 +1,10 @@
-//! `crackscope gradcam`: why did the network say that? Heatmaps over image files, or the seed's
-//! 3 x 4 figure over random test images of a trained run.
+//! Heatmaps of decisions, for a model of either kind: an overlay per image file and a figure of
+//! them all, or the figure of a run's test images (the seed's 3 x 4 figure). A classifier's maps
+//! are Grad-CAM's (or another method's) of one class; a one-class model's are its anomaly maps.
+//! One figure writer serves both: the images are chosen, drawn, named and put together the same
+//! way, and only the map and the words under it come from the kind.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Result};
@@ -13,22 +15,57 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cli::GradcamArgs;
+use crate::core::warn::warn;
 use crate::data::decode::load_rgb;
-use crate::detector::classifier::{open_run_model, Classifier};
-use crate::explain::figure::{figure, title};
-use crate::explain::methods::{Explanation, Target};
-use crate::explain::overlay::overlay;
-use crate::explain::settings::{file_safe, picture_name, CamSettings};
-use crate::imaging::terminal::print_inline;
+use crate::data::split::Manifest;
+use crate::detector::{patch_rows, Detector, Explained, Kind, Model};
+use crate::explain::colormap::Colormap;
+use crate::explain::figure::figure;
+use crate::explain::methods::{Method, Target};
+use crate::explain::settings::{file_safe, CamSettings};
 use crate::imaging::write_png;
+use crate::model::LoadOptions;
 use crate::run::recipe::Recipe;
 use crate::run::RunDir;
 
 /// Images per forward/backward pass: enough to amortise a pass, little enough for memory.
 const BATCH: usize = 16;
 
-/// One image's explanation, as `--json` prints it.
+/// What to explain and how: image files with a model (`model`, `images`), or `count` random
+/// test images of a run (`run`); the rest overrides the recipe's `[gradcam]` keys.
+#[derive(Debug, Clone, Default)]
+pub struct HeatmapRequest {
+    /// A model file or a run directory (its best model and recipe), with `images`.
+    pub model: Option<PathBuf>,
+    pub images: Vec<PathBuf>,
+    /// A run whose test images are explained; the figure goes into it.
+    pub run: Option<PathBuf>,
+    pub count: usize,
+    /// Only test images the model gets wrong.
+    pub misclassified: bool,
+    /// Seed of the choice of test images.
+    pub seed: u64,
+    /// Folder for the overlays and the figure of image files [default: gradcam].
+    pub out: Option<PathBuf>,
+    /// The class to explain, by name or output index (classifiers).
+    pub class: Option<String>,
+    pub method: Option<Method>,
+    pub layer: Option<String>,
+    pub alpha: Option<f32>,
+    pub colormap: Option<Colormap>,
+    /// Class names and input size for a checkpoint that lacks them.
+    pub options: LoadOptions,
+}
+
+/// One image's heatmap, as `--json` prints it: a classifier's explanation or a one-class map.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum HeatmapRecord {
+    Class(CamOut),
+    Anomaly(MapOut),
+}
+
+/// A classifier's explanation of one image.
 #[derive(Debug, Serialize)]
 pub struct CamOut {
     pub path: PathBuf,
@@ -53,112 +90,123 @@ pub struct CamOut {
     pub overlay: Option<PathBuf>,
 }
 
-/// What a `gradcam` invocation produced.
-pub struct Outcome {
-    pub report: Vec<CamOut>,
-    /// The seed's figure, also written to `figure_path`.
-    pub figure: RgbImage,
-    pub figure_path: PathBuf,
+/// A one-class model's anomaly map of one image.
+#[derive(Debug, Serialize)]
+pub struct MapOut {
+    pub path: PathBuf,
+    pub score: f32,
+    pub verdict: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth: Option<String>,
+    /// Patch distances on the feature grid, rows of numbers (before upsampling and smoothing).
+    pub patch_scores: Vec<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<PathBuf>,
 }
 
-pub fn gradcam(args: &GradcamArgs) -> Result<()> {
-    let target = args.run.as_ref().or(args.model.as_ref());
-    if let Some((model, run)) = target
-        .map(|t| crate::detector::oneclass::model_file::find(t))
-        .transpose()?
-        .flatten()
-    {
-        return crate::cmd::oneclass::gradcam(args, &model, run.as_ref());
-    }
-    let (device, _) = crate::model::device::resolve(args.device)?;
-    let outcome = match &args.run {
-        Some(run) => explain_run(args, run, &device)?,
-        None => Some(explain_files(args, &device)?),
-    };
-    match outcome {
-        Some(outcome) => print_outcome(args, &outcome),
-        None if args.json => say("[]\n"),
-        None => say("the model classifies every test image correctly: nothing to show\n"),
+/// What a heatmap request produced.
+pub struct Figure {
+    pub records: Vec<HeatmapRecord>,
+    /// The figure of every panel, also written to `path`.
+    pub figure: RgbImage,
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// The settings the maps were made with.
+    pub cam: CamSettings,
+}
+
+/// Heatmaps as `request` asks: of a run's test images, or of image files. None when only
+/// mistakes were asked for and the model makes none.
+pub fn heatmaps(request: &HeatmapRequest, device: &Device) -> Result<Option<Figure>> {
+    match &request.run {
+        Some(run) => explain_run(request, run, device),
+        None => explain_files(request, device).map(Some),
     }
 }
 
 /// The heatmap settings: the recipe's `[gradcam]` keys, each replaced by its flag when given.
-fn cam_settings(args: &GradcamArgs, recipe: &Recipe) -> Result<CamSettings> {
+fn cam_settings(request: &HeatmapRequest, recipe: &Recipe) -> Result<CamSettings> {
     recipe.gradcam.settings()?.with_overrides(
-        args.layer.as_deref(),
-        args.method,
-        args.alpha,
-        args.colormap,
+        request.layer.as_deref(),
+        request.method,
+        request.alpha,
+        request.colormap,
     )
 }
 
-/// Image mode: an overlay PNG per image and the figure, in `--out` (default `gradcam/`). The
-/// recipe is the run's when `--model` is a run directory, else the built-in one.
-pub fn explain_files(args: &GradcamArgs, device: &Device) -> Result<Outcome> {
-    let Some(model_arg) = &args.model else {
+/// Image mode: an overlay PNG per image and the figure, in `out` (default `gradcam/`). The
+/// recipe is the run's when the model is a run directory, else the built-in one.
+pub fn explain_files(request: &HeatmapRequest, device: &Device) -> Result<Figure> {
+    let Some(model_arg) = &request.model else {
         bail!("give --model MODEL with the images, or --run RUN")
     };
-    ensure!(!args.images.is_empty(), "no images given to explain");
-    let recipe = if model_arg.is_dir() {
-        Recipe::load(&RunDir::open(model_arg)?.recipe())?
-    } else {
-        Recipe::default()
+    ensure!(!request.images.is_empty(), "no images given to explain");
+    let (detector, run) = super::open_model(model_arg, device, &request.options)?;
+    let recipe = match &run {
+        Some(run) => Recipe::load(&run.recipe())?,
+        None => Recipe::default(),
     };
-    let cam = cam_settings(args, &recipe)?;
-    let classifier = Classifier::open(model_arg, device, &args.model_options.load_options())?;
-    let target = resolve_class(args.class.as_deref(), &classifier.classes)?;
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("gradcam"));
+    let cam = cam_settings(request, &recipe)?;
+    let target = target_class(&detector, request.class.as_deref())?;
+    let out_dir = request
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("gradcam"));
     let mut names = HashSet::new();
-    let mut panels = Vec::with_capacity(args.images.len());
-    let mut report = Vec::with_capacity(args.images.len());
-    for chunk in args.images.chunks(BATCH) {
+    let mut panels = Vec::with_capacity(request.images.len());
+    let mut records = Vec::with_capacity(request.images.len());
+    for chunk in request.images.chunks(BATCH) {
         let images = chunk
             .iter()
             .map(|p| load_rgb(p))
             .collect::<Result<Vec<_>>>()?;
-        let explanations = classifier.explain(&images, &cam, target)?;
-        for ((path, image), e) in chunk.iter().zip(&images).zip(&explanations) {
-            let picture = overlay(image, &e.cam, &cam.style())?;
-            let file = out_dir.join(unique_name(path, &cam, &mut names));
+        let explained = detector.explain(&images, &cam, target)?;
+        for ((path, image), e) in chunk.iter().zip(&images).zip(&explained) {
+            let picture = detector.draw(image, e, &cam)?;
+            let file = out_dir.join(unique_name(&detector, path, &cam, &mut names));
             write_png(&picture, &file)?;
-            panels.push((picture, panel_title(&classifier, e)));
-            report.push(cam_out(&classifier, path, None, e, &cam, Some(file)));
+            panels.push((picture, detector.title(e)));
+            records.push(record(&detector, path, None, e, &cam, Some(file)));
         }
     }
-    let figure_path = out_dir.join(format!("grid-{}-{}.png", file_safe(cam.method), cam.layer));
-    finish_figure(report, &panels, figure_path)
+    let path = out_dir.join(match detector.kind() {
+        Kind::Classifier => format!("grid-{}-{}.png", file_safe(cam.method), cam.layer),
+        Kind::OneClass => "grid-anomaly.png".into(),
+    });
+    finish(&detector, records, &panels, path, cam)
 }
 
-/// Run mode: the seed's figure for `count` random test images of a run (or only misclassified
-/// ones), written into the run directory, with the run's recipe. None when `--misclassified`
+/// Run mode: the figure of `count` random test images of a run (or only those the model gets
+/// wrong), written into the run directory, with the run's recipe. None when `misclassified`
 /// finds no mistakes.
-pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Option<Outcome>> {
+pub fn explain_run(
+    request: &HeatmapRequest,
+    run: &Path,
+    device: &Device,
+) -> Result<Option<Figure>> {
     ensure!(
-        args.images.is_empty(),
+        request.images.is_empty(),
         "give either --run RUN or image files, not both"
     );
-    ensure!(args.count > 0, "--count must be at least 1");
+    ensure!(request.count > 0, "--count must be at least 1");
     let run = RunDir::open(run)?;
-    let cam = cam_settings(args, &Recipe::load(&run.recipe())?)?;
-    let model_path = run.best_model();
-    let (manifest, classifier) = open_run_model(
-        &run,
-        &model_path,
-        device,
-        &args.model_options.load_options(),
-    )?;
+    let cam = cam_settings(request, &Recipe::load(&run.recipe())?)?;
+    let detector = Detector::open(&run.best_model(), device, &request.options)?;
+    let manifest = Manifest::load(&run.manifest())?;
+    let description = format!("test split of {}", run.path.display());
+    detector.check_classes(&manifest.classes, true, &description)?;
     ensure!(
         !manifest.test.is_empty(),
         "{} has an empty test split",
         run.manifest().display()
     );
-    let target = resolve_class(args.class.as_deref(), &classifier.classes)?;
-    // A fixed random order of the test split; the first `count` readable images (with
-    // --misclassified: the first `count` the network gets wrong), explained a batch at a time.
+    let target = target_class(&detector, request.class.as_deref())?;
+    // A fixed random order of the test split; the first `count` readable images (only mistakes:
+    // the first `count` the model gets wrong), explained a batch at a time.
     let mut order: Vec<usize> = (0..manifest.test.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
-    let mut panels = Vec::with_capacity(args.count);
-    let mut report = Vec::with_capacity(args.count);
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(request.seed));
+    let mut panels = Vec::with_capacity(request.count);
+    let mut records = Vec::with_capacity(request.count);
     for chunk in order.chunks(BATCH) {
         let mut paths = Vec::with_capacity(chunk.len());
         let mut images = Vec::with_capacity(chunk.len());
@@ -169,51 +217,51 @@ pub fn explain_run(args: &GradcamArgs, run: &Path, device: &Device) -> Result<Op
                     images.push(image);
                     paths.push((path, manifest.test[i].label));
                 }
-                Err(e) => eprintln!("warning: skipping a test image: {e:#}"),
+                Err(e) => warn(format!("skipping a test image: {e:#}")),
             }
         }
-        let explanations = classifier.explain(&images, &cam, target)?;
-        for (((path, truth), image), e) in paths.iter().zip(&images).zip(&explanations) {
-            if report.len() == args.count || (args.misclassified && e.predicted == *truth) {
+        let explained = detector.explain(&images, &cam, target)?;
+        for (((path, truth), image), e) in paths.iter().zip(&images).zip(&explained) {
+            let mistake = is_mistake(&detector, e, &manifest.classes, *truth);
+            if records.len() == request.count || (request.misclassified && !mistake) {
                 continue;
             }
-            panels.push((
-                overlay(image, &e.cam, &cam.style())?,
-                panel_title(&classifier, e),
-            ));
-            report.push(cam_out(&classifier, path, Some(*truth), e, &cam, None));
+            panels.push((detector.draw(image, e, &cam)?, detector.title(e)));
+            let truth = &manifest.classes[*truth];
+            records.push(record(&detector, path, Some(truth), e, &cam, None));
         }
-        if report.len() == args.count {
+        if records.len() == request.count {
             break;
         }
     }
-    if report.is_empty() {
+    if records.is_empty() {
         ensure!(
-            args.misclassified,
+            request.misclassified,
             "none of the test images of {} could be read",
             run.path.display()
         );
         return Ok(None);
     }
-    let which = if args.misclassified {
-        "gradcam-misclassified"
-    } else {
-        "gradcam"
+    let which = match (detector.kind(), request.misclassified) {
+        (Kind::Classifier, false) => "gradcam".to_string(),
+        (Kind::Classifier, true) => "gradcam-misclassified".to_string(),
+        (Kind::OneClass, false) => "anomaly-maps".to_string(),
+        (Kind::OneClass, true) => "anomaly-maps-misclassified".to_string(),
     };
-    let figure_path = run.path.join(format!(
-        "{which}-{}-{}.png",
-        file_safe(cam.method),
-        cam.layer
-    ));
-    finish_figure(report, &panels, figure_path).map(Some)
+    let name = match detector.kind() {
+        Kind::Classifier => format!("{which}-{}-{}.png", file_safe(cam.method), cam.layer),
+        Kind::OneClass => format!("{which}.png"),
+    };
+    finish(&detector, records, &panels, run.path.join(name), cam).map(Some)
 }
 
-/// `--class`: a class name (exact, else ignoring case) or an output index; none means each
-/// image's predicted class.
-fn resolve_class(class: Option<&str>, classes: &[String]) -> Result<Target> {
-    let Some(wanted) = class else {
+/// `--class`: for a classifier, a class name (exact, else ignoring case) or an output index;
+/// none means each image's predicted class. A one-class model has one map per image.
+fn target_class(detector: &Detector, class: Option<&str>) -> Result<Target> {
+    let (Some(wanted), Model::Classifier(_)) = (class, &detector.model) else {
         return Ok(Target::Predicted);
     };
+    let classes = detector.classes();
     if let Some(i) = crate::core::classes::find(classes, wanted) {
         return Ok(Target::Class(i));
     }
@@ -232,116 +280,88 @@ fn resolve_class(class: Option<&str>, classes: &[String]) -> Result<Target> {
     bail!("unknown class {wanted:?}; the model's classes are: {listed}")
 }
 
-/// The seed's panel title: the predicted class and its score.
-fn panel_title(classifier: &Classifier, e: &Explanation) -> String {
-    title(
-        &classifier.classes[e.predicted],
-        e.probabilities[e.predicted],
-    )
-}
-
-fn cam_out(
-    classifier: &Classifier,
-    path: &Path,
-    truth: Option<usize>,
-    e: &Explanation,
-    cam: &CamSettings,
-    overlay: Option<PathBuf>,
-) -> CamOut {
-    let loaded = classifier;
-    CamOut {
-        path: path.to_path_buf(),
-        label: loaded.classes[e.class].clone(),
-        index: e.class,
-        score: e.probabilities[e.class],
-        predicted: loaded.classes[e.predicted].clone(),
-        predicted_score: e.probabilities[e.predicted],
-        truth: truth.map(|t| loaded.classes[t].clone()),
-        method: cam.method.name().to_string(),
-        layer: cam.layer.clone(),
-        cam: e.cam.rows(),
-        overlay,
+/// Whether the model gets a test image of class `truth` wrong: another class predicted, or a
+/// verdict that is not the image's kind.
+fn is_mistake(detector: &Detector, e: &Explained, classes: &[String], truth: usize) -> bool {
+    match (e, &detector.model) {
+        (Explained::Class(e), _) => e.predicted != truth,
+        (Explained::Anomaly(s), Model::OneClass(m)) => {
+            m.is_anomalous(s.score) != (classes[truth] != m.normal_class)
+        }
+        (Explained::Anomaly(_), Model::Classifier(_)) => false,
     }
 }
 
-fn finish_figure(
-    report: Vec<CamOut>,
+fn record(
+    detector: &Detector,
+    path: &Path,
+    truth: Option<&String>,
+    e: &Explained,
+    cam: &CamSettings,
+    overlay: Option<PathBuf>,
+) -> HeatmapRecord {
+    match e {
+        Explained::Class(e) => {
+            let classes = detector.classes();
+            HeatmapRecord::Class(CamOut {
+                path: path.to_path_buf(),
+                label: classes[e.class].clone(),
+                index: e.class,
+                score: e.probabilities[e.class],
+                predicted: classes[e.predicted].clone(),
+                predicted_score: e.probabilities[e.predicted],
+                truth: truth.cloned(),
+                method: cam.method.name().to_string(),
+                layer: cam.layer.clone(),
+                cam: e.cam.rows(),
+                overlay,
+            })
+        }
+        Explained::Anomaly(s) => HeatmapRecord::Anomaly(MapOut {
+            path: path.to_path_buf(),
+            score: s.score,
+            verdict: detector.verdict(s.score).to_string(),
+            truth: truth.cloned(),
+            patch_scores: patch_rows(s),
+            overlay,
+        }),
+    }
+}
+
+fn finish(
+    detector: &Detector,
+    records: Vec<HeatmapRecord>,
     panels: &[(RgbImage, String)],
-    figure_path: PathBuf,
-) -> Result<Outcome> {
+    path: PathBuf,
+    cam: CamSettings,
+) -> Result<Figure> {
     let figure = figure(panels);
-    write_png(&figure, &figure_path)?;
-    Ok(Outcome {
-        report,
+    write_png(&figure, &path)?;
+    Ok(Figure {
+        records,
         figure,
-        figure_path,
+        path,
+        kind: detector.kind(),
+        cam,
     })
 }
 
-/// JSON, or a line per image and the figure inline on a terminal (on a pipe or file the printed
-/// paths say where the pictures are).
-fn print_outcome(args: &GradcamArgs, outcome: &Outcome) -> Result<()> {
-    if args.json {
-        return say(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&outcome.report)?
-        ));
-    }
-    let mut text = String::new();
-    for r in &outcome.report {
-        let truth = r
-            .truth
-            .as_ref()
-            .map(|t| format!(", true class {t}"))
-            .unwrap_or_default();
-        let explained = if r.label == r.predicted {
-            String::new()
-        } else {
-            format!(", explaining {}", r.label)
-        };
-        let written = r
-            .overlay
-            .as_ref()
-            .map(|p| format!(" -> {}", p.display()))
-            .unwrap_or_default();
-        text += &format!(
-            "{}: {} {:.3}{truth}{explained}{written}\n",
-            r.path.display(),
-            r.predicted,
-            r.predicted_score
-        );
-    }
-    if let Some(first) = outcome.report.first() {
-        text += &format!("figure ({}, {}): ", first.method, first.layer);
-    }
-    text += &format!("{}\n", outcome.figure_path.display());
-    say(&text)?;
-    print_inline(&outcome.figure, None)?;
-    Ok(())
-}
-
-/// Writes to stdout; a reader that stopped reading (`| head`) is not an error, nor a panic as
-/// `println!` would make it.
-fn say(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("cannot write to stdout"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// `<stem>-<method>-<layer>.png`, with a counter after the stem when two images share one.
-fn unique_name(path: &Path, cam: &CamSettings, taken: &mut HashSet<String>) -> String {
+/// The picture's file name ([`Detector::picture_name`]), with a counter after the stem when two
+/// images share one.
+fn unique_name(
+    detector: &Detector,
+    path: &Path,
+    cam: &CamSettings,
+    taken: &mut HashSet<String>,
+) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let mut name = picture_name(&stem, cam.method, &cam.layer);
+    let mut name = detector.picture_name(&stem, cam);
     let mut n = 2;
     while !taken.insert(name.clone()) {
-        name = picture_name(&format!("{stem}-{n}"), cam.method, &cam.layer);
+        name = detector.picture_name(&format!("{stem}-{n}"), cam);
         n += 1;
     }
     name
@@ -359,7 +379,6 @@ mod tests {
     use crate::data::synth::render;
     use crate::explain::colormap::Colormap;
     use crate::explain::methods::Method;
-    use crate::model::device::DeviceChoice;
     use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 
     const SIDE: u32 = 64;
@@ -389,24 +408,26 @@ mod tests {
         render(i, side, i % 2 == 1).image.save(path).unwrap();
     }
 
-    fn args(model: Option<PathBuf>, images: Vec<PathBuf>, out: Option<PathBuf>) -> GradcamArgs {
-        GradcamArgs {
+    fn args(model: Option<PathBuf>, images: Vec<PathBuf>, out: Option<PathBuf>) -> HeatmapRequest {
+        HeatmapRequest {
             model,
-            model_options: Default::default(),
             images,
-            run: None,
             count: 12,
-            misclassified: false,
-            seed: 0,
-            method: None,
-            layer: None,
-            class: None,
             out,
-            json: true,
-            alpha: None,
-            colormap: None,
-            device: DeviceChoice::Cpu,
+            ..HeatmapRequest::default()
         }
+    }
+
+    /// The classifier's records of a figure.
+    fn cams(figure: &Figure) -> Vec<&CamOut> {
+        figure
+            .records
+            .iter()
+            .map(|r| match r {
+                HeatmapRecord::Class(c) => c,
+                HeatmapRecord::Anomaly(_) => panic!("a classifier made an anomaly map"),
+            })
+            .collect()
     }
 
     #[test]
@@ -430,7 +451,7 @@ mod tests {
         )
         .unwrap();
 
-        let json = serde_json::to_value(&outcome.report).unwrap();
+        let json = serde_json::to_value(&outcome.records).unwrap();
         let items = json.as_array().unwrap();
         assert_eq!(items.len(), 3);
         for (item, path) in items.iter().zip(&images) {
@@ -476,8 +497,7 @@ mod tests {
             assert!(values.contains(&1.0) && values.contains(&0.0));
         }
         // One overlay per image at the image's own size, names made unique, and the figure.
-        let written: Vec<PathBuf> = outcome
-            .report
+        let written: Vec<PathBuf> = cams(&outcome)
             .iter()
             .map(|r| r.overlay.clone().unwrap())
             .collect();
@@ -493,8 +513,8 @@ mod tests {
             image::open(&written[2]).unwrap().to_rgb8().dimensions(),
             (100, 100)
         );
-        assert_eq!(outcome.figure_path, out.join("grid-seed-relu_conv10.png"));
-        let figure = image::open(&outcome.figure_path).unwrap().to_rgb8();
+        assert_eq!(outcome.path, out.join("grid-seed-relu_conv10.png"));
+        let figure = image::open(&outcome.path).unwrap().to_rgb8();
         assert_eq!(figure, outcome.figure);
         assert!(
             figure.width() > 2 * figure.height(),
@@ -519,11 +539,9 @@ mod tests {
             a.class = Some(class.into());
             a.method = Some(Method::GradCamPlusPlus);
             let outcome = explain_files(&a, &Device::Cpu).unwrap();
-            assert_eq!(outcome.report[0].index, index, "--class {class}");
-            assert_eq!(outcome.report[0].label, CLASSES[index]);
-            assert!(outcome
-                .figure_path
-                .ends_with("grid-gradcampp-relu_conv10.png"));
+            assert_eq!(cams(&outcome)[0].index, index, "--class {class}");
+            assert_eq!(cams(&outcome)[0].label, CLASSES[index]);
+            assert!(outcome.path.ends_with("grid-gradcampp-relu_conv10.png"));
         }
     }
 
@@ -536,7 +554,7 @@ mod tests {
         picture(&good, 1, SIDE);
         let out = Some(dir.path().join("out"));
         let message =
-            |a: GradcamArgs| format!("{:#}", explain_files(&a, &Device::Cpu).err().unwrap());
+            |a: HeatmapRequest| format!("{:#}", explain_files(&a, &Device::Cpu).err().unwrap());
 
         let mut a = args(Some(model.clone()), vec![good.clone()], out.clone());
         a.layer = Some("fire10-concat".into());
@@ -609,15 +627,12 @@ mod tests {
         let mut a = args(None, Vec::new(), None);
         a.count = 4;
         let outcome = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
-        assert_eq!(outcome.report.len(), 4);
-        assert_eq!(
-            outcome.figure_path,
-            run.join("gradcam-seed-relu_conv10.png")
-        );
-        assert!(outcome.figure_path.is_file());
-        let paths: HashSet<_> = outcome.report.iter().map(|r| r.path.clone()).collect();
+        assert_eq!(outcome.records.len(), 4);
+        assert_eq!(outcome.path, run.join("gradcam-seed-relu_conv10.png"));
+        assert!(outcome.path.is_file());
+        let paths: HashSet<_> = cams(&outcome).iter().map(|r| r.path.clone()).collect();
         assert_eq!(paths.len(), 4, "four different test images");
-        for r in &outcome.report {
+        for r in cams(&outcome) {
             let truth = r.truth.as_deref().expect("run mode knows the true class");
             let expected = if r.path.starts_with(dir.path().join("data/Positive")) {
                 "Positive"
@@ -629,7 +644,7 @@ mod tests {
         }
         // The same seed picks the same images; another seed another choice.
         let again = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
-        let order = |o: &Outcome| o.report.iter().map(|r| r.path.clone()).collect::<Vec<_>>();
+        let order = |o: &Figure| cams(o).iter().map(|r| r.path.clone()).collect::<Vec<_>>();
         assert_eq!(order(&again), order(&outcome));
         a.seed = 7;
         assert_ne!(
@@ -649,13 +664,12 @@ mod tests {
         let outcome = explain_run(&a, &run, &Device::Cpu)
             .unwrap()
             .expect("mistakes to show");
-        assert!(!outcome.report.is_empty() && outcome.report.len() < 6);
-        assert!(outcome
-            .report
+        assert!(!outcome.records.is_empty() && outcome.records.len() < 6);
+        assert!(cams(&outcome)
             .iter()
             .all(|r| Some(&r.predicted) != r.truth.as_ref()));
         assert_eq!(
-            outcome.figure_path,
+            outcome.path,
             run.join("gradcam-misclassified-gradcam-relu_conv10.png")
         );
     }
@@ -681,23 +695,20 @@ mod tests {
         let outcome = explain_run(&a, &run, &Device::Cpu).unwrap().unwrap();
         assert_eq!(
             (
-                outcome.report[0].method.as_str(),
-                outcome.report[0].layer.as_str()
+                cams(&outcome)[0].method.as_str(),
+                cams(&outcome)[0].layer.as_str()
             ),
             ("gradcam++", "fire9-concat")
         );
         // fire9-concat of a 64 px input is 3 x 3 as well; the name says which map it is.
-        assert_eq!(
-            outcome.figure_path,
-            run.join("gradcam-gradcampp-fire9-concat.png")
-        );
+        assert_eq!(outcome.path, run.join("gradcam-gradcampp-fire9-concat.png"));
         // Alpha 1 and the gray colormap: the overlays are the heatmap alone, in gray.
         let image = dir.path().join("x.png");
         picture(&image, 3, SIDE);
         let out = dir.path().join("out");
         let a = args(Some(run.clone()), vec![image.clone()], Some(out.clone()));
         let outcome = explain_files(&a, &Device::Cpu).unwrap();
-        let written = outcome.report[0].overlay.clone().unwrap();
+        let written = cams(&outcome)[0].overlay.clone().unwrap();
         assert_eq!(written, out.join("x-gradcampp-fire9-concat.png"));
         assert!(all_gray(&image::open(&written).unwrap().to_rgb8()));
         // Flags override each key; a second run with another method keeps the first's files.
@@ -707,7 +718,7 @@ mod tests {
         a.colormap = Some(Colormap::Jet);
         a.alpha = Some(0.5);
         let outcome = explain_files(&a, &Device::Cpu).unwrap();
-        let second = outcome.report[0].overlay.clone().unwrap();
+        let second = cams(&outcome)[0].overlay.clone().unwrap();
         assert_eq!(second, out.join("x-seed-relu_conv10.png"));
         assert!(written.is_file() && second.is_file());
         assert!(!all_gray(&image::open(&second).unwrap().to_rgb8()));

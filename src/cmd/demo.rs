@@ -3,9 +3,10 @@
 
 use anyhow::Result;
 
-use crate::app::session::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
+use crate::app::session::{prepare_new, RunEnd};
 use crate::cli::DemoArgs;
 use crate::cmd::samples::{save_png, show};
+use crate::cmd::train::{headless, resolve_recipe, run_to_end};
 use crate::data::samples::sample_grid;
 use crate::data::synth::{generate, SynthOptions};
 use crate::run::recipe::Recipe;
@@ -34,12 +35,11 @@ pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
     let grid = sample_grid(&data, 16, recipe.data.split_seed)?;
     save_png(&grid, &run.samples())?;
 
-    let display = Display::choose(&args.display, true)?;
-    if matches!(display, Display::Headless) {
+    if headless(&args.display) {
         show(&grid, Some(&run.samples()))?;
     }
     let prepared = prepare_new(recipe, new)?;
-    run_to_end(prepared, display)
+    run_to_end(prepared, &args.display, true)
 }
 
 /// The seed fine-tunes ImageNet weights (transfer learning): the demo does too when they are

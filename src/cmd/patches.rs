@@ -2,11 +2,11 @@
 
 use anyhow::{Context, Result};
 
-use crate::app::scan::{photo_files, true_mask};
 use crate::cli::PatchesArgs;
 use crate::core::windows::default_stride;
 use crate::data::patches::{PatchOptions, PatchWriter};
 use crate::scan::photo::load_upright;
+use crate::scan::photo::{photo_files, true_mask};
 
 pub fn patches(args: &PatchesArgs) -> Result<()> {
     let options = PatchOptions {

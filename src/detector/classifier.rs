@@ -1,46 +1,52 @@
 //! One classifier: a model with its class names and input size, owning what every consumer
-//! (predict, eval, gradcam, the dashboard's gallery) does with it: resize and normalise images
-//! the way training fed them, classify them in batches, and explain the decisions with heatmaps.
-//! Keeping these in one place means a picture is prepared the same way wherever it is classified.
+//! (predict, eval, gradcam, scan, the dashboard's gallery) does with it: resize and normalise
+//! images the way training fed them, classify them in batches, and explain the decisions with
+//! heatmaps. Keeping these in one place means a picture is prepared the same way wherever it is
+//! classified.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor, D};
+use candle_nn::VarMap;
 use image::RgbImage;
+use serde::Serialize;
 
+use super::evaluation::{self, Prediction};
 use crate::core::math::argmax;
 use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
-use crate::data::loader::{decode_all, DecodedSet};
-use crate::data::split::Manifest;
+use crate::data::loader::DecodedSet;
 use crate::explain::methods::{explain, Explanation, Target};
 use crate::explain::overlay::overlay;
 use crate::explain::settings::CamSettings;
-use crate::model::{self, CheckpointMeta, LoadOptions, SqueezeNet, MIN_INPUT_SIDE};
-use crate::run::RunDir;
-use crate::train::evaluate;
+use crate::model::{
+    self, CheckpointMeta, LoadOptions, LoadedModel, SqueezeNet, HEAD_BIAS, HEAD_WEIGHT,
+    MIN_INPUT_SIDE,
+};
 
 /// Images per forward pass: enough to amortise a pass, little enough for memory.
 pub const BATCH: usize = 32;
+/// Images per pass when a whole decoded set is classified (the test pass, `eval`).
+const SET_BATCH: usize = 100;
 
 /// A model ready to classify: network, class names in output order, input side in pixels.
 pub struct Classifier {
     pub model: SqueezeNet,
+    /// The variables behind `model` (the head's weights, for scans).
+    varmap: VarMap,
     pub classes: Vec<String>,
     /// Images are resized to `input_size` x `input_size` before they enter the network.
     pub input_size: u32,
     /// What the checkpoint said about itself.
     pub meta: CheckpointMeta,
-    /// The checkpoint file it came from.
-    pub path: PathBuf,
     pub device: Device,
 }
 
-/// One image's answer.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Prediction {
+/// One image file's answer (`predict`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassAnswer {
     pub path: PathBuf,
     pub label: String,
     pub index: usize,
@@ -49,42 +55,15 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
-/// The checkpoint a model argument stands for: a file as it is, a run directory its best model.
-pub fn model_file(path: &Path) -> Result<PathBuf> {
-    if path.is_dir() {
-        Ok(RunDir::open(path)?.best_model())
-    } else {
-        Ok(path.to_path_buf())
-    }
-}
-
-/// A run's split manifest and a classifier for it; a model of other classes is an error naming
-/// both.
-pub fn open_run_model(
-    run: &RunDir,
-    model_path: &Path,
-    device: &Device,
-    options: &LoadOptions,
-) -> Result<(Manifest, Classifier)> {
-    let manifest = Manifest::load(&run.manifest())?;
-    let classifier = Classifier::open(model_path, device, options)?;
-    if classifier.classes != manifest.classes {
-        bail!(
-            "{} classifies {:?} but the run's data has classes {:?}",
-            model_path.display(),
-            classifier.classes,
-            manifest.classes
-        );
-    }
-    Ok((manifest, classifier))
-}
-
 impl Classifier {
-    /// Loads the checkpoint `path` stands for (see [`model_file`]) strictly; class names and the
-    /// input size come from the file, else from `options`, else it is an error.
-    pub fn open(path: &Path, device: &Device, options: &LoadOptions) -> Result<Classifier> {
-        let file = model_file(path)?;
-        let loaded = model::load_model_with(&file, device, options)?;
+    /// Loads the checkpoint `file` strictly; class names and the input size come from the file,
+    /// else from `options`, else it is an error.
+    pub fn open(file: &Path, device: &Device, options: &LoadOptions) -> Result<Classifier> {
+        Classifier::from_loaded(model::load_model_with(file, device, options)?, file, device)
+    }
+
+    /// A classifier from a checkpoint already read from `file`: it must know its input size.
+    pub fn from_loaded(loaded: LoadedModel, file: &Path, device: &Device) -> Result<Classifier> {
         let Some(input_size) = loaded.meta.input_size else {
             bail!(
                 "{} does not record the input size it was trained at: give --input-size N \
@@ -99,12 +78,32 @@ impl Classifier {
         );
         Ok(Classifier {
             model: loaded.model,
+            varmap: loaded.varmap,
             classes: loaded.classes,
             input_size,
             meta: loaded.meta,
-            path: file,
             device: device.clone(),
         })
+    }
+
+    /// The head's weights `[classes, 1000]` (row-major) and biases, read once for a scan; None
+    /// for bare ImageNet weights, whose outputs are relu_conv10's averages themselves.
+    pub fn head(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        if !self.model.has_head() {
+            return Ok(None);
+        }
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let read = |key: &str| -> Result<Vec<f32>> {
+            let var = vars
+                .get(key)
+                .with_context(|| format!("the model has no {key}"))?;
+            Ok(var.as_tensor().flatten_all()?.to_vec1::<f32>()?)
+        };
+        Ok(Some((read(HEAD_WEIGHT)?, read(HEAD_BIAS)?)))
     }
 
     /// Images as the network takes them: resized to the input size, scaled and normalised with
@@ -138,7 +137,7 @@ impl Classifier {
     }
 
     /// Reads and classifies image files; an unreadable one is an error naming it.
-    pub fn classify_files(&self, paths: &[PathBuf]) -> Result<Vec<Prediction>> {
+    pub fn classify_files(&self, paths: &[PathBuf]) -> Result<Vec<ClassAnswer>> {
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(BATCH) {
             let images = chunk
@@ -147,7 +146,7 @@ impl Classifier {
                 .collect::<Result<Vec<_>>>()?;
             for (path, probabilities) in chunk.iter().zip(self.probabilities(&images)?) {
                 let index = argmax(&probabilities);
-                out.push(Prediction {
+                out.push(ClassAnswer {
                     path: path.clone(),
                     label: self.classes[index].clone(),
                     index,
@@ -159,21 +158,15 @@ impl Classifier {
         Ok(out)
     }
 
-    /// Decodes labelled files at the input size, in parallel; unreadable ones are listed as
-    /// skipped (a whole data set is classified despite a few broken files).
-    pub fn decode_set(&self, paths_and_labels: &[(PathBuf, usize)]) -> DecodedSet {
-        decode_all(paths_and_labels, self.input_size)
-    }
-
-    /// Classifies a decoded set (see [`Classifier::decode_set`]), 100 images per pass.
-    pub fn classify_set(&self, set: &Arc<DecodedSet>) -> Result<Vec<evaluate::Prediction>> {
+    /// Classifies a set decoded at the input size, [`SET_BATCH`] images per pass.
+    pub fn classify_set(&self, set: &Arc<DecodedSet>) -> Result<Vec<Prediction>> {
         ensure!(
             set.size == self.input_size,
             "images decoded at {} px for a model that takes {} px",
             set.size,
             self.input_size
         );
-        evaluate::classify(&self.model, set, 100, &self.device)
+        evaluation::classify(&self.model, set, SET_BATCH, &self.device)
     }
 
     /// Heatmaps of `images` (any size) as the network sees them, [`BATCH`] per pass.

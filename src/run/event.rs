@@ -142,6 +142,10 @@ pub struct AnomalyScores {
     pub histogram: ScoreHistogram,
 }
 
+/// Bins of the score histogram in the `anomaly_scored` event: finer than any display shows
+/// (each re-bins to its width), and a bounded line in `metrics.jsonl` whatever the test set.
+pub const HISTOGRAM_BINS: usize = 120;
+
 /// Scores of normal and anomalous images counted in equal bins over `[low, high]`: bounded in
 /// size whatever the number of images, and re-binned by each display to its own width.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

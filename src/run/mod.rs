@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 pub use control::ControlFile;
+
+use crate::detector::Kind;
+use event::Event;
 pub use lock::{Holder, RunLock};
 
 /// Paths inside a run directory, in one place so writers and readers agree.
@@ -113,6 +116,25 @@ impl RunDir {
             let _ = std::fs::remove_file(leftover);
         }
         Ok(lock)
+    }
+
+    /// The kind of model this run makes: its model file says so; while a fit has not written it
+    /// yet, a log that begins with a fit does.
+    pub fn model_kind(&self) -> Kind {
+        if Kind::of_file(&self.best_model()) == Kind::OneClass {
+            return Kind::OneClass;
+        }
+        let fitting = log::read_from(&self.metrics(), 0).is_ok_and(|read| {
+            read.events
+                .iter()
+                .find(|e| !matches!(e, Event::Notice { .. }))
+                .is_some_and(|e| matches!(e, Event::FitStarted(_)))
+        });
+        if fitting {
+            Kind::OneClass
+        } else {
+            Kind::Classifier
+        }
     }
 
     /// The training running in this directory, if its process is alive.

@@ -13,6 +13,7 @@ use super::metrics::{window_counts, window_truth, WindowTruth};
 use crate::core::windows::{grid, CELL};
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::render_photo;
+use crate::detector::classifier::Classifier;
 use crate::explain::methods::{explain, Method, Target};
 use crate::model::{init_backbone, init_head, LoadedModel, SqueezeNet};
 
@@ -31,7 +32,7 @@ fn loaded(model: SqueezeNet, varmap: VarMap) -> LoadedModel {
     }
 }
 
-fn random_scan_model(seed: u64) -> ScanModel {
+fn random_scan_model(seed: u64) -> Classifier {
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
@@ -40,7 +41,12 @@ fn random_scan_model(seed: u64) -> ScanModel {
     .unwrap();
     init_backbone(&varmap, seed).unwrap();
     init_head(&varmap, seed).unwrap();
-    ScanModel::new(loaded(model, varmap), &Device::Cpu).unwrap()
+    Classifier::from_loaded(
+        loaded(model, varmap),
+        std::path::Path::new("random"),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 fn textured(width: u32, height: u32) -> RgbImage {
@@ -52,7 +58,8 @@ fn textured(width: u32, height: u32) -> RgbImage {
 
 #[test]
 fn tiled_pass_gives_the_cells_of_one_pass() {
-    let scan = random_scan_model(3);
+    let owner = random_scan_model(3);
+    let scan = ScanModel::new(&owner).unwrap();
     let photo = textured(420, 300);
     let (rows, cols) = (18, 26);
     let whole = cell_scores(&scan, &photo, rows, cols, usize::MAX).unwrap();
@@ -72,7 +79,8 @@ fn tiled_pass_gives_the_cells_of_one_pass() {
 
 #[test]
 fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
-    let scan = random_scan_model(5);
+    let owner = random_scan_model(5);
+    let scan = ScanModel::new(&owner).unwrap();
     let photo = textured(WINDOW, WINDOW);
     let map = scan_photo(&scan, &photo, &ScanOptions::new(32, 1)).unwrap();
     assert_eq!(map.windows.len(), 1);
@@ -82,7 +90,7 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
     write_chw_normalized(&photo, &mut x);
     let x = Tensor::from_vec(x, (1, 3, 64, 64), &Device::Cpu).unwrap();
     let e = explain(
-        &scan.model,
+        &scan.classifier.model,
         &x,
         "relu_conv10",
         Method::GradCam,
@@ -139,7 +147,7 @@ fn training_windows(seeds: &[u64], window: u32) -> (Tensor, Vec<u32>) {
 }
 
 /// conv10 and the head fine-tuned on frozen fire9 features of synthetic windows (seconds).
-fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
+fn fine_tuned(weights: &std::path::Path, window: u32) -> Classifier {
     let (model, varmap) = SqueezeNet::pretrained(weights, 2, 0, &Device::Cpu).unwrap();
     let (x, labels) = training_windows(&[1, 2, 3, 4, 5, 6], window);
     let split = "fire9-concat";
@@ -149,7 +157,7 @@ fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
     crate::model::testutil::fine_tune_top(&model, &varmap, &features, split, &labels, 30);
     let mut loaded = loaded(model, varmap);
     loaded.meta.input_size = Some(window);
-    ScanModel::new(loaded, &Device::Cpu).unwrap()
+    Classifier::from_loaded(loaded, weights, &Device::Cpu).unwrap()
 }
 
 /// Share of the map's mass (at the photo's resolution) within `near` pixels of a crack pixel,
@@ -177,7 +185,8 @@ fn maps_of_synthetic_photos_fall_on_the_generators_cracks() {
     let Some(weights) = pretrained_weights() else {
         return;
     };
-    let scan = fine_tuned(&weights, WINDOW);
+    let owner = fine_tuned(&weights, WINDOW);
+    let scan = ScanModel::new(&owner).unwrap();
     // 330 px: the last row and column of windows (266) are off the 16-pixel grid.
     let mut mass = Vec::new();
     let mut counts = super::metrics::WindowCounts::default();
@@ -340,7 +349,8 @@ fn shared_probabilities_agree_with_window_by_window_at_227_pixels() {
     let Some(weights) = pretrained_weights() else {
         return;
     };
-    let scan = fine_tuned(&weights, 227);
+    let owner = fine_tuned(&weights, 227);
+    let scan = ScanModel::new(&owner).unwrap();
     let (mut worst, mut sum, mut n) = (0f32, 0f64, 0usize);
     let mut same_side = 0usize;
     for seed in [201, 202] {

@@ -10,12 +10,12 @@ use candle_nn::VarMap;
 use rand::RngCore;
 
 use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan};
+use crate::detector::evaluation::{classify, summarize};
 use crate::model::{self, SqueezeNet};
 use crate::run::event::{Event, RunStart};
 use crate::run::recipe::{Recipe, Shuffle};
 use crate::run::steer::{wait_while_paused, Control, ControlFileWatcher, Gate};
 use crate::run::{resume, RunDir};
-use crate::train::evaluate::{classify, summarize};
 use crate::train::optimizer::{Adam, AdamConfig};
 
 /// How often a paused training looks for new requests.

@@ -8,15 +8,15 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::Size;
 
 use super::browser::BrowserState;
-use super::gallery::{LayerRow, TestItem};
 use super::images::{ImageKey, ImageStore};
 use super::jobs::{EncodeJob, Reply, Request};
 use super::keymap::{self, Action};
-use super::steer::Steer;
 use super::theme::Theme;
 use super::views::{CamSet, ModelState, TrainingState};
+use crate::app::gallery::{LayerRow, TestItem};
 use crate::run::event::Event;
 pub use crate::run::state::{Phase, RunState};
+use crate::run::steer::Steer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -54,17 +54,7 @@ impl View {
     }
 }
 
-/// How the dashboard ended, for the caller to act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// The user quit; no training was running.
-    Quit,
-    /// The user quit (or the terminal went away) while the training runs on: keep it running.
-    LeaveRunning,
-    /// The user chose to stop the training; the stop was already requested through the steering,
-    /// and the worker ends after a final checkpoint.
-    StopTraining,
-}
+pub use crate::app::job::Exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {

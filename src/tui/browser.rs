@@ -1,7 +1,7 @@
 //! State of the test-image browser: which items are shown (filter), in what order, which one is
 //! selected, and how pictures are drawn. Pure logic over the list of test items; the view draws it.
 
-use super::gallery::{PictureSpec, TestItem};
+use crate::app::gallery::{PictureSpec, TestItem};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {

@@ -15,8 +15,8 @@ use ratatui_image::picker::{Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
 use ratatui_image::FontSize;
 
-use super::gallery::PictureSpec;
 use super::input::{Read, TtyInput};
+use crate::app::gallery::PictureSpec;
 
 pub use crate::imaging::terminal::{GraphicsChoice, GRAPHICS_ENV};
 

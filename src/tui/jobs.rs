@@ -14,8 +14,8 @@ use ratatui::layout::Size;
 use ratatui_image::picker::Picker;
 use ratatui_image::protocol::Protocol;
 
-use super::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
 use super::images::{self, ImageKey};
+use crate::app::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
 
 /// Threads whose panics are caught and shown in the dashboard; the panic hook leaves the terminal
 /// alone for them.

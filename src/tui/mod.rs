@@ -7,13 +7,13 @@
 //! training never waits for the dashboard: the dashboard only reads what the worker sends, and
 //! asks through [`Steer`].
 //!
-//! Entry points: [`run`] (async) and [`run_blocking`].
+//! Entry points: [`Dashboard`], an observer of a job's events (`Dashboard::live`) or of a run
+//! directory's log (`Dashboard::watch`), and [`run_scan_view`].
 
 mod app;
 mod browser;
 #[cfg(test)]
 mod fake;
-mod gallery;
 mod history;
 mod images;
 mod input;
@@ -26,7 +26,6 @@ mod scan;
 mod screen;
 #[cfg(test)]
 mod snapshots;
-mod steer;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -44,13 +43,15 @@ use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
-pub use app::{Exit, View};
-pub use gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+pub use crate::app::job::Exit;
+pub use app::View;
 pub use images::{GraphicsChoice, GRAPHICS_ENV};
 pub use scan::run_blocking as run_scan_view;
-pub use steer::{RunDirSteer, Steer};
 
+use crate::app::gallery::Gallery;
+use crate::app::job::Observer;
 use crate::run::event::Event;
+use crate::run::steer::Steer;
 use app::{App, AppSetup, Origin, Wants};
 use input::Input;
 use jobs::{Reply, Workers};
@@ -60,16 +61,6 @@ use theme::Theme;
 
 /// Shortest time between two frames: events and keys that arrive meanwhile are drawn together.
 pub const FRAME: Duration = Duration::from_millis(50);
-
-/// Where the dashboard's events come from.
-pub enum Source {
-    /// A training in this process: its events as it sends them. The worker should send
-    /// `Iteration` events with `try_send` (never waiting for the dashboard; the dashboard copes
-    /// with missing ones) and the rare others with `send`.
-    Live(mpsc::Receiver<Event>),
-    /// A run directory, possibly written by another process: its `metrics.jsonl`, followed.
-    Watch(PathBuf),
-}
 
 #[derive(Debug, Clone)]
 pub struct DashboardOptions {
@@ -92,37 +83,141 @@ impl Default for DashboardOptions {
     }
 }
 
-/// Runs the dashboard until the user quits or the terminal goes away, and says how it ended.
+/// The dashboard as an [`Observer`]: each event goes into its state ([`App`]), and following a
+/// job opens the screen and runs the loop until the user quits or the terminal goes away.
 ///
-/// `steer` is `None` where the training cannot be steered (a finished run, a read-only watch). With
-/// [`Exit::StopTraining`] the stop was already requested through `steer`. A lost terminal (SSH
-/// hang-up, SIGHUP) ends the dashboard quietly with [`Exit::LeaveRunning`]; the process keeps going
-/// (SIGHUP is handled from then on, so it no longer ends the process).
-pub async fn run(
-    source: Source,
-    steer: Option<Arc<dyn Steer>>,
-    gallery: Box<dyn Gallery>,
-    options: DashboardOptions,
-) -> Result<Exit> {
-    if !(std::io::stdout().is_terminal()) {
-        bail!("the dashboard needs a terminal on standard output (use --headless to train without one)");
+/// `steer` is `None` where the training cannot be steered (a fit, a finished run, a read-only
+/// watch). With [`Exit::StopTraining`] the stop was already requested through `steer`. A lost
+/// terminal (SSH hang-up, SIGHUP) ends the dashboard quietly with [`Exit::LeaveRunning`]; the
+/// process keeps going (SIGHUP is handled from then on, so it no longer ends the process).
+pub struct Dashboard {
+    app: App,
+    gallery: Option<Box<dyn Gallery>>,
+    graphics: GraphicsChoice,
+}
+
+impl Dashboard {
+    /// The dashboard of a job in this process, whose events it is handed.
+    pub fn live(
+        steer: Option<Arc<dyn Steer>>,
+        gallery: Box<dyn Gallery>,
+        options: DashboardOptions,
+    ) -> Dashboard {
+        Dashboard::new(Origin::Live, steer, gallery, options)
     }
-    let (origin, events) = match source {
-        Source::Live(receiver) => (Origin::Live, receiver),
-        Source::Watch(run_dir) => (Origin::Watch, watch::follow(run_dir)),
-    };
-    let mut app = App::new(AppSetup {
-        origin,
-        steer,
-        theme: Theme::new(options.colors),
-        start_view: options.start_view,
-        land_in_browser: options.land_in_browser,
-        classes: gallery.classes(),
-        methods: gallery.methods(),
-        layers: gallery.layers(),
+
+    /// Runs the dashboard on a run directory possibly written by another process, following its
+    /// `metrics.jsonl`, until the user quits or the terminal goes away.
+    pub fn watch(
+        run_dir: PathBuf,
+        steer: Option<Arc<dyn Steer>>,
+        gallery: Box<dyn Gallery>,
+        options: DashboardOptions,
+    ) -> Result<Exit> {
+        let mut dashboard = Dashboard::new(Origin::Watch, steer, gallery, options);
+        dashboard.show(watch::follow(run_dir))
+    }
+
+    fn new(
+        origin: Origin,
+        steer: Option<Arc<dyn Steer>>,
+        gallery: Box<dyn Gallery>,
+        options: DashboardOptions,
+    ) -> Dashboard {
+        let mut app = App::new(AppSetup {
+            origin,
+            steer,
+            theme: Theme::new(options.colors),
+            start_view: options.start_view,
+            land_in_browser: options.land_in_browser,
+            classes: gallery.classes(),
+            methods: gallery.methods(),
+            layers: gallery.layers(),
+        });
+        app.browser.spec = gallery.default_spec();
+        Dashboard {
+            app,
+            gallery: Some(gallery),
+            graphics: options.graphics,
+        }
+    }
+
+    /// Shows `events` until the user quits or the terminal goes away. Library warnings meanwhile
+    /// become notices on the status line instead of being printed over the screen.
+    fn show(&mut self, events: mpsc::Receiver<Event>) -> Result<Exit> {
+        if !(std::io::stdout().is_terminal()) {
+            bail!("the dashboard needs a terminal on standard output (use --headless to train without one)");
+        }
+        let Some(gallery) = self.gallery.take() else {
+            bail!("the dashboard has been shown already");
+        };
+        let (events, _warnings) = with_warnings(events)?;
+        let run = run(&mut self.app, events, gallery, self.graphics);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+                    bail!("the dashboard cannot block a single-threaded tokio runtime");
+                }
+                tokio::task::block_in_place(|| handle.block_on(run))
+            }
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the dashboard's async runtime")?
+                .block_on(run),
+        }
+    }
+}
+
+impl Observer for Dashboard {
+    fn event(&mut self, event: &Event) {
+        self.app.apply(event.clone());
+    }
+
+    fn follow(&mut self, events: mpsc::Receiver<Event>) -> Result<Exit> {
+        self.show(events)
+    }
+
+    fn survives_hangup(&self) -> bool {
+        true
+    }
+}
+
+/// `events`, with the library's warnings joined in as notices while the returned guard lives.
+/// The stream still ends when `events` does: the warnings hold only a weak sender.
+fn with_warnings(
+    mut events: mpsc::Receiver<Event>,
+) -> Result<(mpsc::Receiver<Event>, crate::core::warn::Redirect)> {
+    let (sender, merged) = mpsc::channel(EVENT_BATCH);
+    let notices = sender.downgrade();
+    let redirect = crate::core::warn::redirect(move |message| {
+        if let Some(sender) = notices.upgrade() {
+            let _ = sender.try_send(Event::Notice {
+                message: format!("warning: {message}"),
+            });
+        }
     });
-    app.browser.spec = gallery.default_spec();
-    let (mut screen, keys, picker) = Screen::open(options.graphics)?;
+    std::thread::Builder::new()
+        .name("dashboard events".into())
+        .spawn(move || {
+            while let Some(event) = events.blocking_recv() {
+                if sender.blocking_send(event).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start the dashboard's event thread")?;
+    Ok((merged, redirect))
+}
+
+/// The loop on a terminal of its own, until the user quits or the terminal goes away.
+async fn run(
+    app: &mut App,
+    events: mpsc::Receiver<Event>,
+    gallery: Box<dyn Gallery>,
+    graphics: GraphicsChoice,
+) -> Result<Exit> {
+    let (mut screen, keys, picker) = Screen::open(graphics)?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
     let workers = Workers::start(gallery, picker, reply_sender)?;
 
@@ -135,7 +230,7 @@ pub async fn run(
     };
     let end = event_loop(
         &mut screen.session.terminal,
-        &mut app,
+        app,
         channels,
         workers,
         &mut screen.signals,
@@ -147,29 +242,6 @@ pub async fn run(
         LoopEnd::Chosen(exit) => exit,
         LoopEnd::TerminalLost => Exit::LeaveRunning,
     })
-}
-
-/// [`run`] for callers without an async runtime (one is made for the dashboard), or inside a
-/// multi-threaded tokio runtime.
-pub fn run_blocking(
-    source: Source,
-    steer: Option<Arc<dyn Steer>>,
-    gallery: Box<dyn Gallery>,
-    options: DashboardOptions,
-) -> Result<Exit> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-                bail!("the dashboard cannot block a single-threaded tokio runtime: await tui::run instead");
-            }
-            tokio::task::block_in_place(|| handle.block_on(run(source, steer, gallery, options)))
-        }
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the dashboard's async runtime")?
-            .block_on(run(source, steer, gallery, options)),
-    }
 }
 
 struct Channels {

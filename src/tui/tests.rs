@@ -13,14 +13,14 @@ use ratatui_image::picker::Picker;
 
 use super::app::{App, AppSetup, Exit, Origin, View, Wants};
 use super::fake::FakeGallery;
-use super::gallery::Gallery;
 use super::images::ImageKey;
 use super::input::Input;
 use super::jobs::{Reply, Workers};
-use super::steer::Steer;
 use super::theme::Theme;
 use super::views;
+use crate::app::gallery::Gallery;
 use crate::run::event::{Event, RunStart};
+use crate::run::steer::Steer;
 
 /// A realistic run as a training worker reports it: 2 classes, `epochs` x 20 iterations of batch
 /// 32, validation every 10 iterations with a checkpoint when it improves, a notice, and (when

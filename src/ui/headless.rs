@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::app::job::Observer;
 use crate::run::event::Event;
 use crate::run::state::RunState;
 
@@ -53,7 +54,7 @@ impl Headless {
         });
     }
 
-    pub fn handle(&mut self, event: &Event) {
+    fn handle(&mut self, event: &Event) {
         self.state.apply(event);
         match event {
             Event::Started(start) => {
@@ -194,11 +195,15 @@ impl Headless {
                     format_duration(*elapsed_s)
                 ));
             }
-            Event::Failed { message } => {
-                self.bar.abandon();
-                let _ = writeln!(std::io::stderr(), "error: {message}");
-            }
+            // The command prints the error it returns with.
+            Event::Failed { .. } => self.bar.abandon(),
         }
+    }
+}
+
+impl Observer for Headless {
+    fn event(&mut self, event: &Event) {
+        self.handle(event);
     }
 }
 

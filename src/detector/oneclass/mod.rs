@@ -123,6 +123,9 @@ impl Settings {
     }
 }
 
+/// The name of the browser's one heatmap method for a one-class model.
+pub const MAP_METHOD: &str = "anomaly map";
+
 /// Class names that mean "normal" when `--normal` is not given (any case).
 pub const NORMAL_NAMES: [&str; 3] = ["negative", "normal", "ok"];
 

@@ -26,6 +26,21 @@ pub struct Threshold {
     pub rule: ThresholdRule,
 }
 
+impl Threshold {
+    /// The rule in words, for reports and the dashboard.
+    pub fn rule_text(&self) -> String {
+        match self.rule {
+            ThresholdRule::BestF1 { f1 } => format!("best validation F1 {f1:.3}"),
+            ThresholdRule::NormalFalsePositiveRate {
+                false_positive_rate,
+            } => format!(
+                "no anomalies among the validation images: at most {:.1}% of normal ones above it",
+                100.0 * false_positive_rate
+            ),
+        }
+    }
+}
+
 /// Chooses the threshold from validation `scores` and whether each image is anomalous.
 pub fn choose(scores: &[f32], anomalous: &[bool], false_positive_rate: f64) -> Result<Threshold> {
     assert_eq!(scores.len(), anomalous.len(), "one label per score");
