@@ -1,6 +1,7 @@
 //! `crackscope bench`: the engine's speed on data it makes itself, with the same workload and keys
 //! as `scripts/bench_torch.py`, so that the two can be compared side by side (README, "Benchmarks").
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,6 @@ use candle_nn::{VarBuilder, VarMap};
 use image::codecs::jpeg::JpegEncoder;
 use serde::Serialize;
 
-use crate::cli::BenchArgs;
 use crate::data::augment::{write_augmented_chw, write_chw_normalized, Augment};
 use crate::data::decode::jpeg::decode_with_image_crate;
 use crate::data::loader::Residency;
@@ -18,6 +18,7 @@ use crate::data::loader::{load, BatchLoader, EpochPlan};
 use crate::data::synth::{generate, render, SynthOptions, JPEG_QUALITY, SIZE_RANGE};
 use crate::explain::methods::Method;
 use crate::explain::timing::time_per_image;
+use crate::model::device::DeviceChoice;
 use crate::model::{self, SqueezeNet};
 use crate::train::optimizer::{Adam, AdamConfig};
 
@@ -88,26 +89,17 @@ pub struct BenchReport {
 /// source photos.
 pub const SCAN_PHOTO: (u32, u32) = (4032, 3024);
 
-pub fn bench(args: &BenchArgs) -> Result<()> {
-    if let Some(threads) = args.threads {
-        ensure!(threads > 0, "--threads must be at least 1");
-        // The global pool, not a local one: the batch loader's thread and decode_all use it too.
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("cannot size rayon's thread pool (was it already started?)")?;
-    }
-    let report = measure(args)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print_table(&report);
-    }
-    Ok(())
+/// What to measure on: the device, the batch and image size, how many timed runs.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSettings {
+    pub device: DeviceChoice,
+    pub batch: usize,
+    pub size: u32,
+    pub reps: usize,
 }
 
 /// Runs every measurement of `args` and reads the peak memory last, so that it covers them all.
-pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
+pub fn measure(args: &BenchSettings) -> Result<BenchReport> {
     ensure!(args.batch > 0, "--batch must be at least 1");
     ensure!(args.reps > 0, "--reps must be at least 1");
     ensure!(
@@ -488,67 +480,91 @@ fn parse_vm_hwm(status: &str) -> Option<f64> {
     (words.next() == Some("kB")).then_some(kb / 1024.0)
 }
 
-fn print_table(r: &BenchReport) {
-    println!(
+/// The report as `bench` prints it without `--json`.
+pub fn table(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{} on {}, {} threads, batch {}, {}x{} px",
         r.engine, r.device, r.threads, r.batch, r.size, r.size
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  training (forward + backward + Adam)  {:>9.1} images/s",
         r.train_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  inference                             {:>9.1} images/s",
         r.infer_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  Grad-CAM at relu_conv10               {:>9.1} ms/image",
         r.gradcam_ms
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  input pipeline (decode + augment)     {:>9.1} images/s",
         r.pipeline_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  input pipeline, streamed (per epoch)  {:>9.1} images/s",
         r.pipeline_streaming_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  augment + encode, seed's keys (1 thr) {:>9.1} images/s",
         r.augment_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  augment + encode, every key (1 thr)   {:>9.1} images/s",
         r.augment_all_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  one-class fit ({ONECLASS_FIT_IMAGES} images)             {:>9.1} images/s",
         r.oneclass_fit_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  one-class scoring                     {:>9.1} images/s",
         r.oneclass_score_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  JPEG decode, 1 thread (libjpeg-turbo) {:>9.1} images/s",
         r.jpeg_decode_images_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  JPEG decode, 1 thread (image crate)   {:>9.1} images/s (decoder used before)",
         r.jpeg_decode_images_per_s_image_crate
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  scan of a {}x{} photo                {:>9.2} megapixels/s",
         SCAN_PHOTO.0, SCAN_PHOTO.1, r.scan_megapixels_per_s
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  the same, window by window            {:>9.2} megapixels/s",
         r.scan_window_by_window_megapixels_per_s
     );
     match r.peak_rss_mb {
-        Some(mb) => println!("  peak memory (VmHWM)                   {mb:>9.1} MB"),
-        None => println!("  peak memory (VmHWM)                   not available here"),
+        Some(mb) => {
+            let _ = writeln!(out, "  peak memory (VmHWM)                   {mb:>9.1} MB");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  peak memory (VmHWM)                   not available here"
+            );
+        }
     }
+    out
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::model::SqueezeNet;
-use crate::run::RunDir;
 
 use super::bank::Bank;
 use super::features::Extractor;
@@ -30,8 +29,9 @@ const SCAN_THRESHOLD: &str = "scan_threshold";
 const MAX_HEADER: u64 = 16 << 20;
 
 /// Whether `path` is a one-class model file (read from its header only; false for anything
-/// else, including unreadable files, which the ordinary loaders then report).
-pub fn is_oneclass_file(path: &Path) -> bool {
+/// else, including unreadable files, which the ordinary loaders then report). Only
+/// [`crate::detector::Kind::of_file`] asks.
+pub(crate) fn is_oneclass_file(path: &Path) -> bool {
     header_format(path).as_deref() == Some(FORMAT)
 }
 
@@ -52,18 +52,6 @@ fn header_format(path: &Path) -> Option<String> {
             .as_str()?
             .to_string(),
     )
-}
-
-/// The one-class model file `target` stands for (itself, or a run directory's model) and the run
-/// directory when it is one; None when it is not a one-class model.
-pub fn find(target: &Path) -> Result<Option<(std::path::PathBuf, Option<RunDir>)>> {
-    if target.is_dir() {
-        let run = RunDir::open(target)?;
-        let model = run.best_model();
-        Ok(is_oneclass_file(&model).then_some((model, Some(run))))
-    } else {
-        Ok(is_oneclass_file(target).then(|| (target.to_path_buf(), None)))
-    }
 }
 
 /// Writes `model` to `path` atomically.
