@@ -115,7 +115,7 @@ impl Dashboard {
         options: DashboardOptions,
     ) -> Result<Exit> {
         let mut dashboard = Dashboard::new(Origin::Watch, steer, gallery, options);
-        dashboard.show(watch::follow(run_dir))
+        dashboard.show(Feed::Log(run_dir))
     }
 
     fn new(
@@ -144,15 +144,14 @@ impl Dashboard {
 
     /// Shows `events` until the user quits or the terminal goes away. Library warnings meanwhile
     /// become notices on the status line instead of being printed over the screen.
-    fn show(&mut self, events: mpsc::Receiver<Event>) -> Result<Exit> {
+    fn show(&mut self, feed: Feed) -> Result<Exit> {
         if !(std::io::stdout().is_terminal()) {
             bail!("the dashboard needs a terminal on standard output (use --headless to train without one)");
         }
         let Some(gallery) = self.gallery.take() else {
             bail!("the dashboard has been shown already");
         };
-        let (events, _warnings) = with_warnings(events)?;
-        let run = run(&mut self.app, events, gallery, self.graphics);
+        let run = run(&mut self.app, feed, gallery, self.graphics);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
@@ -175,7 +174,7 @@ impl Observer for Dashboard {
     }
 
     fn follow(&mut self, events: mpsc::Receiver<Event>) -> Result<Exit> {
-        self.show(events)
+        self.show(Feed::Events(events))
     }
 
     fn survives_hangup(&self) -> bool {
@@ -210,13 +209,26 @@ fn with_warnings(
     Ok((merged, redirect))
 }
 
+/// Where the dashboard's events come from.
+enum Feed {
+    /// A job in this process, as it sends them.
+    Events(mpsc::Receiver<Event>),
+    /// A run directory's `metrics.jsonl`, followed as it grows (on the dashboard's runtime).
+    Log(PathBuf),
+}
+
 /// The loop on a terminal of its own, until the user quits or the terminal goes away.
 async fn run(
     app: &mut App,
-    events: mpsc::Receiver<Event>,
+    feed: Feed,
     gallery: Box<dyn Gallery>,
     graphics: GraphicsChoice,
 ) -> Result<Exit> {
+    let events = match feed {
+        Feed::Events(events) => events,
+        Feed::Log(run_dir) => watch::follow(run_dir),
+    };
+    let (events, _warnings) = with_warnings(events)?;
     let (mut screen, keys, picker) = Screen::open(graphics)?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
     let workers = Workers::start(gallery, picker, reply_sender)?;
