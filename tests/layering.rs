@@ -131,11 +131,12 @@ fn violations(root: &Path) -> Vec<Violation> {
     let mut found = BTreeSet::new();
     for file in source_files(root) {
         let relative = file.strip_prefix(root).unwrap();
-        let Some(from) = relative
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string())
-        else {
+        let Some(from) = relative.components().next().map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        }) else {
             continue;
         };
         if from == "lib" || from == "main" {

@@ -415,7 +415,9 @@ fn jpeg_decode_images_per_s(size: u32, reps: usize) -> Result<JpegDecodeRates> {
         Ok(files.len() as f64 / time.as_secs_f64())
     };
     Ok(JpegDecodeRates {
-        libjpeg_turbo: rate(|bytes| crate::data::decode_rgb(bytes, Path::new("generated.jpg")))?,
+        libjpeg_turbo: rate(|bytes| {
+            crate::data::decode::decode_rgb(bytes, Path::new("generated.jpg"))
+        })?,
         image_crate: rate(decode_with_image_crate)?,
     })
 }

@@ -110,7 +110,6 @@ pub struct Figure {
     /// The figure of every panel, also written to `path`.
     pub figure: RgbImage,
     pub path: PathBuf,
-    pub kind: Kind,
     /// The settings the maps were made with.
     pub cam: CamSettings,
 }
@@ -173,7 +172,7 @@ pub fn explain_files(request: &HeatmapRequest, device: &Device) -> Result<Figure
         Kind::Classifier => format!("grid-{}-{}.png", file_safe(cam.method), cam.layer),
         Kind::OneClass => "grid-anomaly.png".into(),
     });
-    finish(&detector, records, &panels, path, cam)
+    finish(records, &panels, path, cam)
 }
 
 /// Run mode: the figure of `count` random test images of a run (or only those the model gets
@@ -252,7 +251,7 @@ pub fn explain_run(
         Kind::Classifier => format!("{which}-{}-{}.png", file_safe(cam.method), cam.layer),
         Kind::OneClass => format!("{which}.png"),
     };
-    finish(&detector, records, &panels, run.path.join(name), cam).map(Some)
+    finish(records, &panels, run.path.join(name), cam).map(Some)
 }
 
 /// `--class`: for a classifier, a class name (exact, else ignoring case) or an output index;
@@ -329,7 +328,6 @@ fn record(
 }
 
 fn finish(
-    detector: &Detector,
     records: Vec<HeatmapRecord>,
     panels: &[(RgbImage, String)],
     path: PathBuf,
@@ -341,7 +339,6 @@ fn finish(
         records,
         figure,
         path,
-        kind: detector.kind(),
         cam,
     })
 }

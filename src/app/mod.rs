@@ -5,12 +5,12 @@
 //! ([`scan`]), the benchmark harness ([`bench`]), and the pictures the dashboard asks for
 //! ([`gallery`]). Nothing here prints: results and notes come back to the command.
 
-pub mod bench;
-pub mod evaluate;
+pub(crate) mod bench;
+pub(crate) mod evaluate;
 pub mod gallery;
-pub mod heatmaps;
-pub mod job;
-pub mod scan;
+pub(crate) mod heatmaps;
+pub(crate) mod job;
+pub(crate) mod scan;
 pub mod session;
 
 use std::path::{Path, PathBuf};

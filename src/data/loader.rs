@@ -130,6 +130,7 @@ pub fn decode_all(paths_and_labels: &[(PathBuf, usize)], size: u32) -> DecodedSe
 /// Like [`decode_all`], but keeps no pixels: every file is decoded once to leave out those that
 /// fail (so the set, and every batch, is the one [`decode_all`] gives), then decoded again for each
 /// batch. Memory no longer grows with the number of images.
+#[cfg(test)]
 pub fn stream_all(paths_and_labels: &[(PathBuf, usize)], size: u32) -> DecodedSet {
     load(paths_and_labels, size, Residency::Streamed)
 }
@@ -884,18 +885,18 @@ mod tests {
         let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
-        let ds = crate::data::scan(&data.join("brickwork-cracks")).unwrap();
-        let fractions = crate::data::Fractions {
+        let ds = crate::data::dataset::scan(&data.join("brickwork-cracks")).unwrap();
+        let fractions = crate::data::split::Fractions {
             train: 0.1,
             val: 0.1,
             test: 0.1,
         };
-        let split = crate::data::split_each_label(&ds, &fractions, 2020).unwrap();
+        let split = crate::data::split::split_each_label(&ds, &fractions, 2020).unwrap();
         assert_eq!(
             split.duplicates_dropped, 0,
             "the README says duplicates were removed"
         );
-        let manifest = crate::data::Manifest::from_split(&ds, &fractions, 2020, &split);
+        let manifest = crate::data::split::Manifest::from_split(&ds, &fractions, 2020, &split);
         let entries: Vec<(PathBuf, usize)> = manifest
             .train
             .iter()

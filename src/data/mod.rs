@@ -22,17 +22,6 @@ pub mod samples;
 pub mod split;
 pub mod synth;
 
-pub use augment::{
-    augment, write_augmented_chw, write_chw_normalized, Augment, IMAGENET_MEAN, IMAGENET_STD,
-};
-pub use budget::MemoryBudget;
-pub use dataset::{scan, Dataset, Item, Skipped};
-pub use decode::{decode_rgb, load_rgb, resize_exact};
-pub use loader::{
-    decode_all, stream_all, Batch, BatchLoader, DecodedSet, EpochPlan, Images, Residency,
-};
-pub use split::{split_each_label, Entry, Fractions, Manifest, Split};
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

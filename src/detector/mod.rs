@@ -9,8 +9,8 @@
 //! - [`oneclass`]: patch features, the memory bank, anomaly scores and maps, thresholds.
 //! - [`evaluation`]: the answers on a labelled set, common to both kinds.
 
-pub mod classifier;
-pub mod evaluation;
+pub(crate) mod classifier;
+pub(crate) mod evaluation;
 pub mod oneclass;
 
 use std::path::{Path, PathBuf};

@@ -42,7 +42,7 @@
 mod arch;
 mod buffers;
 mod checkpoint;
-pub mod device;
+pub(crate) mod device;
 mod engine;
 pub mod fetch;
 mod init;

@@ -3,18 +3,18 @@
 //! ([`resume`]), the lock that makes one training the owner ([`lock`]) and the requests from
 //! `watch` ([`control`]).
 
-pub mod control;
+pub(crate) mod control;
 pub mod event;
-pub mod lock;
+pub(crate) mod lock;
 pub mod log;
-pub mod recipe;
-pub mod resume;
-pub mod state;
-pub mod steer;
+pub(crate) mod recipe;
+pub(crate) mod resume;
+pub(crate) mod state;
+pub(crate) mod steer;
 
 pub mod predictions;
-pub mod report;
-pub mod skipped;
+pub(crate) mod report;
+pub(crate) mod skipped;
 
 use std::path::{Path, PathBuf};
 

@@ -112,8 +112,8 @@ pub struct AugmentConfig {
 
 impl AugmentConfig {
     /// The augmentation the training loader applies.
-    pub fn to_augment(&self) -> crate::data::Augment {
-        crate::data::Augment {
+    pub fn to_augment(&self) -> crate::data::augment::Augment {
+        crate::data::augment::Augment {
             flip: self.flip,
             translate: self.translate,
             brightness: self.brightness as f32,
@@ -182,7 +182,7 @@ impl Default for DataConfig {
 impl Default for AugmentConfig {
     fn default() -> Self {
         // The seed's flip and translation; everything else off.
-        let seed = crate::data::Augment::SEED;
+        let seed = crate::data::augment::Augment::SEED;
         AugmentConfig {
             flip: seed.flip,
             translate: seed.translate,
@@ -616,7 +616,7 @@ mod tests {
     fn photo_augmentations_are_off_in_the_seed_recipe_and_read_from_the_file() {
         assert_eq!(
             Recipe::default().augment.to_augment(),
-            crate::data::Augment::SEED
+            crate::data::augment::Augment::SEED
         );
         let text = "[augment]\nbrightness = 0.4\ncontrast = 0.2\nsaturation = 1\nrotate90 = true\n\
                     vflip = true\nscale = [0.8, 1.25]\nblur = 2\n";
@@ -626,7 +626,7 @@ mod tests {
             .to_augment();
         assert_eq!(
             aug,
-            crate::data::Augment {
+            crate::data::augment::Augment {
                 brightness: 0.4,
                 contrast: 0.2,
                 saturation: 1.0,
@@ -634,7 +634,7 @@ mod tests {
                 vflip: true,
                 scale: [0.8, 1.25],
                 blur: 2.0,
-                ..crate::data::Augment::SEED
+                ..crate::data::augment::Augment::SEED
             }
         );
     }

@@ -21,15 +21,15 @@
 //! The network keeps its working memory from one tile and photo to the next (faulting in fresh
 //! pages for every tile cost about a third of the scan); a larger shape drops the shorter buffers.
 
-pub mod anomaly;
-pub mod features;
-pub mod map;
-pub mod metrics;
+pub(crate) mod anomaly;
+pub(crate) mod features;
+pub(crate) mod map;
+pub(crate) mod metrics;
 pub mod output;
-pub mod overlay;
-pub mod photo;
+pub(crate) mod overlay;
+pub(crate) mod photo;
 pub mod regions;
-pub mod scanner;
+pub(crate) mod scanner;
 
 #[cfg(test)]
 mod tests;

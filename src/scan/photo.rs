@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use image::metadata::Orientation;
-use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader, RgbImage};
+use image::{GrayImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::data::dataset::IMAGE_EXTENSIONS;
-use crate::data::decode::decode_rgb;
+use crate::data::decode::{apply_orientation, decode_rgb};
 
 /// The photo at `path` as 8-bit RGB, upright.
 pub fn load_upright(path: &Path) -> Result<RgbImage> {
@@ -21,9 +21,7 @@ pub fn load_upright(path: &Path) -> Result<RgbImage> {
     if orientation == Orientation::NoTransforms {
         return Ok(image);
     }
-    let mut dynamic = DynamicImage::ImageRgb8(image);
-    dynamic.apply_orientation(orientation);
-    Ok(dynamic.into_rgb8())
+    Ok(apply_orientation(image, orientation))
 }
 
 /// The EXIF orientation, or none when the file has no (readable) EXIF data: a damaged tag must

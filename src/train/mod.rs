@@ -1,6 +1,6 @@
 //! The training worker and what it needs: the optimizer and the evaluation passes; [`fit`] fits a
 //! one-class model. Both only emit events.
 
-pub mod fit;
+pub(crate) mod fit;
 pub mod optimizer;
-pub mod worker;
+pub(crate) mod worker;

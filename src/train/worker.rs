@@ -47,7 +47,6 @@ pub struct TrainJob {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub iterations: usize,
-    pub best_val_accuracy: Option<f32>,
     pub stopped_early: bool,
 }
 
@@ -265,7 +264,6 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     });
     Ok(Outcome {
         iterations: iteration,
-        best_val_accuracy: best,
         stopped_early,
     })
 }

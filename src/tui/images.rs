@@ -18,7 +18,7 @@ use ratatui_image::FontSize;
 use super::input::{Read, TtyInput};
 use crate::app::gallery::PictureSpec;
 
-pub use crate::imaging::terminal::{GraphicsChoice, GRAPHICS_ENV};
+pub use crate::imaging::terminal::GraphicsChoice;
 
 /// How long the terminal may take to answer the capability query before half blocks are used.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(1000);

@@ -45,7 +45,7 @@ use tokio::sync::mpsc;
 
 pub use crate::app::job::Exit;
 pub use app::View;
-pub use images::{GraphicsChoice, GRAPHICS_ENV};
+pub use images::GraphicsChoice;
 pub use scan::run_blocking as run_scan_view;
 
 use crate::app::gallery::Gallery;

@@ -146,6 +146,7 @@ pub fn coreset_size(patches: usize, ratio: f64, max: usize) -> usize {
 /// farthest from those before it; fewer when the rest duplicate chosen rows. Distances are taken
 /// on a random projection to `projection_dim` values (none when that is not smaller than `dim`).
 /// The same `seed` and input always give the same choice.
+#[cfg(test)]
 pub fn greedy_coreset(
     features: &[f32],
     dim: usize,

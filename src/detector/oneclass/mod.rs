@@ -20,14 +20,14 @@
 //! `fitted`, `finished`, then `anomaly_scored` (AUROC, average precision, the score histogram)
 //! and `tested` (accuracy and confusion at the threshold): the dashboard and `watch` read those.
 
-pub mod bank;
+pub(crate) mod bank;
 #[cfg(test)]
 mod end_to_end;
 pub mod features;
-pub mod map;
+pub(crate) mod map;
 pub mod model;
 pub mod model_file;
-pub mod ranking;
+pub(crate) mod ranking;
 pub mod threshold;
 
 use anyhow::{bail, ensure, Result};
