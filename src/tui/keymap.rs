@@ -1,15 +1,51 @@
-//! Every key of the dashboard in one table: which keys do what, in which views, and how the footer
-//! and the help screen name them. The key handler ([`action_for`]), the footer and the help screen
-//! all read [`COMMANDS`], so a key cannot work without being listed, or be listed without working.
+//! Every key of the dashboard in one table: which keys do what, on which screen, and how the
+//! footer and the help screen name them. The key handler ([`action_for`]), each screen's footer
+//! (its commands, [`view_commands`]) and the help screen all read [`COMMANDS`], so a key cannot
+//! work without being listed, or be listed without working.
 //!
-//! One table for the whole dashboard (as in ratatui's component template) rather than a
-//! `commands()` list per component (gitui): our views share one state and one handler, and the help
-//! screen wants every view's keys at once, which a single table gives without asking each view.
-//! The answers to the quit and stop questions are part of those questions' text, not keys of a view.
+//! One table whose scopes name the screens ([`View`]), rather than a list kept beside each
+//! screen: the help screen wants every screen's keys at once, and one table shows at a glance that
+//! no key means two things on one screen. Each screen turns the actions of its scope into what it
+//! does (`views`); the answers to the quit and stop questions are part of those questions' text.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::View;
+/// The dashboard's screens, in tab order: each is a scope of the keymap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Training,
+    Samples,
+    Model,
+    Results,
+    Browser,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Training,
+        View::Samples,
+        View::Model,
+        View::Results,
+        View::Browser,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Training => "Training",
+            View::Samples => "Samples",
+            View::Model => "Model",
+            View::Results => "Results",
+            View::Browser => "Browser",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        View::ALL
+            .iter()
+            .position(|&v| v == self)
+            .expect("every view is listed")
+    }
+}
 
 /// What a key asks of the dashboard. Movement actions mean what the current view makes of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

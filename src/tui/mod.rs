@@ -14,6 +14,7 @@ mod app;
 mod browser;
 #[cfg(test)]
 mod fake;
+mod frame;
 mod history;
 mod images;
 mod input;
@@ -44,20 +45,21 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 pub use crate::app::job::Exit;
-pub use app::View;
 pub use images::GraphicsChoice;
+pub use keymap::View;
 pub use scan::run_blocking as run_scan_view;
 
 use crate::app::gallery::Gallery;
 use crate::app::job::Observer;
 use crate::run::event::Event;
 use crate::run::steer::Steer;
-use app::{App, AppSetup, Origin, Wants};
+use app::{App, AppSetup};
 use input::Input;
 use jobs::{Reply, Workers};
 use screen::{Screen, Signals};
 use terminal::TerminalSession;
 use theme::Theme;
+use views::{Origin, Wants};
 
 /// Shortest time between two frames: events and keys that arrive meanwhile are drawn together.
 pub const FRAME: Duration = Duration::from_millis(50);
@@ -124,7 +126,7 @@ impl Dashboard {
         gallery: Box<dyn Gallery>,
         options: DashboardOptions,
     ) -> Dashboard {
-        let mut app = App::new(AppSetup {
+        let app = App::new(AppSetup {
             origin,
             steer,
             theme: Theme::new(options.colors),
@@ -133,8 +135,8 @@ impl Dashboard {
             classes: gallery.classes(),
             methods: gallery.methods(),
             layers: gallery.layers(),
+            spec: gallery.default_spec(),
         });
-        app.browser.spec = gallery.default_spec();
         Dashboard {
             app,
             gallery: Some(gallery),
@@ -334,15 +336,15 @@ async fn event_loop<B: Backend>(
             _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
             _ = signals.resize.recv() => dirty = true,
             _ = frame.tick() => {
-                if app.origin == Origin::Live && memory_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    app.memory_bytes = memory::resident_bytes();
+                if app.shared.origin == Origin::Live && memory_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    app.shared.memory_bytes = memory::resident_bytes();
                     memory_read = Some(Instant::now());
                     dirty = true;
                 }
                 if dirty {
                     wants = Wants::default();
                     // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
-                    if terminal.draw(|f| views::draw(f, app, &mut wants)).is_err() {
+                    if terminal.draw(|f| frame::draw(f, app, &mut wants)).is_err() {
                         return LoopEnd::TerminalLost;
                     }
                     app.note_layout(&wants);

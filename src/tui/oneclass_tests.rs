@@ -4,10 +4,11 @@
 
 use crossterm::event::KeyCode;
 
-use super::app::{Origin, Phase};
+use super::app::Phase;
 use super::fake::ONE_CLASS_THRESHOLD;
 use super::snapshots::assert_snapshot;
 use super::tests::{Harness, Setup};
+use super::views::Origin;
 use crate::run::event::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
 use crate::run::log;
 
@@ -270,11 +271,11 @@ fn logs_from_before_the_one_class_events_still_read_and_show() {
         read.events
     };
     let ui = Harness::new(80, 24, Origin::Watch, read(&supervised));
-    assert!(ui.app.run.one_class.is_none());
-    assert_eq!(ui.app.run.progress.iteration, 4);
+    assert!(ui.app.shared.run.one_class.is_none());
+    assert_eq!(ui.app.shared.run.progress.iteration, 4);
 
     let mut ui = Harness::with(80, 24, Origin::Watch, read(&old_one_class), one_class());
-    assert!(matches!(ui.app.run.phase, Phase::Finished { .. }));
+    assert!(matches!(ui.app.shared.run.phase, Phase::Finished { .. }));
     let screen = ui.settle();
     assert!(screen.contains("finished"), "{screen}");
     // Without the score events the Results view still has the confusion at the threshold.
