@@ -9,8 +9,13 @@ use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use std::time::Instant;
+
+use ratatui::Frame;
+
+use super::event_loop::{Program, MEMORY_EVERY};
 use super::images::{ImageKey, ImageStore};
-use super::jobs::{EncodeJob, Reply, Request};
+use super::jobs::{EncodeJob, Reply, Request, Workers};
 use super::keymap::{self, Action, View};
 use super::theme::Theme;
 use super::views::{Effect, Loaded, Origin, Shared, Tabs, Wants};
@@ -50,6 +55,8 @@ pub struct App {
     /// Switch to the browser when test results arrive (the demo ends there).
     land_in_browser: bool,
     pending: VecDeque<Request>,
+    /// When the process's memory was last read (live runs show it).
+    memory_read: Option<Instant>,
 }
 
 pub struct AppSetup {
@@ -94,6 +101,7 @@ impl App {
             steer: setup.steer,
             land_in_browser: setup.land_in_browser,
             pending: VecDeque::from([Request::Samples, Request::Summary, Request::TestItems]),
+            memory_read: None,
         }
     }
 
@@ -239,7 +247,7 @@ impl App {
                 Ok(path) => self.say(format!("saved {}", path.display())),
                 Err(message) => self.complain(format!("cannot save the picture: {message}")),
             },
-            Reply::ValidationCams { .. } => {}
+            Reply::ValidationCams { .. } | Reply::Painted(_) => {}
             Reply::Encoded { key, size, result } => {
                 shared.images.put_encoding(*key, *size, result.clone())
             }
@@ -397,5 +405,58 @@ impl App {
         } else {
             "the training is over: nothing to steer"
         }
+    }
+}
+
+impl Program for App {
+    type Layout = (View, Option<Overlay>, bool);
+
+    fn apply(&mut self, event: Event) {
+        App::apply(self, event);
+    }
+
+    fn source_closed(&mut self) {
+        App::source_closed(self);
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
+        App::handle_key(self, key)
+    }
+
+    fn apply_reply(&mut self, reply: Reply) {
+        App::apply_reply(self, reply);
+    }
+
+    fn draw(&mut self, frame: &mut Frame, wants: &mut Wants) {
+        super::frame::draw(frame, self, wants);
+    }
+
+    fn note_layout(&mut self, wants: &Wants) {
+        App::note_layout(self, wants);
+    }
+
+    fn layout(&self) -> Self::Layout {
+        App::layout(self)
+    }
+
+    fn work(&mut self, wants: &Wants, workers: &mut Workers) {
+        let request = if workers.gallery_busy() {
+            None
+        } else {
+            self.next_request(wants)
+        };
+        let encoding = self.next_encoding(wants);
+        workers.dispatch(request, encoding);
+    }
+
+    /// A live run's dashboard shows the process's memory, read once a second.
+    fn tick(&mut self) -> bool {
+        let due = self.memory_read.is_none_or(|t| t.elapsed() >= MEMORY_EVERY);
+        if self.shared.origin != Origin::Live || !due {
+            return false;
+        }
+        self.shared.memory_bytes = super::memory::resident_bytes();
+        self.memory_read = Some(Instant::now());
+        true
     }
 }

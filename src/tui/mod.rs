@@ -1,17 +1,20 @@
 //! The terminal dashboard: live training, results and a Grad-CAM browser, over SSH too.
 //!
-//! One loop owns the terminal and draws at most once a [`FRAME`] from the state in `app` (views in
-//! `views` only read it). Around it, separate threads and tasks joined by channels: the event
-//! source (a live training's channel, or `metrics.jsonl` followed by `watch`), the keyboard reader
-//! (`input`), and the slow picture work (`jobs`: the [`Gallery`] and the terminal encoder). The
-//! training never waits for the dashboard: the dashboard only reads what the worker sends, and
-//! asks through [`Steer`].
+//! One loop (`event_loop`) owns the terminal and draws at most once a [`FRAME`]: the run's
+//! dashboard (`app`: tabs of screens, `views`, each a component with its own state, keys and
+//! drawing; `frame` around them; `keymap`, every key) or the scan view (`scan`). Around it,
+//! separate threads and tasks joined by channels: the event source (a live job's channel, or
+//! `metrics.jsonl` followed by `watch`), the keyboard reader (`input`), and the slow picture work
+//! (`jobs`: the [`Gallery`], the terminal encoder, the scan view's painter). The training never
+//! waits for the dashboard: the dashboard only reads what the worker sends, and asks through
+//! [`Steer`].
 //!
 //! Entry points: [`Dashboard`], an observer of a job's events (`Dashboard::live`) or of a run
 //! directory's log (`Dashboard::watch`), and [`run_scan_view`].
 
 mod app;
 mod browser;
+mod event_loop;
 #[cfg(test)]
 mod fake;
 mod frame;
@@ -37,11 +40,9 @@ mod watch;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ratatui::backend::Backend;
-use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 pub use crate::app::job::Exit;
@@ -49,17 +50,17 @@ pub use images::GraphicsChoice;
 pub use keymap::View;
 pub use scan::run_blocking as run_scan_view;
 
+use event_loop::{event_loop, Channels, LoopEnd, EVENT_BATCH};
+
 use crate::app::gallery::Gallery;
 use crate::app::job::Observer;
 use crate::run::event::Event;
 use crate::run::steer::Steer;
 use app::{App, AppSetup};
-use input::Input;
-use jobs::{Reply, Workers};
-use screen::{Screen, Signals};
-use terminal::TerminalSession;
+use jobs::Workers;
+use screen::Screen;
 use theme::Theme;
-use views::{Origin, Wants};
+use views::Origin;
 
 /// Shortest time between two frames: events and keys that arrive meanwhile are drawn together.
 pub const FRAME: Duration = Duration::from_millis(50);
@@ -256,104 +257,4 @@ async fn run(
         LoopEnd::Chosen(exit) => exit,
         LoopEnd::TerminalLost => Exit::LeaveRunning,
     })
-}
-
-struct Channels {
-    events: mpsc::Receiver<Event>,
-    keys: mpsc::UnboundedReceiver<Input>,
-    replies: mpsc::UnboundedReceiver<Reply>,
-    events_open: bool,
-    replies_open: bool,
-}
-
-enum LoopEnd {
-    Chosen(Exit),
-    /// Hang-up, unwritable or unreadable terminal, or a panic elsewhere that restored it.
-    TerminalLost,
-}
-
-/// Events applied per wake-up before drawing again, so a long log read back by `watch` still lets
-/// keys through.
-const EVENT_BATCH: usize = 4096;
-
-async fn event_loop<B: Backend>(
-    terminal: &mut Terminal<B>,
-    app: &mut App,
-    mut channels: Channels,
-    mut workers: Workers,
-    signals: &mut Signals,
-    clear_on_switch: bool,
-) -> LoopEnd {
-    let mut frame = tokio::time::interval(FRAME);
-    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut wants = Wants::default();
-    let mut dirty = true;
-    let mut memory_read: Option<Instant> = None;
-    loop {
-        if TerminalSession::panicked() {
-            return LoopEnd::TerminalLost;
-        }
-        tokio::select! {
-            event = channels.events.recv(), if channels.events_open => {
-                match event {
-                    Some(event) => {
-                        app.apply(event);
-                        for _ in 0..EVENT_BATCH {
-                            match channels.events.try_recv() {
-                                Ok(event) => app.apply(event),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    None => {
-                        channels.events_open = false;
-                        app.source_closed();
-                    }
-                }
-                dirty = true;
-            }
-            input = channels.keys.recv() => match input {
-                Some(Input::Key(key)) => {
-                    let before = app.layout();
-                    if let Some(exit) = app.handle_key(key) {
-                        return LoopEnd::Chosen(exit);
-                    }
-                    if clear_on_switch && app.layout() != before && terminal.clear().is_err() {
-                        return LoopEnd::TerminalLost;
-                    }
-                    dirty = true;
-                }
-                Some(Input::Lost) | None => return LoopEnd::TerminalLost,
-            },
-            reply = channels.replies.recv(), if channels.replies_open => match reply {
-                Some(reply) => {
-                    workers.received(&reply);
-                    app.apply_reply(reply);
-                    dirty = true;
-                }
-                None => channels.replies_open = false,
-            },
-            _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
-            _ = signals.resize.recv() => dirty = true,
-            _ = frame.tick() => {
-                if app.shared.origin == Origin::Live && memory_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    app.shared.memory_bytes = memory::resident_bytes();
-                    memory_read = Some(Instant::now());
-                    dirty = true;
-                }
-                if dirty {
-                    wants = Wants::default();
-                    // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
-                    if terminal.draw(|f| frame::draw(f, app, &mut wants)).is_err() {
-                        return LoopEnd::TerminalLost;
-                    }
-                    app.note_layout(&wants);
-                    dirty = false;
-                }
-                let request = if workers.gallery_busy() { None } else { app.next_request(&wants) };
-                let encoding = app.next_encoding(&wants);
-                workers.dispatch(request, encoding);
-            }
-        }
-    }
 }

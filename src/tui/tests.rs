@@ -914,7 +914,7 @@ async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::LoopEnd, Harn
         events_open: true,
         replies_open: true,
     };
-    let mut signals = super::Signals::new().unwrap();
+    let mut signals = super::screen::Signals::new().unwrap();
     let feeder = tokio::spawn(async move {
         for event in events {
             event_sender.send(event).await.unwrap();

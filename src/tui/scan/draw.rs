@@ -262,13 +262,13 @@ fn footer_keys(width: u16) -> Vec<(&'static str, &'static str)> {
             .any(|(_, a)| matches!(a, Action::Help | Action::Quit))
     };
     let size = |(key, label): &(&str, &str)| key.chars().count() + label.chars().count() + 3;
-    let last: Vec<_> = keymap::scan_commands()
+    let last: Vec<_> = keymap::view_commands(keymap::View::Scan)
         .filter(|c| always(c))
         .flat_map(|c| c.footer.iter().copied())
         .collect();
     let mut budget = (width as usize).saturating_sub(last.iter().map(size).sum());
     let mut shown = Vec::new();
-    for pair in keymap::scan_commands()
+    for pair in keymap::view_commands(keymap::View::Scan)
         .filter(|c| !always(c))
         .flat_map(|c| c.footer.iter().copied())
     {
@@ -297,7 +297,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, view: &ScanView) {
 
 fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
     let mut lines = vec![Line::styled("Scan view", view.theme.title())];
-    lines.extend(keymap::scan_commands().map(|c| {
+    lines.extend(keymap::view_commands(keymap::View::Scan).map(|c| {
         Line::from(vec![
             Span::styled(format!("  {:<28}", c.keys), view.theme.key()),
             Span::raw(c.help),

@@ -8,8 +8,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-use super::dashboard::{apply_reply, cell_pixels, next_job, Painter};
 use super::draw;
+use super::painter::{apply_reply, cell_pixels, next_job, Painter};
 use super::render::tests::folder_with_photo;
 use super::view::{PhotoState, ScanView};
 use crate::scan::output::ScanRecord;

@@ -12,7 +12,7 @@ use ratatui_image::protocol::Protocol;
 
 use super::render::{Toggles, Viewport};
 use crate::scan::output::{PhotoRecord, ScanRecord};
-use crate::tui::keymap::{self, Action};
+use crate::tui::keymap::{self, Action, View};
 use crate::tui::theme::Theme;
 
 /// Zoomed in at most this many output pixels per photo pixel: enough to see single pixels.
@@ -242,7 +242,7 @@ impl ScanView {
             self.help = false;
             return false;
         }
-        let action = keymap::scan_action_for(key);
+        let action = keymap::action_for(View::Scan, key);
         self.message = None;
         let Some(action) = action else {
             return false;

@@ -131,7 +131,8 @@ impl Tabs {
             View::Samples => &self.samples,
             View::Model => &self.model,
             View::Results => self.results.as_ref(),
-            View::Browser => &self.browser,
+            // Not a tab: the scan view runs on its own (`scan`); the dashboard never shows it.
+            View::Browser | View::Scan => &self.browser,
         }
     }
 
@@ -141,7 +142,7 @@ impl Tabs {
             View::Samples => &mut self.samples,
             View::Model => &mut self.model,
             View::Results => self.results.as_mut(),
-            View::Browser => &mut self.browser,
+            View::Browser | View::Scan => &mut self.browser,
         }
     }
 

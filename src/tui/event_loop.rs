@@ -1,0 +1,161 @@
+//! The one loop every full-screen view runs: the run's dashboard and the scan view alike. It
+//! owns the terminal and draws at most once a [`FRAME`](super::FRAME) from the [`Program`] it
+//! drives; around it, threads and tasks joined by channels: the event source (a live job's
+//! events, or a run's log followed), the keyboard reader (`input`), and the slow picture work
+//! (`jobs`: the gallery, the encoder, the scan view's painter). Nothing in it knows which view it
+//! drives.
+
+use std::time::Duration;
+
+use crossterm::event::KeyEvent;
+use ratatui::backend::Backend;
+use ratatui::{Frame, Terminal};
+use tokio::sync::mpsc;
+
+use super::input::Input;
+use super::jobs::{Reply, Workers};
+use super::screen::Signals;
+use super::terminal::TerminalSession;
+use super::views::Wants;
+use super::FRAME;
+use crate::app::job::Exit;
+use crate::run::event::Event;
+
+/// What the loop drives: a view that takes events, keys and picture work's replies, draws itself,
+/// and hands the workers what it wants next.
+pub trait Program {
+    /// What decides where pictures sit on screen: when it changes, pictures drawn by protocols
+    /// that leave them behind (sixel, iTerm2) are cleared before the next frame.
+    type Layout: PartialEq;
+
+    /// An event of the run.
+    fn apply(&mut self, _event: Event) {}
+
+    /// The event source ended.
+    fn source_closed(&mut self) {}
+
+    /// A key; `Some` ends the view.
+    fn handle_key(&mut self, key: KeyEvent) -> Option<Exit>;
+
+    /// An answer from the workers.
+    fn apply_reply(&mut self, reply: Reply);
+
+    /// Draws a frame, reporting in `wants` what it drew and would like next.
+    fn draw(&mut self, frame: &mut Frame, wants: &mut Wants);
+
+    /// Takes in what the frame just drawn reported.
+    fn note_layout(&mut self, wants: &Wants);
+
+    fn layout(&self) -> Self::Layout;
+
+    /// Hands the workers the next work the last frame asked for, where they are idle.
+    fn work(&mut self, wants: &Wants, workers: &mut Workers);
+
+    /// Called every frame; true when something changed that needs a redraw (a memory reading).
+    fn tick(&mut self) -> bool {
+        false
+    }
+}
+
+pub struct Channels {
+    pub events: mpsc::Receiver<Event>,
+    pub keys: mpsc::UnboundedReceiver<Input>,
+    pub replies: mpsc::UnboundedReceiver<Reply>,
+    pub events_open: bool,
+    pub replies_open: bool,
+}
+
+pub enum LoopEnd {
+    Chosen(Exit),
+    /// Hang-up, unwritable or unreadable terminal, or a panic elsewhere that restored it.
+    TerminalLost,
+}
+
+/// Events applied per wake-up before drawing again, so a long log read back by `watch` still lets
+/// keys through.
+pub const EVENT_BATCH: usize = 4096;
+
+/// Runs `program` until it ends or the terminal is gone.
+pub async fn event_loop<B: Backend, P: Program>(
+    terminal: &mut Terminal<B>,
+    program: &mut P,
+    mut channels: Channels,
+    mut workers: Workers,
+    signals: &mut Signals,
+    clear_on_change: bool,
+) -> LoopEnd {
+    let mut frame = tokio::time::interval(FRAME);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut wants = Wants::default();
+    let mut dirty = true;
+    let mut shown_layout: Option<P::Layout> = None;
+    loop {
+        if TerminalSession::panicked() {
+            return LoopEnd::TerminalLost;
+        }
+        tokio::select! {
+            event = channels.events.recv(), if channels.events_open => {
+                match event {
+                    Some(event) => {
+                        program.apply(event);
+                        for _ in 0..EVENT_BATCH {
+                            match channels.events.try_recv() {
+                                Ok(event) => program.apply(event),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => {
+                        channels.events_open = false;
+                        program.source_closed();
+                    }
+                }
+                dirty = true;
+            }
+            input = channels.keys.recv() => match input {
+                Some(Input::Key(key)) => {
+                    if let Some(exit) = program.handle_key(key) {
+                        return LoopEnd::Chosen(exit);
+                    }
+                    dirty = true;
+                }
+                Some(Input::Lost) | None => return LoopEnd::TerminalLost,
+            },
+            reply = channels.replies.recv(), if channels.replies_open => match reply {
+                Some(reply) => {
+                    workers.received(&reply);
+                    program.apply_reply(reply);
+                    dirty = true;
+                }
+                // The workers are gone; their last words came as replies.
+                None => channels.replies_open = false,
+            },
+            _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
+            _ = signals.resize.recv() => dirty = true,
+            _ = frame.tick() => {
+                dirty |= program.tick();
+                if dirty {
+                    let layout = program.layout();
+                    if clear_on_change
+                        && shown_layout.as_ref().is_some_and(|shown| *shown != layout)
+                        && terminal.clear().is_err()
+                    {
+                        return LoopEnd::TerminalLost;
+                    }
+                    shown_layout = Some(layout);
+                    wants = Wants::default();
+                    // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
+                    if terminal.draw(|f| program.draw(f, &mut wants)).is_err() {
+                        return LoopEnd::TerminalLost;
+                    }
+                    program.note_layout(&wants);
+                    dirty = false;
+                }
+                program.work(&wants, &mut workers);
+            }
+        }
+    }
+}
+
+/// How often a live dashboard reads the process's memory.
+pub const MEMORY_EVERY: Duration = Duration::from_secs(1);
