@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use crate::data::dataset::scan;
+use crate::data::dataset::discover;
 use crate::data::loader::decode_all;
 use crate::data::split::Manifest;
 use crate::detector::evaluation::Evaluation;
@@ -47,7 +47,7 @@ pub fn test_split(run: &RunDir, detector: &Detector) -> Result<Tested> {
 /// Every image of a folder-per-class dataset judged by `detector` (a classifier needs each class
 /// folder among its classes, a one-class model its normal class among them).
 pub fn evaluate_folder(detector: &Detector, data: &DataRoots) -> Result<Report> {
-    let dataset = scan(data)?;
+    let dataset = discover(data)?;
     let description = data.to_string();
     detector.check_classes(&dataset.classes, false, &description)?;
     let labelled: Vec<_> = dataset

@@ -29,7 +29,7 @@ use crate::run::recipe::Recipe;
 use crate::run::RunDir;
 
 /// Images per forward/backward pass: enough to amortise a pass, little enough for memory.
-const BATCH: usize = 16;
+const IMAGES_AT_ONCE: usize = 16;
 
 /// What to explain and how: image files with a model (`model`, `images`), or `count` random
 /// test images of a run (`run`); the rest overrides the recipe's `[gradcam]` keys.
@@ -154,7 +154,7 @@ pub fn explain_files(request: &HeatmapRequest, device: &Device) -> Result<Figure
     let mut names = HashSet::new();
     let mut panels = Vec::with_capacity(request.images.len());
     let mut records = Vec::with_capacity(request.images.len());
-    for chunk in request.images.chunks(BATCH) {
+    for chunk in request.images.chunks(IMAGES_AT_ONCE) {
         let images = chunk
             .iter()
             .map(|p| load_rgb(p))
@@ -206,7 +206,7 @@ pub fn explain_run(
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(request.seed));
     let mut panels = Vec::with_capacity(request.count);
     let mut records = Vec::with_capacity(request.count);
-    for chunk in order.chunks(BATCH) {
+    for chunk in order.chunks(IMAGES_AT_ONCE) {
         let mut paths = Vec::with_capacity(chunk.len());
         let mut images = Vec::with_capacity(chunk.len());
         for &i in chunk {

@@ -12,6 +12,7 @@ pub(crate) mod heatmaps;
 pub(crate) mod job;
 pub(crate) mod scan;
 pub mod session;
+mod signals;
 
 use std::path::{Path, PathBuf};
 

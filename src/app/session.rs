@@ -14,9 +14,10 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::evaluate::test_split;
 use super::job::{self, Exit, Observer, Running};
+use super::signals;
 use crate::core::warn::warn;
 use crate::data::budget::{load_for_training, MemoryBudget};
-use crate::data::dataset::{scan, Skipped};
+use crate::data::dataset::{discover, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
 use crate::detector::oneclass::normal_class;
 use crate::detector::{Detector, Kind, Model};
@@ -111,7 +112,7 @@ pub fn resolve_recipe(
 /// recipe and the manifest, build the model. On error `new` is dropped, which removes the
 /// half-made run.
 pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
-    let dataset = scan(&recipe.data.root)?;
+    let dataset = discover(&recipe.data.root)?;
     let [train, val, test] = recipe.data.split;
     let fractions = Fractions { train, val, test };
     let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
@@ -199,7 +200,7 @@ pub fn prepare_fit(
              (or .safetensors); random features cannot tell normal from anomalous"
         );
     }
-    let dataset = scan(&recipe.data.root)?;
+    let dataset = discover(&recipe.data.root)?;
     let normal = normal_class(&dataset.classes, normal)?;
     let [train, val, test] = recipe.data.split;
     let fractions = Fractions { train, val, test };
@@ -528,7 +529,7 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
             // Run inside rayon's pool: the engine's many short parallel sections then start on
             // the worker threads directly instead of being handed over (and waited for) one by
             // one.
-            let outcome = rayon::scope(|_| worker::run(*job, emit))?;
+            let outcome = rayon::scope(|_| worker::train(*job, emit))?;
             if outcome.iterations == 0 {
                 bail!("stopped before the first iteration; nothing to test");
             }
@@ -538,7 +539,7 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
         }
         Job::Fit(job) => {
             let run = job.run.clone();
-            let fitted = fit::run(*job, emit)?;
+            let fitted = fit::fit(*job, emit)?;
             let detector = Detector {
                 path: run.best_model(),
                 model: Model::OneClass(fitted.model),
@@ -574,72 +575,4 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
         classes: tested.report.classes().to_vec(),
     });
     Ok((tested.report, stopped))
-}
-
-/// Stopping on signals: job schedulers (Slurm, Kubernetes, systemd) end jobs with SIGTERM, a closed
-/// SSH session sends SIGHUP, and Ctrl-C sends SIGINT. The first asks the worker to stop after a
-/// checkpoint; a second exits at once.
-mod signals {
-    use std::io::Write;
-    use std::sync::Arc;
-
-    use anyhow::{Context, Result};
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    use signal_hook::iterator::{Handle, Signals};
-
-    use crate::run::steer::Control;
-    use crate::run::RunDir;
-
-    /// Stops listening when dropped.
-    pub struct Listening(Handle);
-
-    impl Drop for Listening {
-        fn drop(&mut self) {
-            self.0.close();
-        }
-    }
-
-    /// Listens for SIGINT and SIGTERM, and SIGHUP when `hangup` (headless: the dashboard keeps
-    /// training after a hang-up, and handles it itself).
-    pub fn stop_on_signals(control: Arc<Control>, run: RunDir, hangup: bool) -> Result<Listening> {
-        let mut wanted = vec![SIGINT, SIGTERM];
-        if hangup {
-            wanted.push(SIGHUP);
-        }
-        let mut signals = Signals::new(&wanted).context("cannot listen for signals")?;
-        let handle = signals.handle();
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
-                for signal in signals.forever() {
-                    let name = match signal {
-                        SIGINT => "interrupt (SIGINT)",
-                        SIGTERM => "SIGTERM",
-                        _ => "hang-up (SIGHUP)",
-                    };
-                    if control.stop_requested() {
-                        // Whatever atomic write was under way leaves only its temporary file.
-                        for leftover in crate::run::lock::leftover_temporaries(&run.path) {
-                            let _ = std::fs::remove_file(leftover);
-                        }
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "\n{name} again: quitting at once; `{}` continues from the last checkpoint",
-                            run.resume_command()
-                        );
-                        std::process::exit(128 + signal);
-                    }
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "\n{name}: stopping after this iteration with a checkpoint (send it again to \
-                         quit at once); `{}` continues the run",
-                        run.resume_command()
-                    );
-                    control.request_stop();
-                    control.set_paused(false);
-                }
-            })
-            .context("cannot start the signal listener")?;
-        Ok(Listening(handle))
-    }
 }

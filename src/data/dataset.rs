@@ -25,7 +25,7 @@ use crate::core::warn::warn;
 /// File extensions (compared case-insensitively) taken as images; others are ignored silently.
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"];
 
-/// A scanned dataset. Classes are the sorted names of the root's sub-folders; items are ordered by
+/// A discovered dataset. Classes are the sorted names of the root's sub-folders; items are ordered by
 /// class, then by path, so every later step is deterministic.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -67,7 +67,7 @@ impl Dataset {
     }
 }
 
-/// One dataset folder or several: what [`scan`] accepts.
+/// One dataset folder or several: what [`discover`] accepts.
 pub trait DatasetRoots {
     fn roots(&self) -> Vec<PathBuf>;
 }
@@ -107,7 +107,7 @@ impl DatasetRoots for Vec<PathBuf> {
 /// Errors when a root is missing or not a folder, is given twice, there are fewer than two classes,
 /// or a class has no usable image. Unreadable files and labelling conflicts are skipped with a
 /// warning on stderr.
-pub fn scan<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
+pub fn discover<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
     let given = roots.roots();
     if given.is_empty() {
         bail!("no dataset folder given");
@@ -472,7 +472,7 @@ mod tests {
     fn scans_nested_mixed_formats_and_lists_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         mixed_tree(dir.path());
-        let ds = scan(dir.path()).unwrap();
+        let ds = discover(dir.path()).unwrap();
         assert_eq!(ds.classes, ["Negative", "Positive"]);
         assert_eq!(ds.class_counts(), [1, 7]);
         let names: Vec<String> = ds
@@ -516,7 +516,7 @@ mod tests {
     fn scan_is_deterministic() {
         let dir = tempfile::tempdir().unwrap();
         mixed_tree(dir.path());
-        let (a, b) = (scan(dir.path()).unwrap(), scan(dir.path()).unwrap());
+        let (a, b) = (discover(dir.path()).unwrap(), discover(dir.path()).unwrap());
         assert_eq!(a.items, b.items);
         assert_eq!(a.skipped, b.skipped);
     }
@@ -527,7 +527,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let crack = mixed_tree(dir.path());
         std::os::unix::fs::symlink(&crack, crack.join("deep/loop")).unwrap();
-        let ds = scan(dir.path()).unwrap();
+        let ds = discover(dir.path()).unwrap();
         assert_eq!(ds.class_counts(), [1, 7]);
         assert!(ds.skipped.iter().any(|s| s.path.ends_with("deep/loop")));
     }
@@ -565,7 +565,7 @@ mod tests {
         write_jpegs(&b.join("Spalling"), 2, 150);
         // The same bytes under another class in the other root: a labelling conflict.
         fs::copy(a.join("Negative/0.jpg"), b.join("Spalling/copied.jpg")).unwrap();
-        let ds = scan(&vec![a.clone(), b.clone()]).unwrap();
+        let ds = discover(&vec![a.clone(), b.clone()]).unwrap();
         assert_eq!(ds.classes, ["Negative", "Positive", "Spalling"]);
         assert_eq!(ds.class_counts(), [2, 6, 2]);
         let (ca, cb) = (fs::canonicalize(&a).unwrap(), fs::canonicalize(&b).unwrap());
@@ -586,11 +586,14 @@ mod tests {
             "{reason}"
         );
 
-        let message = format!("{:#}", scan(&vec![a.clone(), a.join("../a")]).unwrap_err());
+        let message = format!(
+            "{:#}",
+            discover(&vec![a.clone(), a.join("../a")]).unwrap_err()
+        );
         assert!(message.contains("given twice"), "{message}");
         let message = format!(
             "{:#}",
-            scan(&vec![a.clone(), dir.path().join("nope")]).unwrap_err()
+            discover(&vec![a.clone(), dir.path().join("nope")]).unwrap_err()
         );
         assert!(message.contains("nope"), "{message}");
     }
@@ -603,7 +606,7 @@ mod tests {
         let root = fs::canonicalize(dir.path()).unwrap();
         std::os::unix::fs::symlink(root.join("Positive/sub"), root.join("Negative/borrowed"))
             .unwrap();
-        let ds = scan(dir.path()).unwrap();
+        let ds = discover(dir.path()).unwrap();
         // Neither label for the 4 images reachable under both classes.
         assert_eq!(ds.class_counts(), [6, 5]);
         assert!(ds
@@ -632,7 +635,7 @@ mod tests {
         let root = fs::canonicalize(dir.path()).unwrap();
         fs::copy(root.join("Positive/1.jpg"), root.join("Negative/copy.jpg")).unwrap();
         fs::copy(root.join("Positive/2.jpg"), root.join("Positive/again.jpg")).unwrap();
-        let ds = scan(dir.path()).unwrap();
+        let ds = discover(dir.path()).unwrap();
         assert_eq!(ds.class_counts(), [3, 3], "{:?}", ds.items);
         let reason = conflict(&ds, &root.join("Negative/copy.jpg"));
         assert!(
@@ -657,7 +660,7 @@ mod tests {
         let root = fs::canonicalize(dir.path()).unwrap();
         std::os::unix::fs::symlink("..", root.join("Negative/up")).unwrap();
         std::os::unix::fs::symlink("../..", root.join("Positive/sub/top")).unwrap();
-        let ds = scan(dir.path()).unwrap();
+        let ds = discover(dir.path()).unwrap();
         assert_eq!(ds.class_counts(), [6, 9]);
         for link in ["Negative/up", "Positive/sub/top"] {
             let skip = ds.skipped.iter().find(|s| s.path.ends_with(link)).unwrap();
@@ -678,7 +681,7 @@ mod tests {
         two_classes(dir.path());
         let root = fs::canonicalize(dir.path()).unwrap();
         std::os::unix::fs::symlink(root.join("Positive"), root.join("Negative/all")).unwrap();
-        let message = format!("{:#}", scan(dir.path()).unwrap_err());
+        let message = format!("{:#}", discover(dir.path()).unwrap_err());
         assert!(
             message.contains("class 'Positive'") && message.contains("no usable images"),
             "{message}"
@@ -706,7 +709,7 @@ mod tests {
             root.join("Negative/linked.jpg"),
         )
         .unwrap();
-        let ds = scan(dir.path()).unwrap();
+        let ds = discover(dir.path()).unwrap();
         assert_eq!(ds.class_counts(), [7, 12]);
         let label_of = |rel: &str| {
             ds.items
@@ -723,14 +726,14 @@ mod tests {
     fn missing_root_and_file_root_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let message = format!("{:#}", scan(&missing).unwrap_err());
+        let message = format!("{:#}", discover(&missing).unwrap_err());
         assert!(
             message.contains("nope") && message.contains("cannot be opened"),
             "{message}"
         );
         let file = dir.path().join("file.jpg");
         write(&file, b"x");
-        let message = format!("{:#}", scan(&file).unwrap_err());
+        let message = format!("{:#}", discover(&file).unwrap_err());
         assert!(message.contains("is not a folder"), "{message}");
     }
 
@@ -738,7 +741,7 @@ mod tests {
     fn one_class_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         write_jpegs(&dir.path().join("Positive"), 2, 0);
-        let message = format!("{:#}", scan(dir.path()).unwrap_err());
+        let message = format!("{:#}", discover(dir.path()).unwrap_err());
         assert!(
             message.contains("1 class folder(s) [Positive]"),
             "{message}"
@@ -751,7 +754,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_jpegs(&dir.path().join("Positive"), 2, 0);
         write(&dir.path().join("Negative/broken.jpg"), b"");
-        let message = format!("{:#}", scan(dir.path()).unwrap_err());
+        let message = format!("{:#}", discover(dir.path()).unwrap_err());
         assert!(message.contains("class 'Negative'"), "{message}");
         assert!(message.contains("has no readable images"), "{message}");
         assert!(message.contains("1 unreadable"), "{message}");
@@ -762,7 +765,7 @@ mod tests {
         let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
-        let ds = scan(&data.join("brickwork-cracks")).unwrap();
+        let ds = discover(&data.join("brickwork-cracks")).unwrap();
         assert_eq!(ds.classes, ["Negative", "Positive"]);
         assert_eq!(ds.class_counts(), [340, 349]);
         assert!(ds.skipped.is_empty(), "{:?}", ds.skipped);

@@ -885,7 +885,7 @@ mod tests {
         let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
-        let ds = crate::data::dataset::scan(&data.join("brickwork-cracks")).unwrap();
+        let ds = crate::data::dataset::discover(&data.join("brickwork-cracks")).unwrap();
         let fractions = crate::data::split::Fractions {
             train: 0.1,
             val: 0.1,

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::core::warn::warn;
-use crate::data::dataset::{scan, DatasetRoots};
+use crate::data::dataset::{discover, DatasetRoots};
 use crate::data::decode::load_rgb;
 use crate::imaging::grid::{grid_cols, labelled_tile};
 
@@ -18,7 +18,7 @@ pub fn sample_grid<R: DatasetRoots + ?Sized>(
     count: usize,
     seed: u64,
 ) -> Result<RgbImage> {
-    let dataset = scan(root)?;
+    let dataset = discover(root)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let chosen = sample(
         &mut rng,

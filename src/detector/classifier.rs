@@ -27,7 +27,7 @@ use crate::model::{
 };
 
 /// Images per forward pass: enough to amortise a pass, little enough for memory.
-pub const BATCH: usize = 32;
+pub const IMAGES_PER_PASS: usize = 32;
 /// Images per pass when a whole decoded set is classified (the test pass, `eval`).
 const SET_BATCH: usize = 100;
 
@@ -122,10 +122,10 @@ impl Classifier {
         )?)
     }
 
-    /// Softmax probabilities of each image, [`BATCH`] images per pass.
+    /// Softmax probabilities of each image, [`IMAGES_PER_PASS`] images per pass.
     pub fn probabilities(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(BATCH) {
+        for chunk in images.chunks(IMAGES_PER_PASS) {
             let logits = self.model.forward_t(&self.preprocess(chunk)?, false)?;
             out.extend(
                 candle_nn::ops::softmax(&logits, D::Minus1)?
@@ -139,7 +139,7 @@ impl Classifier {
     /// Reads and classifies image files; an unreadable one is an error naming it.
     pub fn classify_files(&self, paths: &[PathBuf]) -> Result<Vec<ClassAnswer>> {
         let mut out = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(BATCH) {
+        for chunk in paths.chunks(IMAGES_PER_PASS) {
             let images = chunk
                 .iter()
                 .map(|p| load_rgb(p))
@@ -169,7 +169,7 @@ impl Classifier {
         evaluation::classify(&self.model, set, SET_BATCH, &self.device)
     }
 
-    /// Heatmaps of `images` (any size) as the network sees them, [`BATCH`] per pass.
+    /// Heatmaps of `images` (any size) as the network sees them, [`IMAGES_PER_PASS`] per pass.
     pub fn explain(
         &self,
         images: &[RgbImage],
@@ -177,7 +177,7 @@ impl Classifier {
         target: Target,
     ) -> Result<Vec<Explanation>> {
         let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(BATCH) {
+        for chunk in images.chunks(IMAGES_PER_PASS) {
             out.extend(explain(
                 &self.model,
                 &self.preprocess(chunk)?,

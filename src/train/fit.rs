@@ -38,7 +38,7 @@ pub struct Fitted {
 
 /// Fits the bank on the normal class's training images and chooses the thresholds on every
 /// class's validation images; writes `skipped.json` and the model file.
-pub fn run(job: FitJob, emit: &mut dyn FnMut(Event)) -> Result<Fitted> {
+pub fn fit(job: FitJob, emit: &mut dyn FnMut(Event)) -> Result<Fitted> {
     let FitJob {
         run,
         recipe,

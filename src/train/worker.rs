@@ -119,7 +119,7 @@ impl std::fmt::Display for NonFiniteLoss {
 
 impl std::error::Error for NonFiniteLoss {}
 
-pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
+pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let started = Instant::now();
     let recipe = job.recipe.clone();
     let batch_size = recipe.train.batch_size.min(job.train.images.len());
