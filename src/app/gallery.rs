@@ -431,13 +431,10 @@ fn layer_rows(rows: Vec<model::LayerSummary>) -> Vec<LayerRow> {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::DType;
-    use candle_nn::{VarBuilder, VarMap};
 
     use super::*;
     use crate::data::split::{Entry, Fractions};
     use crate::data::synth::render;
-    use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 
     const CLASSES: [&str; 2] = ["Negative", "Positive"];
 
@@ -483,21 +480,9 @@ mod tests {
         }
         .save(&run.manifest())
         .unwrap();
-        let varmap = VarMap::new();
-        SqueezeNet::new(
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-            Some(2),
-        )
-        .unwrap();
-        init_backbone(&varmap, 1).unwrap();
-        init_head(&varmap, 2).unwrap();
-        let meta = CheckpointMeta {
-            input_size: Some(64),
-            ..CheckpointMeta::default()
-        };
-        let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-        save_checkpoint(&run.best_model(), &varmap, &classes, &meta).unwrap();
-        save_checkpoint(&run.last_model(), &varmap, &classes, &meta).unwrap();
+        for model in [run.best_model(), run.last_model()] {
+            crate::model::testutil::write_untrained_checkpoint(&model, &CLASSES, 64);
+        }
         std::fs::write(
             run.predictions(),
             format!(

@@ -368,35 +368,18 @@ fn unique_name(
 mod tests {
     use crate::data::split::Manifest;
 
-    use candle_core::DType;
-    use candle_nn::{VarBuilder, VarMap};
-
     use super::*;
     use crate::data::split::{Entry, Fractions};
     use crate::data::synth::render;
     use crate::explain::colormap::Colormap;
     use crate::explain::methods::Method;
-    use crate::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 
     const SIDE: u32 = 64;
     const CLASSES: [&str; 2] = ["Negative", "Positive"];
 
     /// A fresh 2-class checkpoint for 64 px inputs.
     fn checkpoint(path: &Path) {
-        let varmap = VarMap::new();
-        SqueezeNet::new(
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-            Some(2),
-        )
-        .unwrap();
-        init_backbone(&varmap, 1).unwrap();
-        init_head(&varmap, 2).unwrap();
-        let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-        let meta = CheckpointMeta {
-            input_size: Some(SIDE),
-            ..CheckpointMeta::default()
-        };
-        save_checkpoint(path, &varmap, &classes, &meta).unwrap();
+        crate::model::testutil::write_untrained_checkpoint(path, &CLASSES, SIDE);
     }
 
     /// A synthetic image (with a crack for odd `i`) saved as PNG at `path`.

@@ -7,14 +7,17 @@
 
 use std::time::Duration;
 
+use anyhow::Result;
 use crossterm::event::KeyEvent;
 use ratatui::backend::Backend;
 use ratatui::{Frame, Terminal};
+use ratatui_image::picker::Picker;
 use tokio::sync::mpsc;
 
+use super::images::GraphicsChoice;
 use super::input::Input;
 use super::jobs::{Reply, Workers};
-use super::screen::Signals;
+use super::screen::{Screen, Signals};
 use super::terminal::TerminalSession;
 use super::views::Wants;
 use super::FRAME;
@@ -74,6 +77,41 @@ pub enum LoopEnd {
 /// Events applied per wake-up before drawing again, so a long log read back by `watch` still lets
 /// keys through.
 pub const EVENT_BATCH: usize = 4096;
+
+/// Takes the terminal, starts `program`'s workers with the terminal's picture protocol (`start`),
+/// runs the loop on the `events` (none: the view has no run) until the program ends or the
+/// terminal is gone, and hands the terminal back.
+pub async fn run_on_screen<P: Program>(
+    program: &mut P,
+    events: Option<mpsc::Receiver<Event>>,
+    graphics: GraphicsChoice,
+    start: impl FnOnce(&mut P, Picker, mpsc::UnboundedSender<Reply>) -> Result<Workers>,
+) -> Result<LoopEnd> {
+    let (mut screen, keys, picker) = Screen::open(graphics)?;
+    let (reply_sender, replies) = mpsc::unbounded_channel();
+    let workers = start(program, picker, reply_sender)?;
+    let events_open = events.is_some();
+    // Without a run, a source already closed: its branch of the loop never wakes.
+    let events = events.unwrap_or_else(|| mpsc::channel(1).1);
+    let channels = Channels {
+        events,
+        keys,
+        replies,
+        events_open,
+        replies_open: true,
+    };
+    let end = event_loop(
+        &mut screen.session.terminal,
+        program,
+        channels,
+        workers,
+        &mut screen.signals,
+        screen.pictures_linger,
+    )
+    .await;
+    screen.close(matches!(end, LoopEnd::TerminalLost));
+    Ok(end)
+}
 
 /// Runs `program` until it ends or the terminal is gone.
 pub async fn event_loop<B: Backend, P: Program>(

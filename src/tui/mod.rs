@@ -50,7 +50,7 @@ pub use images::GraphicsChoice;
 pub use keymap::View;
 pub use scan::run_blocking as run_scan_view;
 
-use event_loop::{event_loop, Channels, LoopEnd, EVENT_BATCH};
+use event_loop::{run_on_screen, LoopEnd, EVENT_BATCH};
 
 use crate::app::gallery::Gallery;
 use crate::app::job::Observer;
@@ -58,7 +58,6 @@ use crate::run::event::Event;
 use crate::run::steer::Steer;
 use app::{App, AppSetup};
 use jobs::Workers;
-use screen::Screen;
 use theme::Theme;
 use views::Origin;
 
@@ -232,27 +231,10 @@ async fn run(
         Feed::Log(run_dir) => watch::follow(run_dir),
     };
     let (events, _warnings) = with_warnings(events)?;
-    let (mut screen, keys, picker) = Screen::open(graphics)?;
-    let (reply_sender, replies) = mpsc::unbounded_channel();
-    let workers = Workers::start(gallery, picker, reply_sender)?;
-
-    let channels = Channels {
-        events,
-        keys,
-        replies,
-        events_open: true,
-        replies_open: true,
-    };
-    let end = event_loop(
-        &mut screen.session.terminal,
-        app,
-        channels,
-        workers,
-        &mut screen.signals,
-        screen.pictures_linger,
-    )
-    .await;
-    screen.close(matches!(end, LoopEnd::TerminalLost));
+    let end = run_on_screen(app, Some(events), graphics, |_, picker, replies| {
+        Workers::start(gallery, picker, replies)
+    })
+    .await?;
     Ok(match end {
         LoopEnd::Chosen(exit) => exit,
         LoopEnd::TerminalLost => Exit::LeaveRunning,

@@ -900,14 +900,14 @@ fn a_new_test_result_drops_pictures_made_before_it() {
 }
 
 /// The real loop on a test terminal: events and keys through their channels, as `run` wires them.
-async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::LoopEnd, Harness) {
+async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::event_loop::LoopEnd, Harness) {
     let mut ui = Harness::new(80, 24, Origin::Live, vec![]);
     let (event_sender, event_receiver) = tokio::sync::mpsc::channel(16);
     let (key_sender, key_receiver) = tokio::sync::mpsc::unbounded_channel();
     let (reply_sender, replies) = tokio::sync::mpsc::unbounded_channel();
     let gallery = FakeGallery::new(6);
     let workers = Workers::start(Box::new(gallery), Picker::halfblocks(), reply_sender).unwrap();
-    let channels = super::Channels {
+    let channels = super::event_loop::Channels {
         events: event_receiver,
         keys: key_receiver,
         replies,
@@ -930,7 +930,7 @@ async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::LoopEnd, Harn
     });
     let end = tokio::time::timeout(
         Duration::from_secs(10),
-        super::event_loop(
+        super::event_loop::event_loop(
             &mut ui.terminal,
             &mut ui.app,
             channels,
@@ -952,7 +952,10 @@ fn key_input(c: char) -> Input {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_draws_what_arrives_and_returns_the_choice() {
     let (end, ui) = run_loop(recorded_run(1, false), vec![key_input('q'), key_input('l')]).await;
-    assert!(matches!(end, super::LoopEnd::Chosen(Exit::LeaveRunning)));
+    assert!(matches!(
+        end,
+        super::event_loop::LoopEnd::Chosen(Exit::LeaveRunning)
+    ));
     let screen = ui.screen();
     assert!(screen.contains("Iteration 20/20"), "{screen}");
     assert!(
@@ -965,12 +968,15 @@ async fn the_loop_draws_what_arrives_and_returns_the_choice() {
     );
 
     let (end, ui) = run_loop(recorded_run(1, true), vec![key_input('5'), key_input('q')]).await;
-    assert!(matches!(end, super::LoopEnd::Chosen(Exit::Quit)));
+    assert!(matches!(
+        end,
+        super::event_loop::LoopEnd::Chosen(Exit::Quit)
+    ));
     assert!(ui.screen().contains("img000.jpg"), "{}", ui.screen());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_ends_quietly_when_the_terminal_is_lost() {
     let (end, _) = run_loop(recorded_run(1, false), vec![Input::Lost]).await;
-    assert!(matches!(end, super::LoopEnd::TerminalLost));
+    assert!(matches!(end, super::event_loop::LoopEnd::TerminalLost));
 }

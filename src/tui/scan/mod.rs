@@ -20,12 +20,10 @@ use anyhow::{bail, Context, Result};
 use crossterm::event::KeyEvent;
 use ratatui::layout::Size;
 use ratatui::Frame;
-use tokio::sync::mpsc;
 
-use super::event_loop::{event_loop, Channels, LoopEnd, Program};
+use super::event_loop::{run_on_screen, Program};
 use super::images::GraphicsChoice;
 use super::jobs::{Reply, Workers};
-use super::screen::Screen;
 use super::theme::Theme;
 use super::views::Wants;
 use crate::app::job::Exit;
@@ -60,29 +58,16 @@ async fn run(
         in_flight: false,
         cells: None,
     };
-    let (mut screen, keys, picker) = Screen::open(graphics)?;
-    screen_state.view.cell_pixels = cell_pixels(&picker);
-    let (reply_sender, replies) = mpsc::unbounded_channel();
-    let workers = Workers::painting(folder, record, picker, reply_sender)?;
-    // No run events: the source is closed from the start.
-    let (_, events) = mpsc::channel(1);
-    let channels = Channels {
-        events,
-        keys,
-        replies,
-        events_open: false,
-        replies_open: true,
-    };
-    let end = event_loop(
-        &mut screen.session.terminal,
+    run_on_screen(
         &mut screen_state,
-        channels,
-        workers,
-        &mut screen.signals,
-        screen.pictures_linger,
+        None,
+        graphics,
+        |screen, picker, replies| {
+            screen.view.cell_pixels = cell_pixels(&picker);
+            Workers::painting(folder, record, picker, replies)
+        },
     )
-    .await;
-    screen.close(matches!(end, LoopEnd::TerminalLost));
+    .await?;
     Ok(())
 }
 
