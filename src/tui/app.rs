@@ -11,11 +11,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use std::time::Instant;
 
-use ratatui::Frame;
-
-use super::event_loop::{Program, MEMORY_EVERY};
 use super::images::{ImageKey, ImageStore};
-use super::jobs::{EncodeJob, Reply, Request, Workers};
+use super::jobs::{EncodeJob, Reply, Request};
 use super::keymap::{self, Action, View};
 use super::theme::Theme;
 use super::views::{Effect, Loaded, Origin, Shared, Tabs, Wants};
@@ -56,7 +53,7 @@ pub struct App {
     land_in_browser: bool,
     pending: VecDeque<Request>,
     /// When the process's memory was last read (live runs show it).
-    memory_read: Option<Instant>,
+    pub memory_read: Option<Instant>,
 }
 
 pub struct AppSetup {
@@ -405,58 +402,5 @@ impl App {
         } else {
             "the training is over: nothing to steer"
         }
-    }
-}
-
-impl Program for App {
-    type Layout = (View, Option<Overlay>, bool);
-
-    fn apply(&mut self, event: Event) {
-        App::apply(self, event);
-    }
-
-    fn source_closed(&mut self) {
-        App::source_closed(self);
-    }
-
-    fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
-        App::handle_key(self, key)
-    }
-
-    fn apply_reply(&mut self, reply: Reply) {
-        App::apply_reply(self, reply);
-    }
-
-    fn draw(&mut self, frame: &mut Frame, wants: &mut Wants) {
-        super::frame::draw(frame, self, wants);
-    }
-
-    fn note_layout(&mut self, wants: &Wants) {
-        App::note_layout(self, wants);
-    }
-
-    fn layout(&self) -> Self::Layout {
-        App::layout(self)
-    }
-
-    fn work(&mut self, wants: &Wants, workers: &mut Workers) {
-        let request = if workers.gallery_busy() {
-            None
-        } else {
-            self.next_request(wants)
-        };
-        let encoding = self.next_encoding(wants);
-        workers.dispatch(request, encoding);
-    }
-
-    /// A live run's dashboard shows the process's memory, read once a second.
-    fn tick(&mut self) -> bool {
-        let due = self.memory_read.is_none_or(|t| t.elapsed() >= MEMORY_EVERY);
-        if self.shared.origin != Origin::Live || !due {
-            return false;
-        }
-        self.shared.memory_bytes = super::memory::resident_bytes();
-        self.memory_read = Some(Instant::now());
-        true
     }
 }

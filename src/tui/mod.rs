@@ -40,9 +40,11 @@ mod watch;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
 use tokio::sync::mpsc;
 
 pub use crate::app::job::Exit;
@@ -50,16 +52,16 @@ pub use images::GraphicsChoice;
 pub use keymap::View;
 pub use scan::run_blocking as run_scan_view;
 
-use event_loop::{run_on_screen, LoopEnd, EVENT_BATCH};
+use event_loop::{run_on_screen, LoopEnd, Program, EVENT_BATCH, MEMORY_EVERY};
 
 use crate::app::gallery::Gallery;
 use crate::app::job::Observer;
 use crate::run::event::Event;
 use crate::run::steer::Steer;
-use app::{App, AppSetup};
-use jobs::Workers;
+use app::{App, AppSetup, Overlay};
+use jobs::{Reply, Workers};
 use theme::Theme;
-use views::Origin;
+use views::{Origin, Wants};
 
 /// Shortest time between two frames: events and keys that arrive meanwhile are drawn together.
 pub const FRAME: Duration = Duration::from_millis(50);
@@ -239,4 +241,58 @@ async fn run(
         LoopEnd::Chosen(exit) => exit,
         LoopEnd::TerminalLost => Exit::LeaveRunning,
     })
+}
+
+/// The run's dashboard as the loop drives it.
+impl Program for App {
+    type Layout = (View, Option<Overlay>, bool);
+
+    fn apply(&mut self, event: Event) {
+        self.apply(event);
+    }
+
+    fn source_closed(&mut self) {
+        self.source_closed();
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
+        self.handle_key(key)
+    }
+
+    fn apply_reply(&mut self, reply: Reply) {
+        self.apply_reply(reply);
+    }
+
+    fn draw(&mut self, frame: &mut Frame, wants: &mut Wants) {
+        frame::draw(frame, self, wants);
+    }
+
+    fn note_layout(&mut self, wants: &Wants) {
+        self.note_layout(wants);
+    }
+
+    fn layout(&self) -> Self::Layout {
+        self.layout()
+    }
+
+    fn work(&mut self, wants: &Wants, workers: &mut Workers) {
+        let request = if workers.gallery_busy() {
+            None
+        } else {
+            self.next_request(wants)
+        };
+        let encoding = self.next_encoding(wants);
+        workers.dispatch(request, encoding);
+    }
+
+    /// A live run's dashboard shows the process's memory, read once a second.
+    fn tick(&mut self) -> bool {
+        let due = self.memory_read.is_none_or(|t| t.elapsed() >= MEMORY_EVERY);
+        if self.shared.origin != Origin::Live || !due {
+            return false;
+        }
+        self.shared.memory_bytes = memory::resident_bytes();
+        self.memory_read = Some(Instant::now());
+        true
+    }
 }
