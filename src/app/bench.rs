@@ -1,7 +1,6 @@
 //! `crackscope bench`: the engine's speed on data it makes itself, with the same workload and keys
 //! as `scripts/bench_torch.py`, so that the two can be compared side by side (README, "Benchmarks").
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -351,7 +350,7 @@ fn augment_images_per_s(size: u32, augment: &Augment, reps: usize) -> Result<f64
 /// Normal images fitted on per one-class measurement: the coreset then chooses its full bank
 /// (1024 entries) from its full candidate pool, as it would from thousands of images, so the
 /// rate is a lower bound for larger sets.
-const ONECLASS_FIT_IMAGES: usize = 256;
+pub const ONECLASS_FIT_IMAGES: usize = 256;
 
 /// One-class fitting and scoring rates (images/s) with the default settings at `size`, on the
 /// CPU with random backbone weights (the speed does not depend on the weights): one fit of
@@ -480,93 +479,6 @@ fn parse_vm_hwm(status: &str) -> Option<f64> {
     let mut words = line["VmHWM:".len()..].split_whitespace();
     let kb: f64 = words.next()?.parse().ok()?;
     (words.next() == Some("kB")).then_some(kb / 1024.0)
-}
-
-/// The report as `bench` prints it without `--json`.
-pub fn table(r: &BenchReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} on {}, {} threads, batch {}, {}x{} px",
-        r.engine, r.device, r.threads, r.batch, r.size, r.size
-    );
-    let _ = writeln!(
-        out,
-        "  training (forward + backward + Adam)  {:>9.1} images/s",
-        r.train_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  inference                             {:>9.1} images/s",
-        r.infer_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  Grad-CAM at relu_conv10               {:>9.1} ms/image",
-        r.gradcam_ms
-    );
-    let _ = writeln!(
-        out,
-        "  input pipeline (decode + augment)     {:>9.1} images/s",
-        r.pipeline_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  input pipeline, streamed (per epoch)  {:>9.1} images/s",
-        r.pipeline_streaming_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  augment + encode, seed's keys (1 thr) {:>9.1} images/s",
-        r.augment_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  augment + encode, every key (1 thr)   {:>9.1} images/s",
-        r.augment_all_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  one-class fit ({ONECLASS_FIT_IMAGES} images)             {:>9.1} images/s",
-        r.oneclass_fit_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  one-class scoring                     {:>9.1} images/s",
-        r.oneclass_score_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  JPEG decode, 1 thread (libjpeg-turbo) {:>9.1} images/s",
-        r.jpeg_decode_images_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  JPEG decode, 1 thread (image crate)   {:>9.1} images/s (decoder used before)",
-        r.jpeg_decode_images_per_s_image_crate
-    );
-    let _ = writeln!(
-        out,
-        "  scan of a {}x{} photo                {:>9.2} megapixels/s",
-        SCAN_PHOTO.0, SCAN_PHOTO.1, r.scan_megapixels_per_s
-    );
-    let _ = writeln!(
-        out,
-        "  the same, window by window            {:>9.2} megapixels/s",
-        r.scan_window_by_window_megapixels_per_s
-    );
-    match r.peak_rss_mb {
-        Some(mb) => {
-            let _ = writeln!(out, "  peak memory (VmHWM)                   {mb:>9.1} MB");
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "  peak memory (VmHWM)                   not available here"
-            );
-        }
-    }
-    out
 }
 
 #[cfg(test)]
