@@ -8,7 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod core;
-pub(crate) mod data;
+pub mod data;
 pub mod detector;
 pub mod explain;
 pub(crate) mod imaging;

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::core::warn::warn;
 use crate::data::decode::load_rgb;
 use crate::data::split::Manifest;
-use crate::detector::{patch_rows, Detector, Explained, Kind, Model};
+use crate::detector::{patch_rows, refuse_flags, Detector, Explained, Kind, Model};
 use crate::explain::colormap::Colormap;
 use crate::explain::figure::figure;
 use crate::explain::methods::{Method, Target};
@@ -141,6 +141,7 @@ pub fn explain_files(request: &HeatmapRequest, device: &Device) -> Result<Figure
     };
     ensure!(!request.images.is_empty(), "no images given to explain");
     let (detector, run) = super::open_model(model_arg, device, &request.options)?;
+    refuse_class_choices(&detector, request)?;
     let recipe = match &run {
         Some(run) => Recipe::load(&run.recipe())?,
         None => Recipe::default(),
@@ -189,8 +190,9 @@ pub fn explain_run(
     );
     ensure!(request.count > 0, "--count must be at least 1");
     let run = RunDir::open(run)?;
-    let cam = cam_settings(request, &Recipe::load(&run.recipe())?)?;
     let detector = Detector::open(&run.best_model(), device, &request.options)?;
+    refuse_class_choices(&detector, request)?;
+    let cam = cam_settings(request, &Recipe::load(&run.recipe())?)?;
     let manifest = Manifest::load(&run.manifest())?;
     let description = format!("test split of {}", run.path.display());
     detector.check_classes(&manifest.classes, true, &description)?;
@@ -221,7 +223,7 @@ pub fn explain_run(
         }
         let explained = detector.explain(&images, &cam, target)?;
         for (((path, truth), image), e) in paths.iter().zip(&images).zip(&explained) {
-            let mistake = is_mistake(&detector, e, &manifest.classes, *truth);
+            let mistake = is_mistake(e, *truth);
             if records.len() == request.count || (request.misclassified && !mistake) {
                 continue;
             }
@@ -241,17 +243,35 @@ pub fn explain_run(
         );
         return Ok(None);
     }
-    let which = match (detector.kind(), request.misclassified) {
-        (Kind::Classifier, false) => "gradcam".to_string(),
-        (Kind::Classifier, true) => "gradcam-misclassified".to_string(),
-        (Kind::OneClass, false) => "anomaly-maps".to_string(),
-        (Kind::OneClass, true) => "anomaly-maps-misclassified".to_string(),
+    let which = if request.misclassified {
+        "gradcam-misclassified"
+    } else {
+        "gradcam"
     };
     let name = match detector.kind() {
         Kind::Classifier => format!("{which}-{}-{}.png", file_safe(cam.method), cam.layer),
-        Kind::OneClass => format!("{which}.png"),
+        Kind::OneClass => "anomaly-maps.png".into(),
     };
     finish(records, &panels, run.path.join(name), cam).map(Some)
+}
+
+/// A one-class model's map is the anomaly map: the choices of a classifier's explanation are
+/// refused with the reason rather than ignored.
+fn refuse_class_choices(detector: &Detector, request: &HeatmapRequest) -> Result<()> {
+    if detector.kind() != Kind::OneClass {
+        return Ok(());
+    }
+    refuse_flags(
+        &detector.path,
+        &[
+            ("--method", request.method.is_some()),
+            ("--layer", request.layer.is_some()),
+            ("--class", request.class.is_some()),
+            ("--misclassified", request.misclassified),
+        ],
+        "its map is the anomaly map (each patch's distance to the normal bank), not a \
+         Grad-CAM of a class at a layer",
+    )
 }
 
 /// `--class`: for a classifier, a class name (exact, else ignoring case) or an output index;
@@ -279,15 +299,12 @@ fn target_class(detector: &Detector, class: Option<&str>) -> Result<Target> {
     bail!("unknown class {wanted:?}; the model's classes are: {listed}")
 }
 
-/// Whether the model gets a test image of class `truth` wrong: another class predicted, or a
-/// verdict that is not the image's kind.
-fn is_mistake(detector: &Detector, e: &Explained, classes: &[String], truth: usize) -> bool {
-    match (e, &detector.model) {
-        (Explained::Class(e), _) => e.predicted != truth,
-        (Explained::Anomaly(s), Model::OneClass(m)) => {
-            m.is_anomalous(s.score) != (classes[truth] != m.normal_class)
-        }
-        (Explained::Anomaly(_), Model::Classifier(_)) => false,
+/// Whether a classifier gets a test image of class `truth` wrong (`--misclassified`, which a
+/// one-class model refuses).
+fn is_mistake(e: &Explained, truth: usize) -> bool {
+    match e {
+        Explained::Class(e) => e.predicted != truth,
+        Explained::Anomaly(_) => false,
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Prepared {
     /// What the user should know before it starts (duplicates left out, images streamed,
     /// files skipped), for the command to print.
     pub notes: Vec<String>,
+    /// Said at the start of the run, as events (so the dashboard and the log have them): a
+    /// resume's lost files or new validation set.
+    notices: Vec<String>,
 }
 
 /// What runs on the worker thread.
@@ -128,11 +131,13 @@ pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
             split.duplicates_dropped
         ));
     }
-    let job = build_job(
+    let (job, notices) = build_job(
         run,
         recipe,
         &manifest,
-        dataset.skipped,
+        Split::New {
+            skipped: dataset.skipped,
+        },
         None,
         session,
         &mut notes,
@@ -141,48 +146,96 @@ pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
         job: Job::Train(Box::new(job)),
         claim: Claim::New(new),
         notes,
+        notices,
     })
 }
 
-/// Continue a training from its last checkpoint with its own recipe and split, `overrides` on
-/// top (`--epochs` may extend it).
-pub fn prepare_resume(path: &Path, overrides: &Overrides) -> Result<Prepared> {
+/// Continue a run from its last checkpoint with its own recipe and split; `--epochs` may extend it.
+/// Files of the split that went missing or unreadable since the start refuse the resume unless
+/// `allow_missing`. A run stopped before its first checkpoint starts again from iteration 0.
+/// `changes_split`: the command asked for other data, split, seed or recipe, which a resume
+/// refuses.
+pub fn prepare_resume(
+    path: &Path,
+    overrides: &Overrides,
+    changes_split: bool,
+    allow_missing: bool,
+) -> Result<Prepared> {
     let run = RunDir::open(path)?;
+    if run.model_kind() == Kind::OneClass {
+        bail!(
+            "{} is a one-class run: its fit is a single pass with nothing to resume; fit again \
+             with `crackscope train --one-class` into a new run directory",
+            run.path.display()
+        );
+    }
+    if changes_split {
+        bail!("--resume keeps the run's data, split and seed; drop --data, --split, --seed and --config");
+    }
     let lock = run.lock()?;
     // Requests left for an earlier training of this directory are not for this one.
     crate::run::ControlFile::remove(&run.control())?;
     let mut recipe = Recipe::load(&run.recipe())?;
     recipe.apply(overrides)?;
     let manifest = Manifest::load(&run.manifest())?;
+    let mut notices = Vec::new();
     let from = if run.resume_state().is_file() {
-        ResumeFrom::State(run.resume_state())
+        Some(ResumeFrom::State(run.resume_state()))
     } else if run.last_model().is_file() {
-        ResumeFrom::Legacy {
+        Some(ResumeFrom::Legacy {
             model: run.last_model(),
             optimizer: run.legacy_optimizer_state(),
-        }
+        })
     } else {
-        bail!(
-            "{} has no checkpoint to resume from ({} is missing)",
-            run.path.display(),
-            run.resume_state().display()
-        );
+        // Stopped before its first checkpoint was whole (killed while writing it, say): nothing
+        // to continue, so the run starts again with its own recipe and split.
+        notices.push(format!(
+            "{} has no checkpoint yet (stopped before the first one was written): training it \
+             again from iteration 0 with its own recipe and split",
+            run.path.display()
+        ));
+        None
+    };
+    // Files left out when the run started stay out, whatever became of them since.
+    let left_out = match crate::run::skipped::load(&run.skipped()) {
+        Ok(list) => list,
+        Err(_) if !run.skipped().exists() => Vec::new(),
+        Err(e) => return Err(e),
     };
     let mut notes = Vec::new();
-    let job = build_job(
+    let (job, more) = build_job(
         run,
         recipe,
         &manifest,
-        Vec::new(),
-        Some(from),
+        Split::Resumed {
+            left_out,
+            allow_missing,
+        },
+        from,
         lock.holder.session,
         &mut notes,
     )?;
+    notices.extend(more);
     Ok(Prepared {
         job: Job::Train(Box::new(job)),
         claim: Claim::Resumed { _lock: lock },
         notes,
+        notices,
     })
+}
+
+/// Where a training's images come from: a new split (with what the dataset scan left out), or a
+/// resumed run's saved split.
+enum Split {
+    New {
+        skipped: Vec<Skipped>,
+    },
+    Resumed {
+        /// `skipped.json`: files left out at the start (and by earlier resumes), left out again.
+        left_out: Vec<Skipped>,
+        /// Go on without files that went missing or unreadable since (`--allow-missing`).
+        allow_missing: bool,
+    },
 }
 
 /// A new one-class fit (at `run_path`, or a fresh name): the data scanned and split, the normal
@@ -234,6 +287,7 @@ pub fn prepare_fit(
         })),
         claim: Claim::New(new),
         notes: Vec::new(),
+        notices: Vec::new(),
     })
 }
 
@@ -249,14 +303,22 @@ fn build_job(
     run: RunDir,
     recipe: Recipe,
     manifest: &Manifest,
-    mut skipped: Vec<Skipped>,
+    split: Split,
     resume_from: Option<ResumeFrom>,
     session: u64,
     notes: &mut Vec<String>,
-) -> Result<TrainJob> {
+) -> Result<(TrainJob, Vec<String>)> {
     let (device, device_name) = crate::model::device::resolve(recipe.train.device)?;
     let size = recipe.data.input_size;
     let budget = MemoryBudget::resolve(&recipe.data.memory_budget)?;
+    let mut notices = Vec::new();
+    let (manifest, mut skipped) = match &split {
+        Split::New { skipped } => (manifest.clone(), skipped.clone()),
+        Split::Resumed { left_out, .. } => {
+            let paths = left_out.iter().map(|s| s.path.clone()).collect();
+            (manifest.without(&paths), left_out.clone())
+        }
+    };
     let (train_set, val_set, streamed) = load_for_training(
         &manifest.labelled(&manifest.train),
         &manifest.labelled(&manifest.val),
@@ -264,8 +326,22 @@ fn build_job(
         &budget,
     );
     notes.extend(streamed);
-    skipped.extend(train_set.skipped.iter().cloned());
-    skipped.extend(val_set.skipped.iter().cloned());
+    let mut failed: Vec<Skipped> = train_set.skipped.clone();
+    failed.extend(val_set.skipped.iter().cloned());
+    let mut test = manifest.test.clone();
+    if let Split::Resumed { allow_missing, .. } = split {
+        failed = resume::lost_since_start(&run, &manifest, failed, allow_missing)?;
+        if !failed.is_empty() {
+            notices.push(format!(
+                "going on without {} files missing or unreadable since the run started (listed in {})",
+                failed.len(),
+                run.skipped().display()
+            ));
+            let lost = failed.iter().map(|s| s.path.clone()).collect();
+            test = manifest.without(&lost).test;
+        }
+    }
+    skipped.extend(failed);
     crate::run::skipped::save(&run.skipped(), &skipped)?;
     if !skipped.is_empty() {
         notes.push(format!(
@@ -281,11 +357,14 @@ fn build_job(
         );
     }
     let classes = manifest.classes.clone();
-    let test_per_class = count_entries(&manifest.test, classes.len());
+    let test_per_class = count_entries(&test, classes.len());
+    let validation_set = resume::validation_fingerprint(&val_set.paths);
 
     let seed = recipe.train.seed;
     let mut start_iteration = 0;
     let mut best_val_accuracy = None;
+    // Whether the validation images are those the saved best accuracy was measured on.
+    let mut same_validation = val_set.skipped.is_empty();
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
@@ -309,6 +388,10 @@ fn build_job(
                 .with_context(|| format!("cannot resume from {}", path.display()))?;
             start_iteration = state.progress.iteration;
             best_val_accuracy = state.progress.best_val_accuracy;
+            // States of older versions do not say: then only a validation file lost now tells.
+            if let Some(saved) = &state.progress.validation_set {
+                same_validation = *saved == validation_set;
+            }
         }
         Some(ResumeFrom::Legacy {
             model: model_path,
@@ -372,6 +455,15 @@ fn build_job(
             model::init_head(&varmap, seed)?;
         }
     }
+    if best_val_accuracy.is_some() && !same_validation {
+        // Accuracies on two different validation sets cannot be ranked against each other.
+        best_val_accuracy = None;
+        notices.push(format!(
+            "the validation set is not the one the best accuracy so far was measured on: the next \
+             validation starts a new best ({} keeps the old best model until then)",
+            run.best_model().display()
+        ));
+    }
     model.set_dropout_seed(worker::dropout_seed(seed, start_iteration));
 
     let job = TrainJob {
@@ -391,7 +483,7 @@ fn build_job(
         recipe,
         session,
     };
-    Ok(job)
+    Ok((job, notices))
 }
 
 fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {
@@ -443,7 +535,12 @@ type Tested = (Report, bool);
 /// observer is done (the run's events ended, or the user left the dashboard: see
 /// [`Session::followed`]). [`Session::wait`] then waits for the run's end.
 pub fn start(prepared: Prepared, observer: &mut dyn Observer) -> Result<Session> {
-    let Prepared { job, mut claim, .. } = prepared;
+    let Prepared {
+        job,
+        mut claim,
+        notices,
+        ..
+    } = prepared;
     let (run, kind) = match &job {
         Job::Train(job) => (job.run.clone(), Kind::Classifier),
         Job::Fit(job) => (job.run.clone(), Kind::OneClass),
@@ -467,7 +564,12 @@ pub fn start(prepared: Prepared, observer: &mut dyn Observer) -> Result<Session>
         Kind::Classifier => "train",
         Kind::OneClass => "one-class fit",
     };
-    let mut running = job::start(name, Some(log), move |emit| run_job(job, emit))?;
+    let mut running = job::start(name, Some(log), move |emit| {
+        for message in notices {
+            emit(Event::Notice { message });
+        }
+        run_job(job, emit)
+    })?;
     let followed = running.follow(observer)?;
     Ok(Session {
         running,

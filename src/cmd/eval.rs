@@ -1,10 +1,13 @@
 //! `crackscope eval`: a saved model of either kind on its run's test split or on a folder (see
 //! [`crate::app::evaluate`]); prints the report and saves `report.json` and `predictions.csv`.
+//! Unreadable files are reported and end the command with [`SomeInputsFailed`] once the rest is
+//! reported.
 
 use anyhow::{bail, Result};
 
 use crate::app::evaluate::{evaluate_folder, test_split};
 use crate::cli::EvalArgs;
+use crate::data::inputs::SomeInputsFailed;
 use crate::detector::Detector;
 use crate::run::recipe::DataRoots;
 
@@ -42,5 +45,5 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             args.target.display()
         );
     }
-    Ok(())
+    SomeInputsFailed::check_skipped(report.skipped(), report.images())
 }

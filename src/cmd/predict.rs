@@ -1,21 +1,32 @@
 //! `crackscope predict`: image files through a model of either kind: each image's most likely
-//! classes, or its anomaly score and verdict.
+//! classes, or its anomaly score and verdict. A file that cannot be judged is a row with the
+//! reason; the command then ends with [`SomeInputsFailed`] (its own exit code) after reporting
+//! every other file.
 
 use anyhow::Result;
 
 use crate::cli::PredictArgs;
+use crate::data::inputs::{FileOutcome, SomeInputsFailed};
 use crate::detector::Answer;
 
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let (device, _) = crate::model::device::resolve(args.device)?;
     let (detector, _) =
         crate::app::open_model(&args.model, &device, &args.model_options.load_options())?;
-    let answers = detector.answer_files(&args.images)?;
+    let outcomes = detector.answer_files(&args.images)?;
+    let (verb, done) = detector.kind().judging();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answers)?);
-        return Ok(());
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+        return SomeInputsFailed::check(&outcomes, done);
     }
-    for answer in &answers {
+    for outcome in &outcomes {
+        let answer = match outcome {
+            FileOutcome::Done(answer) => answer,
+            FileOutcome::Failed { path, error } => {
+                println!("{}: cannot {verb}: {error}", path.display());
+                continue;
+            }
+        };
         match answer {
             Answer::Class(r) => {
                 let mut ranked: Vec<usize> = (0..r.probabilities.len()).collect();
@@ -36,5 +47,5 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
             ),
         }
     }
-    Ok(())
+    SomeInputsFailed::check(&outcomes, done)
 }

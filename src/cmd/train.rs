@@ -26,17 +26,19 @@ pub fn train(args: &TrainArgs) -> Result<RunEnd> {
                 "--resume does not apply to --one-class: fitting is a single pass, start a new run"
             );
         }
-        let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+        let mut recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+        recipe.oneclass.apply(&args.oneclass.overrides());
+        recipe.validate("command line")?;
         session::prepare_fit(recipe, args.normal.as_deref(), args.run.as_deref())?
     } else {
         match &args.resume {
             Some(run) => {
                 let r = &args.recipe;
-                if !r.data.is_empty() || r.split.is_some() || r.seed.is_some() || r.config.is_some()
-                {
-                    bail!("--resume keeps the run's data, split and seed; drop --data, --split, --seed and --config");
-                }
-                session::prepare_resume(run, &r.overrides())?
+                let changes_split = !r.data.is_empty()
+                    || r.split.is_some()
+                    || r.seed.is_some()
+                    || r.config.is_some();
+                session::prepare_resume(run, &r.overrides(), changes_split, args.allow_missing)?
             }
             None => {
                 let recipe = resolve_recipe(&args.recipe, Recipe::default())?;

@@ -11,7 +11,7 @@ use crate::app::gallery::RunGallery;
 use crate::cli::WatchArgs;
 use crate::detector::Kind;
 use crate::run::steer::{RunDirSteer, Steer};
-use crate::run::RunDir;
+use crate::run::{NotARunDirectory, RunDir};
 use crate::tui::{self, Dashboard, DashboardOptions, GraphicsChoice};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
@@ -22,7 +22,7 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
     }
     let run = match RunDir::open(&args.run) {
         Ok(run) => run,
-        Err(_) if args.run.is_dir() => bail!(
+        Err(e) if e.is::<NotARunDirectory>() => bail!(
             "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
             args.run.display(),
             crate::scan::output::RECORD_FILE

@@ -23,6 +23,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::data::decode::{load_rgb, resize_exact};
+use crate::data::inputs::{read_each, FileOutcome};
 use crate::data::loader::DecodedSet;
 use crate::explain::methods::{Explanation, Method, Target};
 use crate::explain::overlay::overlay;
@@ -80,6 +81,14 @@ impl Kind {
         }
     }
 
+    /// What judging an image is called, as a verb and done ("classify", "classified").
+    pub fn judging(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Classifier => ("classify", "classified"),
+            Kind::OneClass => ("score", "scored"),
+        }
+    }
+
     /// Classes of the network's own head: a classifier's, none for the one-class backbone.
     pub fn head_outputs(self, classes: usize) -> Option<usize> {
         match self {
@@ -97,6 +106,8 @@ pub struct Detector {
 }
 
 /// The model itself, by kind.
+// One model per command or gallery: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Model {
     Classifier(Classifier),
     OneClass(OneClassModel),
@@ -135,7 +146,17 @@ impl Detector {
     pub fn open(file: &Path, device: &Device, options: &LoadOptions) -> Result<Detector> {
         let model = match Kind::of_file(file) {
             Kind::Classifier => Model::Classifier(Classifier::open(file, device, options)?),
-            Kind::OneClass => Model::OneClass(oneclass::model_file::load(file)?),
+            Kind::OneClass => {
+                refuse_flags(
+                    file,
+                    &[
+                        ("--classes", options.classes.is_some()),
+                        ("--input-size", options.input_size.is_some()),
+                    ],
+                    "its file records its classes and input size",
+                )?;
+                Model::OneClass(oneclass::model_file::load(file)?)
+            }
         };
         Ok(Detector {
             path: file.to_path_buf(),
@@ -167,31 +188,42 @@ impl Detector {
         }
     }
 
-    /// The answer for each image file, in order; an unreadable file is an error naming it.
-    pub fn answer_files(&self, paths: &[PathBuf]) -> Result<Vec<Answer>> {
+    /// The answer for each image file, in order: a file that cannot be read or decoded, or whose
+    /// output is not a finite number, is a failed outcome with the reason, and the others are
+    /// still answered. Errors only when the model itself cannot run.
+    pub fn answer_files(&self, paths: &[PathBuf]) -> Result<Vec<FileOutcome<Answer>>> {
         match &self.model {
             Model::Classifier(c) => Ok(c
                 .classify_files(paths)?
                 .into_iter()
-                .map(Answer::Class)
+                .map(|outcome| outcome.map(Answer::Class))
                 .collect()),
             Model::OneClass(m) => {
                 let size = m.settings().input_size;
-                let images = paths
-                    .iter()
-                    .map(|p| Ok(resize_exact(&load_rgb(p)?, size)))
-                    .collect::<Result<Vec<_>>>()?;
+                let (images, read) = read_each(paths, |p| Ok(resize_exact(&load_rgb(p)?, size)));
                 let scored = m.score(&images)?;
                 Ok(paths
                     .iter()
-                    .zip(&scored)
-                    .map(|(path, s)| {
-                        Answer::Anomaly(AnomalyAnswer {
+                    .zip(read)
+                    .map(|(path, read)| match read.map(|i| scored[i].score) {
+                        Ok(score) if score.is_finite() => {
+                            FileOutcome::Done(Answer::Anomaly(AnomalyAnswer {
+                                path: path.clone(),
+                                score,
+                                threshold: m.threshold.value,
+                                verdict: KINDS[usize::from(m.is_anomalous(score))].into(),
+                            }))
+                        }
+                        Ok(score) => FileOutcome::Failed {
                             path: path.clone(),
-                            score: s.score,
-                            threshold: m.threshold.value,
-                            verdict: KINDS[usize::from(m.is_anomalous(s.score))].into(),
-                        })
+                            error: format!(
+                                "its anomaly score is {score}: no verdict; the model is broken"
+                            ),
+                        },
+                        Err(error) => FileOutcome::Failed {
+                            path: path.clone(),
+                            error,
+                        },
                     })
                     .collect())
             }
@@ -397,6 +429,24 @@ impl Kind {
             Kind::OneClass => format!("{stem}-anomaly.png"),
         }
     }
+}
+
+/// Refuses flags given for a classifier that a one-class model file has no use for: they would
+/// otherwise be ignored without a word (`flags` pairs each with whether it was given).
+pub fn refuse_flags(model_path: &Path, flags: &[(&str, bool)], why: &str) -> Result<()> {
+    let given: Vec<&str> = flags.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
+    if let Some((last, first)) = given.split_last() {
+        let (named, verb) = if first.is_empty() {
+            (last.to_string(), "does")
+        } else {
+            (format!("{} and {last}", first.join(", ")), "do")
+        };
+        bail!(
+            "{named} {verb} not apply to a one-class model ({}): {why}",
+            model_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The patch distances of a one-class heatmap as rows (before stretching and smoothing), as

@@ -136,6 +136,22 @@ impl Report {
         }
     }
 
+    /// Images judged.
+    pub fn images(&self) -> usize {
+        match self {
+            Report::Classes(r) => r.images,
+            Report::Anomaly(r) => r.images,
+        }
+    }
+
+    /// Files left out, and why.
+    pub fn skipped(&self) -> &[Skipped] {
+        match self {
+            Report::Classes(r) => &r.skipped,
+            Report::Anomaly(r) => &r.skipped,
+        }
+    }
+
     /// The report as `eval` and the end of training print it.
     pub fn text(&self) -> String {
         match self {
@@ -179,7 +195,14 @@ fn anomaly_report(
     }
 }
 
-/// The confusion counts and statistics, then the skipped files.
+/// Classes up to which the terminal gets the whole confusion matrix; `report.json` (and `--json`)
+/// always hold all of it.
+pub const MAX_PRINTED_CLASSES: usize = 20;
+/// Skipped files listed by name, per kind, on the terminal; `report.json` lists them all.
+pub const MAX_LISTED_FILES: usize = 20;
+
+/// The confusion counts and statistics (capped at [`MAX_PRINTED_CLASSES`] classes), then the
+/// skipped files.
 fn class_text(report: &ClassReport) -> String {
     let mut confusion = Confusion::new(report.classes.clone());
     confusion.counts = report.confusion.clone();
@@ -189,8 +212,8 @@ fn class_text(report: &ClassReport) -> String {
         report.data,
         report.model.display()
     );
-    text.push_str(&confusion.render());
-    skipped_text(&mut text, &report.skipped);
+    text.push_str(&confusion.render_capped(MAX_PRINTED_CLASSES));
+    text.push_str(&skipped_text(&report.skipped));
     text
 }
 
@@ -242,17 +265,39 @@ fn anomaly_text(r: &AnomalyReport) -> String {
         "scoring            {:.1} images/s",
         r.score_images_per_s
     );
-    skipped_text(&mut text, &r.skipped);
+    text.push_str(&skipped_text(&r.skipped));
     text
 }
 
-fn skipped_text(text: &mut String, skipped: &[Skipped]) {
-    if !skipped.is_empty() {
-        let _ = writeln!(text, "{} unreadable files skipped:", skipped.len());
-        for s in skipped {
+/// The files a report left out, in two lists: those that could not be read, and those left out on
+/// purpose (labelling conflicts, links that loop); at most [`MAX_LISTED_FILES`] named of each.
+pub fn skipped_text(skipped: &[Skipped]) -> String {
+    let (unreadable, on_purpose): (Vec<&Skipped>, Vec<&Skipped>) =
+        skipped.iter().partition(|s| s.is_unreadable());
+    let mut text = String::new();
+    for (files, what) in [
+        (unreadable, "unreadable files skipped"),
+        (
+            on_purpose,
+            "files left out on purpose (labelling conflicts, links that loop)",
+        ),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "{} {what}:", files.len());
+        for s in files.iter().take(MAX_LISTED_FILES) {
             let _ = writeln!(text, "  {}: {}", s.path.display(), s.reason);
         }
+        if files.len() > MAX_LISTED_FILES {
+            let _ = writeln!(
+                text,
+                "  ... and {} more (all in the JSON report)",
+                files.len() - MAX_LISTED_FILES
+            );
+        }
     }
+    text
 }
 
 #[cfg(test)]
@@ -307,5 +352,65 @@ mod tests {
         };
         assert_eq!(r.normal_class, "ok");
         assert!(report.text().contains("AUROC              1.0000"));
+    }
+
+    fn report(classes: usize, skipped: Vec<Skipped>) -> Report {
+        let names: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+        let mut confusion = crate::core::stats::Confusion::new(names.clone());
+        for c in 0..classes {
+            confusion.add(c, c);
+            confusion.add(c, (c + 1) % classes);
+        }
+        Report::Classes(ClassReport {
+            model: PathBuf::from("model.safetensors"),
+            data: "a test".into(),
+            images: 2 * classes,
+            accuracy: confusion.accuracy(),
+            loss: 0.5,
+            per_class: confusion.per_class(),
+            classes: names,
+            confusion: confusion.counts,
+            skipped,
+        })
+    }
+
+    #[test]
+    fn a_report_of_many_classes_prints_a_capped_summary() {
+        let text = Report::text(&report(1000, Vec::new()));
+        assert!(text.len() < 10_000, "{} bytes printed", text.len());
+        assert!(
+            text.contains("1000 classes: the confusion matrix is not printed")
+                && text.contains("and 980 more classes")
+                && text.contains("accuracy 0.5000 (1000 of 2000)"),
+            "{text}"
+        );
+        // A few classes still get the whole matrix.
+        let text = Report::text(&report(3, Vec::new()));
+        assert!(
+            text.contains("predicted ->") && text.contains("class 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn skipped_files_are_listed_by_kind_and_capped() {
+        let mut skipped: Vec<Skipped> = (0..50)
+            .map(|i| Skipped {
+                path: PathBuf::from(format!("Positive/{i}.jpg")),
+                reason: "truncated JPEG".into(),
+            })
+            .collect();
+        skipped.push(Skipped {
+            path: PathBuf::from("Negative/twin.jpg"),
+            reason: "labelling conflict: labelled 'Negative' here, but ...".into(),
+        });
+        let text = skipped_text(&skipped);
+        assert!(text.contains("50 unreadable files skipped:"), "{text}");
+        assert!(text.contains("... and 30 more"), "{text}");
+        assert!(
+            text.contains("1 files left out on purpose") && text.contains("Negative/twin.jpg"),
+            "{text}"
+        );
+        assert!(text.lines().count() < 30, "{text}");
     }
 }

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-#[cfg(test)]
-use anyhow::Context;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::data::dataset::Skipped;
 
@@ -14,9 +12,7 @@ pub fn save(path: &Path, skipped: &[Skipped]) -> Result<()> {
     crate::core::fsutil::write_atomic(path, &serde_json::to_vec_pretty(skipped)?)
 }
 
-/// Reads a list written by [`save`]: the reader the round trip holds the writer to (nothing in
-/// crackscope reads the list back; people and scripts do).
-#[cfg(test)]
+/// Reads a list written by [`save`] (a resumed run leaves those files out again).
 pub fn load(path: &Path) -> Result<Vec<Skipped>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes)

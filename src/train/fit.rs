@@ -15,7 +15,7 @@ use crate::data::split::{Entry, Manifest};
 use crate::detector::evaluation::in_memory;
 use crate::detector::oneclass::features::{Extractor, BATCH};
 use crate::detector::oneclass::model::{fit_bank, score_with, FitStep};
-use crate::detector::oneclass::{model_file, ranking, threshold, OneClassModel, Settings};
+use crate::detector::oneclass::{model_file, ranking, threshold, OneClassModel};
 use crate::run::event::{Event, FitStage, FitStart};
 use crate::run::recipe::Recipe;
 use crate::run::RunDir;
@@ -67,11 +67,7 @@ pub fn fit(job: FitJob, emit: &mut dyn FnMut(Event)) -> Result<Fitted> {
         );
     }
 
-    let settings = Settings {
-        input_size: size,
-        seed: recipe.train.seed,
-        ..Settings::default()
-    };
+    let settings = recipe.oneclass.settings(size, recipe.train.seed);
     let extractor = Extractor::imagenet(&recipe.train.weights, settings)?;
     let per_class = |entries: &[Entry]| {
         let mut counts = vec![0; manifest.classes.len()];
@@ -143,6 +139,7 @@ pub fn fit(job: FitJob, emit: &mut dyn FnMut(Event)) -> Result<Fitted> {
         bank_entries: model.bank.len(),
         threshold: model.threshold.value,
         threshold_rule: model.threshold.rule_text(),
+        scan_threshold: model.scan_threshold.as_ref().map(|t| t.value),
         val_auroc,
         elapsed_s: fit_seconds,
     });

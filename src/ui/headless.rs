@@ -162,10 +162,14 @@ impl Headless {
                 bank_entries,
                 threshold,
                 threshold_rule,
+                scan_threshold,
                 val_auroc,
                 elapsed_s,
             } => self.say(format!(
-                "bank of {bank_entries} entries, threshold {threshold:.4} ({threshold_rule}){}, fitted in {}",
+                "bank of {bank_entries} entries, threshold {threshold:.4} ({threshold_rule}){}{}, fitted in {}",
+                scan_threshold
+                    .map(|t| format!(", scan threshold {t:.4}"))
+                    .unwrap_or_default(),
                 val_auroc
                     .map(|a| format!(", validation AUROC {a:.3}"))
                     .unwrap_or_default(),
@@ -195,7 +199,7 @@ impl Headless {
                     format_duration(*elapsed_s)
                 ));
             }
-            // The command prints the error it returns with.
+            // The training's error reaches the command, which prints it once.
             Event::Failed { .. } => self.bar.abandon(),
         }
     }
