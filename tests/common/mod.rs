@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod pty;
 pub mod tmux;
 
 use std::process::{Command, Output, Stdio};
@@ -81,4 +82,21 @@ pub fn synth_dataset(dir: &std::path::Path, per_class: usize, seed: u64) -> std:
         &seed.to_string(),
     ]));
     data
+}
+
+/// A finished run of the demo (`demo --headless`, 30 synthetic images per class, one epoch) in
+/// `dir/run`: a run directory with samples, validation Grad-CAMs, a report and test images.
+pub fn finished_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let run_dir = dir.join("run");
+    ok(&run(&[
+        "demo",
+        "--headless",
+        "--per-class",
+        "30",
+        "--epochs",
+        "1",
+        "--run",
+        run_dir.to_str().unwrap(),
+    ]));
+    run_dir
 }
