@@ -25,6 +25,7 @@ pub mod runstate;
 pub mod scan;
 pub mod scan_output;
 pub mod stats;
+pub mod termio;
 pub mod testdata;
 pub mod train;
 pub mod tui;

@@ -99,6 +99,8 @@ pub struct Wants {
     pub grid: Option<(usize, usize)>,
     /// Rows visible in the model table, for paging.
     pub model_rows: Option<usize>,
+    /// Pictures drawn that stay on the terminal after the frame (see `lingering`).
+    pub drawn: Vec<super::lingering::Drawn>,
 }
 
 /// Where the events come from: the caller's own training or another process's run directory.
@@ -216,12 +218,6 @@ impl App {
             Phase::Waiting => self.origin == Origin::Live && self.source_open,
             _ => false,
         }
-    }
-
-    /// What decides where pictures sit on screen: when it changes, pictures drawn by protocols
-    /// that leave them behind (sixel, iTerm2) must be cleared.
-    pub fn layout(&self) -> (View, Option<Overlay>, bool) {
-        (self.view, self.overlay, self.browser.grid)
     }
 
     /// Steering is possible: someone to ask, and something running to ask it of.

@@ -8,14 +8,13 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 
+use super::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+use super::images::ImageKey;
+use super::picture::{self, Picture};
+use crate::termio::Graphics;
 use anyhow::{Context, Result};
 use image::RgbImage;
 use ratatui::layout::Size;
-use ratatui_image::picker::Picker;
-use ratatui_image::protocol::Protocol;
-
-use super::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
-use super::images::{self, ImageKey};
 
 /// Threads whose panics are caught and shown in the dashboard; the panic hook leaves the terminal
 /// alone for them.
@@ -49,7 +48,7 @@ pub enum Reply {
     Encoded {
         key: ImageKey,
         size: Size,
-        result: Result<Protocol, String>,
+        result: Result<Picture, String>,
     },
 }
 
@@ -73,7 +72,7 @@ impl Workers {
     /// Starts both threads; their answers arrive on `replies` (so the async loop can await them).
     pub fn start(
         gallery: Box<dyn Gallery>,
-        picker: Picker,
+        graphics: Graphics,
         replies: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Workers> {
         let (gallery_tx, gallery_rx) = mpsc::channel::<Request>();
@@ -87,9 +86,10 @@ impl Workers {
             .name(format!("{JOB_THREAD_PREFIX}encoder"))
             .spawn(move || {
                 for (key, size, image) in encoder_rx {
-                    let result =
-                        catch_unwind(AssertUnwindSafe(|| images::encode(&picker, &image, size)))
-                            .unwrap_or_else(|panic| Err(panic_message(panic)));
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        picture::encode(&graphics, &image, size)
+                    }))
+                    .unwrap_or_else(|panic| Err(panic_message(panic)));
                     if replies.send(Reply::Encoded { key, size, result }).is_err() {
                         break;
                     }

@@ -19,9 +19,11 @@ mod images;
 mod input;
 mod jobs;
 mod keymap;
+mod lingering;
 mod memory;
 #[cfg(test)]
 mod oneclass_tests;
+mod picture;
 mod scan;
 mod screen;
 #[cfg(test)]
@@ -51,9 +53,11 @@ pub use scan::run_blocking as run_scan_view;
 pub use steer::{RunDirSteer, Steer};
 
 use crate::events::Event;
+use crate::termio::{tmux, Graphics, Protocol};
 use app::{App, AppSetup, Origin, Wants};
 use input::Input;
 use jobs::{Reply, Workers};
+use lingering::Lingering;
 use screen::{Screen, Signals};
 use terminal::TerminalSession;
 use theme::Theme;
@@ -122,9 +126,9 @@ pub async fn run(
         layers: gallery.layers(),
     });
     app.browser.spec = gallery.default_spec();
-    let (mut screen, keys, picker) = Screen::open(options.graphics)?;
+    let (mut screen, keys, graphics) = Screen::open(options.graphics)?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
-    let workers = Workers::start(gallery, picker, reply_sender)?;
+    let workers = Workers::start(gallery, graphics.clone(), reply_sender)?;
 
     let channels = Channels {
         events,
@@ -139,10 +143,14 @@ pub async fn run(
         channels,
         workers,
         &mut screen.signals,
-        screen.pictures_linger,
+        &graphics,
     )
     .await;
-    screen.close(matches!(end, LoopEnd::TerminalLost));
+    let lost = matches!(end, LoopEnd::TerminalLost);
+    if !lost && graphics.protocol == Protocol::KittyDirect {
+        lingering::delete_kitty_pictures();
+    }
+    screen.close(lost);
     Ok(match end {
         LoopEnd::Chosen(exit) => exit,
         LoopEnd::TerminalLost => Exit::LeaveRunning,
@@ -196,8 +204,9 @@ async fn event_loop<B: Backend>(
     mut channels: Channels,
     mut workers: Workers,
     signals: &mut Signals,
-    clear_on_switch: bool,
+    graphics: &Graphics,
 ) -> LoopEnd {
+    let mut lingering = Lingering::default();
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut wants = Wants::default();
@@ -228,12 +237,8 @@ async fn event_loop<B: Backend>(
             }
             input = channels.keys.recv() => match input {
                 Some(Input::Key(key)) => {
-                    let before = app.layout();
                     if let Some(exit) = app.handle_key(key) {
                         return LoopEnd::Chosen(exit);
-                    }
-                    if clear_on_switch && app.layout() != before && terminal.clear().is_err() {
-                        return LoopEnd::TerminalLost;
                     }
                     dirty = true;
                 }
@@ -248,7 +253,12 @@ async fn event_loop<B: Backend>(
                 None => channels.replies_open = false,
             },
             _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
-            _ = signals.resize.recv() => dirty = true,
+            _ = signals.resize.recv() => {
+                if graphics.passthrough {
+                    tmux::refresh_origin();
+                }
+                dirty = true;
+            }
             _ = frame.tick() => {
                 if app.origin == Origin::Live && memory_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                     app.memory_bytes = memory::resident_bytes();
@@ -256,9 +266,13 @@ async fn event_loop<B: Backend>(
                     dirty = true;
                 }
                 if dirty {
-                    wants = Wants::default();
                     // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
-                    if terminal.draw(|f| views::draw(f, app, &mut wants)).is_err() {
+                    let drawn = lingering::draw_frame(terminal, &mut lingering, |f| {
+                        wants = Wants::default();
+                        views::draw(f, app, &mut wants);
+                        std::mem::take(&mut wants.drawn)
+                    });
+                    if drawn.is_err() {
                         return LoopEnd::TerminalLost;
                     }
                     app.note_layout(&wants);

@@ -144,7 +144,8 @@ impl Answers {
 }
 
 /// Splits `bytes` into escape sequences (CSI, DCS, APC, OSC); returns them and how many bytes
-/// were complete. Text between them is skipped.
+/// were complete. Text between them is skipped. Sixel pictures (device control strings) longer
+/// than any query are skipped through [`Skipping`] instead.
 fn sequences(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
     let mut found = Vec::new();
     let mut i = 0;
@@ -341,9 +342,19 @@ impl PtyProgram {
     /// Waits until the output since byte `from` holds `text`; false after `limit`.
     pub fn wait_for(&self, text: &str, from: usize, limit: Duration) -> bool {
         let started = Instant::now();
+        let needle = text.as_bytes();
+        let mut checked = from;
         while started.elapsed() < limit {
-            if self.text_since(from).contains(text) {
-                return true;
+            {
+                let shared = self.shared.lock().unwrap();
+                let start = checked.min(shared.output.len());
+                if shared.output[start..]
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+                {
+                    return true;
+                }
+                checked = shared.output.len().saturating_sub(needle.len()).max(from);
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -413,6 +424,7 @@ fn serve(
     let fd = master.as_raw_fd();
     let mut buffer = vec![0u8; 1 << 16];
     let mut scanned = 0;
+    let mut skipping: Option<usize> = None;
     while !hang_up.load(Ordering::SeqCst) {
         let mut poll = libc::pollfd {
             fd,
@@ -429,6 +441,14 @@ fn serve(
         };
         let mut state = shared.lock().unwrap();
         state.output.extend_from_slice(&buffer[..n]);
+        // A long string sequence (a picture) is no query: skip to its end without scanning it
+        // again at every read.
+        if let Some(end) = skip_long_string(&state.output, &mut scanned, &mut skipping) {
+            scanned = end;
+        }
+        if skipping.is_some() {
+            continue;
+        }
         let (found, complete) = sequences(&state.output[scanned..]);
         let mut replies = Vec::new();
         let mut cursor_queries = 0;
@@ -453,6 +473,40 @@ fn serve(
         drop(state);
         if !out.is_empty() {
             let _ = (&*master).write_all(&out);
+        }
+    }
+}
+
+/// Queries are short: once an unfinished sequence at `scanned` runs past this many bytes it is a
+/// picture, and only its terminator is looked for (from `skipping`, where the last look ended).
+const LONGEST_QUERY: usize = 512;
+
+/// Moves past a long unfinished string sequence at `scanned`; returns where it ends once it has.
+fn skip_long_string(
+    output: &[u8],
+    scanned: &mut usize,
+    skipping: &mut Option<usize>,
+) -> Option<usize> {
+    if skipping.is_none() {
+        let rest = &output[*scanned..];
+        let (_, complete) = sequences(rest);
+        let unfinished = &rest[complete..];
+        if unfinished.len() > LONGEST_QUERY && unfinished.first() == Some(&0x1b) {
+            *scanned += complete;
+            *skipping = Some(*scanned + 2);
+        } else {
+            return None;
+        }
+    }
+    let from = skipping.expect("set above");
+    match output[from..].windows(2).position(|w| w == b"\x1b\\") {
+        Some(p) => {
+            *skipping = None;
+            Some(from + p + 2)
+        }
+        None => {
+            *skipping = Some(output.len().saturating_sub(1).max(from));
+            None
         }
     }
 }

@@ -4,7 +4,7 @@
 //! while a 100-megapixel photo opens are never queued behind stale pictures.
 //!
 //! It opens its screen as the training dashboard does (`screen`) and encodes pictures with the
-//! browser's encoder (`images`), so it behaves and looks as the dashboard does.
+//! dashboard's encoder (`picture`), so it behaves and looks as the dashboard does.
 
 use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,22 +12,19 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 
 use anyhow::{bail, Context, Result};
-use image::{DynamicImage, RgbImage};
 use ratatui::backend::Backend;
-use ratatui::layout::Size;
 use ratatui::Terminal;
-use ratatui_image::picker::{Picker, ProtocolType};
-use ratatui_image::protocol::halfblocks::Halfblocks;
-use ratatui_image::protocol::Protocol;
 use tokio::sync::mpsc;
 
 use super::draw;
 use super::render::Layers;
 use super::view::{PhotoState, RenderJob, ScanView};
 use crate::scan_output::{self, ScanRecord};
-use crate::tui::images::{self, GraphicsChoice};
+use crate::termio::{tmux, Graphics, GraphicsChoice, Protocol};
 use crate::tui::input::Input;
 use crate::tui::jobs::JOB_THREAD_PREFIX;
+use crate::tui::lingering::{self, Lingering};
+use crate::tui::picture::{self, Picture};
 use crate::tui::screen::{Screen, Signals};
 use crate::tui::terminal::TerminalSession;
 use crate::tui::theme::Theme;
@@ -58,7 +55,7 @@ pub enum Reply {
     },
     Drawn {
         job: RenderJob,
-        result: Result<Protocol, String>,
+        result: Result<Picture, String>,
     },
 }
 
@@ -69,10 +66,10 @@ async fn run(
     colors: bool,
 ) -> Result<()> {
     let mut view = ScanView::new(folder.clone(), record.clone(), Theme::new(colors));
-    let (mut screen, keys, picker) = Screen::open(graphics)?;
-    view.cell_pixels = cell_pixels(&picker);
+    let (mut screen, keys, graphics) = Screen::open(graphics)?;
+    view.cell_pixels = cell_pixels(&graphics);
     let (reply_sender, replies) = mpsc::unbounded_channel();
-    let jobs = start_painter(folder, record, picker, reply_sender)?;
+    let jobs = start_painter(folder, record, graphics.clone(), reply_sender)?;
     let lost = event_loop(
         &mut screen.session.terminal,
         &mut view,
@@ -80,9 +77,12 @@ async fn run(
         replies,
         jobs,
         &mut screen.signals,
-        screen.pictures_linger,
+        graphics.passthrough,
     )
     .await;
+    if !lost && graphics.protocol == Protocol::KittyDirect {
+        lingering::delete_kitty_pictures();
+    }
     screen.close(lost);
     Ok(())
 }
@@ -95,13 +95,13 @@ async fn event_loop<B: Backend>(
     mut replies: mpsc::UnboundedReceiver<Reply>,
     jobs: std_mpsc::Sender<RenderJob>,
     signals: &mut Signals,
-    clear_on_change: bool,
+    passthrough: bool,
 ) -> bool {
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut in_flight = false;
-    let mut shown_layout = None;
+    let mut lingering = Lingering::default();
     let mut replies_open = true;
     loop {
         if TerminalSession::panicked() {
@@ -128,18 +128,21 @@ async fn event_loop<B: Backend>(
                 None => replies_open = false,
             },
             _ = signals.hangup.recv() => return true,
-            _ = signals.resize.recv() => dirty = true,
+            _ = signals.resize.recv() => {
+                if passthrough {
+                    tmux::refresh_origin();
+                }
+                dirty = true;
+            }
             _ = frame.tick() => {
                 if dirty {
-                    // Sixel and iTerm2 pictures stay on screen until overwritten: clear when
-                    // what sits where changes.
-                    let layout = (view.help, view.cursor, view.picture.as_ref().map(|(_, p)| p.size()));
-                    if clear_on_change && shown_layout != Some(layout) && terminal.clear().is_err() {
-                        return true;
-                    }
-                    shown_layout = Some(layout);
                     let mut cells = None;
-                    if terminal.draw(|f| cells = draw::draw(f, view)).is_err() {
+                    let drawn = lingering::draw_frame(terminal, &mut lingering, |f| {
+                        let mut drawn = Vec::new();
+                        cells = draw::draw(f, view, &mut drawn);
+                        drawn
+                    });
+                    if drawn.is_err() {
                         return true;
                     }
                     if let Some(cells) = cells {
@@ -201,14 +204,14 @@ pub fn apply_reply(view: &mut ScanView, reply: Reply) -> bool {
 fn start_painter(
     folder: PathBuf,
     record: ScanRecord,
-    picker: Picker,
+    graphics: Graphics,
     replies: mpsc::UnboundedSender<Reply>,
 ) -> Result<std_mpsc::Sender<RenderJob>> {
     let (sender, jobs) = std_mpsc::channel::<RenderJob>();
     std::thread::Builder::new()
         .name(format!("{JOB_THREAD_PREFIX}scan"))
         .spawn(move || {
-            let mut painter = Painter::new(folder, record, picker);
+            let mut painter = Painter::new(folder, record, graphics);
             for job in jobs {
                 for reply in painter.answer(job) {
                     if replies.send(reply).is_err() {
@@ -225,16 +228,16 @@ fn start_painter(
 pub struct Painter {
     folder: PathBuf,
     record: ScanRecord,
-    picker: Picker,
+    graphics: Graphics,
     open: Option<(usize, Layers)>,
 }
 
 impl Painter {
-    pub fn new(folder: PathBuf, record: ScanRecord, picker: Picker) -> Painter {
+    pub fn new(folder: PathBuf, record: ScanRecord, graphics: Graphics) -> Painter {
         Painter {
             folder,
             record,
-            picker,
+            graphics,
             open: None,
         }
     }
@@ -271,7 +274,7 @@ impl Painter {
         let (_, layers) = self.open.as_ref().expect("opened above");
         let result = catch_unwind(AssertUnwindSafe(|| {
             let image = layers.render(job.viewport, job.pixels, job.toggles, job.region);
-            encode(&self.picker, image, job.cells)
+            picture::encode(&self.graphics, &image, job.cells)
         }))
         .unwrap_or_else(|_| Err("internal error (panic) while drawing".into()));
         replies.push(Reply::Drawn { job, result });
@@ -279,27 +282,11 @@ impl Painter {
     }
 }
 
-/// Pixels per cell that pictures are drawn at: the font's for real graphics; for half blocks the
-/// two a cell shows (drawing the nominal font's 200 would only be thrown away by the encoder).
-pub fn cell_pixels(picker: &Picker) -> (u32, u32) {
-    if picker.protocol_type() == ProtocolType::Halfblocks {
-        return (1, 2);
-    }
-    let font = picker.font_size();
-    (font.width.max(1) as u32, font.height.max(1) as u32)
-}
-
-/// The picture for the terminal, as the browser's (`images::encode`); half blocks straight from
-/// the picture drawn at two pixels a cell, without the round trip through the nominal font size.
-fn encode(picker: &Picker, image: RgbImage, cells: Size) -> Result<Protocol, String> {
-    if picker.protocol_type() != ProtocolType::Halfblocks {
-        return images::encode(picker, &image, cells);
-    }
-    let size = Size::new(
-        (image.width() as u16).min(cells.width),
-        (image.height().div_ceil(2) as u16).min(cells.height),
-    );
-    Halfblocks::new(DynamicImage::ImageRgb8(image), size)
-        .map(Protocol::Halfblocks)
-        .map_err(|e| e.to_string())
+/// Pixels per cell that pictures are drawn at: the terminal's (for half blocks the two a cell
+/// shows), so a picture is drawn at the size it is shown.
+pub fn cell_pixels(graphics: &Graphics) -> (u32, u32) {
+    (
+        u32::from(graphics.cell.0.max(1)),
+        u32::from(graphics.cell.1.max(1)),
+    )
 }

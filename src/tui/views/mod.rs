@@ -22,6 +22,7 @@ use ratatui::Frame;
 use super::app::{App, Overlay, Phase, View, Wants};
 use super::images::{ImageKey, Shown};
 use super::keymap;
+use super::lingering::Drawn;
 use super::theme::Theme;
 
 pub const MIN_WIDTH: u16 = 80;
@@ -272,10 +273,19 @@ fn draw_picture(
             .centered()
     };
     match app.images.shown(&key, size) {
-        Shown::Encoded(protocol) => {
-            let drawn = protocol.size();
+        // Pictures that stay on screen would cover the help or a question: they wait for it.
+        Shown::Encoded(picture) if picture.lingers() && app.overlay.is_some() => {}
+        Shown::Encoded(picture) => {
+            let drawn = picture.size();
             let cell = centered(area, drawn.width, drawn.height);
-            frame.render_widget(ratatui_image::Image::new(protocol), cell);
+            frame.render_widget(picture, cell);
+            if picture.lingers() {
+                wants.drawn.push(Drawn {
+                    rect: cell,
+                    id: picture.id(),
+                    kitty: picture.kitty_id(),
+                });
+            }
         }
         Shown::Pending => frame.render_widget(
             placeholder("rendering…", app.theme.dim()),
