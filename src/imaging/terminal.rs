@@ -57,6 +57,19 @@ pub fn print_inline(img: &RgbImage, width_cells: Option<u32>) -> Result<Printed>
     } else {
         imageops::resize(img, fit.px_w, fit.px_h, FilterType::Triangle)
     };
+    super::picture_log::terminal(
+        &graphics.protocol.to_string(),
+        graphics.passthrough,
+        &graphics.drawer,
+        termio::probe::window_cell(),
+    );
+    super::picture_log::picture(
+        0,
+        &graphics.protocol.to_string(),
+        &sized,
+        (fit.cols, fit.rows),
+        graphics.cell,
+    );
     let mut out = io::stdout().lock();
     write_picture(&mut out, &sized, &graphics, fit)
         .context("cannot write the picture to the terminal")?;
@@ -169,6 +182,7 @@ mod tests {
             cell: (8, 17),
             passthrough: false,
             drawer: "xterm".into(),
+            max_picture: None,
         };
         // The 16-tile sample grid (908 x 908 px) on a 160 x 48 screen: it used to print 160
         // columns wide, its top scrolling away; now it fits 47 rows.

@@ -115,6 +115,8 @@ pub struct Graphics {
     pub passthrough: bool,
     /// Who draws, for messages ("XTerm(379)", "XTerm(379) outside tmux 3.3a").
     pub drawer: String,
+    /// The largest picture in pixels the terminal draws, when it says (xterm's sixel limit).
+    pub max_picture: Option<(u32, u32)>,
 }
 
 /// Where a picture goes: `cols` x `rows` cells, drawn from a `px_w` x `px_h` picture.
@@ -136,6 +138,7 @@ impl Graphics {
             cell: (1, 2),
             passthrough: false,
             drawer: "any terminal".into(),
+            max_picture: None,
         }
     }
 
@@ -152,7 +155,10 @@ impl Graphics {
     /// pixels of this terminal: pictures fill their place, whatever size they were made at.
     pub fn fit(&self, w: u32, h: u32, cols: u16, rows: u16) -> Fit {
         let (cw, ch) = (u32::from(self.cell.0.max(1)), u32::from(self.cell.1.max(1)));
-        let (box_w, box_h) = (u32::from(cols) * cw, u32::from(rows) * ch);
+        let (mut box_w, mut box_h) = (u32::from(cols) * cw, u32::from(rows) * ch);
+        if let Some((max_w, max_h)) = self.max_picture {
+            (box_w, box_h) = (box_w.min(max_w), box_h.min(max_h));
+        }
         if w == 0 || h == 0 || box_w == 0 || box_h == 0 {
             return Fit {
                 cols: 0,
@@ -204,11 +210,13 @@ pub fn choose(
         .and_then(|r| r.cell)
         .or(info.direct.cell)
         .or(info.window_cell);
+    let sixel_max = drawing.report.and_then(|r| r.sixel_max);
     let graphics = |protocol: Protocol, cell: (u16, u16)| Graphics {
         protocol,
         cell,
         passthrough: drawing.passthrough && protocol != Protocol::HalfBlocks,
         drawer: drawing.name.clone(),
+        max_picture: sixel_max.filter(|_| protocol == Protocol::Sixel),
     };
     if choice == GraphicsChoice::Auto {
         let order = if drawing.kitty_first {
@@ -441,4 +449,213 @@ fn environment_hint(var: &impl Fn(&str) -> Option<String>) -> Option<GraphicsCho
         return Some(GraphicsChoice::Sixel);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::termio::tmux::Pane;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn report(version: &str, kitty: bool, sixel: bool, cell: Option<(u16, u16)>) -> Report {
+        Report {
+            answered: true,
+            kitty,
+            sixel,
+            version: Some(version.into()),
+            cell,
+            sixel_max: None,
+        }
+    }
+
+    fn direct(report: Report) -> TerminalInfo {
+        TerminalInfo {
+            direct: report,
+            window_cell: Some((8, 17)),
+            ..TerminalInfo::default()
+        }
+    }
+
+    fn xterm() -> Report {
+        Report {
+            sixel_max: Some((1000, 816)),
+            ..report("XTerm(379)", false, true, None)
+        }
+    }
+
+    fn kitty(version: &str) -> Report {
+        report(version, true, false, Some((9, 20)))
+    }
+
+    fn konsole() -> Report {
+        report("Konsole 22.12.3", true, true, Some((8, 18)))
+    }
+
+    fn in_tmux(outer: Option<Report>, passthrough: bool) -> TerminalInfo {
+        TerminalInfo {
+            direct: report("tmux 3.3a", false, false, None),
+            tmux: Some(Pane {
+                passthrough,
+                origin: (0, 0),
+            }),
+            outer,
+            window_cell: Some((8, 17)),
+        }
+    }
+
+    const TMUX_VARS: [(&str, &str); 2] = [
+        ("TMUX", "/tmp/tmux-0/default,1,0"),
+        ("TERM", "tmux-256color"),
+    ];
+
+    fn pick(info: &TerminalInfo, env: &[(&str, &str)], choice: GraphicsChoice) -> Result<Graphics> {
+        choose(info, &vars(env), choice)
+    }
+
+    #[test]
+    fn auto_takes_what_the_terminal_answers_for() {
+        let auto = GraphicsChoice::Auto;
+        let sixel = pick(&direct(xterm()), &[("TERM", "xterm")], auto).unwrap();
+        assert_eq!(sixel.protocol, Protocol::Sixel);
+        assert_eq!(sixel.cell, (8, 17), "from the window's size");
+        assert_eq!(sixel.max_picture, Some((1000, 816)));
+        assert!(!sixel.passthrough);
+        // kitty before 0.28 has no Unicode placeholders: pictures are placed directly.
+        let old = pick(&direct(kitty("kitty(0.26.5)")), &[], auto).unwrap();
+        assert_eq!((old.protocol, old.cell), (Protocol::KittyDirect, (9, 20)));
+        let new = pick(&direct(kitty("kitty(0.35.2)")), &[], auto).unwrap();
+        assert_eq!(new.protocol, Protocol::KittyPlaceholders);
+        // Konsole answers for kitty and sixel but draws iTerm2 pictures best.
+        let konsole_auto = pick(&direct(konsole()), &[("KONSOLE_VERSION", "221203")], auto);
+        assert_eq!(konsole_auto.unwrap().protocol, Protocol::Iterm2);
+        // A terminal without graphics, or one whose cell size is unknown: half blocks.
+        let plain = report("XTerm(379)", false, false, None);
+        assert_eq!(
+            pick(&direct(plain), &[], auto).unwrap().protocol,
+            Protocol::HalfBlocks
+        );
+        let no_cell = TerminalInfo {
+            window_cell: None,
+            ..direct(xterm())
+        };
+        assert_eq!(
+            pick(&no_cell, &[], auto).unwrap().protocol,
+            Protocol::HalfBlocks
+        );
+    }
+
+    #[test]
+    fn a_terminal_that_answers_nothing_is_taken_at_its_environments_word() {
+        let silent = TerminalInfo {
+            window_cell: Some((10, 20)),
+            ..TerminalInfo::default()
+        };
+        let foot = pick(&silent, &[("TERM", "foot")], GraphicsChoice::Auto).unwrap();
+        assert_eq!(foot.protocol, Protocol::Sixel);
+        let wezterm = pick(
+            &silent,
+            &[("TERM_PROGRAM", "WezTerm")],
+            GraphicsChoice::Iterm2,
+        );
+        assert_eq!(wezterm.unwrap().protocol, Protocol::Iterm2);
+        let refused = pick(&silent, &[("TERM", "xterm")], GraphicsChoice::Sixel).unwrap_err();
+        assert!(
+            refused.to_string().contains("answered no query"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn forced_protocols_are_refused_with_what_the_terminal_draws() {
+        let kitty_in_xterm = pick(&direct(xterm()), &[], GraphicsChoice::Kitty).unwrap_err();
+        let message = kitty_in_xterm.to_string();
+        assert!(
+            message.contains("XTerm(379)")
+                && message.contains("kitty graphics query")
+                && message.contains("It draws sixel, halfblocks"),
+            "{message}"
+        );
+        let sixel_in_kitty = pick(&direct(kitty("kitty(0.26.5)")), &[], GraphicsChoice::Sixel);
+        assert!(sixel_in_kitty
+            .unwrap_err()
+            .to_string()
+            .contains("device attributes"));
+        let iterm_in_kitty = pick(&direct(kitty("kitty(0.26.5)")), &[], GraphicsChoice::Iterm2);
+        assert!(iterm_in_kitty.unwrap_err().to_string().contains("iTerm2"));
+        // What the terminal does draw is drawn when forced, half blocks always.
+        for (choice, protocol) in [
+            (GraphicsChoice::Kitty, Protocol::KittyDirect),
+            (GraphicsChoice::Sixel, Protocol::Sixel),
+            (GraphicsChoice::Iterm2, Protocol::Iterm2),
+            (GraphicsChoice::Halfblocks, Protocol::HalfBlocks),
+        ] {
+            assert_eq!(
+                pick(&direct(konsole()), &[], choice).unwrap().protocol,
+                protocol
+            );
+        }
+    }
+
+    #[test]
+    fn inside_tmux_pictures_pass_only_where_tmux_lets_them() {
+        // allow-passthrough off (tmux's default): half blocks, and pictures are refused saying how.
+        let closed = in_tmux(None, false);
+        let auto = pick(&closed, &TMUX_VARS, GraphicsChoice::Auto).unwrap();
+        assert_eq!(auto.protocol, Protocol::HalfBlocks);
+        let forced = pick(&closed, &TMUX_VARS, GraphicsChoice::Sixel).unwrap_err();
+        assert!(
+            forced.to_string().contains("allow-passthrough on"),
+            "{forced}"
+        );
+        // On: the outer terminal's answers decide, and pictures go wrapped to it.
+        let open = in_tmux(Some(xterm()), true);
+        let sixel = pick(&open, &TMUX_VARS, GraphicsChoice::Auto).unwrap();
+        assert_eq!(sixel.protocol, Protocol::Sixel);
+        assert!(sixel.passthrough);
+        assert!(
+            sixel.drawer.contains("XTerm(379) outside tmux 3.3a"),
+            "{}",
+            sixel.drawer
+        );
+        // kitty before 0.28 cannot keep pictures inside tmux; 0.28 and later do, as placeholders.
+        let old_kitty = in_tmux(Some(kitty("kitty(0.26.5)")), true);
+        assert_eq!(
+            pick(&old_kitty, &TMUX_VARS, GraphicsChoice::Auto)
+                .unwrap()
+                .protocol,
+            Protocol::HalfBlocks
+        );
+        let refused = pick(&old_kitty, &TMUX_VARS, GraphicsChoice::Kitty).unwrap_err();
+        assert!(refused.to_string().contains("0.28"), "{refused}");
+        let new_kitty = in_tmux(Some(kitty("kitty(0.35.2)")), true);
+        let placeholders = pick(&new_kitty, &TMUX_VARS, GraphicsChoice::Auto).unwrap();
+        assert_eq!(placeholders.protocol, Protocol::KittyPlaceholders);
+        assert!(placeholders.passthrough);
+        // tmux cannot be asked (over SSH from a local tmux): half blocks, never a guess.
+        let remote = TerminalInfo {
+            tmux: None,
+            ..in_tmux(Some(xterm()), true)
+        };
+        let over_ssh = pick(&remote, &[("TERM", "tmux-256color")], GraphicsChoice::Auto).unwrap();
+        assert_eq!(over_ssh.protocol, Protocol::HalfBlocks);
+    }
+
+    #[test]
+    fn pictures_fit_within_what_the_terminal_draws() {
+        let mut sixel = pick(&direct(xterm()), &[], GraphicsChoice::Auto).unwrap();
+        // A 128 x 42-cell panel is 1024 px wide; xterm draws at most 1000.
+        let fit = sixel.fit(600, 600, 128, 42);
+        assert_eq!((fit.px_w, fit.px_h), (714, 714));
+        let wide = sixel.fit(1200, 600, 128, 42);
+        assert_eq!((wide.px_w, wide.px_h), (1000, 500));
+        sixel.max_picture = None;
+        assert_eq!(sixel.fit(1200, 600, 128, 42).px_w, 1024);
+    }
 }

@@ -27,6 +27,9 @@ pub struct Report {
     pub version: Option<String>,
     /// Its cell size in pixels (width, height), when it says.
     pub cell: Option<(u16, u16)>,
+    /// The largest sixel picture it draws (XTSMGRAPHICS), when it says: xterm draws nothing of
+    /// a larger one.
+    pub sixel_max: Option<(u32, u32)>,
 }
 
 impl Report {
@@ -36,6 +39,9 @@ impl Report {
             Reply::Version(version) => self.version = Some(version),
             Reply::CellSize { width, height } if width > 0 && height > 0 => {
                 self.cell = Some((width, height))
+            }
+            Reply::SixelGeometry { width, height } if width > 0 && height > 0 => {
+                self.sixel_max = Some((width, height))
             }
             Reply::DeviceAttributes(attributes) => {
                 self.sixel = attributes.contains(&4);
@@ -61,10 +67,16 @@ pub struct TerminalInfo {
 }
 
 /// The query: kitty graphics (a 1-pixel image that is only checked, `a=q`), XTVERSION, the cell
-/// size, and last the device attributes, which every terminal answers: their arrival ends the
-/// wait. Terminals answer in order.
-pub fn query() -> &'static str {
-    "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\\x1b[>0q\x1b[16t\x1b[c"
+/// size, the largest sixel picture (XTSMGRAPHICS), and last the device attributes, which every
+/// terminal answers: their arrival ends the wait. Terminals answer in order. tmux and screen
+/// take the kitty query for a window title, so it is left out where they answer themselves.
+pub fn query(kitty: bool) -> String {
+    let kitty = if kitty {
+        "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
+    } else {
+        ""
+    };
+    format!("{kitty}\x1b[>0q\x1b[16t\x1b[?2;1;0S\x1b[c")
 }
 
 /// Asks the terminal (and, in a tmux pane that passes pictures through, the terminal outside).
@@ -77,16 +89,13 @@ pub fn probe(
 ) -> (TerminalInfo, Vec<u8>) {
     let mut read = |buffer: &mut [u8], wait: Duration| tty.read(buffer, wait);
     let mut typed = Vec::new();
-    let direct = ask(&mut read, out, query(), &mut typed);
-    let pane = if tmux::inside(var) {
-        tmux::ask(var)
-    } else {
-        None
-    };
+    let in_tmux = tmux::inside(var);
+    let direct = ask(&mut read, out, &query(!in_tmux), &mut typed);
+    let pane = if in_tmux { tmux::ask(var) } else { None };
     let outer = match &pane {
         Some(pane) if pane.passthrough && direct.answered => {
             tmux::set_origin(pane.origin);
-            Some(ask(&mut read, out, &tmux::wrap(query()), &mut typed))
+            Some(ask(&mut read, out, &tmux::wrap(&query(true)), &mut typed))
         }
         _ => None,
     };
@@ -234,8 +243,8 @@ mod tests {
             b"\x1b\\q\x1b[6;20",
             b";9t\x1b[?62;c\x1b[A",
         ]);
-        let report = ask(&mut read, &mut written, query(), &mut typed);
-        assert_eq!(written, query().as_bytes());
+        let report = ask(&mut read, &mut written, &query(true), &mut typed);
+        assert_eq!(written, query(true).as_bytes());
         assert_eq!(
             report,
             Report {
@@ -244,6 +253,7 @@ mod tests {
                 sixel: false,
                 version: Some("kitty(0.26.5)".into()),
                 cell: Some((9, 20)),
+                sixel_max: None,
             }
         );
         assert_eq!(typed, b"q\x1b[A");
@@ -257,7 +267,7 @@ mod tests {
             std::thread::sleep(wait.min(Duration::from_millis(50)));
             Read::Nothing
         };
-        let report = ask(&mut read, &mut Vec::new(), query(), &mut typed);
+        let report = ask(&mut read, &mut Vec::new(), &query(false), &mut typed);
         assert_eq!(report, Report::default());
         assert!(started.elapsed() < ANSWER_TIMEOUT + Duration::from_millis(500));
     }

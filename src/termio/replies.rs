@@ -22,6 +22,8 @@ pub enum Reply {
     CursorPosition { row: u16, column: u16 },
     /// A device status report (`ESC [ 0 n`).
     Status,
+    /// The largest sixel picture (XTSMGRAPHICS `ESC [ ? 2 ; 0 ; width ; height S`).
+    SixelGeometry { width: u32, height: u32 },
     /// Another answer (XTSMGRAPHICS, colours, ...): consumed and ignored.
     Other,
 }
@@ -124,7 +126,13 @@ fn csi_reply(params: &[u8], last: u8) -> Option<Reply> {
                 .collect(),
         )),
         (Some(b'>'), b'c') => Some(Reply::SecondaryAttributes),
-        (Some(b'?'), b'S') => Some(Reply::Other),
+        (Some(b'?'), b'S') => match numbers(&params[1..]).as_slice() {
+            [2, 0, width, height] => Some(Reply::SixelGeometry {
+                width: u32::from(*width),
+                height: u32::from(*height),
+            }),
+            _ => Some(Reply::Other),
+        },
         (_, b't') => match numbers(params).as_slice() {
             [6, height, width] => Some(Reply::CellSize {
                 width: *width,
@@ -183,7 +191,7 @@ mod tests {
         );
         // xterm -ti vt340: sixel (4) among its attributes; a status and a cursor report.
         assert_eq!(
-            all(b"\x1b[?63;1;2;4;6;9;15;16;22;28c\x1b[0n\x1b[12;40R\x1b[4;680;960t"),
+            all(b"\x1b[?63;1;2;4;6;9;15;16;22;28c\x1b[0n\x1b[12;40R\x1b[4;680;960t\x1b[?2;0;1000;816S"),
             vec![
                 Reply::DeviceAttributes(vec![63, 1, 2, 4, 6, 9, 15, 16, 22, 28]),
                 Reply::Status,
@@ -194,6 +202,10 @@ mod tests {
                 Reply::WindowPixels {
                     width: 960,
                     height: 680
+                },
+                Reply::SixelGeometry {
+                    width: 1000,
+                    height: 816
                 },
             ]
         );

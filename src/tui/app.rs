@@ -99,8 +99,10 @@ pub struct Wants {
     pub grid: Option<(usize, usize)>,
     /// Rows visible in the model table, for paging.
     pub model_rows: Option<usize>,
-    /// Pictures drawn that stay on the terminal after the frame (see `lingering`).
+    /// Pictures drawn, with their places (see `lingering`).
     pub drawn: Vec<super::lingering::Drawn>,
+    /// Pictures wanted that were not ready to draw.
+    pub pending: usize,
 }
 
 /// Where the events come from: the caller's own training or another process's run directory.

@@ -9,15 +9,28 @@ use ratatui::backend::Backend;
 use ratatui::layout::Rect;
 use ratatui::{Frame, Terminal};
 
-use crate::imaging::protocols;
+use crate::imaging::{picture_log, protocols};
 
-/// A lingering picture as a frame drew it.
+/// A picture as a frame drew it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drawn {
     pub rect: Rect,
     pub id: u32,
+    /// It stays on the terminal after the frame (see `Picture::lingers`).
+    pub lingers: bool,
     /// Its kitty id, when kitty placed it (then it is deleted by id, not cleared).
     pub kitty: Option<u32>,
+}
+
+impl Drawn {
+    pub fn of(picture: &super::picture::Picture, rect: Rect) -> Drawn {
+        Drawn {
+            rect,
+            id: picture.id(),
+            lingers: picture.lingers(),
+            kitty: picture.kitty_id(),
+        }
+    }
 }
 
 /// What the terminal needs after a frame.
@@ -37,8 +50,9 @@ pub struct Lingering {
 }
 
 impl Lingering {
-    /// Takes in the lingering pictures the frame just drawn holds, and says what to clean up.
-    pub fn after_frame(&mut self, drawn: Vec<Drawn>) -> Cleanup {
+    /// Takes in the pictures the frame just drawn holds, and says what to clean up.
+    pub fn after_frame(&mut self, mut drawn: Vec<Drawn>) -> Cleanup {
+        drawn.retain(|d| d.lingers);
         let gone_kitty: Vec<u32> = self
             .shown
             .iter()
@@ -71,17 +85,25 @@ impl Lingering {
     }
 }
 
-/// Draws a frame with `draw` (which returns the lingering pictures it drew), then takes away those
-/// of the last frame it no longer shows. Kitty's deletions go straight to stdout, the terminal the
-/// dashboard draws on. An error means the terminal is gone.
+/// What a frame drew: its pictures, and how many more it wanted that were not ready.
+#[derive(Debug, Default)]
+pub struct FramePictures {
+    pub drawn: Vec<Drawn>,
+    pub pending: usize,
+}
+
+/// Draws a frame with `draw`, then takes away the pictures of the last frame it no longer shows.
+/// Kitty's deletions go straight to stdout, the terminal the dashboard draws on. An error means
+/// the terminal is gone.
 pub fn draw_frame<B: Backend>(
     terminal: &mut Terminal<B>,
     lingering: &mut Lingering,
-    mut draw: impl FnMut(&mut Frame) -> Vec<Drawn>,
+    mut draw: impl FnMut(&mut Frame) -> FramePictures,
 ) -> Result<(), ()> {
-    let mut drawn = Vec::new();
-    terminal.draw(|f| drawn = draw(f)).map_err(|_| ())?;
-    match lingering.after_frame(std::mem::take(&mut drawn)) {
+    let mut frame = FramePictures::default();
+    terminal.draw(|f| frame = draw(f)).map_err(|_| ())?;
+    log_frame(&frame);
+    match lingering.after_frame(std::mem::take(&mut frame.drawn)) {
         Cleanup::Nothing => Ok(()),
         Cleanup::DeleteKitty(ids) => {
             let deletes: String = ids.into_iter().map(protocols::kitty_delete).collect();
@@ -93,10 +115,22 @@ pub fn draw_frame<B: Backend>(
         Cleanup::Redraw => {
             terminal.clear().map_err(|_| ())?;
             lingering.cleared();
-            terminal.draw(|f| drawn = draw(f)).map_err(|_| ())?;
-            lingering.after_frame(drawn);
+            terminal.draw(|f| frame = draw(f)).map_err(|_| ())?;
+            log_frame(&frame);
+            lingering.after_frame(frame.drawn);
             Ok(())
         }
+    }
+}
+
+fn log_frame(frame: &FramePictures) {
+    if picture_log::enabled() {
+        let on_screen: Vec<(u32, u16, u16)> = frame
+            .drawn
+            .iter()
+            .map(|d| (d.id, d.rect.x, d.rect.y))
+            .collect();
+        picture_log::frame(&on_screen, frame.pending);
     }
 }
 
@@ -116,15 +150,15 @@ mod tests {
         Drawn {
             rect: Rect::new(x, 1, 10, 5),
             id,
+            lingers: true,
             kitty: None,
         }
     }
 
     fn kitty(x: u16, id: u32) -> Drawn {
         Drawn {
-            rect: Rect::new(x, 1, 10, 5),
-            id,
             kitty: Some(id),
+            ..sixel(x, id)
         }
     }
 
@@ -143,6 +177,13 @@ mod tests {
         // A view without pictures, or the help hiding them: the pixels must go.
         assert_eq!(lingering.after_frame(vec![sixel(0, 3)]), Cleanup::Redraw);
         assert_eq!(lingering.after_frame(vec![]), Cleanup::Redraw);
+        assert_eq!(lingering.after_frame(vec![]), Cleanup::Nothing);
+        // Half blocks are text: they go with the frame.
+        let text = Drawn {
+            lingers: false,
+            ..sixel(0, 5)
+        };
+        assert_eq!(lingering.after_frame(vec![text]), Cleanup::Nothing);
         assert_eq!(lingering.after_frame(vec![]), Cleanup::Nothing);
 
         assert_eq!(

@@ -270,7 +270,10 @@ async fn event_loop<B: Backend>(
                     let drawn = lingering::draw_frame(terminal, &mut lingering, |f| {
                         wants = Wants::default();
                         views::draw(f, app, &mut wants);
-                        std::mem::take(&mut wants.drawn)
+                        lingering::FramePictures {
+                            drawn: std::mem::take(&mut wants.drawn),
+                            pending: wants.pending,
+                        }
                     });
                     if drawn.is_err() {
                         return LoopEnd::TerminalLost;

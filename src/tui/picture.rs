@@ -16,6 +16,7 @@ use ratatui::widgets::Widget;
 use ratatui_image::protocol::kitty::Kitty;
 use ratatui_image::protocol::Protocol as Placeholders;
 
+use crate::imaging::picture_log;
 use crate::imaging::protocols::{self, HalfBlock};
 use crate::termio::{tmux, Graphics, Protocol};
 
@@ -97,9 +98,20 @@ pub fn encode(graphics: &Graphics, image: &RgbImage, area: Size) -> Result<Pictu
         kitty,
     };
     let png = |img: &RgbImage| protocols::png(img).map_err(|e| format!("{e:#}"));
+    let log = |sent: &RgbImage| {
+        let protocol = graphics.protocol.to_string();
+        picture_log::picture(id, &protocol, sent, (fit.cols, fit.rows), graphics.cell);
+    };
+    if graphics.protocol != Protocol::Sixel {
+        log(&sized);
+    }
     let kind = match graphics.protocol {
         Protocol::HalfBlocks => Kind::HalfBlocks(protocols::half_blocks(&sized)),
-        Protocol::Sixel => escape(sixel_within_limit(&sized, graphics.passthrough), false),
+        Protocol::Sixel => {
+            let (sixel, sent) = sixel_within_limit(&sized, graphics.passthrough);
+            log(&sent);
+            escape(sixel, false)
+        }
         Protocol::Iterm2 => escape(protocols::iterm2(&png(&sized)?, fit.cols, fit.rows), false),
         Protocol::KittyDirect => escape(protocols::kitty(&png(&sized)?, Some(id), true), true),
         Protocol::KittyPlaceholders => Kind::Placeholders(Placeholders::Kitty(
@@ -125,8 +137,8 @@ fn resized(image: &RgbImage, width: u32, height: u32) -> RgbImage {
 }
 
 /// The sixel sequence of `sized`, made smaller while it would be too long for tmux to pass on
-/// (then the picture does not fill its place, but shows).
-fn sixel_within_limit(sized: &RgbImage, passthrough: bool) -> String {
+/// (then the picture does not fill its place, but shows), and the pixels it holds.
+fn sixel_within_limit(sized: &RgbImage, passthrough: bool) -> (String, RgbImage) {
     let mut sixel = protocols::sixel(sized);
     let mut image = sized.clone();
     while passthrough && sixel.len() > PASSTHROUGH_LIMIT && image.width() > 16 {
@@ -138,7 +150,7 @@ fn sixel_within_limit(sized: &RgbImage, passthrough: bool) -> String {
         image = imageops::resize(&image, w, h, FilterType::Triangle);
         sixel = protocols::sixel(&image);
     }
-    sixel
+    (sixel, image)
 }
 
 const ONE_CELL: CellDiffOption = CellDiffOption::ForcedWidth(NonZeroU16::new(1).unwrap());
@@ -215,6 +227,7 @@ mod tests {
             cell: (8, 17),
             passthrough: false,
             drawer: "test".into(),
+            max_picture: None,
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::input::{self, Input};
 use super::terminal::TerminalSession;
+use crate::imaging::picture_log;
 use crate::termio::tty::TtyInput;
 use crate::termio::{self, Graphics, GraphicsChoice};
 
@@ -42,6 +43,12 @@ impl Screen {
             // On a refusal the session's guard gives the terminal back before the message.
             (termio::choose(&info, &var, choice)?, typed)
         };
+        picture_log::terminal(
+            &graphics.protocol.to_string(),
+            graphics.passthrough,
+            &graphics.drawer,
+            termio::probe::window_cell(),
+        );
         let stop_reading = Arc::new(AtomicBool::new(false));
         let (key_sender, keys) = mpsc::unbounded_channel();
         let reader = input::spawn_reader(tty, typed, key_sender, Arc::clone(&stop_reading))?;

@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod pixels;
 pub mod pty;
 pub mod tmux;
+pub mod x11;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -140,7 +140,11 @@ async fn event_loop<B: Backend>(
                     let drawn = lingering::draw_frame(terminal, &mut lingering, |f| {
                         let mut drawn = Vec::new();
                         cells = draw::draw(f, view, &mut drawn);
-                        drawn
+                        let waiting = drawn.is_empty() && !view.help && next_job(view).is_some();
+                        lingering::FramePictures {
+                            drawn,
+                            pending: usize::from(waiting),
+                        }
                     });
                     if drawn.is_err() {
                         return true;

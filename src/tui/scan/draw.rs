@@ -19,7 +19,7 @@ pub const MIN_HEIGHT: u16 = 14;
 const LIST_WIDTH: u16 = 30;
 
 /// Draws the whole screen; returns the picture area's size in cells (None when too small to draw)
-/// and adds a picture that stays on the terminal after the frame to `drawn`.
+/// and adds the picture it drew to `drawn`.
 pub fn draw(frame: &mut Frame, view: &ScanView, drawn: &mut Vec<Drawn>) -> Option<Size> {
     if crate::tui::views::too_small(frame, (MIN_WIDTH, MIN_HEIGHT)) {
         return None;
@@ -131,19 +131,13 @@ fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView, drawn: &mut Vec<
                 .wrap(Wrap { trim: true }),
             inner,
         ),
-        // A picture that stays on screen would cover the help: it waits for it.
-        (_, Some((_, picture))) if picture.lingers() && view.help => {}
+        // The picture waits while the help is open (one that stays on screen would cover it).
+        (_, Some(_)) if view.help => {}
         (_, Some((_, picture))) => {
             let size = picture.size();
             let cell = crate::tui::views::centered(inner, size.width, size.height);
             frame.render_widget(picture, cell);
-            if picture.lingers() {
-                drawn.push(Drawn {
-                    rect: cell,
-                    id: picture.id(),
-                    kitty: picture.kitty_id(),
-                });
-            }
+            drawn.push(Drawn::of(picture, cell));
         }
         (_, None) => {
             let middle = Rect {

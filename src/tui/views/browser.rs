@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use super::{bordered, draw_picture};
+use super::{bordered, draw_picture, uniform_cells};
 use crate::tui::app::{App, Loaded, Wants};
 use crate::tui::images::ImageKey;
 
@@ -141,12 +141,7 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         if b.spec.overlay { "on" } else { "off" }
     );
     frame.render_widget(bordered(title, app), area);
-    let rows_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(inner);
-    let tiles = rows_areas.iter().flat_map(|row| {
-        Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns])
-            .split(*row)
-            .to_vec()
-    });
+    let tiles = uniform_cells(inner, columns, rows);
     for (pos, tile) in page.clone().zip(tiles) {
         let item = b.visible()[pos];
         let it = &app.test_items()[item];
