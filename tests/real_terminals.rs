@@ -676,14 +676,15 @@ fn calibrate(
     } else {
         h
     };
-    // The text area starts within a cell of the window's left edge (a border, padding) and
-    // below at most a toolbar; once known for a terminal, within 2 pixels of that.
+    // The text area starts near the window's top-left corner; once known for a terminal (from
+    // half blocks, which the terminal places itself), within 2 pixels of that.
     let (xs, ys) = match around {
         Some((ox, oy)) => (
             (cx + ox) as i64 - 2..(cx + ox) as i64 + 3,
             (cy + oy) as i64 - 2..(cy + oy) as i64 + 3,
         ),
-        None => (cx as i64..(cx + cell.0) as i64, cy as i64..cy as i64 + 100),
+        // A scrollbar (mlterm's is on the left), a border or padding, a toolbar.
+        None => (cx as i64..cx as i64 + 48, cy as i64..cy as i64 + 100),
     };
     let (x, y, d) = pixels::find(screen, &expected, (w, eh), xs, ys);
     (d < 3.0 * PICTURE_TOLERANCE).then(|| (x as f64 - cx, y as f64 - cy))
@@ -839,7 +840,7 @@ fn check_printed(
                 let off_row = (y as f64 - oy).rem_euclid(cell.1);
                 (x as f64 - ox).abs() <= 2.0 && (off_row <= 2.0 || off_row >= cell.1 - 2.0)
             }
-            None => (x as f64) < cell.0,
+            None => x < 48,
         };
         if d <= tolerance && aligned {
             return;

@@ -169,7 +169,12 @@ impl Graphics {
         }
         let scale = (f64::from(box_w) / f64::from(w)).min(f64::from(box_h) / f64::from(h));
         let px_w = ((f64::from(w) * scale).round() as u32).clamp(1, box_w);
-        let px_h = ((f64::from(h) * scale).round() as u32).clamp(1, box_h);
+        let mut px_h = ((f64::from(h) * scale).round() as u32).clamp(1, box_h);
+        if self.protocol == Protocol::HalfBlocks && px_h > 1 {
+            // Whole cells only: a last row with one pixel shows the terminal's background and
+            // the half-block glyph's edges.
+            px_h -= px_h % 2;
+        }
         Fit {
             cols: px_w.div_ceil(cw) as u16,
             rows: px_h.div_ceil(ch) as u16,
@@ -657,5 +662,8 @@ mod tests {
         assert_eq!((wide.px_w, wide.px_h), (1000, 500));
         sixel.max_picture = None;
         assert_eq!(sixel.fit(1200, 600, 128, 42).px_w, 1024);
+        // Half blocks: two pixels a cell, whole cells.
+        let half = Graphics::halfblocks().fit(100, 97, 50, 30);
+        assert_eq!((half.px_w, half.px_h, half.rows), (50, 48, 24));
     }
 }

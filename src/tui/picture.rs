@@ -295,8 +295,8 @@ mod tests {
     }
 
     #[test]
-    fn half_blocks_are_cells_of_two_pixels() {
-        let mut image = RgbImage::from_pixel(3, 3, image::Rgb([10, 20, 30]));
+    fn half_blocks_are_whole_cells_of_two_pixels() {
+        let mut image = RgbImage::from_pixel(3, 4, image::Rgb([10, 20, 30]));
         image.put_pixel(0, 1, image::Rgb([200, 0, 0]));
         let picture = encode(&Graphics::halfblocks(), &image, Size::new(3, 2)).unwrap();
         assert_eq!(picture.size(), Size::new(3, 2));
@@ -305,7 +305,11 @@ mod tests {
         assert_eq!(buf[(0, 0)].symbol(), "▀");
         assert_eq!(buf[(0, 0)].fg, Color::Rgb(10, 20, 30));
         assert_eq!(buf[(0, 0)].bg, Color::Rgb(200, 0, 0));
-        // The last row holds one pixel row: the terminal's background below it.
-        assert_eq!(buf[(0, 1)].bg, Color::Reset);
+        // An odd number of pixel rows would end on half a cell of the terminal's background (the
+        // dark edge of issue 20): pictures are made whole cells tall.
+        let odd = encode(&Graphics::halfblocks(), &RgbImage::new(3, 3), Size::new(3, 2)).unwrap();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 3, 2));
+        odd.render(Rect::new(0, 0, 3, 2), &mut buf);
+        assert!(buf.content().iter().all(|c| c.symbol() != "▀" || c.bg != Color::Reset));
     }
 }
