@@ -13,6 +13,7 @@ use image::RgbImage;
 use crate::config::GradcamConfig;
 use crate::data::augment::write_chw_normalized;
 use crate::data::decode::{load_rgb, resize_exact};
+use crate::data::inputs::{read_each, FileOutcome};
 use crate::data::loader::{decode_all, DecodedSet};
 use crate::data::split::Manifest;
 use crate::explain::colormap::Colormap;
@@ -137,22 +138,36 @@ impl Classifier {
         Ok(out)
     }
 
-    /// Reads and classifies image files; an unreadable one is an error naming it.
-    pub fn classify_files(&self, paths: &[PathBuf]) -> Result<Vec<Prediction>> {
+    /// Reads and classifies image files, one outcome each in order: a file that cannot be read
+    /// or decoded is a failed outcome with the reason, and so is an image whose network output is
+    /// not finite (a label read off NaN would be a confident lie). Errors only when the model
+    /// itself cannot run.
+    pub fn classify_files(&self, paths: &[PathBuf]) -> Result<Vec<FileOutcome<Prediction>>> {
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(BATCH) {
-            let images = chunk
-                .iter()
-                .map(|p| load_rgb(p))
-                .collect::<Result<Vec<_>>>()?;
-            for (path, probabilities) in chunk.iter().zip(self.probabilities(&images)?) {
-                let index = argmax(&probabilities);
-                out.push(Prediction {
+            let (images, read) = read_each(chunk, load_rgb);
+            let outputs = self.probabilities(&images)?;
+            for (path, read) in chunk.iter().zip(read) {
+                let failed = |error: String| FileOutcome::Failed {
                     path: path.clone(),
-                    label: self.classes[index].clone(),
-                    index,
-                    score: probabilities[index],
-                    probabilities,
+                    error,
+                };
+                let probabilities = match read {
+                    Ok(i) => outputs[i].clone(),
+                    Err(error) => {
+                        out.push(failed(error));
+                        continue;
+                    }
+                };
+                out.push(match label_of(&probabilities) {
+                    Some(index) => FileOutcome::Done(Prediction {
+                        path: path.clone(),
+                        label: self.classes[index].clone(),
+                        index,
+                        score: probabilities[index],
+                        probabilities,
+                    }),
+                    None => failed(not_finite(&probabilities)),
                 });
             }
         }
@@ -215,6 +230,23 @@ impl Classifier {
             explanation,
         ))
     }
+}
+
+/// The class an output stands for: its most probable one, or None when any probability is not
+/// a finite number (NaN from a broken model must never become a label).
+pub fn label_of(probabilities: &[f32]) -> Option<usize> {
+    probabilities
+        .iter()
+        .all(|p| p.is_finite())
+        .then(|| argmax(probabilities))
+}
+
+/// Why an output has no label, for messages.
+pub fn not_finite(probabilities: &[f32]) -> String {
+    format!(
+        "the network's output is not a finite number ({probabilities:?}): no label; the model is \
+         broken (weights that overflow?)"
+    )
 }
 
 /// How heatmaps are made and drawn: the recipe's `[gradcam]` keys, typed, after flags.

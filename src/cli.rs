@@ -192,6 +192,11 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, with the same split.
     #[arg(long, value_name = "RUN")]
     pub resume: Option<PathBuf>,
+    /// With --resume: go on without the files of the split that went missing or unreadable since
+    /// the run started (they are refused otherwise); the validation set then changes, so a new
+    /// best accuracy starts.
+    #[arg(long, requires = "resume")]
+    pub allow_missing: bool,
     /// Learn from normal images only (needs --weights): fit a memory bank of ImageNet features on
     /// the normal class's training images; the other classes serve validation and test only.
     #[arg(long)]
@@ -200,7 +205,54 @@ pub struct TrainArgs {
     #[arg(long, requires = "one_class")]
     pub normal: Option<String>,
     #[command(flatten)]
+    pub oneclass: OneClassArgs,
+    #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// `train --one-class`'s settings (the recipe's `[oneclass]` keys; README, one-class section).
+#[derive(Debug, Args, Clone, Default)]
+pub struct OneClassArgs {
+    /// Feature layers for --one-class, one or two in network order [recipe: oneclass.layers]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LAYER,...",
+        requires = "one_class"
+    )]
+    pub layers: Option<Vec<String>>,
+    /// Values per layer for --one-class: all, mean:N or projection:N [recipe: oneclass.values]
+    #[arg(long, requires = "one_class")]
+    pub values: Option<crate::oneclass::PatchValues>,
+    /// Patches square averaged around each patch for --one-class (odd) [recipe: oneclass.neighbourhood]
+    #[arg(long, value_name = "PATCHES", requires = "one_class")]
+    pub neighbourhood: Option<usize>,
+    /// Most bank entries for --one-class [recipe: oneclass.bank]
+    #[arg(long, value_name = "ENTRIES", requires = "one_class")]
+    pub bank: Option<usize>,
+    /// How --one-class draws its bank: coreset or random [recipe: oneclass.sampling]
+    #[arg(long, requires = "one_class")]
+    pub sampling: Option<crate::oneclass::Sampling>,
+    /// Candidate patches the --one-class bank is drawn from [recipe: oneclass.candidates]
+    #[arg(long, value_name = "PATCHES", requires = "one_class")]
+    pub candidates: Option<usize>,
+    /// Fraction of all patches the --one-class bank keeps, up to --bank [recipe: oneclass.coreset_ratio]
+    #[arg(long, value_name = "FRACTION", requires = "one_class")]
+    pub coreset_ratio: Option<f64>,
+}
+
+impl OneClassArgs {
+    pub fn overrides(&self) -> crate::config::OneClassOverrides {
+        crate::config::OneClassOverrides {
+            layers: self.layers.clone(),
+            values: self.values,
+            neighbourhood: self.neighbourhood,
+            bank: self.bank,
+            sampling: self.sampling,
+            candidates: self.candidates,
+            coreset_ratio: self.coreset_ratio,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

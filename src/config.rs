@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::oneclass::{PatchValues, Sampling, Settings};
+
 /// The recipe shipped as `config/default.toml`; compiled in so the binary works from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// The demo's recipe, `config/demo.toml`, layered over the default one.
@@ -19,6 +21,7 @@ pub struct Recipe {
     pub augment: AugmentConfig,
     pub train: TrainConfig,
     pub gradcam: GradcamConfig,
+    pub oneclass: OneClassConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +150,96 @@ pub struct GradcamConfig {
     pub method: String,
     pub alpha: f32,
     pub colormap: String,
+}
+
+/// How `train --one-class` fits (see [`crate::oneclass::Settings`], whose defaults these are).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OneClassConfig {
+    pub layers: Vec<String>,
+    pub values: PatchValues,
+    pub neighbourhood: usize,
+    pub bank: usize,
+    pub sampling: Sampling,
+    pub coreset_ratio: f64,
+    pub candidates: usize,
+    /// Gaussian smoothing of the anomaly map, in pixels (f64 so the saved recipe shows 4.0).
+    pub map_sigma: f64,
+    pub false_positive_rate: f64,
+}
+
+impl Default for OneClassConfig {
+    fn default() -> Self {
+        let s = Settings::default();
+        OneClassConfig {
+            layers: s.layers,
+            values: s.values,
+            neighbourhood: s.neighbourhood,
+            bank: s.max_bank,
+            sampling: s.sampling,
+            coreset_ratio: s.coreset_ratio,
+            candidates: s.max_candidates,
+            map_sigma: f64::from(s.smoothing_sigma),
+            false_positive_rate: s.false_positive_rate,
+        }
+    }
+}
+
+impl OneClassConfig {
+    /// The model's settings for images of `input_size` pixels and the run's `seed`.
+    pub fn settings(&self, input_size: u32, seed: u64) -> Settings {
+        Settings {
+            layers: self.layers.clone(),
+            values: self.values,
+            neighbourhood: self.neighbourhood,
+            input_size,
+            sampling: self.sampling,
+            coreset_ratio: self.coreset_ratio,
+            max_bank: self.bank,
+            max_candidates: self.candidates,
+            smoothing_sigma: self.map_sigma as f32,
+            false_positive_rate: self.false_positive_rate,
+            seed,
+            ..Settings::default()
+        }
+    }
+
+    /// Applies `train --one-class`'s flags.
+    pub fn apply(&mut self, o: &OneClassOverrides) {
+        if let Some(v) = &o.layers {
+            self.layers = v.clone();
+        }
+        if let Some(v) = o.values {
+            self.values = v;
+        }
+        if let Some(v) = o.neighbourhood {
+            self.neighbourhood = v;
+        }
+        if let Some(v) = o.bank {
+            self.bank = v;
+        }
+        if let Some(v) = o.sampling {
+            self.sampling = v;
+        }
+        if let Some(v) = o.candidates {
+            self.candidates = v;
+        }
+        if let Some(v) = o.coreset_ratio {
+            self.coreset_ratio = v;
+        }
+    }
+}
+
+/// `train --one-class`'s flags; `None` keeps the recipe's value.
+#[derive(Debug, Clone, Default)]
+pub struct OneClassOverrides {
+    pub layers: Option<Vec<String>>,
+    pub values: Option<PatchValues>,
+    pub neighbourhood: Option<usize>,
+    pub bank: Option<usize>,
+    pub sampling: Option<Sampling>,
+    pub candidates: Option<usize>,
+    pub coreset_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -479,6 +572,13 @@ impl Recipe {
                 self.gradcam.alpha.to_string(),
             )?;
         }
+        if let Err(e) = self
+            .oneclass
+            .settings(self.data.input_size, self.train.seed)
+            .validate()
+        {
+            bail!("{origin}: bad [oneclass] settings: {e}");
+        }
         Ok(())
     }
 
@@ -543,6 +643,43 @@ mod tests {
         assert_eq!(r.gradcam.layer, "relu_conv10");
         assert_eq!(r.gradcam.alpha, 0.5);
         assert_eq!(r.gradcam.colormap, "jet");
+    }
+
+    #[test]
+    fn oneclass_keys_reach_the_settings_and_flags_override_them() {
+        let mut r = Recipe::from_toml(
+            "[oneclass]\nlayers = [\"fire5-concat\"]\nvalues = \"projection:48\"\nbank = 900\nsampling = \"random\"\n",
+            "oc.toml",
+        )
+        .unwrap();
+        let s = r.oneclass.settings(227, 5);
+        assert_eq!(s.layers, ["fire5-concat"]);
+        assert_eq!(s.values, PatchValues::Projection(48));
+        assert_eq!((s.max_bank, s.sampling, s.seed), (900, Sampling::Random, 5));
+        assert_eq!(s.neighbourhood, Settings::default().neighbourhood);
+        r.oneclass.apply(&OneClassOverrides {
+            values: Some(PatchValues::All),
+            neighbourhood: Some(5),
+            ..Default::default()
+        });
+        assert_eq!(r.oneclass.values, PatchValues::All);
+        assert_eq!(r.oneclass.neighbourhood, 5);
+        assert_eq!(Recipe::from_toml(&r.to_toml(), "again").unwrap(), r);
+        // The built-in recipe gives the built-in settings.
+        let default = Recipe::default().oneclass.settings(227, 0);
+        assert_eq!(default, Settings::default());
+        for (bad, expected) in [
+            ("[oneclass]\nvalues = \"median:3\"\n", "mean:N"),
+            ("[oneclass]\nneighbourhood = 4\n", "odd"),
+            (
+                "[oneclass]\nlayers = [\"fire5-concat\", \"fire3-concat\"]\n",
+                "network order",
+            ),
+            ("[oneclass]\nsampling = \"best\"\n", "sampling"),
+        ] {
+            let msg = format!("{:#}", Recipe::from_toml(bad, "bad.toml").unwrap_err());
+            assert!(msg.contains("bad.toml") && msg.contains(expected), "{msg}");
+        }
     }
 
     #[test]

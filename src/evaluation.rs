@@ -10,6 +10,7 @@ use crate::classify::{open_run_model, Classifier};
 use crate::config::{DataRoots, Recipe};
 use crate::data::loader::DecodedSet;
 use crate::data::scan::scan;
+use crate::data::scan::Skipped;
 use crate::model::LoadOptions;
 use crate::run::predictions::{PredictionRow, Predictions};
 use crate::run::report::Report;
@@ -134,10 +135,15 @@ fn classify_set(
     Ok((report, predictions))
 }
 
-/// The report as `eval` and the end of training print it: the confusion counts and statistics, then
-/// the skipped files.
+/// Classes up to which the terminal gets the whole confusion matrix; `report.json` (and `--json`)
+/// always hold all of it.
+pub const MAX_PRINTED_CLASSES: usize = 20;
+/// Skipped files listed by name, per kind, on the terminal; `report.json` lists them all.
+pub const MAX_LISTED_FILES: usize = 20;
+
+/// The report as `eval` and the end of training print it: the confusion counts and statistics
+/// (capped at [`MAX_PRINTED_CLASSES`] classes), then the skipped files.
 pub fn report_text(report: &Report) -> String {
-    use std::fmt::Write;
     let mut confusion = crate::stats::Confusion::new(report.classes.clone());
     confusion.counts = report.confusion.clone();
     let mut text = format!(
@@ -146,11 +152,38 @@ pub fn report_text(report: &Report) -> String {
         report.data,
         report.model.display()
     );
-    text.push_str(&confusion.render());
-    if !report.skipped.is_empty() {
-        let _ = writeln!(text, "{} unreadable files skipped:", report.skipped.len());
-        for s in &report.skipped {
+    text.push_str(&confusion.render_capped(MAX_PRINTED_CLASSES));
+    text.push_str(&skipped_text(&report.skipped));
+    text
+}
+
+/// The files a report left out, in two lists: those that could not be read, and those left out on
+/// purpose (labelling conflicts, links that loop); at most [`MAX_LISTED_FILES`] named of each.
+pub fn skipped_text(skipped: &[Skipped]) -> String {
+    use std::fmt::Write;
+    let (unreadable, on_purpose): (Vec<&Skipped>, Vec<&Skipped>) =
+        skipped.iter().partition(|s| s.is_unreadable());
+    let mut text = String::new();
+    for (files, what) in [
+        (unreadable, "unreadable files skipped"),
+        (
+            on_purpose,
+            "files left out on purpose (labelling conflicts, links that loop)",
+        ),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "{} {what}:", files.len());
+        for s in files.iter().take(MAX_LISTED_FILES) {
             let _ = writeln!(text, "  {}: {}", s.path.display(), s.reason);
+        }
+        if files.len() > MAX_LISTED_FILES {
+            let _ = writeln!(
+                text,
+                "  ... and {} more (all in the JSON report)",
+                files.len() - MAX_LISTED_FILES
+            );
         }
     }
     text
@@ -178,4 +211,71 @@ fn write_predictions(
     }
     .save(path)
     .context("cannot save the predictions")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn report(classes: usize, skipped: Vec<Skipped>) -> Report {
+        let names: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+        let mut confusion = crate::stats::Confusion::new(names.clone());
+        for c in 0..classes {
+            confusion.add(c, c);
+            confusion.add(c, (c + 1) % classes);
+        }
+        Report {
+            model: PathBuf::from("model.safetensors"),
+            data: "a test".into(),
+            images: 2 * classes,
+            accuracy: confusion.accuracy(),
+            loss: 0.5,
+            per_class: confusion.per_class(),
+            classes: names,
+            confusion: confusion.counts,
+            skipped,
+        }
+    }
+
+    #[test]
+    fn a_report_of_many_classes_prints_a_capped_summary() {
+        let text = report_text(&report(1000, Vec::new()));
+        assert!(text.len() < 10_000, "{} bytes printed", text.len());
+        assert!(
+            text.contains("1000 classes: the confusion matrix is not printed")
+                && text.contains("and 980 more classes")
+                && text.contains("accuracy 0.5000 (1000 of 2000)"),
+            "{text}"
+        );
+        // A few classes still get the whole matrix.
+        let text = report_text(&report(3, Vec::new()));
+        assert!(
+            text.contains("predicted ->") && text.contains("class 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn skipped_files_are_listed_by_kind_and_capped() {
+        let mut skipped: Vec<Skipped> = (0..50)
+            .map(|i| Skipped {
+                path: PathBuf::from(format!("Positive/{i}.jpg")),
+                reason: "truncated JPEG".into(),
+            })
+            .collect();
+        skipped.push(Skipped {
+            path: PathBuf::from("Negative/twin.jpg"),
+            reason: "labelling conflict: labelled 'Negative' here, but ...".into(),
+        });
+        let text = skipped_text(&skipped);
+        assert!(text.contains("50 unreadable files skipped:"), "{text}");
+        assert!(text.contains("... and 30 more"), "{text}");
+        assert!(
+            text.contains("1 files left out on purpose") && text.contains("Negative/twin.jpg"),
+            "{text}"
+        );
+        assert!(text.lines().count() < 30, "{text}");
+    }
 }

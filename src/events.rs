@@ -73,6 +73,10 @@ pub enum Event {
         threshold: f32,
         /// How the threshold was chosen, in words.
         threshold_rule: String,
+        /// What `scan` reads window scores against (chosen on the validation images' inner
+        /// scores); absent from fits before scans shared one pass.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scan_threshold: Option<f32>,
         /// The ranking quality on the validation images (None unless both kinds are there).
         val_auroc: Option<f64>,
         elapsed_s: f64,

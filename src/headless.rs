@@ -161,10 +161,14 @@ impl Headless {
                 bank_entries,
                 threshold,
                 threshold_rule,
+                scan_threshold,
                 val_auroc,
                 elapsed_s,
             } => self.say(format!(
-                "bank of {bank_entries} entries, threshold {threshold:.4} ({threshold_rule}){}, fitted in {}",
+                "bank of {bank_entries} entries, threshold {threshold:.4} ({threshold_rule}){}{}, fitted in {}",
+                scan_threshold
+                    .map(|t| format!(", scan threshold {t:.4}"))
+                    .unwrap_or_default(),
                 val_auroc
                     .map(|a| format!(", validation AUROC {a:.3}"))
                     .unwrap_or_default(),
@@ -194,10 +198,8 @@ impl Headless {
                     format_duration(*elapsed_s)
                 ));
             }
-            Event::Failed { message } => {
-                self.bar.abandon();
-                let _ = writeln!(std::io::stderr(), "error: {message}");
-            }
+            // The training's error reaches the command, which prints it once.
+            Event::Failed { .. } => self.bar.abandon(),
         }
     }
 }

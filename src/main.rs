@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crackscope::cli::{Cli, Command};
 use crackscope::cmd;
+use crackscope::data::inputs::SomeInputsFailed;
 use crackscope::train::session::RunEnd;
 
 fn main() -> ExitCode {
@@ -37,6 +38,10 @@ fn main() -> ExitCode {
         Err(error) => {
             // Not eprintln!: after an SSH hang-up stderr is gone, and that must not become a panic.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            // Every usable input was reported; only the named ones failed.
+            if error.downcast_ref::<SomeInputsFailed>().is_some() {
+                return ExitCode::from(SomeInputsFailed::EXIT_CODE);
+            }
             ExitCode::FAILURE
         }
     }

@@ -65,6 +65,7 @@ pub struct Fitted {
     pub bank_entries: usize,
     pub threshold: f32,
     pub threshold_rule: String,
+    pub scan_threshold: Option<f32>,
     pub val_auroc: Option<f64>,
 }
 
@@ -234,6 +235,7 @@ impl RunState {
                 bank_entries,
                 threshold,
                 threshold_rule,
+                scan_threshold,
                 val_auroc,
                 elapsed_s,
             } => {
@@ -242,6 +244,7 @@ impl RunState {
                     bank_entries: *bank_entries,
                     threshold: *threshold,
                     threshold_rule: threshold_rule.clone(),
+                    scan_threshold: *scan_threshold,
                     val_auroc: *val_auroc,
                 });
                 self.progress.elapsed_s = self.progress.elapsed_s.max(*elapsed_s);
@@ -354,6 +357,7 @@ mod tests {
             bank_entries: 20,
             threshold: 0.5,
             threshold_rule: "best validation F1 1.000".into(),
+            scan_threshold: Some(0.4),
             val_auroc: Some(1.0),
             elapsed_s: 41.0,
         });

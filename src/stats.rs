@@ -131,6 +131,50 @@ impl Confusion {
             .collect()
     }
 
+    /// [`Confusion::render`] for at most `max_classes` classes. Beyond that the matrix (which
+    /// grows with the square of the classes: 11 MB of text for 1000) is left out and the per-class
+    /// table shows the `max_classes` classes with the lowest F1, then how many there are in all.
+    pub fn render_capped(&self, max_classes: usize) -> String {
+        if self.classes.len() <= max_classes {
+            return self.render();
+        }
+        let mut stats = self.per_class();
+        // Worst first; undefined F1 (no images, never predicted) last.
+        stats.sort_by(|a, b| {
+            a.f1.unwrap_or(f64::INFINITY)
+                .total_cmp(&b.f1.unwrap_or(f64::INFINITY))
+        });
+        stats.truncate(max_classes);
+        let width = stats
+            .iter()
+            .map(|s| s.class.len())
+            .max()
+            .unwrap_or(5)
+            .max(9);
+        let mut out = format!(
+            "{} classes: the confusion matrix is not printed; the {max_classes} classes with \
+             the lowest F1:\n",
+            self.classes.len()
+        );
+        out.push_str(&stats_table(&stats, width));
+        let _ = writeln!(
+            out,
+            "... and {} more classes (every class and the whole matrix: the JSON report)",
+            self.classes.len() - max_classes
+        );
+        out.push_str(&self.accuracy_line());
+        out
+    }
+
+    fn accuracy_line(&self) -> String {
+        format!(
+            "accuracy {:.4} ({} of {})\n",
+            self.accuracy(),
+            self.correct(),
+            self.total()
+        )
+    }
+
     /// The matrix and the per-class table as plain text for a terminal.
     pub fn render(&self) -> String {
         let width = self
@@ -156,31 +200,32 @@ impl Confusion {
             out.push('\n');
         }
         out.push('\n');
+        out.push_str(&stats_table(&self.per_class(), width));
+        out.push_str(&self.accuracy_line());
+        out
+    }
+}
+
+/// Precision, recall, F1 and images of each class, one line each under a header.
+fn stats_table(stats: &[ClassStats], width: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:width$}  {:>9}  {:>9}  {:>9}  {:>7}",
+        "class", "precision", "recall", "F1", "images"
+    );
+    for s in stats {
         let _ = writeln!(
             out,
             "{:width$}  {:>9}  {:>9}  {:>9}  {:>7}",
-            "class", "precision", "recall", "F1", "images"
+            s.class,
+            figure(s.precision, 4),
+            figure(s.recall, 4),
+            figure(s.f1, 4),
+            s.support
         );
-        for s in self.per_class() {
-            let _ = writeln!(
-                out,
-                "{:width$}  {:>9}  {:>9}  {:>9}  {:>7}",
-                s.class,
-                figure(s.precision, 4),
-                figure(s.recall, 4),
-                figure(s.f1, 4),
-                s.support
-            );
-        }
-        let _ = writeln!(
-            out,
-            "accuracy {:.4} ({} of {})",
-            self.accuracy(),
-            self.correct(),
-            self.total()
-        );
-        out
     }
+    out
 }
 
 /// A figure with `decimals` places, or [`UNDEFINED`].

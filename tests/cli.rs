@@ -277,3 +277,53 @@ fn weights_fetch_caches_from_the_environment_address_and_works_offline() {
         "{listed}"
     );
 }
+
+/// `watch` on a run it cannot read says what it cannot read, instead of "no config.toml".
+#[test]
+fn watch_on_an_unreadable_run_names_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::write(run_dir.join("split.json"), "{}").unwrap();
+    // A recipe that cannot be read (a link that loops; permissions do not stop root).
+    std::os::unix::fs::symlink("config.toml", run_dir.join("config.toml")).unwrap();
+    let out = run(&["watch", run_dir.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot read")
+            && said.contains("config.toml")
+            && !said.contains("no config.toml"),
+        "{said}"
+    );
+    // A folder without one is still neither a run nor a scan.
+    std::fs::remove_file(run_dir.join("config.toml")).unwrap();
+    let said = text(&run(&["watch", run_dir.to_str().unwrap()]));
+    assert!(said.contains("neither a run directory"), "{said}");
+    // Where permissions apply (not as root), an unreadable directory says so too.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(run_dir.join("config.toml"), "").unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&run_dir).is_err() {
+        let said = text(&run(&["watch", run_dir.to_str().unwrap()]));
+        assert!(
+            said.contains("cannot read") && !said.contains("no config.toml"),
+            "{said}"
+        );
+    }
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Exit code 2 is clap's for a command line it cannot parse (README, "Exit codes").
+#[test]
+fn a_bad_command_line_exits_with_code_2() {
+    let out = run(&["train", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["train", "--allow-missing"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--allow-missing needs --resume: {}",
+        text(&out)
+    );
+}

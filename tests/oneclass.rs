@@ -26,6 +26,23 @@ fn synth(dir: &Path, per_class: usize) -> String {
     data.display().to_string()
 }
 
+/// `train --one-class` on half of `data` into `run_dir`, headless; what it printed.
+fn fit(data: &str, weights: &str, run_dir: &str) -> String {
+    ok(&run(&[
+        "train",
+        "--one-class",
+        "--data",
+        data,
+        "--weights",
+        weights,
+        "--split",
+        "0.5,0.25,0.25",
+        "--run",
+        run_dir,
+        "--headless",
+    ]))
+}
+
 #[test]
 fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     let Some(weights) = weights() else { return };
@@ -33,19 +50,7 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     let data = synth(dir.path(), 40);
     let run_dir = dir.path().join("run");
     let run_s = run_dir.to_str().unwrap();
-    let out = ok(&run(&[
-        "train",
-        "--one-class",
-        "--data",
-        &data,
-        "--weights",
-        &weights,
-        "--split",
-        "0.5,0.25,0.25",
-        "--run",
-        run_s,
-        "--headless",
-    ]));
+    let out = fit(&data, &weights, run_s);
     assert!(out.contains("AUROC"), "{out}");
     // The fit also chooses the threshold scans read windows against, keeps it in the file and
     // reports it.
@@ -245,4 +250,67 @@ fn one_class_bad_input_gets_clear_errors() {
     ]);
     assert!(!out.status.success());
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}
+
+/// What a classifier takes but a one-class model has no use for is refused with the reason, not
+/// ignored: --resume (a fit is one pass), --method, --layer and --class (the map is the anomaly
+/// map), --classes and --input-size (the file records them).
+#[test]
+fn flags_that_do_not_apply_to_a_one_class_model_are_refused() {
+    let Some(weights) = weights() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 8);
+    let run_dir = dir.path().join("run");
+    let run_s = run_dir.to_str().unwrap();
+    fit(&data, &weights, run_s);
+    let image = Path::new(&data).join("Positive").join("00000.jpg");
+    let image = if image.is_file() {
+        image.display().to_string()
+    } else {
+        std::fs::read_dir(Path::new(&data).join("Positive"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .display()
+            .to_string()
+    };
+    let refused = |args: &[&str], flags: &[&str]| {
+        let out = run(args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        for flag in flags {
+            assert!(said.contains(flag), "{args:?}: {said}");
+        }
+        said
+    };
+    let said = refused(
+        &["train", "--resume", run_s, "--headless"],
+        &["one-class run"],
+    );
+    assert!(said.contains("--one-class"), "{said}");
+    refused(
+        &[
+            "gradcam",
+            "--model",
+            run_s,
+            &image,
+            "--method",
+            "gradcam++",
+            "--out",
+            run_s,
+        ],
+        &["--method does not apply", "anomaly map"],
+    );
+    refused(
+        &["predict", "--model", run_s, &image, "--classes", "A,B,C"],
+        &["--classes does not apply", "records its classes"],
+    );
+    refused(
+        &["eval", run_s, "--classes", "A,B,C", "--input-size", "64"],
+        &["--classes and --input-size do not apply"],
+    );
+    // Without them, the same commands work.
+    ok(&run(&["predict", "--model", run_s, &image]));
 }

@@ -470,7 +470,15 @@ fn a_checkpoint_that_cannot_be_written_names_the_file_and_the_last_good_one() {
     );
     assert!(
         said.contains("last good checkpoint is")
-            && said.contains("resume.safetensors (iteration 6"),
+            && said.contains("resume.safetensors (iteration 6)"),
+        "{said}"
+    );
+    // last.safetensors was never written at iteration 6: the message must not offer it; and the
+    // error is printed once, not by the progress printer and again by the command.
+    assert!(!said.contains("model in"), "{said}");
+    assert_eq!(
+        said.matches("checkpoint at iteration 6 failed").count(),
+        1,
         "{said}"
     );
     // ... and it is loadable.
@@ -479,5 +487,246 @@ fn a_checkpoint_that_cannot_be_written_names_the_file_and_the_last_good_one() {
         leftover_temporaries(&run_dir).is_empty(),
         "{:?}",
         leftover_temporaries(&run_dir)
+    );
+}
+
+/// A recipe like [`recipe`] whose every iteration is validated and checkpointed, with images
+/// decoded on the fly (a memory budget of 0), as a large dataset is.
+fn streamed_recipe(dir: &Path) -> PathBuf {
+    let path = dir.join("streamed.toml");
+    std::fs::write(
+        &path,
+        "[data]\nsplit = [0.5, 0.25, 0.25]\ninput_size = 64\nmemory_budget = \"0\"\n\
+         [augment]\ntranslate = 4\n[train]\nbatch_size = 8\nepochs = 500\n\
+         learning_rate = 5e-4\nval_every = 1\ndevice = \"cpu\"\n",
+    )
+    .unwrap();
+    path
+}
+
+/// The files of one part ("train", "val", "test") of a run's split.json.
+fn split_files(run_dir: &Path, part: &str) -> Vec<(PathBuf, usize)> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("split.json")).unwrap()).unwrap();
+    let root = PathBuf::from(manifest["root"].as_str().unwrap());
+    manifest[part]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                root.join(e["path"].as_str().unwrap()),
+                e["label"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect()
+}
+
+fn last_started(run_dir: &Path) -> serde_json::Value {
+    events(run_dir)
+        .into_iter()
+        .rfind(|e| e["event"] == "started")
+        .expect("a start logged")
+}
+
+fn sum(value: &serde_json::Value) -> u64 {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_resumed_run_keeps_its_split_and_names_the_files_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let out = dir.path().join("log");
+    let args: Vec<String> = [
+        "train",
+        "--config",
+        streamed_recipe(dir.path()).to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--headless",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut child = spawn(&args, &out);
+    let started = Instant::now();
+    while count(&events(&run_dir), "checkpoint") < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "{}", said(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{}",
+            said(&out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Half the training images of each class, two validation and one test image go away while
+    // the streamed training reads them.
+    let train = split_files(&run_dir, "train");
+    let mut lost: Vec<PathBuf> = Vec::new();
+    for label in 0..2 {
+        let of_class: Vec<&PathBuf> = train
+            .iter()
+            .filter(|f| f.1 == label)
+            .map(|f| &f.0)
+            .collect();
+        lost.extend(
+            of_class[..of_class.len() / 2]
+                .iter()
+                .map(|p| p.to_path_buf()),
+        );
+    }
+    lost.extend(
+        split_files(&run_dir, "val")[..2]
+            .iter()
+            .map(|f| f.0.clone()),
+    );
+    lost.push(split_files(&run_dir, "test")[0].0.clone());
+    for path in &lost {
+        std::fs::remove_file(path).unwrap();
+    }
+    let status = wait(&mut child, &out);
+    let all = said(&out);
+    assert_eq!(status.code(), Some(1), "{all}");
+    let resume_command = format!("crackscope train --resume {}", run_dir.to_str().unwrap());
+    assert!(
+        all.contains("any more")
+            && all.contains("last good checkpoint is")
+            && all.contains("resume.safetensors (iteration")
+            && all.contains(&resume_command)
+            && all.contains("--allow-missing"),
+        "{all}"
+    );
+    assert_eq!(all.matches("last good checkpoint is").count(), 1, "{all}");
+    let checkpointed = resume_iteration(&run_dir);
+
+    // Resuming is refused, naming the lost files, and changes nothing.
+    let skipped_before = std::fs::read(run_dir.join("skipped.json")).unwrap();
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["train", "--resume", run_dir.to_str().unwrap(), "--headless"];
+        args.extend(extra);
+        run_with_limit(crackscope().args(&args), Duration::from_secs(300))
+    };
+    let refused = resume(&[]);
+    let said_now = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said_now}");
+    assert!(
+        said_now.contains(&format!(
+            "{} files of the run's split are missing",
+            lost.len()
+        )) && said_now.contains(lost[0].to_str().unwrap())
+            && said_now.contains("--allow-missing"),
+        "{said_now}"
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("skipped.json")).unwrap(),
+        skipped_before
+    );
+    assert_eq!(resume_iteration(&run_dir), checkpointed);
+
+    // Asked to, it goes on without them: smaller sets, a new best, the lost files listed.
+    let per_epoch = 12 / 8;
+    let epochs = (checkpointed / per_epoch + 1).to_string();
+    let all = ok(&resume(&["--allow-missing", "--epochs", &epochs]));
+    assert!(
+        all.contains(&format!("going on without {} files", lost.len())),
+        "{all}"
+    );
+    assert!(all.contains("starts a new best"), "{all}");
+    let start = last_started(&run_dir);
+    assert_eq!(start["train_per_class"], serde_json::json!([6, 6]), "{all}");
+    assert_eq!(sum(&start["val_per_class"]), 10, "{all}");
+    assert_eq!(sum(&start["test_per_class"]), 11, "{all}");
+    let skipped: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run_dir.join("skipped.json")).unwrap()).unwrap();
+    for path in &lost {
+        assert!(
+            skipped.iter().any(|s| s["path"] == path.to_str().unwrap()),
+            "{} not in skipped.json",
+            path.display()
+        );
+    }
+    // The best accuracy after the resume was measured on the new validation set only.
+    let log = events(&run_dir);
+    let resumed_at = log.iter().rposition(|e| e["event"] == "started").unwrap();
+    let best_after = log[resumed_at..]
+        .iter()
+        .filter(|e| e["event"] == "validation")
+        .map(|e| e["accuracy"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    let finished = log.iter().rfind(|e| e["event"] == "finished").unwrap();
+    assert_eq!(
+        finished["best_val_accuracy"].as_f64().unwrap() as f32,
+        best_after as f32
+    );
+
+    // Once left out, the files stay out: a further resume needs no flag and keeps the sets.
+    let epochs = (checkpointed / per_epoch + 2).to_string();
+    let all = ok(&resume(&["--epochs", &epochs]));
+    assert!(!all.contains("new best"), "{all}");
+    assert_eq!(
+        last_started(&run_dir)["train_per_class"],
+        serde_json::json!([6, 6])
+    );
+}
+
+#[test]
+fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run_dir = dir.path().join("run");
+    let out = dir.path().join("log");
+    let mut child = spawn(&train_args(dir.path(), &data, &run_dir, 500), &out);
+    wait_for_iterations(&mut child, &run_dir, 1, &out);
+    // Killed while it wrote its first checkpoint: only the temporary file of it exists.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(run_dir.join(".resume.safetensors.tmp99999"), b"half a file").unwrap();
+    assert!(!run_dir.join("resume.safetensors").exists());
+
+    // A new training may not take the directory; --resume starts it again.
+    let again = run(&train_args(dir.path(), &data, &run_dir, 1)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(text(&again).contains("--resume"), "{}", text(&again));
+    let resume = |epochs: &str| {
+        run_with_limit(
+            crackscope().args([
+                "train",
+                "--resume",
+                run_dir.to_str().unwrap(),
+                "--epochs",
+                epochs,
+                "--headless",
+            ]),
+            Duration::from_secs(300),
+        )
+    };
+    let all = ok(&resume("1"));
+    assert!(
+        all.contains("no checkpoint yet") && all.contains("iteration 0"),
+        "{all}"
+    );
+    let finished = events(&run_dir)
+        .into_iter()
+        .rfind(|e| e["event"] == "finished")
+        .unwrap();
+    assert_eq!(finished["iteration"], 3, "{all}");
+    assert_eq!(resume_iteration(&run_dir), 3);
+    assert!(leftover_temporaries(&run_dir).is_empty());
+
+    // A resume whose epochs are done already says that nothing was trained.
+    let all = ok(&resume("1"));
+    assert!(
+        all.contains("nothing to train") && all.contains("--epochs 2 or more"),
+        "{all}"
     );
 }

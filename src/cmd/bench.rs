@@ -352,8 +352,8 @@ fn augment_images_per_s(size: u32, augment: &Augment, reps: usize) -> Result<f64
 }
 
 /// Normal images fitted on per one-class measurement: the coreset then chooses its full bank
-/// (1024 entries) from its full candidate pool, as it would from thousands of images, so the
-/// rate is a lower bound for larger sets.
+/// (`max_bank` entries) from its full candidate pool, as it would from thousands of images, so
+/// the rate is a lower bound for larger sets.
 const ONECLASS_FIT_IMAGES: usize = 256;
 
 /// One-class fitting and scoring rates (images/s) with the default settings at `size`, on the
@@ -368,8 +368,10 @@ fn oneclass_images_per_s(batch: usize, size: u32, reps: usize) -> Result<(f64, f
         None,
     )?;
     model::init_backbone(&varmap, 0)?;
+    // The bank at its largest (`max_bank`), as from thousands of images: the ratio's cap is off.
     let settings = crate::oneclass::Settings {
         input_size: size,
+        coreset_ratio: 1.0,
         ..Default::default()
     };
     let extractor = Extractor::new(model, varmap, settings)?;

@@ -1,10 +1,12 @@
 //! `crackscope eval`: classify a labelled set with a saved model (see [`crate::evaluation`]), print
-//! the confusion counts and statistics, save `report.json` and `predictions.csv`.
+//! the confusion counts and statistics, save `report.json` and `predictions.csv`. Unreadable files
+//! are reported and end the command with [`SomeInputsFailed`] once the rest is reported.
 
 use anyhow::{bail, Result};
 
 use crate::cli::EvalArgs;
 use crate::config::DataRoots;
+use crate::data::inputs::SomeInputsFailed;
 use crate::evaluation::{evaluate_folder, report_text, test_split};
 use crate::run::report::Report;
 use crate::run::RunDir;
@@ -48,7 +50,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             args.target.display()
         );
     }
-    Ok(())
+    SomeInputsFailed::check_skipped(&report.skipped, report.images)
 }
 
 /// The `--data` folders, when any were given.

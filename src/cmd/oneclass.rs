@@ -7,8 +7,9 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::cli::{EvalArgs, GradcamArgs, PredictArgs, TrainArgs};
+use crate::cli::{EvalArgs, GradcamArgs, ModelOptions, PredictArgs, TrainArgs};
 use crate::config::Recipe;
+use crate::data::inputs::{FileOutcome, SomeInputsFailed};
 use crate::data::split::Manifest;
 use crate::events::Event;
 use crate::headless::Headless;
@@ -28,7 +29,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.resume.is_some() {
         bail!("--resume does not apply to --one-class: fitting is a single pass, start a new run");
     }
-    let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+    let mut recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+    recipe.oneclass.apply(&args.oneclass.overrides());
+    recipe.validate("command line")?;
     let (report, run) = match Display::choose(&args.display, false)? {
         Display::Headless => {
             let mut printer = Headless::new();
@@ -139,16 +142,42 @@ pub fn print_report(r: &OneClassReport) {
         }
     }
     println!("scoring            {:.1} images/s", r.score_images_per_s);
-    if !r.skipped.is_empty() {
-        println!("{} unreadable files skipped:", r.skipped.len());
-        for s in &r.skipped {
-            println!("  {}: {}", s.path.display(), s.reason);
-        }
+    print!("{}", crate::evaluation::skipped_text(&r.skipped));
+}
+
+/// Refuses the flags of a classifier checkpoint that a one-class model file has no use for: they
+/// would otherwise be ignored without a word (`flags` lists the ones given).
+fn refuse_flags(model_path: &Path, flags: &[(&str, bool)], why: &str) -> Result<()> {
+    let given: Vec<&str> = flags.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
+    if let Some((last, first)) = given.split_last() {
+        let (named, verb) = if first.is_empty() {
+            (last.to_string(), "does")
+        } else {
+            (format!("{} and {last}", first.join(", ")), "do")
+        };
+        bail!(
+            "{named} {verb} not apply to a one-class model ({}): {why}",
+            model_path.display()
+        );
     }
+    Ok(())
+}
+
+/// `--classes` and `--input-size` are for checkpoints that do not record them.
+fn refuse_model_options(model_path: &Path, options: &ModelOptions) -> Result<()> {
+    refuse_flags(
+        model_path,
+        &[
+            ("--classes", options.classes.is_some()),
+            ("--input-size", options.input_size.is_some()),
+        ],
+        "its file records its classes and input size",
+    )
 }
 
 /// `crackscope eval` of a one-class model (`model_path`; `run` when given as a run directory).
 pub fn eval(args: &EvalArgs, model_path: &Path, run: Option<&RunDir>) -> Result<()> {
+    refuse_model_options(model_path, &args.model_options)?;
     let model = model_file::load(model_path)?;
     let size = model.settings().input_size;
     let report = match (run, crate::cmd::eval::data_roots(args)) {
@@ -168,31 +197,49 @@ pub fn eval(args: &EvalArgs, model_path: &Path, run: Option<&RunDir>) -> Result<
     } else {
         print_report(&report);
     }
-    Ok(())
+    SomeInputsFailed::check_skipped(&report.skipped, report.images)
 }
 
 /// `crackscope predict` with a one-class model: the anomaly score and verdict of every image.
 pub fn predict(args: &PredictArgs, model_path: &Path) -> Result<()> {
+    refuse_model_options(model_path, &args.model_options)?;
     let model = model_file::load(model_path)?;
     let out = score_files(&model, &args.images)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for o in &out {
-            println!(
-                "{}: {} (anomaly score {:.4}, threshold {:.4})",
-                o.path.display(),
-                o.verdict,
-                o.score,
-                o.threshold
-            );
+        for outcome in &out {
+            match outcome {
+                FileOutcome::Done(o) => println!(
+                    "{}: {} (anomaly score {:.4}, threshold {:.4})",
+                    o.path.display(),
+                    o.verdict,
+                    o.score,
+                    o.threshold
+                ),
+                FileOutcome::Failed { path, error } => {
+                    println!("{}: cannot score: {error}", path.display())
+                }
+            }
         }
     }
-    Ok(())
+    SomeInputsFailed::check(&out, "scored")
 }
 
 /// `crackscope gradcam` with a one-class model: the anomaly map takes Grad-CAM's place.
 pub fn gradcam(args: &GradcamArgs, model_path: &Path, run: Option<&RunDir>) -> Result<()> {
+    refuse_model_options(model_path, &args.model_options)?;
+    refuse_flags(
+        model_path,
+        &[
+            ("--method", args.method.is_some()),
+            ("--layer", args.layer.is_some()),
+            ("--class", args.class.is_some()),
+            ("--misclassified", args.misclassified),
+        ],
+        "its map is the anomaly map (each patch's distance to the normal bank), not a \
+         Grad-CAM of a class at a layer",
+    )?;
     let request = MapRequest {
         images: &args.images,
         count: args.count,

@@ -1,9 +1,12 @@
-//! `crackscope predict`: classify image files with a checkpoint or bare ImageNet weights.
+//! `crackscope predict`: classify image files with a checkpoint or bare ImageNet weights. A file
+//! that cannot be classified is a row with the reason; the command then ends with
+//! [`SomeInputsFailed`] (its own exit code) after reporting every other file.
 
 use anyhow::Result;
 
 use crate::classify::Classifier;
 use crate::cli::PredictArgs;
+use crate::data::inputs::{FileOutcome, SomeInputsFailed};
 
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let (device, _) = crate::device::resolve(args.device)?;
@@ -15,9 +18,16 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let results = classifier.classify_files(&args.images)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
-        return Ok(());
+        return SomeInputsFailed::check(&results, "classified");
     }
-    for r in &results {
+    for outcome in &results {
+        let r = match outcome {
+            FileOutcome::Done(r) => r,
+            FileOutcome::Failed { path, error } => {
+                println!("{}: cannot classify: {error}", path.display());
+                continue;
+            }
+        };
         let mut ranked: Vec<usize> = (0..r.probabilities.len()).collect();
         ranked.sort_by(|&a, &b| r.probabilities[b].total_cmp(&r.probabilities[a]));
         let top: Vec<String> = ranked
@@ -27,5 +37,5 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
             .collect();
         println!("{}: {}", r.path.display(), top.join(", "));
     }
-    Ok(())
+    SomeInputsFailed::check(&results, "classified")
 }

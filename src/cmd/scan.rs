@@ -233,6 +233,8 @@ fn metrics_record(m: &Metrics) -> MetricsRecord {
 
 /// What scores the windows: a classifier (its crack class's probability, the map from Grad-CAM)
 /// or a one-class model (its anomaly score, the map from its anomaly maps).
+// One scanner per command: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Scanner {
     Classifier { model: ScanModel, positive: usize },
     OneClass(OneClassModel),

@@ -16,7 +16,7 @@ pub fn train(args: &TrainArgs) -> Result<RunEnd> {
     }
     let display = Display::choose(&args.display, false)?;
     let prepared = match &args.resume {
-        Some(run) => prepare_resume(run, &args.recipe)?,
+        Some(run) => prepare_resume(run, &args.recipe, args.allow_missing)?,
         None => {
             let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
             prepare_new(recipe, NewRun::create(args.run.as_deref())?)?

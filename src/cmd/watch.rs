@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use crate::cli::WatchArgs;
 use crate::gallery::RunGallery;
-use crate::run::RunDir;
+use crate::run::{NotARunDirectory, RunDir};
 use crate::tui::{self, DashboardOptions, GraphicsChoice, RunDirSteer, Source, Steer};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
@@ -19,7 +19,7 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
     }
     let run = match RunDir::open(&args.run) {
         Ok(run) => run,
-        Err(_) if args.run.is_dir() => bail!(
+        Err(e) if e.is::<NotARunDirectory>() => bail!(
             "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
             args.run.display(),
             crate::scan_output::RECORD_FILE

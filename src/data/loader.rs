@@ -102,9 +102,20 @@ impl DecodedSet {
                 let path = &self.paths[i];
                 decode_resized(path, self.size)
                     .map(std::borrow::Cow::Owned)
-                    .with_context(|| format!("cannot decode {} any more", path.display()))
+                    .with_context(|| FileChanged(path.clone()))
             }
         }
+    }
+}
+
+/// A streamed file that could be read when the set was checked and cannot be now (deleted,
+/// replaced, damaged): the context of such a batch error, so callers can tell it apart.
+#[derive(Debug)]
+pub struct FileChanged(pub PathBuf);
+
+impl std::fmt::Display for FileChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot decode {} any more", self.0.display())
     }
 }
 

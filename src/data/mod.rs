@@ -9,12 +9,14 @@
 //! - [`loader`]: decode once (or on the fly, see [`budget`]), then shuffled, augmented mini-batches
 //!   prefetched in the background
 //! - [`budget`]: how much memory decoded images may take
+//! - [`inputs`]: one outcome per input file where a command reads many
 //! - [`patches`]: training windows cut from annotated photos, with a manifest of their photos
 //! - [`synth`]: the embedded synthetic crack dataset (no downloads)
 
 pub mod augment;
 pub mod budget;
 pub mod decode;
+pub mod inputs;
 pub mod loader;
 pub mod patches;
 pub mod samples;

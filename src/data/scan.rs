@@ -272,6 +272,19 @@ fn visible_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// How every labelling conflict's reason starts (also how the empty-class message finds them).
 const CONFLICT: &str = "labelling conflict";
+/// How the reasons of links not followed start: one that loops, one to a folder seen already.
+const LOOP: &str = "symbolic link loop";
+const SEEN_TWICE: &str = "folder already scanned";
+
+impl Skipped {
+    /// True for a file (or folder) that could not be read; false for one left out on purpose: a
+    /// labelling conflict, or a link that loops or reaches a folder a second time.
+    pub fn is_unreadable(&self) -> bool {
+        ![CONFLICT, LOOP, SEEN_TWICE]
+            .iter()
+            .any(|start| self.reason.starts_with(start))
+    }
+}
 
 /// The items whose bytes also appear under another class, each as a [`Skipped`] naming a copy in
 /// another class: all copies are left out, since either label could be the wrong one.
@@ -327,7 +340,7 @@ impl Walk<'_> {
         let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         if let Some(ancestor) = self.ancestors.iter().find(|a| **a == canonical) {
             let reason = format!(
-                "symbolic link loops back to {}, a folder it is inside of; not followed",
+                "{LOOP}s back to {}, a folder it is inside of; not followed",
                 ancestor.display()
             );
             self.skipped.push(Skipped {
@@ -339,7 +352,7 @@ impl Walk<'_> {
         if !self.visited.insert(canonical.clone()) {
             self.skipped.push(Skipped {
                 path: dir.to_path_buf(),
-                reason: "folder already scanned through another path (symbolic link)".into(),
+                reason: format!("{SEEN_TWICE} through another path (symbolic link)"),
             });
             return;
         }
@@ -379,6 +392,22 @@ fn has_image_extension(path: &Path) -> bool {
                 .iter()
                 .any(|known| ext.eq_ignore_ascii_case(known))
         })
+}
+
+/// The files of `paths` that cannot be read or do not hold a sane image header now, with the
+/// reason (checked in parallel, without decoding pixels).
+pub fn unreadable(paths: &[PathBuf]) -> Vec<Skipped> {
+    let checked: Vec<Option<String>> = paths.par_iter().map(|p| check_file(p).err()).collect();
+    paths
+        .iter()
+        .zip(checked)
+        .filter_map(|(path, reason)| {
+            reason.map(|reason| Skipped {
+                path: path.clone(),
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Reads the file once: its blake3 hash if the header is a sane image, else why not.

@@ -319,6 +319,24 @@ impl Manifest {
             .collect()
     }
 
+    /// The split without the files in `left_out` (absolute paths, as [`Manifest::absolute`]
+    /// gives them): what a run trains on when some of its files were left out at its start.
+    pub fn without(&self, left_out: &HashSet<PathBuf>) -> Manifest {
+        let keep = |entries: &[Entry]| -> Vec<Entry> {
+            entries
+                .iter()
+                .filter(|e| !left_out.contains(&self.absolute(e)))
+                .cloned()
+                .collect()
+        };
+        Manifest {
+            train: keep(&self.train),
+            val: keep(&self.val),
+            test: keep(&self.test),
+            ..self.clone()
+        }
+    }
+
     /// Rejects a manifest that parses but cannot be used (edited by hand, or from another version).
     fn check(&self) -> Result<()> {
         ensure!(

@@ -807,4 +807,33 @@ mod tests {
             "class 3"
         );
     }
+
+    #[test]
+    fn a_resume_state_given_as_a_model_is_named_for_what_it_is() {
+        let (_, varmap) = random_model(Some(2), 5);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resume.safetensors");
+        let progress = crate::run::resume::Progress {
+            iteration: 3,
+            epoch: 1,
+            best_val_accuracy: None,
+            classes: names(&["a", "b"]),
+            validation_set: None,
+        };
+        crate::run::resume::write(&path, &progress, &varmap, &HashMap::new()).unwrap();
+        for text in [
+            error(&path, &LoadOptions::default()),
+            format!(
+                "{:#}",
+                crate::model::load_torchvision(&varmap, &path).unwrap_err()
+            ),
+        ] {
+            assert!(
+                text.contains("resume.safetensors is a resume state")
+                    && text.contains("model.safetensors")
+                    && !text.contains("tensors missing"),
+                "{text}"
+            );
+        }
+    }
 }

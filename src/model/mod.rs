@@ -61,7 +61,7 @@ pub use checkpoint::{
 pub use init::init_backbone;
 pub use squeezenet::{init_head, SqueezeNet, CAM_LAYERS, HEAD_BIAS, HEAD_WEIGHT};
 pub use summary::{summary, LayerSummary};
-pub use weights::load_torchvision;
+pub use weights::{check_finite, load_torchvision, RESUME_STATE_FORMAT};
 
 #[cfg(test)]
 mod profile;
@@ -71,6 +71,17 @@ pub(crate) mod testutil;
 /// Input pixels per step of the feature map of `layer` (one of [`CAM_LAYERS`]).
 pub fn layer_stride(layer: &str) -> Option<usize> {
     arch::stage_index(layer).map(arch::stride_after)
+}
+
+/// Channels of the feature map of `layer` (one of [`CAM_LAYERS`]).
+pub fn layer_channels(layer: &str) -> Option<usize> {
+    arch::stage_index(layer).map(|i| arch::STAGES[i].out_channels)
+}
+
+/// Side of the feature map of `layer` for a square input of `side` pixels (None when the input
+/// is too small to reach it).
+pub fn layer_side(layer: &str, side: usize) -> Option<usize> {
+    arch::side_after(0..arch::stage_index(layer)? + 1, side)
 }
 
 /// Input pixels from an input's edge within which the feature map of `layer` depends on the

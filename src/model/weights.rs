@@ -22,6 +22,61 @@ pub(crate) struct WeightsFile {
 /// Reads every tensor of `path` onto the CPU, telling the format by the first bytes rather than
 /// by the extension.
 pub(crate) fn read_weights(path: &Path) -> Result<WeightsFile> {
+    let file = read_any_weights(path)?;
+    if file.metadata.get("format").map(String::as_str) == Some(RESUME_STATE_FORMAT) {
+        bail!(
+            "{} is a resume state (what `crackscope train --resume` continues a run from: the \
+             model together with the optimizer's state), not a model: use model.safetensors (the \
+             best model) or last.safetensors (the latest) from the same run directory",
+            path.display()
+        );
+    }
+    check_finite(path, &file.tensors)?;
+    Ok(file)
+}
+
+/// The metadata `format` of `RUN/resume.safetensors` (written and read by the run directory's
+/// resume state; here so that loading one as a model is told apart from a broken model).
+pub const RESUME_STATE_FORMAT: &str = "crackscope-resume-1";
+
+/// Refuses tensors holding NaN or infinite values, naming them and the file: such weights give
+/// NaN outputs, which argmax would turn into a confident first class.
+pub fn check_finite(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let mut bad = Vec::new();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let tensor = &tensors[name];
+        if !tensor.dtype().is_float() {
+            continue;
+        }
+        let values = tensor
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .with_context(|| format!("{}: cannot read tensor {name}", path.display()))?;
+        let nan = values.iter().filter(|v| v.is_nan()).count();
+        let infinite = values.iter().filter(|v| v.is_infinite()).count();
+        if nan + infinite > 0 {
+            bad.push(format!(
+                "{name} ({nan} NaN and {infinite} infinite of {} values)",
+                values.len()
+            ));
+        }
+    }
+    if !bad.is_empty() {
+        bail!(
+            "{}: weights that are not finite numbers, refused (a training that diverged, or a \
+             damaged file): {}",
+            path.display(),
+            abbreviate(&bad)
+        );
+    }
+    Ok(())
+}
+
+/// Reads every tensor of `path`, whatever they hold (see [`read_weights`]).
+fn read_any_weights(path: &Path) -> Result<WeightsFile> {
     let mut magic = [0u8; 8];
     let read = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut magic))

@@ -81,75 +81,46 @@ fn fitting_is_deterministic_per_seed_and_bounded() {
     assert!(err.to_string().contains("at least 2"), "{err}");
 }
 
-/// Layer and size choices compared on a real folder-per-class set named by
-/// `CRACKSCOPE_ONECLASS_DATA` (Negative/ and Positive/; synthetic cracks are too easy to rank
-/// choices): fit on the first 100 sorted Negative files, score the next 100 and 100 Positive
-/// ones. Run with `--ignored --nocapture`; the figures are in the README's one-class section.
+/// At the default settings (at 96 px, so that the test is quick): the same images and seed give
+/// the same bank on any number of threads, and their scores agree with a brute-force search.
 #[test]
-#[ignore]
-fn compare_feature_choices() {
+fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
     let Some(weights) = imagenet_weights() else {
         return;
     };
-    let Some(root) = std::env::var_os("CRACKSCOPE_ONECLASS_DATA").map(PathBuf::from) else {
-        eprintln!(
-            "skipping: set CRACKSCOPE_ONECLASS_DATA to a folder with Negative/ and Positive/"
-        );
-        return;
+    let settings = Settings {
+        input_size: 96,
+        ..Settings::default()
     };
-    let files = |class: &str| {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        paths.sort();
-        paths
+    let images = synthetic(24, false, 0, 96);
+    let fit = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let extractor = Extractor::imagenet(&weights, settings.clone()).unwrap();
+            fit_bank(&extractor, &images, &mut |_| {}).unwrap()
+        })
     };
-    let load = |paths: &[PathBuf]| -> Vec<RgbImage> {
-        paths
-            .iter()
-            .map(|p| {
-                crate::data::decode::resize_exact(&crate::data::decode::load_rgb(p).unwrap(), 227)
-            })
-            .collect()
-    };
-    let (negative, positive) = (files("Negative"), files("Positive"));
-    let train = load(&negative[..100]);
-    let test: Vec<RgbImage> = load(&negative[100..200])
-        .into_iter()
-        .chain(load(&positive[..100]))
-        .collect();
-    let labels: Vec<bool> = (0..200).map(|i| i >= 100).collect();
-    let layers = [
-        ["fire2-concat", "fire3-concat"],
-        ["fire3-concat", "fire5-concat"],
-        ["fire5-concat", "fire7-concat"],
-        ["fire3-concat", "fire7-concat"],
-    ];
-    for [low, high] in layers {
-        for (dims, max_bank) in [(64, 1024), (128, 1024), (64, 4096)] {
-            let settings = Settings {
-                layers: [low.into(), high.into()],
-                dims_per_layer: dims,
-                max_bank,
-                ..Settings::default()
-            };
-            let extractor = Extractor::imagenet(&weights, settings).unwrap();
-            let started = std::time::Instant::now();
-            let bank = fit_bank(&extractor, &train, &mut |_| {}).unwrap();
-            let fitted = started.elapsed().as_secs_f64();
-            let scores: Vec<f32> = score_with(&extractor, &bank, &test)
-                .unwrap()
-                .iter()
-                .map(|s| s.score)
-                .collect();
-            let scored = started.elapsed().as_secs_f64() - fitted;
-            let auroc = auroc(&scores, &labels).unwrap();
-            eprintln!(
-                "{low} + {high}, {dims} per layer, bank <= {max_bank}: AUROC {auroc:.3} \
-                 (fit {fitted:.1} s, score 200 images {scored:.1} s)"
-            );
-        }
+    let one = fit(1);
+    assert_eq!(one, fit(3), "the bank depends on the thread count");
+    assert_eq!(one, fit(2));
+    let extractor = Extractor::imagenet(&weights, settings.clone()).unwrap();
+    let patches = 24 * extractor.grid() * extractor.grid();
+    assert_eq!(
+        one.len(),
+        super::bank::coreset_size(patches, settings.coreset_ratio, settings.max_bank)
+            .min(settings.max_candidates.min(patches))
+    );
+    let queries = extractor
+        .patches(&synthetic(2, true, 0, 96))
+        .unwrap()
+        .concat();
+    let searched = one.nearest_squared(&queries);
+    let brute = one.nearest_squared_brute_force(&queries);
+    for (s, b) in searched.iter().zip(&brute) {
+        assert!((s - b).abs() <= 1e-3 * b.max(1.0), "{s} vs {b}");
     }
 }
 

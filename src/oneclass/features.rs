@@ -1,7 +1,8 @@
-//! Patch features from the ImageNet SqueezeNet, PatchCore's way: the feature maps of two
-//! mid-level layers (fine local texture, and shapes over a wider field), each averaged over
-//! groups of channels down to a fixed width and over a 3x3 neighbourhood (so that every patch
-//! sees its surroundings), then brought to one grid (the deeper layer's) and concatenated.
+//! Patch features from the ImageNet SqueezeNet, PatchCore's way: the feature maps of one or two
+//! mid-level layers (fine local texture, and shapes over a wider field), each reduced to a fixed
+//! number of values (every channel, means of channel groups, or a random projection) and averaged
+//! over a square neighbourhood (so that every patch sees its surroundings), then brought to one
+//! grid (the deepest layer's) and concatenated.
 
 use std::path::Path;
 use std::sync::PoisonError;
@@ -10,12 +11,15 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Layout, Storage, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use image::RgbImage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::data::augment::write_chw_normalized;
 use crate::model::SqueezeNet;
 
-use super::Settings;
+use super::bank::{gaussian, matmul};
+use super::{PatchValues, Settings};
 
 /// Images per forward pass: enough to keep both cores busy, few enough that the feature maps of
 /// one batch stay small (16 images of fire3 at 227 px are 26 MB).
@@ -27,6 +31,8 @@ pub struct Extractor {
     /// The model's variables, for saving the backbone beside the bank.
     varmap: VarMap,
     settings: Settings,
+    /// Per layer, with [`PatchValues::Projection`]: the `width x channels` projection matrix.
+    projections: Vec<Option<Vec<f32>>>,
 }
 
 /// One image's patches: `grid * grid` rows of `dim` values, row-major over the grid.
@@ -37,10 +43,23 @@ impl Extractor {
     /// deepest layer.
     pub fn new(model: SqueezeNet, varmap: VarMap, settings: Settings) -> Result<Extractor> {
         settings.validate()?;
+        let projections = settings
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| match settings.values {
+                PatchValues::Projection(width) => {
+                    let channels = crate::model::layer_channels(layer).expect("validated layer");
+                    Some(projection_matrix(settings.seed, l, width, channels))
+                }
+                PatchValues::All | PatchValues::Means(_) => None,
+            })
+            .collect();
         Ok(Extractor {
             model,
             varmap,
             settings,
+            projections,
         })
     }
 
@@ -84,12 +103,31 @@ impl Extractor {
         Ok(out)
     }
 
-    /// The two layers' feature maps of `x`, contiguous; the deeper from the shallower, in one pass.
-    fn layer_maps(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let [low, high] = &self.settings.layers;
-        let low_map = self.model.forward_to(x, low)?;
-        let high_map = self.model.forward_between(&low_map, low, high)?;
-        Ok((low_map.contiguous()?, high_map.contiguous()?))
+    /// The layers' feature maps of `x`, contiguous; each deeper one from the one before, in one
+    /// pass.
+    fn layer_maps(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let layers = &self.settings.layers;
+        let mut maps: Vec<Tensor> = vec![self.model.forward_to(x, &layers[0])?];
+        for pair in layers.windows(2) {
+            let next =
+                self.model
+                    .forward_between(maps.last().expect("one map"), &pair[0], &pair[1])?;
+            maps.push(next);
+        }
+        maps.into_iter()
+            .map(|m| Ok(m.contiguous()?))
+            .collect::<Result<_>>()
+    }
+
+    /// How layer `l`'s planes reduce to its patch values.
+    fn reduction(&self, l: usize) -> Reduction<'_> {
+        match (self.settings.values, &self.projections[l]) {
+            (PatchValues::Projection(width), Some(matrix)) => {
+                Reduction::Projection { matrix, width }
+            }
+            (PatchValues::Means(width), _) => Reduction::Means(width),
+            _ => Reduction::All,
+        }
     }
 
     fn batch_patches(&self, images: &[RgbImage]) -> Result<Vec<Patches>> {
@@ -108,52 +146,75 @@ impl Extractor {
             write_chw_normalized(image, out);
         }
         let x = Tensor::from_vec(data, (images.len(), 3, size, size), &Device::Cpu)?;
-        let (low_map, high_map) = self.layer_maps(&x)?;
-        let (low_storage, low_layout) = low_map.storage_and_layout();
-        let (high_storage, high_layout) = high_map.storage_and_layout();
-        let low_map = FeatureMap::borrow(&low_storage, low_layout, low_map.dims())?;
-        let high_map = FeatureMap::borrow(&high_storage, high_layout, high_map.dims())?;
-        let grid = high_map.h;
-        let per_layer = self.settings.dims_per_layer;
+        let maps = self.layer_maps(&x)?;
+        let held: Vec<_> = maps.iter().map(|m| m.storage_and_layout()).collect();
+        let maps: Vec<FeatureMap<'_>> = held
+            .iter()
+            .zip(&maps)
+            .map(|((storage, layout), m)| FeatureMap::borrow(storage, layout, m.dims()))
+            .collect::<Result<_>>()?;
+        let grid = maps.last().expect("one layer").h;
+        let widths = self.settings.layer_widths();
+        let dim = self.settings.dim();
+        let reach = self.settings.neighbourhood / 2;
         Ok((0..images.len())
             .into_par_iter()
             .map(|b| {
-                // Each patch is [low dims | high dims]; both layers write straight into place.
-                let mut patches = vec![0f32; grid * grid * 2 * per_layer];
-                low_map
-                    .image(b)
-                    .write_patches(per_layer, grid, &mut patches, 0);
-                high_map
-                    .image(b)
-                    .write_patches(per_layer, grid, &mut patches, per_layer);
+                // Each patch is the layers' values side by side; each layer writes into place.
+                let mut patches = vec![0f32; grid * grid * dim];
+                let mut offset = 0;
+                for (l, (map, &width)) in maps.iter().zip(&widths).enumerate() {
+                    let image = map.image(b);
+                    let reduced = image.reduce(&self.reduction(l), false);
+                    image.write_patches(&reduced, width, reach, grid, &mut patches, offset, dim);
+                    offset += width;
+                }
                 patches
             })
             .collect())
     }
 
-    /// Input pixels per patch of the grid (the deeper layer's step: 8 for fire5).
+    /// Input pixels per patch of the grid (the deepest layer's step: 8 for fire5).
     pub fn patch_stride(&self) -> usize {
-        crate::model::layer_stride(&self.settings.layers[1]).expect("validated layer")
+        crate::model::layer_stride(self.settings.grid_layer()).expect("validated layer")
+    }
+
+    /// Patches along each side of an image (the grid of [`Extractor::patches`]).
+    pub fn grid(&self) -> usize {
+        let side = self.settings.input_size as usize;
+        crate::model::layer_side(self.settings.grid_layer(), side).expect("validated input size")
     }
 
     /// Patches along each side of an image whose values depend on where the image ends: the
-    /// fire modules' zero padding and the 3x3 smoothing reach that far in, and one more patch for
-    /// the ceil-mode pools' clipped last windows on the right and bottom. The patches inside
-    /// them are the same whether the image stands alone or is a window of a larger photo (5 for
-    /// fire5; the scan test `inner_patches_do_not_depend_on_the_window_edge` checks it).
+    /// fire modules' zero padding and the neighbourhood averaging reach that far in, and one more
+    /// patch for the ceil-mode pools' clipped last windows on the right and bottom. The patches
+    /// inside them are the same whether the image stands alone or is a window of a larger photo (5
+    /// for fire5 and a 3x3 neighbourhood; the scan test `inner_patches_do_not_depend_on_the_window_edge`
+    /// checks it).
     pub fn edge_patches(&self) -> usize {
-        let high = &self.settings.layers[1];
-        let reach = crate::model::layer_padding_reach(high).expect("validated layer");
         let stride = self.patch_stride();
-        (reach + stride).div_ceil(stride) + 1
+        // Each layer's padding and its own neighbourhood in input pixels; the deepest reaches
+        // farthest, but a shallower layer is counted too.
+        let reach = self
+            .settings
+            .layers
+            .iter()
+            .map(|l| {
+                let layer_stride = crate::model::layer_stride(l).expect("validated layer");
+                crate::model::layer_padding_reach(l).expect("validated layer")
+                    + layer_stride * (self.settings.neighbourhood / 2)
+            })
+            .max()
+            .unwrap_or(0);
+        reach.div_ceil(stride) + 1
     }
 
-    /// The patches of the deeper layer's cells `0..cells.0` x `0..cells.1` of a tile of any
+    /// The patches of the deepest layer's cells `0..cells.0` x `0..cells.1` of a tile of any
     /// size (`size` = width, height; `pixels` normalised channel-major), row-major, for a scan's
     /// shared pass. They are computed as a window's are, except that a patch sees its real
-    /// neighbours where a window's edge patch sees only those inside it, and the shallower layer
-    /// comes to the deeper one's grid as the mean of the cells under each patch (2 x 2 for fire3
-    /// under fire5): what a 227-pixel window's area resampling computes.
+    /// neighbours where a window's edge patch sees only those inside it, and a shallower layer
+    /// comes to the deepest one's grid as the mean of the cells under each patch (2 x 2 for fire3
+    /// under fire5): what a window's area resampling computes.
     pub fn tile_patches(
         &self,
         pixels: Vec<f32>,
@@ -161,42 +222,74 @@ impl Extractor {
         (rows, cols): (usize, usize),
     ) -> Result<Vec<f32>> {
         let x = Tensor::from_vec(pixels, (1, 3, h, w), &Device::Cpu)?;
-        let (low_map, high_map) = self.layer_maps(&x)?;
+        let maps = self.layer_maps(&x)?;
         drop(x);
-        let [low, high] = &self.settings.layers;
-        let (low_storage, low_layout) = low_map.storage_and_layout();
-        let (high_storage, high_layout) = high_map.storage_and_layout();
-        let low_map = FeatureMap::borrow(&low_storage, low_layout, low_map.dims())?;
-        let high_map = FeatureMap::borrow(&high_storage, high_layout, high_map.dims())?;
+        let held: Vec<_> = maps.iter().map(|m| m.storage_and_layout()).collect();
+        let maps: Vec<FeatureMap<'_>> = held
+            .iter()
+            .zip(&maps)
+            .map(|((storage, layout), m)| FeatureMap::borrow(storage, layout, m.dims()))
+            .collect::<Result<_>>()?;
+        let deepest = maps.last().expect("one layer");
         ensure!(
-            high_map.h >= rows && high_map.w >= cols,
-            "{high} of a {w}x{h} tile is {}x{}, expected at least {rows}x{cols} cells",
-            high_map.h,
-            high_map.w
+            deepest.h >= rows && deepest.w >= cols,
+            "{} of a {w}x{h} tile is {}x{}, expected at least {rows}x{cols} cells",
+            self.settings.grid_layer(),
+            deepest.h,
+            deepest.w
         );
-        let ratio = self.patch_stride() / crate::model::layer_stride(low).expect("validated layer");
-        let per_layer = self.settings.dims_per_layer;
-        let (low_image, high_image) = (low_map.image(0), high_map.image(0));
-        // One plane per dimension, in parallel, then interleaved into the patch rows.
-        let planes: Vec<Vec<f32>> = (0..2 * per_layer)
-            .into_par_iter()
-            .map(|d| {
-                if d < per_layer {
-                    low_image.block_means(d, per_layer, ratio, (rows, cols))
-                } else {
-                    high_image.block_means(d - per_layer, per_layer, 1, (rows, cols))
-                }
-            })
-            .collect();
-        let dim = 2 * per_layer;
+        let widths = self.settings.layer_widths();
+        let dim = self.settings.dim();
+        let reach = self.settings.neighbourhood / 2;
         let mut patches = vec![0f32; rows * cols * dim];
-        for (d, plane) in planes.iter().enumerate() {
-            for (patch, &v) in patches.chunks_exact_mut(dim).zip(plane) {
-                patch[d] = v;
+        let mut offset = 0;
+        for (l, (map, &width)) in maps.iter().zip(&widths).enumerate() {
+            let layer = &self.settings.layers[l];
+            let ratio =
+                self.patch_stride() / crate::model::layer_stride(layer).expect("validated layer");
+            let image = map.image(0);
+            let reduced = image.reduce(&self.reduction(l), true);
+            // One plane per value, in parallel, then interleaved into the patch rows.
+            let planes: Vec<Vec<f32>> = (0..width)
+                .into_par_iter()
+                .map(|d| image.block_means(&reduced, d, reach, ratio, (rows, cols)))
+                .collect();
+            for (d, plane) in planes.iter().enumerate() {
+                for (patch, &v) in patches.chunks_exact_mut(dim).zip(plane) {
+                    patch[offset + d] = v;
+                }
             }
+            offset += width;
         }
         Ok(patches)
     }
+}
+
+/// Layer `l`'s `width x channels` Gaussian projection, scaled by `1/sqrt(width)` so that
+/// distances keep their size (Johnson-Lindenstrauss); the same for the same seed and layer.
+fn projection_matrix(seed: u64, l: usize, width: usize, channels: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // A stream of its own for each layer (and apart from the coreset's, which uses stream 0).
+    rng.set_stream(1 + l as u64);
+    let scale = 1.0 / (width as f32).sqrt();
+    (0..width * channels)
+        .map(|_| gaussian(&mut rng) * scale)
+        .collect()
+}
+
+/// How a layer's channel planes become its value planes.
+enum Reduction<'a> {
+    All,
+    Means(usize),
+    Projection { matrix: &'a [f32], width: usize },
+}
+
+/// A layer's value planes of one image: the channel planes themselves, channel groups averaged
+/// on demand, or projected planes computed at once (one matrix product).
+enum Reduced {
+    Channels,
+    Groups(usize),
+    Projected(Vec<f32>),
 }
 
 /// A batch of feature maps `[B, C, h, w]`, read in place (the maps of a batch are tens of
@@ -249,21 +342,75 @@ impl<'a> FeatureMap<'a> {
 }
 
 impl ImageMap<'_> {
-    /// Channel groups averaged to `dims` planes, each averaged over 3x3 neighbourhoods (edges
-    /// over the cells that exist) and resampled to `grid` x `grid` (area average when larger,
-    /// bilinear when smaller). Patch `cell`'s values go to `out[cell * stride + offset..][..dims]`
-    /// with `stride = 2 * dims` (the two layers of a patch side by side).
-    fn write_patches(&self, dims: usize, grid: usize, out: &mut [f32], offset: usize) {
+    /// This image's value planes under `reduction`; a projection runs as one matrix product
+    /// (on rayon's threads when `parallel`: a scan's tile is one large image).
+    fn reduce(&self, reduction: &Reduction<'_>, parallel: bool) -> Reduced {
+        match *reduction {
+            Reduction::All => Reduced::Channels,
+            Reduction::Means(width) => Reduced::Groups(width),
+            Reduction::Projection { matrix, width } => {
+                let plane = self.h * self.w;
+                let mut out = vec![0f32; width * plane];
+                matmul(
+                    (width, self.channels, plane),
+                    matrix,
+                    self.values,
+                    false,
+                    &mut out,
+                    parallel,
+                );
+                Reduced::Projected(out)
+            }
+        }
+    }
+
+    /// Value plane `d` of `reduced`, into `scratch` where it must be computed.
+    fn plane<'s>(&'s self, reduced: &'s Reduced, d: usize, scratch: &'s mut [f32]) -> &'s [f32] {
+        let plane = self.h * self.w;
+        match reduced {
+            Reduced::Channels => &self.values[d * plane..(d + 1) * plane],
+            Reduced::Projected(values) => &values[d * plane..(d + 1) * plane],
+            Reduced::Groups(width) => {
+                // PyTorch's adaptive_avg_pool1d bounds.
+                let (c0, c1) = (
+                    d * self.channels / width,
+                    ((d + 1) * self.channels).div_ceil(*width),
+                );
+                scratch.copy_from_slice(&self.values[c0 * plane..(c0 + 1) * plane]);
+                for c in c0 + 1..c1 {
+                    let src = &self.values[c * plane..(c + 1) * plane];
+                    scratch.iter_mut().zip(src).for_each(|(r, s)| *r += s);
+                }
+                let scale = 1.0 / (c1 - c0) as f32;
+                scratch.iter_mut().for_each(|r| *r *= scale);
+                scratch
+            }
+        }
+    }
+
+    /// Value planes `0..width` of `reduced`, each averaged over `(2 reach + 1)`-square
+    /// neighbourhoods (edges over the cells that exist) and resampled to `grid` x `grid` (area
+    /// average when larger, bilinear when smaller). Patch `cell`'s values go to
+    /// `out[cell * stride + offset..][..width]`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_patches(
+        &self,
+        reduced: &Reduced,
+        width: usize,
+        reach: usize,
+        grid: usize,
+        out: &mut [f32],
+        offset: usize,
+        stride: usize,
+    ) {
         assert_eq!(self.h, self.w, "a window's feature maps are square");
         let n = self.h;
-        let plane = n * n;
-        let stride = 2 * dims;
         debug_assert_eq!(out.len(), grid * grid * stride);
-        // Scratch planes reused for every dimension (one allocation each per image, not per dim).
-        let mut scratch = Scratch::new(plane);
+        // Scratch planes reused for every value (one allocation each per image, not per value).
+        let mut scratch = Scratch::new(n * n);
         let mut resampled = vec![0f32; grid * grid];
-        for d in 0..dims {
-            self.smooth_dimension(d, dims, &mut scratch);
+        for d in 0..width {
+            self.smooth_plane(reduced, d, reach, &mut scratch);
             resample_into(&scratch.smoothed, n, grid, &mut resampled);
             for (cell, &v) in resampled.iter().enumerate() {
                 out[cell * stride + offset + d] = v;
@@ -271,42 +418,30 @@ impl ImageMap<'_> {
         }
     }
 
-    /// Dimension `d` of `dims`: its channel group averaged (PyTorch's adaptive_avg_pool1d
-    /// bounds), then each cell averaged over its 3x3 neighbourhood, into `scratch.smoothed`.
-    fn smooth_dimension(&self, d: usize, dims: usize, scratch: &mut Scratch) {
-        let plane = self.h * self.w;
-        let (c0, c1) = (
-            d * self.channels / dims,
-            ((d + 1) * self.channels).div_ceil(dims),
-        );
-        let reduced = &mut scratch.reduced;
-        reduced.copy_from_slice(&self.values[c0 * plane..(c0 + 1) * plane]);
-        for c in c0 + 1..c1 {
-            let src = &self.values[c * plane..(c + 1) * plane];
-            reduced.iter_mut().zip(src).for_each(|(r, s)| *r += s);
-        }
-        let scale = 1.0 / (c1 - c0) as f32;
-        reduced.iter_mut().for_each(|r| *r *= scale);
-        box3_into(
-            reduced,
-            (self.h, self.w),
-            &mut scratch.rows,
-            &mut scratch.smoothed,
-        );
+    /// Value plane `d`, averaged over its neighbourhoods, into `scratch.smoothed`.
+    fn smooth_plane(&self, reduced: &Reduced, d: usize, reach: usize, scratch: &mut Scratch) {
+        let Scratch {
+            reduced: buffer,
+            rows,
+            smoothed,
+        } = scratch;
+        let plane = self.plane(reduced, d, buffer);
+        box_into(plane, (self.h, self.w), reach, rows, smoothed);
     }
 
-    /// Dimension `d` of `dims`, smoothed, then averaged over `ratio` x `ratio` blocks of cells
+    /// Value plane `d`, smoothed, then averaged over `ratio` x `ratio` blocks of cells
     /// (clipped at the map's edge): the values of the `cells.0` x `cells.1` patches whose cells
     /// are `ratio` times larger than this map's.
     fn block_means(
         &self,
+        reduced: &Reduced,
         d: usize,
-        dims: usize,
+        reach: usize,
         ratio: usize,
         (rows, cols): (usize, usize),
     ) -> Vec<f32> {
         let mut scratch = Scratch::new(self.h * self.w);
-        self.smooth_dimension(d, dims, &mut scratch);
+        self.smooth_plane(reduced, d, reach, &mut scratch);
         let smoothed = &scratch.smoothed;
         let span = |i: usize, side: usize| {
             let start = (i * ratio).min(side - 1);
@@ -332,7 +467,7 @@ impl ImageMap<'_> {
     }
 }
 
-/// Working planes of [`ImageMap::smooth_dimension`], reused from one dimension to the next.
+/// Working planes of [`ImageMap::smooth_plane`], reused from one value to the next.
 struct Scratch {
     reduced: Vec<f32>,
     rows: Vec<f32>,
@@ -349,50 +484,42 @@ impl Scratch {
     }
 }
 
-/// 3x3 mean of an `n` x `n` plane, over the neighbours inside it (rows, then columns).
+/// Mean of each cell's `(2 reach + 1)`-square neighbourhood in an `n` x `n` plane, over the
+/// neighbours inside it (rows, then columns).
 #[cfg(test)]
-fn box3(src: &[f32], n: usize, dst: &mut [f32]) {
+fn box_mean(src: &[f32], n: usize, reach: usize, dst: &mut [f32]) {
     let mut rows = vec![0f32; n * n];
-    box3_into(src, (n, n), &mut rows, dst);
+    box_into(src, (n, n), reach, &mut rows, dst);
 }
 
-/// [`box3`] of an `h` x `w` plane, with the row pass kept in `rows` (scratch of `h * w`). Sums run in the same order as
-/// the plain definition (left to right, top to bottom), written so that the compiler vectorises
-/// the column pass over whole rows.
-fn box3_into(src: &[f32], (h, w): (usize, usize), rows: &mut [f32], dst: &mut [f32]) {
+/// [`box_mean`] of an `h` x `w` plane, with the row pass kept in `rows` (scratch of `h * w`).
+/// Sums run left to right and top to bottom, as the plain definition's; the column pass adds
+/// whole rows so that the compiler vectorises it.
+fn box_into(src: &[f32], (h, w): (usize, usize), reach: usize, rows: &mut [f32], dst: &mut [f32]) {
     let plane = h * w;
     assert!(src.len() == plane && rows.len() == plane && dst.len() == plane);
+    if reach == 0 {
+        dst.copy_from_slice(src);
+        return;
+    }
     for (line, row) in src.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
-        if w == 1 {
-            row[0] = line[0];
-            continue;
+        for (x, r) in row.iter_mut().enumerate() {
+            let (x0, x1) = (x.saturating_sub(reach), (x + reach).min(w - 1));
+            *r = line[x0..=x1].iter().sum::<f32>() / (x1 - x0 + 1) as f32;
         }
-        row[0] = (line[0] + line[1]) / 2.0;
-        for x in 1..w - 1 {
-            row[x] = (line[x - 1] + line[x] + line[x + 1]) / 3.0;
-        }
-        row[w - 1] = (line[w - 2] + line[w - 1]) / 2.0;
     }
     for y in 0..h {
-        let (y0, y1) = (y.saturating_sub(1), (y + 1).min(h - 1));
-        let scale = 1.0 / (y1 - y0 + 1) as f32;
+        let (y0, y1) = (y.saturating_sub(reach), (y + reach).min(h - 1));
         let out = &mut dst[y * w..(y + 1) * w];
-        let first = &rows[y0 * w..(y0 + 1) * w];
-        match y1 - y0 {
-            0 => out.copy_from_slice(first),
-            1 => {
-                let second = &rows[y1 * w..(y1 + 1) * w];
-                for ((o, a), b) in out.iter_mut().zip(first).zip(second) {
-                    *o = (a + b) * scale;
-                }
+        out.copy_from_slice(&rows[y0 * w..(y0 + 1) * w]);
+        for yy in y0 + 1..=y1 {
+            for (o, r) in out.iter_mut().zip(&rows[yy * w..(yy + 1) * w]) {
+                *o += r;
             }
-            _ => {
-                let second = &rows[(y0 + 1) * w..(y0 + 2) * w];
-                let third = &rows[y1 * w..(y1 + 1) * w];
-                for (((o, a), b), c) in out.iter_mut().zip(first).zip(second).zip(third) {
-                    *o = (a + b + c) * scale;
-                }
-            }
+        }
+        if y1 > y0 {
+            let scale = 1.0 / (y1 - y0 + 1) as f32;
+            out.iter_mut().for_each(|o| *o *= scale);
         }
     }
 }
@@ -454,11 +581,16 @@ mod tests {
         let n = 6;
         let plane: Vec<f32> = (0..n * n).map(|i| i as f32).collect();
         let mut smoothed = vec![0.0; n * n];
-        box3(&plane, n, &mut smoothed);
+        box_mean(&plane, n, 1, &mut smoothed);
         // Interior cell (1, 1): mean of rows 0..=2, columns 0..=2 = value at (1, 1).
         assert_eq!(smoothed[n + 1], plane[n + 1]);
         // Corner (0, 0): mean of the 2x2 block {0, 1, 6, 7}.
         assert_eq!(smoothed[0], 3.5);
+        // A 5x5 neighbourhood: corner (0, 0) is the mean of the 3x3 block {0, 1, 2, 6, ...}.
+        box_mean(&plane, n, 2, &mut smoothed);
+        assert_eq!(smoothed[0], 7.0);
+        box_mean(&plane, n, 0, &mut smoothed);
+        assert_eq!(smoothed, plane);
         // 6 -> 3 averages 2x2 blocks; 3 -> 6 keeps a constant plane constant.
         let down = resample(&plane, 6, 3);
         assert_eq!(down[0], (0.0 + 1.0 + 6.0 + 7.0) / 4.0);
@@ -466,33 +598,54 @@ mod tests {
         assert!(up.iter().all(|&v| (v - 2.0).abs() < 1e-6));
     }
 
-    /// The plain definitions the fast paths must agree with: channel groups averaged, each
-    /// plane smoothed over its 3x3 neighbourhood and resampled, one dimension at a time.
-    fn reference_patches(map: &ImageMap<'_>, dims: usize, grid: usize) -> Vec<f32> {
+    /// The plain definitions the fast paths must agree with: channels reduced (groups averaged,
+    /// kept, or projected by `matrix`), each plane averaged over its neighbourhood and resampled,
+    /// one value at a time.
+    fn reference_patches(
+        map: &ImageMap<'_>,
+        values: PatchValues,
+        matrix: &[f32],
+        reach: usize,
+        grid: usize,
+    ) -> Vec<f32> {
         let n = map.h;
         let plane = n * n;
-        let mut out = vec![0f32; grid * grid * dims];
-        for d in 0..dims {
-            let (c0, c1) = (
-                d * map.channels / dims,
-                ((d + 1) * map.channels).div_ceil(dims),
-            );
+        let width = values.width(map.channels);
+        let channel = |c: usize| &map.values[c * plane..(c + 1) * plane];
+        let mut out = vec![0f32; grid * grid * width];
+        for d in 0..width {
             let mut reduced = vec![0f32; plane];
-            for c in c0..c1 {
-                for (r, s) in reduced
-                    .iter_mut()
-                    .zip(&map.values[c * plane..(c + 1) * plane])
-                {
-                    *r += s;
+            match values {
+                PatchValues::All => reduced.copy_from_slice(channel(d)),
+                PatchValues::Means(_) => {
+                    let (c0, c1) = (
+                        d * map.channels / width,
+                        ((d + 1) * map.channels).div_ceil(width),
+                    );
+                    for c in c0..c1 {
+                        reduced
+                            .iter_mut()
+                            .zip(channel(c))
+                            .for_each(|(r, s)| *r += s);
+                    }
+                    reduced.iter_mut().for_each(|r| *r /= (c1 - c0) as f32);
+                }
+                PatchValues::Projection(_) => {
+                    for c in 0..map.channels {
+                        let m = matrix[d * map.channels + c];
+                        reduced
+                            .iter_mut()
+                            .zip(channel(c))
+                            .for_each(|(r, s)| *r += m * s);
+                    }
                 }
             }
-            reduced.iter_mut().for_each(|r| *r /= (c1 - c0) as f32);
             let mut smoothed = vec![0f32; plane];
             for y in 0..n {
                 for x in 0..n {
                     let (mut sum, mut count) = (0.0, 0.0);
-                    for yy in y.saturating_sub(1)..=(y + 1).min(n - 1) {
-                        for xx in x.saturating_sub(1)..=(x + 1).min(n - 1) {
+                    for yy in y.saturating_sub(reach)..=(y + reach).min(n - 1) {
+                        for xx in x.saturating_sub(reach)..=(x + reach).min(n - 1) {
                             sum += reduced[yy * n + xx];
                             count += 1.0;
                         }
@@ -501,7 +654,7 @@ mod tests {
                 }
             }
             for (cell, v) in resample(&smoothed, n, grid).into_iter().enumerate() {
-                out[cell * dims + d] = v;
+                out[cell * width + d] = v;
             }
         }
         out
@@ -509,32 +662,58 @@ mod tests {
 
     #[test]
     fn patches_agree_with_the_plain_definitions() {
-        // Uneven channel groups, odd sides, shrinking, growing and keeping the grid, and the
-        // one-cell plane.
+        // Uneven channel groups, odd sides, shrinking, growing and keeping the grid, the
+        // one-cell plane; every reduction and neighbourhoods of 1, 3 and 5.
         let mut seed = 1u32;
-        for (channels, n, dims, grid) in [(10, 7, 4, 3), (9, 5, 3, 8), (6, 4, 6, 4), (3, 1, 2, 1)] {
-            let values: Vec<f32> = (0..channels * n * n)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 1.0
-                })
-                .collect();
+        let cases = [
+            (10, 7, PatchValues::Means(4), 3, 1),
+            (9, 5, PatchValues::Means(3), 8, 1),
+            (6, 4, PatchValues::Means(6), 4, 2),
+            (3, 1, PatchValues::Means(2), 1, 1),
+            (5, 6, PatchValues::All, 3, 0),
+            (7, 9, PatchValues::Projection(4), 9, 2),
+            (8, 5, PatchValues::Projection(11), 5, 1),
+        ];
+        for (channels, n, values, grid, reach) in cases {
+            let mut random = |count: usize| -> Vec<f32> {
+                (0..count)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        (seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 1.0
+                    })
+                    .collect()
+            };
+            let map_values = random(channels * n * n);
+            let width = values.width(channels);
+            let matrix = random(width * channels);
             let map = ImageMap {
-                values: &values,
+                values: &map_values,
                 channels,
                 h: n,
                 w: n,
             };
-            let expected = reference_patches(&map, dims, grid);
-            let mut both = vec![f32::NAN; grid * grid * 2 * dims];
-            map.write_patches(dims, grid, &mut both, dims);
-            for (cell, want) in expected.chunks(dims).enumerate() {
-                let got = &both[cell * 2 * dims + dims..][..dims];
+            let expected = reference_patches(&map, values, &matrix, reach, grid);
+            let reduction = match values {
+                PatchValues::All => Reduction::All,
+                PatchValues::Means(w) => Reduction::Means(w),
+                PatchValues::Projection(width) => Reduction::Projection {
+                    matrix: &matrix,
+                    width,
+                },
+            };
+            let reduced = map.reduce(&reduction, false);
+            let mut both = vec![f32::NAN; grid * grid * 2 * width];
+            map.write_patches(&reduced, width, reach, grid, &mut both, width, 2 * width);
+            for (cell, want) in expected.chunks(width).enumerate() {
+                let got = &both[cell * 2 * width + width..][..width];
                 for (g, w) in got.iter().zip(want) {
-                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+                    assert!(
+                        (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                        "{values}, reach {reach}: {g} vs {w}"
+                    );
                 }
                 // The other layer's half is left alone.
-                assert!(both[cell * 2 * dims..][..dims].iter().all(|v| v.is_nan()));
+                assert!(both[cell * 2 * width..][..width].iter().all(|v| v.is_nan()));
             }
         }
     }

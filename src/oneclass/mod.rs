@@ -41,19 +41,25 @@ use crate::model::{CAM_LAYERS, MIN_INPUT_SIDE};
 pub use model::OneClassModel;
 
 /// Everything that decides how a one-class model is fitted and scores, stored in its file.
+/// Model files written before a setting existed read it as it then was ([`StoredSettings`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredSettings")]
 pub struct Settings {
-    /// The two feature layers, shallower first; the deeper one's grid is the patch grid.
-    pub layers: [String; 2],
-    /// Each layer's channels are averaged in groups down to this many values per patch.
-    pub dims_per_layer: usize,
+    /// One or two feature layers in network order; the last one's grid is the patch grid.
+    pub layers: Vec<String>,
+    /// How each layer's channels become a patch's values.
+    pub values: PatchValues,
+    /// Each value is averaged over this many patches square around its own (odd; 1 is none).
+    pub neighbourhood: usize,
     /// Images are resized to this square side.
     pub input_size: u32,
+    /// How the bank is drawn from the candidate patches.
+    pub sampling: Sampling,
     /// The bank keeps this fraction of all training patches ...
     pub coreset_ratio: f64,
     /// ... but never more than this many entries (it bounds memory and scoring time).
     pub max_bank: usize,
-    /// Patches drawn at random (evenly over the images) to choose the coreset from.
+    /// Patches drawn at random (evenly over the images) to choose the bank from.
     pub max_candidates: usize,
     /// Random projection width used while choosing the coreset.
     pub projection_dim: usize,
@@ -65,14 +71,165 @@ pub struct Settings {
     pub seed: u64,
 }
 
+/// How a layer's channels become a patch's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchValues {
+    /// Every channel (fire5: 256 values).
+    All,
+    /// Channels averaged in this many contiguous groups.
+    Means(usize),
+    /// This many seeded Gaussian random combinations of the channels (scaled by 1/sqrt(n), so
+    /// distances keep their scale).
+    Projection(usize),
+}
+
+impl PatchValues {
+    /// Values this gives a layer of `channels` channels.
+    pub fn width(self, channels: usize) -> usize {
+        match self {
+            PatchValues::All => channels,
+            PatchValues::Means(n) | PatchValues::Projection(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for PatchValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PatchValues::All => f.write_str("all"),
+            PatchValues::Means(n) => write!(f, "mean:{n}"),
+            PatchValues::Projection(n) => write!(f, "projection:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for PatchValues {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let count = |n: &str| {
+            n.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("expected a positive count after the colon in \"{s}\""))
+        };
+        match s.split_once(':') {
+            None if s == "all" => Ok(PatchValues::All),
+            Some(("mean", n)) => count(n).map(PatchValues::Means),
+            Some(("projection", n)) => count(n).map(PatchValues::Projection),
+            _ => Err(format!(
+                "expected \"all\", \"mean:N\" or \"projection:N\", found \"{s}\""
+            )),
+        }
+    }
+}
+
+impl Serialize for PatchValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PatchValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How the bank is drawn from the candidate patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    /// PatchCore's greedy coreset: each entry the candidate farthest from those chosen before.
+    Coreset,
+    /// A seeded uniform draw.
+    Random,
+}
+
+impl std::str::FromStr for Sampling {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "coreset" => Ok(Sampling::Coreset),
+            "random" => Ok(Sampling::Random),
+            _ => Err(format!("expected \"coreset\" or \"random\", found \"{s}\"")),
+        }
+    }
+}
+
+/// [`Settings`] as model files hold them: the keys added since the first files are optional
+/// and take the values those files were fitted with.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredSettings {
+    layers: Vec<String>,
+    /// First files: channel groups averaged to this many values per layer.
+    #[serde(default)]
+    dims_per_layer: Option<usize>,
+    #[serde(default)]
+    values: Option<PatchValues>,
+    #[serde(default = "first_neighbourhood")]
+    neighbourhood: usize,
+    input_size: u32,
+    #[serde(default = "first_sampling")]
+    sampling: Sampling,
+    coreset_ratio: f64,
+    max_bank: usize,
+    max_candidates: usize,
+    projection_dim: usize,
+    smoothing_sigma: f32,
+    false_positive_rate: f64,
+    seed: u64,
+}
+
+fn first_neighbourhood() -> usize {
+    3
+}
+
+fn first_sampling() -> Sampling {
+    Sampling::Coreset
+}
+
+impl TryFrom<StoredSettings> for Settings {
+    type Error = String;
+
+    fn try_from(s: StoredSettings) -> Result<Settings, String> {
+        let values = match (s.values, s.dims_per_layer) {
+            (Some(v), _) => v,
+            (None, Some(n)) => PatchValues::Means(n),
+            (None, None) => return Err("settings without values per layer".into()),
+        };
+        Ok(Settings {
+            layers: s.layers,
+            values,
+            neighbourhood: s.neighbourhood,
+            input_size: s.input_size,
+            sampling: s.sampling,
+            coreset_ratio: s.coreset_ratio,
+            max_bank: s.max_bank,
+            max_candidates: s.max_candidates,
+            projection_dim: s.projection_dim,
+            smoothing_sigma: s.smoothing_sigma,
+            false_positive_rate: s.false_positive_rate,
+            seed: s.seed,
+        })
+    }
+}
+
 impl Default for Settings {
-    /// fire3 + fire5 at 64 values each on the 28x28 grid of a 227 px input, at most 1024 bank
-    /// entries (see the measurements in the README's one-class section).
+    /// fire3 + fire5 with every channel (384 values a patch), 3x3 neighbourhoods, a coreset of
+    /// at most 1024 entries: the best ranking on the ablation's choice split among the settings
+    /// measured (README, one-class section).
     fn default() -> Self {
         Settings {
-            layers: ["fire3-concat".into(), "fire5-concat".into()],
-            dims_per_layer: 64,
+            layers: vec!["fire3-concat".into(), "fire5-concat".into()],
+            values: PatchValues::All,
+            neighbourhood: 3,
             input_size: 227,
+            sampling: Sampling::Coreset,
             coreset_ratio: 0.01,
             max_bank: 1024,
             max_candidates: 40_000,
@@ -87,15 +244,34 @@ impl Default for Settings {
 impl Settings {
     pub fn validate(&self) -> Result<()> {
         let position = |layer: &str| CAM_LAYERS.iter().position(|l| *l == layer);
-        let [low, high] = &self.layers;
-        match (position(low), position(high)) {
-            (Some(a), Some(b)) if a < b && high != "relu_conv10" => {}
-            _ => bail!(
-                "one-class features need two layers in network order among {} (not relu_conv10), got {low} and {high}",
-                CAM_LAYERS.join(", ")
-            ),
+        let positions: Vec<Option<usize>> = self.layers.iter().map(|l| position(l)).collect();
+        let in_order = match positions.as_slice() {
+            [Some(_)] => true,
+            [Some(a), Some(b)] => a < b,
+            _ => false,
+        };
+        if !in_order || self.layers.iter().any(|l| l == "relu_conv10") {
+            bail!(
+                "one-class features need one or two layers in network order among {} (not relu_conv10), got {}",
+                CAM_LAYERS.join(", "),
+                self.layers.join(", ")
+            );
         }
-        ensure!(self.dims_per_layer > 0, "dims_per_layer must be at least 1");
+        for layer in &self.layers {
+            let channels = crate::model::layer_channels(layer).expect("a known layer");
+            match self.values {
+                PatchValues::Means(n) => ensure!(
+                    n <= channels,
+                    "values mean:{n} asks for more groups than {layer}'s {channels} channels"
+                ),
+                PatchValues::Projection(_) | PatchValues::All => {}
+            }
+        }
+        ensure!(
+            self.neighbourhood % 2 == 1,
+            "the neighbourhood must be an odd number of patches (1, 3, 5, ...), got {}",
+            self.neighbourhood
+        );
         ensure!(
             self.input_size as usize >= MIN_INPUT_SIDE,
             "input size {} is below the network's minimum {MIN_INPUT_SIDE}",
@@ -120,9 +296,25 @@ impl Settings {
         Ok(())
     }
 
+    /// Values of each layer in a patch, in the order of [`Settings::layers`].
+    pub fn layer_widths(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .map(|l| {
+                self.values
+                    .width(crate::model::layer_channels(l).expect("a known layer"))
+            })
+            .collect()
+    }
+
     /// Values per patch.
     pub fn dim(&self) -> usize {
-        2 * self.dims_per_layer
+        self.layer_widths().iter().sum()
+    }
+
+    /// The layer whose grid is the patch grid.
+    pub fn grid_layer(&self) -> &str {
+        self.layers.last().expect("validated layers")
     }
 }
 
@@ -208,6 +400,9 @@ mod tests {
             s.validate().is_err()
         };
         assert!(bad(|s| s.layers.swap(0, 1)));
+        assert!(bad(|s| s.layers.clear()));
+        assert!(bad(|s| s.neighbourhood = 2));
+        assert!(bad(|s| s.values = PatchValues::Means(300)));
         assert!(bad(|s| s.layers[1] = "nope".into()));
         assert!(bad(|s| s.max_bank = 0));
         assert!(bad(|s| s.coreset_ratio = 0.0));

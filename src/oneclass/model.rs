@@ -12,7 +12,7 @@ use super::bank::{coreset_size, greedy_coreset_reporting, Bank};
 use super::features::{Extractor, BATCH};
 use super::map::anomaly_map;
 use super::threshold::Threshold;
-use super::Settings;
+use super::{Sampling, Settings};
 
 /// A fitted one-class model: the feature extractor, the bank of normal patches, the threshold
 /// and the names it was fitted with.
@@ -87,44 +87,105 @@ pub fn fit_bank(
             images.len()
         );
     }
-    let dim = settings.dim();
-    let mut candidates = Vec::new();
-    let mut patches_total = 0;
+    let mut candidates = Candidates::new(settings.dim());
     for (c, chunk) in images.chunks(BATCH).enumerate() {
         let patches = extractor.patches(chunk)?;
         for (i, image_patches) in patches.iter().enumerate() {
-            let count = image_patches.len() / dim;
-            patches_total += count;
-            let per_image = settings.max_candidates.div_ceil(images.len()).min(count);
-            let mut rng = ChaCha8Rng::seed_from_u64(mix(settings.seed, (c * BATCH + i) as u64));
-            let mut picked = rand::seq::index::sample(&mut rng, count, per_image).into_vec();
-            picked.sort_unstable();
-            for p in picked {
-                candidates.extend_from_slice(&image_patches[p * dim..(p + 1) * dim]);
-            }
+            candidates.draw(settings, c * BATCH + i, images.len(), image_patches);
         }
         progress(FitStep::Features {
             done: (c * BATCH + chunk.len()).min(images.len()),
             total: images.len(),
         });
     }
-    let count = candidates.len() / dim;
-    let target = coreset_size(patches_total, settings.coreset_ratio, settings.max_bank).min(count);
+    bank_from_candidates(settings, &candidates, progress)
+}
+
+/// The patches a bank is chosen from: at most `max_candidates`, drawn evenly over the images.
+pub struct Candidates {
+    dim: usize,
+    rows: Vec<f32>,
+    /// Patches of all the images, drawn or not (the coreset ratio is a fraction of them).
+    patches_total: usize,
+}
+
+impl Candidates {
+    pub fn new(dim: usize) -> Candidates {
+        Candidates {
+            dim,
+            rows: Vec::new(),
+            patches_total: 0,
+        }
+    }
+
+    /// Draws image `index` of `images`'s share from its `patches` (seeded by the image's index,
+    /// so the draw does not depend on how the images were batched).
+    pub fn draw(&mut self, settings: &Settings, index: usize, images: usize, patches: &[f32]) {
+        let dim = self.dim;
+        let count = patches.len() / dim;
+        self.patches_total += count;
+        let per_image = settings.max_candidates.div_ceil(images).min(count);
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(settings.seed, index as u64));
+        let mut picked = rand::seq::index::sample(&mut rng, count, per_image).into_vec();
+        picked.sort_unstable();
+        for p in picked {
+            self.rows
+                .extend_from_slice(&patches[p * dim..(p + 1) * dim]);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len() / self.dim
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// The bank the settings choose from `candidates`: `coreset_ratio` of all patches, at most
+/// `max_bank`, by greedy coreset or a seeded uniform draw.
+pub fn bank_from_candidates(
+    settings: &Settings,
+    candidates: &Candidates,
+    progress: &mut dyn FnMut(FitStep),
+) -> Result<Bank> {
+    let (dim, count) = (candidates.dim, candidates.len());
+    let target = coreset_size(
+        candidates.patches_total,
+        settings.coreset_ratio,
+        settings.max_bank,
+    )
+    .min(count);
     progress(FitStep::Coreset {
         candidates: count,
         target,
     });
-    let chosen = greedy_coreset_reporting(
-        &candidates,
-        dim,
-        target,
-        settings.projection_dim,
-        settings.seed,
-        &mut |chosen, target| progress(FitStep::CoresetChosen { chosen, target }),
-    );
+    let mut chosen = match settings.sampling {
+        Sampling::Coreset => greedy_coreset_reporting(
+            &candidates.rows,
+            dim,
+            target,
+            settings.projection_dim,
+            settings.seed,
+            &mut |chosen, target| progress(FitStep::CoresetChosen { chosen, target }),
+        ),
+        Sampling::Random => {
+            let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+            let picked = rand::seq::index::sample(&mut rng, count, target).into_vec();
+            progress(FitStep::CoresetChosen {
+                chosen: target,
+                target,
+            });
+            picked
+        }
+    };
+    if settings.sampling == Sampling::Random {
+        chosen.sort_unstable();
+    }
     let entries = chosen
         .iter()
-        .flat_map(|&i| candidates[i * dim..(i + 1) * dim].iter().copied())
+        .flat_map(|&i| candidates.rows[i * dim..(i + 1) * dim].iter().copied())
         .collect();
     Bank::new(dim, entries)
 }

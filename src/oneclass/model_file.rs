@@ -128,6 +128,7 @@ pub fn load(path: &Path) -> Result<OneClassModel> {
     let normal_class = field("normal_class")?.clone();
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .with_context(|| format!("{}: unreadable tensors", what()))?;
+    crate::model::check_finite(path, &tensors)?;
     let bank_tensor = tensors
         .get(BANK)
         .with_context(|| format!("{} holds no bank ({BANK})", what()))?;

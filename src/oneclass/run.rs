@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::classify::CamSettings;
 use crate::config::{DataRoots, Recipe};
 use crate::data::decode::{load_rgb, resize_exact};
+use crate::data::inputs::{read_each, FileOutcome};
 use crate::data::loader::{decode_all, DecodedSet, Images};
 use crate::data::scan::{scan, Skipped};
 use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
@@ -27,7 +28,7 @@ use crate::oneclass::map::draw_over;
 use crate::oneclass::model::{fit_bank, score_with, FitStep, Scored};
 use crate::oneclass::predictions::{self, ScoredRow};
 use crate::oneclass::threshold::{self, Threshold};
-use crate::oneclass::{model_file, normal_class, ranking, OneClassModel, Settings};
+use crate::oneclass::{model_file, normal_class, ranking, OneClassModel};
 use crate::run::{NewRun, RunDir};
 use crate::runlog::RunLog;
 
@@ -132,11 +133,7 @@ pub fn fit_run(
         );
     }
 
-    let settings = Settings {
-        input_size: size,
-        seed: recipe.train.seed,
-        ..Settings::default()
-    };
+    let settings = recipe.oneclass.settings(size, recipe.train.seed);
     let extractor = Extractor::imagenet(&recipe.train.weights, settings)?;
     let per_class = |entries: &[Entry]| {
         let mut counts = vec![0; manifest.classes.len()];
@@ -209,6 +206,7 @@ pub fn fit_run(
         bank_entries: model.bank.len(),
         threshold: model.threshold.value,
         threshold_rule: rule_text(&model.threshold),
+        scan_threshold: model.scan_threshold.as_ref().map(|t| t.value),
         val_auroc,
         elapsed_s: fit_seconds,
     });
@@ -413,28 +411,32 @@ pub struct ScoreOut {
     pub verdict: String,
 }
 
-/// The anomaly score and verdict of every image file, in order.
-pub fn score_files(model: &OneClassModel, paths: &[PathBuf]) -> Result<Vec<ScoreOut>> {
-    let images = load_images(paths, model.settings().input_size)?;
+/// The anomaly score and verdict of every image file, in order; a file that cannot be read (or
+/// scores NaN) is a failed outcome with the reason, and the others are still scored.
+pub fn score_files(model: &OneClassModel, paths: &[PathBuf]) -> Result<Vec<FileOutcome<ScoreOut>>> {
+    let size = model.settings().input_size;
+    let (images, read) = read_each(paths, |p| Ok(resize_exact(&load_rgb(p)?, size)));
     let scored = model.score(&images)?;
     Ok(paths
         .iter()
-        .zip(&scored)
-        .map(|(path, s)| ScoreOut {
-            path: path.clone(),
-            score: s.score,
-            threshold: model.threshold.value,
-            verdict: KINDS[usize::from(model.is_anomalous(s.score))].into(),
+        .zip(read)
+        .map(|(path, read)| match read.map(|i| scored[i].score) {
+            Ok(score) if score.is_finite() => FileOutcome::Done(ScoreOut {
+                path: path.clone(),
+                score,
+                threshold: model.threshold.value,
+                verdict: KINDS[usize::from(model.is_anomalous(score))].into(),
+            }),
+            Ok(score) => FileOutcome::Failed {
+                path: path.clone(),
+                error: format!("its anomaly score is {score}: no verdict; the model is broken"),
+            },
+            Err(error) => FileOutcome::Failed {
+                path: path.clone(),
+                error,
+            },
         })
         .collect())
-}
-
-/// Reads and resizes image files; an unreadable one is an error naming it.
-fn load_images(paths: &[PathBuf], size: u32) -> Result<Vec<RgbImage>> {
-    paths
-        .iter()
-        .map(|p| Ok(resize_exact(&load_rgb(p)?, size)))
-        .collect()
 }
 
 /// One image's anomaly map, as `gradcam --json` prints it for a one-class model.

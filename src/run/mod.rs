@@ -18,6 +18,23 @@ use anyhow::{bail, Context, Result};
 pub use control::ControlFile;
 pub use lock::{Holder, RunLock};
 
+/// A readable directory without a run's `config.toml`: told apart from one that cannot be read,
+/// so `watch` can offer its other guess (a scan folder) only when that is what it is.
+#[derive(Debug)]
+pub struct NotARunDirectory(pub PathBuf);
+
+impl std::fmt::Display for NotARunDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is not a run directory (it has no config.toml)",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for NotARunDirectory {}
+
 /// Paths inside a run directory, in one place so writers and readers agree.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -30,19 +47,31 @@ impl RunDir {
         let run = RunDir {
             path: path.to_path_buf(),
         };
-        if !path.is_dir() {
-            bail!(
+        // A folder that cannot be read says so: "no config.toml" would send its owner looking
+        // for a file that is there.
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => bail!(
+                "{} is not a run directory (not a directory)",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
                 "{} is not a run directory (no such directory)",
                 path.display()
-            );
+            ),
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
         }
-        if !run.recipe().is_file() {
-            bail!(
-                "{} is not a run directory (it has no config.toml)",
-                path.display()
-            );
+        if let Err(e) = std::fs::read_dir(path) {
+            bail!("cannot read the directory {}: {e}", path.display());
         }
-        Ok(run)
+        match std::fs::metadata(run.recipe()) {
+            Ok(meta) if meta.is_file() => Ok(run),
+            Ok(_) => bail!("{} is not a file", run.recipe().display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(NotARunDirectory(path.to_path_buf()).into())
+            }
+            Err(e) => bail!("cannot read {}: {e}", run.recipe().display()),
+        }
     }
 
     /// The resolved recipe the run was started with.

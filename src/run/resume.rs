@@ -13,10 +13,14 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-/// Metadata value marking a resume-state file.
-const FORMAT: &str = "crackscope-resume-1";
+use crate::data::scan::Skipped;
+
+/// Metadata value marking a resume-state file (loading one as a model says what it is).
+const FORMAT: &str = crate::model::RESUME_STATE_FORMAT;
 const MODEL_PREFIX: &str = "model/";
 const OPTIMIZER_PREFIX: &str = "optimizer/";
+/// Metadata key of [`Progress::validation_set`].
+const VALIDATION_SET: &str = "validation_set";
 
 /// Where a training stood when the state was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +31,61 @@ pub struct Progress {
     pub epoch: usize,
     pub best_val_accuracy: Option<f32>,
     pub classes: Vec<String>,
+    /// [`validation_fingerprint`] of the images `best_val_accuracy` was measured on; absent in
+    /// states of older versions.
+    pub validation_set: Option<String>,
+}
+
+/// Names a validation set (its files, in order), so a best accuracy is never compared with one
+/// measured on other images.
+pub fn validation_fingerprint(paths: &[std::path::PathBuf]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for path in paths {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
+/// The files of a resumed run's split (`manifest`, less what was left out at its start) that
+/// cannot be read any more: those its training and validation sets could not decode (`failed`)
+/// and the test files that fail a check now (the test split is read only at the end). A run keeps
+/// its split, so any such file refuses the resume, naming them, unless `allow_missing`.
+pub fn lost_since_start(
+    run: &super::RunDir,
+    manifest: &crate::data::split::Manifest,
+    mut failed: Vec<Skipped>,
+    allow_missing: bool,
+) -> Result<Vec<Skipped>> {
+    let test: Vec<std::path::PathBuf> =
+        manifest.test.iter().map(|e| manifest.absolute(e)).collect();
+    failed.extend(crate::data::scan::unreadable(&test));
+    if !failed.is_empty() && !allow_missing {
+        return Err(lost_files_error(&run.resume_command(), &failed));
+    }
+    Ok(failed)
+}
+
+/// The refusal of a resume whose split lost files since the run started (the split never
+/// changes silently), naming them and the flag that goes on without them.
+fn lost_files_error(resume_command: &str, lost: &[Skipped]) -> anyhow::Error {
+    const SHOWN: usize = 10;
+    let mut listed: Vec<String> = lost
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("  {}: {}", s.path.display(), s.reason))
+        .collect();
+    if lost.len() > SHOWN {
+        listed.push(format!("  ... and {} more", lost.len() - SHOWN));
+    }
+    anyhow::anyhow!(
+        "{} files of the run's split are missing or unreadable since it started:\n{}\nA run \
+         keeps its split, so it does not resume without them. Restore them, or go on without \
+         them with `{resume_command} --allow-missing` (they are then listed in skipped.json, \
+         and a smaller validation set starts a new best accuracy)",
+        lost.len(),
+        listed.join("\n")
+    )
 }
 
 /// A resume state read back from disk.
@@ -72,6 +131,9 @@ pub fn write(
     if let Some(best) = progress.best_val_accuracy {
         metadata.insert("best_val_accuracy".to_string(), best.to_string());
     }
+    if let Some(set) = &progress.validation_set {
+        metadata.insert(VALIDATION_SET.to_string(), set.clone());
+    }
     let bytes =
         safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(metadata))
             .with_context(|| format!("cannot serialise the resume state {}", path.display()))?;
@@ -106,8 +168,10 @@ pub fn read(path: &Path, device: &Device) -> Result<ResumeState> {
         epoch: number("epoch")?,
         best_val_accuracy: meta.get("best_val_accuracy").and_then(|v| v.parse().ok()),
         classes,
+        validation_set: meta.get(VALIDATION_SET).cloned(),
     };
     let tensors = candle_core::safetensors::load_buffer(&bytes, device).with_context(what)?;
+    crate::model::check_finite(path, &tensors)?;
     let mut model = HashMap::new();
     let mut optimizer = HashMap::new();
     for (key, tensor) in tensors {
@@ -175,6 +239,7 @@ mod tests {
             epoch: 2,
             best_val_accuracy: Some(0.75),
             classes: vec!["a".into(), "b".into()],
+            validation_set: Some("0123456789abcdef".into()),
         }
     }
 
@@ -229,5 +294,21 @@ mod tests {
         std::fs::write(&path, b"garbage").unwrap();
         let err = read(&path, &Device::Cpu).err().expect("refused");
         assert!(format!("{err:#}").contains("not a crackscope resume state"));
+    }
+
+    #[test]
+    fn a_state_with_weights_that_are_not_finite_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resume.safetensors");
+        let varmap = model();
+        varmap.data().lock().unwrap()["layer.weight"]
+            .set(&Tensor::new(&[0.5f32, f32::NAN, 1.0], &Device::Cpu).unwrap())
+            .unwrap();
+        write(&path, &progress(3), &varmap, &HashMap::new()).unwrap();
+        let err = format!("{:#}", read(&path, &Device::Cpu).err().expect("refused"));
+        assert!(
+            err.contains("resume.safetensors") && err.contains("model/layer.weight (1 NaN"),
+            "{err}"
+        );
     }
 }

@@ -21,7 +21,7 @@ use anyhow::{ensure, Result};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::features::{cell_scores, ScanModel, TileScorer, TILE_PIXELS};
+use super::features::{cell_scores, TileScorer, TILE_PIXELS};
 use super::map::{Alignment, CrackMap, WindowScore};
 use super::windows::{grid, Window, CELL};
 use crate::oneclass::model::{inner_patches, Scored};
@@ -126,8 +126,11 @@ pub(super) fn scan_shared(
     let (width, height) = photo.dimensions();
     let windows = grid(width, height, size, stride)?;
     let scorer = PatchDistances::new(model)?;
-    // A window covers the cells a classifier's window would: those of relu_conv10.
-    let n = ScanModel::cells_for(size);
+    let k = scorer.per_axis;
+    // A window's patches are those it has alone: its own patch grid (28 at 227 px, 27 at 224),
+    // which the 16-pixel cells from its first one cover.
+    let window_patches = model.extractor.grid();
+    let n = window_patches.div_ceil(k);
     let first = |start: u32| Alignment::Nearest.first_cell(start);
     let (map_rows, map_cols) = (
         height.div_ceil(CELL) as usize,
@@ -143,10 +146,9 @@ pub(super) fn scan_shared(
         .fold(map_cols, usize::max);
     let distances = cell_scores(&scorer, photo, rows, cols, tile_pixels)?;
     let threshold = model.threshold_for_scans();
-    let k = scorer.per_axis;
     let patch = |r: usize, c: usize| distances.at(r / k, c / k)[(r % k) * k + c % k];
-    // A window's patches are k n to a side; the inner ones as `Scored::inner_score` takes them.
-    let inner = inner_patches(k * n, model.extractor.edge_patches());
+    // The inner ones of a window's patches, as `Scored::inner_score` takes them.
+    let inner = inner_patches(window_patches, model.extractor.edge_patches());
     let scored = windows
         .iter()
         .map(|w| {

@@ -367,6 +367,23 @@ fn shared_probabilities_agree_with_window_by_window_at_227_pixels() {
 /// within `edge_patches` of its border are not (they see the photo beyond it).
 #[test]
 fn inner_patches_do_not_depend_on_the_window_edge() {
+    inner_patches_alone_and_shared(227, crate::oneclass::Settings::default());
+}
+
+/// The same at 224 pixels, whose windows have 27 patches a side (not the 2 x 14 of the 16-pixel
+/// cells under them), and with full fire5 features, a 5x5 neighbourhood and one layer.
+#[test]
+fn inner_patches_do_not_depend_on_the_window_edge_at_other_sizes() {
+    let settings = crate::oneclass::Settings {
+        layers: vec!["fire5-concat".into()],
+        values: crate::oneclass::PatchValues::All,
+        neighbourhood: 5,
+        ..Default::default()
+    };
+    inner_patches_alone_and_shared(224, settings);
+}
+
+fn inner_patches_alone_and_shared(window: u32, settings: crate::oneclass::Settings) {
     use crate::oneclass::features::Extractor;
     use crate::oneclass::model::fit_bank;
     use crate::oneclass::threshold::{Threshold, ThresholdRule};
@@ -375,10 +392,11 @@ fn inner_patches_do_not_depend_on_the_window_edge() {
     };
     let settings = crate::oneclass::Settings {
         max_bank: 256,
-        ..Default::default()
+        input_size: window,
+        ..settings
     };
     let extractor = Extractor::imagenet(&weights, settings).unwrap();
-    let (side, window) = (700usize, 227u32);
+    let side = 700usize;
     let photo = render_photo(5, side as u32, window, true).image;
     let (x0, y0) = (224u32, 160u32);
     let crop = image::imageops::crop_imm(&photo, x0, y0, window, window).to_image();

@@ -37,6 +37,14 @@ pub fn classify(
         let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_dtype(DType::F32)?;
         let rows = log_probs.to_vec2::<f32>()?;
         for ((row, &label), &index) in rows.into_iter().zip(&batch.labels).zip(&batch.indices) {
+            // A NaN output has no class: argmax would call it the first one, confidently.
+            if let Some(bad) = row.iter().find(|v| !v.is_finite()) {
+                anyhow::bail!(
+                    "the network's output for {} is not a finite number ({bad}): the model is \
+                     broken, so no image gets a label",
+                    set.paths[index].display()
+                );
+            }
             let predicted = argmax(&row);
             out.push(Prediction {
                 index,

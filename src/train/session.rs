@@ -50,6 +50,8 @@ impl RunEnd {
 pub struct Prepared {
     pub job: TrainJob,
     claim: Claim,
+    /// Said at the start of the training (as events, so the dashboard and the log have them).
+    notices: Vec<String>,
 }
 
 /// A new run is removed if its start fails; a resumed one only needs its lock held.
@@ -86,16 +88,35 @@ pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
             split.duplicates_dropped
         );
     }
-    let job = build_job(run, recipe, &manifest, dataset.skipped, None, session)?;
+    let (job, notices) = build_job(
+        run,
+        recipe,
+        &manifest,
+        Split::New {
+            skipped: dataset.skipped,
+        },
+        None,
+        session,
+    )?;
     Ok(Prepared {
         job,
         claim: Claim::New(new),
+        notices,
     })
 }
 
 /// Continue a run from its last checkpoint with its own recipe and split; `--epochs` may extend it.
-pub fn prepare_resume(path: &Path, args: &RecipeArgs) -> Result<Prepared> {
+/// Files of the split that went missing or unreadable since the start refuse the resume unless
+/// `allow_missing`. A run stopped before its first checkpoint starts again from iteration 0.
+pub fn prepare_resume(path: &Path, args: &RecipeArgs, allow_missing: bool) -> Result<Prepared> {
     let run = RunDir::open(path)?;
+    if crate::oneclass::gallery::is_oneclass_run(&run) {
+        bail!(
+            "{} is a one-class run: its fit is a single pass with nothing to resume; fit again \
+             with `crackscope train --one-class` into a new run directory",
+            run.path.display()
+        );
+    }
     if !args.data.is_empty() || args.split.is_some() || args.seed.is_some() || args.config.is_some()
     {
         bail!("--resume keeps the run's data, split and seed; drop --data, --split, --seed and --config");
@@ -106,32 +127,61 @@ pub fn prepare_resume(path: &Path, args: &RecipeArgs) -> Result<Prepared> {
     let mut recipe = Recipe::load(&run.recipe())?;
     recipe.apply(&args.overrides())?;
     let manifest = Manifest::load(&run.manifest())?;
+    let mut notices = Vec::new();
     let from = if run.resume_state().is_file() {
-        ResumeFrom::State(run.resume_state())
+        Some(ResumeFrom::State(run.resume_state()))
     } else if run.last_model().is_file() {
-        ResumeFrom::Legacy {
+        Some(ResumeFrom::Legacy {
             model: run.last_model(),
             optimizer: run.legacy_optimizer_state(),
-        }
+        })
     } else {
-        bail!(
-            "{} has no checkpoint to resume from ({} is missing)",
-            run.path.display(),
-            run.resume_state().display()
-        );
+        // Stopped before its first checkpoint was whole (killed while writing it, say): nothing
+        // to continue, so the run starts again with its own recipe and split.
+        notices.push(format!(
+            "{} has no checkpoint yet (stopped before the first one was written): training it \
+             again from iteration 0 with its own recipe and split",
+            run.path.display()
+        ));
+        None
     };
-    let job = build_job(
+    // Files left out when the run started stay out, whatever became of them since.
+    let left_out = match crate::run::skipped::load(&run.skipped()) {
+        Ok(list) => list,
+        Err(_) if !run.skipped().exists() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let (job, more) = build_job(
         run,
         recipe,
         &manifest,
-        Vec::new(),
-        Some(from),
+        Split::Resumed {
+            left_out,
+            allow_missing,
+        },
+        from,
         lock.holder.session,
     )?;
+    notices.extend(more);
     Ok(Prepared {
         job,
         claim: Claim::Resumed { _lock: lock },
+        notices,
     })
+}
+
+/// Where a training's images come from: a new split (with what the dataset scan left out), or a
+/// resumed run's saved split.
+enum Split {
+    New {
+        skipped: Vec<Skipped>,
+    },
+    Resumed {
+        /// `skipped.json`: files left out at the start (and by earlier resumes), left out again.
+        left_out: Vec<Skipped>,
+        /// Go on without files that went missing or unreadable since (`--allow-missing`).
+        allow_missing: bool,
+    },
 }
 
 /// What a resumed run continues from.
@@ -146,13 +196,21 @@ fn build_job(
     run: RunDir,
     recipe: Recipe,
     manifest: &Manifest,
-    mut skipped: Vec<Skipped>,
+    split: Split,
     resume_from: Option<ResumeFrom>,
     session: u64,
-) -> Result<TrainJob> {
+) -> Result<(TrainJob, Vec<String>)> {
     let (device, device_name) = crate::device::resolve(recipe.train.device)?;
     let size = recipe.data.input_size;
     let budget = MemoryBudget::resolve(&recipe.data.memory_budget)?;
+    let mut notices = Vec::new();
+    let (manifest, mut skipped) = match &split {
+        Split::New { skipped } => (manifest.clone(), skipped.clone()),
+        Split::Resumed { left_out, .. } => {
+            let paths = left_out.iter().map(|s| s.path.clone()).collect();
+            (manifest.without(&paths), left_out.clone())
+        }
+    };
     let (train_set, val_set, streamed) = load_for_training(
         &manifest.labelled(&manifest.train),
         &manifest.labelled(&manifest.val),
@@ -162,8 +220,22 @@ fn build_job(
     if let Some(note) = streamed {
         println!("{note}");
     }
-    skipped.extend(train_set.skipped.iter().cloned());
-    skipped.extend(val_set.skipped.iter().cloned());
+    let mut failed: Vec<Skipped> = train_set.skipped.clone();
+    failed.extend(val_set.skipped.iter().cloned());
+    let mut test = manifest.test.clone();
+    if let Split::Resumed { allow_missing, .. } = split {
+        failed = resume::lost_since_start(&run, &manifest, failed, allow_missing)?;
+        if !failed.is_empty() {
+            notices.push(format!(
+                "going on without {} files missing or unreadable since the run started (listed in {})",
+                failed.len(),
+                run.skipped().display()
+            ));
+            let lost = failed.iter().map(|s| s.path.clone()).collect();
+            test = manifest.without(&lost).test;
+        }
+    }
+    skipped.extend(failed);
     write_skipped(&run, &skipped)?;
     if train_set.images.is_empty() || val_set.images.is_empty() {
         bail!(
@@ -172,11 +244,14 @@ fn build_job(
         );
     }
     let classes = manifest.classes.clone();
-    let test_per_class = count_entries(&manifest.test, classes.len());
+    let test_per_class = count_entries(&test, classes.len());
+    let validation_set = resume::validation_fingerprint(&val_set.paths);
 
     let seed = recipe.train.seed;
     let mut start_iteration = 0;
     let mut best_val_accuracy = None;
+    // Whether the validation images are those the saved best accuracy was measured on.
+    let mut same_validation = val_set.skipped.is_empty();
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
@@ -200,6 +275,10 @@ fn build_job(
                 .with_context(|| format!("cannot resume from {}", path.display()))?;
             start_iteration = state.progress.iteration;
             best_val_accuracy = state.progress.best_val_accuracy;
+            // States of older versions do not say: then only a validation file lost now tells.
+            if let Some(saved) = &state.progress.validation_set {
+                same_validation = *saved == validation_set;
+            }
         }
         Some(ResumeFrom::Legacy {
             model: model_path,
@@ -263,6 +342,15 @@ fn build_job(
             model::init_head(&varmap, seed)?;
         }
     }
+    if best_val_accuracy.is_some() && !same_validation {
+        // Accuracies on two different validation sets cannot be ranked against each other.
+        best_val_accuracy = None;
+        notices.push(format!(
+            "the validation set is not the one the best accuracy so far was measured on: the next \
+             validation starts a new best ({} keeps the old best model until then)",
+            run.best_model().display()
+        ));
+    }
     model.set_dropout_seed(worker::dropout_seed(seed, start_iteration));
 
     let job = TrainJob {
@@ -282,7 +370,7 @@ fn build_job(
         recipe,
         session,
     };
-    Ok(job)
+    Ok((job, notices))
 }
 
 fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {
@@ -345,11 +433,15 @@ impl Display {
 
 /// Trains and then tests on a worker thread, showing its events as `display` says.
 pub fn run_to_end(prepared: Prepared, display: Display) -> Result<RunEnd> {
-    let Prepared { job, mut claim } = prepared;
+    let Prepared {
+        job,
+        mut claim,
+        mut notices,
+    } = prepared;
     let run = job.run.clone();
     let recipe = job.recipe.clone();
     let control = job.control.clone();
-    let notice = few_iterations_notice(&job);
+    notices.extend(few_iterations_notice(&job));
     // The dashboard handles hang-ups itself: the training goes on without a terminal.
     let headless = matches!(display, Display::Headless);
     let _signals = signals::stop_on_signals(control.clone(), run.clone(), headless)?;
@@ -370,7 +462,7 @@ pub fn run_to_end(prepared: Prepared, display: Display) -> Result<RunEnd> {
                 // Never wait for a consumer: one that fell this far behind can re-read metrics.jsonl.
                 let _ = tx.try_send(event);
             };
-            if let Some(message) = notice {
+            for message in notices {
                 emit(Event::Notice { message });
             }
             // Run inside rayon's pool: the engine's many short parallel sections then start on the

@@ -10,7 +10,7 @@ use candle_nn::VarMap;
 use rand::RngCore;
 
 use crate::config::{Recipe, Shuffle};
-use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan};
+use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan, FileChanged};
 use crate::events::{Event, RunStart};
 use crate::model::{self, SqueezeNet};
 use crate::run::{resume, RunDir};
@@ -146,8 +146,22 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let mut iteration = job.start_iteration;
     let mut best = job.best_val_accuracy;
     let mut stopped_early = false;
-    // The iteration of the newest resume state on disk (the start point when resuming).
-    let mut last_saved = (iteration > 0).then_some(iteration);
+    // What is on disk: the resume state of the start point when resuming.
+    let mut saved = Saved {
+        resume: (iteration > 0).then_some(iteration),
+        last_model: None,
+    };
+    if iteration >= total && iteration > 0 {
+        emit(Event::Notice {
+            message: format!(
+                "nothing to train: the run is at iteration {iteration} and {} epochs end at \
+                 iteration {total}; give --epochs {} or more to train further (the best model \
+                 is tested again)",
+                recipe.train.epochs,
+                iteration / per_epoch + 1
+            ),
+        });
+    }
     let mut remote = ControlFileWatcher::new(job.run.control(), job.session);
     let seed = recipe.train.seed;
     'epochs: for epoch in (iteration / per_epoch)..recipe.train.epochs {
@@ -167,7 +181,10 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         // When resuming mid-epoch the loader replays the same order; skip what was done.
         let skip = iteration - epoch * per_epoch;
         for batch in batches.skip(skip) {
-            let batch = batch?;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => return Err(lost_file(&job.run, e, saved, emit)),
+            };
             if wait_while_paused(&job.control, PAUSE_POLL, |c| remote.poll(c)) == Gate::Stop {
                 stopped_early = true;
                 break 'epochs;
@@ -179,7 +196,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
                     let message = format!(
                         "{e} at iteration {}; stopping. {} (try a smaller learning rate)",
                         iteration + 1,
-                        last_good(&job.run, last_saved)
+                        last_good(&job.run, saved)
                     );
                     emit(Event::Failed {
                         message: message.clone(),
@@ -201,7 +218,8 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
 
             let validate_now = iteration % recipe.train.val_every == 0 || iteration == total;
             let save_now = if validate_now {
-                let accuracy = validate(&job, epoch + 1, iteration, &started, emit)?;
+                let accuracy = validate(&job, epoch + 1, iteration, &started, emit)
+                    .map_err(|e| lost_file(&job.run, e, saved, emit))?;
                 let is_best = best.is_none_or(|b| accuracy > b);
                 if is_best {
                     best = Some(accuracy);
@@ -211,8 +229,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
                 job.control.take_save_request().then_some(false)
             };
             if let Some(is_best) = save_now {
-                save_or_fail(&job, iteration, epoch + 1, best, is_best, last_saved, emit)?;
-                last_saved = Some(iteration);
+                save_or_fail(&job, iteration, epoch + 1, best, is_best, &mut saved, emit)?;
             }
         }
         emit(Event::Epoch {
@@ -222,7 +239,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
         });
     }
 
-    if stopped_early && last_saved != Some(iteration) && iteration > job.start_iteration {
+    if stopped_early && saved.resume != Some(iteration) && iteration > job.start_iteration {
         // A model never validated cannot be ranked: keep it as the latest, and as the best only when
         // there is no better one yet.
         let epoch = iteration / per_epoch + 1;
@@ -232,10 +249,9 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
             epoch,
             best,
             best.is_none(),
-            last_saved,
+            &mut saved,
             emit,
         )?;
-        last_saved = Some(iteration);
     }
     if stopped_early {
         if iteration > 0 && best.is_none() {
@@ -246,7 +262,7 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
                 ),
             });
         }
-        if last_saved.is_some() {
+        if saved.resume.is_some() {
             emit(Event::Notice {
                 message: format!(
                     "stopped at iteration {iteration} with a checkpoint; continue with `{}`",
@@ -295,18 +311,56 @@ fn validate(
     Ok(accuracy)
 }
 
+/// The checkpoint files on disk and the iteration each holds, for error messages that name only
+/// what exists.
+#[derive(Debug, Clone, Copy, Default)]
+struct Saved {
+    /// `resume.safetensors`: what `--resume` continues from.
+    resume: Option<usize>,
+    /// `last.safetensors`, when this training wrote it.
+    last_model: Option<usize>,
+}
+
 /// Where a failed training can be continued from, for its error message.
-fn last_good(run: &RunDir, last_saved: Option<usize>) -> String {
-    match last_saved {
-        Some(iteration) => format!(
-            "The last good checkpoint is {} (iteration {iteration}, model in {}); `{}` continues \
-             from it",
-            run.resume_state().display(),
-            run.last_model().display(),
-            run.resume_command()
-        ),
+fn last_good(run: &RunDir, saved: Saved) -> String {
+    match saved.resume {
+        Some(iteration) => {
+            let model = if saved.last_model == Some(iteration) {
+                format!(", model in {}", run.last_model().display())
+            } else {
+                String::new()
+            };
+            format!(
+                "The last good checkpoint is {} (iteration {iteration}{model}); `{}` continues \
+                 from it",
+                run.resume_state().display(),
+                run.resume_command()
+            )
+        }
         None => "No checkpoint was written yet".to_string(),
     }
+}
+
+/// A batch or validation that could not be made (a streamed file gone or damaged since the
+/// start, say): a `Failed` event and an error naming the problem, the last checkpoint and how to
+/// continue.
+fn lost_file(
+    run: &RunDir,
+    error: anyhow::Error,
+    saved: Saved,
+    emit: &mut dyn FnMut(Event),
+) -> anyhow::Error {
+    let advice = if error.downcast_ref::<FileChanged>().is_some() {
+        ". A run keeps its split: restore the file, or add --allow-missing to that command to go \
+         on without it"
+    } else {
+        ""
+    };
+    let message = format!("{error:#}; stopping. {}{advice}", last_good(run, saved));
+    emit(Event::Failed {
+        message: message.clone(),
+    });
+    anyhow::anyhow!(message)
 }
 
 /// [`save`], or a `Failed` event and an error naming the file that could not be written and the
@@ -317,14 +371,13 @@ fn save_or_fail(
     epoch: usize,
     best: Option<f32>,
     is_best: bool,
-    last_saved: Option<usize>,
+    saved: &mut Saved,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let mut saved = last_saved;
-    if let Err(e) = save(job, iteration, epoch, best, is_best, &mut saved, emit) {
+    if let Err(e) = save(job, iteration, epoch, best, is_best, saved, emit) {
         let message = format!(
             "checkpoint at iteration {iteration} failed: {e:#}. {}",
-            last_good(&job.run, saved)
+            last_good(&job.run, *saved)
         );
         emit(Event::Failed {
             message: message.clone(),
@@ -335,15 +388,16 @@ fn save_or_fail(
 }
 
 /// Writes the best model (when `is_best`), then the resume state (model, optimizer and iteration
-/// as one atomic unit; `resume_saved` then says its iteration), then the latest model for users. Each file is replaced atomically, and the
-/// resume state is what `--resume` reads, so a kill between two writes never mixes iterations.
+/// as one atomic unit), then the latest model for users; `saved` follows what was written. Each
+/// file is replaced atomically, and the resume state is what `--resume` reads, so a kill between
+/// two writes never mixes iterations.
 fn save(
     job: &TrainJob,
     iteration: usize,
     epoch: usize,
     best: Option<f32>,
     is_best: bool,
-    resume_saved: &mut Option<usize>,
+    saved: &mut Saved,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let meta = model::CheckpointMeta {
@@ -360,6 +414,7 @@ fn save(
         epoch,
         best_val_accuracy: best,
         classes: job.classes.clone(),
+        validation_set: Some(resume::validation_fingerprint(&job.val.paths)),
     };
     resume::write(
         &job.run.resume_state(),
@@ -367,11 +422,12 @@ fn save(
         &job.varmap,
         &job.optimizer.state()?,
     )?;
-    *resume_saved = Some(iteration);
+    saved.resume = Some(iteration);
     // Superseded by the resume state: an old run's separate optimizer file must not be read again.
     let _ = std::fs::remove_file(job.run.legacy_optimizer_state());
     let last = job.run.last_model();
     model::save_checkpoint(&last, &job.varmap, &job.classes, &meta)?;
+    saved.last_model = Some(iteration);
     emit(Event::Checkpoint {
         iteration,
         path: if is_best { job.run.best_model() } else { last },

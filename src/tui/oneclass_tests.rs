@@ -68,6 +68,7 @@ pub fn recorded_fit(finished: bool) -> Vec<Event> {
         bank_entries: 1024,
         threshold: ONE_CLASS_THRESHOLD,
         threshold_rule: "best validation F1 0.950".into(),
+        scan_threshold: Some(ONE_CLASS_THRESHOLD * 0.9),
         val_auroc: Some(0.985),
         elapsed_s: 26.0,
     });

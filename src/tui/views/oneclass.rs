@@ -114,10 +114,21 @@ fn draw_model(frame: &mut Frame, area: Rect, app: &App, fit: &OneClassFit) {
                 Span::styled("   validation AUROC ", theme.dim()),
                 Span::raw(figure(f.val_auroc)),
             ]),
-            Line::from(vec![
-                Span::styled("threshold ", theme.dim()),
-                Span::raw(format!("{:.4}", f.threshold)),
-            ]),
+            Line::from(
+                [
+                    Span::styled("threshold ", theme.dim()),
+                    Span::raw(format!("{:.4}", f.threshold)),
+                ]
+                .into_iter()
+                .chain(f.scan_threshold.into_iter().flat_map(|t| {
+                    // What scan reads its windows against (their inner patches' scores).
+                    [
+                        Span::styled("   scan threshold ", theme.dim()),
+                        Span::raw(format!("{t:.4}")),
+                    ]
+                }))
+                .collect::<Vec<_>>(),
+            ),
             Line::from(Span::styled(f.threshold_rule.clone(), theme.dim())),
         ],
         None if matches!(app.run.phase, Phase::Failed(_)) => {
