@@ -382,10 +382,14 @@ fn run_case(x: &Xvfb, case: &Case, f: &Fixture, known: &mut Option<Origin>) -> C
             let conf = out.join("tmux.conf");
             std::fs::write(
                 &conf,
-                format!(
-                    "set -g default-terminal tmux-256color\nset -g allow-passthrough {}\n",
-                    if passthrough { "on" } else { "off" }
-                ),
+                // Configured for pictures: passthrough on, and 24-bit colour to the terminal
+                // outside (tmux assumes 8 colours for one it does not know, such as mlterm).
+                if passthrough {
+                    "set -g default-terminal tmux-256color\nset -g allow-passthrough on\n\
+                     set -as terminal-features ',*:RGB'\n"
+                } else {
+                    "set -g default-terminal tmux-256color\nset -g allow-passthrough off\n"
+                },
             )
             .unwrap();
             let outer = out.join("tmux.sh");
