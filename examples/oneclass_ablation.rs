@@ -30,14 +30,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crackscope::data::dataset::discover;
 use crackscope::data::loader::{decode_all, Images};
-use crackscope::data::scan::scan;
 use crackscope::data::split::{split_each_label, Fractions, Manifest};
-use crackscope::oneclass::bank::Bank;
-use crackscope::oneclass::features::Extractor;
-use crackscope::oneclass::model::{bank_rows, Candidates};
-use crackscope::oneclass::ranking::{auroc, average_precision};
-use crackscope::oneclass::{Edge, PatchValues, Sampling, Settings};
+use crackscope::detector::oneclass::bank::Bank;
+use crackscope::detector::oneclass::features::Extractor;
+use crackscope::detector::oneclass::model::{bank_rows, Candidates};
+use crackscope::detector::oneclass::ranking::{auroc, average_precision};
+use crackscope::detector::oneclass::{Edge, PatchValues, Sampling, Settings};
 
 /// One change of the settings (and of the number of normal images fitted on).
 #[derive(Clone)]
@@ -352,7 +352,7 @@ fn feature_key(s: &Settings) -> String {
 fn main() -> Result<()> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.out)?;
-    let dataset = scan(&args.data)?;
+    let dataset = discover(&args.data)?;
     let normal = dataset
         .classes
         .iter()

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{parse_split, DeviceChoice, Overrides};
 use crate::explain::colormap::Colormap;
 use crate::explain::methods::Method;
 use crate::explain::overlay::parse_alpha;
+use crate::model::device::DeviceChoice;
+use crate::run::recipe::{parse_split, Overrides};
 use crate::tui::GraphicsChoice;
 
 #[derive(Debug, Parser)]
@@ -223,20 +224,20 @@ pub struct OneClassArgs {
     pub layers: Option<Vec<String>>,
     /// Values per layer for --one-class: all, mean:N or projection:N [recipe: oneclass.values]
     #[arg(long, requires = "one_class")]
-    pub values: Option<crate::oneclass::PatchValues>,
+    pub values: Option<crate::detector::oneclass::PatchValues>,
     /// Patches square averaged around each patch for --one-class (odd) [recipe: oneclass.neighbourhood]
     #[arg(long, value_name = "PATCHES", requires = "one_class")]
     pub neighbourhood: Option<usize>,
     /// What --one-class's neighbourhood average counts past the feature map's border: inside
     /// (the cells there) or zeros (PatchCore's padding) [recipe: oneclass.edge]
     #[arg(long, requires = "one_class")]
-    pub edge: Option<crate::oneclass::Edge>,
+    pub edge: Option<crate::detector::oneclass::Edge>,
     /// Most bank entries for --one-class [recipe: oneclass.bank]
     #[arg(long, value_name = "ENTRIES", requires = "one_class")]
     pub bank: Option<usize>,
     /// How --one-class draws its bank: coreset or random [recipe: oneclass.sampling]
     #[arg(long, requires = "one_class")]
-    pub sampling: Option<crate::oneclass::Sampling>,
+    pub sampling: Option<crate::detector::oneclass::Sampling>,
     /// Candidate patches the --one-class bank is drawn from [recipe: oneclass.candidates]
     #[arg(long, value_name = "PATCHES", requires = "one_class")]
     pub candidates: Option<usize>,
@@ -246,8 +247,8 @@ pub struct OneClassArgs {
 }
 
 impl OneClassArgs {
-    pub fn overrides(&self) -> crate::config::OneClassOverrides {
-        crate::config::OneClassOverrides {
+    pub fn overrides(&self) -> crate::run::recipe::OneClassOverrides {
+        crate::run::recipe::OneClassOverrides {
             layers: self.layers.clone(),
             values: self.values,
             neighbourhood: self.neighbourhood,

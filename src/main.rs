@@ -4,13 +4,19 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use crackscope::app::session::RunEnd;
 use crackscope::cli::{Cli, Command};
 use crackscope::cmd;
 use crackscope::data::inputs::SomeInputsFailed;
-use crackscope::train::session::RunEnd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Library warnings go to stderr unless a full-screen view takes them over while it runs.
+    crackscope::core::warn::redirect(|message| {
+        // Not eprintln!: after an SSH hang-up stderr is gone, and that must not become a panic.
+        let _ = writeln!(std::io::stderr(), "warning: {message}");
+    })
+    .forever();
     // Trainings must outlive a closed pipe (their output is optional); one-shot commands need not.
     if !matches!(
         cli.command,

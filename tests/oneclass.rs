@@ -54,7 +54,9 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     assert!(out.contains("AUROC"), "{out}");
     // The fit also chooses the threshold scans read windows against, keeps it in the file and
     // reports it.
-    let model = crackscope::oneclass::model_file::load(&run_dir.join("model.safetensors")).unwrap();
+    let model =
+        crackscope::detector::oneclass::model_file::load(&run_dir.join("model.safetensors"))
+            .unwrap();
     assert!(model.scan_threshold.is_some());
     assert!(
         out.contains("scan threshold     "),
@@ -111,12 +113,12 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
 /// to its end, the bank within its bound, the test scores agreeing with report.json), and the
 /// browser's items and anomaly maps from the one-class gallery.
 fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
-    use crackscope::events::{Event, FitStage};
-    use crackscope::oneclass::gallery::{is_oneclass_run, OneClassGallery};
+    use crackscope::app::gallery::{Gallery, PictureSpec, RunGallery};
+    use crackscope::detector::Kind;
+    use crackscope::run::event::{Event, FitStage};
     use crackscope::run::RunDir;
-    use crackscope::tui::{Gallery, PictureSpec};
 
-    let read = crackscope::runlog::read_from(&run_dir.join("metrics.jsonl"), 0).unwrap();
+    let read = crackscope::run::log::read_from(&run_dir.join("metrics.jsonl"), 0).unwrap();
     assert_eq!(read.skipped_lines, 0);
     let events = read.events;
     let Some(Event::FitStarted(start)) = events.first() else {
@@ -168,8 +170,8 @@ fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
     );
 
     let run = RunDir::open(run_dir).unwrap();
-    assert!(is_oneclass_run(&run));
-    let mut gallery = OneClassGallery::open(&run).unwrap();
+    assert_eq!(run.model_kind(), Kind::OneClass);
+    let mut gallery = RunGallery::open(&run, Kind::OneClass).unwrap();
     assert_eq!(gallery.classes(), ["normal", "anomaly"]);
     let items = gallery.test_items().unwrap();
     assert_eq!(items.len(), 20);

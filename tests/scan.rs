@@ -355,7 +355,7 @@ fn a_checkpoint_without_class_names_scans_with_classes_given() {
 /// A one-class model file on a random backbone (no downloads): a bank of 32-pixel-window patches
 /// of one photo, threshold 1.5 (and for scans `scan_threshold`).
 fn one_class_model(dir: &Path, scan_threshold: Option<f32>) -> PathBuf {
-    use crackscope::oneclass::{features::Extractor, model::fit_bank, threshold};
+    use crackscope::detector::oneclass::{features::Extractor, model::fit_bank, threshold};
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
@@ -363,7 +363,7 @@ fn one_class_model(dir: &Path, scan_threshold: Option<f32>) -> PathBuf {
     )
     .unwrap();
     init_backbone(&varmap, 2).unwrap();
-    let settings = crackscope::oneclass::Settings {
+    let settings = crackscope::detector::oneclass::Settings {
         input_size: 32,
         ..Default::default()
     };
@@ -374,7 +374,7 @@ fn one_class_model(dir: &Path, scan_threshold: Option<f32>) -> PathBuf {
         .map(|&(x, y)| image::imageops::crop_imm(&normal, x, y, 32, 32).to_image())
         .collect();
     let bank = fit_bank(&extractor, &crops, &mut |_| {}).unwrap();
-    let model = crackscope::oneclass::OneClassModel {
+    let model = crackscope::detector::oneclass::OneClassModel {
         extractor,
         bank,
         threshold: threshold::Threshold {
@@ -393,7 +393,7 @@ fn one_class_model(dir: &Path, scan_threshold: Option<f32>) -> PathBuf {
         classes: vec!["Negative".into(), "Positive".into()],
     };
     let path = dir.join("oneclass.safetensors");
-    crackscope::oneclass::model_file::save(&model, &path).unwrap();
+    crackscope::detector::oneclass::model_file::save(&model, &path).unwrap();
     path
 }
 

@@ -66,7 +66,7 @@ fn scanned_folder(dir: &Path, threshold: &str) -> PathBuf {
 fn scan_leaves_a_record_that_watch_recognises() {
     let dir = tempfile::tempdir().unwrap();
     let out = scanned_folder(dir.path(), "0.5");
-    let record = crackscope::scan_output::read(&out).unwrap();
+    let record = crackscope::scan::output::read(&out).unwrap();
     assert_eq!(record.photos.len(), 3);
     assert_eq!(record.class, "Positive");
     assert!(record.overall.is_some(), "scores over all photos");
@@ -92,7 +92,7 @@ fn scan_leaves_a_record_that_watch_recognises() {
         assert_eq!(photo.regions, found.len());
         assert_eq!(
             photo.region_boxes,
-            crackscope::scan_output::region_boxes(&found)
+            crackscope::scan::output::region_boxes(&found)
         );
     }
 

@@ -3,13 +3,14 @@
 
 use anyhow::Result;
 
+use crate::app::session::{prepare_new, RunEnd};
 use crate::cli::DemoArgs;
 use crate::cmd::samples::{save_png, show};
-use crate::config::Recipe;
+use crate::cmd::train::{headless, resolve_recipe, run_to_end};
 use crate::data::samples::sample_grid;
 use crate::data::synth::{generate, SynthOptions};
+use crate::run::recipe::Recipe;
 use crate::run::NewRun;
-use crate::train::session::{prepare_new, resolve_recipe, run_to_end, Display, RunEnd};
 
 pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
     let mut recipe = resolve_recipe(&args.train, Recipe::demo())?;
@@ -29,17 +30,16 @@ pub fn demo(args: &DemoArgs) -> Result<RunEnd> {
         data.display()
     );
     generate(&data, &options)?;
-    recipe.data.root = crate::config::DataRoots::one(data.clone());
+    recipe.data.root = crate::run::recipe::DataRoots::one(data.clone());
 
     let grid = sample_grid(&data, 16, recipe.data.split_seed)?;
     save_png(&grid, &run.samples())?;
 
-    let display = Display::choose(&args.display, true)?;
-    if matches!(display, Display::Headless) {
+    if headless(&args.display) {
         show(&grid, Some(&run.samples()))?;
     }
     let prepared = prepare_new(recipe, new)?;
-    run_to_end(prepared, display)
+    run_to_end(prepared, &args.display, true)
 }
 
 /// The seed fine-tunes ImageNet weights (transfer learning): the demo does too when they are

@@ -5,7 +5,6 @@ pub mod demo;
 pub mod eval;
 pub mod gradcam;
 pub mod model;
-pub mod oneclass;
 pub mod patches;
 pub mod predict;
 pub mod samples;

@@ -9,7 +9,7 @@ pub fn model(args: &ModelArgs) -> Result<()> {
     let head = match &args.model {
         Some(path) => {
             let loaded = model::load_model(
-                &crate::classify::model_file(path)?,
+                &crate::app::model_target(path)?.0,
                 &candle_core::Device::Cpu,
             )?;
             loaded.model.has_head().then_some(loaded.classes.len())

@@ -3,10 +3,10 @@
 use anyhow::{Context, Result};
 
 use crate::cli::PatchesArgs;
-use crate::cmd::scan::{photo_files, true_mask};
+use crate::core::windows::default_stride;
 use crate::data::patches::{PatchOptions, PatchWriter};
 use crate::scan::photo::load_upright;
-use crate::scan::windows::default_stride;
+use crate::scan::photo::{photo_files, true_mask};
 
 pub fn patches(args: &PatchesArgs) -> Result<()> {
     let options = PatchOptions {

@@ -1,19 +1,22 @@
-//! `crackscope watch RUN`: the dashboard on a run directory, fed by its `metrics.jsonl`: live while
-//! another process trains (steered through `RUN/control.json`), or the finished run's results.
-//! `crackscope watch SCAN_FOLDER`: the scan view on a finished `crackscope scan`'s output folder.
+//! `crackscope watch RUN`: the dashboard on a run directory of either kind, fed by its
+//! `metrics.jsonl`: live while another process trains (steered through `RUN/control.json`), or the
+//! finished run's results. `crackscope watch SCAN_FOLDER`: the scan view on a finished `crackscope
+//! scan`'s output folder.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
+use crate::app::gallery::RunGallery;
 use crate::cli::WatchArgs;
-use crate::gallery::RunGallery;
+use crate::detector::Kind;
+use crate::run::steer::{RunDirSteer, Steer};
 use crate::run::{NotARunDirectory, RunDir};
-use crate::tui::{self, DashboardOptions, GraphicsChoice, RunDirSteer, Source, Steer};
+use crate::tui::{self, Dashboard, DashboardOptions, GraphicsChoice};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
     // A scan folder is recognised by its scan.json, a run directory by its config.toml.
-    if crate::scan_output::is_scan_folder(&args.run) {
+    if crate::scan::output::is_scan_folder(&args.run) {
         let colors = DashboardOptions::default().colors;
         return tui::run_scan_view(&args.run, GraphicsChoice::resolve(args.graphics)?, colors);
     }
@@ -22,7 +25,7 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
         Err(e) if e.is::<NotARunDirectory>() => bail!(
             "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
             args.run.display(),
-            crate::scan_output::RECORD_FILE
+            crate::scan::output::RECORD_FILE
         ),
         Err(e) => return Err(e),
     };
@@ -30,22 +33,16 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
     // log, so a resumed run is steerable); each request goes to whichever training holds the run's
     // lock then, and is refused with the `--resume` command when none does.
     // A one-class fit is a single pass that cannot be paused or stopped: nothing to steer.
-    let one_class = crate::oneclass::gallery::is_oneclass_run(&run);
-    let steer: Option<Arc<dyn Steer>> = if one_class {
-        None
-    } else {
-        Some(Arc::new(RunDirSteer::new(&run.path)?))
+    let kind = run.model_kind();
+    let steer: Option<Arc<dyn Steer>> = match kind {
+        Kind::Classifier => Some(Arc::new(RunDirSteer::new(&run.path)?)),
+        Kind::OneClass => None,
     };
     let options = DashboardOptions {
         graphics: GraphicsChoice::resolve(args.graphics)?,
         ..DashboardOptions::default()
     };
-    // A one-class run draws anomaly maps in the browser instead of Grad-CAM.
-    let gallery: Box<dyn tui::Gallery> = if one_class {
-        Box::new(crate::oneclass::gallery::OneClassGallery::open(&run)?)
-    } else {
-        Box::new(RunGallery::open(&run)?)
-    };
-    tui::run_blocking(Source::Watch(run.path.clone()), steer, gallery, options)?;
+    let gallery = RunGallery::open(&run, kind)?;
+    Dashboard::watch(run.path.clone(), steer, Box::new(gallery), options)?;
     Ok(())
 }

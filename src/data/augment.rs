@@ -431,7 +431,9 @@ fn place(unit: &[f32], width: usize, height: usize, draw: &Draw, out: &mut [f32]
     }
 }
 
-/// Returns a randomly augmented copy of `img`, filled with black where nothing shows.
+/// Returns a randomly augmented copy of `img`, filled with black where nothing shows (what the
+/// batch writer does, as a picture: the tests look at it).
+#[cfg(test)]
 pub fn augment(img: &RgbImage, aug: &Augment, rng: &mut impl Rng) -> RgbImage {
     if !aug.seed_kind_only() {
         let draw = Draw::random(aug, rng);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::loader::{load, DecodedSet};
+use super::loader::{load, DecodedSet, Residency};
 
 /// The recipe's default: a share of the memory the system says is available.
 pub const AUTO: &str = "auto";
@@ -17,13 +17,6 @@ pub const AUTO: &str = "auto";
 /// Share of `MemAvailable` that `auto` grants decoded images: the rest is left to the model, its
 /// gradients, the batches in flight and the other programs of the machine.
 pub const AUTO_SHARE: f64 = 0.5;
-
-/// Whether a set's images are decoded once and kept, or decoded again for every batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Residency {
-    InMemory,
-    Streamed,
-}
 
 /// A cap, in bytes, on the decoded images kept in memory, with where it came from (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]

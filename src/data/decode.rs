@@ -88,6 +88,7 @@ pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<RgbImage> {
 
 /// The EXIF orientation a file asks for (`NoTransforms` when it has none). Decoding never applies
 /// it, as PIL's `open` does not; see [`apply_orientation`].
+#[cfg(test)]
 pub fn exif_orientation(bytes: &[u8]) -> Result<Orientation> {
     let (mut decoder, format) = open_decoder(bytes)?;
     decoder
@@ -365,7 +366,7 @@ mod tests {
 
     #[test]
     fn shared_photos_decode_to_pils_pixels() {
-        let Some(data) = crate::testdata::shared_data("") else {
+        let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
         let hashes = pil_hashes();

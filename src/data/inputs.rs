@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::scan::Skipped;
+use super::dataset::Skipped;
 
 /// One input file's outcome: its result, or why it has none. In JSON the result's own fields, or
 /// `{path, error}`.
@@ -20,6 +20,14 @@ pub enum FileOutcome<T> {
 impl<T> FileOutcome<T> {
     pub fn is_failed(&self) -> bool {
         matches!(self, FileOutcome::Failed { .. })
+    }
+
+    /// The same outcome with its result turned into another.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> FileOutcome<U> {
+        match self {
+            FileOutcome::Done(value) => FileOutcome::Done(f(value)),
+            FileOutcome::Failed { path, error } => FileOutcome::Failed { path, error },
+        }
     }
 }
 

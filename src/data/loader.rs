@@ -23,14 +23,21 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::augment::{write_augmented_chw, write_chw_normalized, Augment};
-use super::budget::Residency;
+use super::dataset::Skipped;
 use super::decode::{decode_bytes, resize_exact};
 use super::rng_for;
-use super::scan::Skipped;
+use crate::core::warn::warn;
 
 /// Batches prepared ahead of the consumer: enough to hide a slow batch, few enough that memory
 /// stays bounded (a batch of 100 at 227x227 is 62 MB of floats).
 const PREFETCH: usize = 2;
+
+/// Whether a set's images are decoded once and kept, or decoded again for every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    InMemory,
+    Streamed,
+}
 
 /// Where a set's pixels come from.
 #[derive(Debug, Clone)]
@@ -134,6 +141,7 @@ pub fn decode_all(paths_and_labels: &[(PathBuf, usize)], size: u32) -> DecodedSe
 /// Like [`decode_all`], but keeps no pixels: every file is decoded once to leave out those that
 /// fail (so the set, and every batch, is the one [`decode_all`] gives), then decoded again for each
 /// batch. Memory no longer grows with the number of images.
+#[cfg(test)]
 pub fn stream_all(paths_and_labels: &[(PathBuf, usize)], size: u32) -> DecodedSet {
     load(paths_and_labels, size, Residency::Streamed)
 }
@@ -158,7 +166,7 @@ pub fn load(paths_and_labels: &[(PathBuf, usize)], size: u32, residency: Residen
             }
             Err(e) => {
                 let reason = format!("{e:#}");
-                eprintln!("warning: skipping {}: {reason}", path.display());
+                warn(format!("skipping {}: {reason}", path.display()));
                 skipped.push(Skipped {
                     path: path.clone(),
                     reason,
@@ -320,9 +328,9 @@ impl BatchLoader {
             Ok(thread) => Worker::Running { batches, thread },
             Err(e) => {
                 // Out of threads: slower, but the epoch is still complete.
-                eprintln!(
-                    "warning: cannot start a batch-loading thread ({e}); loading without prefetch"
-                );
+                warn(format!(
+                    "cannot start a batch-loading thread ({e}); loading without prefetch"
+                ));
                 Worker::Inline {
                     schedule: Box::new(self.schedule()),
                     next: first,
@@ -427,7 +435,9 @@ fn loader_pool() -> Option<&'static rayon::ThreadPool> {
         {
             Ok(pool) => Some(pool),
             Err(e) => {
-                eprintln!("warning: cannot start batch-loading threads ({e}); loading serially");
+                warn(format!(
+                    "cannot start batch-loading threads ({e}); loading serially"
+                ));
                 None
             }
         }
@@ -883,21 +893,21 @@ mod tests {
 
     #[test]
     fn real_photos_flow_from_scan_to_batches() {
-        let Some(data) = crate::testdata::shared_data("") else {
+        let Some(data) = crate::core::testdata::shared_data("") else {
             return;
         };
-        let ds = crate::data::scan(&data.join("brickwork-cracks")).unwrap();
-        let fractions = crate::data::Fractions {
+        let ds = crate::data::dataset::discover(&data.join("brickwork-cracks")).unwrap();
+        let fractions = crate::data::split::Fractions {
             train: 0.1,
             val: 0.1,
             test: 0.1,
         };
-        let split = crate::data::split_each_label(&ds, &fractions, 2020).unwrap();
+        let split = crate::data::split::split_each_label(&ds, &fractions, 2020).unwrap();
         assert_eq!(
             split.duplicates_dropped, 0,
             "the README says duplicates were removed"
         );
-        let manifest = crate::data::Manifest::from_split(&ds, &fractions, 2020, &split);
+        let manifest = crate::data::split::Manifest::from_split(&ds, &fractions, 2020, &split);
         let entries: Vec<(PathBuf, usize)> = manifest
             .train
             .iter()

@@ -15,23 +15,14 @@
 
 pub mod augment;
 pub mod budget;
+pub mod dataset;
 pub mod decode;
 pub mod inputs;
 pub mod loader;
 pub mod patches;
 pub mod samples;
-pub mod scan;
 pub mod split;
 pub mod synth;
-
-pub use augment::{
-    augment, write_augmented_chw, write_chw_normalized, Augment, IMAGENET_MEAN, IMAGENET_STD,
-};
-pub use budget::{MemoryBudget, Residency};
-pub use decode::{decode_rgb, load_rgb, resize_exact};
-pub use loader::{decode_all, stream_all, Batch, BatchLoader, DecodedSet, EpochPlan, Images};
-pub use scan::{scan, Dataset, Item, Skipped};
-pub use split::{split_each_label, Entry, Fractions, Manifest, Split};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

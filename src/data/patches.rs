@@ -23,8 +23,8 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil;
-use crate::scan::windows::starts;
+use crate::core::fsutil;
+use crate::core::windows::starts;
 
 /// The manifest's file name at the dataset's root.
 pub const MANIFEST: &str = "patches.csv";

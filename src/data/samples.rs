@@ -6,8 +6,9 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::core::warn::warn;
+use crate::data::dataset::{discover, DatasetRoots};
 use crate::data::decode::load_rgb;
-use crate::data::scan::{scan, DatasetRoots};
 use crate::imaging::grid::{grid_cols, labelled_tile};
 
 /// `count` random images of the dataset at `root` (one folder or several merged; fewer if it has
@@ -17,7 +18,7 @@ pub fn sample_grid<R: DatasetRoots + ?Sized>(
     count: usize,
     seed: u64,
 ) -> Result<RgbImage> {
-    let dataset = scan(root)?;
+    let dataset = discover(root)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let chosen = sample(
         &mut rng,
@@ -29,7 +30,7 @@ pub fn sample_grid<R: DatasetRoots + ?Sized>(
         let item = &dataset.items[index];
         match load_rgb(&item.path) {
             Ok(image) => tiles.push((image, dataset.classes[item.label].clone())),
-            Err(e) => eprintln!("warning: skipping {}: {e:#}", item.path.display()),
+            Err(e) => warn(format!("skipping {}: {e:#}", item.path.display())),
         }
     }
     anyhow::ensure!(

@@ -14,10 +14,10 @@ use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::dataset::Dataset;
 use super::patches::read_manifest;
 use super::rng_for;
-use super::scan::Dataset;
-use crate::fsutil;
+use crate::core::fsutil;
 
 /// Share of each class's unique images in each split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -367,7 +367,7 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::scan::Item;
+    use crate::data::dataset::Item;
 
     const TENTHS: Fractions = Fractions {
         train: 0.1,

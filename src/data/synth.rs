@@ -168,13 +168,13 @@ pub fn generate_photos(
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
             .encode_image(&photo.image)
             .context("cannot encode a synthetic photo")?;
-        crate::fsutil::write_atomic(&photos.join(format!("{name}.jpg")), &jpeg)?;
+        crate::core::fsutil::write_atomic(&photos.join(format!("{name}.jpg")), &jpeg)?;
         let mut png = Vec::new();
         photo
             .crack_mask
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .context("cannot encode a crack mask")?;
-        crate::fsutil::write_atomic(&masks.join(format!("{name}.png")), &png)?;
+        crate::core::fsutil::write_atomic(&masks.join(format!("{name}.png")), &png)?;
     }
     Ok(out.to_path_buf())
 }

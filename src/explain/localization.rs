@@ -12,10 +12,10 @@ use image::GrayImage;
 use super::heatmap::Heatmap;
 use super::methods::{explain, Method, Target};
 use super::resize::imresize_bicubic;
+use crate::core::mask::grown;
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::{image_seed, render};
 use crate::model::SqueezeNet;
-use crate::scan::metrics::grown;
 
 const SIZE: u32 = 128;
 const TRAIN: usize = 96;
@@ -24,7 +24,7 @@ const TEST: usize = 40;
 const SPLIT: &str = "fire9-concat";
 
 fn pretrained_weights() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 /// Synthetic images `index` 0.. of dataset `seed`, alternating Negative and Positive: the

@@ -12,8 +12,8 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Tensor, Var};
 
 use super::heatmap::Heatmap;
+use crate::core::math::{argmax, softmax};
 use crate::model::SqueezeNet;
-use crate::train::evaluate::argmax;
 
 /// How a class's evidence is turned into a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -349,17 +349,6 @@ fn weighted_channel_sum(features: &[f32], weights: &[f64], plane: usize, relu: b
     sum.into_iter()
         .map(|v| if relu { v.max(0.0) } else { v } as f32)
         .collect()
-}
-
-/// Softmax in f64, so probabilities of confident predictions are exact to f32 precision.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits
-        .iter()
-        .map(|&z| z as f64)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let exp: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
-    let total: f64 = exp.iter().sum();
-    exp.iter().map(|e| (e / total) as f32).collect()
 }
 
 #[cfg(test)]

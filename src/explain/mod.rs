@@ -2,12 +2,13 @@
 //! map into a low-resolution [`heatmap::Heatmap`]; the rest of this module draws it the way the
 //! seed's MATLAB demo does (bicubic resize, jet, half-transparent overlay).
 
-pub mod colormap;
-pub mod figure;
-pub mod heatmap;
+pub(crate) mod colormap;
+pub(crate) mod figure;
+pub(crate) mod heatmap;
 #[cfg(test)]
 mod localization;
 pub mod methods;
-pub mod overlay;
-pub mod resize;
-pub mod timing;
+pub(crate) mod overlay;
+pub(crate) mod resize;
+pub(crate) mod settings;
+pub(crate) mod timing;

@@ -32,6 +32,7 @@ pub fn label_scale(tile: u32) -> u32 {
 /// Tiles `images` into a grid of `cols` columns (at most one per image) and as many rows as needed,
 /// each resized to `tile` x `tile`, with `gap` background pixels between neighbours. No images give
 /// a 0 x 0 picture.
+#[cfg(test)]
 pub fn tile<I: Borrow<RgbImage>>(images: &[I], cols: u32, tile: u32, gap: u32) -> RgbImage {
     compose(
         images.iter().map(|img| fit(img.borrow(), tile)),

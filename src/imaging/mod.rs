@@ -1,6 +1,8 @@
 //! Pictures for people: labelled image tiles, PNG files and printing images inline in a terminal.
 
 pub mod grid;
+pub mod picture_log;
+pub mod protocols;
 pub mod sixel;
 pub mod terminal;
 pub mod text;
@@ -23,5 +25,5 @@ where
             image::ImageFormat::Png,
         )
         .context("cannot encode PNG")?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::core::fsutil::write_atomic(path, &bytes)
 }

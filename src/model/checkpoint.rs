@@ -18,7 +18,7 @@ use candle_nn::{VarBuilder, VarMap};
 use super::arch::{self, ParamSpec, FEATURE_CHANNELS, IMAGENET_CLASSES};
 use super::squeezenet::{SqueezeNet, HEAD_BIAS, HEAD_WEIGHT};
 use super::weights::{assign, check_tensors, imagenet_class_names, read_weights};
-use crate::fsutil::write_atomic;
+use crate::core::fsutil::write_atomic;
 
 /// Metadata key marking a crackscope checkpoint, and its value (written for other tools; reading
 /// no longer needs it).

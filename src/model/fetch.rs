@@ -18,6 +18,8 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use sha2::{Digest, Sha256};
 
+use crate::core::warn::warn;
+
 /// torchvision's published address of `squeezenet1_1(weights="IMAGENET1K_V1")`.
 pub const IMAGENET_URL: &str = "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth";
 /// Replaces [`IMAGENET_URL`] (a mirror, or a local server in tests). The file name at the end of
@@ -206,7 +208,9 @@ fn sound_cached(path: &Path, name: &str) -> Result<Option<PathBuf>> {
     match verify(path, name) {
         Ok(()) => Ok(Some(path.to_path_buf())),
         Err(e) => {
-            eprintln!("warning: cached weights fail their check, fetching again: {e:#}");
+            warn(format!(
+                "cached weights fail their check, fetching again: {e:#}"
+            ));
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;
             Ok(None)

@@ -42,6 +42,7 @@
 mod arch;
 mod buffers;
 mod checkpoint;
+pub(crate) mod device;
 mod engine;
 pub mod fetch;
 mod init;

@@ -1,6 +1,6 @@
 //! Helpers shared by the model's tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -8,12 +8,12 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::SqueezeNet;
+use super::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 
 /// The shared test data folder, or None (after saying why) when its pretrained weights are absent.
 pub fn data_dir() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.pth")?;
-    Some(crate::testdata::root())
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.pth")?;
+    Some(crate::core::testdata::root())
 }
 
 /// Deterministic values in [-scale, scale).
@@ -130,4 +130,24 @@ pub fn fine_tune_top(
         adam.backward_step(&candle_nn::loss::cross_entropy(&logits, labels).unwrap())
             .unwrap();
     }
+}
+
+/// Writes a checkpoint of an untrained network (initialised as training starts one, `seed` 1)
+/// with a head for `classes`, recording `input_size`: what a run directory holds, for tests of
+/// what reads one.
+pub fn write_untrained_checkpoint(path: &Path, classes: &[&str], input_size: u32) {
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(classes.len()),
+    )
+    .unwrap();
+    init_backbone(&varmap, 1).unwrap();
+    init_head(&varmap, 2).unwrap();
+    let meta = CheckpointMeta {
+        input_size: Some(input_size),
+        ..CheckpointMeta::default()
+    };
+    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    save_checkpoint(path, &varmap, &classes, &meta).unwrap();
 }

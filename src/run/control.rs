@@ -34,7 +34,7 @@ impl ControlFile {
 
     /// Rewrites the whole file atomically: the training never reads half a request.
     pub fn write(&self, path: &Path) -> Result<()> {
-        crate::fsutil::write_atomic(path, &serde_json::to_vec(self).expect("serialises"))
+        crate::core::fsutil::write_atomic(path, &serde_json::to_vec(self).expect("serialises"))
     }
 
     /// Removes the file (requests consumed, or stale); a missing file is fine.

@@ -3,19 +3,27 @@
 //! ([`resume`]), the lock that makes one training the owner ([`lock`]) and the requests from
 //! `watch` ([`control`]).
 
-pub mod control;
-pub mod lock;
-pub mod resume;
+pub(crate) mod control;
+pub mod event;
+pub(crate) mod lock;
+pub mod log;
+pub(crate) mod recipe;
+pub(crate) mod resume;
+pub(crate) mod state;
+pub(crate) mod steer;
 
 pub mod predictions;
-pub mod report;
-pub mod skipped;
+pub(crate) mod report;
+pub(crate) mod skipped;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 pub use control::ControlFile;
+
+use crate::detector::Kind;
+use event::Event;
 pub use lock::{Holder, RunLock};
 
 /// A readable directory without a run's `config.toml`: told apart from one that cannot be read,
@@ -87,7 +95,7 @@ impl RunDir {
         self.path.join("skipped.json")
     }
     pub fn metrics(&self) -> PathBuf {
-        self.path.join(crate::runlog::FILE_NAME)
+        self.path.join(log::FILE_NAME)
     }
     /// The best checkpoint by validation accuracy.
     pub fn best_model(&self) -> PathBuf {
@@ -137,6 +145,25 @@ impl RunDir {
             let _ = std::fs::remove_file(leftover);
         }
         Ok(lock)
+    }
+
+    /// The kind of model this run makes: its model file says so; while a fit has not written it
+    /// yet, a log that begins with a fit does.
+    pub fn model_kind(&self) -> Kind {
+        if Kind::of_file(&self.best_model()) == Kind::OneClass {
+            return Kind::OneClass;
+        }
+        let fitting = log::read_from(&self.metrics(), 0).is_ok_and(|read| {
+            read.events
+                .iter()
+                .find(|e| !matches!(e, Event::Notice { .. }))
+                .is_some_and(|e| matches!(e, Event::FitStarted(_)))
+        });
+        if fitting {
+            Kind::OneClass
+        } else {
+            Kind::Classifier
+        }
     }
 
     /// The training running in this directory, if its process is alive.

@@ -1,6 +1,9 @@
-//! `predictions.csv`: one row per test image (path, true and predicted class, the predicted class's
-//! probability, then every class's probability), written after a run is tested and read back by the
-//! dashboard's gallery.
+//! `predictions.csv`: one row per judged image, written after a run is tested (and by `eval` of
+//! its test split) and read back by the dashboard's gallery. A classifier's rows hold the path, the
+//! true and predicted class, the predicted class's probability, then every class's probability
+//! ([`Predictions`]); a one-class model's the path, the true class, its kind, the anomaly score and
+//! the verdict at the threshold ([`ScoredRow`]). [`PredictionsFile`] is either, made from the one
+//! [`Evaluation`] both kinds give, and read back by its header.
 //!
 //! The one writer and the one reader of the file, both through the `csv` crate, so class names and
 //! paths with commas, quotes, line breaks or any Unicode survive the round trip.
@@ -8,6 +11,96 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
+
+use crate::detector::evaluation::{Evaluation, Verdicts, KINDS};
+
+/// The file of either kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PredictionsFile {
+    Classes(Predictions),
+    Anomaly(Vec<ScoredRow>),
+}
+
+impl PredictionsFile {
+    /// One row per image of `evaluation`, in set order.
+    pub fn of(evaluation: &Evaluation) -> PredictionsFile {
+        match &evaluation.verdicts {
+            Verdicts::Classes(predictions) => PredictionsFile::Classes(Predictions {
+                classes: evaluation.classes.clone(),
+                rows: predictions
+                    .iter()
+                    .map(|p| PredictionRow {
+                        path: evaluation.paths[p.index].clone(),
+                        truth: p.truth,
+                        predicted: p.predicted,
+                        probabilities: p.probabilities.clone(),
+                    })
+                    .collect(),
+            }),
+            Verdicts::Anomaly(verdicts) => PredictionsFile::Anomaly(
+                evaluation
+                    .paths
+                    .iter()
+                    .zip(&evaluation.labels)
+                    .zip(&verdicts.scores)
+                    .map(|((path, &label), &score)| {
+                        let class = evaluation
+                            .classes
+                            .get(label)
+                            .map(String::as_str)
+                            .unwrap_or("?");
+                        ScoredRow {
+                            path: path.clone(),
+                            truth: class.to_string(),
+                            anomalous: class != verdicts.normal_class,
+                            score,
+                            flagged: verdicts.flagged(score),
+                        }
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Writes the file atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        match self {
+            PredictionsFile::Classes(p) => p.save(path),
+            PredictionsFile::Anomaly(rows) => save_scored(path, rows),
+        }
+        .context("cannot save the predictions")
+    }
+
+    /// Reads the file of either kind, told apart by its header; `None` when it does not exist
+    /// (a run not tested yet). Errors name the file and the line.
+    pub fn load(path: &Path) -> Result<Option<PredictionsFile>> {
+        let Some(bytes) = read(path)? else {
+            return Ok(None);
+        };
+        let scored = csv::Reader::from_reader(bytes.as_slice())
+            .headers()
+            .is_ok_and(|h| h.get(2) == Some(SCORED_HEADER[2]));
+        Ok(Some(if scored {
+            PredictionsFile::Anomaly(parse_scored(&bytes).with_context(|| {
+                format!("{} is not a one-class predictions file", path.display())
+            })?)
+        } else {
+            PredictionsFile::Classes(
+                Predictions::parse(&bytes)
+                    .with_context(|| format!("{} is not a predictions file", path.display()))?,
+            )
+        }))
+    }
+}
+
+/// The file's bytes; `None` when it does not exist.
+fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
 
 /// Columns before the per-class probabilities.
 const FIXED: [&str; 4] = ["path", "truth", "predicted", "score"];
@@ -72,16 +165,14 @@ impl Predictions {
         let bytes = writer
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::core::fsutil::write_atomic(path, &bytes)
     }
 
     /// Reads the file; `None` when it does not exist (a run not tested yet). Errors name the file
     /// and the line.
     pub fn load(path: &Path) -> Result<Option<Predictions>> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        let Some(bytes) = read(path)? else {
+            return Ok(None);
         };
         Self::parse(&bytes)
             .with_context(|| format!("{} is not a predictions file", path.display()))
@@ -140,6 +231,74 @@ impl Predictions {
         }
         Ok(Predictions { classes, rows })
     }
+}
+
+const SCORED_HEADER: [&str; 5] = ["path", "truth", "kind", "score", "verdict"];
+
+/// One scored image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredRow {
+    pub path: PathBuf,
+    /// The image's class in the data.
+    pub truth: String,
+    /// Its kind: not of the normal class.
+    pub anomalous: bool,
+    pub score: f32,
+    /// The verdict: the score is above the threshold.
+    pub flagged: bool,
+}
+
+/// Writes one-class rows atomically (scores with 6 decimals).
+fn save_scored(path: &Path, rows: &[ScoredRow]) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(SCORED_HEADER)?;
+    for row in rows {
+        writer.write_record([
+            row.path.display().to_string(),
+            row.truth.clone(),
+            KINDS[usize::from(row.anomalous)].to_string(),
+            format!("{:.6}", row.score),
+            KINDS[usize::from(row.flagged)].to_string(),
+        ])?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", path.display()))?;
+    crate::core::fsutil::write_atomic(path, &bytes)
+}
+
+fn parse_scored(bytes: &[u8]) -> Result<Vec<ScoredRow>> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().context("cannot read its header")?.clone();
+    ensure!(
+        header.iter().eq(SCORED_HEADER),
+        "its header is not {}",
+        SCORED_HEADER.join(",")
+    );
+    let kind = |text: &str| match KINDS.iter().position(|k| *k == text) {
+        Some(i) => Ok(i == 1),
+        None => bail!("\"{text}\" is neither {}", KINDS.join(" nor ")),
+    };
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.context("cannot read a row")?;
+        let line = record.position().map_or(0, |p| p.line());
+        let row = (|| -> Result<ScoredRow> {
+            let field = |i: usize| record.get(i).unwrap_or_default();
+            Ok(ScoredRow {
+                path: PathBuf::from(field(0)),
+                truth: field(1).to_string(),
+                anomalous: kind(field(2))?,
+                score: field(3)
+                    .parse::<f32>()
+                    .with_context(|| format!("\"{}\" is not a score", field(3)))?,
+                flagged: kind(field(4))?,
+            })
+        })()
+        .with_context(|| format!("line {line}"))?;
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -258,5 +417,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let message = format!("{:#}", bad.save(&dir.path().join("p.csv")).unwrap_err());
         assert!(message.contains("row 1"), "{message}");
+    }
+
+    #[test]
+    fn one_class_rows_round_trip_with_awkward_paths_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("predictions.csv");
+        let rows = vec![
+            ScoredRow {
+                path: "data/Nega,tive/a \"b\".jpg".into(),
+                truth: "Nega,tive".into(),
+                anomalous: false,
+                score: 0.25,
+                flagged: true,
+            },
+            ScoredRow {
+                path: "data/Positive/c.jpg".into(),
+                truth: "Positive".into(),
+                anomalous: true,
+                score: 1.5,
+                flagged: true,
+            },
+        ];
+        let file = PredictionsFile::Anomaly(rows);
+        file.save(&path).unwrap();
+        assert_eq!(PredictionsFile::load(&path).unwrap().unwrap(), file);
+        assert_eq!(
+            PredictionsFile::load(&dir.path().join("none.csv")).unwrap(),
+            None
+        );
+        std::fs::write(
+            &path,
+            "path,truth,kind,score,verdict\na,b,normal,x,normal\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", PredictionsFile::load(&path).unwrap_err());
+        assert!(
+            err.contains("predictions.csv") && err.contains("line 2") && err.contains("score"),
+            "{err}"
+        );
+        // A supervised run's file is not taken for a one-class one.
+        std::fs::write(&path, "path,truth,predicted,score,p_a\n").unwrap();
+        assert!(matches!(
+            PredictionsFile::load(&path).unwrap(),
+            Some(PredictionsFile::Classes(_))
+        ));
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use crate::data::scan::Skipped;
+use crate::data::dataset::Skipped;
 
 /// Metadata value marking a resume-state file (loading one as a model says what it is).
 const FORMAT: &str = crate::model::RESUME_STATE_FORMAT;
@@ -59,7 +59,7 @@ pub fn lost_since_start(
 ) -> Result<Vec<Skipped>> {
     let test: Vec<std::path::PathBuf> =
         manifest.test.iter().map(|e| manifest.absolute(e)).collect();
-    failed.extend(crate::data::scan::unreadable(&test));
+    failed.extend(crate::data::dataset::unreadable(&test));
     if !failed.is_empty() && !allow_missing {
         return Err(lost_files_error(&run.resume_command(), &failed));
     }
@@ -137,7 +137,7 @@ pub fn write(
     let bytes =
         safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(metadata))
             .with_context(|| format!("cannot serialise the resume state {}", path.display()))?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::core::fsutil::write_atomic(path, &bytes)
 }
 
 /// Reads a unit written by [`write`]; errors name the file and what is wrong with it.

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::data::scan::Skipped;
+use crate::data::dataset::Skipped;
 
 /// Writes the list atomically (an empty list too, so that a run always says what it left out).
 pub fn save(path: &Path, skipped: &[Skipped]) -> Result<()> {
-    crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(skipped)?)
+    crate::core::fsutil::write_atomic(path, &serde_json::to_vec_pretty(skipped)?)
 }
 
-/// Reads a list written by [`save`].
+/// Reads a list written by [`save`] (a resumed run leaves those files out again).
 pub fn load(path: &Path) -> Result<Vec<Skipped>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes)

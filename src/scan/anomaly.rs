@@ -23,9 +23,9 @@ use rayon::prelude::*;
 
 use super::features::{cell_scores, TileScorer, TILE_PIXELS};
 use super::map::{Alignment, CrackMap, WindowScore};
-use super::windows::{grid, Window, CELL};
-use crate::oneclass::model::{inner_patches, Scored};
-use crate::oneclass::OneClassModel;
+use crate::core::windows::{grid, Window, CELL};
+use crate::detector::oneclass::model::{inner_patches, Scored};
+use crate::detector::oneclass::OneClassModel;
 
 /// Patches looked up in the bank per task.
 const QUERY_CHUNK: usize = 1024;

@@ -13,15 +13,13 @@
 //! buffer pool serves them all, and the photos after it, from one working set: faulting in fresh
 //! pages for every tile cost about a third of the scan.
 
-use std::path::Path;
-
-use anyhow::{bail, ensure, Context, Result};
-use candle_core::{Device, Tensor};
+use anyhow::{bail, ensure, Result};
+use candle_core::Tensor;
 use image::RgbImage;
 
-use super::windows::CELL;
+use crate::core::windows::CELL;
 use crate::data::augment::write_chw_normalized;
-use crate::model::{LoadedModel, SqueezeNet, HEAD_BIAS, HEAD_WEIGHT};
+use crate::detector::classifier::Classifier;
 
 /// The layer whose cells are shared.
 const LAYER: &str = "relu_conv10";
@@ -34,73 +32,37 @@ pub const MARGIN_CELLS: usize = 7;
 /// so a 4-megapixel tile keeps the network's working memory near half a gigabyte.
 pub const TILE_PIXELS: usize = 4 << 20;
 
-/// A model ready to scan: the network, its classes, its input size (the window) and its head.
-pub struct ScanModel {
-    pub model: SqueezeNet,
-    pub classes: Vec<String>,
+/// A classifier ready to scan: its network, classes and input size (the side of a window), and
+/// its head read out once for the per-cell class scores.
+pub struct ScanModel<'a> {
+    pub classifier: &'a Classifier,
     /// The input size it was trained at: the side of a window.
     pub window: u32,
     /// `[classes, 1000]` row-major; None for bare ImageNet weights (the logits are relu_conv10's
     /// averages themselves).
     head_weight: Option<Vec<f32>>,
     head_bias: Vec<f32>,
-    device: Device,
 }
 
-/// Loads a checkpoint for scanning (strictly, as every command does; `options` supply class
-/// names or an input size the file does not hold): the one place the scan reads a model file.
-pub fn load_scan_model(
-    path: &Path,
-    device: &Device,
-    options: &crate::model::LoadOptions,
-) -> Result<ScanModel> {
-    ScanModel::new(
-        crate::model::load_model_with(path, device, options)?,
-        device,
-    )
-}
-
-impl ScanModel {
-    pub fn new(loaded: LoadedModel, device: &Device) -> Result<ScanModel> {
-        let Some(window) = loaded.meta.input_size else {
-            anyhow::bail!(
-                "the model file records no input size (crackscope checkpoints do; give a run \
-                 directory or a checkpoint written by `crackscope train`)"
-            );
+impl<'a> ScanModel<'a> {
+    /// The classifier's head, read for scanning; the classifier checked its input size when it
+    /// was opened (the one place a model file's checks are made).
+    pub fn new(classifier: &'a Classifier) -> Result<ScanModel<'a>> {
+        let (head_weight, head_bias) = match classifier.head()? {
+            Some((weight, bias)) => (Some(weight), bias),
+            None => (None, vec![0.0; CHANNELS]),
         };
         ensure!(
-            window as usize >= crate::model::MIN_INPUT_SIDE,
-            "the model's input size {window} is too small to scan with"
-        );
-        let (head_weight, head_bias) = if loaded.model.has_head() {
-            let vars = loaded
-                .varmap
-                .data()
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let read = |key: &str| -> Result<Vec<f32>> {
-                let var = vars
-                    .get(key)
-                    .with_context(|| format!("the model has no {key}"))?;
-                Ok(var.as_tensor().flatten_all()?.to_vec1::<f32>()?)
-            };
-            (Some(read(HEAD_WEIGHT)?), read(HEAD_BIAS)?)
-        } else {
-            (None, vec![0.0; CHANNELS])
-        };
-        ensure!(
-            head_bias.len() == loaded.classes.len(),
+            head_bias.len() == classifier.classes.len(),
             "the model has {} outputs for {} classes",
             head_bias.len(),
-            loaded.classes.len()
+            classifier.classes.len()
         );
         Ok(ScanModel {
-            model: loaded.model,
-            classes: loaded.classes,
-            window,
+            classifier,
+            window: classifier.input_size,
             head_weight,
             head_bias,
-            device: device.clone(),
         })
     }
 
@@ -328,9 +290,9 @@ fn tile_pixels_at(photo: &RgbImage, (x0, y0): (usize, usize), (w, h): (usize, us
     data
 }
 
-impl TileScorer for ScanModel {
+impl TileScorer for ScanModel<'_> {
     fn per_cell(&self) -> usize {
-        self.classes.len()
+        self.classifier.classes.len()
     }
 
     /// The class scores of relu_conv10's cells.
@@ -344,8 +306,8 @@ impl TileScorer for ScanModel {
             ScanModel::cells_for(h as u32),
             ScanModel::cells_for(w as u32),
         );
-        let x = Tensor::from_vec(pixels, (1, 3, h, w), &self.device)?;
-        let features = self.model.forward_to(&x, LAYER)?;
+        let x = Tensor::from_vec(pixels, (1, 3, h, w), &self.classifier.device)?;
+        let features = self.classifier.model.forward_to(&x, LAYER)?;
         drop(x);
         let dims = features.dims().to_vec();
         if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
@@ -362,7 +324,7 @@ impl TileScorer for ScanModel {
             None => bail!("relu_conv10 came back non-contiguous"),
         };
         let plane = out_rows * out_cols;
-        let classes = self.classes.len();
+        let classes = self.classifier.classes.len();
         let mut scores = vec![0f32; nr * nc * classes];
         match &self.head_weight {
             Some(weight) => {
@@ -403,7 +365,7 @@ impl TileScorer for ScanModel {
 pub fn classify_windows(
     scan: &ScanModel,
     photo: &RgbImage,
-    windows: &[super::windows::Window],
+    windows: &[crate::core::windows::Window],
     positive: usize,
 ) -> Result<Vec<f32>> {
     let side = scan.window as usize;
@@ -415,12 +377,16 @@ pub fn classify_windows(
             let crop = image::imageops::crop_imm(photo, w.x, w.y, w.size, w.size).to_image();
             write_chw_normalized(&crop, dst);
         }
-        let x = Tensor::from_vec(data, (chunk.len(), 3, side, side), &scan.device)?;
-        let logits = scan.model.forward_t(&x, false)?.to_vec2::<f32>()?;
+        let x = Tensor::from_vec(data, (chunk.len(), 3, side, side), &scan.classifier.device)?;
+        let logits = scan
+            .classifier
+            .model
+            .forward_t(&x, false)?
+            .to_vec2::<f32>()?;
         out.extend(
             logits
                 .iter()
-                .map(|l| crate::explain::methods::softmax(l)[positive]),
+                .map(|l| crate::core::math::softmax(l)[positive]),
         );
     }
     Ok(out)

@@ -13,9 +13,9 @@ use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use super::features::{cell_scores, CellScores, ScanModel, TILE_PIXELS};
-use super::windows::{grid, Window, CELL};
+use crate::core::math::softmax;
+use crate::core::windows::{grid, Window, CELL};
 use crate::explain::heatmap::rescale;
-use crate::explain::methods::softmax;
 
 /// How a window that does not start on the 16-pixel cell grid picks its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

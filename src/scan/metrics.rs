@@ -17,6 +17,7 @@ use image::GrayImage;
 use serde::Serialize;
 
 use super::map::WindowScore;
+use crate::core::mask::grown;
 
 /// Counts behind the window-level figures; they add up over photos.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -87,7 +88,7 @@ impl WindowCounts {
             iou: None,
             auroc: {
                 let (scores, cracked): (Vec<f32>, Vec<bool>) = self.scored.iter().copied().unzip();
-                crate::stats::auroc(&scores, &cracked)
+                crate::core::stats::auroc(&scores, &cracked)
             },
         }
     }
@@ -188,59 +189,6 @@ pub fn pixel_counts(predicted: &GrayImage, truth: &GrayImage, tolerance: u32) ->
     }
 }
 
-/// `mask` grown by `radius` pixels in a square neighbourhood: a sliding count along the rows,
-/// then down the columns, linear in the pixels whatever the radius. Tests measuring how near a
-/// map lies to a mask use it too.
-pub(crate) fn grown(mask: &GrayImage, radius: u32) -> GrayImage {
-    if radius == 0 {
-        return mask.clone();
-    }
-    let (w, h) = (mask.width() as usize, mask.height() as usize);
-    let r = radius as usize;
-    let mut rows = GrayImage::new(w as u32, h as u32);
-    for (src, dst) in mask
-        .as_raw()
-        .chunks_exact(w)
-        .zip(rows.as_mut().chunks_exact_mut(w))
-    {
-        let mut inside = 0usize;
-        for x in 0..w + r {
-            if x < w && src[x] > 0 {
-                inside += 1;
-            }
-            if x > 2 * r && src[x - 2 * r - 1] > 0 {
-                inside -= 1;
-            }
-            if x >= r {
-                dst[x - r] = if inside > 0 { 255 } else { 0 };
-            }
-        }
-    }
-    let mut out = GrayImage::new(w as u32, h as u32);
-    let mut inside = vec![0u32; w];
-    let (src, dst) = (rows.as_raw(), out.as_mut());
-    for y in 0..h + r {
-        if y < h {
-            for (c, &v) in inside.iter_mut().zip(&src[y * w..(y + 1) * w]) {
-                *c += u32::from(v > 0);
-            }
-        }
-        if y > 2 * r {
-            let old = y - 2 * r - 1;
-            for (c, &v) in inside.iter_mut().zip(&src[old * w..(old + 1) * w]) {
-                *c -= u32::from(v > 0);
-            }
-        }
-        if y >= r {
-            let row = &mut dst[(y - r) * w..(y - r + 1) * w];
-            for (d, &c) in row.iter_mut().zip(&inside) {
-                *d = if c > 0 { 255 } else { 0 };
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,7 +268,7 @@ mod tests {
         let s = c.scores();
         assert_eq!((s.precision, s.recall), (Some(0.5), Some(1.0)));
         assert_eq!(s.auroc, Some(1.0));
-        // Ties count half (crate::stats::auroc's own tests hold the rest).
+        // Ties count half (crate::core::stats::auroc's own tests hold the rest).
         let tied = [w(0, 0.9), w(4, 0.9), w(8, 0.2), w(16, 0.2)];
         assert_eq!(window_counts(&tied, &truth, 0.5).scores().auroc, Some(0.75));
     }

@@ -10,6 +10,7 @@
 //!   masks, the overlay picture.
 //! - [`photo`]: photos decoded upright (EXIF orientation).
 //! - [`anomaly`]: the same windows and map from a one-class model (patch distances for Grad-CAM).
+//! - [`scanner`]: a detector of either kind ready to scan; [`output`]: the scan folder's files.
 //!
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
@@ -20,17 +21,18 @@
 //! The network keeps its working memory from one tile and photo to the next (faulting in fresh
 //! pages for every tile cost about a third of the scan); a larger shape drops the shorter buffers.
 
-pub mod anomaly;
-pub mod features;
-pub mod map;
-pub mod metrics;
-pub mod overlay;
-pub mod photo;
+pub(crate) mod anomaly;
+pub(crate) mod features;
+pub(crate) mod map;
+pub(crate) mod metrics;
+pub mod output;
+pub(crate) mod overlay;
+pub(crate) mod photo;
 pub mod regions;
-pub mod windows;
+pub(crate) mod scanner;
 
 #[cfg(test)]
 mod tests;
 
-pub use features::{load_scan_model, ScanModel};
+pub use features::ScanModel;
 pub use map::{scan_photo, Alignment, CrackMap, ScanOptions, WindowScore};

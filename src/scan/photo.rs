@@ -1,14 +1,17 @@
 //! Reading a photo the way it is meant to be seen: decoded with the dataset loader's checks and
-//! limits, then turned upright by its EXIF orientation (cameras store portrait photos sideways).
+//! limits, then turned upright by its EXIF orientation (cameras store portrait photos sideways);
+//! the photos of a folder, and the hand-drawn mask that goes with a photo (`scan --masks`,
+//! `patches`).
 
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{GrayImage, ImageDecoder, ImageReader, RgbImage};
 
-use crate::data::decode::decode_rgb;
+use crate::data::dataset::IMAGE_EXTENSIONS;
+use crate::data::decode::{apply_orientation, decode_rgb};
 
 /// The photo at `path` as 8-bit RGB, upright.
 pub fn load_upright(path: &Path) -> Result<RgbImage> {
@@ -18,9 +21,7 @@ pub fn load_upright(path: &Path) -> Result<RgbImage> {
     if orientation == Orientation::NoTransforms {
         return Ok(image);
     }
-    let mut dynamic = DynamicImage::ImageRgb8(image);
-    dynamic.apply_orientation(orientation);
-    Ok(dynamic.into_rgb8())
+    Ok(apply_orientation(image, orientation))
 }
 
 /// The EXIF orientation, or none when the file has no (readable) EXIF data: a damaged tag must
@@ -33,6 +34,73 @@ fn orientation(bytes: &[u8]) -> Orientation {
         reader.into_decoder().ok()?.orientation().ok()
     };
     read().unwrap_or(Orientation::NoTransforms)
+}
+
+/// Files given, and the photos of folders given (sorted by name).
+pub fn photo_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("cannot read folder {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_photo_name(p))
+                .collect();
+            found.sort();
+            ensure!(!found.is_empty(), "{} holds no photos", input.display());
+            out.extend(found);
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            bail!("{}: no such file or folder", input.display());
+        }
+    }
+    Ok(out)
+}
+
+fn is_photo_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+pub fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "photo".into())
+}
+
+/// The mask in `dir` with the photo's file stem (any image format), nonzero = crack, upright.
+pub fn true_mask(dir: &Path, photo: &Path, size: (u32, u32)) -> Result<GrayImage> {
+    let stem = file_stem(photo);
+    let candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read mask folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_photo_name(p) && file_stem(p) == stem)
+        .collect();
+    let Some(path) = candidates.into_iter().min() else {
+        bail!(
+            "no mask for {} in {} (expected a file named {stem}.png or similar)",
+            photo.display(),
+            dir.display()
+        )
+    };
+    let rgb: RgbImage = load_upright(&path)?;
+    ensure!(
+        rgb.dimensions() == size,
+        "{} is {}x{} but its photo {} is {}x{}",
+        path.display(),
+        rgb.width(),
+        rgb.height(),
+        photo.display(),
+        size.0,
+        size.1
+    );
+    let mut mask = GrayImage::new(size.0, size.1);
+    for (m, px) in mask.pixels_mut().zip(rgb.pixels()) {
+        m.0[0] = if px.0.iter().any(|&c| c > 0) { 255 } else { 0 };
+    }
+    Ok(mask)
 }
 
 #[cfg(test)]

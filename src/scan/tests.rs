@@ -10,9 +10,10 @@ use image::{GrayImage, RgbImage};
 use super::features::{cell_scores, classify_windows, ScanModel};
 use super::map::{scan_photo, Alignment, ScanOptions, WindowScore};
 use super::metrics::{window_counts, window_truth, WindowTruth};
-use super::windows::{grid, CELL};
+use crate::core::windows::{grid, CELL};
 use crate::data::augment::write_chw_normalized;
 use crate::data::synth::render_photo;
+use crate::detector::classifier::Classifier;
 use crate::explain::methods::{explain, Method, Target};
 use crate::model::{init_backbone, init_head, LoadedModel, SqueezeNet};
 
@@ -31,7 +32,7 @@ fn loaded(model: SqueezeNet, varmap: VarMap) -> LoadedModel {
     }
 }
 
-fn random_scan_model(seed: u64) -> ScanModel {
+fn random_scan_model(seed: u64) -> Classifier {
     let varmap = VarMap::new();
     let model = SqueezeNet::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
@@ -40,7 +41,12 @@ fn random_scan_model(seed: u64) -> ScanModel {
     .unwrap();
     init_backbone(&varmap, seed).unwrap();
     init_head(&varmap, seed).unwrap();
-    ScanModel::new(loaded(model, varmap), &Device::Cpu).unwrap()
+    Classifier::from_loaded(
+        loaded(model, varmap),
+        std::path::Path::new("random"),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 fn textured(width: u32, height: u32) -> RgbImage {
@@ -52,7 +58,8 @@ fn textured(width: u32, height: u32) -> RgbImage {
 
 #[test]
 fn tiled_pass_gives_the_cells_of_one_pass() {
-    let scan = random_scan_model(3);
+    let owner = random_scan_model(3);
+    let scan = ScanModel::new(&owner).unwrap();
     let photo = textured(420, 300);
     let (rows, cols) = (18, 26);
     let whole = cell_scores(&scan, &photo, rows, cols, usize::MAX).unwrap();
@@ -72,7 +79,8 @@ fn tiled_pass_gives_the_cells_of_one_pass() {
 
 #[test]
 fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
-    let scan = random_scan_model(5);
+    let owner = random_scan_model(5);
+    let scan = ScanModel::new(&owner).unwrap();
     let photo = textured(WINDOW, WINDOW);
     let map = scan_photo(&scan, &photo, &ScanOptions::new(32, 1)).unwrap();
     assert_eq!(map.windows.len(), 1);
@@ -82,7 +90,7 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
     write_chw_normalized(&photo, &mut x);
     let x = Tensor::from_vec(x, (1, 3, 64, 64), &Device::Cpu).unwrap();
     let e = explain(
-        &scan.model,
+        &scan.classifier.model,
         &x,
         "relu_conv10",
         Method::GradCam,
@@ -97,7 +105,7 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
 }
 
 fn pretrained_weights() -> Option<PathBuf> {
-    crate::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
+    crate::core::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }
 
 /// Windows cut from synthetic photos, labelled as `patches` does: Positive when the central
@@ -139,7 +147,7 @@ fn training_windows(seeds: &[u64], window: u32) -> (Tensor, Vec<u32>) {
 }
 
 /// conv10 and the head fine-tuned on frozen fire9 features of synthetic windows (seconds).
-fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
+fn fine_tuned(weights: &std::path::Path, window: u32) -> Classifier {
     let (model, varmap) = SqueezeNet::pretrained(weights, 2, 0, &Device::Cpu).unwrap();
     let (x, labels) = training_windows(&[1, 2, 3, 4, 5, 6], window);
     let split = "fire9-concat";
@@ -149,7 +157,7 @@ fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
     crate::model::testutil::fine_tune_top(&model, &varmap, &features, split, &labels, 30);
     let mut loaded = loaded(model, varmap);
     loaded.meta.input_size = Some(window);
-    ScanModel::new(loaded, &Device::Cpu).unwrap()
+    Classifier::from_loaded(loaded, weights, &Device::Cpu).unwrap()
 }
 
 /// Share of the map's mass (at the photo's resolution) within `near` pixels of a crack pixel,
@@ -157,7 +165,7 @@ fn fine_tuned(weights: &std::path::Path, window: u32) -> ScanModel {
 fn mass_near_cracks(map: &super::CrackMap, mask: &GrayImage, near: u32) -> (f64, f64) {
     let grown = super::metrics::pixel_counts(mask, mask, 0); // sanity: mask is its own match
     assert_eq!(grown.predicted, grown.predicted_matched);
-    let region = super::metrics::grown(mask, near);
+    let region = crate::core::mask::grown(mask, near);
     let (mut inside, mut total) = (0f64, 0f64);
     map.for_each_row(|y, line| {
         for (x, &v) in line.iter().enumerate() {
@@ -177,7 +185,8 @@ fn maps_of_synthetic_photos_fall_on_the_generators_cracks() {
     let Some(weights) = pretrained_weights() else {
         return;
     };
-    let scan = fine_tuned(&weights, WINDOW);
+    let owner = fine_tuned(&weights, WINDOW);
+    let scan = ScanModel::new(&owner).unwrap();
     // 330 px: the last row and column of windows (266) are off the 16-pixel grid.
     let mut mass = Vec::new();
     let mut counts = super::metrics::WindowCounts::default();
@@ -231,10 +240,10 @@ fn maps_of_synthetic_photos_fall_on_the_generators_cracks() {
 
 /// A one-class model fitted on `WINDOW`-pixel windows of crack-free synthetic surfaces, its
 /// threshold the highest score of windows of other crack-free surfaces.
-fn one_class_on_surfaces(weights: &std::path::Path) -> crate::oneclass::OneClassModel {
-    use crate::oneclass::features::Extractor;
-    use crate::oneclass::threshold::{Threshold, ThresholdRule};
-    let settings = crate::oneclass::Settings {
+fn one_class_on_surfaces(weights: &std::path::Path) -> crate::detector::oneclass::OneClassModel {
+    use crate::detector::oneclass::features::Extractor;
+    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
+    let settings = crate::detector::oneclass::Settings {
         input_size: WINDOW,
         ..Default::default()
     };
@@ -253,13 +262,17 @@ fn one_class_on_surfaces(weights: &std::path::Path) -> crate::oneclass::OneClass
             })
             .collect()
     };
-    let bank =
-        crate::oneclass::model::fit_bank(&extractor, &windows_of(&[11, 12, 13, 14]), &mut |_| {})
-            .unwrap();
+    let bank = crate::detector::oneclass::model::fit_bank(
+        &extractor,
+        &windows_of(&[11, 12, 13, 14]),
+        &mut |_| {},
+    )
+    .unwrap();
     let normal =
-        crate::oneclass::model::score_with(&extractor, &bank, &windows_of(&[15, 16])).unwrap();
+        crate::detector::oneclass::model::score_with(&extractor, &bank, &windows_of(&[15, 16]))
+            .unwrap();
     // The highest normal score, as the fit's rule gives with a false-positive rate of 0.
-    let highest = |score: &dyn Fn(&crate::oneclass::model::Scored) -> f32| Threshold {
+    let highest = |score: &dyn Fn(&crate::detector::oneclass::model::Scored) -> f32| Threshold {
         value: normal.iter().map(score).fold(0f32, f32::max),
         rule: ThresholdRule::NormalFalsePositiveRate {
             false_positive_rate: 0.0,
@@ -268,7 +281,7 @@ fn one_class_on_surfaces(weights: &std::path::Path) -> crate::oneclass::OneClass
     let edge = extractor.edge_patches();
     let threshold = highest(&|s| s.score);
     let scan_threshold = Some(highest(&|s| s.inner_score(edge)));
-    crate::oneclass::OneClassModel {
+    crate::detector::oneclass::OneClassModel {
         extractor,
         bank,
         threshold,
@@ -300,7 +313,7 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
         }
         // An anomaly map has a floor (normal texture is some distance from the bank too), so
         // the measure is how well it ranks the pixels near cracks above the rest: AUROC.
-        let near = super::metrics::grown(&photo.crack_mask, 8);
+        let near = crate::core::mask::grown(&photo.crack_mask, 8);
         let (mut values, mut is_near) = (Vec::new(), Vec::new());
         map.for_each_row(|y, line| {
             for (x, &v) in line.iter().enumerate().step_by(3) {
@@ -308,7 +321,7 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
                 is_near.push(near.get_pixel(x as u32, y).0[0] > 0);
             }
         });
-        let pixel_auroc = crate::stats::auroc(&values, &is_near).unwrap();
+        let pixel_auroc = crate::core::stats::auroc(&values, &is_near).unwrap();
         eprintln!("one-class, photo {seed}: pixels within 8 px of a crack ranked with AUROC {pixel_auroc:.3}");
         pixel_aurocs.push(pixel_auroc);
         counts.add(&window_counts(&map.windows, &photo.crack_mask, 0.5));
@@ -336,7 +349,8 @@ fn shared_probabilities_agree_with_window_by_window_at_227_pixels() {
     let Some(weights) = pretrained_weights() else {
         return;
     };
-    let scan = fine_tuned(&weights, 227);
+    let owner = fine_tuned(&weights, 227);
+    let scan = ScanModel::new(&owner).unwrap();
     let (mut worst, mut sum, mut n) = (0f32, 0f64, 0usize);
     let mut same_side = 0usize;
     for seed in [201, 202] {
@@ -367,30 +381,30 @@ fn shared_probabilities_agree_with_window_by_window_at_227_pixels() {
 /// within `edge_patches` of its border are not (they see the photo beyond it).
 #[test]
 fn inner_patches_do_not_depend_on_the_window_edge() {
-    inner_patches_alone_and_shared(227, crate::oneclass::Settings::default());
+    inner_patches_alone_and_shared(227, crate::detector::oneclass::Settings::default());
 }
 
 /// The same at 224 pixels, whose windows have 27 patches a side (not the 2 x 14 of the 16-pixel
 /// cells under them), and with full fire5 features, a 5x5 neighbourhood and one layer.
 #[test]
 fn inner_patches_do_not_depend_on_the_window_edge_at_other_sizes() {
-    let settings = crate::oneclass::Settings {
+    let settings = crate::detector::oneclass::Settings {
         layers: vec!["fire5-concat".into()],
-        values: crate::oneclass::PatchValues::All,
+        values: crate::detector::oneclass::PatchValues::All,
         neighbourhood: 5,
         ..Default::default()
     };
     inner_patches_alone_and_shared(224, settings);
 }
 
-fn inner_patches_alone_and_shared(window: u32, settings: crate::oneclass::Settings) {
-    use crate::oneclass::features::Extractor;
-    use crate::oneclass::model::fit_bank;
-    use crate::oneclass::threshold::{Threshold, ThresholdRule};
+fn inner_patches_alone_and_shared(window: u32, settings: crate::detector::oneclass::Settings) {
+    use crate::detector::oneclass::features::Extractor;
+    use crate::detector::oneclass::model::fit_bank;
+    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
     let Some(weights) = pretrained_weights() else {
         return;
     };
-    let settings = crate::oneclass::Settings {
+    let settings = crate::detector::oneclass::Settings {
         max_bank: 256,
         input_size: window,
         ..settings
@@ -451,7 +465,7 @@ fn inner_patches_alone_and_shared(window: u32, settings: crate::oneclass::Settin
             false_positive_rate: 0.0,
         },
     };
-    let model = crate::oneclass::OneClassModel {
+    let model = crate::detector::oneclass::OneClassModel {
         extractor,
         bank,
         threshold: threshold.clone(),

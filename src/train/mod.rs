@@ -1,9 +1,6 @@
-//! The training worker and what it needs: the optimizer, evaluation passes and the
-//! control flags through which the user steers a running training; [`session`] prepares a
-//! training and runs it to its end.
+//! The training worker and what it needs: the optimizer and the evaluation passes; [`fit`] fits a
+//! one-class model. Both only emit events.
 
-pub mod control;
-pub mod evaluate;
+pub(crate) mod fit;
 pub mod optimizer;
-pub mod session;
-pub mod worker;
+pub(crate) mod worker;

@@ -9,13 +9,13 @@ use candle_core::{Device, Tensor, D};
 use candle_nn::VarMap;
 use rand::RngCore;
 
-use crate::config::{Recipe, Shuffle};
 use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan, FileChanged};
-use crate::events::{Event, RunStart};
+use crate::detector::evaluation::{classify, summarize};
 use crate::model::{self, SqueezeNet};
+use crate::run::event::{Event, RunStart};
+use crate::run::recipe::{Recipe, Shuffle};
+use crate::run::steer::{wait_while_paused, Control, ControlFileWatcher, Gate};
 use crate::run::{resume, RunDir};
-use crate::train::control::{wait_while_paused, Control, ControlFileWatcher, Gate};
-use crate::train::evaluate::{classify, summarize};
 use crate::train::optimizer::{Adam, AdamConfig};
 
 /// How often a paused training looks for new requests.
@@ -47,7 +47,6 @@ pub struct TrainJob {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub iterations: usize,
-    pub best_val_accuracy: Option<f32>,
     pub stopped_early: bool,
 }
 
@@ -120,7 +119,7 @@ impl std::fmt::Display for NonFiniteLoss {
 
 impl std::error::Error for NonFiniteLoss {}
 
-pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
+pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let started = Instant::now();
     let recipe = job.recipe.clone();
     let batch_size = recipe.train.batch_size.min(job.train.images.len());
@@ -281,7 +280,6 @@ pub fn run(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> {
     });
     Ok(Outcome {
         iterations: iteration,
-        best_val_accuracy: best,
         stopped_early,
     })
 }

@@ -1,7 +1,7 @@
 //! State of the test-image browser: which items are shown (filter), in what order, which one is
 //! selected, and how pictures are drawn. Pure logic over the list of test items; the view draws it.
 
-use super::gallery::{PictureSpec, TestItem};
+use crate::app::gallery::TestItem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -39,7 +39,6 @@ pub struct BrowserState {
     pub grid: bool,
     /// Columns and rows of the grid as last drawn, for paging.
     pub cells: (usize, usize),
-    pub spec: PictureSpec,
     /// Item indices shown, filtered and sorted.
     visible: Vec<usize>,
     /// Position in `visible`.
@@ -54,15 +53,11 @@ impl Default for BrowserState {
             order: Order::File,
             grid: false,
             cells: (1, 1),
-            spec: PictureSpec::default(),
             visible: Vec::new(),
             cursor: 0,
         }
     }
 }
-
-/// Alpha changes in these steps, kept strictly between "no heatmap" and "only heatmap".
-const ALPHA_STEP: u8 = 10;
 
 impl BrowserState {
     /// Recomputes the visible list after the items, the filter or the order changed, keeping the
@@ -148,28 +143,6 @@ impl BrowserState {
         self.rebuild(items);
     }
 
-    pub fn change_alpha(&mut self, up: bool) {
-        let alpha = self.spec.alpha_percent;
-        self.spec.alpha_percent = if up {
-            alpha.saturating_add(ALPHA_STEP).min(100 - ALPHA_STEP)
-        } else {
-            alpha.saturating_sub(ALPHA_STEP).max(ALPHA_STEP)
-        };
-    }
-
-    pub fn cycle_method(&mut self, methods: usize) {
-        self.spec.method = (self.spec.method + 1) % methods.max(1);
-    }
-
-    pub fn cycle_layer(&mut self, layers: usize) {
-        self.spec.layer = (self.spec.layer + 1) % layers.max(1);
-    }
-
-    /// Predicted class, then each class in turn.
-    pub fn cycle_explained_class(&mut self, classes: usize) {
-        self.spec.class = next_class(self.spec.class, classes);
-    }
-
     /// The page of `page_size` visible positions that holds the cursor, for the grid.
     pub fn page(&self, page_size: usize) -> std::ops::Range<usize> {
         let page_size = page_size.max(1);
@@ -178,6 +151,7 @@ impl BrowserState {
     }
 }
 
+/// No filter, then each class in turn.
 fn next_class(current: Option<usize>, classes: usize) -> Option<usize> {
     match current {
         None if classes > 0 => Some(0),
@@ -277,29 +251,5 @@ mod tests {
         );
         b.first();
         assert_eq!(b.selected(), Some(b.visible()[0]));
-    }
-
-    #[test]
-    fn picture_settings_cycle_and_stay_in_range() {
-        let mut b = BrowserState::default();
-        for _ in 0..20 {
-            b.change_alpha(true);
-        }
-        assert_eq!(b.spec.alpha_percent, 90);
-        for _ in 0..20 {
-            b.change_alpha(false);
-        }
-        assert_eq!(b.spec.alpha_percent, 10);
-        b.cycle_method(2);
-        assert_eq!(b.spec.method, 1);
-        b.cycle_method(2);
-        assert_eq!(b.spec.method, 0);
-        b.cycle_layer(1);
-        assert_eq!(b.spec.layer, 0);
-        b.cycle_explained_class(2);
-        b.cycle_explained_class(2);
-        assert_eq!(b.spec.class, Some(1));
-        b.cycle_explained_class(2);
-        assert_eq!(b.spec.class, None);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Result};
 use image::{Rgb, RgbImage};
 
-use super::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+use crate::app::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
 
 pub struct FakeGallery {
     items: Vec<TestItem>,

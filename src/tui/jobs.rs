@@ -11,11 +11,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use image::RgbImage;
 use ratatui::layout::Size;
-use ratatui_image::picker::Picker;
-use ratatui_image::protocol::Protocol;
 
-use super::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
-use super::images::{self, ImageKey};
+use super::images::ImageKey;
+use super::picture::{self, Picture};
+use super::scan::painter::{Painter, Reply as PaintReply};
+use super::scan::view::RenderJob;
+use crate::app::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+use crate::scan::output::ScanRecord;
+use crate::termio::Graphics;
 
 /// Threads whose panics are caught and shown in the dashboard; the panic hook leaves the terminal
 /// alone for them.
@@ -49,23 +52,28 @@ pub enum Reply {
     Encoded {
         key: ImageKey,
         size: Size,
-        result: Result<Protocol, String>,
+        result: Result<Picture, String>,
     },
+    /// From the scan view's painter.
+    Painted(PaintReply),
 }
 
 impl Reply {
     /// Whether this answers the gallery thread (as opposed to the encoder).
     pub fn is_from_gallery(&self) -> bool {
-        !matches!(self, Reply::Encoded { .. })
+        !matches!(self, Reply::Encoded { .. } | Reply::Painted(_))
     }
 }
 
 /// A picture to encode at a cell size.
 pub type EncodeJob = (ImageKey, Size, Arc<RgbImage>);
 
+/// The threads behind a view: the gallery and the encoder for the run's dashboard, the painter
+/// for the scan view.
 pub struct Workers {
-    gallery: mpsc::Sender<Request>,
-    encoder: mpsc::Sender<EncodeJob>,
+    gallery: Option<mpsc::Sender<Request>>,
+    encoder: Option<mpsc::Sender<EncodeJob>>,
+    painter: Option<mpsc::Sender<RenderJob>>,
     gallery_busy: bool,
 }
 
@@ -73,7 +81,7 @@ impl Workers {
     /// Starts both threads; their answers arrive on `replies` (so the async loop can await them).
     pub fn start(
         gallery: Box<dyn Gallery>,
-        picker: Picker,
+        graphics: Graphics,
         replies: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Workers> {
         let (gallery_tx, gallery_rx) = mpsc::channel::<Request>();
@@ -87,9 +95,10 @@ impl Workers {
             .name(format!("{JOB_THREAD_PREFIX}encoder"))
             .spawn(move || {
                 for (key, size, image) in encoder_rx {
-                    let result =
-                        catch_unwind(AssertUnwindSafe(|| images::encode(&picker, &image, size)))
-                            .unwrap_or_else(|panic| Err(panic_message(panic)));
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        picture::encode(&graphics, &image, size)
+                    }))
+                    .unwrap_or_else(|panic| Err(panic_message(panic)));
                     if replies.send(Reply::Encoded { key, size, result }).is_err() {
                         break;
                     }
@@ -97,10 +106,46 @@ impl Workers {
             })
             .context("cannot start the dashboard's encoder thread")?;
         Ok(Workers {
-            gallery: gallery_tx,
-            encoder: encoder_tx,
+            gallery: Some(gallery_tx),
+            encoder: Some(encoder_tx),
+            painter: None,
             gallery_busy: false,
         })
+    }
+
+    /// The scan view's painter: opens photos of the scan folder and makes pictures on a thread of
+    /// its own, one photo's layers kept at a time.
+    pub fn painting(
+        folder: PathBuf,
+        record: ScanRecord,
+        graphics: Graphics,
+        replies: tokio::sync::mpsc::UnboundedSender<Reply>,
+    ) -> Result<Workers> {
+        let (sender, jobs) = mpsc::channel::<RenderJob>();
+        std::thread::Builder::new()
+            .name(format!("{JOB_THREAD_PREFIX}scan"))
+            .spawn(move || {
+                let mut painter = Painter::new(folder, record, graphics);
+                for job in jobs {
+                    for reply in painter.answer(job) {
+                        if replies.send(Reply::Painted(reply)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .context("cannot start the scan view's picture thread")?;
+        Ok(Workers {
+            gallery: None,
+            encoder: None,
+            painter: Some(sender),
+            gallery_busy: false,
+        })
+    }
+
+    /// Hands the painter a picture to make; false when it is gone.
+    pub fn paint(&mut self, job: RenderJob) -> bool {
+        self.painter.as_ref().is_some_and(|p| p.send(job).is_ok())
     }
 
     pub fn gallery_busy(&self) -> bool {
@@ -116,13 +161,13 @@ impl Workers {
 
     /// Sends the next gallery request and the next encoding, when the respective thread is idle.
     pub fn dispatch(&mut self, next_request: Option<Request>, next_encoding: Option<EncodeJob>) {
-        if let Some(request) = next_request {
+        if let (Some(request), Some(gallery)) = (next_request, &self.gallery) {
             debug_assert!(!self.gallery_busy);
             // A send fails only when the thread is gone; its last words already came as a reply.
-            self.gallery_busy = self.gallery.send(request).is_ok();
+            self.gallery_busy = gallery.send(request).is_ok();
         }
-        if let Some(job) = next_encoding {
-            let _ = self.encoder.send(job);
+        if let (Some(job), Some(encoder)) = (next_encoding, &self.encoder) {
+            let _ = encoder.send(job);
         }
     }
 }

@@ -1,15 +1,58 @@
-//! Every key of the dashboard in one table: which keys do what, in which views, and how the footer
-//! and the help screen name them. The key handler ([`action_for`]), the footer and the help screen
-//! all read [`COMMANDS`], so a key cannot work without being listed, or be listed without working.
+//! Every key of the dashboard in one table: which keys do what, on which screen, and how the
+//! footer and the help screen name them. The key handler ([`action_for`]), each screen's footer
+//! (its commands, [`view_commands`]) and the help screen all read [`COMMANDS`], so a key cannot
+//! work without being listed, or be listed without working.
 //!
-//! One table for the whole dashboard (as in ratatui's component template) rather than a
-//! `commands()` list per component (gitui): our views share one state and one handler, and the help
-//! screen wants every view's keys at once, which a single table gives without asking each view.
-//! The answers to the quit and stop questions are part of those questions' text, not keys of a view.
+//! One table whose scopes name the screens ([`View`]), rather than a list kept beside each
+//! screen: the help screen wants every screen's keys at once, and one table shows at a glance that
+//! no key means two things on one screen. Each screen turns the actions of its scope into what it
+//! does (`views`); the answers to the quit and stop questions are part of those questions' text.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::View;
+/// The dashboard's screens, in tab order: each is a scope of the keymap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Training,
+    Samples,
+    Model,
+    Results,
+    Browser,
+    /// The scan view (`crackscope watch SCAN_FOLDER`), a screen of its own: the run dashboard's
+    /// tabs and their keys do not apply there.
+    Scan,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Training,
+        View::Samples,
+        View::Model,
+        View::Results,
+        View::Browser,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Training => "Training",
+            View::Samples => "Samples",
+            View::Model => "Model",
+            View::Results => "Results",
+            View::Browser => "Browser",
+            View::Scan => "Scan",
+        }
+    }
+
+    /// The position among the run dashboard's tabs (the scan view has none: 0).
+    pub fn index(self) -> usize {
+        View::ALL.iter().position(|&v| v == self).unwrap_or(0)
+    }
+
+    /// Whether it is a tab of the run's dashboard, where the keys that work everywhere apply.
+    pub fn is_tab(self) -> bool {
+        View::ALL.contains(&self)
+    }
+}
 
 /// What a key asks of the dashboard. Movement actions mean what the current view makes of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +85,7 @@ pub enum Action {
     CycleMethod,
     CycleLayer,
     CycleExplainedClass,
-    // The scan view's own (see `Scope::Scan`).
+    // The scan view's own (see `View::Scan`).
     PanLeft,
     PanRight,
     PanUp,
@@ -81,14 +124,11 @@ const fn ctrl(c: char) -> Key {
     }
 }
 
-/// Where a command works.
+/// Where a command works: on every tab of the run's dashboard, or on one screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Everywhere,
     In(View),
-    /// The scan view (`crackscope watch SCAN_FOLDER`), a screen of its own: the training
-    /// dashboard's views and their keys do not apply there.
-    Scan,
 }
 
 /// One line of the help screen and the keys behind it.
@@ -258,7 +298,7 @@ pub const COMMANDS: &[Command] = &[
         footer: &[("m", "method"), ("y", "layer"), ("e", "class")],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[
             (key(KeyCode::Left), Action::PanLeft),
             (key(KeyCode::Right), Action::PanRight),
@@ -270,7 +310,7 @@ pub const COMMANDS: &[Command] = &[
         footer: &[("←→↑↓", "pan")],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[
             (char('+'), Action::ZoomIn),
             (char('='), Action::ZoomIn),
@@ -282,7 +322,7 @@ pub const COMMANDS: &[Command] = &[
         footer: &[("+/-", "zoom")],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[
             (char('n'), Action::Next),
             (key(KeyCode::PageDown), Action::Next),
@@ -297,7 +337,7 @@ pub const COMMANDS: &[Command] = &[
         footer: &[("n/p", "photo")],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[
             (char(']'), Action::NextRegion),
             (char('['), Action::PreviousRegion),
@@ -307,7 +347,7 @@ pub const COMMANDS: &[Command] = &[
         footer: &[("[/]", "region")],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[
             (char('m'), Action::ToggleMap),
             (char('k'), Action::ToggleMask),
@@ -324,14 +364,14 @@ pub const COMMANDS: &[Command] = &[
         ],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[(char('?'), Action::Help)],
         keys: "?",
         help: "this help",
         footer: &[("?", "help")],
     },
     Command {
-        scope: Scope::Scan,
+        scope: Scope::In(View::Scan),
         bindings: &[
             (char('q'), Action::Quit),
             (ctrl('c'), Action::Quit),
@@ -346,27 +386,10 @@ pub const COMMANDS: &[Command] = &[
 impl Command {
     pub fn applies_in(&self, view: View) -> bool {
         match self.scope {
-            Scope::Everywhere => true,
+            Scope::Everywhere => view.is_tab(),
             Scope::In(v) => v == view,
-            Scope::Scan => false,
         }
     }
-}
-
-/// What `key` does in the scan view, if anything.
-pub fn scan_action_for(key: KeyEvent) -> Option<Action> {
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    scan_commands()
-        .flat_map(|command| command.bindings)
-        .find(|(k, _)| k.code == key.code && (!k.ctrl || ctrl))
-        .map(|&(_, action)| action)
-}
-
-/// The scan view's commands, in table order.
-pub fn scan_commands() -> impl Iterator<Item = &'static Command> {
-    COMMANDS
-        .iter()
-        .filter(|command| command.scope == Scope::Scan)
 }
 
 /// What `key` does in `view`, if anything.
@@ -439,19 +462,19 @@ mod tests {
     #[test]
     fn the_scan_view_has_its_own_keys_and_none_twice() {
         let none = KeyModifiers::NONE;
-        let scan = |code| scan_action_for(press(code, none));
+        let scan = |code| action_for(View::Scan, press(code, none));
         assert_eq!(scan(KeyCode::Char('k')), Some(Action::ToggleMask));
         assert_eq!(scan(KeyCode::Char('=')), Some(Action::ZoomIn));
         assert_eq!(scan(KeyCode::PageDown), Some(Action::Next));
         assert_eq!(scan(KeyCode::Char(']')), Some(Action::NextRegion));
         assert_eq!(scan(KeyCode::Char('1')), None, "no training views here");
         assert_eq!(
-            scan_action_for(press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            action_for(View::Scan, press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)
         );
         // The training dashboard never sees the scan view's keys.
         assert_eq!(action_for(View::Model, press(KeyCode::Left, none)), None);
-        let keys: Vec<Key> = scan_commands()
+        let keys: Vec<Key> = view_commands(View::Scan)
             .flat_map(|c| c.bindings.iter().map(|(k, _)| *k))
             .collect();
         for (i, k) in keys.iter().enumerate() {

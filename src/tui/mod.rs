@@ -1,32 +1,37 @@
 //! The terminal dashboard: live training, results and a Grad-CAM browser, over SSH too.
 //!
-//! One loop owns the terminal and draws at most once a [`FRAME`] from the state in `app` (views in
-//! `views` only read it). Around it, separate threads and tasks joined by channels: the event
-//! source (a live training's channel, or `metrics.jsonl` followed by `watch`), the keyboard reader
-//! (`input`), and the slow picture work (`jobs`: the [`Gallery`] and the terminal encoder). The
-//! training never waits for the dashboard: the dashboard only reads what the worker sends, and
-//! asks through [`Steer`].
+//! One loop (`event_loop`) owns the terminal and draws at most once a [`FRAME`]: the run's
+//! dashboard (`app`: tabs of screens, `views`, each a component with its own state, keys and
+//! drawing; `frame` around them; `keymap`, every key) or the scan view (`scan`). Around it,
+//! separate threads and tasks joined by channels: the event source (a live job's channel, or
+//! `metrics.jsonl` followed by `watch`), the keyboard reader (`input`), and the slow picture work
+//! (`jobs`: the [`Gallery`], the terminal encoder, the scan view's painter). The training never
+//! waits for the dashboard: the dashboard only reads what the worker sends, and asks through
+//! [`Steer`].
 //!
-//! Entry points: [`run`] (async) and [`run_blocking`].
+//! Entry points: [`Dashboard`], an observer of a job's events (`Dashboard::live`) or of a run
+//! directory's log (`Dashboard::watch`), and [`run_scan_view`].
 
 mod app;
 mod browser;
+mod event_loop;
 #[cfg(test)]
 mod fake;
-mod gallery;
+mod frame;
 mod history;
 mod images;
 mod input;
 mod jobs;
 mod keymap;
+mod lingering;
 mod memory;
 #[cfg(test)]
 mod oneclass_tests;
+mod picture;
 mod scan;
 mod screen;
 #[cfg(test)]
 mod snapshots;
-mod steer;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -40,36 +45,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ratatui::backend::Backend;
-use ratatui::Terminal;
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
 use tokio::sync::mpsc;
 
-pub use app::{Exit, View};
-pub use gallery::{Gallery, LayerRow, PictureSpec, TestItem};
-pub use images::{GraphicsChoice, GRAPHICS_ENV};
+pub use crate::app::job::Exit;
+pub use images::GraphicsChoice;
+pub use keymap::View;
 pub use scan::run_blocking as run_scan_view;
-pub use steer::{RunDirSteer, Steer};
 
-use crate::events::Event;
-use app::{App, AppSetup, Origin, Wants};
-use input::Input;
+use event_loop::{run_on_screen, LoopEnd, Program, EVENT_BATCH, MEMORY_EVERY};
+
+use crate::app::gallery::Gallery;
+use crate::app::job::Observer;
+use crate::run::event::Event;
+use crate::run::steer::Steer;
+use app::{App, AppSetup};
 use jobs::{Reply, Workers};
-use screen::{Screen, Signals};
-use terminal::TerminalSession;
 use theme::Theme;
+use views::{Origin, Wants};
 
 /// Shortest time between two frames: events and keys that arrive meanwhile are drawn together.
 pub const FRAME: Duration = Duration::from_millis(50);
-
-/// Where the dashboard's events come from.
-pub enum Source {
-    /// A training in this process: its events as it sends them. The worker should send
-    /// `Iteration` events with `try_send` (never waiting for the dashboard; the dashboard copes
-    /// with missing ones) and the rare others with `send`.
-    Live(mpsc::Receiver<Event>),
-    /// A run directory, possibly written by another process: its `metrics.jsonl`, followed.
-    Watch(PathBuf),
-}
 
 #[derive(Debug, Clone)]
 pub struct DashboardOptions {
@@ -92,182 +89,206 @@ impl Default for DashboardOptions {
     }
 }
 
-/// Runs the dashboard until the user quits or the terminal goes away, and says how it ended.
+/// The dashboard as an [`Observer`]: each event goes into its state ([`App`]), and following a
+/// job opens the screen and runs the loop until the user quits or the terminal goes away.
 ///
-/// `steer` is `None` where the training cannot be steered (a finished run, a read-only watch). With
-/// [`Exit::StopTraining`] the stop was already requested through `steer`. A lost terminal (SSH
-/// hang-up, SIGHUP) ends the dashboard quietly with [`Exit::LeaveRunning`]; the process keeps going
-/// (SIGHUP is handled from then on, so it no longer ends the process).
-pub async fn run(
-    source: Source,
-    steer: Option<Arc<dyn Steer>>,
-    gallery: Box<dyn Gallery>,
-    options: DashboardOptions,
-) -> Result<Exit> {
-    if !(std::io::stdout().is_terminal()) {
-        bail!("the dashboard needs a terminal on standard output (use --headless to train without one)");
-    }
-    let (origin, events) = match source {
-        Source::Live(receiver) => (Origin::Live, receiver),
-        Source::Watch(run_dir) => (Origin::Watch, watch::follow(run_dir)),
-    };
-    let mut app = App::new(AppSetup {
-        origin,
-        steer,
-        theme: Theme::new(options.colors),
-        start_view: options.start_view,
-        land_in_browser: options.land_in_browser,
-        classes: gallery.classes(),
-        methods: gallery.methods(),
-        layers: gallery.layers(),
-    });
-    app.browser.spec = gallery.default_spec();
-    let (mut screen, keys, picker) = Screen::open(options.graphics)?;
-    let (reply_sender, replies) = mpsc::unbounded_channel();
-    let workers = Workers::start(gallery, picker, reply_sender)?;
+/// `steer` is `None` where the training cannot be steered (a fit, a finished run, a read-only
+/// watch). With [`Exit::StopTraining`] the stop was already requested through `steer`. A lost
+/// terminal (SSH hang-up, SIGHUP) ends the dashboard quietly with [`Exit::LeaveRunning`]; the
+/// process keeps going (SIGHUP is handled from then on, so it no longer ends the process).
+pub struct Dashboard {
+    app: App,
+    gallery: Option<Box<dyn Gallery>>,
+    graphics: GraphicsChoice,
+}
 
-    let channels = Channels {
-        events,
-        keys,
-        replies,
-        events_open: true,
-        replies_open: true,
+impl Dashboard {
+    /// The dashboard of a job in this process, whose events it is handed.
+    pub fn live(
+        steer: Option<Arc<dyn Steer>>,
+        gallery: Box<dyn Gallery>,
+        options: DashboardOptions,
+    ) -> Dashboard {
+        Dashboard::new(Origin::Live, steer, gallery, options)
+    }
+
+    /// Runs the dashboard on a run directory possibly written by another process, following its
+    /// `metrics.jsonl`, until the user quits or the terminal goes away.
+    pub fn watch(
+        run_dir: PathBuf,
+        steer: Option<Arc<dyn Steer>>,
+        gallery: Box<dyn Gallery>,
+        options: DashboardOptions,
+    ) -> Result<Exit> {
+        let mut dashboard = Dashboard::new(Origin::Watch, steer, gallery, options);
+        dashboard.show(Feed::Log(run_dir))
+    }
+
+    fn new(
+        origin: Origin,
+        steer: Option<Arc<dyn Steer>>,
+        gallery: Box<dyn Gallery>,
+        options: DashboardOptions,
+    ) -> Dashboard {
+        let app = App::new(AppSetup {
+            origin,
+            steer,
+            theme: Theme::new(options.colors),
+            start_view: options.start_view,
+            land_in_browser: options.land_in_browser,
+            classes: gallery.classes(),
+            methods: gallery.methods(),
+            layers: gallery.layers(),
+            spec: gallery.default_spec(),
+        });
+        Dashboard {
+            app,
+            gallery: Some(gallery),
+            graphics: options.graphics,
+        }
+    }
+
+    /// Shows `events` until the user quits or the terminal goes away. Library warnings meanwhile
+    /// become notices on the status line instead of being printed over the screen.
+    fn show(&mut self, feed: Feed) -> Result<Exit> {
+        if !(std::io::stdout().is_terminal()) {
+            bail!("the dashboard needs a terminal on standard output (use --headless to train without one)");
+        }
+        let Some(gallery) = self.gallery.take() else {
+            bail!("the dashboard has been shown already");
+        };
+        let run = run(&mut self.app, feed, gallery, self.graphics);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+                    bail!("the dashboard cannot block a single-threaded tokio runtime");
+                }
+                tokio::task::block_in_place(|| handle.block_on(run))
+            }
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the dashboard's async runtime")?
+                .block_on(run),
+        }
+    }
+}
+
+impl Observer for Dashboard {
+    fn event(&mut self, event: &Event) {
+        self.app.apply(event.clone());
+    }
+
+    fn follow(&mut self, events: mpsc::Receiver<Event>) -> Result<Exit> {
+        self.show(Feed::Events(events))
+    }
+
+    fn survives_hangup(&self) -> bool {
+        true
+    }
+}
+
+/// `events`, with the library's warnings joined in as notices while the returned guard lives.
+/// The stream still ends when `events` does: the warnings hold only a weak sender.
+fn with_warnings(
+    mut events: mpsc::Receiver<Event>,
+) -> Result<(mpsc::Receiver<Event>, crate::core::warn::Redirect)> {
+    let (sender, merged) = mpsc::channel(EVENT_BATCH);
+    let notices = sender.downgrade();
+    let redirect = crate::core::warn::redirect(move |message| {
+        if let Some(sender) = notices.upgrade() {
+            let _ = sender.try_send(Event::Notice {
+                message: format!("warning: {message}"),
+            });
+        }
+    });
+    std::thread::Builder::new()
+        .name("dashboard events".into())
+        .spawn(move || {
+            while let Some(event) = events.blocking_recv() {
+                if sender.blocking_send(event).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start the dashboard's event thread")?;
+    Ok((merged, redirect))
+}
+
+/// Where the dashboard's events come from.
+enum Feed {
+    /// A job in this process, as it sends them.
+    Events(mpsc::Receiver<Event>),
+    /// A run directory's `metrics.jsonl`, followed as it grows (on the dashboard's runtime).
+    Log(PathBuf),
+}
+
+/// The loop on a terminal of its own, until the user quits or the terminal goes away.
+async fn run(
+    app: &mut App,
+    feed: Feed,
+    gallery: Box<dyn Gallery>,
+    graphics: GraphicsChoice,
+) -> Result<Exit> {
+    let events = match feed {
+        Feed::Events(events) => events,
+        Feed::Log(run_dir) => watch::follow(run_dir),
     };
-    let end = event_loop(
-        &mut screen.session.terminal,
-        &mut app,
-        channels,
-        workers,
-        &mut screen.signals,
-        screen.pictures_linger,
-    )
-    .await;
-    screen.close(matches!(end, LoopEnd::TerminalLost));
+    let (events, _warnings) = with_warnings(events)?;
+    let end = run_on_screen(app, Some(events), graphics, |_, graphics, replies| {
+        Workers::start(gallery, graphics, replies)
+    })
+    .await?;
     Ok(match end {
         LoopEnd::Chosen(exit) => exit,
         LoopEnd::TerminalLost => Exit::LeaveRunning,
     })
 }
 
-/// [`run`] for callers without an async runtime (one is made for the dashboard), or inside a
-/// multi-threaded tokio runtime.
-pub fn run_blocking(
-    source: Source,
-    steer: Option<Arc<dyn Steer>>,
-    gallery: Box<dyn Gallery>,
-    options: DashboardOptions,
-) -> Result<Exit> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-                bail!("the dashboard cannot block a single-threaded tokio runtime: await tui::run instead");
-            }
-            tokio::task::block_in_place(|| handle.block_on(run(source, steer, gallery, options)))
-        }
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the dashboard's async runtime")?
-            .block_on(run(source, steer, gallery, options)),
+/// The run's dashboard as the loop drives it.
+impl Program for App {
+    fn apply(&mut self, event: Event) {
+        self.apply(event);
     }
-}
 
-struct Channels {
-    events: mpsc::Receiver<Event>,
-    keys: mpsc::UnboundedReceiver<Input>,
-    replies: mpsc::UnboundedReceiver<Reply>,
-    events_open: bool,
-    replies_open: bool,
-}
+    fn source_closed(&mut self) {
+        self.source_closed();
+    }
 
-enum LoopEnd {
-    Chosen(Exit),
-    /// Hang-up, unwritable or unreadable terminal, or a panic elsewhere that restored it.
-    TerminalLost,
-}
+    fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
+        self.handle_key(key)
+    }
 
-/// Events applied per wake-up before drawing again, so a long log read back by `watch` still lets
-/// keys through.
-const EVENT_BATCH: usize = 4096;
+    fn apply_reply(&mut self, reply: Reply) {
+        self.apply_reply(reply);
+    }
 
-async fn event_loop<B: Backend>(
-    terminal: &mut Terminal<B>,
-    app: &mut App,
-    mut channels: Channels,
-    mut workers: Workers,
-    signals: &mut Signals,
-    clear_on_switch: bool,
-) -> LoopEnd {
-    let mut frame = tokio::time::interval(FRAME);
-    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut wants = Wants::default();
-    let mut dirty = true;
-    let mut memory_read: Option<Instant> = None;
-    loop {
-        if TerminalSession::panicked() {
-            return LoopEnd::TerminalLost;
+    fn draw(&mut self, frame: &mut Frame, wants: &mut Wants) {
+        frame::draw(frame, self, wants);
+    }
+
+    fn note_layout(&mut self, wants: &Wants) {
+        self.note_layout(wants);
+    }
+
+    fn work(&mut self, wants: &Wants, workers: &mut Workers) {
+        let request = if workers.gallery_busy() {
+            None
+        } else {
+            self.next_request(wants)
+        };
+        let encoding = self.next_encoding(wants);
+        workers.dispatch(request, encoding);
+    }
+
+    /// A live run's dashboard shows the process's memory, read once a second.
+    fn tick(&mut self) -> bool {
+        let due = self.memory_read.is_none_or(|t| t.elapsed() >= MEMORY_EVERY);
+        if self.shared.origin != Origin::Live || !due {
+            return false;
         }
-        tokio::select! {
-            event = channels.events.recv(), if channels.events_open => {
-                match event {
-                    Some(event) => {
-                        app.apply(event);
-                        for _ in 0..EVENT_BATCH {
-                            match channels.events.try_recv() {
-                                Ok(event) => app.apply(event),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    None => {
-                        channels.events_open = false;
-                        app.source_closed();
-                    }
-                }
-                dirty = true;
-            }
-            input = channels.keys.recv() => match input {
-                Some(Input::Key(key)) => {
-                    let before = app.layout();
-                    if let Some(exit) = app.handle_key(key) {
-                        return LoopEnd::Chosen(exit);
-                    }
-                    if clear_on_switch && app.layout() != before && terminal.clear().is_err() {
-                        return LoopEnd::TerminalLost;
-                    }
-                    dirty = true;
-                }
-                Some(Input::Lost) | None => return LoopEnd::TerminalLost,
-            },
-            reply = channels.replies.recv(), if channels.replies_open => match reply {
-                Some(reply) => {
-                    workers.received(&reply);
-                    app.apply_reply(reply);
-                    dirty = true;
-                }
-                None => channels.replies_open = false,
-            },
-            _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
-            _ = signals.resize.recv() => dirty = true,
-            _ = frame.tick() => {
-                if app.origin == Origin::Live && memory_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    app.memory_bytes = memory::resident_bytes();
-                    memory_read = Some(Instant::now());
-                    dirty = true;
-                }
-                if dirty {
-                    wants = Wants::default();
-                    // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
-                    if terminal.draw(|f| views::draw(f, app, &mut wants)).is_err() {
-                        return LoopEnd::TerminalLost;
-                    }
-                    app.note_layout(&wants);
-                    dirty = false;
-                }
-                let request = if workers.gallery_busy() { None } else { app.next_request(&wants) };
-                let encoding = app.next_encoding(&wants);
-                workers.dispatch(request, encoding);
-            }
-        }
+        self.shared.memory_bytes = memory::resident_bytes();
+        self.memory_read = Some(Instant::now());
+        true
     }
 }

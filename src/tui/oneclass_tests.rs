@@ -4,12 +4,13 @@
 
 use crossterm::event::KeyCode;
 
-use super::app::{Origin, Phase};
+use super::app::Phase;
 use super::fake::ONE_CLASS_THRESHOLD;
 use super::snapshots::assert_snapshot;
 use super::tests::{Harness, Setup};
-use crate::events::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
-use crate::runlog;
+use super::views::Origin;
+use crate::run::event::{AnomalyScores, Event, FitStage, FitStart, ScoreHistogram};
+use crate::run::log;
 
 /// The test images' scores of the recorded fit: 100 normal images mostly below the threshold,
 /// 100 anomalous ones mostly above it.
@@ -86,8 +87,10 @@ pub fn recorded_fit(finished: bool) -> Vec<Event> {
     let correct = confusion[0][0] + confusion[1][1];
     events.push(Event::AnomalyScored(AnomalyScores {
         normal_class: "Negative".into(),
-        auroc: crate::oneclass::ranking::auroc(&scores, &anomalous),
-        average_precision: crate::oneclass::ranking::average_precision(&scores, &anomalous),
+        auroc: crate::detector::oneclass::ranking::auroc(&scores, &anomalous),
+        average_precision: crate::detector::oneclass::ranking::average_precision(
+            &scores, &anomalous,
+        ),
         threshold: ONE_CLASS_THRESHOLD,
         histogram: ScoreHistogram::of(&scores, &anomalous, 120, ONE_CLASS_THRESHOLD),
     }));
@@ -261,19 +264,19 @@ fn logs_from_before_the_one_class_events_still_read_and_show() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let read = |lines: &[&str]| {
-        let path = dir.path().join(runlog::FILE_NAME);
+        let path = dir.path().join(log::FILE_NAME);
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let read = runlog::read_from(&path, 0).unwrap();
+        let read = log::read_from(&path, 0).unwrap();
         assert_eq!(read.skipped_lines, 0, "{lines:#?}");
         assert_eq!(read.events.len(), lines.len());
         read.events
     };
     let ui = Harness::new(80, 24, Origin::Watch, read(&supervised));
-    assert!(ui.app.run.one_class.is_none());
-    assert_eq!(ui.app.run.progress.iteration, 4);
+    assert!(ui.app.shared.run.one_class.is_none());
+    assert_eq!(ui.app.shared.run.progress.iteration, 4);
 
     let mut ui = Harness::with(80, 24, Origin::Watch, read(&old_one_class), one_class());
-    assert!(matches!(ui.app.run.phase, Phase::Finished { .. }));
+    assert!(matches!(ui.app.shared.run.phase, Phase::Finished { .. }));
     let screen = ui.settle();
     assert!(screen.contains("finished"), "{screen}");
     // Without the score events the Results view still has the confusion at the threshold.

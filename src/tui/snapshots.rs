@@ -10,8 +10,9 @@ use std::path::PathBuf;
 
 use crossterm::event::KeyCode;
 
-use super::app::{Origin, View};
+use super::keymap::View;
 use super::tests::{recorded_run, Harness};
+use super::views::Origin;
 
 const WIDTH: u16 = 100;
 const HEIGHT: u16 = 30;

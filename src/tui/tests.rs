@@ -9,18 +9,19 @@ use anyhow::Result;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use ratatui_image::picker::Picker;
 
-use super::app::{App, AppSetup, Exit, Origin, View, Wants};
+use super::app::{App, AppSetup, Exit};
 use super::fake::FakeGallery;
-use super::gallery::Gallery;
 use super::images::ImageKey;
 use super::input::Input;
 use super::jobs::{Reply, Workers};
-use super::steer::Steer;
+use super::keymap::View;
 use super::theme::Theme;
-use super::views;
-use crate::events::{Event, RunStart};
+use super::views::{Origin, Wants};
+use crate::app::gallery::Gallery;
+use crate::run::event::{Event, RunStart};
+use crate::run::steer::Steer;
+use crate::termio::Graphics;
 
 /// A realistic run as a training worker reports it: 2 classes, `epochs` x 20 iterations of batch
 /// 32, validation every 10 iterations with a checkpoint when it improves, a notice, and (when
@@ -200,12 +201,13 @@ impl Harness {
             classes: gallery.classes(),
             methods: gallery.methods(),
             layers: gallery.layers(),
+            spec: Default::default(),
         });
         for event in events {
             app.apply(event);
         }
         let (sender, replies) = tokio::sync::mpsc::unbounded_channel();
-        let workers = Workers::start(Box::new(gallery), Picker::halfblocks(), sender).unwrap();
+        let workers = Workers::start(Box::new(gallery), Graphics::halfblocks(), sender).unwrap();
         let terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         Harness {
             app,
@@ -221,7 +223,9 @@ impl Harness {
     fn draw(&mut self) {
         self.wants = Wants::default();
         let (app, wants) = (&self.app, &mut self.wants);
-        self.terminal.draw(|f| views::draw(f, app, wants)).unwrap();
+        self.terminal
+            .draw(|f| super::frame::draw(f, app, wants))
+            .unwrap();
         self.app.note_layout(&self.wants);
     }
 
@@ -239,7 +243,7 @@ impl Harness {
             let encoding = self.app.next_encoding(&self.wants);
             let idle = request.is_none() && encoding.is_none();
             self.workers.dispatch(request, encoding);
-            if idle && !self.workers.gallery_busy() && !self.app.images.encoding_busy() {
+            if idle && !self.workers.gallery_busy() && !self.app.shared.images.encoding_busy() {
                 return self.screen();
             }
             loop {
@@ -459,25 +463,25 @@ fn model_view_scrolls_only_when_rows_do_not_fit() {
     ui.press(KeyCode::Char('3'));
     ui.settle();
     // 24 rows leave 18 table rows (tabs, status, footer, borders, header): all 10 layers fit.
-    assert_eq!(ui.app.model.rows, 18);
+    assert_eq!(ui.app.tabs.model.rows, 18);
     ui.press(KeyCode::Down);
-    assert_eq!(ui.app.model.scroll, 0);
+    assert_eq!(ui.app.tabs.model.scroll, 0);
 
     let mut short = Harness::new(80, 24, Origin::Live, vec![]);
     short.app.apply_reply(Reply::Summary(
         FakeGallery::new(0).summary().map_err(|e| e.to_string()),
     ));
     short.press(KeyCode::Char('3'));
-    short.app.model.rows = 4;
+    short.app.tabs.model.rows = 4;
     short.press(KeyCode::Down);
     short.press(KeyCode::Char('j'));
-    assert_eq!(short.app.model.scroll, 2);
+    assert_eq!(short.app.tabs.model.scroll, 2);
     short.press(KeyCode::End);
-    assert_eq!(short.app.model.scroll, 6, "10 rows, 4 visible");
+    assert_eq!(short.app.tabs.model.scroll, 6, "10 rows, 4 visible");
     short.press(KeyCode::PageUp);
-    assert_eq!(short.app.model.scroll, 2);
+    assert_eq!(short.app.tabs.model.scroll, 2);
     short.press(KeyCode::Home);
-    assert_eq!(short.app.model.scroll, 0);
+    assert_eq!(short.app.tabs.model.scroll, 0);
 }
 
 #[test]
@@ -552,7 +556,7 @@ fn browser_single_and_grid_views() {
         let screen = ui.settle();
         assert!(screen.contains("Browser · 1-"), "{w}x{h}\n{screen}");
         assert!(screen.contains("✓ Negative 0.55"), "{w}x{h}\n{screen}");
-        let (columns, rows) = ui.app.browser.cells;
+        let (columns, rows) = ui.app.tabs.browser.state.cells;
         assert!(columns * rows >= 4, "{w}x{h}: grid {columns}x{rows}");
         assert!(!screen.contains("rendering…"), "{w}x{h}\n{screen}");
     }
@@ -563,7 +567,7 @@ fn browser_keys_page_filter_sort_and_jump_to_mistakes() {
     let mut ui = Harness::new(80, 24, Origin::Watch, finished());
     ui.press(KeyCode::Char('5'));
     ui.settle();
-    let selected = |ui: &Harness| ui.app.browser.selected();
+    let selected = |ui: &Harness| ui.app.tabs.browser.state.selected();
     ui.press(KeyCode::Right);
     ui.press(KeyCode::Char('l'));
     assert_eq!(selected(&ui), Some(2));
@@ -594,10 +598,17 @@ fn browser_keys_page_filter_sort_and_jump_to_mistakes() {
     // Only true Positives: every visible item is odd.
     ui.press(KeyCode::Char('f'));
     ui.press(KeyCode::Char('f'));
-    assert!(ui.app.browser.visible().iter().all(|i| i % 2 == 1));
+    assert!(ui
+        .app
+        .tabs
+        .browser
+        .state
+        .visible()
+        .iter()
+        .all(|i| i % 2 == 1));
     // ... predicted Negative: the one false negative, item 3.
     ui.press(KeyCode::Char('F'));
-    assert_eq!(ui.app.browser.visible(), &[3]);
+    assert_eq!(ui.app.tabs.browser.state.visible(), &[3]);
     let screen = ui.settle();
     assert!(screen.contains("1 of 1"), "{screen}");
 
@@ -606,7 +617,7 @@ fn browser_keys_page_filter_sort_and_jump_to_mistakes() {
     ui.press(KeyCode::Char('5'));
     ui.press(KeyCode::Char('g'));
     ui.settle();
-    let (columns, rows) = ui.app.browser.cells;
+    let (columns, rows) = ui.app.tabs.browser.state.cells;
     ui.press(KeyCode::PageDown);
     assert_eq!(selected(&ui), Some(columns * rows));
     ui.press(KeyCode::Up);
@@ -626,7 +637,7 @@ fn browser_picture_settings_reach_the_gallery_and_save_writes_the_current_one() 
     for text in ["on, alpha 60%", "Grad-CAM++", "fire9", "Explains  Negative"] {
         assert!(screen.contains(text), "{text:?} missing\n{screen}");
     }
-    let spec = ui.app.browser.spec;
+    let spec = ui.app.shared.spec;
     assert_eq!(
         (spec.alpha_percent, spec.method, spec.layer, spec.class),
         (60, 1, 1, Some(0))
@@ -819,6 +830,7 @@ fn landing_in_the_browser_when_tested_and_failures_shown() {
         classes: gallery.classes(),
         methods: gallery.methods(),
         layers: gallery.layers(),
+        spec: Default::default(),
     });
     for event in recorded_run(1, true) {
         app.apply(event);
@@ -866,15 +878,15 @@ fn a_new_test_result_drops_pictures_made_before_it() {
     ui.settle();
     let key = ImageKey::Picture {
         item: 0,
-        spec: ui.app.browser.spec,
+        spec: ui.app.shared.spec,
     };
-    assert!(ui.app.images.contains(&key));
+    assert!(ui.app.shared.images.contains(&key));
     ui.app.apply(Event::Tested {
         accuracy: 0.99,
         confusion: vec![vec![99, 1], vec![1, 99]],
         classes: vec![],
     });
-    assert!(!ui.app.images.contains(&key));
+    assert!(!ui.app.shared.images.contains(&key));
     let screen = ui.settle();
     assert!(ui.shows_picture(), "redrawn from the gallery\n{screen}");
     let pictures_of_0 = ui
@@ -888,21 +900,21 @@ fn a_new_test_result_drops_pictures_made_before_it() {
 }
 
 /// The real loop on a test terminal: events and keys through their channels, as `run` wires them.
-async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::LoopEnd, Harness) {
+async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::event_loop::LoopEnd, Harness) {
     let mut ui = Harness::new(80, 24, Origin::Live, vec![]);
     let (event_sender, event_receiver) = tokio::sync::mpsc::channel(16);
     let (key_sender, key_receiver) = tokio::sync::mpsc::unbounded_channel();
     let (reply_sender, replies) = tokio::sync::mpsc::unbounded_channel();
     let gallery = FakeGallery::new(6);
-    let workers = Workers::start(Box::new(gallery), Picker::halfblocks(), reply_sender).unwrap();
-    let channels = super::Channels {
+    let workers = Workers::start(Box::new(gallery), Graphics::halfblocks(), reply_sender).unwrap();
+    let channels = super::event_loop::Channels {
         events: event_receiver,
         keys: key_receiver,
         replies,
         events_open: true,
         replies_open: true,
     };
-    let mut signals = super::Signals::new().unwrap();
+    let mut signals = super::screen::Signals::new().unwrap();
     let feeder = tokio::spawn(async move {
         for event in events {
             event_sender.send(event).await.unwrap();
@@ -918,13 +930,13 @@ async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::LoopEnd, Harn
     });
     let end = tokio::time::timeout(
         Duration::from_secs(10),
-        super::event_loop(
+        super::event_loop::event_loop(
             &mut ui.terminal,
             &mut ui.app,
             channels,
             workers,
             &mut signals,
-            false,
+            &Graphics::halfblocks(),
         ),
     )
     .await
@@ -940,22 +952,31 @@ fn key_input(c: char) -> Input {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_draws_what_arrives_and_returns_the_choice() {
     let (end, ui) = run_loop(recorded_run(1, false), vec![key_input('q'), key_input('l')]).await;
-    assert!(matches!(end, super::LoopEnd::Chosen(Exit::LeaveRunning)));
+    assert!(matches!(
+        end,
+        super::event_loop::LoopEnd::Chosen(Exit::LeaveRunning)
+    ));
     let screen = ui.screen();
     assert!(screen.contains("Iteration 20/20"), "{screen}");
     assert!(
         screen.contains("The training is still running."),
         "the question was drawn\n{screen}"
     );
-    assert!(ui.app.memory_bytes.is_some(), "live runs show memory");
+    assert!(
+        ui.app.shared.memory_bytes.is_some(),
+        "live runs show memory"
+    );
 
     let (end, ui) = run_loop(recorded_run(1, true), vec![key_input('5'), key_input('q')]).await;
-    assert!(matches!(end, super::LoopEnd::Chosen(Exit::Quit)));
+    assert!(matches!(
+        end,
+        super::event_loop::LoopEnd::Chosen(Exit::Quit)
+    ));
     assert!(ui.screen().contains("img000.jpg"), "{}", ui.screen());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_ends_quietly_when_the_terminal_is_lost() {
     let (end, _) = run_loop(recorded_run(1, false), vec![Input::Lost]).await;
-    assert!(matches!(end, super::LoopEnd::TerminalLost));
+    assert!(matches!(end, super::event_loop::LoopEnd::TerminalLost));
 }

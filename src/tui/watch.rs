@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::events::{Event, RunStart};
+use crate::run::event::{Event, RunStart};
+use crate::run::log;
 use crate::run::RunDir;
-use crate::runlog;
 
 /// How often the log is read again for new lines.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -110,7 +110,7 @@ async fn tail(run: RunDir, sender: mpsc::Sender<Event>) {
     loop {
         let read_path = path.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let read = runlog::read_from(&read_path, offset)?;
+            let read = log::read_from(&read_path, offset)?;
             // Read again after finding no training alive: it may have written its end and exited
             // between the read and the look at the lock.
             let alive = RunDir {
@@ -119,12 +119,12 @@ async fn tail(run: RunDir, sender: mpsc::Sender<Event>) {
             .live_training()
             .is_some();
             let more = if alive {
-                runlog::ReadBack {
+                log::ReadBack {
                     offset: read.offset,
                     ..Default::default()
                 }
             } else {
-                runlog::read_from(&read_path, read.offset)?
+                log::read_from(&read_path, read.offset)?
             };
             anyhow::Ok((read, more, alive))
         })
@@ -184,7 +184,7 @@ async fn tail(run: RunDir, sender: mpsc::Sender<Event>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runlog::RunLog;
+    use crate::run::log::RunLog;
     use std::io::Write;
 
     #[tokio::test]
@@ -284,12 +284,12 @@ mod tests {
     async fn a_one_class_fit_whose_process_is_gone_fails_without_a_resume_command() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = RunLog::append_to(dir.path()).unwrap();
-        let start = Event::FitStarted(crate::events::FitStart {
+        let start = Event::FitStarted(crate::run::event::FitStart {
             train_images: 10,
             ..Default::default()
         });
         let fitting = Event::Fitting {
-            stage: crate::events::FitStage::Features,
+            stage: crate::run::event::FitStage::Features,
             done: 4,
             total: 10,
             elapsed_s: 1.0,

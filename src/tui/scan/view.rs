@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyEvent, KeyEventKind};
 use ratatui::layout::Size;
-use ratatui_image::protocol::Protocol;
 
 use super::render::{Toggles, Viewport};
-use crate::scan_output::{PhotoRecord, ScanRecord};
-use crate::tui::keymap::{self, Action};
+use crate::scan::output::{PhotoRecord, ScanRecord};
+use crate::tui::keymap::{self, Action, View};
+use crate::tui::picture::Picture;
 use crate::tui::theme::Theme;
 
 /// Zoomed in at most this many output pixels per photo pixel: enough to see single pixels.
@@ -71,7 +71,7 @@ pub struct ScanView {
     pub message: Option<String>,
     pub photo_state: PhotoState,
     /// The last picture made, with what it shows.
-    pub picture: Option<(RenderJob, Protocol)>,
+    pub picture: Option<(RenderJob, Picture)>,
     pub theme: Theme,
 }
 
@@ -242,7 +242,7 @@ impl ScanView {
             self.help = false;
             return false;
         }
-        let action = keymap::scan_action_for(key);
+        let action = keymap::action_for(View::Scan, key);
         self.message = None;
         let Some(action) = action else {
             return false;
@@ -366,7 +366,7 @@ impl ScanView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan_output::{RegionRecord, ScanRecord, FORMAT_VERSION};
+    use crate::scan::output::{RegionRecord, ScanRecord, FORMAT_VERSION};
     use crossterm::event::{KeyCode, KeyModifiers};
 
     fn photo(name: &str, width: u32, height: u32, crack_fraction: f64) -> PhotoRecord {

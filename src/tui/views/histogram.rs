@@ -8,9 +8,12 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
+use ratatui::Frame;
 
-use crate::events::ScoreHistogram;
+use super::{bordered, Shared};
+use crate::run::event::{AnomalyScores, ScoreHistogram};
 
 /// Eighths of a cell filled from the bottom (bars rising to the axis above them).
 const RISING: [&str; 9] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
@@ -120,6 +123,39 @@ fn scaled(count: usize, top: usize, units: usize) -> usize {
     } else {
         ((count * units).div_ceil(top)).clamp(1, units)
     }
+}
+
+/// The histogram of the test images' scores in a block of its own, the threshold marked.
+pub(super) fn draw_histogram(
+    frame: &mut Frame,
+    area: Rect,
+    shared: &Shared,
+    scores: &AnomalyScores,
+) {
+    let theme = &shared.theme;
+    let h = &scores.histogram;
+    let (normal, anomalous): (usize, usize) = (h.normal.iter().sum(), h.anomalous.iter().sum());
+    let block = bordered("Anomaly scores", shared).title(
+        Line::from(vec![
+            Span::styled(format!(" normal {normal} ▲ "), theme.good()),
+            Span::styled(format!("anomalous {anomalous} ▼ "), theme.bad()),
+            Span::styled("│ threshold ", theme.key()),
+        ])
+        .right_aligned(),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(
+        ScoreChart {
+            histogram: h,
+            threshold: scores.threshold,
+            normal: theme.good(),
+            anomalous: theme.bad(),
+            marker: theme.key(),
+            axis: theme.dim(),
+        },
+        inner,
+    );
 }
 
 #[cfg(test)]

@@ -1,243 +1,271 @@
-//! Drawing: one function per view, each reading the [`App`] and reporting what pictures it drew (at
-//! which size) in [`Wants`]. Here too the frame around the views: tabs, status line, key footer,
-//! the help and question overlays, and the "terminal too small" message.
+//! The dashboard's screens as components, one module each, and what they share. A screen owns
+//! its state, turns the actions of its keys (its scope in the keymap) into what it does, and
+//! draws itself from that state and the [`Shared`] store: the run as the events describe it, what
+//! the gallery delivered, the pictures, the theme. What only the shared can do (the status line,
+//! steering, asking the gallery) a screen asks for as [`Effect`]s. The shared around them
+//! (`shared`, `frame`) keeps the tabs, the overlay, the status line and the run.
+//!
+//! - [`training`], [`fit`]: the Training tab of a training, and of a one-class fit.
+//! - [`samples`], [`model`]: the sample tiles, the network summary.
+//! - [`results`], [`scores`]: the Results tab of a classifier's test, and of a one-class model's.
+//! - [`browser`]: the test images with their heatmaps.
 
-mod browser;
+pub mod browser;
+mod fit;
 mod histogram;
-mod model;
-mod oneclass;
+pub mod model;
 mod results;
 mod samples;
-mod training;
-
-pub use model::ModelState;
-pub use training::{CamSet, TrainingState};
+mod scores;
+pub mod training;
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Tabs, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Overlay, Phase, View, Wants};
-use super::images::{ImageKey, Shown};
-use super::keymap;
+use super::images::{ImageKey, ImageStore, Shown};
+use super::jobs::{Reply, Request};
+use super::keymap::{self, Action, View};
+use super::lingering::Drawn;
 use super::theme::Theme;
+use crate::app::gallery::{LayerRow, PictureSpec, TestItem};
+use crate::run::event::Event;
+use crate::run::state::{Phase, RunState};
+
+/// One screen of the dashboard.
+pub trait Component {
+    /// Its tab, and its scope in the keymap.
+    fn view(&self) -> View;
+
+    /// Draws the screen into `area`, reporting in `wants` the pictures it drew (and what it
+    /// would like next).
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants);
+
+    /// What an action of the screen's own keys does here.
+    fn handle(&mut self, _action: Action, _shared: &mut Shared) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// An event of the run, after the run state took it in.
+    fn event(&mut self, _event: &Event) {}
+
+    /// A gallery answer; each screen takes what is for it.
+    fn reply(&mut self, _reply: &Reply, _shared: &mut Shared) {}
+
+    /// Takes in what the last frame reported about its layout.
+    fn note_layout(&mut self, _wants: &Wants) {}
+
+    /// Gallery work this screen wants while it is shown.
+    fn request(&mut self) -> Option<Request> {
+        None
+    }
+
+    /// The keys its footer shows, most useful first: its commands from the keymap.
+    fn footer(&self, _shared: &Shared) -> Vec<(&'static str, &'static str)> {
+        keymap::view_commands(self.view())
+            .flat_map(|command| command.footer.iter().copied())
+            .collect()
+    }
+}
+
+/// What a screen asks of the shared.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A message on the status line.
+    Say(String),
+    /// An error on the status line.
+    Complain(String),
+    /// Work for the gallery.
+    Ask(Request),
+    /// Pause the training, or resume it.
+    TogglePause,
+    /// Ask whether to stop the training.
+    ConfirmStop,
+    /// A checkpoint after the current iteration.
+    SaveCheckpoint,
+}
+
+/// The dashboard's screens, one per tab.
+pub struct Tabs {
+    /// A training's charts, or a fit's stages.
+    pub training: Box<dyn Component>,
+    pub samples: samples::SamplesScreen,
+    pub model: model::ModelScreen,
+    /// A classifier's test results, or a one-class model's scores.
+    pub results: Box<dyn Component>,
+    pub browser: browser::BrowserScreen,
+}
+
+impl Tabs {
+    /// The tabs of a training's dashboard.
+    pub fn training() -> Tabs {
+        Tabs {
+            training: Box::new(training::TrainingScreen::default()),
+            samples: samples::SamplesScreen,
+            model: model::ModelScreen::default(),
+            results: Box::new(results::ResultsScreen),
+            browser: browser::BrowserScreen::new(browser::Facts::Classes),
+        }
+    }
+
+    /// The tabs of a one-class fit's dashboard: its stages, its scores, the browser's facts.
+    pub fn fit() -> Tabs {
+        Tabs {
+            training: Box::new(fit::FitScreen),
+            results: Box::new(scores::ScoresScreen),
+            browser: browser::BrowserScreen::new(browser::Facts::Scores),
+            ..Tabs::training()
+        }
+    }
+
+    pub fn screen(&self, view: View) -> &dyn Component {
+        match view {
+            View::Training => self.training.as_ref(),
+            View::Samples => &self.samples,
+            View::Model => &self.model,
+            View::Results => self.results.as_ref(),
+            // Not a tab: the scan view runs on its own (`scan`); the dashboard never shows it.
+            View::Browser | View::Scan => &self.browser,
+        }
+    }
+
+    pub fn screen_mut(&mut self, view: View) -> &mut dyn Component {
+        match view {
+            View::Training => self.training.as_mut(),
+            View::Samples => &mut self.samples,
+            View::Model => &mut self.model,
+            View::Results => self.results.as_mut(),
+            View::Browser | View::Scan => &mut self.browser,
+        }
+    }
+
+    /// Every screen, in tab order.
+    pub fn each_mut(&mut self) -> [&mut dyn Component; 5] {
+        [
+            self.training.as_mut(),
+            &mut self.samples,
+            &mut self.model,
+            self.results.as_mut(),
+            &mut self.browser,
+        ]
+    }
+}
+
+/// Something asked of the gallery and its fate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+impl<T> Loaded<T> {
+    pub fn of(result: Result<T, String>) -> Loaded<T> {
+        match result {
+            Ok(value) => Loaded::Ready(value),
+            Err(message) => Loaded::Failed(message),
+        }
+    }
+}
+
+/// What the last frame needed, reported by the screens while drawing.
+#[derive(Debug, Default)]
+pub struct Wants {
+    /// Pictures drawn, with the cell size they were drawn at.
+    pub images: Vec<(ImageKey, Size)>,
+    /// Pictures likely needed next (fetched, not encoded).
+    pub prefetch: Vec<ImageKey>,
+    /// Columns and rows of the browser grid, for paging.
+    pub grid: Option<(usize, usize)>,
+    /// Rows visible in the model table, for paging.
+    pub model_rows: Option<usize>,
+    /// Pictures drawn, with their places (see `lingering`).
+    pub drawn: Vec<Drawn>,
+    /// Pictures wanted that were not ready to draw.
+    pub pending: usize,
+    /// Set by the frame before the screens draw: pictures wait while the help or a question is
+    /// open.
+    pub hold_pictures: bool,
+}
+
+/// Where the events come from: the caller's own training or another process's run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Live,
+    Watch,
+}
+
+/// What every screen reads: the run as the events describe it (the reducer shared with the
+/// headless printer), what the gallery delivered, the pictures, and how test pictures are drawn.
+pub struct Shared {
+    pub run: RunState,
+    pub origin: Origin,
+    /// The event source has not ended.
+    pub source_open: bool,
+    pub theme: Theme,
+    /// From the gallery: class, method and layer names.
+    pub classes: Vec<String>,
+    pub methods: Vec<String>,
+    pub layers: Vec<String>,
+    /// `Ready(true)`: the tiles are in the image store; `Ready(false)`: the gallery has none.
+    pub samples: Loaded<bool>,
+    pub summary: Loaded<Vec<LayerRow>>,
+    pub items: Loaded<Vec<TestItem>>,
+    pub images: ImageStore,
+    /// How test pictures are drawn (overlay, opacity, method, layer, class): the browser sets
+    /// it, and the Results tab's thumbnails follow it.
+    pub spec: PictureSpec,
+    /// Someone to ask for pause, stop and checkpoints.
+    pub steerable: bool,
+    pub paused: bool,
+    /// Iteration at which the user asked for a checkpoint, until one arrives.
+    pub save_requested: Option<usize>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl Shared {
+    /// Class names: the gallery's, else those of the run.
+    pub fn class_names(&self) -> &[String] {
+        if self.classes.is_empty() {
+            &self.run.start.classes
+        } else {
+            &self.classes
+        }
+    }
+
+    pub fn class_name(&self, index: usize) -> String {
+        self.class_names()
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("class {index}"))
+    }
+
+    pub fn test_items(&self) -> &[TestItem] {
+        match &self.items {
+            Loaded::Ready(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// True while a training is going on that quitting would leave behind.
+    pub fn training_running(&self) -> bool {
+        match self.run.phase {
+            Phase::Running => self.source_open || self.origin == Origin::Watch,
+            Phase::Waiting => self.origin == Origin::Live && self.source_open,
+            _ => false,
+        }
+    }
+
+    /// Steering is possible: someone to ask, and something running to ask it of.
+    pub fn can_steer(&self) -> bool {
+        self.steerable && self.training_running()
+    }
+}
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
-
-pub fn draw(frame: &mut Frame, app: &App, wants: &mut Wants) {
-    if too_small(frame, (MIN_WIDTH, MIN_HEIGHT)) {
-        return;
-    }
-    let area = frame.area();
-    let [tabs, body, status, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    draw_tabs(frame, tabs, app);
-    match app.view {
-        View::Training => training::draw(frame, body, app, wants),
-        View::Samples => samples::draw(frame, body, app, wants),
-        View::Model => model::draw(frame, body, app, wants),
-        View::Results => results::draw(frame, body, app, wants),
-        View::Browser => browser::draw(frame, body, app, wants),
-    }
-    draw_status(frame, status, app);
-    draw_footer(frame, footer, app);
-    match app.overlay {
-        Some(Overlay::Help) => draw_help(frame, area, app),
-        Some(Overlay::ConfirmQuit) => draw_question(
-            frame,
-            area,
-            app,
-            "Quit",
-            &[
-                "The training is still running.",
-                "",
-                "s    stop it (after a final checkpoint) and quit",
-                "l    leave it running and quit",
-                "Esc  back to the dashboard",
-            ],
-        ),
-        Some(Overlay::ConfirmStop) => draw_question(
-            frame,
-            area,
-            app,
-            "Stop",
-            &[
-                "Stop the training after a final checkpoint?",
-                "",
-                "y    yes, stop it",
-                "any other key: no",
-            ],
-        ),
-        None => {}
-    }
-}
-
-fn phase_label(app: &App) -> (String, Style) {
-    let theme = &app.theme;
-    match &app.run.phase {
-        Phase::Waiting => ("waiting".into(), theme.dim()),
-        Phase::Running if app.paused => ("paused".into(), theme.warn()),
-        Phase::Running => ("running".into(), theme.good()),
-        Phase::Finished {
-            stopped_early: true,
-            ..
-        } => ("stopped".into(), theme.warn()),
-        Phase::Finished { .. } => ("finished".into(), theme.good()),
-        Phase::Failed(_) => ("failed".into(), theme.bad()),
-        Phase::Ended => ("ended".into(), theme.warn()),
-    }
-}
-
-fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
-    let (phase, phase_style) = phase_label(app);
-    let [name, tabs, state] = Layout::horizontal([
-        Constraint::Length(11),
-        Constraint::Min(0),
-        Constraint::Length(phase.len() as u16 + 2),
-    ])
-    .areas(area);
-    frame.render_widget(Span::styled("crackscope", app.theme.title()), name);
-    let titles = View::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("{} {}", i + 1, v.title()));
-    frame.render_widget(
-        Tabs::new(titles)
-            .select(app.view.index())
-            .highlight_style(app.theme.selected())
-            .divider("│"),
-        tabs,
-    );
-    frame.render_widget(
-        Line::from(Span::styled(phase, phase_style)).right_aligned(),
-        state,
-    );
-}
-
-fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let line = if let Some(status) = &app.status {
-        Line::from(Span::styled(
-            status.text.clone(),
-            if status.error {
-                theme.bad()
-            } else {
-                theme.warn()
-            },
-        ))
-    } else if let Phase::Failed(message) = &app.run.phase {
-        Line::from(Span::styled(
-            format!("training failed: {message}"),
-            theme.bad(),
-        ))
-    } else if let Some(notice) = app.run.notices.back() {
-        Line::from(vec![
-            Span::styled("note: ", theme.dim()),
-            Span::raw(notice.clone()),
-        ])
-    } else {
-        Line::default()
-    };
-    frame.render_widget(line, area);
-}
-
-/// Keys that work in the current view, most useful first; what does not fit is left to `?`.
-fn view_keys(app: &App) -> Vec<(&'static str, &'static str)> {
-    if app.view == View::Training && !app.can_steer() {
-        // p/s/c would only explain why they do nothing.
-        return if app.training_running() {
-            vec![("p/s/c", "read-only")]
-        } else {
-            vec![]
-        };
-    }
-    keymap::view_commands(app.view)
-        .flat_map(|command| command.footer.iter().copied())
-        .map(|(key, label)| match (key, label) {
-            ("p", "pause") if app.paused => (key, "resume"),
-            pair => pair,
-        })
-        .collect()
-}
-
-fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let global: Vec<_> = keymap::global_commands()
-        .flat_map(|command| command.footer.iter().copied())
-        .collect();
-    let width = |(key, label): &(&str, &str)| key.chars().count() + label.chars().count() + 3;
-    let mut budget = (area.width as usize).saturating_sub(global.iter().map(width).sum::<usize>());
-    let mut shown = Vec::new();
-    for pair in view_keys(app) {
-        if width(&pair) > budget {
-            break;
-        }
-        budget -= width(&pair);
-        shown.push(pair);
-    }
-    let spans = shown.iter().chain(global.iter()).flat_map(|(key, label)| {
-        [
-            Span::styled(*key, theme.key()),
-            Span::raw(format!(" {label}  ")),
-        ]
-    });
-    frame.render_widget(Line::from(spans.collect::<Vec<_>>()), area);
-}
-
-/// Every key, by where it works, from the keymap.
-fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
-    let key_line = |keys: &str, what: &str| {
-        Line::from(vec![
-            Span::styled(format!("  {keys:<30}"), app.theme.key()),
-            Span::raw(what.to_string()),
-        ])
-    };
-    let mut lines = Vec::new();
-    let sections = std::iter::once(("Everywhere", keymap::global_commands().collect::<Vec<_>>()))
-        .chain(
-            View::ALL
-                .iter()
-                .map(|&view| (view.title(), keymap::view_commands(view).collect())),
-        );
-    for (title, commands) in sections {
-        if commands.is_empty() {
-            continue;
-        }
-        lines.push(Line::from(Span::styled(title, app.theme.title())));
-        lines.extend(commands.iter().map(|c| key_line(c.keys, c.help)));
-    }
-    lines.push(key_line("", "any key closes this help"));
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let popup = centered(area, 76.min(area.width), height);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" Keys ")),
-        popup,
-    );
-}
-
-fn draw_question(frame: &mut Frame, area: Rect, app: &App, title: &str, lines: &[&str]) {
-    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16 + 4;
-    let popup = centered(area, width.min(area.width), lines.len() as u16 + 2);
-    frame.render_widget(Clear, popup);
-    let text: Vec<Line> = lines.iter().map(|l| Line::raw(*l)).collect();
-    frame.render_widget(
-        Paragraph::new(text).block(
-            Block::bordered()
-                .title(format!(" {title} "))
-                .title_style(app.theme.title()),
-        ),
-        popup,
-    );
-}
 
 /// A `width` x `height` rectangle centred in `area` (pictures, dialogs).
 pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -255,7 +283,7 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
 fn draw_picture(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
+    shared: &Shared,
     key: ImageKey,
     wants: &mut Wants,
     missing: &str,
@@ -271,19 +299,28 @@ fn draw_picture(
             .wrap(Wrap { trim: true })
             .centered()
     };
-    match app.images.shown(&key, size) {
-        Shown::Encoded(protocol) => {
-            let drawn = protocol.size();
+    match shared.images.shown(&key, size) {
+        // Pictures wait while the help or a question is open: those that stay on screen would
+        // cover it, and the others are hidden alike so that every terminal shows the same.
+        Shown::Encoded(_) if wants.hold_pictures => {}
+        Shown::Encoded(picture) => {
+            let drawn = picture.size();
             let cell = centered(area, drawn.width, drawn.height);
-            frame.render_widget(ratatui_image::Image::new(protocol), cell);
+            frame.render_widget(picture, cell);
+            wants.drawn.push(Drawn::of(picture, cell));
         }
-        Shown::Pending => frame.render_widget(
-            placeholder("rendering…", app.theme.dim()),
-            middle_line(area),
-        ),
-        Shown::Failed(message) => frame.render_widget(placeholder(message, app.theme.bad()), area),
+        Shown::Pending => {
+            wants.pending += 1;
+            frame.render_widget(
+                placeholder("rendering…", shared.theme.dim()),
+                middle_line(area),
+            )
+        }
+        Shown::Failed(message) => {
+            frame.render_widget(placeholder(message, shared.theme.bad()), area)
+        }
         Shown::Missing => {
-            frame.render_widget(placeholder(missing, app.theme.dim()), middle_line(area))
+            frame.render_widget(placeholder(missing, shared.theme.dim()), middle_line(area))
         }
     }
 }
@@ -314,21 +351,28 @@ fn tile_grid(area: Rect, count: usize, caption: u16) -> Vec<(Rect, Rect)> {
         })
         .unwrap_or(1);
     let rows = count.div_ceil(best_columns);
-    let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
-    let mut tiles = Vec::with_capacity(count);
-    for (r, row) in row_areas.iter().enumerate() {
-        let cols = Layout::horizontal(vec![
-            Constraint::Ratio(1, best_columns as u32);
-            best_columns
-        ])
-        .split(*row);
-        for col in cols.iter().take(count - r * best_columns) {
+    uniform_cells(area, best_columns, rows)
+        .into_iter()
+        .take(count)
+        .map(|tile| {
             let [picture, text] =
-                Layout::vertical([Constraint::Min(0), Constraint::Length(caption)]).areas(*col);
-            tiles.push((picture, text));
-        }
-    }
-    tiles
+                Layout::vertical([Constraint::Min(0), Constraint::Length(caption)]).areas(tile);
+            (picture, text)
+        })
+        .collect()
+}
+
+/// `columns` x `rows` tiles of one size, row by row, the grid centred in `area`: pictures made
+/// for equal tiles come out equal and line up (tiles of a ratio split differ by a cell, and so
+/// did their pictures and where they sat).
+pub(super) fn uniform_cells(area: Rect, columns: usize, rows: usize) -> Vec<Rect> {
+    let (columns, rows) = (columns.max(1) as u16, rows.max(1) as u16);
+    let (w, h) = (area.width / columns, area.height / rows);
+    let x0 = area.x + (area.width - w * columns) / 2;
+    let y0 = area.y + (area.height - h * rows) / 2;
+    (0..rows)
+        .flat_map(|r| (0..columns).map(move |c| Rect::new(x0 + c * w, y0 + r * h, w, h)))
+        .collect()
 }
 
 /// "1h 02m", "3m 20s", "42s".
@@ -393,11 +437,11 @@ fn percent(fraction: f64) -> String {
     format!("{:.1}%", 100.0 * fraction)
 }
 
-fn bordered(title: impl Into<String>, app: &App) -> Block<'static> {
+fn bordered(title: impl Into<String>, shared: &Shared) -> Block<'static> {
     Block::new()
         .borders(Borders::ALL)
         .title(format!(" {} ", title.into()))
-        .title_style(app.theme.title())
+        .title_style(shared.theme.title())
 }
 
 #[cfg(test)]
@@ -429,5 +473,24 @@ mod tests {
         // A wide area puts the three side by side.
         assert!(tiles.iter().all(|(p, _)| p.y == 0));
         assert!(tile_grid(area, 0, 1).is_empty());
+    }
+
+    /// The Training view's 2 x 2 Grad-CAM grid: its right-hand pictures sat 8-16 px off the left
+    /// ones, as ratio splits made tiles a cell apart in size. All tiles are equal now, in rows and
+    /// columns that line up.
+    #[test]
+    fn grid_tiles_are_equal_and_aligned() {
+        let area = Rect::new(3, 2, 33, 21);
+        let tiles = tile_grid(area, 4, 1);
+        assert_eq!(tiles.len(), 4);
+        let size = tiles[0].0.as_size();
+        assert!(tiles.iter().all(|(p, _)| p.as_size() == size), "{tiles:?}");
+        assert_eq!(tiles[0].0.x, tiles[2].0.x);
+        assert_eq!(tiles[1].0.x, tiles[3].0.x);
+        assert_eq!(tiles[0].0.y, tiles[1].0.y);
+        assert_eq!(tiles[1].0.x - tiles[0].0.x, size.width);
+        let cells = uniform_cells(Rect::new(0, 0, 118, 37), 7, 4);
+        assert!(cells.iter().all(|c| (c.width, c.height) == (16, 9)));
+        assert_eq!((cells[0].x, cells[0].y), (3, 0), "the grid is centred");
     }
 }

@@ -4,32 +4,67 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::bordered;
-use crate::tui::app::{App, Loaded, Wants};
+use super::{bordered, Component, Effect, Loaded, Shared, Wants};
+use crate::tui::keymap::{Action, View};
 
-/// The Model view's own state: how far the layer table is scrolled, and how many rows fit.
+/// The Model tab: the layer table, how far it is scrolled, and how many rows fit.
 #[derive(Debug)]
-pub struct ModelState {
+pub struct ModelScreen {
     pub scroll: usize,
     /// Rows visible as last drawn, for paging.
     pub rows: usize,
 }
 
-impl Default for ModelState {
+impl Default for ModelScreen {
     fn default() -> Self {
-        ModelState {
+        ModelScreen {
             scroll: 0,
             rows: 10,
         }
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    let rows = match &app.summary {
+impl Component for ModelScreen {
+    fn view(&self) -> View {
+        View::Model
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+        draw(self, frame, area, shared, wants);
+    }
+
+    fn handle(&mut self, action: Action, shared: &mut Shared) -> Vec<Effect> {
+        let rows = match &shared.summary {
+            Loaded::Ready(rows) => rows.len(),
+            _ => 0,
+        };
+        let last = rows.saturating_sub(self.rows);
+        self.scroll = match action {
+            Action::Down => self.scroll + 1,
+            Action::Up => self.scroll.saturating_sub(1),
+            Action::PageDown => self.scroll + self.rows,
+            Action::PageUp => self.scroll.saturating_sub(self.rows),
+            Action::First => 0,
+            Action::Last => last,
+            _ => self.scroll,
+        }
+        .min(last);
+        Vec::new()
+    }
+
+    fn note_layout(&mut self, wants: &Wants) {
+        if let Some(rows) = wants.model_rows {
+            self.rows = rows.max(1);
+        }
+    }
+}
+
+fn draw(screen: &ModelScreen, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+    let rows = match &shared.summary {
         Loaded::Ready(rows) => rows,
         Loaded::Loading => {
             frame.render_widget(
-                Paragraph::new("reading the model…").block(bordered("Model", app)),
+                Paragraph::new("reading the model…").block(bordered("Model", shared)),
                 area,
             );
             return;
@@ -37,8 +72,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         Loaded::Failed(message) => {
             frame.render_widget(
                 Paragraph::new(format!("cannot summarise the model: {message}"))
-                    .style(app.theme.bad())
-                    .block(bordered("Model", app)),
+                    .style(shared.theme.bad())
+                    .block(bordered("Model", shared)),
                 area,
             );
             return;
@@ -48,7 +83,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     // Border (2) and header row (1).
     let visible = area.height.saturating_sub(3) as usize;
     wants.model_rows = Some(visible);
-    let first = app.model.scroll.min(rows.len().saturating_sub(visible));
+    let first = screen.scroll.min(rows.len().saturating_sub(visible));
     let title = format!(
         "Model · {} layers · {} parameters · rows {}-{}",
         rows.len(),
@@ -80,8 +115,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
             Constraint::Length(11),
         ],
     )
-    .header(Row::new(["#", "Layer", "Type", "Output", "Parameters"]).style(app.theme.title()))
-    .block(bordered(title, app));
+    .header(Row::new(["#", "Layer", "Type", "Output", "Parameters"]).style(shared.theme.title()))
+    .block(bordered(title, shared));
     frame.render_widget(table, area);
 }
 

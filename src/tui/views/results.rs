@@ -6,36 +6,53 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{bordered, confusion_cell, draw_picture, percent, tile_grid};
-use crate::stats::{self, Confusion};
-use crate::tui::app::{App, Loaded, Wants};
+use super::{
+    bordered, confusion_cell, draw_picture, percent, tile_grid, Component, Loaded, Shared, Wants,
+};
+use crate::core::stats::{self, Confusion};
 use crate::tui::images::ImageKey;
+use crate::tui::keymap::View;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    if super::oneclass::draw_results(frame, area, app) {
-        return;
+/// The Results tab of a classifier's test.
+pub struct ResultsScreen;
+
+impl Component for ResultsScreen {
+    fn view(&self) -> View {
+        View::Results
     }
-    let items = app.test_items();
-    let confusion = match &app.run.tested {
+
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+        draw(frame, area, shared, wants);
+    }
+}
+
+/// The confusion matrix, the per-class figures and the hardest test images (before the test:
+/// what is missing).
+pub(super) fn draw(frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+    let items = shared.test_items();
+    let confusion = match &shared.run.tested {
         Some(t) => Confusion {
             classes: if t.classes.is_empty() {
-                app.class_names().to_vec()
+                shared.class_names().to_vec()
             } else {
                 t.classes.clone()
             },
             counts: t.confusion.clone(),
         },
         None if !items.is_empty() => Confusion::from_pairs(
-            app.class_names().to_vec(),
+            shared.class_names().to_vec(),
             items.iter().map(|item| (item.truth, item.predicted)),
         ),
         None => {
-            let text = match &app.items {
+            let text = match &shared.items {
                 Loaded::Failed(message) => format!("cannot read the test results: {message}"),
                 _ => "Not tested yet: results appear when training has finished and the test set is classified."
                     .to_string(),
             };
-            frame.render_widget(Paragraph::new(text).block(bordered("Results", app)), area);
+            frame.render_widget(
+                Paragraph::new(text).block(bordered("Results", shared)),
+                area,
+            );
             return;
         }
     };
@@ -52,16 +69,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         Constraint::Min(n as u16 + 3),
     ])
     .areas(left);
-    draw_matrix(frame, matrix, app, &confusion);
-    draw_scores(frame, scores, app, &confusion);
-    draw_hardest(frame, right, app, wants);
+    draw_matrix(frame, matrix, shared, &confusion);
+    draw_scores(frame, scores, shared, &confusion);
+    draw_hardest(frame, right, shared, wants);
 }
 
-fn draw_matrix(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) {
-    let theme = &app.theme;
+fn draw_matrix(frame: &mut Frame, area: Rect, shared: &Shared, confusion: &Confusion) {
+    let theme = &shared.theme;
     let classes = &confusion.classes;
     let (correct, total) = (confusion.correct(), confusion.total());
-    let accuracy = app
+    let accuracy = shared
         .run
         .tested
         .as_ref()
@@ -96,12 +113,12 @@ fn draw_matrix(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) 
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(bordered(title, app)),
+            .block(bordered(title, shared)),
         area,
     );
 }
 
-fn draw_scores(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) {
+fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, confusion: &Confusion) {
     let rows = confusion.per_class().into_iter().map(|s| {
         Row::new([
             s.class,
@@ -119,19 +136,24 @@ fn draw_scores(frame: &mut Frame, area: Rect, app: &App, confusion: &Confusion) 
         Constraint::Length(7),
     ];
     let table = Table::new(rows, widths)
-        .header(Row::new(["Class", "Precision", "Recall", "F1", "Images"]).style(app.theme.title()))
-        .block(bordered("Per class", app));
+        .header(
+            Row::new(["Class", "Precision", "Recall", "F1", "Images"]).style(shared.theme.title()),
+        )
+        .block(bordered("Per class", shared));
     frame.render_widget(table, area);
 }
 
 /// The test images with the highest loss: the mistakes first, then the least sure successes.
-fn draw_hardest(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    let block = bordered("Hardest test images", app);
+fn draw_hardest(frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+    let block = bordered("Hardest test images", shared);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let items = app.test_items();
+    let items = shared.test_items();
     if items.is_empty() {
-        frame.render_widget(Paragraph::new("rendering…").style(app.theme.dim()), inner);
+        frame.render_widget(
+            Paragraph::new("rendering…").style(shared.theme.dim()),
+            inner,
+        );
         return;
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
@@ -142,16 +164,16 @@ fn draw_hardest(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
     for (&item, (picture, caption)) in order.iter().zip(tile_grid(inner, order.len(), 1)) {
         let key = ImageKey::Picture {
             item,
-            spec: app.browser.spec,
+            spec: shared.spec,
         };
-        draw_picture(frame, picture, app, key, wants, "rendering…");
+        draw_picture(frame, picture, shared, key, wants, "rendering…");
         let it = &items[item];
         let style = if it.is_correct() {
-            app.theme.good()
+            shared.theme.good()
         } else {
-            app.theme.bad()
+            shared.theme.bad()
         };
-        let (truth, predicted) = (app.class_name(it.truth), app.class_name(it.predicted));
+        let (truth, predicted) = (shared.class_name(it.truth), shared.class_name(it.predicted));
         let mut text = format!("{truth}→{predicted} {:.2}", it.score);
         if text.chars().count() > caption.width as usize {
             text = format!("{}→{} {:.2}", short(&truth), short(&predicted), it.score);

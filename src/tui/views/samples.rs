@@ -5,39 +5,53 @@ use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{bordered, draw_picture};
-use crate::tui::app::{App, Loaded, Wants};
+use super::{bordered, draw_picture, Component, Loaded, Shared, Wants};
 use crate::tui::images::ImageKey;
+use crate::tui::keymap::View;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    let block = bordered("Samples of the dataset", app);
+/// The Samples tab: the labelled tiles of the dataset, as the seed demo shows before training.
+pub struct SamplesScreen;
+
+impl Component for SamplesScreen {
+    fn view(&self) -> View {
+        View::Samples
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+        draw(frame, area, shared, wants);
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+    let block = bordered("Samples of the dataset", shared);
     let [inner, counts] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(block.inner(area));
     frame.render_widget(block, area);
     frame.render_widget(
-        Line::styled(split_counts(app), app.theme.dim()).centered(),
+        Line::styled(split_counts(shared), shared.theme.dim()).centered(),
         counts,
     );
-    match &app.samples {
+    match &shared.samples {
         Loaded::Ready(true) => {
-            draw_picture(frame, inner, app, ImageKey::Samples, wants, "rendering…")
+            draw_picture(frame, inner, shared, ImageKey::Samples, wants, "rendering…")
         }
         Loaded::Ready(false) => {
             frame.render_widget(Paragraph::new("No sample images to show."), inner)
         }
-        Loaded::Loading => {
-            frame.render_widget(Paragraph::new("rendering…").style(app.theme.dim()), inner)
-        }
+        Loaded::Loading => frame.render_widget(
+            Paragraph::new("rendering…").style(shared.theme.dim()),
+            inner,
+        ),
         Loaded::Failed(message) => frame.render_widget(
-            Paragraph::new(format!("cannot show samples: {message}")).style(app.theme.bad()),
+            Paragraph::new(format!("cannot show samples: {message}")).style(shared.theme.bad()),
             inner,
         ),
     }
 }
 
 /// "train 640 · val 80 · test 200 (per class 320/320 · 40/40 · 100/100)".
-fn split_counts(app: &App) -> String {
-    let run = &app.run.start;
+fn split_counts(shared: &Shared) -> String {
+    let run = &shared.run.start;
     if run.train_per_class.is_empty() {
         return String::new();
     }

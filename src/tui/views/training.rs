@@ -8,14 +8,19 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Sparkline};
 use ratatui::Frame;
 
-use super::{bordered, draw_picture, duration, percent, tile_grid};
-use crate::tui::app::{App, Origin, Phase, Wants};
+use super::{
+    bordered, draw_picture, duration, percent, tile_grid, Component, Effect, Origin, Shared, Wants,
+};
+use crate::run::event::Event;
+use crate::run::state::Phase;
 use crate::tui::history::{MetricHistory, Series};
 use crate::tui::images::ImageKey;
+use crate::tui::jobs::{Reply, Request};
+use crate::tui::keymap::{Action, View};
 
-/// The Training view's own state: the charts' series and the latest validation Grad-CAMs.
+/// The Training tab of a training: the charts' series and the latest validation Grad-CAMs.
 #[derive(Debug, Default)]
-pub struct TrainingState {
+pub struct TrainingScreen {
     pub history: MetricHistory,
     pub cams: Option<CamSet>,
     pub cams_error: Option<String>,
@@ -30,19 +35,24 @@ pub struct CamSet {
     pub captions: Vec<String>,
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    if app.run.phase == Phase::Waiting {
-        let text = match app.origin {
+fn draw_training(
+    screen: &TrainingScreen,
+    frame: &mut Frame,
+    area: Rect,
+    shared: &Shared,
+    wants: &mut Wants,
+) {
+    if shared.run.phase == Phase::Waiting {
+        let text = match shared.origin {
             Origin::Live => {
                 "Waiting for the training to start (loading data and weights)…".to_string()
             }
             Origin::Watch => "Waiting for events in the run's metrics.jsonl…".to_string(),
         };
-        frame.render_widget(Paragraph::new(text).block(bordered("Training", app)), area);
-        return;
-    }
-    if let Some(fit) = &app.run.one_class {
-        super::oneclass::draw_fit(frame, area, app, fit);
+        frame.render_widget(
+            Paragraph::new(text).block(bordered("Training", shared)),
+            area,
+        );
         return;
     }
     let [header, trend, body] = Layout::vertical([
@@ -51,8 +61,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         Constraint::Min(0),
     ])
     .areas(area);
-    draw_header(frame, header, app);
-    draw_trend(frame, trend, app);
+    draw_header(frame, header, shared);
+    draw_trend(screen, frame, trend, shared);
     let cams_width = if area.width >= 120 {
         area.width / 3
     } else {
@@ -62,43 +72,43 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
         Layout::horizontal([Constraint::Min(0), Constraint::Length(cams_width)]).areas(body);
     let [accuracy, loss] =
         Layout::vertical([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(charts);
-    let total = app
+    let total = shared
         .run
         .total_iterations()
-        .max(app.run.progress.iteration)
+        .max(shared.run.progress.iteration)
         .max(1) as f64;
     draw_chart(
         frame,
         accuracy,
-        app,
+        shared,
         "Accuracy %",
-        &app.training.history.accuracy_percent,
+        &screen.history.accuracy_percent,
         total,
         Some(100.0),
     );
     draw_chart(
         frame,
         loss,
-        app,
+        shared,
         "Loss",
-        &app.training.history.loss,
+        &screen.history.loss,
         total,
         None,
     );
-    draw_cams(frame, cams, app, wants);
+    draw_cams(screen, frame, cams, shared, wants);
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let p = &app.run.progress;
-    let run = &app.run.start;
+fn draw_header(frame: &mut Frame, area: Rect, shared: &Shared) {
+    let theme = &shared.theme;
+    let p = &shared.run.progress;
+    let run = &shared.run.start;
     let total = run.total_iterations();
     let [counts, gauge, speed, checkpoint] =
         Layout::vertical([Constraint::Length(1); 4]).areas(area);
 
     // While running: time left; once over: the best validation accuracy, the figure that counts.
-    let (outlook_label, outlook) = match (&app.run.phase, app.run.eta_s()) {
-        (Phase::Running, _) if app.paused => ("   ETA ", "paused".to_string()),
+    let (outlook_label, outlook) = match (&shared.run.phase, shared.run.eta_s()) {
+        (Phase::Running, _) if shared.paused => ("   ETA ", "paused".to_string()),
         (Phase::Running, Some(eta)) => ("   ETA ", duration(eta)),
         (Phase::Running, None) => ("   ETA ", "—".to_string()),
         (
@@ -137,7 +147,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
             .filled_style(theme.gauge()),
         gauge,
     );
-    let memory = match app.memory_bytes {
+    let memory = match shared.memory_bytes {
         Some(bytes) => format!("{} MiB", bytes / (1024 * 1024)),
         None => "—".to_string(),
     };
@@ -155,13 +165,13 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
         ]),
         speed,
     );
-    frame.render_widget(checkpoint_line(app), checkpoint);
+    frame.render_widget(checkpoint_line(shared), checkpoint);
 }
 
-fn checkpoint_line(app: &App) -> Line<'static> {
-    let theme = &app.theme;
+fn checkpoint_line(shared: &Shared) -> Line<'static> {
+    let theme = &shared.theme;
     let mut spans = vec![Span::styled("checkpoint ", theme.dim())];
-    match &app.run.checkpoint {
+    match &shared.run.checkpoint {
         Some(c) => {
             spans.push(Span::raw(format!("iteration {}", c.iteration)));
             if c.best {
@@ -179,14 +189,14 @@ fn checkpoint_line(app: &App) -> Line<'static> {
         }
         None => spans.push(Span::styled("none yet", theme.dim())),
     }
-    if app.save_requested.is_some() {
+    if shared.save_requested.is_some() {
         spans.push(Span::styled("  saving…", theme.warn()));
     }
     Line::from(spans)
 }
 
-fn draw_trend(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
+fn draw_trend(screen: &TrainingScreen, frame: &mut Frame, area: Rect, shared: &Shared) {
+    let theme = &shared.theme;
     let [loss_label, loss, acc_label, acc] = Layout::horizontal([
         Constraint::Length(12),
         Constraint::Fill(1),
@@ -196,12 +206,12 @@ fn draw_trend(frame: &mut Frame, area: Rect, app: &App) {
     .areas(area);
     frame.render_widget(Span::styled("trend  loss ", theme.dim()), loss_label);
     frame.render_widget(
-        sparkline(&app.training.history.loss, loss.width).style(theme.smooth_series()),
+        sparkline(&screen.history.loss, loss.width).style(theme.smooth_series()),
         loss,
     );
     frame.render_widget(Span::styled("  accuracy ", theme.dim()), acc_label);
     frame.render_widget(
-        sparkline(&app.training.history.accuracy_percent, acc.width).style(theme.smooth_series()),
+        sparkline(&screen.history.accuracy_percent, acc.width).style(theme.smooth_series()),
         acc,
     );
 }
@@ -223,13 +233,13 @@ fn sparkline(series: &Series, width: u16) -> Sparkline<'static> {
 fn draw_chart(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
+    shared: &Shared,
     name: &str,
     series: &Series,
     total: f64,
     fixed_top: Option<f64>,
 ) {
-    let theme = &app.theme;
+    let theme = &shared.theme;
     // Two Braille dots per cell across; more points than that cannot be seen.
     let (raw, smoothed) = series.chart_data(2 * area.width as usize);
     let validation = series.validation();
@@ -271,7 +281,7 @@ fn draw_chart(
         }
     });
     let chart = Chart::new(datasets)
-        .block(bordered(title, app))
+        .block(bordered(title, shared))
         .x_axis(
             Axis::default()
                 .bounds([0.0, total])
@@ -287,31 +297,37 @@ fn draw_chart(
     frame.render_widget(chart, area);
 }
 
-fn draw_cams(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
-    let title = match &app.training.cams {
+fn draw_cams(
+    screen: &TrainingScreen,
+    frame: &mut Frame,
+    area: Rect,
+    shared: &Shared,
+    wants: &mut Wants,
+) {
+    let title = match &screen.cams {
         Some(cams) => format!("Grad-CAM @ {}", cams.iteration),
         None => "Grad-CAM".to_string(),
     };
-    let block = bordered(title, app);
+    let block = bordered(title, shared);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if let Some(error) = &app.training.cams_error {
+    if let Some(error) = &screen.cams_error {
         frame.render_widget(
             Paragraph::new(error.clone())
-                .style(app.theme.bad())
+                .style(shared.theme.bad())
                 .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
         return;
     }
-    let Some(cams) = &app.training.cams else {
-        let text = if app.run.last_validation.is_some() {
+    let Some(cams) = &screen.cams else {
+        let text = if shared.run.last_validation.is_some() {
             "rendering…"
         } else {
             "after the first validation"
         };
         frame.render_widget(
-            Paragraph::new(text).style(app.theme.dim()).centered(),
+            Paragraph::new(text).style(shared.theme.dim()).centered(),
             inner,
         );
         return;
@@ -324,7 +340,112 @@ fn draw_cams(frame: &mut Frame, area: Rect, app: &App, wants: &mut Wants) {
             iteration: cams.iteration,
             index,
         };
-        draw_picture(frame, picture, app, key, wants, "rendering…");
+        draw_picture(frame, picture, shared, key, wants, "rendering…");
         frame.render_widget(Line::raw(cams.captions[index].clone()).centered(), caption);
     }
+}
+
+impl Component for TrainingScreen {
+    fn view(&self) -> View {
+        View::Training
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+        draw_training(self, frame, area, shared, wants);
+    }
+
+    fn handle(&mut self, action: Action, _shared: &mut Shared) -> Vec<Effect> {
+        steering(action)
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Iteration {
+                iteration,
+                loss,
+                accuracy,
+                ..
+            } => self.history.record_iteration(*iteration, *loss, *accuracy),
+            Event::Validation {
+                iteration,
+                loss,
+                accuracy,
+                ..
+            } => {
+                self.history.record_validation(*iteration, *loss, *accuracy);
+                self.cams_due = Some(*iteration);
+            }
+            _ => {}
+        }
+    }
+
+    fn reply(&mut self, reply: &Reply, shared: &mut Shared) {
+        let Reply::ValidationCams { iteration, result } = reply else {
+            return;
+        };
+        match result {
+            Ok(cams) => {
+                let mut captions = Vec::with_capacity(cams.len());
+                for (index, (image, caption)) in cams.iter().enumerate() {
+                    shared.images.put(
+                        ImageKey::ValidationCam {
+                            iteration: *iteration,
+                            index,
+                        },
+                        Ok(image.clone()),
+                    );
+                    captions.push(caption.clone());
+                }
+                shared.images.retain(|key| match key {
+                    ImageKey::ValidationCam { iteration: i, .. } => i == iteration,
+                    _ => true,
+                });
+                self.cams = Some(CamSet {
+                    iteration: *iteration,
+                    captions,
+                });
+                self.cams_error = None;
+            }
+            Err(message) => self.cams_error = Some(message.clone()),
+        }
+    }
+
+    fn request(&mut self) -> Option<Request> {
+        self.cams_due
+            .take()
+            .map(|iteration| Request::ValidationCams { iteration })
+    }
+
+    fn footer(&self, shared: &Shared) -> Vec<(&'static str, &'static str)> {
+        steering_footer(self.view(), shared)
+    }
+}
+
+/// What the Training tab's keys ask: pause or resume, stop (after asking), a checkpoint now.
+pub(super) fn steering(action: Action) -> Vec<Effect> {
+    match action {
+        Action::Pause => vec![Effect::TogglePause],
+        Action::Stop => vec![Effect::ConfirmStop],
+        Action::SaveCheckpoint => vec![Effect::SaveCheckpoint],
+        _ => Vec::new(),
+    }
+}
+
+/// The Training tab's keys for the footer: p/s/c while they can steer ("resume" while paused),
+/// "read-only" while a training runs that they cannot steer (they would only say why), else none.
+pub(super) fn steering_footer(view: View, shared: &Shared) -> Vec<(&'static str, &'static str)> {
+    if !shared.can_steer() {
+        return if shared.training_running() {
+            vec![("p/s/c", "read-only")]
+        } else {
+            vec![]
+        };
+    }
+    crate::tui::keymap::view_commands(view)
+        .flat_map(|command| command.footer.iter().copied())
+        .map(|(key, label)| match (key, label) {
+            ("p", "pause") if shared.paused => (key, "resume"),
+            pair => pair,
+        })
+        .collect()
 }
