@@ -11,25 +11,10 @@ use common::*;
 use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 use image::{GrayImage, ImageEncoder, Rgb, RgbImage};
 
-/// A checkpoint with random weights, 64-pixel input and the given classes: enough to check what
-/// `scan` writes (what it finds is tested in the library with a trained model).
+/// What `scan` writes is checked with random weights (what it finds is tested in the library
+/// with a trained model).
 fn checkpoint(dir: &Path, classes: &[&str]) -> PathBuf {
-    let varmap = VarMap::new();
-    SqueezeNet::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        Some(classes.len()),
-    )
-    .unwrap();
-    init_backbone(&varmap, 1).unwrap();
-    init_head(&varmap, 1).unwrap();
-    let path = dir.join("model.safetensors");
-    let names: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
-    let meta = CheckpointMeta {
-        input_size: Some(64),
-        ..Default::default()
-    };
-    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
-    path
+    random_checkpoint(dir, classes)
 }
 
 fn photo(width: u32, height: u32) -> RgbImage {
@@ -127,8 +112,8 @@ fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    // Per photo an overlay, a mask and a map, and the folder's scan.json.
-    assert_eq!(names.len(), 7, "{names:?}");
+    // Per photo an overlay, a mask and a map, and the folder's scan.json and scan.lock.
+    assert_eq!(names.len(), 8, "{names:?}");
 }
 
 #[test]

@@ -102,3 +102,29 @@ pub fn finished_run(dir: &std::path::Path) -> std::path::PathBuf {
     ]));
     run_dir
 }
+
+/// A checkpoint with random weights, 64-pixel input and the given classes, in `dir`: enough to
+/// check what a command writes (what a trained model finds is tested in the library).
+pub fn random_checkpoint(dir: &std::path::Path, classes: &[&str]) -> std::path::PathBuf {
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+    use crackscope::model::{
+        init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet,
+    };
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(classes.len()),
+    )
+    .unwrap();
+    init_backbone(&varmap, 1).unwrap();
+    init_head(&varmap, 1).unwrap();
+    let path = dir.join("model.safetensors");
+    let names: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    let meta = CheckpointMeta {
+        input_size: Some(64),
+        ..Default::default()
+    };
+    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
+    path
+}
