@@ -211,14 +211,16 @@ struct Made {
 }
 
 /// What the program's picture log says.
+/// A frame of the picture log: (time, pictures as (id, column, row), pending).
+type Frame = (f64, Vec<(u64, u16, u16)>, usize);
+
 #[derive(Debug, Default)]
 struct Log {
     protocol: Option<String>,
     passthrough: bool,
     window_cell: Option<(f64, f64)>,
     pictures: HashMap<u64, Made>,
-    /// (time, pictures as (id, column, row), pending).
-    frames: Vec<(f64, Vec<(u64, u16, u16)>, usize)>,
+    frames: Vec<Frame>,
 }
 
 fn read_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -687,7 +689,7 @@ fn calibrate(
         None => (cx as i64..cx as i64 + 48, cy as i64..cy as i64 + 100),
     };
     let (x, y, d) = pixels::find(screen, &expected, (w, eh), xs, ys);
-    (d < 3.0 * PICTURE_TOLERANCE).then(|| (x as f64 - cx, y as f64 - cy))
+    (d < 3.0 * PICTURE_TOLERANCE).then_some((x as f64 - cx, y as f64 - cy))
 }
 
 /// Screenshot after a step, and the checks: every picture the log says is on screen is there (as

@@ -48,7 +48,7 @@ pub fn print_inline(img: &RgbImage, width_cells: Option<u32>) -> Result<Printed>
         bail!("cannot print an image 0 cells wide");
     }
     let var = |key: &str| std::env::var(key).ok();
-    let choice = GraphicsChoice::from_env(&var)?.unwrap_or_default();
+    let choice = GraphicsChoice::from_env(var)?.unwrap_or_default();
     let graphics = ask_terminal(choice, &var)?;
     let screen = screen_cells();
     let fit = fit_on_screen(&graphics, img, width_cells, screen);
