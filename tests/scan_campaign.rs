@@ -110,21 +110,6 @@ fn findings(folder: &Path) -> (serde_json::Value, serde_json::Value) {
     (json["photos"].clone(), json["failed"].clone())
 }
 
-fn spawn(args: &[String], log: &Path) -> Child {
-    crackscope()
-        .args(args)
-        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
-        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("binary starts")
-}
-
-fn said(log: &Path) -> String {
-    let read = |ext| std::fs::read_to_string(log.with_extension(ext)).unwrap_or_default();
-    format!("{}{}", read("out"), read("err"))
-}
-
 /// Waits until `ready` holds for the folder's scan.json, failing when the child ends first.
 fn wait_for(
     child: &mut Child,
@@ -149,20 +134,6 @@ fn wait_for(
             said(log)
         );
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait(child: &mut Child, log: &Path) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            child.kill().ok();
-            panic!("the scan did not end:\n{}", said(log));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -325,8 +296,7 @@ fn a_signal_stops_the_scan_with_a_record_and_the_same_command_continues_it() {
         wait_for(&mut child, &out, &log, |json| {
             json["photos"].as_array().is_some_and(|p| p.len() >= 2)
         });
-        // SAFETY: kill(2) on the process this test started.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        send(&child, signal);
         let status = wait(&mut child, &log);
         let message = said(&log);
         assert_eq!(status.code(), Some(EXIT_STOPPED), "{message}");
@@ -439,4 +409,35 @@ fn shards_merged_are_one_scan_of_all_photos() {
     assert_eq!(record(&out)["finished"], true);
     // What `watch` opens reads back.
     crackscope::scan::output::read(&out).unwrap();
+
+    // Refused: a shard of another scan, and a shard not finished.
+    let other = dir.path().join("other");
+    let args = scan_args(
+        &model,
+        &[&input],
+        &other,
+        &["--threshold", "0.3", "--shard", "1/3"],
+    );
+    assert_eq!(run_args(&args).status.code(), Some(0));
+    let shard = |k: usize| out.join(format!("shard-{k}-of-3")).display().to_string();
+    let merged = dir.path().join("merged").display().to_string();
+    let mixed = run(&[
+        "scan-merge",
+        &merged,
+        other.join("shard-1-of-3").to_str().unwrap(),
+        &shard(2),
+        &shard(3),
+    ]);
+    assert!(
+        text(&mixed).contains("is a shard of another scan") && text(&mixed).contains("threshold"),
+        "{}",
+        text(&mixed)
+    );
+    let path = out.join("shard-3-of-3").join("scan.json");
+    let mut unfinished = record(&out.join("shard-3-of-3"));
+    unfinished["finished"] = false.into();
+    std::fs::write(&path, unfinished.to_string()).unwrap();
+    let early = run(&["scan-merge", &merged, &shard(1), &shard(2), &shard(3)]);
+    assert!(text(&early).contains("is not finished"), "{}", text(&early));
+    assert!(!Path::new(&merged).join("scan.json").exists());
 }

@@ -423,7 +423,14 @@ pub(crate) fn overall_metrics(
         let (w, p) = match fresh.get(&i) {
             Some((w, p)) => (w, p),
             None => {
-                counted = count_again(&folder.path, record, masks, threshold, tolerance)?;
+                counted = count_again(&folder.path, record, masks, threshold, tolerance)
+                    .with_context(|| {
+                        format!(
+                            "cannot score {} (scanned by an earlier run) again for the overall \
+                             scores",
+                            record.photo.display()
+                        )
+                    })?;
                 per_photo.insert(i, metrics_of(&counted.0, &counted.1, tolerance));
                 (&counted.0, &counted.1)
             }
