@@ -65,8 +65,7 @@ pub struct PhotoOut {
     pub windows: Vec<WindowScore>,
     /// Share of the photo's pixels in the mask.
     pub crack_fraction: f64,
-    /// Connected crack regions; for a photo scanned by an earlier run, the (at most 500)
-    /// largest that scan.json keeps.
+    /// Connected crack regions: the (at most 500) largest, as scan.json keeps them.
     pub regions: Vec<Region>,
     pub overlay: PathBuf,
     pub mask: PathBuf,
@@ -135,8 +134,8 @@ struct Scanning<'a> {
     folder: &'a Path,
 }
 
-/// One photo scanned: its record, its result and its counts against a true mask.
-type Done = (PhotoRecord, PhotoOut, Option<Counts>);
+/// One photo scanned: its record and its counts against a true mask.
+type Done = (PhotoRecord, Option<Counts>);
 type Counts = (WindowCounts, PixelCounts);
 
 /// Scans the photos of `request` into its folder, skipping those an earlier run of the same scan
@@ -218,7 +217,6 @@ pub fn scan_photos(
         request,
         folder: &folder_path,
     };
-    let mut fresh_results: HashMap<usize, PhotoOut> = HashMap::new();
     let mut fresh_counts: HashMap<usize, Counts> = HashMap::new();
     let mut end = ScanEnd::Finished;
     let mut left = 0;
@@ -236,9 +234,8 @@ pub fn scan_photos(
         folder.clear_pictures(&names[i])?;
         let result = scan_one(&context, &photos[i], &names[i], i);
         match result {
-            Ok((record, out, counts)) => {
+            Ok((record, counts)) => {
                 folder.add_photo(record);
-                fresh_results.insert(i, out);
                 if let Some(counts) = counts {
                     fresh_counts.insert(i, counts);
                 }
@@ -280,10 +277,7 @@ pub fn scan_photos(
     let mut outcomes: Vec<(usize, FileOutcome<PhotoOut>)> = Vec::new();
     for record in &folder.record.photos {
         let Some(i) = record.index else { continue };
-        let out = match fresh_results.remove(&i) {
-            Some(out) => out,
-            None => photo_out(&folder_path, record, per_photo.get(&i).cloned()),
-        };
+        let out = photo_out(&folder_path, record, per_photo.get(&i).cloned());
         outcomes.push((i, FileOutcome::Done(out)));
     }
     for failed in &folder.record.failed {
@@ -336,6 +330,7 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
     let metrics = counts
         .as_ref()
         .map(|(w, p)| metrics_of(w, p, c.request.tolerance));
+    let crack_fraction = in_mask as f64 / (map.width as f64 * map.height as f64);
     overlay::paint(&mut photo, &map, c.style, threshold);
     let [overlay_name, mask_name, map_name] = picture_names(name);
     let write = || -> Result<()> {
@@ -344,7 +339,6 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
         crate::imaging::write_png(&cell_map(&map), &c.folder.join(&map_name))
     };
     write().map_err(Failure::Output)?;
-    let crack_fraction = in_mask as f64 / (map.width as f64 * map.height as f64);
     let record = PhotoRecord {
         photo: path.to_path_buf(),
         width: map.width,
@@ -363,25 +357,14 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
                 score: w.score,
             })
             .collect(),
-        overlay: overlay_name.clone(),
-        mask: mask_name.clone(),
+        overlay: overlay_name,
+        mask: mask_name,
         map: map_name,
         map_cell: crate::core::windows::CELL,
         metrics: metrics.as_ref().map(metrics_record),
         index: Some(index),
     };
-    let out = PhotoOut {
-        path: path.to_path_buf(),
-        width: map.width,
-        height: map.height,
-        crack_fraction,
-        windows: map.windows,
-        regions: found,
-        overlay: c.folder.join(overlay_name),
-        mask: c.folder.join(mask_name),
-        metrics,
-    };
-    Ok((record, out, counts))
+    Ok((record, counts))
 }
 
 /// An error as one line, whatever the decoder's message looks like.
@@ -402,8 +385,8 @@ fn metrics_of(w: &WindowCounts, p: &PixelCounts, tolerance: u32) -> Metrics {
 }
 
 /// Scores over every recorded photo of `folder` when it was scanned against true masks, and each
-/// photo's own: this run's photos from `fresh` counts, earlier photos (an earlier run's, or a
-/// shard's in a merge) counted again from their mask PNG and true mask.
+/// photo's own: this run's photos from their `fresh` counts, earlier photos (an earlier run's, or
+/// a shard's in a merge) counted again from their mask PNG and true mask.
 pub(crate) fn overall_metrics(
     folder: &ScanFolder,
     fresh: &HashMap<usize, Counts>,
@@ -431,10 +414,10 @@ pub(crate) fn overall_metrics(
                             record.photo.display()
                         )
                     })?;
-                per_photo.insert(i, metrics_of(&counted.0, &counted.1, tolerance));
                 (&counted.0, &counted.1)
             }
         };
+        per_photo.insert(i, metrics_of(w, p, tolerance));
         all_windows.add(w);
         all_pixels.add(p);
     }
@@ -485,7 +468,8 @@ fn windows_of(record: &PhotoRecord) -> Vec<WindowScore> {
         .collect()
 }
 
-/// A photo an earlier run scanned, as `--json` prints it (from scan.json).
+/// A recorded photo as the table and `--json` show it, read from its record: the same whether
+/// this run or an earlier one scanned it.
 fn photo_out(folder: &Path, record: &PhotoRecord, metrics: Option<Metrics>) -> PhotoOut {
     PhotoOut {
         path: record.photo.clone(),

@@ -207,17 +207,19 @@ pub fn is_scan_folder(dir: &Path) -> bool {
     dir.join(RECORD_FILE).is_file()
 }
 
-/// Writes the record into `dir` (atomically).
+/// Writes the record into `dir` (atomically; streamed, since a campaign's record reaches hundreds
+/// of megabytes).
 pub fn write(dir: &Path, record: &ScanRecord) -> Result<()> {
-    let text = serde_json::to_string_pretty(record)?;
-    crate::core::fsutil::write_atomic(&dir.join(RECORD_FILE), text.as_bytes())
+    crate::core::fsutil::write_atomic_with(&dir.join(RECORD_FILE), |file| {
+        serde_json::to_writer_pretty(file, record).map_err(std::io::Error::other)
+    })
 }
 
 /// Reads the record of the scan folder `dir`, with errors that name the file.
 pub fn read(dir: &Path) -> Result<ScanRecord> {
     let path = dir.join(RECORD_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => std::io::BufReader::new(file),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!(
                 "{} is not a scan output folder (it has no {RECORD_FILE}; `crackscope scan --out {}` writes one)",
@@ -227,7 +229,7 @@ pub fn read(dir: &Path) -> Result<ScanRecord> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let record: ScanRecord = serde_json::from_str(&text)
+    let record: ScanRecord = serde_json::from_reader(file)
         .with_context(|| format!("{} is not a valid scan record", path.display()))?;
     if record.format != FORMAT_VERSION {
         bail!(
