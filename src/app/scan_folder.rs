@@ -347,3 +347,112 @@ fn keep_whole_entries(
         .retain(|p| p.files().iter().all(|f| folder.join(f).is_file()));
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::output::{PlanRecord, ScanSettings, FORMAT_VERSION};
+
+    fn photos() -> (Vec<PathBuf>, Vec<String>) {
+        let photos: Vec<PathBuf> = ["/p/a.jpg", "/p/b.jpg"].map(PathBuf::from).to_vec();
+        let names = crate::scan::plan::output_names(&photos);
+        (photos, names)
+    }
+
+    fn fresh(sha: &str) -> ScanRecord {
+        let (photos, _) = photos();
+        ScanRecord {
+            format: FORMAT_VERSION,
+            class: "Positive".into(),
+            threshold: 0.5,
+            colormap: "jet".into(),
+            alpha: 0.5,
+            photos: Vec::new(),
+            overall: None,
+            settings: Some(ScanSettings {
+                model: "/m/model.safetensors".into(),
+                model_sha256: sha.into(),
+                window: 64,
+                stride: 32,
+                masks: None,
+                tolerance: None,
+            }),
+            plan: Some(PlanRecord {
+                photos: photos.len(),
+                digest: crate::scan::plan::digest(&photos),
+                shard: None,
+            }),
+            failed: Vec::new(),
+            finished: false,
+        }
+    }
+
+    fn entry(index: usize) -> PhotoRecord {
+        let (photos, names) = photos();
+        let [overlay, mask, map] = picture_names(&names[index]);
+        PhotoRecord {
+            photo: photos[index].clone(),
+            width: 64,
+            height: 64,
+            crack_fraction: 0.0,
+            regions: 0,
+            region_boxes: Vec::new(),
+            windows: Vec::new(),
+            overlay,
+            mask,
+            map,
+            map_cell: 16,
+            metrics: None,
+            index: Some(index),
+        }
+    }
+
+    #[test]
+    fn a_folder_is_held_continued_cleaned_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scan");
+        let (photos, names) = photos();
+        let (mut folder, opened) = ScanFolder::open(&path, fresh("aa"), &photos, &names).unwrap();
+        assert_eq!(opened, Opened::New);
+        assert!(!output::read(&path).unwrap().finished);
+        let held = ScanFolder::open(&path, fresh("aa"), &photos, &names)
+            .err()
+            .unwrap();
+        assert!(format!("{held:#}").contains("in use by another scan"));
+        // Photo a recorded with its pictures; photo b's pictures written but not recorded.
+        for name in picture_names(&names[0])
+            .iter()
+            .chain(&picture_names(&names[1]))
+        {
+            std::fs::write(path.join(name), "png").unwrap();
+        }
+        folder.add_photo(entry(0));
+        folder.save(true).unwrap();
+        drop(folder);
+
+        let (folder, opened) = ScanFolder::open(&path, fresh("aa"), &photos, &names).unwrap();
+        assert_eq!(opened, Opened::Continued { done: 1 });
+        assert_eq!(folder.done(), [0].into());
+        assert!(
+            !path.join(&picture_names(&names[1])[0]).exists(),
+            "b's removed"
+        );
+        assert!(path.join(&picture_names(&names[0])[0]).exists(), "a's kept");
+        drop(folder);
+
+        let other = ScanFolder::open(&path, fresh("bb"), &photos, &names)
+            .err()
+            .unwrap();
+        let message = format!("{other:#}");
+        assert!(
+            message.contains("another scan's results") && message.contains("SHA-256 aa"),
+            "{message}"
+        );
+        std::fs::write(path.join("notes.txt"), "mine").unwrap();
+        let foreign = ScanFolder::open(&path, fresh("aa"), &photos, &names)
+            .err()
+            .unwrap();
+        assert!(format!("{foreign:#}").contains("notes.txt"));
+        assert_eq!(std::fs::read(path.join("notes.txt")).unwrap(), b"mine");
+    }
+}
