@@ -210,17 +210,17 @@ struct Made {
     cells: (u16, u16),
 }
 
-/// What the program's picture log says.
-/// A frame of the picture log: (time, pictures as (id, column, row), pending).
-type Frame = (f64, Vec<(u64, u16, u16)>, usize);
+/// A frame as logged: its time, its pictures as (id, column, row), and how many were pending.
+type LoggedFrame = (f64, Vec<(u64, u16, u16)>, usize);
 
+/// What the program's picture log says.
 #[derive(Debug, Default)]
 struct Log {
     protocol: Option<String>,
     passthrough: bool,
     window_cell: Option<(f64, f64)>,
     pictures: HashMap<u64, Made>,
-    frames: Vec<Frame>,
+    frames: Vec<LoggedFrame>,
 }
 
 fn read_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -382,10 +382,14 @@ fn run_case(x: &Xvfb, case: &Case, f: &Fixture, known: &mut Option<Origin>) -> C
             let conf = out.join("tmux.conf");
             std::fs::write(
                 &conf,
-                format!(
-                    "set -g default-terminal tmux-256color\nset -g allow-passthrough {}\n",
-                    if passthrough { "on" } else { "off" }
-                ),
+                // Configured for pictures: passthrough on, and 24-bit colour to the terminal
+                // outside (tmux assumes 8 colours for one it does not know, such as mlterm).
+                if passthrough {
+                    "set -g default-terminal tmux-256color\nset -g allow-passthrough on\n\
+                     set -as terminal-features ',*:RGB'\n"
+                } else {
+                    "set -g default-terminal tmux-256color\nset -g allow-passthrough off\n"
+                },
             )
             .unwrap();
             let outer = out.join("tmux.sh");
