@@ -59,6 +59,9 @@ pub enum Command {
     /// (classified from one shared pass), a map sharpened with Grad-CAM, an overlay and a mask
     /// PNG per photo; with --masks, window- and pixel-level scores against hand-drawn masks.
     Scan(ScanArgs),
+    /// Merge the shards of a scan (`scan --shard K/N`) into one scan folder, as one process
+    /// scanning every photo would have written it.
+    ScanMerge(ScanMergeArgs),
     /// Cut a folder-per-class training set (Positive/, Negative/ and a patches.csv manifest) from
     /// photos and their crack masks, the way the concrete crack dataset was cut from photos.
     Patches(PatchesArgs),
@@ -454,6 +457,31 @@ pub struct ScanArgs {
     /// Print a JSON array with an object per photo instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sharding: ShardArgs,
+}
+
+/// Which share of a scan's photos this process takes (`crackscope scan`; array jobs).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ShardArgs {
+    /// Scan only shard K of N of the photos (every N-th photo from the K-th), into
+    /// OUT/shard-K-of-N; `crackscope scan-merge OUT` merges the shards [default: from
+    /// SLURM_ARRAY_TASK_ID, or JOB_COMPLETION_INDEX with --shard-count, when set]
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::scan::plan::Shard>,
+    /// The number of shards, for a Kubernetes indexed job (JOB_COMPLETION_INDEX) or to override
+    /// SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanMergeArgs {
+    /// The merged scan folder (new, empty, or an earlier merge of the same scan); by default
+    /// also where the shards' folders are (OUT/shard-K-of-N).
+    pub out: PathBuf,
+    /// The shards' scan folders [default: the shard-K-of-N folders inside OUT]
+    pub shards: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use crackscope::app::scan::ScanEnd;
 use crackscope::app::session::RunEnd;
 use crackscope::cli::{Cli, Command};
 use crackscope::cmd;
@@ -36,7 +37,8 @@ fn main() -> ExitCode {
         Command::Gradcam(args) => cmd::gradcam::gradcam(args).map(done),
         Command::Bench(args) => cmd::bench::bench(args).map(done),
         Command::Weights(command) => cmd::weights::weights(command).map(done),
-        Command::Scan(args) => cmd::scan::scan(args).map(done),
+        Command::Scan(args) => cmd::scan::scan(args).map(scan_exit),
+        Command::ScanMerge(args) => cmd::scan::merge(args).map(done),
         Command::Patches(args) => cmd::patches::patches(args).map(done),
     };
     match result {
@@ -64,6 +66,15 @@ fn training_exit(end: RunEnd) -> ExitCode {
     match end {
         RunEnd::Finished => ExitCode::SUCCESS,
         RunEnd::Stopped => ExitCode::from(RunEnd::EXIT_STOPPED),
+    }
+}
+
+/// 0 when every photo was scanned, [`RunEnd::EXIT_STOPPED`] when a signal stopped the scan with
+/// photos left (the same command continues it); photos that failed end with [`SomeInputsFailed`].
+fn scan_exit(end: ScanEnd) -> ExitCode {
+    match end {
+        ScanEnd::Finished => ExitCode::SUCCESS,
+        ScanEnd::Stopped => ExitCode::from(RunEnd::EXIT_STOPPED),
     }
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -51,22 +51,6 @@ fn train_args(dir: &Path, data: &Path, run_dir: &Path, epochs: usize) -> Vec<Str
     .to_vec()
 }
 
-/// Starts a training whose output goes to files (a pipe nobody reads could block it).
-fn spawn(args: &[String], out: &Path) -> Child {
-    crackscope()
-        .args(args)
-        .stdout(std::fs::File::create(out.with_extension("out")).unwrap())
-        .stderr(std::fs::File::create(out.with_extension("err")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("binary starts")
-}
-
-fn said(out: &Path) -> String {
-    let read = |ext| std::fs::read_to_string(out.with_extension(ext)).unwrap_or_default();
-    format!("{}{}", read("out"), read("err"))
-}
-
 fn events(run_dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run_dir.join("metrics.jsonl"))
         .unwrap_or_default()
@@ -93,25 +77,6 @@ fn wait_for_iterations(child: &mut Child, run_dir: &Path, n: usize, out: &Path) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn wait(child: &mut Child, out: &Path) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            child.kill().ok();
-            panic!("training did not end after the signal:\n{}", said(out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn send(child: &Child, signal: i32) {
-    // SAFETY: kill(2) on the process this test started.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
 fn leftover_temporaries(run_dir: &Path) -> Vec<String> {

@@ -11,25 +11,10 @@ use common::*;
 use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 use image::{GrayImage, ImageEncoder, Rgb, RgbImage};
 
-/// A checkpoint with random weights, 64-pixel input and the given classes: enough to check what
-/// `scan` writes (what it finds is tested in the library with a trained model).
+/// What `scan` writes is checked with random weights (what it finds is tested in the library
+/// with a trained model).
 fn checkpoint(dir: &Path, classes: &[&str]) -> PathBuf {
-    let varmap = VarMap::new();
-    SqueezeNet::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        Some(classes.len()),
-    )
-    .unwrap();
-    init_backbone(&varmap, 1).unwrap();
-    init_head(&varmap, 1).unwrap();
-    let path = dir.join("model.safetensors");
-    let names: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
-    let meta = CheckpointMeta {
-        input_size: Some(64),
-        ..Default::default()
-    };
-    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
-    path
+    random_checkpoint(dir, classes)
 }
 
 fn photo(width: u32, height: u32) -> RgbImage {
@@ -127,8 +112,8 @@ fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    // Per photo an overlay, a mask and a map, and the folder's scan.json.
-    assert_eq!(names.len(), 7, "{names:?}");
+    // Per photo an overlay, a mask and a map, and the folder's scan.json and scan.lock.
+    assert_eq!(names.len(), 8, "{names:?}");
 }
 
 #[test]
@@ -196,13 +181,24 @@ fn masks_give_scores_per_photo_and_overall() {
     let overall: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert!(overall["window"].get("f1").is_some() && overall["pixel"].get("iou").is_some());
+    // Run again, the scan is continued: the photo's scores are counted again from its pictures.
     let mut json_args = args.to_vec();
     json_args.push("--json");
-    let json: serde_json::Value = serde_json::from_str(&ok(&run(&json_args))).unwrap();
+    let again = run(&json_args);
+    ok(&again);
+    let json: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(json[0]["metrics"]["tolerance"].as_u64(), Some(2));
-    // A mask of the wrong size is an error naming both files.
+    let recounted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(recounted, overall);
+    // A mask of the wrong size makes the photo a failed row naming both files.
     GrayImage::new(10, 10).save(masks.join("p1.png")).unwrap();
-    let said = text(&run(&args));
+    let fresh = dir.path().join("fresh");
+    let mut fresh_args = args.to_vec();
+    fresh_args[5] = fresh.to_str().unwrap();
+    let failed = run(&fresh_args);
+    assert_eq!(failed.status.code(), Some(4));
+    let said = text(&failed);
     assert!(said.contains("p1.png") && said.contains("10x10"), "{said}");
 }
 
@@ -412,24 +408,28 @@ fn one_class_scan_on_threshold_scale(scan_threshold: Option<f32>, t: f64) {
     let image = dir.path().join("wall.png");
     photo(100, 70).save(&image).unwrap();
     let out = dir.path().join("out");
+    // A folder per setting (a folder holds one scan); --json prints the same scan.
     let args = |extra: &[&str]| {
+        let setting: Vec<&str> = extra.iter().copied().filter(|a| *a != "--json").collect();
+        let folder = PathBuf::from(format!("{}{}", out.display(), setting.join("_")));
         let mut a = vec![
-            "scan",
-            "--model",
-            model.to_str().unwrap(),
-            image.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            "scan".to_string(),
+            "--model".into(),
+            model.display().to_string(),
+            image.display().to_string(),
+            "--out".into(),
+            folder.display().to_string(),
         ];
-        a.extend_from_slice(extra);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
     };
     let scan = |extra: &[&str]| {
         let all = args(extra);
         run(&all.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    let said = ok(&scan(&["--json"]));
-    let json: serde_json::Value = serde_json::from_str(&said).unwrap();
+    let first = scan(&["--json"]);
+    let said = ok(&first);
+    let json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let wall = &json[0];
     // 32 px windows (the model's input size) at the default stride of 16.
     let windows = wall["windows"].as_array().unwrap();
@@ -446,8 +446,9 @@ fn one_class_scan_on_threshold_scale(scan_threshold: Option<f32>, t: f64) {
     let in_mask = mask.as_raw().iter().filter(|&&v| v > 0).count() as f64 / 7000.0;
     assert!((wall["crack_fraction"].as_f64().unwrap() - in_mask).abs() < 1e-9);
     // Every distance is at least 0, so threshold 0 takes the whole photo.
-    let all: serde_json::Value =
-        serde_json::from_str(&ok(&scan(&["--json", "--threshold", "0"]))).unwrap();
+    let all = scan(&["--json", "--threshold", "0"]);
+    ok(&all);
+    let all: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
     assert_eq!(all[0]["crack_fraction"].as_f64(), Some(1.0));
     // The table says what the numbers are.
     let table = ok(&scan(&[]));

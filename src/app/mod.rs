@@ -10,9 +10,11 @@ pub(crate) mod evaluate;
 pub mod gallery;
 pub(crate) mod heatmaps;
 pub(crate) mod job;
-pub(crate) mod scan;
+pub mod scan;
+pub(crate) mod scan_folder;
+pub(crate) mod scan_merge;
 pub mod session;
-mod signals;
+pub(crate) mod signals;
 
 use std::path::{Path, PathBuf};
 

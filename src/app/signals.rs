@@ -24,6 +24,36 @@ impl Drop for Listening {
 /// Listens for SIGINT and SIGTERM, and SIGHUP when `hangup` (headless: the dashboard keeps
 /// training after a hang-up, and handles it itself).
 pub fn stop_on_signals(control: Arc<Control>, run: RunDir, hangup: bool) -> Result<Listening> {
+    listen(hangup, move |signal, name| {
+        if control.stop_requested() {
+            // Whatever atomic write was under way leaves only its temporary file.
+            for leftover in crate::run::lock::leftover_temporaries(&run.path) {
+                let _ = std::fs::remove_file(leftover);
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n{name} again: quitting at once; `{}` continues from the last checkpoint",
+                run.resume_command()
+            );
+            std::process::exit(128 + signal);
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{name}: stopping after this iteration with a checkpoint (send it again to \
+             quit at once); `{}` continues the run",
+            run.resume_command()
+        );
+        control.request_stop();
+        control.set_paused(false);
+    })
+}
+
+/// Calls `on_signal` with each SIGINT and SIGTERM (and SIGHUP when `hangup`) and its name in
+/// words, on a thread of its own, until the returned value is dropped.
+pub fn listen(
+    hangup: bool,
+    mut on_signal: impl FnMut(i32, &'static str) + Send + 'static,
+) -> Result<Listening> {
     let mut wanted = vec![SIGINT, SIGTERM];
     if hangup {
         wanted.push(SIGHUP);
@@ -39,26 +69,7 @@ pub fn stop_on_signals(control: Arc<Control>, run: RunDir, hangup: bool) -> Resu
                     SIGTERM => "SIGTERM",
                     _ => "hang-up (SIGHUP)",
                 };
-                if control.stop_requested() {
-                    // Whatever atomic write was under way leaves only its temporary file.
-                    for leftover in crate::run::lock::leftover_temporaries(&run.path) {
-                        let _ = std::fs::remove_file(leftover);
-                    }
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "\n{name} again: quitting at once; `{}` continues from the last checkpoint",
-                        run.resume_command()
-                    );
-                    std::process::exit(128 + signal);
-                }
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n{name}: stopping after this iteration with a checkpoint (send it again to \
-                     quit at once); `{}` continues the run",
-                    run.resume_command()
-                );
-                control.request_stop();
-                control.set_paused(false);
+                on_signal(signal, name);
             }
         })
         .context("cannot start the signal listener")?;

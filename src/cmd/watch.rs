@@ -1,7 +1,7 @@
 //! `crackscope watch RUN`: the dashboard on a run directory of either kind, fed by its
 //! `metrics.jsonl`: live while another process trains (steered through `RUN/control.json`), or the
-//! finished run's results. `crackscope watch SCAN_FOLDER`: the scan view on a finished `crackscope
-//! scan`'s output folder.
+//! finished run's results. `crackscope watch SCAN_FOLDER`: the scan view on a `crackscope scan`'s output
+//! folder (what it has recorded, with a warning when the scan is unfinished or still running).
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use crate::tui::{self, Dashboard, DashboardOptions, GraphicsChoice};
 pub fn watch(args: &WatchArgs) -> Result<()> {
     // A scan folder is recognised by its scan.json, a run directory by its config.toml.
     if crate::scan::output::is_scan_folder(&args.run) {
+        say_how_far(&args.run);
         let colors = DashboardOptions::default().colors;
         return tui::run_scan_view(&args.run, GraphicsChoice::resolve(args.graphics)?, colors);
     }
@@ -45,4 +46,34 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
     let gallery = RunGallery::open(&run, kind)?;
     Dashboard::watch(run.path.clone(), steer, Box::new(gallery), options)?;
     Ok(())
+}
+
+/// A scan folder whose scan is under way, stopped, or has photos it could not scan says so: the
+/// view shows the photos recorded.
+fn say_how_far(folder: &std::path::Path) {
+    let Ok(record) = crate::scan::output::read(folder) else {
+        return; // the view reports what is wrong with it
+    };
+    let lock = folder.join(crate::app::scan_folder::LOCK_FILE);
+    if let Some(holder) = crate::run::lock::live_holder(&lock) {
+        crate::core::warn::warn(format!(
+            "a scan (process {}) is still writing {}: the view shows the {} photos recorded so far",
+            holder.pid,
+            folder.display(),
+            record.photos.len()
+        ));
+    } else if !record.finished {
+        crate::core::warn::warn(format!(
+            "the scan in {} is not finished ({} photos recorded): run its command again to finish it",
+            folder.display(),
+            record.photos.len()
+        ));
+    }
+    if !record.failed.is_empty() {
+        crate::core::warn::warn(format!(
+            "{} photos could not be scanned (listed in {} with the reason)",
+            record.failed.len(),
+            folder.join(crate::scan::output::RECORD_FILE).display()
+        ));
+    }
 }

@@ -9,6 +9,15 @@ use anyhow::{Context, Result};
 /// Writes `bytes` to `path` so that a crash never leaves a half-written file: the data goes to a
 /// temporary file beside it, is flushed to disk, and only then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] for contents written piece by piece by `write` (a large record streamed
+/// through a buffer instead of held whole in memory).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -24,8 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     let result = (|| -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let mut buffered = std::io::BufWriter::new(File::create(&tmp)?);
+        write(&mut buffered)?;
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         // Persist the rename itself; not every platform lets a directory be opened, so best effort.

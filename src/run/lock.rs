@@ -1,4 +1,4 @@
-//! Who owns a run directory: a training holds an exclusive `flock` on `RUN/train.lock` for as long
+//! Who owns a run directory (and, the same way, a scan's folder): a training holds an exclusive `flock` on `RUN/train.lock` for as long
 //! as it runs. The kernel drops the lock when the process ends, however it ends (even `kill -9`), so
 //! a killed training never leaves the directory stuck, and any reader can tell a live run from one
 //! whose process is gone by trying the lock.
@@ -32,6 +32,19 @@ pub struct RunLock {
 
 /// Takes the lock at `path` for this process, or says who holds it.
 pub fn acquire(path: &Path, run: &Path) -> Result<RunLock> {
+    acquire_or(path, |who| {
+        format!(
+            "{} is in use by another training{who}; wait for it to end, or stop it with \
+             `crackscope watch {}`",
+            run.display(),
+            run.display()
+        )
+    })
+}
+
+/// Takes the lock at `path` for this process; when another holds it, fails with `refusal` of who
+/// that is (" (process N)", or nothing when it cannot be read).
+pub fn acquire_or(path: &Path, refusal: impl FnOnce(&str) -> String) -> Result<RunLock> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -43,12 +56,7 @@ pub fn acquire(path: &Path, run: &Path) -> Result<RunLock> {
         let who = read_holder(&mut file)
             .map(|h| format!(" (process {})", h.pid))
             .unwrap_or_default();
-        bail!(
-            "{} is in use by another training{who}; wait for it to end, or stop it with \
-             `crackscope watch {}`",
-            run.display(),
-            run.display()
-        );
+        bail!(refusal(&who));
     }
     let holder = Holder {
         pid: std::process::id(),

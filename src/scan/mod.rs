@@ -10,7 +10,8 @@
 //!   masks, the overlay picture.
 //! - [`photo`]: photos decoded upright (EXIF orientation).
 //! - [`anomaly`]: the same windows and map from a one-class model (patch distances for Grad-CAM).
-//! - [`scanner`]: a detector of either kind ready to scan; [`output`]: the scan folder's files.
+//! - [`scanner`]: a detector of either kind ready to scan; [`output`]: the scan folder's files;
+//!   [`plan`]: the photo list, its output names and its shards.
 //!
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
@@ -28,6 +29,7 @@ pub(crate) mod metrics;
 pub mod output;
 pub(crate) mod overlay;
 pub(crate) mod photo;
+pub mod plan;
 pub mod regions;
 pub(crate) mod scanner;
 

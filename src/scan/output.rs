@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::scan::plan::Shard;
 use crate::scan::regions::Region;
 
 /// The record's file name inside the output folder.
@@ -31,6 +32,61 @@ pub struct ScanRecord {
     /// Scores over all photos, when the scan was given true masks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overall: Option<MetricsRecord>,
+    /// What made the numbers (model, window, stride, masks): a scan continues, or merges with,
+    /// only a record of equal settings. Absent in records written before scans could continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ScanSettings>,
+    /// The photo list this record is part of, and the shard of it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRecord>,
+    /// Photos that could not be scanned, with the reason (a later run of the scan tries again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedRecord>,
+    /// False while photos of the plan are still to be scanned (a scan under way, stopped or
+    /// killed); rerunning the same command finishes it. Records of older versions were finished.
+    #[serde(default = "finished_by_default")]
+    pub finished: bool,
+}
+
+fn finished_by_default() -> bool {
+    true
+}
+
+/// The settings a scan's numbers depend on, beside the record's `class`, `threshold`,
+/// `colormap` and `alpha`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSettings {
+    /// The model file (absolute) and its SHA-256: the same path holding other weights is
+    /// another model.
+    pub model: PathBuf,
+    pub model_sha256: String,
+    /// Window side and stride in pixels.
+    pub window: u32,
+    pub stride: u32,
+    /// The true masks' folder (absolute) and the pixel tolerance, when scored against masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masks: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<u32>,
+}
+
+/// The photo list of the scan a record belongs to: its length and digest
+/// ([`crate::scan::plan::digest`]), and which shard of it this record holds (none: all of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub photos: usize,
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// A photo the scan could not use, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedRecord {
+    pub photo: PathBuf,
+    /// Its place in the plan's photo list.
+    pub index: usize,
+    pub error: String,
 }
 
 /// One photo's scan. Picture names are file names inside the output folder, so the folder can be
@@ -57,6 +113,9 @@ pub struct PhotoRecord {
     pub map_cell: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsRecord>,
+    /// Its place in the plan's photo list (photos are recorded in that order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }
 
 /// One window and its crack probability.
@@ -66,6 +125,9 @@ pub struct WindowRecord {
     pub y: u32,
     pub size: u32,
     pub probability: f32,
+    /// A one-class model's anomaly score itself (absent for classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 /// One connected crack region: its bounding box (photo pixels, `x`..`x + width` by
@@ -133,22 +195,31 @@ impl PhotoRecord {
     }
 }
 
+impl PhotoRecord {
+    /// The file names of its pictures inside the folder.
+    pub fn files(&self) -> [&str; 3] {
+        [&self.overlay, &self.mask, &self.map]
+    }
+}
+
 /// True when `dir` looks like a scan's output folder (it holds the record).
 pub fn is_scan_folder(dir: &Path) -> bool {
     dir.join(RECORD_FILE).is_file()
 }
 
-/// Writes the record into `dir` (atomically).
+/// Writes the record into `dir` (atomically; streamed, since a campaign's record reaches hundreds
+/// of megabytes).
 pub fn write(dir: &Path, record: &ScanRecord) -> Result<()> {
-    let text = serde_json::to_string_pretty(record)?;
-    crate::core::fsutil::write_atomic(&dir.join(RECORD_FILE), text.as_bytes())
+    crate::core::fsutil::write_atomic_with(&dir.join(RECORD_FILE), |file| {
+        serde_json::to_writer_pretty(file, record).map_err(std::io::Error::other)
+    })
 }
 
 /// Reads the record of the scan folder `dir`, with errors that name the file.
 pub fn read(dir: &Path) -> Result<ScanRecord> {
     let path = dir.join(RECORD_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => std::io::BufReader::new(file),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!(
                 "{} is not a scan output folder (it has no {RECORD_FILE}; `crackscope scan --out {}` writes one)",
@@ -158,7 +229,7 @@ pub fn read(dir: &Path) -> Result<ScanRecord> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let record: ScanRecord = serde_json::from_str(&text)
+    let record: ScanRecord = serde_json::from_reader(file)
         .with_context(|| format!("{} is not a valid scan record", path.display()))?;
     if record.format != FORMAT_VERSION {
         bail!(
@@ -167,11 +238,19 @@ pub fn read(dir: &Path) -> Result<ScanRecord> {
             record.format
         );
     }
+    let mut seen = std::collections::HashSet::new();
     for photo in &record.photos {
-        for name in [&photo.overlay, &photo.mask, &photo.map] {
+        for name in photo.files() {
             if Path::new(name).components().count() != 1 {
                 bail!(
                     "{}: {name:?} is not a file name inside the folder",
+                    path.display()
+                );
+            }
+            if !seen.insert(name) {
+                bail!(
+                    "{}: {name:?} belongs to two photos (a scan of an older version whose \
+                     photos' names collided): scan the photos again",
                     path.display()
                 );
             }
@@ -252,6 +331,7 @@ mod tests {
                     y: 16,
                     size: 227,
                     probability: 0.75,
+                    score: None,
                 }],
                 overlay: "wall-overlay.png".into(),
                 mask: "wall-mask.png".into(),
@@ -262,8 +342,13 @@ mod tests {
                     tolerance: 2,
                     ..MetricsRecord::default()
                 }),
+                index: None,
             }],
             overall: None,
+            settings: None,
+            plan: None,
+            failed: Vec::new(),
+            finished: true,
         }
     }
 

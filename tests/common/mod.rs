@@ -102,3 +102,68 @@ pub fn finished_run(dir: &std::path::Path) -> std::path::PathBuf {
     ]));
     run_dir
 }
+
+/// A checkpoint with random weights, 64-pixel input and the given classes, in `dir`: enough to
+/// check what a command writes (what a trained model finds is tested in the library).
+pub fn random_checkpoint(dir: &std::path::Path, classes: &[&str]) -> std::path::PathBuf {
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+    use crackscope::model::{
+        init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet,
+    };
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(classes.len()),
+    )
+    .unwrap();
+    init_backbone(&varmap, 1).unwrap();
+    init_head(&varmap, 1).unwrap();
+    let path = dir.join("model.safetensors");
+    let names: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    let meta = CheckpointMeta {
+        input_size: Some(64),
+        ..Default::default()
+    };
+    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
+    path
+}
+
+/// Starts the binary with its output going to files beside `log` (a pipe nobody reads could
+/// block it).
+pub fn spawn(args: &[String], log: &std::path::Path) -> std::process::Child {
+    crackscope()
+        .args(args)
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("binary starts")
+}
+
+/// What a process started by [`spawn`] has said so far (stdout, then stderr).
+pub fn said(log: &std::path::Path) -> String {
+    let read = |ext| std::fs::read_to_string(log.with_extension(ext)).unwrap_or_default();
+    format!("{}{}", read("out"), read("err"))
+}
+
+/// Waits for a process started by [`spawn`] to end, failing (with what it said) after 300 s.
+pub fn wait(child: &mut std::process::Child, log: &std::path::Path) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            child.kill().ok();
+            panic!("the process did not end:\n{}", said(log));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to a process the test started.
+pub fn send(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill(2) on the process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}

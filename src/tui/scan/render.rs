@@ -463,12 +463,14 @@ pub(crate) mod tests {
                         y: 0,
                         size: 32,
                         probability: 0.9,
+                        score: None,
                     },
                     WindowRecord {
                         x: 0,
                         y: 0,
                         size: 32,
                         probability: 0.1,
+                        score: None,
                     },
                 ],
                 overlay: "wall-overlay.png".into(),
@@ -476,8 +478,13 @@ pub(crate) mod tests {
                 map: "wall-map.png".into(),
                 map_cell: 16,
                 metrics: None,
+                index: None,
             }],
             overall: None,
+            settings: None,
+            plan: None,
+            failed: Vec::new(),
+            finished: true,
         };
         crate::scan::output::write(dir, &record).unwrap();
         record
@@ -508,6 +515,7 @@ pub(crate) mod tests {
                     y: i * 16,
                     size: 32,
                     probability: 0.9,
+                    score: None,
                 })
             })
             .collect();

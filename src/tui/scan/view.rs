@@ -383,6 +383,7 @@ mod tests {
             map: format!("{name}-map.png"),
             map_cell: 16,
             metrics: None,
+            index: None,
         }
     }
 
@@ -400,6 +401,10 @@ mod tests {
                 photo("c.jpg", 100, 100, 0.0),
             ],
             overall: None,
+            settings: None,
+            plan: None,
+            failed: Vec::new(),
+            finished: true,
         };
         let mut view = ScanView::new("scan".into(), record, Theme::new(false));
         view.set_area(Size::new(100, 50));
