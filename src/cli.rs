@@ -62,6 +62,9 @@ pub enum Command {
     /// Cut a folder-per-class training set (Positive/, Negative/ and a patches.csv manifest) from
     /// photos and their crack masks, the way the concrete crack dataset was cut from photos.
     Patches(PatchesArgs),
+    /// Write a classifier (a run's best model or a checkpoint) as an ONNX file for ONNX Runtime,
+    /// OpenVINO or TensorRT: class probabilities and the class-activation map at relu_conv10.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -130,8 +133,12 @@ pub struct RecipeArgs {
     /// squeezenet1_1-b8a52dc0.pth, fetched once and cached (see `crackscope weights`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Passes over the training images [default: the recipe's train.epochs, 5 in
+    /// config/default.toml].
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Images per optimizer step (mini-batch) [default: the recipe's train.batch_size, 100 in
+    /// config/default.toml]; smaller batches give more steps per epoch.
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Learning rate.
@@ -325,6 +332,18 @@ pub struct PredictArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run directory (its best model) or a crackscope checkpoint (.safetensors).
+    #[arg(value_name = "RUN|MODEL")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub model_options: ModelOptions,
+    /// The ONNX file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Weights(command) => cmd::weights::weights(command).map(done),
         Command::Scan(args) => cmd::scan::scan(args).map(done),
         Command::Patches(args) => cmd::patches::patches(args).map(done),
+        Command::Export(args) => cmd::export::export(args).map(done),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod evaluate;
+pub mod export;
 pub mod gallery;
 pub(crate) mod heatmaps;
 pub(crate) mod job;
