@@ -65,6 +65,9 @@ pub enum Command {
     /// Write a classifier (a run's best model or a checkpoint) as an ONNX file for ONNX Runtime,
     /// OpenVINO or TensorRT: class probabilities and the class-activation map at relu_conv10.
     Export(ExportArgs),
+    /// Write a run's report figures as PNG: the training progress (accuracy and loss, raw and
+    /// smoothed, with the validations) and the test confusion matrix (RUN/figures/ by default).
+    Figures(FiguresArgs),
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +347,15 @@ pub struct ExportArgs {
     /// The ONNX file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FiguresArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Folder for the PNG files [default: RUN/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::scan(args).map(done),
         Command::Patches(args) => cmd::patches::patches(args).map(done),
         Command::Export(args) => cmd::export::export(args).map(done),
+        Command::Figures(args) => cmd::figures::figures(args).map(done),
     };
     match result {
         Ok(code) => code,

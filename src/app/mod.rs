@@ -8,6 +8,7 @@
 pub(crate) mod bench;
 pub(crate) mod evaluate;
 pub mod export;
+pub mod figures;
 pub mod gallery;
 pub(crate) mod heatmaps;
 pub(crate) mod job;

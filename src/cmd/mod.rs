@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod export;
+pub mod figures;
 pub mod gradcam;
 pub mod model;
 pub mod patches;
