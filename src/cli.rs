@@ -68,6 +68,9 @@ pub enum Command {
     /// Write a run's report figures as PNG: the training progress (accuracy and loss, raw and
     /// smoothed, with the validations) and the test confusion matrix (RUN/figures/ by default).
     Figures(FiguresArgs),
+    /// Runs side by side: status, the recipe keys that differ, iterations, best validation and
+    /// test accuracy; with --figure, their curves overlaid in one PNG.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +350,16 @@ pub struct ExportArgs {
     /// The ONNX file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run directories.
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// Also write the runs' curves (validation accuracy, smoothed training loss) to this PNG.
+    #[arg(long, value_name = "FILE")]
+    pub figure: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

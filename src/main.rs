@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Patches(args) => cmd::patches::patches(args).map(done),
         Command::Export(args) => cmd::export::export(args).map(done),
         Command::Figures(args) => cmd::figures::figures(args).map(done),
+        Command::Compare(args) => cmd::compare::compare(args).map(done),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 //! ([`gallery`]). Nothing here prints: results and notes come back to the command.
 
 pub(crate) mod bench;
+pub mod compare;
 pub(crate) mod evaluate;
 pub mod export;
 pub mod figures;

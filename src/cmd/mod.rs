@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into work and output.
 
 pub mod bench;
+pub mod compare;
 pub mod demo;
 pub mod eval;
 pub mod export;
