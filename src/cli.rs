@@ -272,8 +272,10 @@ impl OneClassArgs {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The run directory of a running or finished training, or the output folder of
-    /// `crackscope scan` (its photos with their crack maps, masks and windows).
-    pub run: PathBuf,
+    /// `crackscope scan` (its photos with their crack maps, masks and windows); several run
+    /// directories: their curves and results side by side.
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
     /// Pictures in the dashboard: auto, kitty, sixel, iterm2 or halfblocks [env: CRACKSCOPE_GRAPHICS]
     #[arg(long)]
     pub graphics: Option<GraphicsChoice>,

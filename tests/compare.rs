@@ -66,8 +66,14 @@ fn runs_are_shown_side_by_side_with_their_differences_and_results() {
     assert!(row_a.contains("finished") && row_a.contains("90.0% (8)") && row_a.contains("87.5%"));
     assert!(row_a.trim_end().ends_with("32"), "{row_a}");
     // b's log has no end and no process holds it: not running, no test yet.
-    assert!(row_b.contains("not running") && row_b.contains("70.0% (4)"), "{row_b}");
-    assert!(row_b.contains('—') && row_b.trim_end().ends_with("16"), "{row_b}");
+    assert!(
+        row_b.contains("not running") && row_b.contains("70.0% (4)"),
+        "{row_b}"
+    );
+    assert!(
+        row_b.contains('—') && row_b.trim_end().ends_with("16"),
+        "{row_b}"
+    );
     let picture = image::open(&figure).unwrap();
     assert!(picture.width() >= 900 && picture.height() >= 700);
 }

@@ -1,7 +1,7 @@
 //! `crackscope watch RUN`: the dashboard on a run directory of either kind, fed by its
 //! `metrics.jsonl`: live while another process trains (steered through `RUN/control.json`), or the
 //! finished run's results. `crackscope watch SCAN_FOLDER`: the scan view on a finished `crackscope
-//! scan`'s output folder.
+//! scan`'s output folder. `crackscope watch RUN RUN ...`: several runs side by side.
 
 use std::sync::Arc;
 
@@ -15,16 +15,24 @@ use crate::run::{NotARunDirectory, RunDir};
 use crate::tui::{self, Dashboard, DashboardOptions, GraphicsChoice};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
-    // A scan folder is recognised by its scan.json, a run directory by its config.toml.
-    if crate::scan::output::is_scan_folder(&args.run) {
-        let colors = DashboardOptions::default().colors;
-        return tui::run_scan_view(&args.run, GraphicsChoice::resolve(args.graphics)?, colors);
+    let colors = DashboardOptions::default().colors;
+    if let [_, _, ..] = args.runs.as_slice() {
+        return tui::run_compare_view(
+            args.runs.clone(),
+            GraphicsChoice::resolve(args.graphics)?,
+            colors,
+        );
     }
-    let run = match RunDir::open(&args.run) {
+    let target = &args.runs[0];
+    // A scan folder is recognised by its scan.json, a run directory by its config.toml.
+    if crate::scan::output::is_scan_folder(target) {
+        return tui::run_scan_view(target, GraphicsChoice::resolve(args.graphics)?, colors);
+    }
+    let run = match RunDir::open(target) {
         Ok(run) => run,
         Err(e) if e.is::<NotARunDirectory>() => bail!(
             "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
-            args.run.display(),
+            target.display(),
             crate::scan::output::RECORD_FILE
         ),
         Err(e) => return Err(e),

@@ -267,10 +267,10 @@ mod tests {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/torch-reference")
             });
         let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else {
-            eprintln!(
-                "skipping: no {} (run scripts/torch_reference.py --maps)",
+            crate::core::testdata::say_skipped(&format!(
+                "no {} (run scripts/torch_reference.py --maps)",
                 dir.join("reference.json").display()
-            );
+            ));
             return None;
         };
         Some((data, dir, serde_json::from_str(&text).unwrap()))

@@ -364,7 +364,10 @@ mod tests {
         let fine = ticks(0.13, 0.71, 6);
         let expected = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
         assert_eq!(fine.len(), expected.len());
-        assert!(fine.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-12));
+        assert!(fine
+            .iter()
+            .zip(expected)
+            .all(|(a, b)| (a - b).abs() < 1e-12));
         assert_eq!(ticks(3.0, 3.0, 4), [3.0]);
     }
 
