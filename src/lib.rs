@@ -16,6 +16,7 @@ pub(crate) mod imaging;
 pub mod model;
 pub mod run;
 pub mod scan;
+pub(crate) mod termio;
 pub mod train;
 pub(crate) mod tui;
 pub(crate) mod ui;

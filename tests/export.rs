@@ -175,7 +175,7 @@ fn exported_model_gives_crackscopes_probabilities_and_gradcam_maps() {
         worst_p = worst_p.max(worst(&floats(&answer["probabilities"]), &probabilities[i]));
     }
     let mut worst_map = 0f32;
-    for class in 0..CLASSES.len() {
+    for (class, _name) in CLASSES.iter().enumerate() {
         let class_arg = class.to_string();
         let out_dir = dir.path().join(format!("gradcam-{class}"));
         let mut args = vec![

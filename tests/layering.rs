@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// From the ground up. Modules on one floor do not import each other.
 const FLOORS: &[&[&str]] = &[
     &["core"],
+    &["termio"],
     &["imaging"],
     &["data", "model"],
     &["explain"],

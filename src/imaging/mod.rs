@@ -2,6 +2,8 @@
 
 pub mod chart;
 pub mod grid;
+pub mod picture_log;
+pub mod protocols;
 pub mod sixel;
 pub mod terminal;
 pub mod text;

@@ -110,12 +110,6 @@ impl App {
         self.tabs.screen(self.view)
     }
 
-    /// What decides where pictures sit on screen: when it changes, pictures drawn by protocols
-    /// that leave them behind (sixel, iTerm2) must be cleared.
-    pub fn layout(&self) -> (View, Option<Overlay>, bool) {
-        (self.view, self.overlay, self.screen().arrangement())
-    }
-
     pub fn apply(&mut self, event: Event) {
         let was_fit = self.shared.run.one_class.is_some();
         self.shared.run.apply(&event);
@@ -222,6 +216,14 @@ impl App {
     }
 
     pub fn apply_reply(&mut self, reply: Reply) {
+        // An encoding only goes into the image store (pictures are made once, not copied).
+        let reply = match reply {
+            Reply::Encoded { key, size, result } => {
+                self.shared.images.put_encoding(key, size, result);
+                return;
+            }
+            reply => reply,
+        };
         let shared = &mut self.shared;
         match &reply {
             Reply::Samples(result) => {
@@ -247,10 +249,7 @@ impl App {
                 Ok(path) => self.say(format!("saved {}", path.display())),
                 Err(message) => self.complain(format!("cannot save the picture: {message}")),
             },
-            Reply::ValidationCams { .. } | Reply::Painted(_) => {}
-            Reply::Encoded { key, size, result } => {
-                shared.images.put_encoding(*key, *size, result.clone())
-            }
+            Reply::ValidationCams { .. } | Reply::Painted(_) | Reply::Encoded { .. } => {}
         }
         for screen in self.tabs.each_mut() {
             screen.reply(&reply, &mut self.shared);

@@ -245,8 +245,6 @@ impl CompareView {
 }
 
 impl Program for CompareView {
-    type Layout = ();
-
     fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
         matches!(key.code, KeyCode::Char('q') | KeyCode::Esc).then_some(Exit::Quit)
     }
@@ -258,8 +256,6 @@ impl Program for CompareView {
     }
 
     fn note_layout(&mut self, _wants: &Wants) {}
-
-    fn layout(&self) -> Self::Layout {}
 
     fn work(&mut self, _wants: &Wants, _workers: &mut Workers) {}
 

@@ -11,26 +11,23 @@ use anyhow::Result;
 use crossterm::event::KeyEvent;
 use ratatui::backend::Backend;
 use ratatui::{Frame, Terminal};
-use ratatui_image::picker::Picker;
 use tokio::sync::mpsc;
 
 use super::images::GraphicsChoice;
 use super::input::Input;
 use super::jobs::{Reply, Workers};
+use super::lingering::{self, FramePictures, Lingering};
 use super::screen::{Screen, Signals};
 use super::terminal::TerminalSession;
 use super::views::Wants;
 use super::FRAME;
 use crate::app::job::Exit;
 use crate::run::event::Event;
+use crate::termio::{tmux, Graphics, Protocol};
 
 /// What the loop drives: a view that takes events, keys and picture work's replies, draws itself,
 /// and hands the workers what it wants next.
 pub trait Program {
-    /// What decides where pictures sit on screen: when it changes, pictures drawn by protocols
-    /// that leave them behind (sixel, iTerm2) are cleared before the next frame.
-    type Layout: PartialEq;
-
     /// An event of the run.
     fn apply(&mut self, _event: Event) {}
 
@@ -43,13 +40,12 @@ pub trait Program {
     /// An answer from the workers.
     fn apply_reply(&mut self, reply: Reply);
 
-    /// Draws a frame, reporting in `wants` what it drew and would like next.
+    /// Draws a frame, reporting in `wants` what it drew (pictures with their places, so that
+    /// those a later frame no longer shows are taken away) and would like next.
     fn draw(&mut self, frame: &mut Frame, wants: &mut Wants);
 
     /// Takes in what the frame just drawn reported.
     fn note_layout(&mut self, wants: &Wants);
-
-    fn layout(&self) -> Self::Layout;
 
     /// Hands the workers the next work the last frame asked for, where they are idle.
     fn work(&mut self, wants: &Wants, workers: &mut Workers);
@@ -78,18 +74,18 @@ pub enum LoopEnd {
 /// keys through.
 pub const EVENT_BATCH: usize = 4096;
 
-/// Takes the terminal, starts `program`'s workers with the terminal's picture protocol (`start`),
+/// Takes the terminal, starts `program`'s workers with how the terminal draws pictures (`start`),
 /// runs the loop on the `events` (none: the view has no run) until the program ends or the
 /// terminal is gone, and hands the terminal back.
 pub async fn run_on_screen<P: Program>(
     program: &mut P,
     events: Option<mpsc::Receiver<Event>>,
     graphics: GraphicsChoice,
-    start: impl FnOnce(&mut P, Picker, mpsc::UnboundedSender<Reply>) -> Result<Workers>,
+    start: impl FnOnce(&mut P, Graphics, mpsc::UnboundedSender<Reply>) -> Result<Workers>,
 ) -> Result<LoopEnd> {
-    let (mut screen, keys, picker) = Screen::open(graphics)?;
+    let (mut screen, keys, graphics) = Screen::open(graphics)?;
     let (reply_sender, replies) = mpsc::unbounded_channel();
-    let workers = start(program, picker, reply_sender)?;
+    let workers = start(program, graphics.clone(), reply_sender)?;
     let events_open = events.is_some();
     // Without a run, a source already closed: its branch of the loop never wakes.
     let events = events.unwrap_or_else(|| mpsc::channel(1).1);
@@ -106,10 +102,14 @@ pub async fn run_on_screen<P: Program>(
         channels,
         workers,
         &mut screen.signals,
-        screen.pictures_linger,
+        &graphics,
     )
     .await;
-    screen.close(matches!(end, LoopEnd::TerminalLost));
+    let lost = matches!(end, LoopEnd::TerminalLost);
+    if !lost && graphics.protocol == Protocol::KittyDirect {
+        lingering::delete_kitty_pictures();
+    }
+    screen.close(lost);
     Ok(end)
 }
 
@@ -120,13 +120,13 @@ pub async fn event_loop<B: Backend, P: Program>(
     mut channels: Channels,
     mut workers: Workers,
     signals: &mut Signals,
-    clear_on_change: bool,
+    graphics: &Graphics,
 ) -> LoopEnd {
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut wants = Wants::default();
     let mut dirty = true;
-    let mut shown_layout: Option<P::Layout> = None;
+    let mut lingering = Lingering::default();
     loop {
         if TerminalSession::panicked() {
             return LoopEnd::TerminalLost;
@@ -169,21 +169,25 @@ pub async fn event_loop<B: Backend, P: Program>(
                 None => channels.replies_open = false,
             },
             _ = signals.hangup.recv() => return LoopEnd::TerminalLost,
-            _ = signals.resize.recv() => dirty = true,
+            _ = signals.resize.recv() => {
+                if graphics.passthrough {
+                    tmux::refresh_origin();
+                }
+                dirty = true;
+            }
             _ = frame.tick() => {
                 dirty |= program.tick();
                 if dirty {
-                    let layout = program.layout();
-                    if clear_on_change
-                        && shown_layout.as_ref().is_some_and(|shown| *shown != layout)
-                        && terminal.clear().is_err()
-                    {
-                        return LoopEnd::TerminalLost;
-                    }
-                    shown_layout = Some(layout);
-                    wants = Wants::default();
                     // A terminal that cannot be written to is gone (SSH hang-up): end quietly.
-                    if terminal.draw(|f| program.draw(f, &mut wants)).is_err() {
+                    let drawn = lingering::draw_frame(terminal, &mut lingering, |f| {
+                        wants = Wants::default();
+                        program.draw(f, &mut wants);
+                        FramePictures {
+                            drawn: std::mem::take(&mut wants.drawn),
+                            pending: wants.pending,
+                        }
+                    });
+                    if drawn.is_err() {
                         return LoopEnd::TerminalLost;
                     }
                     program.note_layout(&wants);

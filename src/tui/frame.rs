@@ -25,6 +25,7 @@ pub fn draw(frame: &mut Frame, app: &App, wants: &mut Wants) {
     ])
     .areas(area);
     draw_tabs(frame, tabs, app);
+    wants.hold_pictures = app.overlay.is_some();
     app.screen().draw(frame, body, &app.shared, wants);
     draw_status(frame, status, app);
     draw_footer(frame, footer, app);

@@ -1,153 +1,18 @@
-//! Pictures in the terminal: which graphics protocol to use (asked of the terminal once, with a
-//! bounded wait), and the cache of pictures and of their encodings. A picture is encoded once for the
-//! cell size it is drawn at, so paging back and forth over SSH sends nothing twice.
+//! The cache of the dashboard's pictures and of their encodings for the terminal. A picture is
+//! encoded once for the cell size it is drawn at, so paging back and forth over SSH sends nothing
+//! twice. How pictures are drawn (which protocol, what cell size) is decided once, at start
+//! (`termio`); encoding is `picture::encode`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use image::RgbImage;
 use ratatui::layout::Size;
-use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
-use ratatui_image::picker::{Picker, ProtocolType};
-use ratatui_image::protocol::Protocol;
-use ratatui_image::FontSize;
 
-use super::input::{Read, TtyInput};
+use super::picture::Picture;
 use crate::app::gallery::PictureSpec;
 
-pub use crate::imaging::terminal::GraphicsChoice;
-
-/// How long the terminal may take to answer the capability query before half blocks are used.
-const QUERY_TIMEOUT: Duration = Duration::from_millis(1000);
-
-/// The protocol the user forced, if any.
-fn forced_protocol(choice: GraphicsChoice) -> Option<ProtocolType> {
-    match choice {
-        GraphicsChoice::Auto => None,
-        GraphicsChoice::Kitty => Some(ProtocolType::Kitty),
-        GraphicsChoice::Sixel => Some(ProtocolType::Sixel),
-        GraphicsChoice::Iterm2 => Some(ProtocolType::Iterm2),
-        GraphicsChoice::Halfblocks => Some(ProtocolType::Halfblocks),
-    }
-}
-
-/// Decides how pictures are drawn. Must run after raw mode is on and before the keyboard reader
-/// starts: the terminal answers the query on its input. The wait is bounded by [`QUERY_TIMEOUT`];
-/// a terminal that does not answer in time gets half blocks (or the forced protocol), and its late
-/// answer is skipped by the keyboard reader. ratatui-image's own query is not used because on a
-/// timeout it leaves a thread reading the terminal, which would eat the user's keys.
-pub fn pick(choice: GraphicsChoice, tty: &TtyInput) -> Picker {
-    let detected = if choice == GraphicsChoice::Halfblocks {
-        Detected::default()
-    } else {
-        // Also switches tmux passthrough on, so the query reaches the terminal outside tmux.
-        let is_tmux = Picker::halfblocks().tmux_detected();
-        query(tty, is_tmux).unwrap_or_default()
-    };
-    let cell = detected.cell.or_else(cell_size_from_window);
-    let picker = match cell {
-        // ratatui-image offers no other way to give the cell size it did not query itself.
-        #[allow(deprecated)]
-        Some((width, height)) => Picker::from_fontsize(FontSize::new(width, height)),
-        // Without a cell size no other protocol can place pictures.
-        None => Picker::halfblocks(),
-    };
-    configure(picker, choice, &detected, cell.is_some())
-}
-
-/// The protocol: forced by the user, else kitty, sixel, the environment's hint (iTerm2), half blocks.
-fn configure(
-    mut picker: Picker,
-    choice: GraphicsChoice,
-    detected: &Detected,
-    cell_known: bool,
-) -> Picker {
-    let protocol = match forced_protocol(choice) {
-        Some(forced) => forced,
-        None if !cell_known => ProtocolType::Halfblocks,
-        None if detected.kitty => ProtocolType::Kitty,
-        None if detected.sixel => ProtocolType::Sixel,
-        None => picker.protocol_type(),
-    };
-    picker.set_protocol_type(protocol);
-    picker
-}
-
-/// What the terminal said about itself.
-#[derive(Debug, Default, PartialEq)]
-struct Detected {
-    kitty: bool,
-    sixel: bool,
-    /// Pixels per cell (width, height).
-    cell: Option<(u16, u16)>,
-}
-
-/// Collects the answers to ratatui-image's capability query until the final status report.
-#[derive(Default)]
-struct Detector {
-    parser: Parser,
-    detected: Detected,
-}
-
-impl Detector {
-    /// True once the terminal has answered everything.
-    fn feed(&mut self, bytes: &[u8]) -> bool {
-        for &byte in bytes {
-            for response in self.parser.push(char::from(byte)) {
-                match response {
-                    Response::Kitty => self.detected.kitty = true,
-                    Response::Sixel => self.detected.sixel = true,
-                    Response::CellSize(Some(cell)) => self.detected.cell = Some(cell),
-                    Response::Status => return true,
-                    _ => {}
-                }
-            }
-        }
-        false
-    }
-}
-
-/// Writes the query and reads the answers until the status report or the timeout.
-fn query(tty: &TtyInput, is_tmux: bool) -> Option<Detected> {
-    let mut options = QueryStdioOptions {
-        timeout: QUERY_TIMEOUT,
-        ..QueryStdioOptions::default()
-    };
-    // As ratatui-image does: these terminals answer for protocols they do not draw well.
-    if ["WEZTERM_EXECUTABLE", "KONSOLE_VERSION"]
-        .iter()
-        .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
-    {
-        options.blacklist_protocols = vec![ProtocolType::Kitty, ProtocolType::Sixel];
-    }
-    let mut out = std::io::stdout();
-    out.write_all(Parser::query(is_tmux, options).as_bytes())
-        .ok()?;
-    out.flush().ok()?;
-    let deadline = Instant::now() + QUERY_TIMEOUT;
-    let mut detector = Detector::default();
-    let mut buffer = [0u8; 256];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        match tty.read(&mut buffer, left) {
-            Read::Bytes(n) if detector.feed(&buffer[..n]) => return Some(detector.detected),
-            Read::Bytes(_) | Read::Nothing => {}
-            Read::Closed => return None,
-        }
-    }
-}
-
-/// Cell size from the window's size in pixels, for terminals that report that but not the cell.
-fn cell_size_from_window() -> Option<(u16, u16)> {
-    let size = crossterm::terminal::window_size().ok()?;
-    if size.width == 0 || size.height == 0 || size.columns == 0 || size.rows == 0 {
-        return None;
-    }
-    Some((size.width / size.columns, size.height / size.rows))
-}
+pub use crate::termio::GraphicsChoice;
 
 /// Everything the dashboard draws as a picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,7 +40,7 @@ pub enum Source {
 
 struct Slot {
     source: Source,
-    encoded: Option<(Size, Protocol)>,
+    encoded: Option<(Size, Picture)>,
     /// An encoding for this size is under way.
     encoding: Option<Size>,
     last_used: u64,
@@ -183,7 +48,7 @@ struct Slot {
 
 /// What a view can show for a key at a size.
 pub enum Shown<'a> {
-    Encoded(&'a Protocol),
+    Encoded(&'a Picture),
     /// The picture or its encoding is on its way.
     Pending,
     Failed(&'a str),
@@ -285,7 +150,7 @@ impl ImageStore {
         self.slots.values().any(|slot| slot.encoding.is_some())
     }
 
-    pub fn put_encoding(&mut self, key: ImageKey, size: Size, result: Result<Protocol, String>) {
+    pub fn put_encoding(&mut self, key: ImageKey, size: Size, result: Result<Picture, String>) {
         let Some(slot) = self.slots.get_mut(&key) else {
             return;
         };
@@ -324,85 +189,11 @@ impl ImageStore {
     }
 }
 
-/// Encodes a picture for the terminal to fit a cell size, keeping its proportions. Half blocks
-/// (about two pixels a cell) are scaled up to fill the area; real graphics protocols send pixels,
-/// so a picture is never enlarged beyond the resolution the gallery gave it: kitty sends 4 bytes a
-/// pixel, and blowing a 227-pixel picture up to a full window would cost megabytes over SSH.
-pub fn encode(picker: &Picker, image: &RgbImage, size: Size) -> Result<Protocol, String> {
-    use ratatui_image::{FilterType, Resize};
-    let resize = if picker.protocol_type() == ProtocolType::Halfblocks {
-        Resize::Scale(Some(FilterType::Triangle))
-    } else {
-        Resize::Fit(Some(FilterType::Triangle))
-    };
-    picker
-        .new_protocol(image::DynamicImage::ImageRgb8(image.clone()), size, resize)
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terminal_answers_are_read_until_the_status_report() {
-        let mut detector = Detector::default();
-        // kitty graphics OK, device attributes with sixel (4), cell size, then the status report.
-        assert!(!detector.feed(b"\x1b_Gi=31;OK\x1b\\\x1b[?64;4c"));
-        assert!(detector.feed(b"\x1b[6;20;10t\x1b[0n"));
-        assert_eq!(
-            detector.detected,
-            Detected {
-                kitty: true,
-                sixel: true,
-                cell: Some((10, 20))
-            }
-        );
-
-        let mut plain = Detector::default();
-        assert!(plain.feed(b"\x1b[?62;22c\x1b[0n"));
-        assert_eq!(plain.detected, Detected::default());
-    }
-
-    #[test]
-    fn protocol_preference_and_forced_choices() {
-        let kitty_and_sixel = Detected {
-            kitty: true,
-            sixel: true,
-            cell: Some((10, 20)),
-        };
-        let sixel = Detected {
-            sixel: true,
-            ..Detected::default()
-        };
-        let choose = |choice, detected: &Detected, cell_known| {
-            configure(Picker::halfblocks(), choice, detected, cell_known).protocol_type()
-        };
-        assert_eq!(
-            choose(GraphicsChoice::Auto, &kitty_and_sixel, true),
-            ProtocolType::Kitty
-        );
-        assert_eq!(
-            choose(GraphicsChoice::Auto, &sixel, true),
-            ProtocolType::Sixel
-        );
-        assert_eq!(
-            choose(GraphicsChoice::Auto, &sixel, false),
-            ProtocolType::Halfblocks
-        );
-        assert_eq!(
-            choose(GraphicsChoice::Auto, &Detected::default(), true),
-            ProtocolType::Halfblocks
-        );
-        assert_eq!(
-            choose(GraphicsChoice::Iterm2, &sixel, false),
-            ProtocolType::Iterm2
-        );
-        assert_eq!(
-            choose(GraphicsChoice::Halfblocks, &kitty_and_sixel, true),
-            ProtocolType::Halfblocks
-        );
-    }
+    use crate::termio::Graphics;
+    use crate::tui::picture::encode;
 
     #[test]
     fn encodings_are_made_once_per_size_and_dropped_with_their_picture() {
@@ -426,13 +217,13 @@ mod tests {
             store.next_encoding(&[(key, small)]).is_none(),
             "one job per picture at a time"
         );
-        let protocol = encode(&Picker::halfblocks(), &image, size).unwrap();
-        assert!(protocol.size().width <= 10 && protocol.size().height <= 5);
+        let picture = encode(&Graphics::halfblocks(), &image, size).unwrap();
+        assert!(picture.size().width <= 10 && picture.size().height <= 5);
         assert!(
-            protocol.size().width >= 9 || protocol.size().height >= 4,
+            picture.size().width >= 9 || picture.size().height >= 4,
             "scaled up to fill the area"
         );
-        store.put_encoding(key, size, Ok(protocol));
+        store.put_encoding(key, size, Ok(picture));
         assert!(matches!(store.shown(&key, small), Shown::Encoded(_)));
         assert!(
             store.next_encoding(&[(key, small)]).is_none(),
@@ -448,27 +239,6 @@ mod tests {
             store.shown(&key, small),
             Shown::Failed("decoder failed")
         ));
-    }
-
-    #[test]
-    fn graphics_protocols_never_enlarge_pictures_but_half_blocks_fill() {
-        let picture = RgbImage::new(100, 100);
-        let area = Size::new(60, 30);
-        let mut kitty = Picker::halfblocks();
-        kitty.set_protocol_type(ProtocolType::Kitty);
-        // 100 pixels at the nominal 10x20-pixel cell.
-        assert_eq!(
-            encode(&kitty, &picture, area).unwrap().size(),
-            Size::new(10, 5)
-        );
-        let filled = encode(&Picker::halfblocks(), &picture, area)
-            .unwrap()
-            .size();
-        assert_eq!(filled.height, 30, "{filled:?}");
-        // A picture larger than the area is shrunk by every protocol.
-        let large = RgbImage::new(2000, 2000);
-        let shrunk = encode(&kitty, &large, area).unwrap().size();
-        assert!(shrunk.width <= 60 && shrunk.height == 30, "{shrunk:?}");
     }
 
     #[test]

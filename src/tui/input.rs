@@ -2,11 +2,17 @@
 //! crossterm: crossterm 0.29's reader spins at 100% CPU, never returning, once the terminal hangs
 //! up (crossterm issue #793), which would steal a core from a training left running after an SSH
 //! disconnect. This reader notices the hang-up (end of file, error or POLLHUP) and reports it.
+//! It is the only reader of the terminal once the dashboard runs: nothing else asks the terminal
+//! anything after the probe at start (`termio::probe`), and answers that still arrive (late ones)
+//! are recognised as answers (`termio::replies`) and dropped, never taken for keys.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::termio::replies::{self, Scan};
+use crate::termio::tty::{Read, TtyInput};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -16,8 +22,8 @@ pub enum Input {
 }
 
 /// Turns the bytes a terminal sends into keys: UTF-8 text, control keys, and the CSI/SS3
-/// sequences of arrows, Home/End, PgUp/PgDn and Shift-Tab. Other sequences (function keys, answers
-/// to queries) are consumed and ignored. Incomplete input waits for more bytes.
+/// sequences of arrows, Home/End, PgUp/PgDn and Shift-Tab. Answers to queries and other sequences
+/// (function keys) are consumed and ignored. Incomplete input waits for more bytes.
 #[derive(Debug, Default)]
 pub struct KeyDecoder {
     pending: Vec<u8>,
@@ -106,6 +112,11 @@ fn decode(bytes: &[u8]) -> Step {
 }
 
 fn decode_escape(bytes: &[u8]) -> Step {
+    match replies::scan(bytes) {
+        Scan::Reply(_, used) => return Step::Done(None, used),
+        Scan::NeedMore => return Step::NeedMore,
+        Scan::NotReply => {}
+    }
     let Some(&kind) = bytes.get(1) else {
         return Step::NeedMore;
     };
@@ -115,19 +126,6 @@ fn decode_escape(bytes: &[u8]) -> Step {
             None => Step::NeedMore,
             Some(&last) => Step::Done(cursor_key(last), 3),
         },
-        // Device control, OSC, APC and PM strings (answers to queries): skip to their terminator.
-        b'P' | b']' | b'_' | b'^' => {
-            let body = &bytes[2..];
-            for (i, &b) in body.iter().enumerate() {
-                if b == 0x07 {
-                    return Step::Done(None, 2 + i + 1);
-                }
-                if b == 0x1b && body.get(i + 1) == Some(&b'\\') {
-                    return Step::Done(None, 2 + i + 2);
-                }
-            }
-            Step::NeedMore
-        }
         // Escape pressed before another key (or Alt+key): the Escape, then that key on its own.
         _ => Step::Done(key(KeyCode::Esc), 1),
     }
@@ -169,83 +167,11 @@ fn cursor_key(last: u8) -> Option<KeyEvent> {
     }
 }
 
-/// The terminal's input side: stdin when it is the terminal, else the controlling tty (the same
-/// terminal crossterm puts in raw mode). Shared by the graphics query and the keyboard reader, so
-/// nothing else is ever left reading it.
-pub struct TtyInput {
-    file: Option<std::fs::File>,
-}
-
-/// What one wait for input gave.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Read {
-    Bytes(usize),
-    /// Nothing within the time given (or a signal interrupted the wait).
-    Nothing,
-    /// End of file, an error or a hang-up: the terminal is gone.
-    Closed,
-}
-
-impl TtyInput {
-    pub fn open() -> anyhow::Result<TtyInput> {
-        use anyhow::Context;
-        use std::io::IsTerminal;
-        let file = if std::io::stdin().is_terminal() {
-            None
-        } else {
-            Some(std::fs::File::open("/dev/tty").context("cannot open /dev/tty to read keys")?)
-        };
-        Ok(TtyInput { file })
-    }
-
-    /// Waits up to `timeout` for input and reads what is there into `buffer`.
-    pub fn read(&self, buffer: &mut [u8], timeout: std::time::Duration) -> Read {
-        use std::io::ErrorKind;
-        use std::os::fd::AsRawFd;
-        let fd = self.file.as_ref().map_or(0, |f| f.as_raw_fd());
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd, for the length given.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        // After a failed call: a signal or "try again" is not the end of the terminal.
-        let transient = || {
-            matches!(
-                std::io::Error::last_os_error().kind(),
-                ErrorKind::Interrupted | ErrorKind::WouldBlock
-            )
-        };
-        if ready < 0 {
-            return if transient() {
-                Read::Nothing
-            } else {
-                Read::Closed
-            };
-        }
-        if ready == 0 {
-            return Read::Nothing;
-        }
-        if poll.revents & libc::POLLIN == 0 {
-            // POLLHUP, POLLERR or POLLNVAL without data.
-            return Read::Closed;
-        }
-        // SAFETY: reads at most buffer.len() bytes into the buffer.
-        let n = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-        match n {
-            n if n > 0 => Read::Bytes(n as usize),
-            0 => Read::Closed,
-            _ if transient() => Read::Nothing,
-            _ => Read::Closed,
-        }
-    }
-}
-
-/// Reads keys on a thread until `stop` is set, the receiver is gone or the terminal is lost.
+/// Reads keys on a thread until `stop` is set, the receiver is gone or the terminal is lost;
+/// `typed` is what was typed before it started (while the terminal was probed), decoded first.
 pub fn spawn_reader(
     tty: TtyInput,
+    typed: Vec<u8>,
     sender: tokio::sync::mpsc::UnboundedSender<Input>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -254,6 +180,11 @@ pub fn spawn_reader(
         .name("crackscope-keyboard".into())
         .spawn(move || {
             let mut decoder = KeyDecoder::default();
+            for k in decoder.feed(&typed) {
+                if sender.send(Input::Key(k)).is_err() {
+                    return;
+                }
+            }
             let mut buffer = [0u8; 1024];
             while !stop.load(Ordering::Relaxed) {
                 let keys = match tty.read(&mut buffer, std::time::Duration::from_millis(100)) {
@@ -364,5 +295,8 @@ mod tests {
         // A kitty graphics reply, a device-attributes reply and an OSC colour reply, then a key.
         let bytes = b"\x1b_Gi=31;OK\x1b\\\x1b[?62;4c\x1b]11;rgb:0000/0000/0000\x07n";
         assert_eq!(codes(bytes), vec![KeyCode::Char('n')]);
+        // A cursor position, cell size, status and version answer between two keys.
+        let bytes = b"2\x1b[12;40R\x1b[6;17;8t\x1b[0n\x1bP>|XTerm(379)\x1b\\3";
+        assert_eq!(codes(bytes), vec![KeyCode::Char('2'), KeyCode::Char('3')]);
     }
 }

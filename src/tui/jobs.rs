@@ -11,15 +11,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use image::RgbImage;
 use ratatui::layout::Size;
-use ratatui_image::picker::Picker;
 
+use super::images::ImageKey;
+use super::picture::{self, Picture};
 use super::scan::painter::{Painter, Reply as PaintReply};
 use super::scan::view::RenderJob;
-use crate::scan::output::ScanRecord;
-use ratatui_image::protocol::Protocol;
-
-use super::images::{self, ImageKey};
 use crate::app::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+use crate::scan::output::ScanRecord;
+use crate::termio::Graphics;
 
 /// Threads whose panics are caught and shown in the dashboard; the panic hook leaves the terminal
 /// alone for them.
@@ -53,7 +52,7 @@ pub enum Reply {
     Encoded {
         key: ImageKey,
         size: Size,
-        result: Result<Protocol, String>,
+        result: Result<Picture, String>,
     },
     /// From the scan view's painter.
     Painted(PaintReply),
@@ -82,7 +81,7 @@ impl Workers {
     /// Starts both threads; their answers arrive on `replies` (so the async loop can await them).
     pub fn start(
         gallery: Box<dyn Gallery>,
-        picker: Picker,
+        graphics: Graphics,
         replies: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Workers> {
         let (gallery_tx, gallery_rx) = mpsc::channel::<Request>();
@@ -96,9 +95,10 @@ impl Workers {
             .name(format!("{JOB_THREAD_PREFIX}encoder"))
             .spawn(move || {
                 for (key, size, image) in encoder_rx {
-                    let result =
-                        catch_unwind(AssertUnwindSafe(|| images::encode(&picker, &image, size)))
-                            .unwrap_or_else(|panic| Err(panic_message(panic)));
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        picture::encode(&graphics, &image, size)
+                    }))
+                    .unwrap_or_else(|panic| Err(panic_message(panic)));
                     if replies.send(Reply::Encoded { key, size, result }).is_err() {
                         break;
                     }
@@ -118,14 +118,14 @@ impl Workers {
     pub fn painting(
         folder: PathBuf,
         record: ScanRecord,
-        picker: Picker,
+        graphics: Graphics,
         replies: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Workers> {
         let (sender, jobs) = mpsc::channel::<RenderJob>();
         std::thread::Builder::new()
             .name(format!("{JOB_THREAD_PREFIX}scan"))
             .spawn(move || {
-                let mut painter = Painter::new(folder, record, picker);
+                let mut painter = Painter::new(folder, record, graphics);
                 for job in jobs {
                     for reply in painter.answer(job) {
                         if replies.send(Reply::Painted(reply)).is_err() {

@@ -25,9 +25,11 @@ mod images;
 mod input;
 mod jobs;
 mod keymap;
+mod lingering;
 mod memory;
 #[cfg(test)]
 mod oneclass_tests;
+mod picture;
 mod scan;
 mod screen;
 #[cfg(test)]
@@ -61,7 +63,7 @@ use crate::app::gallery::Gallery;
 use crate::app::job::Observer;
 use crate::run::event::Event;
 use crate::run::steer::Steer;
-use app::{App, AppSetup, Overlay};
+use app::{App, AppSetup};
 use jobs::{Reply, Workers};
 use theme::Theme;
 use views::{Origin, Wants};
@@ -237,8 +239,8 @@ async fn run(
         Feed::Log(run_dir) => watch::follow(run_dir),
     };
     let (events, _warnings) = with_warnings(events)?;
-    let end = run_on_screen(app, Some(events), graphics, |_, picker, replies| {
-        Workers::start(gallery, picker, replies)
+    let end = run_on_screen(app, Some(events), graphics, |_, graphics, replies| {
+        Workers::start(gallery, graphics, replies)
     })
     .await?;
     Ok(match end {
@@ -249,8 +251,6 @@ async fn run(
 
 /// The run's dashboard as the loop drives it.
 impl Program for App {
-    type Layout = (View, Option<Overlay>, bool);
-
     fn apply(&mut self, event: Event) {
         self.apply(event);
     }
@@ -273,10 +273,6 @@ impl Program for App {
 
     fn note_layout(&mut self, wants: &Wants) {
         self.note_layout(wants);
-    }
-
-    fn layout(&self) -> Self::Layout {
-        self.layout()
     }
 
     fn work(&mut self, wants: &Wants, workers: &mut Workers) {

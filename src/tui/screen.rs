@@ -1,56 +1,64 @@
 //! What a full-screen view holds while it runs: the terminal session, the hang-up and resize
-//! signals, the keyboard reader and the terminal's picture protocol. The training dashboard and
-//! the scan view open their screen here, so both ask about graphics at the same moment, survive an
-//! SSH hang-up the same way and hand the terminal back in the same order.
+//! signals, the keyboard reader and how pictures are drawn. The training dashboard and the scan
+//! view open their screen here, so both ask the terminal the same question at the same moment
+//! (once, before the keyboard reader starts: from then on the reader is the terminal's only
+//! reader), survive an SSH hang-up the same way and hand the terminal back in the same order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use ratatui_image::picker::{Picker, ProtocolType};
 use tokio::sync::mpsc;
 
-use super::images::{self, GraphicsChoice};
 use super::input::{self, Input};
 use super::terminal::TerminalSession;
+use crate::imaging::picture_log;
+use crate::termio::tty::TtyInput;
+use crate::termio::{self, Graphics, GraphicsChoice};
 
 /// A view's hold on the terminal, from [`Screen::open`] to [`Screen::close`].
 pub struct Screen {
     pub session: TerminalSession,
     pub signals: Signals,
-    /// Sixel and iTerm2 pictures stay on screen until overwritten: the view clears the screen
-    /// when what sits where changes.
-    pub pictures_linger: bool,
     stop_reading: Arc<AtomicBool>,
     reader: JoinHandle<()>,
 }
 
 impl Screen {
-    /// Takes the terminal; also gives the keys as they are typed and the picture protocol, which
-    /// the caller hands to its loop and its picture workers.
+    /// Takes the terminal, asks it what it draws, and starts the keyboard reader; gives the keys
+    /// as they are typed and how pictures are drawn. A protocol forced by `choice` that the
+    /// terminal does not draw is refused (the terminal handed back first).
     pub fn open(
-        graphics: GraphicsChoice,
-    ) -> Result<(Screen, mpsc::UnboundedReceiver<Input>, Picker)> {
+        choice: GraphicsChoice,
+    ) -> Result<(Screen, mpsc::UnboundedReceiver<Input>, Graphics)> {
         let signals = Signals::new()?;
         let session = TerminalSession::enter()?;
-        // The graphics question is answered on stdin: ask before the keyboard reader starts.
-        let tty = input::TtyInput::open()?;
-        let picker = images::pick(graphics, &tty);
+        let tty = TtyInput::open()?;
+        let var = |key: &str| std::env::var(key).ok();
+        let (graphics, typed) = if choice == GraphicsChoice::Halfblocks {
+            (Graphics::halfblocks(), Vec::new())
+        } else {
+            let (info, typed) = termio::probe(&tty, &mut std::io::stdout(), &var);
+            // On a refusal the session's guard gives the terminal back before the message.
+            (termio::choose(&info, &var, choice)?, typed)
+        };
+        picture_log::terminal(
+            &graphics.protocol.to_string(),
+            graphics.passthrough,
+            &graphics.drawer,
+            termio::probe::window_cell(),
+        );
         let stop_reading = Arc::new(AtomicBool::new(false));
         let (key_sender, keys) = mpsc::unbounded_channel();
-        let reader = input::spawn_reader(tty, key_sender, Arc::clone(&stop_reading))?;
+        let reader = input::spawn_reader(tty, typed, key_sender, Arc::clone(&stop_reading))?;
         let screen = Screen {
             session,
             signals,
-            pictures_linger: matches!(
-                picker.protocol_type(),
-                ProtocolType::Sixel | ProtocolType::Iterm2
-            ),
             stop_reading,
             reader,
         };
-        Ok((screen, keys, picker))
+        Ok((screen, keys, graphics))
     }
 
     /// Stops the keyboard reader, then gives the terminal back; a lost terminal (SSH hang-up)

@@ -1,6 +1,7 @@
 //! Owning the terminal: raw mode and the alternate screen while the dashboard runs, and the way
 //! back on every exit path — normal return, error, and panic (through a panic hook that restores
-//! the terminal before the panic message is printed).
+//! the terminal before the panic message is printed). Drawing never asks the terminal anything
+//! ([`QuietBackend`]): its answers would land on the keyboard reader's input.
 
 use std::io::{stdout, Stdout};
 use std::panic::{self, PanicHookInfo};
@@ -13,7 +14,9 @@ use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
-use ratatui::backend::CrosstermBackend;
+use ratatui::backend::{Backend, ClearType, CrosstermBackend, WindowSize};
+use ratatui::buffer::Cell;
+use ratatui::layout::{Position, Size};
 use ratatui::Terminal;
 
 use super::jobs::JOB_THREAD_PREFIX;
@@ -24,7 +27,7 @@ type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
 pub struct TerminalSession {
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+    pub terminal: Terminal<QuietBackend<CrosstermBackend<Stdout>>>,
     // Dropped after the terminal: restores it and puts the previous panic hook back.
     _restore: RestoreGuard,
 }
@@ -36,7 +39,7 @@ impl TerminalSession {
         let guard = RestoreGuard::install();
         execute!(stdout(), EnterAlternateScreen)
             .context("cannot switch to the terminal's alternate screen")?;
-        let terminal = Terminal::new(CrosstermBackend::new(stdout()))
+        let terminal = Terminal::new(QuietBackend::new(CrosstermBackend::new(stdout())))
             .context("cannot start drawing on the terminal")?;
         Ok(TerminalSession {
             terminal,
@@ -99,4 +102,132 @@ impl Drop for RestoreGuard {
 fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+/// A backend that never asks the terminal where its cursor is. ratatui's `Terminal::clear` (on a
+/// resize, or when pictures must go) asks, with a query whose answer arrives on the input the
+/// keyboard reader owns: the reader took it, the dashboard gave up waiting and quit, or it took a
+/// key along with it. On the alternate screen, full-screen, the cursor is wherever the last draw
+/// left it, which this backend remembers instead.
+pub struct QuietBackend<B> {
+    inner: B,
+    cursor: Position,
+}
+
+impl<B> QuietBackend<B> {
+    pub fn new(inner: B) -> QuietBackend<B> {
+        QuietBackend {
+            inner,
+            cursor: Position::ORIGIN,
+        }
+    }
+}
+
+impl<B: Backend> Backend for QuietBackend<B> {
+    type Error = B::Error;
+
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a Cell)>,
+    {
+        self.inner.draw(content)
+    }
+
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.hide_cursor()
+    }
+
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.show_cursor()
+    }
+
+    fn get_cursor_position(&mut self) -> Result<Position, Self::Error> {
+        Ok(self.cursor)
+    }
+
+    fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> Result<(), Self::Error> {
+        self.cursor = position.into();
+        self.inner.set_cursor_position(self.cursor)
+    }
+
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.inner.clear()
+    }
+
+    fn clear_region(&mut self, clear_type: ClearType) -> Result<(), Self::Error> {
+        self.inner.clear_region(clear_type)
+    }
+
+    fn size(&self) -> Result<Size, Self::Error> {
+        self.inner.size()
+    }
+
+    fn window_size(&mut self) -> Result<WindowSize, Self::Error> {
+        self.inner.window_size()
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+
+    /// A backend that fails the test if anyone asks where the cursor is.
+    struct NoQuestions(TestBackend);
+
+    impl Backend for NoQuestions {
+        type Error = <TestBackend as Backend>::Error;
+        fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+        where
+            I: Iterator<Item = (u16, u16, &'a Cell)>,
+        {
+            self.0.draw(content)
+        }
+        fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+            self.0.hide_cursor()
+        }
+        fn show_cursor(&mut self) -> Result<(), Self::Error> {
+            self.0.show_cursor()
+        }
+        fn get_cursor_position(&mut self) -> Result<Position, Self::Error> {
+            panic!("the terminal was asked where its cursor is")
+        }
+        fn set_cursor_position<P: Into<Position>>(&mut self, p: P) -> Result<(), Self::Error> {
+            self.0.set_cursor_position(p)
+        }
+        fn clear(&mut self) -> Result<(), Self::Error> {
+            self.0.clear()
+        }
+        fn clear_region(&mut self, clear_type: ClearType) -> Result<(), Self::Error> {
+            self.0.clear_region(clear_type)
+        }
+        fn size(&self) -> Result<Size, Self::Error> {
+            self.0.size()
+        }
+        fn window_size(&mut self) -> Result<WindowSize, Self::Error> {
+            self.0.window_size()
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            self.0.flush()
+        }
+    }
+
+    #[test]
+    fn clearing_and_resizing_never_ask_the_terminal() {
+        let mut terminal =
+            Terminal::new(QuietBackend::new(NoQuestions(TestBackend::new(20, 5)))).unwrap();
+        terminal
+            .draw(|f| f.render_widget("picture", f.area()))
+            .unwrap();
+        terminal.clear().unwrap();
+        terminal.backend_mut().inner.0.resize(30, 6);
+        terminal
+            .draw(|f| f.render_widget("again", f.area()))
+            .unwrap();
+        assert_eq!(terminal.size().unwrap(), Size::new(30, 6));
+    }
 }

@@ -9,7 +9,6 @@ use anyhow::Result;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use ratatui_image::picker::Picker;
 
 use super::app::{App, AppSetup, Exit};
 use super::fake::FakeGallery;
@@ -22,6 +21,7 @@ use super::views::{Origin, Wants};
 use crate::app::gallery::Gallery;
 use crate::run::event::{Event, RunStart};
 use crate::run::steer::Steer;
+use crate::termio::Graphics;
 
 /// A realistic run as a training worker reports it: 2 classes, `epochs` x 20 iterations of batch
 /// 32, validation every 10 iterations with a checkpoint when it improves, a notice, and (when
@@ -207,7 +207,7 @@ impl Harness {
             app.apply(event);
         }
         let (sender, replies) = tokio::sync::mpsc::unbounded_channel();
-        let workers = Workers::start(Box::new(gallery), Picker::halfblocks(), sender).unwrap();
+        let workers = Workers::start(Box::new(gallery), Graphics::halfblocks(), sender).unwrap();
         let terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         Harness {
             app,
@@ -906,7 +906,7 @@ async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::event_loop::L
     let (key_sender, key_receiver) = tokio::sync::mpsc::unbounded_channel();
     let (reply_sender, replies) = tokio::sync::mpsc::unbounded_channel();
     let gallery = FakeGallery::new(6);
-    let workers = Workers::start(Box::new(gallery), Picker::halfblocks(), reply_sender).unwrap();
+    let workers = Workers::start(Box::new(gallery), Graphics::halfblocks(), reply_sender).unwrap();
     let channels = super::event_loop::Channels {
         events: event_receiver,
         keys: key_receiver,
@@ -936,7 +936,7 @@ async fn run_loop(events: Vec<Event>, keys: Vec<Input>) -> (super::event_loop::L
             channels,
             workers,
             &mut signals,
-            false,
+            &Graphics::halfblocks(),
         ),
     )
     .await

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod pixels;
+pub mod pty;
 pub mod tmux;
+pub mod x11;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -81,4 +84,21 @@ pub fn synth_dataset(dir: &std::path::Path, per_class: usize, seed: u64) -> std:
         &seed.to_string(),
     ]));
     data
+}
+
+/// A finished run of the demo (`demo --headless`, 30 synthetic images per class, one epoch) in
+/// `dir/run`: a run directory with samples, validation Grad-CAMs, a report and test images.
+pub fn finished_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let run_dir = dir.join("run");
+    ok(&run(&[
+        "demo",
+        "--headless",
+        "--per-class",
+        "30",
+        "--epochs",
+        "1",
+        "--run",
+        run_dir.to_str().unwrap(),
+    ]));
+    run_dir
 }

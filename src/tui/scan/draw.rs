@@ -11,14 +11,16 @@ use ratatui::Frame;
 use super::view::{PhotoState, ScanView};
 use crate::scan::output::{MetricsRecord, PhotoRecord};
 use crate::tui::keymap::{self, Action};
+use crate::tui::lingering::Drawn;
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 14;
 /// Columns of the photo list.
 const LIST_WIDTH: u16 = 30;
 
-/// Draws the whole screen; returns the picture area's size in cells (None when too small to draw).
-pub fn draw(frame: &mut Frame, view: &ScanView) -> Option<Size> {
+/// Draws the whole screen; returns the picture area's size in cells (None when too small to draw)
+/// and adds the picture it drew to `drawn`.
+pub fn draw(frame: &mut Frame, view: &ScanView, drawn: &mut Vec<Drawn>) -> Option<Size> {
     if crate::tui::views::too_small(frame, (MIN_WIDTH, MIN_HEIGHT)) {
         return None;
     }
@@ -35,7 +37,7 @@ pub fn draw(frame: &mut Frame, view: &ScanView) -> Option<Size> {
     let [list, picture] =
         Layout::horizontal([Constraint::Length(LIST_WIDTH), Constraint::Min(0)]).areas(body);
     draw_list(frame, list, view);
-    let cells = draw_picture(frame, picture, view);
+    let cells = draw_picture(frame, picture, view, drawn);
     draw_facts(frame, facts, view);
     draw_note(frame, note, view);
     draw_footer(frame, footer, view);
@@ -103,7 +105,7 @@ fn draw_list(frame: &mut Frame, area: Rect, view: &ScanView) {
 
 /// The picture (or why there is none) in a frame titled with the photo's name; returns the cells
 /// inside the frame.
-fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView) -> Size {
+fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView, drawn: &mut Vec<Drawn>) -> Size {
     let theme = &view.theme;
     let Some(photo) = view.photo() else {
         let block = Block::bordered().title(" no photos ");
@@ -129,10 +131,13 @@ fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView) -> Size {
                 .wrap(Wrap { trim: true }),
             inner,
         ),
-        (_, Some((_, protocol))) => {
-            let drawn = protocol.size();
-            let cell = crate::tui::views::centered(inner, drawn.width, drawn.height);
-            frame.render_widget(ratatui_image::Image::new(protocol), cell);
+        // The picture waits while the help is open (one that stays on screen would cover it).
+        (_, Some(_)) if view.help => {}
+        (_, Some((_, picture))) => {
+            let size = picture.size();
+            let cell = crate::tui::views::centered(inner, size.width, size.height);
+            frame.render_widget(picture, cell);
+            drawn.push(Drawn::of(picture, cell));
         }
         (_, None) => {
             let middle = Rect {

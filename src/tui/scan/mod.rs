@@ -62,9 +62,9 @@ async fn run(
         &mut screen_state,
         None,
         graphics,
-        |screen, picker, replies| {
-            screen.view.cell_pixels = cell_pixels(&picker);
-            Workers::painting(folder, record, picker, replies)
+        |screen, graphics, replies| {
+            screen.view.cell_pixels = cell_pixels(&graphics);
+            Workers::painting(folder, record, graphics, replies)
         },
     )
     .await?;
@@ -80,9 +80,6 @@ pub(super) struct ScanScreen {
 }
 
 impl Program for ScanScreen {
-    /// Where the help, the photo and the picture sit.
-    type Layout = (bool, usize, Option<Size>);
-
     fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
         self.view.handle_key(key).then_some(Exit::Quit)
     }
@@ -95,19 +92,16 @@ impl Program for ScanScreen {
         }
     }
 
-    fn draw(&mut self, frame: &mut Frame, _wants: &mut Wants) {
-        self.cells = draw::draw(frame, &self.view);
+    fn draw(&mut self, frame: &mut Frame, wants: &mut Wants) {
+        self.cells = draw::draw(frame, &self.view, &mut wants.drawn);
+        let waiting = wants.drawn.is_empty() && !self.view.help && next_job(&self.view).is_some();
+        wants.pending = usize::from(waiting);
     }
 
     fn note_layout(&mut self, _wants: &Wants) {
         if let Some(cells) = self.cells.take() {
             self.view.set_area(cells);
         }
-    }
-
-    fn layout(&self) -> Self::Layout {
-        let picture = self.view.picture.as_ref().map(|(_, p)| p.size());
-        (self.view.help, self.view.cursor, picture)
     }
 
     /// The picture the latest frame wants, one at a time, so keys pressed while a large photo

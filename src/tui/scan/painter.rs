@@ -1,21 +1,16 @@
 //! The scan view's picture work: opening a photo (on the painter's thread, one at a time, a
 //! 100-megapixel photo included) and drawing the part of it a frame wants, encoded for the
-//! terminal with the browser's encoder (`images`); and how the view asks for it and takes the
+//! terminal with the dashboard's encoder (`picture`); and how the view asks for it and takes the
 //! answers in.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use image::{DynamicImage, RgbImage};
-use ratatui::layout::Size;
-use ratatui_image::picker::{Picker, ProtocolType};
-use ratatui_image::protocol::halfblocks::Halfblocks;
-use ratatui_image::protocol::Protocol;
-
 use super::render::Layers;
 use super::view::{PhotoState, RenderJob, ScanView};
 use crate::scan::output::ScanRecord;
-use crate::tui::images;
+use crate::termio::Graphics;
+use crate::tui::picture::{self, Picture};
 
 /// From the picture thread.
 pub enum Reply {
@@ -26,7 +21,7 @@ pub enum Reply {
     },
     Drawn {
         job: RenderJob,
-        result: Result<Protocol, String>,
+        result: Result<Picture, String>,
     },
 }
 
@@ -74,16 +69,16 @@ pub fn apply_reply(view: &mut ScanView, reply: Reply) -> bool {
 pub struct Painter {
     folder: PathBuf,
     record: ScanRecord,
-    picker: Picker,
+    graphics: Graphics,
     open: Option<(usize, Layers)>,
 }
 
 impl Painter {
-    pub fn new(folder: PathBuf, record: ScanRecord, picker: Picker) -> Painter {
+    pub fn new(folder: PathBuf, record: ScanRecord, graphics: Graphics) -> Painter {
         Painter {
             folder,
             record,
-            picker,
+            graphics,
             open: None,
         }
     }
@@ -120,7 +115,7 @@ impl Painter {
         let (_, layers) = self.open.as_ref().expect("opened above");
         let result = catch_unwind(AssertUnwindSafe(|| {
             let image = layers.render(job.viewport, job.pixels, job.toggles, job.region);
-            encode(&self.picker, image, job.cells)
+            picture::encode(&self.graphics, &image, job.cells)
         }))
         .unwrap_or_else(|_| Err("internal error (panic) while drawing".into()));
         replies.push(Reply::Drawn { job, result });
@@ -128,27 +123,11 @@ impl Painter {
     }
 }
 
-/// Pixels per cell that pictures are drawn at: the font's for real graphics; for half blocks the
-/// two a cell shows (drawing the nominal font's 200 would only be thrown away by the encoder).
-pub fn cell_pixels(picker: &Picker) -> (u32, u32) {
-    if picker.protocol_type() == ProtocolType::Halfblocks {
-        return (1, 2);
-    }
-    let font = picker.font_size();
-    (font.width.max(1) as u32, font.height.max(1) as u32)
-}
-
-/// The picture for the terminal, as the browser's (`images::encode`); half blocks straight from
-/// the picture drawn at two pixels a cell, without the round trip through the nominal font size.
-fn encode(picker: &Picker, image: RgbImage, cells: Size) -> Result<Protocol, String> {
-    if picker.protocol_type() != ProtocolType::Halfblocks {
-        return images::encode(picker, &image, cells);
-    }
-    let size = Size::new(
-        (image.width() as u16).min(cells.width),
-        (image.height().div_ceil(2) as u16).min(cells.height),
-    );
-    Halfblocks::new(DynamicImage::ImageRgb8(image), size)
-        .map(Protocol::Halfblocks)
-        .map_err(|e| e.to_string())
+/// Pixels per cell that pictures are drawn at: the terminal's (for half blocks the two a cell
+/// shows), so a picture is drawn at the size it is shown.
+pub fn cell_pixels(graphics: &Graphics) -> (u32, u32) {
+    (
+        u32::from(graphics.cell.0.max(1)),
+        u32::from(graphics.cell.1.max(1)),
+    )
 }

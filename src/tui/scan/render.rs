@@ -218,13 +218,18 @@ impl Layers {
                 }
             });
         if toggles.windows {
-            for win in self
+            let cracked = self
                 .windows
                 .iter()
                 .filter(|w| w.probability >= self.threshold)
-            {
-                let edges = out_box((win.x, win.y, win.size, win.size), view, scale);
-                outline(&mut out_image, edges, OUTLINE);
+                .map(|win| out_box((win.x, win.y, win.size, win.size), view, scale));
+            let window_pixels = self.windows.first().map_or(0.0, |w| w.size as f64 * scale);
+            if window_pixels < FINE_WINDOW_PIXELS {
+                outline_union(&mut out_image, cracked);
+            } else {
+                for edges in cracked {
+                    outline(&mut out_image, edges, OUTLINE);
+                }
             }
         }
         if toggles.regions {
@@ -272,6 +277,41 @@ fn outline(image: &mut RgbImage, (x0, y0, x1, y1): (i64, i64, i64, i64), colour:
     for y in y0.max(0)..=y1.min(h - 1) {
         set(x0, y);
         set(x1, y);
+    }
+}
+
+/// Windows smaller than this on screen (pixels a side: half blocks, a zoomed-out photo) are not
+/// outlined one by one: overlapping at half a window, their outlines would cover the photo.
+const FINE_WINDOW_PIXELS: f64 = 16.0;
+/// How much of white the outline around the crack windows takes at low resolution.
+const UNION_OUTLINE_ALPHA: f32 = 0.6;
+
+/// Outlines the area the boxes cover together, half-transparent: where windows are a few pixels
+/// on screen, the crack windows' extent shows without a grid of lines over the photo.
+fn outline_union(image: &mut RgbImage, boxes: impl Iterator<Item = (i64, i64, i64, i64)>) {
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    let mut inside = vec![false; (w * h) as usize];
+    for (x0, y0, x1, y1) in boxes {
+        for y in y0.max(0)..=y1.min(h - 1) {
+            for x in x0.max(0)..=x1.min(w - 1) {
+                inside[(y * w + x) as usize] = true;
+            }
+        }
+    }
+    let covered =
+        |x: i64, y: i64| (0..w).contains(&x) && (0..h).contains(&y) && inside[(y * w + x) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let edge = covered(x, y)
+                && [(-1, 0), (1, 0), (0, -1), (0, 1)].iter().any(|(dx, dy)| {
+                    let (nx, ny) = (x + dx, y + dy);
+                    (0..w).contains(&nx) && (0..h).contains(&ny) && !covered(nx, ny)
+                });
+            if edge {
+                let pixel = image.get_pixel_mut(x as u32, y as u32);
+                blend(&mut pixel.0, OUTLINE.0, UNION_OUTLINE_ALPHA);
+            }
+        }
     }
 }
 
@@ -451,6 +491,52 @@ pub(crate) mod tests {
             width: w as f64,
             height: h as f64,
         }
+    }
+
+    /// At half-block resolution (issue 20) the white outlines of overlapping crack windows covered
+    /// most of the photo: there, only the extent of the crack windows is outlined, softly.
+    #[test]
+    fn at_low_resolution_crack_windows_are_one_soft_outline_not_a_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = folder_with_photo(dir.path(), 128, 64);
+        let mut layers = Layers::load(dir.path(), &record, &record.photos[0]).unwrap();
+        // Crack windows of 32 px at a stride of 16 over the left 80 x 48 pixels.
+        layers.windows = (0..4)
+            .flat_map(|j| {
+                (0..2).map(move |i| WindowRecord {
+                    x: j * 16,
+                    y: i * 16,
+                    size: 32,
+                    probability: 0.9,
+                })
+            })
+            .collect();
+        let windows_only = Toggles {
+            map: false,
+            mask: false,
+            windows: true,
+            regions: false,
+        };
+        let photo = [100, 100, 100];
+        // 32 x 16 pixels: a window is 8 pixels, as in half blocks.
+        let small = layers.render(whole(&layers), (32, 16), windows_only, None);
+        let changed = small.pixels().filter(|p| p.0 != photo).count();
+        assert!(
+            changed * 8 < small.pixels().count(),
+            "{changed} of 512 pixels covered"
+        );
+        assert!(
+            small.pixels().all(|p| p.0 != [255, 255, 255]),
+            "see-through"
+        );
+        // The crack windows' extent (output pixels 0-19 x 0-11) is outlined on its inner edge.
+        assert_ne!(small.get_pixel(19, 5).0, photo);
+        assert_ne!(small.get_pixel(5, 11).0, photo);
+        assert_eq!(small.get_pixel(10, 5).0, photo, "inside stays the photo");
+        // At full resolution every window keeps its outline.
+        let full = layers.render(whole(&layers), (128, 64), windows_only, None);
+        assert_eq!(full.get_pixel(16, 5).0, [255, 255, 255]);
+        assert_eq!(full.get_pixel(32, 5).0, [255, 255, 255]);
     }
 
     #[test]

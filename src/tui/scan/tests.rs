@@ -6,13 +6,13 @@ use std::path::Path;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use ratatui_image::picker::Picker;
 
 use super::draw;
 use super::painter::{apply_reply, cell_pixels, next_job, Painter};
 use super::render::tests::folder_with_photo;
 use super::view::{PhotoState, ScanView};
 use crate::scan::output::ScanRecord;
+use crate::termio::Graphics;
 use crate::tui::theme::Theme;
 
 pub struct ScanHarness {
@@ -26,11 +26,11 @@ impl ScanHarness {
     /// temporary folders).
     pub fn new(folder: &Path, record: ScanRecord, width: u16, height: u16) -> ScanHarness {
         let mut view = ScanView::new("scan-out".into(), record.clone(), Theme::new(false));
-        let picker = Picker::halfblocks();
-        view.cell_pixels = cell_pixels(&picker);
+        let graphics = Graphics::halfblocks();
+        view.cell_pixels = cell_pixels(&graphics);
         ScanHarness {
             view,
-            painter: Painter::new(folder.to_path_buf(), record, picker),
+            painter: Painter::new(folder.to_path_buf(), record, graphics),
             terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
         }
     }
@@ -40,7 +40,9 @@ impl ScanHarness {
         for _ in 0..10 {
             let mut cells = None;
             let view = &self.view;
-            self.terminal.draw(|f| cells = draw::draw(f, view)).unwrap();
+            self.terminal
+                .draw(|f| cells = draw::draw(f, view, &mut Vec::new()))
+                .unwrap();
             if let Some(cells) = cells {
                 self.view.set_area(cells);
             }
@@ -49,7 +51,7 @@ impl ScanHarness {
                 let view = &self.view;
                 self.terminal
                     .draw(|f| {
-                        draw::draw(f, view);
+                        draw::draw(f, view, &mut Vec::new());
                     })
                     .unwrap();
                 return self.screen();

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyEvent, KeyEventKind};
 use ratatui::layout::Size;
-use ratatui_image::protocol::Protocol;
 
 use super::render::{Toggles, Viewport};
 use crate::scan::output::{PhotoRecord, ScanRecord};
 use crate::tui::keymap::{self, Action, View};
+use crate::tui::picture::Picture;
 use crate::tui::theme::Theme;
 
 /// Zoomed in at most this many output pixels per photo pixel: enough to see single pixels.
@@ -71,7 +71,7 @@ pub struct ScanView {
     pub message: Option<String>,
     pub photo_state: PhotoState,
     /// The last picture made, with what it shows.
-    pub picture: Option<(RenderJob, Protocol)>,
+    pub picture: Option<(RenderJob, Picture)>,
     pub theme: Theme,
 }
 

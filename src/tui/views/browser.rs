@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use super::{bordered, draw_picture, Component, Effect, Loaded, Shared, Wants};
+use super::{bordered, draw_picture, uniform_cells, Component, Effect, Loaded, Shared, Wants};
 use crate::tui::browser::BrowserState;
 use crate::tui::images::ImageKey;
 use crate::tui::jobs::{Reply, Request};
@@ -105,10 +105,6 @@ impl Component for BrowserScreen {
         if let Some((columns, rows)) = wants.grid {
             self.state.cells = (columns.max(1), rows.max(1));
         }
-    }
-
-    fn arrangement(&self) -> bool {
-        self.state.grid
     }
 }
 
@@ -293,12 +289,7 @@ fn draw_grid(b: &BrowserState, frame: &mut Frame, area: Rect, shared: &Shared, w
         if shared.spec.overlay { "on" } else { "off" }
     );
     frame.render_widget(bordered(title, shared), area);
-    let rows_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(inner);
-    let tiles = rows_areas.iter().flat_map(|row| {
-        Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns])
-            .split(*row)
-            .to_vec()
-    });
+    let tiles = uniform_cells(inner, columns, rows);
     for (pos, tile) in page.clone().zip(tiles) {
         let item = b.visible()[pos];
         let it = &shared.test_items()[item];

@@ -28,6 +28,7 @@ use ratatui::Frame;
 use super::images::{ImageKey, ImageStore, Shown};
 use super::jobs::{Reply, Request};
 use super::keymap::{self, Action, View};
+use super::lingering::Drawn;
 use super::theme::Theme;
 use crate::app::gallery::{LayerRow, PictureSpec, TestItem};
 use crate::run::event::Event;
@@ -59,12 +60,6 @@ pub trait Component {
     /// Gallery work this screen wants while it is shown.
     fn request(&mut self) -> Option<Request> {
         None
-    }
-
-    /// Whether its pictures sit elsewhere than last drawn although the tab is the same (the
-    /// browser's grid): protocols that leave pictures behind then clear the screen.
-    fn arrangement(&self) -> bool {
-        false
     }
 
     /// The keys its footer shows, most useful first: its commands from the keymap.
@@ -186,6 +181,13 @@ pub struct Wants {
     pub grid: Option<(usize, usize)>,
     /// Rows visible in the model table, for paging.
     pub model_rows: Option<usize>,
+    /// Pictures drawn, with their places (see `lingering`).
+    pub drawn: Vec<Drawn>,
+    /// Pictures wanted that were not ready to draw.
+    pub pending: usize,
+    /// Set by the frame before the screens draw: pictures wait while the help or a question is
+    /// open.
+    pub hold_pictures: bool,
 }
 
 /// Where the events come from: the caller's own training or another process's run directory.
@@ -298,15 +300,22 @@ fn draw_picture(
             .centered()
     };
     match shared.images.shown(&key, size) {
-        Shown::Encoded(protocol) => {
-            let drawn = protocol.size();
+        // Pictures wait while the help or a question is open: those that stay on screen would
+        // cover it, and the others are hidden alike so that every terminal shows the same.
+        Shown::Encoded(_) if wants.hold_pictures => {}
+        Shown::Encoded(picture) => {
+            let drawn = picture.size();
             let cell = centered(area, drawn.width, drawn.height);
-            frame.render_widget(ratatui_image::Image::new(protocol), cell);
+            frame.render_widget(picture, cell);
+            wants.drawn.push(Drawn::of(picture, cell));
         }
-        Shown::Pending => frame.render_widget(
-            placeholder("rendering…", shared.theme.dim()),
-            middle_line(area),
-        ),
+        Shown::Pending => {
+            wants.pending += 1;
+            frame.render_widget(
+                placeholder("rendering…", shared.theme.dim()),
+                middle_line(area),
+            )
+        }
         Shown::Failed(message) => {
             frame.render_widget(placeholder(message, shared.theme.bad()), area)
         }
@@ -342,21 +351,28 @@ fn tile_grid(area: Rect, count: usize, caption: u16) -> Vec<(Rect, Rect)> {
         })
         .unwrap_or(1);
     let rows = count.div_ceil(best_columns);
-    let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
-    let mut tiles = Vec::with_capacity(count);
-    for (r, row) in row_areas.iter().enumerate() {
-        let cols = Layout::horizontal(vec![
-            Constraint::Ratio(1, best_columns as u32);
-            best_columns
-        ])
-        .split(*row);
-        for col in cols.iter().take(count - r * best_columns) {
+    uniform_cells(area, best_columns, rows)
+        .into_iter()
+        .take(count)
+        .map(|tile| {
             let [picture, text] =
-                Layout::vertical([Constraint::Min(0), Constraint::Length(caption)]).areas(*col);
-            tiles.push((picture, text));
-        }
-    }
-    tiles
+                Layout::vertical([Constraint::Min(0), Constraint::Length(caption)]).areas(tile);
+            (picture, text)
+        })
+        .collect()
+}
+
+/// `columns` x `rows` tiles of one size, row by row, the grid centred in `area`: pictures made
+/// for equal tiles come out equal and line up (tiles of a ratio split differ by a cell, and so
+/// did their pictures and where they sat).
+pub(super) fn uniform_cells(area: Rect, columns: usize, rows: usize) -> Vec<Rect> {
+    let (columns, rows) = (columns.max(1) as u16, rows.max(1) as u16);
+    let (w, h) = (area.width / columns, area.height / rows);
+    let x0 = area.x + (area.width - w * columns) / 2;
+    let y0 = area.y + (area.height - h * rows) / 2;
+    (0..rows)
+        .flat_map(|r| (0..columns).map(move |c| Rect::new(x0 + c * w, y0 + r * h, w, h)))
+        .collect()
 }
 
 /// "1h 02m", "3m 20s", "42s".
@@ -457,5 +473,24 @@ mod tests {
         // A wide area puts the three side by side.
         assert!(tiles.iter().all(|(p, _)| p.y == 0));
         assert!(tile_grid(area, 0, 1).is_empty());
+    }
+
+    /// The Training view's 2 x 2 Grad-CAM grid: its right-hand pictures sat 8-16 px off the left
+    /// ones, as ratio splits made tiles a cell apart in size. All tiles are equal now, in rows and
+    /// columns that line up.
+    #[test]
+    fn grid_tiles_are_equal_and_aligned() {
+        let area = Rect::new(3, 2, 33, 21);
+        let tiles = tile_grid(area, 4, 1);
+        assert_eq!(tiles.len(), 4);
+        let size = tiles[0].0.as_size();
+        assert!(tiles.iter().all(|(p, _)| p.as_size() == size), "{tiles:?}");
+        assert_eq!(tiles[0].0.x, tiles[2].0.x);
+        assert_eq!(tiles[1].0.x, tiles[3].0.x);
+        assert_eq!(tiles[0].0.y, tiles[1].0.y);
+        assert_eq!(tiles[1].0.x - tiles[0].0.x, size.width);
+        let cells = uniform_cells(Rect::new(0, 0, 118, 37), 7, 4);
+        assert!(cells.iter().all(|c| (c.width, c.height) == (16, 9)));
+        assert_eq!((cells[0].x, cells[0].y), (3, 0), "the grid is centred");
     }
 }
