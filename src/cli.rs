@@ -65,6 +65,15 @@ pub enum Command {
     /// Cut a folder-per-class training set (Positive/, Negative/ and a patches.csv manifest) from
     /// photos and their crack masks, the way the concrete crack dataset was cut from photos.
     Patches(PatchesArgs),
+    /// Write a classifier (a run's best model or a checkpoint) as an ONNX file for ONNX Runtime,
+    /// OpenVINO or TensorRT: class probabilities and the class-activation map at relu_conv10.
+    Export(ExportArgs),
+    /// Write a run's report figures as PNG: the training progress (accuracy and loss, raw and
+    /// smoothed, with the validations) and the test confusion matrix (RUN/figures/ by default).
+    Figures(FiguresArgs),
+    /// Runs side by side: status, the recipe keys that differ, iterations, best validation and
+    /// test accuracy; with --figure, their curves overlaid in one PNG.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -133,8 +142,12 @@ pub struct RecipeArgs {
     /// squeezenet1_1-b8a52dc0.pth, fetched once and cached (see `crackscope weights`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Passes over the training images [default: the recipe's train.epochs, 5 in
+    /// config/default.toml].
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Images per optimizer step (mini-batch) [default: the recipe's train.batch_size, 100 in
+    /// config/default.toml]; smaller batches give more steps per epoch.
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Learning rate.
@@ -267,8 +280,10 @@ impl OneClassArgs {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The run directory of a running or finished training, or the output folder of
-    /// `crackscope scan` (its photos with their crack maps, masks and windows).
-    pub run: PathBuf,
+    /// `crackscope scan` (its photos with their crack maps, masks and windows); several run
+    /// directories: their curves and results side by side.
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
     /// Pictures in the dashboard: auto, kitty, sixel, iterm2 or halfblocks [env: CRACKSCOPE_GRAPHICS]
     #[arg(long)]
     pub graphics: Option<GraphicsChoice>,
@@ -333,6 +348,37 @@ pub struct PredictArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run directory (its best model) or a crackscope checkpoint (.safetensors).
+    #[arg(value_name = "RUN|MODEL")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub model_options: ModelOptions,
+    /// The ONNX file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run directories.
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// Also write the runs' curves (validation accuracy, smoothed training loss) to this PNG.
+    #[arg(long, value_name = "FILE")]
+    pub figure: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FiguresArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Folder for the PNG files [default: RUN/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

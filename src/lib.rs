@@ -11,6 +11,7 @@ pub mod core;
 pub mod data;
 pub mod detector;
 pub mod explain;
+pub mod export;
 pub(crate) mod imaging;
 pub mod model;
 pub mod run;

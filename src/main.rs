@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::scan(args).map(scan_exit),
         Command::ScanMerge(args) => cmd::scan::merge(args).map(done),
         Command::Patches(args) => cmd::patches::patches(args).map(done),
+        Command::Export(args) => cmd::export::export(args).map(done),
+        Command::Figures(args) => cmd::figures::figures(args).map(done),
+        Command::Compare(args) => cmd::compare::compare(args).map(done),
     };
     match result {
         Ok(code) => code,

@@ -16,7 +16,7 @@ fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {
         Ok(device) => Some(device),
         Err(e) => {
-            eprintln!("skipping: no usable CUDA GPU ({e})");
+            crackscope::core::testdata::say_skipped(&format!("no usable CUDA GPU ({e})"));
             None
         }
     }

@@ -15,7 +15,7 @@ const FLOORS: &[&[&str]] = &[
     &["data", "model"],
     &["explain"],
     &["detector"],
-    &["scan"],
+    &["scan", "export"],
     &["run"],
     &["train"],
     &["app"],

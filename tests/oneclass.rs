@@ -185,8 +185,10 @@ fn dashboard_reads_the_run(run_dir: &Path, auroc: f64) {
     assert_eq!(with_map.dimensions(), photo.dimensions());
     assert_ne!(with_map, photo, "the anomaly map is drawn over the photo");
     let saved = gallery.save_picture(0, &PictureSpec::default()).unwrap();
+    // Named by kind and file: the same file name in two class folders never collides.
     assert!(saved.ends_with(Path::new("pictures").join(format!(
-        "{}-anomaly.png",
+        "{}-{}-anomaly.png",
+        gallery.classes()[items[0].truth],
         items[0].path.file_stem().unwrap().to_string_lossy()
     ))));
 }
@@ -313,6 +315,27 @@ fn flags_that_do_not_apply_to_a_one_class_model_are_refused() {
         &["eval", run_s, "--classes", "A,B,C", "--input-size", "64"],
         &["--classes and --input-size do not apply"],
     );
-    // Without them, the same commands work.
+    // Without them, the same commands work: a one-class run directory given as --model with
+    // image files is explained (no --run involved).
     ok(&run(&["predict", "--model", run_s, &image]));
+    let maps = dir.path().join("maps");
+    let said = ok(&run(&[
+        "gradcam",
+        "--model",
+        run_s,
+        &image,
+        "--out",
+        maps.to_str().unwrap(),
+    ]));
+    assert!(said.contains("anomaly maps"), "{said}");
+    // And it is refused by export, with the reason.
+    let out = run(&[
+        "export",
+        run_s,
+        "--out",
+        dir.path().join("m.onnx").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("one-class model"), "{}", text(&out));
+    assert!(!dir.path().join("m.onnx").exists());
 }

@@ -26,6 +26,69 @@ fn recipe(dir: &Path) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// The events of a run's `metrics.jsonl`.
+fn logged_events(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// `(iteration, value)` of `field` of every `kind` event in the log.
+fn logged(events: &[serde_json::Value], kind: &str, field: &str) -> Vec<(i64, f32)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| {
+            (
+                e["iteration"].as_i64().unwrap(),
+                e[field].as_f64().unwrap() as f32,
+            )
+        })
+        .collect()
+}
+
+/// The dashboard's checkpoint line shows the event's accuracy: it must be that checkpoint's own
+/// validation, not the best so far.
+fn checkpoints_carry_their_own_accuracy(run_dir: &Path) {
+    let events = logged_events(run_dir);
+    let validations = logged(&events, "validation", "accuracy");
+    let mut checked = 0;
+    for checkpoint in events.iter().filter(|e| e["event"] == "checkpoint") {
+        let iteration = checkpoint["iteration"].as_i64().unwrap();
+        let own = validations.iter().find(|(i, _)| *i == iteration).unwrap();
+        assert_eq!(
+            checkpoint["val_accuracy"].as_f64().unwrap() as f32,
+            own.1,
+            "{checkpoint}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} checkpoints");
+}
+
+/// TensorBoard's event files hold the same losses and accuracies as `metrics.jsonl`, every
+/// record's checksum intact, in `files` files (one per training process).
+fn tensorboard_holds_the_logged_metrics(run_dir: &Path, files: usize) {
+    use crackscope::run::tensorboard::*;
+    assert_eq!(event_files(run_dir).len(), files);
+    let events = logged_events(run_dir);
+    for (tag, kind, field) in [
+        (TRAIN_LOSS, "iteration", "loss"),
+        (TRAIN_ACCURACY, "iteration", "accuracy"),
+        (VALIDATION_LOSS, "validation", "loss"),
+        (VALIDATION_ACCURACY, "validation", "accuracy"),
+        (LEARNING_RATE, "iteration", "learning_rate"),
+    ] {
+        let expected = logged(&events, kind, field);
+        assert!(!expected.is_empty());
+        assert_eq!(read_scalars(run_dir, tag).unwrap(), expected, "{tag}");
+    }
+    let tested = read_scalars(run_dir, TEST_ACCURACY).unwrap();
+    assert_eq!(tested.len(), files);
+}
+
 #[test]
 fn training_on_synthetic_cracks_reaches_95_percent_and_resumes_with_the_same_split() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,6 +125,8 @@ fn training_on_synthetic_cracks_reaches_95_percent_and_resumes_with_the_same_spl
     assert_eq!(report["images"].as_u64(), Some(160));
     let predictions = std::fs::read_to_string(run_dir.join("predictions.csv")).unwrap();
     assert_eq!(predictions.lines().count(), 161);
+    checkpoints_carry_their_own_accuracy(&run_dir);
+    tensorboard_holds_the_logged_metrics(&run_dir, 1);
 
     // Resume for one more epoch: same split, a usable model, the log continues.
     let split_before = std::fs::read(run_dir.join("split.json")).unwrap();
@@ -81,6 +146,8 @@ fn training_on_synthetic_cracks_reaches_95_percent_and_resumes_with_the_same_spl
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
     assert!(report["accuracy"].as_f64().unwrap() >= 0.9, "{said}");
+    // The resumed process writes a second event file; together they hold the whole run.
+    tensorboard_holds_the_logged_metrics(&run_dir, 2);
 
     // eval gives the same test evaluation again.
     let out = run(&["eval", run_dir.to_str().unwrap(), "--json"]);
@@ -167,16 +234,22 @@ fn few_iterations_are_pointed_out() {
         "0.5,0.25,0.25",
         "--epochs",
         "1",
+        "--batch-size",
+        "2",
         "--device",
         "cpu",
         "--run",
         dir.path().join("run").to_str().unwrap(),
         "--headless",
     ]));
+    // 10 iterations of 2 images.
     assert!(
         said.contains("too few") && said.contains("--batch-size"),
         "{said}"
     );
+    // With the default validation every 30 iterations, nothing would be validated before the
+    // end: the notice says which flag changes that.
+    assert!(said.contains("--val-every"), "{said}");
 }
 
 /// Fine-tuning from ImageNet weights on real photos (issue 3's reference: PyTorch, same recipe at batch

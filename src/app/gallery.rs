@@ -319,11 +319,19 @@ impl Gallery for RunGallery {
 
     fn save_picture(&mut self, item: usize, spec: &PictureSpec) -> Result<PathBuf> {
         let picture = self.picture(item, spec)?;
-        let stem = self.items[item]
+        // Datasets often hold the same file name in every class folder: the class keeps the
+        // pictures of two such images apart.
+        let class = self
+            .classes()
+            .get(self.items[item].truth)
+            .map(|c| crate::core::fsutil::file_safe_name(c))
+            .unwrap_or_default();
+        let file_stem = self.items[item]
             .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
+        let stem = format!("{class}-{file_stem}");
         let name = if spec.overlay {
             self.kind.picture_name(&stem, &self.cam_for(spec))
         } else {
@@ -512,8 +520,10 @@ mod tests {
         // Alpha 1 with the gray colormap: the heatmap alone, in gray.
         assert!(all_gray(&gallery.picture(0, &spec).unwrap()));
         let saved = gallery.save_picture(0, &spec).unwrap();
+        let items = gallery.test_items().unwrap();
+        let class = &gallery.classes()[items[0].truth];
         assert!(
-            saved.ends_with("pictures/2-gradcam-fire9-concat.png"),
+            saved.ends_with(format!("pictures/{class}-2-gradcam-fire9-concat.png")),
             "{}",
             saved.display()
         );

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::core::warn::warn;
 use crate::run::event::Event;
 use crate::run::log::RunLog;
+use crate::run::tensorboard::EventWriter;
 
 /// Events in flight between the worker and its observer.
 const CHANNEL: usize = 4096;
@@ -64,6 +65,19 @@ impl Observer for RunLog {
     }
 }
 
+/// The TensorBoard event file as an observer: scalars of the events that carry them. A record
+/// that cannot be written is a warning, not the end of the job.
+impl Observer for EventWriter {
+    fn event(&mut self, event: &Event) {
+        if let Err(e) = self.write(event) {
+            warn(format!("{e:#}"));
+        }
+    }
+}
+
+/// The logs a job writes on its worker thread, in order, before its observer hears an event.
+pub type Logs = Vec<Box<dyn Observer + Send>>;
+
 /// A job on its worker thread.
 pub struct Running<T> {
     events: Option<mpsc::Receiver<Event>>,
@@ -71,11 +85,11 @@ pub struct Running<T> {
     name: String,
 }
 
-/// Starts `job` on a worker thread named `name`. Its events go to `log` (when given), then to
+/// Starts `job` on a worker thread named `name`. Its events go to each of `logs`, then to
 /// whoever [`Running::follow`]s it; a failure ends them with [`Event::Failed`].
 pub fn start<T: Send + 'static>(
     name: &str,
-    mut log: Option<RunLog>,
+    mut logs: Logs,
     job: impl FnOnce(&mut (dyn FnMut(Event) + Send)) -> Result<T> + Send + 'static,
 ) -> Result<Running<T>> {
     let (sender, events) = mpsc::channel::<Event>(CHANNEL);
@@ -85,7 +99,7 @@ pub fn start<T: Send + 'static>(
             let mut said_failed = false;
             let mut emit = |event: Event| {
                 said_failed |= matches!(event, Event::Failed { .. });
-                if let Some(log) = log.as_mut() {
+                for log in logs.iter_mut() {
                     log.event(&event);
                 }
                 // Never wait for the observer (see the module's notes).
@@ -142,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_observer_gets_every_event_in_order_and_a_failure_last() {
-        let mut running = start::<()>("test job", None, |emit| {
+        let mut running = start::<()>("test job", Vec::new(), |emit| {
             for i in 0..3 {
                 emit(Event::Notice {
                     message: format!("step {i}"),

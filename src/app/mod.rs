@@ -6,7 +6,10 @@
 //! ([`gallery`]). Nothing here prints: results and notes come back to the command.
 
 pub(crate) mod bench;
+pub mod compare;
 pub(crate) mod evaluate;
+pub mod export;
+pub mod figures;
 pub mod gallery;
 pub(crate) mod heatmaps;
 pub(crate) mod job;

@@ -27,6 +27,7 @@ use crate::run::log::RunLog;
 use crate::run::recipe::{Overrides, Recipe};
 use crate::run::report::Report;
 use crate::run::steer::Control;
+use crate::run::tensorboard::EventWriter;
 use crate::run::{resume, NewRun, RunDir, RunLock};
 use crate::train::fit::{self, FitJob};
 use crate::train::optimizer::Adam;
@@ -494,20 +495,32 @@ fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {
     counts
 }
 
-/// Warns when the recipe gives too few optimizer steps to learn much.
-fn few_iterations_notice(job: &TrainJob) -> Option<String> {
+/// Warns when the recipe gives too few optimizer steps to learn much, and when no validation
+/// (so no checkpoint) comes before the last iteration.
+fn schedule_notices(job: &TrainJob) -> Vec<String> {
     let batch = job.recipe.train.batch_size;
     let per_epoch = iterations_per_epoch(job.train.images.len(), batch.min(job.train.images.len()));
     let total = per_epoch * job.recipe.train.epochs;
-    (total < 20).then(|| {
-        format!(
+    let val_every = job.recipe.train.val_every;
+    let mut notices = Vec::new();
+    if total < 20 {
+        notices.push(format!(
             "only {total} iterations in all ({} training images, batch {batch}, {} epochs): too few to learn \
              much; try a smaller --batch-size (e.g. {}) or more --epochs",
             job.train.images.len(),
             job.recipe.train.epochs,
             (job.train.images.len() / 20).clamp(1, 32)
-        )
-    })
+        ));
+    }
+    let remaining = total.saturating_sub(job.start_iteration);
+    if remaining > 1 && job.start_iteration + val_every >= total {
+        notices.push(format!(
+            "validation every {val_every} iterations: nothing is validated or checkpointed before \
+             the last iteration ({total}); try --val-every {}",
+            (total / 4).max(1)
+        ));
+    }
+    notices
 }
 
 /// A run under way: its job on the worker thread, followed by the observer until it ended or
@@ -545,7 +558,12 @@ pub fn start(prepared: Prepared, observer: &mut dyn Observer) -> Result<Session>
         Job::Train(job) => (job.run.clone(), Kind::Classifier),
         Job::Fit(job) => (job.run.clone(), Kind::OneClass),
     };
-    let log = RunLog::append_to(&run.path)?;
+    let mut logs: job::Logs = vec![Box::new(RunLog::append_to(&run.path)?)];
+    // TensorBoard's copy of the metrics is a convenience: a run goes on without it.
+    match EventWriter::create_in(&run.path) {
+        Ok(writer) => logs.push(Box::new(writer)),
+        Err(e) => warn(format!("no TensorBoard log: {e:#}")),
+    }
     let signals = match &job {
         // The dashboard handles hang-ups itself: the training goes on without a terminal.
         Job::Train(train) => Some(signals::stop_on_signals(
@@ -564,7 +582,7 @@ pub fn start(prepared: Prepared, observer: &mut dyn Observer) -> Result<Session>
         Kind::Classifier => "train",
         Kind::OneClass => "one-class fit",
     };
-    let mut running = job::start(name, Some(log), move |emit| {
+    let mut running = job::start(name, logs, move |emit| {
         for message in notices {
             emit(Event::Notice { message });
         }
@@ -625,7 +643,7 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
         Job::Train(job) => {
             let run = job.run.clone();
             let device_choice = job.recipe.train.device;
-            if let Some(message) = few_iterations_notice(&job) {
+            for message in schedule_notices(&job) {
                 emit(Event::Notice { message });
             }
             // Run inside rayon's pool: the engine's many short parallel sections then start on
@@ -676,5 +694,9 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
         confusion: tested.report.confusion().to_vec(),
         classes: tested.report.classes().to_vec(),
     });
+    // Figures are a convenience: a run whose figures cannot be drawn is still a finished run.
+    if let Err(e) = super::figures::run_figures(&run.path, None) {
+        warn(format!("no report figures: {e:#}"));
+    }
     Ok((tested.report, stopped))
 }

@@ -2,6 +2,7 @@
 //! `metrics.jsonl`: live while another process trains (steered through `RUN/control.json`), or the
 //! finished run's results. `crackscope watch SCAN_FOLDER`: the scan view on a `crackscope scan`'s output
 //! folder (what it has recorded, with a warning when the scan is unfinished or still running).
+//! `crackscope watch RUN RUN ...`: several runs side by side.
 
 use std::sync::Arc;
 
@@ -15,17 +16,25 @@ use crate::run::{NotARunDirectory, RunDir};
 use crate::tui::{self, Dashboard, DashboardOptions, GraphicsChoice};
 
 pub fn watch(args: &WatchArgs) -> Result<()> {
-    // A scan folder is recognised by its scan.json, a run directory by its config.toml.
-    if crate::scan::output::is_scan_folder(&args.run) {
-        say_how_far(&args.run);
-        let colors = DashboardOptions::default().colors;
-        return tui::run_scan_view(&args.run, GraphicsChoice::resolve(args.graphics)?, colors);
+    let colors = DashboardOptions::default().colors;
+    if let [_, _, ..] = args.runs.as_slice() {
+        return tui::run_compare_view(
+            args.runs.clone(),
+            GraphicsChoice::resolve(args.graphics)?,
+            colors,
+        );
     }
-    let run = match RunDir::open(&args.run) {
+    let target = &args.runs[0];
+    // A scan folder is recognised by its scan.json, a run directory by its config.toml.
+    if crate::scan::output::is_scan_folder(target) {
+        say_how_far(target);
+        return tui::run_scan_view(target, GraphicsChoice::resolve(args.graphics)?, colors);
+    }
+    let run = match RunDir::open(target) {
         Ok(run) => run,
         Err(e) if e.is::<NotARunDirectory>() => bail!(
             "{} is neither a run directory (no config.toml) nor a scan output folder (no {})",
-            args.run.display(),
+            target.display(),
             crate::scan::output::RECORD_FILE
         ),
         Err(e) => return Err(e),

@@ -50,9 +50,29 @@ pub fn write_atomic_with(
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// `name` as one safe file-name part: letters, digits, `-`, `_` and `.` kept, anything else
+/// (path separators, spaces, quotes) an underscore.
+pub fn file_safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_become_one_safe_file_name_part() {
+        assert_eq!(file_safe_name("Positive"), "Positive");
+        assert_eq!(file_safe_name("stain, dark/../x"), "stain__dark_.._x");
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file_and_leaves_no_temporary() {

@@ -21,10 +21,39 @@ pub fn shared_data(what: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
-        eprintln!(
-            "skipping: {} not found (set {TEST_DATA_ENV} to the shared data folder)",
+        say_skipped(&format!(
+            "{} not found (set {TEST_DATA_ENV} to the shared data folder)",
             path.display()
-        );
+        ));
         None
+    }
+}
+
+/// Says that the running test skips, and why, where the user sees it: straight to the process's
+/// stderr, which the test harness does not capture (a passing test's `eprintln!` is never
+/// shown, so a skipped test would otherwise pass for a test that ran).
+pub fn say_skipped(reason: &str) {
+    use std::io::Write;
+    let line = skip_line(std::thread::current().name(), reason);
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// The line [`say_skipped`] writes: the test's name (the harness names each test's thread
+/// after it) and the reason.
+fn skip_line(test: Option<&str>, reason: &str) -> String {
+    format!("SKIPPED {}: {reason}\n", test.unwrap_or("(test)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_names_the_test_and_the_reason() {
+        assert_eq!(
+            skip_line(Some("scan::real_photos"), "no data"),
+            "SKIPPED scan::real_photos: no data\n"
+        );
+        assert_eq!(skip_line(None, "no data"), "SKIPPED (test): no data\n");
     }
 }

@@ -93,18 +93,28 @@ impl Classifier {
         if !self.model.has_head() {
             return Ok(None);
         }
+        Ok(Some((
+            self.weight(HEAD_WEIGHT)?.1,
+            self.weight(HEAD_BIAS)?.1,
+        )))
+    }
+
+    /// One of the model's tensors by its torchvision name (or `head.weight`, `head.bias`): its
+    /// shape and its values, row-major.
+    pub fn weight(&self, key: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let vars = self
             .varmap
             .data()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let read = |key: &str| -> Result<Vec<f32>> {
-            let var = vars
-                .get(key)
-                .with_context(|| format!("the model has no {key}"))?;
-            Ok(var.as_tensor().flatten_all()?.to_vec1::<f32>()?)
-        };
-        Ok(Some((read(HEAD_WEIGHT)?, read(HEAD_BIAS)?)))
+        let var = vars
+            .get(key)
+            .with_context(|| format!("the model has no {key}"))?;
+        let tensor = var.as_tensor();
+        Ok((
+            tensor.dims().to_vec(),
+            tensor.flatten_all()?.to_vec1::<f32>()?,
+        ))
     }
 
     /// Images as the network takes them: resized to the input size, scaled and normalised with
@@ -257,10 +267,10 @@ mod tests {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/torch-reference")
             });
         let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else {
-            eprintln!(
-                "skipping: no {} (run scripts/torch_reference.py --maps)",
+            crate::core::testdata::say_skipped(&format!(
+                "no {} (run scripts/torch_reference.py --maps)",
                 dir.join("reference.json").display()
-            );
+            ));
             return None;
         };
         Some((data, dir, serde_json::from_str(&text).unwrap()))

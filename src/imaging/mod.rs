@@ -1,5 +1,6 @@
 //! Pictures for people: labelled image tiles, PNG files and printing images inline in a terminal.
 
+pub mod chart;
 pub mod grid;
 pub mod picture_log;
 pub mod protocols;

@@ -180,7 +180,11 @@ pub(crate) fn fetch_with(
             let _ = std::fs::remove_file(&partial);
             "nothing was kept".to_string()
         };
-        return Err(e.context(format!("cannot fetch {url}; {note}")));
+        return Err(e.context(format!(
+            "cannot fetch {url}; {note}. Without a network, download {name} on another machine \
+             and give it with --weights FILE (or copy it to {})",
+            path.display()
+        )));
     }
     std::fs::rename(&partial, &path).with_context(|| {
         let _ = std::fs::remove_file(&partial);
@@ -734,8 +738,10 @@ mod tests {
             "{text}"
         );
         assert_nothing_kept(cache.path());
-        // Nothing listens any more: still an error, still nothing kept.
-        assert!(fetch(&url, cache.path(), false).is_err());
+        // Nothing listens any more (as offline): still an error, still nothing kept, and the
+        // message says how to go on without a network.
+        let offline = format!("{:#}", fetch(&url, cache.path(), false).unwrap_err());
+        assert!(offline.contains("--weights FILE"), "{offline}");
         assert!(listing(cache.path()).is_empty());
     }
 

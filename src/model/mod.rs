@@ -54,6 +54,8 @@ mod squeezenet;
 mod summary;
 mod weights;
 
+/// The layer table, for writers of other formats (ONNX export) that rebuild the network.
+pub(crate) use arch::{StageKind, STAGES};
 pub use arch::{IMAGENET_CLASSES, MIN_INPUT_SIDE};
 pub use checkpoint::{
     classes_file, load_model, load_model_with, save_checkpoint, CheckpointMeta, HeadLayout,

@@ -34,7 +34,10 @@ pub enum Event {
         iteration: usize,
         elapsed_s: f64,
     },
-    /// A checkpoint was written; `best` when it is the new best by validation accuracy.
+    /// A checkpoint was written; `best` when it is the new best by validation accuracy;
+    /// `val_accuracy` the validation accuracy of this checkpoint's model (None when it was saved
+    /// without a validation: on request, or when stopped). Logs of earlier versions held the
+    /// best accuracy so far here.
     Checkpoint {
         iteration: usize,
         path: PathBuf,

@@ -4,6 +4,7 @@
 //! `watch` ([`control`]).
 
 pub(crate) mod control;
+pub mod curves;
 pub mod event;
 pub(crate) mod lock;
 pub mod log;
@@ -11,6 +12,7 @@ pub(crate) mod recipe;
 pub(crate) mod resume;
 pub(crate) mod state;
 pub(crate) mod steer;
+pub mod tensorboard;
 
 pub mod predictions;
 pub(crate) mod report;

@@ -223,12 +223,21 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
                 if is_best {
                     best = Some(accuracy);
                 }
-                Some(is_best)
+                Some((is_best, Some(accuracy)))
             } else {
-                job.control.take_save_request().then_some(false)
+                job.control.take_save_request().then_some((false, None))
             };
-            if let Some(is_best) = save_now {
-                save_or_fail(&job, iteration, epoch + 1, best, is_best, &mut saved, emit)?;
+            if let Some((is_best, validated)) = save_now {
+                let accuracy = Accuracy { best, validated };
+                save_or_fail(
+                    &job,
+                    iteration,
+                    epoch + 1,
+                    accuracy,
+                    is_best,
+                    &mut saved,
+                    emit,
+                )?;
             }
         }
         emit(Event::Epoch {
@@ -242,11 +251,15 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
         // A model never validated cannot be ranked: keep it as the latest, and as the best only when
         // there is no better one yet.
         let epoch = iteration / per_epoch + 1;
+        let accuracy = Accuracy {
+            best,
+            validated: None,
+        };
         save_or_fail(
             &job,
             iteration,
             epoch,
-            best,
+            accuracy,
             best.is_none(),
             &mut saved,
             emit,
@@ -363,16 +376,24 @@ fn lost_file(
 
 /// [`save`], or a `Failed` event and an error naming the file that could not be written and the
 /// last good checkpoint (a full disk must not lose the run).
+/// The validation accuracies a checkpoint records: the best so far (in the files, for resuming)
+/// and the checkpoint's own, when it was validated (in its event, for the dashboard).
+#[derive(Debug, Clone, Copy)]
+struct Accuracy {
+    best: Option<f32>,
+    validated: Option<f32>,
+}
+
 fn save_or_fail(
     job: &TrainJob,
     iteration: usize,
     epoch: usize,
-    best: Option<f32>,
+    accuracy: Accuracy,
     is_best: bool,
     saved: &mut Saved,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    if let Err(e) = save(job, iteration, epoch, best, is_best, saved, emit) {
+    if let Err(e) = save(job, iteration, epoch, accuracy, is_best, saved, emit) {
         let message = format!(
             "checkpoint at iteration {iteration} failed: {e:#}. {}",
             last_good(&job.run, *saved)
@@ -393,11 +414,12 @@ fn save(
     job: &TrainJob,
     iteration: usize,
     epoch: usize,
-    best: Option<f32>,
+    accuracy: Accuracy,
     is_best: bool,
     saved: &mut Saved,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
+    let best = accuracy.best;
     let meta = model::CheckpointMeta {
         input_size: Some(job.recipe.data.input_size),
         iteration: Some(iteration),
@@ -430,7 +452,7 @@ fn save(
         iteration,
         path: if is_best { job.run.best_model() } else { last },
         best: is_best,
-        val_accuracy: best,
+        val_accuracy: accuracy.validated,
     });
     Ok(())
 }

@@ -52,8 +52,10 @@ pub struct App {
     /// Switch to the browser when test results arrive (the demo ends there).
     land_in_browser: bool,
     pending: VecDeque<Request>,
-    /// When the process's memory was last read (live runs show it).
+    /// When the training's memory was last read (live runs show it).
     pub memory_read: Option<Instant>,
+    /// The run directory `watch` follows: its training process's memory is shown.
+    pub watched_run: Option<std::path::PathBuf>,
 }
 
 pub struct AppSetup {
@@ -99,6 +101,7 @@ impl App {
             land_in_browser: setup.land_in_browser,
             pending: VecDeque::from([Request::Samples, Request::Summary, Request::TestItems]),
             memory_read: None,
+            watched_run: None,
         }
     }
 

@@ -143,6 +143,16 @@ impl Workers {
         })
     }
 
+    /// No workers: a view that makes no pictures (several runs side by side).
+    pub fn idle() -> Workers {
+        Workers {
+            gallery: None,
+            encoder: None,
+            painter: None,
+            gallery_busy: false,
+        }
+    }
+
     /// Hands the painter a picture to make; false when it is gone.
     pub fn paint(&mut self, job: RenderJob) -> bool {
         self.painter.as_ref().is_some_and(|p| p.send(job).is_ok())

@@ -6,6 +6,12 @@ pub fn resident_bytes() -> Option<u64> {
     parse_vm_rss(&status)
 }
 
+/// The same of process `pid` (the training `watch` follows); `None` where it cannot be read.
+pub fn resident_bytes_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_rss(&status)
+}
+
 fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line
@@ -32,6 +38,9 @@ mod tests {
                 resident_bytes().unwrap() > 1024 * 1024,
                 "a test process uses more than 1 MiB"
             );
+            // Another process's, as `watch` reads the training's: this one's by its id.
+            let own = resident_bytes_of(std::process::id()).unwrap();
+            assert!(own > 1024 * 1024, "{own}");
         }
     }
 }

@@ -10,10 +10,12 @@
 //! [`Steer`].
 //!
 //! Entry points: [`Dashboard`], an observer of a job's events (`Dashboard::live`) or of a run
-//! directory's log (`Dashboard::watch`), and [`run_scan_view`].
+//! directory's log (`Dashboard::watch`), [`run_scan_view`] and [`run_compare_view`] (several
+//! runs side by side).
 
 mod app;
 mod browser;
+mod compare;
 mod event_loop;
 #[cfg(test)]
 mod fake;
@@ -50,6 +52,7 @@ use ratatui::Frame;
 use tokio::sync::mpsc;
 
 pub use crate::app::job::Exit;
+pub use compare::run_blocking as run_compare_view;
 pub use images::GraphicsChoice;
 pub use keymap::View;
 pub use scan::run_blocking as run_scan_view;
@@ -121,6 +124,7 @@ impl Dashboard {
         options: DashboardOptions,
     ) -> Result<Exit> {
         let mut dashboard = Dashboard::new(Origin::Watch, steer, gallery, options);
+        dashboard.app.watched_run = Some(run_dir.clone());
         dashboard.show(Feed::Log(run_dir))
     }
 
@@ -281,14 +285,25 @@ impl Program for App {
         workers.dispatch(request, encoding);
     }
 
-    /// A live run's dashboard shows the process's memory, read once a second.
+    /// The training's memory, read once a second: this process's when it trains here, the
+    /// training process's (the holder of the run's lock) when `watch` follows a run; none once
+    /// no process trains it.
     fn tick(&mut self) -> bool {
         let due = self.memory_read.is_none_or(|t| t.elapsed() >= MEMORY_EVERY);
-        if self.shared.origin != Origin::Live || !due {
+        if !due {
             return false;
         }
-        self.shared.memory_bytes = memory::resident_bytes();
+        let bytes = match (self.shared.origin, &self.watched_run) {
+            (Origin::Live, _) => memory::resident_bytes(),
+            (Origin::Watch, Some(run)) => crate::run::RunDir::open(run)
+                .ok()
+                .and_then(|run| run.live_training())
+                .and_then(|holder| memory::resident_bytes_of(holder.pid)),
+            _ => return false,
+        };
         self.memory_read = Some(Instant::now());
-        true
+        let changed = bytes != self.shared.memory_bytes;
+        self.shared.memory_bytes = bytes;
+        changed
     }
 }

@@ -980,3 +980,22 @@ async fn the_loop_ends_quietly_when_the_terminal_is_lost() {
     let (end, _) = run_loop(recorded_run(1, false), vec![Input::Lost]).await;
     assert!(matches!(end, super::event_loop::LoopEnd::TerminalLost));
 }
+
+/// `watch` on a run being trained by another process shows that process's memory (the holder
+/// of the run's lock; here this test process holds it), and nothing once no process trains it.
+#[test]
+fn watch_shows_the_training_process_memory() {
+    use super::event_loop::Program;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let run = crate::run::RunDir::open(dir.path()).unwrap();
+    let mut ui = Harness::new(80, 24, Origin::Watch, recorded_run(1, false));
+    ui.app.watched_run = Some(dir.path().to_path_buf());
+    let lock = run.lock().unwrap();
+    ui.app.tick();
+    assert!(ui.app.shared.memory_bytes.is_some_and(|b| b > 1024 * 1024));
+    drop(lock);
+    ui.app.memory_read = None;
+    ui.app.tick();
+    assert_eq!(ui.app.shared.memory_bytes, None);
+}

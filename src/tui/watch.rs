@@ -62,8 +62,15 @@ impl Segment {
                     ..Segment::default()
                 }
             }
-            Event::Checkpoint { val_accuracy, .. } => {
-                self.best_val_accuracy = val_accuracy.or(self.best_val_accuracy)
+            // Each checkpoint carries its own accuracy: the best is the largest.
+            Event::Checkpoint {
+                val_accuracy: Some(accuracy),
+                ..
+            } => {
+                self.best_val_accuracy = Some(
+                    self.best_val_accuracy
+                        .map_or(*accuracy, |best| best.max(*accuracy)),
+                )
             }
             Event::Finished { .. } | Event::Failed { .. } => self.open = false,
             _ => {}

@@ -12,7 +12,7 @@ impl Tmux {
     /// None (with a message) when tmux is not installed.
     pub fn start(name: &str, command: &str) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("skipping: tmux is not installed");
+            crackscope::core::testdata::say_skipped("tmux is not installed");
             return None;
         }
         let name = format!("{name}-{}", std::process::id());

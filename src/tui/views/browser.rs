@@ -183,7 +183,8 @@ fn draw_single(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let block = bordered(name, shared);
+    // The same file name is often in every class folder: the class tells them apart.
+    let block = bordered(format!("{} · {name}", shared.class_name(it.truth)), shared);
     let inner = block.inner(picture_area);
     frame.render_widget(block, picture_area);
     draw_picture(

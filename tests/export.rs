@@ -1,0 +1,223 @@
+//! `crackscope export`: the ONNX file, run by another runtime (tract), gives crackscope's own
+//! probabilities and Grad-CAM maps, for images prepared as the README says; its batch is free;
+//! its metadata describes the preprocessing; one-class models and bad files are refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use common::*;
+use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
+use image::{Rgb, RgbImage};
+use tract_onnx::prelude::*;
+
+const SIDE: u32 = 64;
+const CLASSES: [&str; 3] = ["Negative", "Positive", "stain, dark"];
+/// The README's preprocessing.
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// A checkpoint with random weights (seeded) for three classes at 64 px.
+fn checkpoint(dir: &Path, seed: u64) -> PathBuf {
+    let varmap = VarMap::new();
+    SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        Some(CLASSES.len()),
+    )
+    .unwrap();
+    init_backbone(&varmap, seed).unwrap();
+    init_head(&varmap, seed).unwrap();
+    let path = dir.join("model.safetensors");
+    let names: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+    let meta = CheckpointMeta {
+        input_size: Some(SIDE),
+        ..Default::default()
+    };
+    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
+    path
+}
+
+/// Images at the input size (so no resizing is involved), each of its own pattern.
+fn images() -> Vec<RgbImage> {
+    (0..4u32)
+        .map(|i| {
+            RgbImage::from_fn(SIDE, SIDE, |x, y| {
+                let crack = (x as i32 - (y as i32 * (i as i32 + 1)) / 3).abs() < 2;
+                let v = ((x * 7 + y * 13 + i * 41) % 200) as u8;
+                if crack {
+                    Rgb([20, 20, 25])
+                } else {
+                    Rgb([v, v.wrapping_add(i as u8 * 30), 255 - v])
+                }
+            })
+        })
+        .collect()
+}
+
+/// `[N, 3, S, S]` as the README says: RGB planes, (pixel / 255 - mean) / std.
+fn prepared(images: &[RgbImage]) -> Tensor {
+    let side = SIDE as usize;
+    let mut data = Vec::with_capacity(images.len() * 3 * side * side);
+    for image in images {
+        for c in 0..3 {
+            data.extend(
+                image
+                    .pixels()
+                    .map(|p| (p.0[c] as f32 / 255.0 - MEAN[c]) / STD[c]),
+            );
+        }
+    }
+    tract_ndarray::Array4::from_shape_vec((images.len(), 3, side, side), data)
+        .unwrap()
+        .into()
+}
+
+/// Probabilities `[N, K]` and maps `[N, K, h, w]` from the ONNX file, run by tract.
+fn run_onnx(file: &Path, images: &[RgbImage]) -> (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>) {
+    let model = tract_onnx::onnx()
+        .model_for_path(file)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let outputs = model.run(tvec!(prepared(images).into())).unwrap();
+    let probabilities = outputs[0].to_plain_array_view::<f32>().unwrap();
+    let cam = outputs[1].to_plain_array_view::<f32>().unwrap();
+    assert_eq!(probabilities.shape(), [images.len(), CLASSES.len()]);
+    assert_eq!(cam.shape()[..2], [images.len(), CLASSES.len()]);
+    let p = probabilities
+        .outer_iter()
+        .map(|row| row.iter().copied().collect())
+        .collect();
+    let maps = cam
+        .outer_iter()
+        .map(|image| {
+            image
+                .outer_iter()
+                .map(|map| map.iter().copied().collect())
+                .collect()
+        })
+        .collect();
+    (p, maps)
+}
+
+/// Grad-CAM as crackscope makes it from an exported map: ReLU, then rescaled to 0..1.
+fn gradcam_of(cam: &[f32]) -> Vec<f32> {
+    let relu: Vec<f32> = cam.iter().map(|v| v.max(0.0)).collect();
+    let (lo, hi) = relu
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
+    relu.iter()
+        .map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.0 })
+        .collect()
+}
+
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Writes `images` as PNG files (lossless: both sides read the same pixels).
+fn write_images(dir: &Path, images: &[RgbImage]) -> Vec<String> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let path = dir.join(format!("image-{i}.png"));
+            image.save(&path).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn floats(value: &serde_json::Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| match v.as_array() {
+            Some(row) => row.iter().map(|x| x.as_f64().unwrap() as f32).collect(),
+            None => vec![v.as_f64().unwrap() as f32],
+        })
+        .collect()
+}
+
+#[test]
+fn exported_model_gives_crackscopes_probabilities_and_gradcam_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = checkpoint(dir.path(), 7);
+    let model = model.to_str().unwrap();
+    let file = dir.path().join("model.onnx");
+    let out = ok(&run(&["export", model, "--out", file.to_str().unwrap()]));
+    assert!(out.contains("probabilities"), "{out}");
+
+    let images = images();
+    let paths = write_images(dir.path(), &images);
+    let (probabilities, maps) = run_onnx(&file, &images);
+    // crackscope's own answers, from the commands a user runs.
+    let mut args = vec!["predict", "--json", "--model", model];
+    args.extend(paths.iter().map(String::as_str));
+    let predicted = json(&run(&args));
+    let mut worst_p = 0f32;
+    for (i, answer) in predicted.as_array().unwrap().iter().enumerate() {
+        worst_p = worst_p.max(worst(&floats(&answer["probabilities"]), &probabilities[i]));
+    }
+    let mut worst_map = 0f32;
+    for (class, _name) in CLASSES.iter().enumerate() {
+        let class_arg = class.to_string();
+        let out_dir = dir.path().join(format!("gradcam-{class}"));
+        let mut args = vec![
+            "gradcam",
+            "--json",
+            "--method",
+            "gradcam",
+            "--layer",
+            "relu_conv10",
+            "--class",
+            &class_arg,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--model",
+            model,
+        ];
+        args.extend(paths.iter().map(String::as_str));
+        let explained = json(&run(&args));
+        for (i, record) in explained.as_array().unwrap().iter().enumerate() {
+            assert_eq!(record["index"].as_u64(), Some(class as u64));
+            let own = floats(&record["cam"]);
+            worst_map = worst_map.max(worst(&own, &gradcam_of(&maps[i][class])));
+        }
+    }
+    eprintln!("worst differences: probabilities {worst_p:.2e}, Grad-CAM maps {worst_map:.2e}");
+    assert!(worst_p <= 1e-5, "probabilities differ by {worst_p:e}");
+    assert!(worst_map <= 1e-4, "maps differ by {worst_map:e}");
+}
+
+#[test]
+fn the_batch_dimension_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = checkpoint(dir.path(), 3);
+    let file = dir.path().join("model.onnx");
+    ok(&run(&[
+        "export",
+        model.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]));
+    let images = images();
+    let (all, _) = run_onnx(&file, &images);
+    let (one, _) = run_onnx(&file, &images[2..3]);
+    assert!(worst(&all[2], &one[0]) <= 1e-6);
+}
