@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release --example oneclass_ablation -- --data DIR --weights squeezenet1_1.pth \
-//!     --out DIR [--split 0.25,0.2,0.3] [--split-seed 0] [--axis NAME]... [--max-eval N]
+//!     --out DIR [--split 0.25,0.2,0.3] [--split-seed 0] [--axis NAME]... [--max-eval N] [--scores]
 //! ```
 //!
 //! The data (folder-per-class, normal class `Negative`) is split as `train --one-class` splits it,
@@ -35,9 +35,9 @@ use crackscope::data::loader::{decode_all, Images};
 use crackscope::data::split::{split_each_label, Fractions, Manifest};
 use crackscope::detector::oneclass::bank::Bank;
 use crackscope::detector::oneclass::features::Extractor;
-use crackscope::detector::oneclass::model::{bank_from_candidates, Candidates};
+use crackscope::detector::oneclass::model::{bank_rows, Candidates};
 use crackscope::detector::oneclass::ranking::{auroc, average_precision};
-use crackscope::detector::oneclass::{PatchValues, Sampling, Settings};
+use crackscope::detector::oneclass::{Edge, PatchValues, Sampling, Settings};
 
 /// One change of the settings (and of the number of normal images fitted on).
 #[derive(Clone)]
@@ -78,6 +78,8 @@ struct Args {
     /// Row labels left out (rows already measured).
     skip: Vec<String>,
     max_eval: Option<usize>,
+    /// Write every row's per-image scores (and a random bank's patch indices) under OUT/scores.
+    scores: bool,
     base: Settings,
 }
 
@@ -91,6 +93,7 @@ fn parse_args() -> Result<Args> {
     let mut axes = Vec::new();
     let mut skip = Vec::new();
     let mut max_eval = None;
+    let mut scores = false;
     let mut base = Settings::default();
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -113,6 +116,7 @@ fn parse_args() -> Result<Args> {
             "--axis" => axes.push(value()?),
             "--skip" => skip.push(value()?),
             "--max-eval" => max_eval = Some(value()?.parse()?),
+            "--scores" => scores = true,
             // The base settings every row changes one thing of (default: the built-in defaults).
             "--base-values" => base.values = value()?.parse().map_err(anyhow::Error::msg)?,
             "--base-bank" => base.max_bank = value()?.parse()?,
@@ -126,6 +130,7 @@ fn parse_args() -> Result<Args> {
             "--base-candidates" => base.max_candidates = value()?.parse()?,
             "--base-neighbourhood" => base.neighbourhood = value()?.parse()?,
             "--base-layers" => base.layers = value()?.split(',').map(String::from).collect(),
+            "--base-edge" => base.edge = value()?.parse().map_err(anyhow::Error::msg)?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -138,6 +143,7 @@ fn parse_args() -> Result<Args> {
         axes,
         skip,
         max_eval,
+        scores,
         base,
     })
 }
@@ -155,6 +161,82 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
         }
     };
     let mut rows = vec![row("base", "base".into(), &|_| {})];
+    // PatchCore-lite as scripts/patchcore_lite.py computes it (fire5, every channel, 3x3 with
+    // zeros counted at the border, a random bank of 20,000 of all patches), then each of its
+    // differences from the defaults of the time alone: the border, the bank, the layers.
+    let reference = |s: &mut Settings| {
+        s.layers = vec!["fire5-concat".into()];
+        s.values = PatchValues::All;
+        s.neighbourhood = 3;
+        s.edge = Edge::Zeros;
+        s.sampling = Sampling::Random;
+        s.max_bank = 20_000;
+        s.coreset_ratio = 1.0;
+        s.max_candidates = usize::MAX;
+    };
+    rows.push(row(
+        "reference",
+        "reference: fire5, zeros, random 20000".into(),
+        &reference,
+    ));
+    rows.push(row("reference", "reference, edges inside".into(), &|s| {
+        reference(s);
+        s.edge = Edge::Inside;
+    }));
+    rows.push(row(
+        "reference",
+        "reference, coreset 1024 of 40000".into(),
+        &|s| {
+            reference(s);
+            s.sampling = Sampling::Coreset;
+            s.max_bank = 1024;
+            s.max_candidates = 40_000;
+        },
+    ));
+    rows.push(row("reference", "reference, fire3+fire5".into(), &|s| {
+        reference(s);
+        s.layers = vec!["fire3-concat".into(), "fire5-concat".into()];
+    }));
+    // PatchCore-lite's features with smaller banks: what the search costs against what it ranks.
+    for (sampling, bank, candidates) in [
+        (Sampling::Coreset, 2048, 40_000),
+        (Sampling::Coreset, 4096, 40_000),
+        (Sampling::Coreset, 4096, 160_000),
+        (Sampling::Random, 4096, usize::MAX),
+        (Sampling::Random, 8192, usize::MAX),
+    ] {
+        let name = format!("{sampling:?}").to_lowercase();
+        let label = match candidates {
+            usize::MAX => format!("fire5, zeros, {name} {bank}"),
+            _ => format!("fire5, zeros, {name} {bank} of {candidates}"),
+        };
+        rows.push(row("fire5", label, &|s| {
+            reference(s);
+            s.sampling = sampling;
+            s.max_bank = bank;
+            s.max_candidates = candidates;
+        }));
+    }
+    // The border alone on the defaults of the time (fire3 + fire5, every channel, a coreset of
+    // at most 1024 of 40,000 candidates), and with a larger coreset.
+    for (edge, bank) in [
+        (Edge::Inside, 1024),
+        (Edge::Zeros, 1024),
+        (Edge::Zeros, 4096),
+    ] {
+        let name = format!("{edge:?}").to_lowercase();
+        let label = format!("fire3+fire5, {name}, coreset {bank} of 40000");
+        rows.push(row("edge", label, &|s| {
+            s.layers = vec!["fire3-concat".into(), "fire5-concat".into()];
+            s.values = PatchValues::All;
+            s.neighbourhood = 3;
+            s.edge = edge;
+            s.sampling = Sampling::Coreset;
+            s.max_bank = bank;
+            s.coreset_ratio = 1.0;
+            s.max_candidates = 40_000;
+        }));
+    }
     // Random banks from all patches, as PatchCore-lite draws its bank (a greedy coreset's
     // selection grows with bank x candidates: see the sampling rows for what it buys).
     for bank in [1024, 2048, 4096, 8192, 16384, 32768] {
@@ -258,7 +340,13 @@ fn rows(base: &Settings, fit_images: usize) -> Vec<Row> {
 
 /// What a row's features depend on: rows equal in it share the network's pass.
 fn feature_key(s: &Settings) -> String {
-    format!("{} {} n{}", s.layers.join("+"), s.values, s.neighbourhood)
+    format!(
+        "{} {} n{} {:?}",
+        s.layers.join("+"),
+        s.values,
+        s.neighbourhood,
+        s.edge
+    )
 }
 
 fn main() -> Result<()> {
@@ -306,7 +394,7 @@ fn main() -> Result<()> {
     let most_images = all_rows.iter().map(|r| r.normal_images).max().unwrap_or(0);
     let fit_set = decode_all(&fit_paths[..most_images.min(fit_paths.len())], size);
     let fit_images = in_memory(&fit_set.images)?;
-    let eval_split = |entries, name: &str| -> Result<(Vec<RgbImage>, Vec<bool>)> {
+    let eval_split = |entries, name: &str| -> Result<EvalSet> {
         let mut labelled = manifest.labelled(entries);
         if let Some(max) = args.max_eval {
             // Balanced: the first max/2 of each kind, in a seeded order.
@@ -330,15 +418,19 @@ fn main() -> Result<()> {
             );
         }
         let anomalous = set.labels.iter().map(|&l| l != normal).collect();
-        Ok((in_memory(&set.images)?.to_vec(), anomalous))
+        Ok(EvalSet {
+            images: in_memory(&set.images)?.to_vec(),
+            anomalous,
+            paths: set.paths,
+        })
     };
     let choice = eval_split(&manifest.val, "validation")?;
     let report = eval_split(&manifest.test, "test")?;
     eprintln!(
         "{} normal images to fit (training split {train_count}), choice {} images, report {} images; {} rows; {} threads",
         fit_images.len(),
-        choice.0.len(),
-        report.0.len(),
+        choice.images.len(),
+        report.images.len(),
         all_rows.len(),
         rayon::current_num_threads()
     );
@@ -370,7 +462,13 @@ fn main() -> Result<()> {
             for (i, patches) in fit_patches[..n].iter().enumerate() {
                 candidates.draw(&row.settings, i, n, patches);
             }
-            let bank = bank_from_candidates(&row.settings, &candidates, &mut |_| {})?;
+            let chosen = bank_rows(&row.settings, &candidates, &mut |_| {});
+            let dim = row.settings.dim();
+            let entries = chosen
+                .iter()
+                .flat_map(|&i| candidates.rows()[i * dim..(i + 1) * dim].iter().copied())
+                .collect();
+            let bank = Bank::new(dim, entries)?;
             let fit_s = started.elapsed().as_secs_f64() + feature_s_per_image * n as f64;
             eprintln!(
                 "  {}: bank {} x {} in {fit_s:.1} s",
@@ -378,13 +476,21 @@ fn main() -> Result<()> {
                 bank.len(),
                 bank.dim()
             );
+            if args.scores && candidates.len() == candidates.patches_total() {
+                // Every patch drawn, in order: the indices are image * patches + patch, as
+                // scripts/patchcore_lite.py --bank-indices reads them.
+                let dir = args.out.join("scores");
+                std::fs::create_dir_all(&dir)?;
+                let file = dir.join(format!("{}.bank.json", slug(&row.label)));
+                std::fs::write(file, serde_json::to_string(&chosen)?)?;
+            }
             banks.push((bank, fit_s, candidates.len(), n));
         }
         drop(fit_patches);
         let bank_refs: Vec<&Bank> = banks.iter().map(|(b, ..)| b).collect();
-        let (choice_scores, choice_s) = score_all(&extractor, &bank_refs, &choice.0)?;
-        let (report_scores, report_s) = score_all(&extractor, &bank_refs, &report.0)?;
-        let images = (choice.0.len() + report.0.len()) as f64;
+        let (choice_scores, choice_s) = score_all(&extractor, &bank_refs, &choice.images)?;
+        let (report_scores, report_s) = score_all(&extractor, &bank_refs, &report.images)?;
+        let images = (choice.images.len() + report.images.len()) as f64;
         for (i, row) in group.iter().enumerate() {
             let (bank, fit_s, candidates, n) = &banks[i];
             let seconds =
@@ -400,13 +506,29 @@ fn main() -> Result<()> {
                 bank_mib: (bank.len() * bank.dim() * 4) as f64 / (1 << 20) as f64,
                 fit_s: *fit_s,
                 score_images_per_s: images / seconds,
-                choice_auroc: auroc(&choice_scores[i], &choice.1).unwrap_or(f64::NAN),
-                choice_ap: average_precision(&choice_scores[i], &choice.1).unwrap_or(f64::NAN),
-                report_auroc: auroc(&report_scores[i], &report.1).unwrap_or(f64::NAN),
-                report_ap: average_precision(&report_scores[i], &report.1).unwrap_or(f64::NAN),
-                choice_images: choice.0.len(),
-                report_images: report.0.len(),
+                choice_auroc: auroc(&choice_scores[i], &choice.anomalous).unwrap_or(f64::NAN),
+                choice_ap: average_precision(&choice_scores[i], &choice.anomalous)
+                    .unwrap_or(f64::NAN),
+                report_auroc: auroc(&report_scores[i], &report.anomalous).unwrap_or(f64::NAN),
+                report_ap: average_precision(&report_scores[i], &report.anomalous)
+                    .unwrap_or(f64::NAN),
+                choice_images: choice.images.len(),
+                report_images: report.images.len(),
             };
+            if args.scores {
+                let mut csv = String::from("split,path,anomalous,score\n");
+                for (name, set, scores) in [
+                    ("val", &choice, &choice_scores[i]),
+                    ("test", &report, &report_scores[i]),
+                ] {
+                    for ((path, a), s) in set.paths.iter().zip(&set.anomalous).zip(scores) {
+                        csv.push_str(&format!("{name},{},{},{s}\n", path.display(), u8::from(*a)));
+                    }
+                }
+                let dir = args.out.join("scores");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join(format!("{}.csv", slug(&row.label))), csv)?;
+            }
             eprintln!(
                 "  {}: choice AUROC {:.4} AP {:.4}, report AUROC {:.4} AP {:.4}, {:.1} images/s",
                 m.label,
@@ -422,6 +544,21 @@ fn main() -> Result<()> {
     }
     write_table(&args.out.join("ablation.md"), &measured)?;
     Ok(())
+}
+
+/// A split's decoded images, which of them are anomalies, and their files.
+struct EvalSet {
+    images: Vec<RgbImage>,
+    anomalous: Vec<bool>,
+    paths: Vec<PathBuf>,
+}
+
+/// A row's label as a file name.
+fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 fn in_memory(images: &Images) -> Result<&[RgbImage]> {

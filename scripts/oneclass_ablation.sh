@@ -9,13 +9,18 @@
 #
 # What it runs, one after the other (run it on an otherwise quiet machine: the images/s figures are
 # timings):
-#   1. every row of examples/oneclass_ablation.rs (one change of the settings at a time from the
-#      defaults of the time the table was made, then the combined rows) on the split
+#   1. the README's first table: PatchCore-lite replicated in examples/oneclass_ablation.rs and its
+#      parts changed one at a time (axes reference, fire5, edge), on the split
 #      --split 0.25,0.2,0.3 --split-seed 0: 500 normal images to fit, choices read on the 400 + 400
-#      validation images, figures reported on the 600 + 600 held-out test images;
-#   2. the defaults against the same split with `crackscope train --one-class` (the command users run);
-#   3. scripts/patchcore_lite.py on the same split manifest (OUT/seed0/split.json);
-#   4. steps 2 and 3 again on a second split (--split-seed 1), to confirm what was chosen on the first.
+#      validation images, figures reported on the 600 + 600 held-out test images; every row's
+#      per-image scores and the random bank it drew go to OUT/seed0/scores;
+#   2. scripts/patchcore_lite.py scoring with that same bank, and the largest relative difference
+#      of any image's score between the two (the replication check);
+#   3. the README's second table: one change at a time from the defaults before it (fire3 + fire5,
+#      64 channel-group means each, 3x3, edge inside, coreset of at most 1024 from 40,000);
+#   4. per split seed (0, then 1 to confirm what was chosen on 0): the defaults and the previous
+#      defaults with `crackscope train --one-class` (the command users run), and
+#      scripts/patchcore_lite.py with its own bank on the same split manifest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-target/oneclass-ablation}
@@ -30,11 +35,26 @@ cargo build --release
 ABLATION=target/release/examples/oneclass_ablation
 CRACKSCOPE=target/release/crackscope
 
-# The one-at-a-time rows start from the settings the ablation was made from (the defaults before it):
-# fire3 + fire5, 64 channel-group means each, 3x3, a coreset of at most 1024 from 40,000 candidates.
-"$ABLATION" --data "$CONCRETE" --weights "$WEIGHTS" --out "$OUT/seed0" \
+"$ABLATION" --data "$CONCRETE" --weights "$WEIGHTS" --out "$OUT/seed0" --scores \
+    --axis reference --axis fire5 --axis edge
+if [ -x "$PYTHON" ]; then
+    reference=$OUT/seed0/scores/reference--fire5--zeros--random-20000
+    "$PYTHON" scripts/patchcore_lite.py "$OUT/seed0/split.json" --weights "$WEIGHTS" \
+        --bank-indices "$reference.bank.json" --scores "$OUT/seed0/patchcore_lite_same_bank.csv" \
+        --json "$OUT/seed0/patchcore_lite_same_bank.json"
+    "$PYTHON" - "$reference.csv" "$OUT/seed0/patchcore_lite_same_bank.csv" <<'EOF_PY'
+import csv, sys
+ours, theirs = ({(r["split"], r["path"]): float(r["score"]) for r in csv.DictReader(open(f))} for f in sys.argv[1:])
+worst = max(abs(ours[k] - theirs[k]) / theirs[k] for k in theirs)
+print(f"same bank: {len(theirs)} images, largest relative score difference {worst:.2e}")
+EOF_PY
+fi
+
+# The earlier rows start from the settings that ablation was made from (the defaults before it):
+# fire3 + fire5, 64 channel-group means each, 3x3, edge inside, a coreset of at most 1024 from 40,000.
+"$ABLATION" --data "$CONCRETE" --weights "$WEIGHTS" --out "$OUT/seed0/earlier" \
     --base-values mean:64 --base-bank 1024 --base-sampling coreset --base-candidates 40000 \
-    --base-neighbourhood 3 --base-layers fire3-concat,fire5-concat \
+    --base-neighbourhood 3 --base-layers fire3-concat,fire5-concat --base-edge inside \
     --axis base --axis bank --axis candidates --axis values --axis layers --axis neighbourhood \
     --axis sampling --axis normal-images --axis combined
 
@@ -44,6 +64,10 @@ for seed in 0 1; do
     rm -rf "$dir/run"
     "$CRACKSCOPE" train --one-class --headless --data "$CONCRETE" --weights "$WEIGHTS" \
         --split 0.25,0.2,0.3 --seed "$seed" --run "$dir/run" | tee "$dir/train.txt"
+    rm -rf "$dir/previous"
+    "$CRACKSCOPE" train --one-class --headless --data "$CONCRETE" --weights "$WEIGHTS" \
+        --split 0.25,0.2,0.3 --seed "$seed" --layers fire3-concat,fire5-concat --edge inside \
+        --run "$dir/previous" | tee "$dir/train_previous.txt"
     if [ -x "$PYTHON" ]; then
         "$PYTHON" scripts/patchcore_lite.py "$dir/run/split.json" --weights "$WEIGHTS" \
             --json "$dir/patchcore_lite.json"
@@ -51,4 +75,4 @@ for seed in 0 1; do
         echo "no $PYTHON: the PyTorch reference is skipped" >&2
     fi
 done
-echo "table: $OUT/seed0/ablation.md; defaults: $OUT/seed*/run/report.json; reference: $OUT/seed*/patchcore_lite.json"
+echo "tables: $OUT/seed0/ablation.md, $OUT/seed0/earlier/ablation.md; defaults: $OUT/seed*/run/report.json; previous defaults: $OUT/seed*/previous/report.json; reference: $OUT/seed*/patchcore_lite.json"

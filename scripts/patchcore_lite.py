@@ -2,7 +2,7 @@
 """PatchCore-lite in PyTorch: the reference that crackscope's one-class mode is measured against.
 
     /work/venvs/torch/bin/python scripts/patchcore_lite.py SPLIT_JSON [--bank 20000] [--seed 0]
-        [--threads 2] [--json OUT]
+        [--threads 2] [--json OUT] [--bank-indices JSON] [--scores CSV] [--only CSV]
 
 SPLIT_JSON is a crackscope split manifest (a run's split.json, or the one
 scripts/oneclass_ablation.sh writes): `root`, `classes`, and `train` / `val` / `test` entries of
@@ -16,14 +16,18 @@ scripts/oneclass_ablation.sh writes): `root`, `classes`, and `train` / `val` / `
      (`avg_pool2d(3, stride 1, padding 1)`, PatchCore's own choice: zero padding counted), on
      fire5's 28x28 grid;
   4. the bank: --bank patches drawn uniformly at random (torch.Generator seeded with --seed) from
-     all patches of the normal class's training images;
+     all patches of the normal class's training images, or the patches --bank-indices lists (a
+     JSON list of image * 784 + patch, as `examples/oneclass_ablation.rs --scores` writes the
+     random bank it drew: the same bank in both, so that their scores compare image by image);
   5. an image's score: the largest distance of any of its patches to its nearest bank entry
      (exact, torch.cdist in float32).
 
 It prints, for the validation split (`val`, where crackscope's ablation makes its choices) and
 the test split (`test`, held out), AUROC and average precision (both computed as crackscope
 computes them: Mann-Whitney with mid-ranks, and scikit-learn's step-wise AP), the fit's seconds,
-scoring images/s and the bank's memory. --json writes the same as one JSON object.
+scoring images/s and the bank's memory. --json writes the same as one JSON object; --scores
+writes every image's score (split, path, anomalous, score); --only scores just the validation and
+test images that such a CSV lists (the balanced subset `oneclass_ablation.rs --max-eval` scored).
 """
 import argparse
 import json
@@ -125,6 +129,9 @@ def main():
     ap.add_argument("--normal", default="Negative")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
+    ap.add_argument("--bank-indices")
+    ap.add_argument("--scores")
+    ap.add_argument("--only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -132,8 +139,14 @@ def main():
     root = Path(manifest["root"])
     normal = manifest["classes"].index(args.normal)
 
+    only = None
+    if args.only:
+        only = {line.split(",")[1] for line in Path(args.only).read_text().splitlines()[1:]}
+
     def part(name):
         entries = manifest[name]
+        if only is not None and name != "train":
+            entries = [e for e in entries if str(root / e["path"]) in only]
         return [str(root / e["path"]) for e in entries], np.array([e["label"] != normal for e in entries])
 
     model = torchvision.models.squeezenet1_1()
@@ -143,8 +156,11 @@ def main():
     fit_paths = [p for p, a in zip(*part("train")) if not a]
     started = time.perf_counter()
     all_patches = torch.cat([patches(backbone, x).reshape(-1, 256) for x in batches(fit_paths)])
-    g = torch.Generator().manual_seed(args.seed)
-    chosen = torch.randperm(len(all_patches), generator=g)[: args.bank]
+    if args.bank_indices:
+        chosen = torch.tensor(json.loads(Path(args.bank_indices).read_text()), dtype=torch.long)
+    else:
+        g = torch.Generator().manual_seed(args.seed)
+        chosen = torch.randperm(len(all_patches), generator=g)[: args.bank]
     bank = all_patches[chosen].contiguous()
     del all_patches
     fit_s = time.perf_counter() - started
@@ -159,11 +175,13 @@ def main():
         "torch": torch.__version__,
         "threads": args.threads,
     }
+    lines = ["split,path,anomalous,score"]
     for name, key in [("val", "choice"), ("test", "report")]:
         paths, positive = part(name)
         started = time.perf_counter()
         s = score(backbone, bank, paths)
         seconds = time.perf_counter() - started
+        lines += [f"{name},{p},{int(a)},{v}" for p, a, v in zip(paths, positive, s)]
         result[key] = {
             "split": name,
             "images": len(paths),
@@ -172,6 +190,10 @@ def main():
             "average_precision": average_precision(s, positive),
             "score_images_per_s": len(paths) / seconds,
         }
+    if args.bank_indices:
+        result["bank_indices"] = args.bank_indices
+    if args.scores:
+        Path(args.scores).write_text("\n".join(lines) + "\n")
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

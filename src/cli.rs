@@ -244,6 +244,10 @@ pub struct OneClassArgs {
     /// Patches square averaged around each patch for --one-class (odd) [recipe: oneclass.neighbourhood]
     #[arg(long, value_name = "PATCHES", requires = "one_class")]
     pub neighbourhood: Option<usize>,
+    /// What --one-class's neighbourhood average counts past the feature map's border: inside
+    /// (the cells there) or zeros (PatchCore's padding) [recipe: oneclass.edge]
+    #[arg(long, requires = "one_class")]
+    pub edge: Option<crate::detector::oneclass::Edge>,
     /// Most bank entries for --one-class [recipe: oneclass.bank]
     #[arg(long, value_name = "ENTRIES", requires = "one_class")]
     pub bank: Option<usize>,
@@ -264,6 +268,7 @@ impl OneClassArgs {
             layers: self.layers.clone(),
             values: self.values,
             neighbourhood: self.neighbourhood,
+            edge: self.edge,
             bank: self.bank,
             sampling: self.sampling,
             candidates: self.candidates,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::detector::oneclass::{PatchValues, Sampling, Settings};
+use crate::detector::oneclass::{Edge, PatchValues, Sampling, Settings};
 use crate::explain::settings::CamSettings;
 use crate::model::device::DeviceChoice;
 
@@ -161,6 +161,7 @@ pub struct OneClassConfig {
     pub layers: Vec<String>,
     pub values: PatchValues,
     pub neighbourhood: usize,
+    pub edge: Edge,
     pub bank: usize,
     pub sampling: Sampling,
     pub coreset_ratio: f64,
@@ -177,6 +178,7 @@ impl Default for OneClassConfig {
             layers: s.layers,
             values: s.values,
             neighbourhood: s.neighbourhood,
+            edge: s.edge,
             bank: s.max_bank,
             sampling: s.sampling,
             coreset_ratio: s.coreset_ratio,
@@ -194,6 +196,7 @@ impl OneClassConfig {
             layers: self.layers.clone(),
             values: self.values,
             neighbourhood: self.neighbourhood,
+            edge: self.edge,
             input_size,
             sampling: self.sampling,
             coreset_ratio: self.coreset_ratio,
@@ -217,6 +220,9 @@ impl OneClassConfig {
         if let Some(v) = o.neighbourhood {
             self.neighbourhood = v;
         }
+        if let Some(v) = o.edge {
+            self.edge = v;
+        }
         if let Some(v) = o.bank {
             self.bank = v;
         }
@@ -238,6 +244,7 @@ pub struct OneClassOverrides {
     pub layers: Option<Vec<String>>,
     pub values: Option<PatchValues>,
     pub neighbourhood: Option<usize>,
+    pub edge: Option<Edge>,
     pub bank: Option<usize>,
     pub sampling: Option<Sampling>,
     pub candidates: Option<usize>,
@@ -624,7 +631,7 @@ mod tests {
     #[test]
     fn oneclass_keys_reach_the_settings_and_flags_override_them() {
         let mut r = Recipe::from_toml(
-            "[oneclass]\nlayers = [\"fire5-concat\"]\nvalues = \"projection:48\"\nbank = 900\nsampling = \"random\"\n",
+            "[oneclass]\nlayers = [\"fire5-concat\"]\nvalues = \"projection:48\"\nbank = 900\nsampling = \"random\"\nedge = \"zeros\"\n",
             "oc.toml",
         )
         .unwrap();
@@ -632,12 +639,15 @@ mod tests {
         assert_eq!(s.layers, ["fire5-concat"]);
         assert_eq!(s.values, PatchValues::Projection(48));
         assert_eq!((s.max_bank, s.sampling, s.seed), (900, Sampling::Random, 5));
+        assert_eq!(s.edge, Edge::Zeros);
         assert_eq!(s.neighbourhood, Settings::default().neighbourhood);
         r.oneclass.apply(&OneClassOverrides {
             values: Some(PatchValues::All),
             neighbourhood: Some(5),
+            edge: Some(Edge::Inside),
             ..Default::default()
         });
+        assert_eq!(r.oneclass.edge, Edge::Inside);
         assert_eq!(r.oneclass.values, PatchValues::All);
         assert_eq!(r.oneclass.neighbourhood, 5);
         assert_eq!(Recipe::from_toml(&r.to_toml(), "again").unwrap(), r);
@@ -652,6 +662,7 @@ mod tests {
                 "network order",
             ),
             ("[oneclass]\nsampling = \"best\"\n", "sampling"),
+            ("[oneclass]\nedge = \"mirror\"\n", "edge"),
         ] {
             let msg = format!("{:#}", Recipe::from_toml(bad, "bad.toml").unwrap_err());
             assert!(msg.contains("bad.toml") && msg.contains(expected), "{msg}");

@@ -81,8 +81,10 @@ fn fitting_is_deterministic_per_seed_and_bounded() {
     assert!(err.to_string().contains("at least 2"), "{err}");
 }
 
-/// At the default settings (at 96 px, so that the test is quick): the same images and seed give
-/// the same bank on any number of threads, and their scores agree with a brute-force search.
+/// At the default settings (at 96 px, so that the test is quick, and without the ratio's cap, so
+/// that the bank has its full default size and is searched with lower bounds, as from hundreds of
+/// images): the same images and seed give the same bank on any number of threads, and their
+/// scores agree with a brute-force search.
 #[test]
 fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
     let Some(weights) = imagenet_weights() else {
@@ -90,6 +92,7 @@ fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
     };
     let settings = Settings {
         input_size: 96,
+        coreset_ratio: 1.0,
         ..Settings::default()
     };
     let images = synthetic(24, false, 0, 96);
@@ -112,6 +115,11 @@ fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
         one.len(),
         super::bank::coreset_size(patches, settings.coreset_ratio, settings.max_bank)
             .min(settings.max_candidates.min(patches))
+    );
+    assert_eq!(
+        one.len(),
+        settings.max_bank,
+        "the default bank at its full size"
     );
     let queries = extractor
         .patches(&synthetic(2, true, 0, 96))

@@ -19,7 +19,7 @@ use crate::data::augment::write_chw_normalized;
 use crate::model::SqueezeNet;
 
 use super::bank::{gaussian, matmul};
-use super::{PatchValues, Settings};
+use super::{Edge, PatchValues, Settings};
 
 /// Images per forward pass: enough to keep both cores busy, few enough that the feature maps of
 /// one batch stay small (16 images of fire3 at 227 px are 26 MB).
@@ -156,7 +156,7 @@ impl Extractor {
         let grid = maps.last().expect("one layer").h;
         let widths = self.settings.layer_widths();
         let dim = self.settings.dim();
-        let reach = self.settings.neighbourhood / 2;
+        let around = self.around();
         Ok((0..images.len())
             .into_par_iter()
             .map(|b| {
@@ -166,12 +166,20 @@ impl Extractor {
                 for (l, (map, &width)) in maps.iter().zip(&widths).enumerate() {
                     let image = map.image(b);
                     let reduced = image.reduce(&self.reduction(l), false);
-                    image.write_patches(&reduced, width, reach, grid, &mut patches, offset, dim);
+                    image.write_patches(&reduced, width, around, grid, &mut patches, offset, dim);
                     offset += width;
                 }
                 patches
             })
             .collect())
+    }
+
+    /// Each patch's neighbourhood, as the settings give it.
+    fn around(&self) -> Around {
+        Around {
+            reach: self.settings.neighbourhood / 2,
+            edge: self.settings.edge,
+        }
     }
 
     /// Input pixels per patch of the grid (the deepest layer's step: 8 for fire5).
@@ -240,7 +248,7 @@ impl Extractor {
         );
         let widths = self.settings.layer_widths();
         let dim = self.settings.dim();
-        let reach = self.settings.neighbourhood / 2;
+        let around = self.around();
         let mut patches = vec![0f32; rows * cols * dim];
         let mut offset = 0;
         for (l, (map, &width)) in maps.iter().zip(&widths).enumerate() {
@@ -252,7 +260,7 @@ impl Extractor {
             // One plane per value, in parallel, then interleaved into the patch rows.
             let planes: Vec<Vec<f32>> = (0..width)
                 .into_par_iter()
-                .map(|d| image.block_means(&reduced, d, reach, ratio, (rows, cols)))
+                .map(|d| image.block_means(&reduced, d, around, ratio, (rows, cols)))
                 .collect();
             for (d, plane) in planes.iter().enumerate() {
                 for (patch, &v) in patches.chunks_exact_mut(dim).zip(plane) {
@@ -275,6 +283,13 @@ fn projection_matrix(seed: u64, l: usize, width: usize, channels: usize) -> Vec<
     (0..width * channels)
         .map(|_| gaussian(&mut rng) * scale)
         .collect()
+}
+
+/// A patch's neighbourhood: `reach` cells each way, and what the average counts past the border.
+#[derive(Debug, Clone, Copy)]
+struct Around {
+    reach: usize,
+    edge: Edge,
 }
 
 /// How a layer's channel planes become its value planes.
@@ -388,16 +403,15 @@ impl ImageMap<'_> {
         }
     }
 
-    /// Value planes `0..width` of `reduced`, each averaged over `(2 reach + 1)`-square
-    /// neighbourhoods (edges over the cells that exist) and resampled to `grid` x `grid` (area
-    /// average when larger, bilinear when smaller). Patch `cell`'s values go to
-    /// `out[cell * stride + offset..][..width]`.
+    /// Value planes `0..width` of `reduced`, each averaged over its `around` neighbourhoods and
+    /// resampled to `grid` x `grid` (area average when larger, bilinear when smaller). Patch
+    /// `cell`'s values go to `out[cell * stride + offset..][..width]`.
     #[allow(clippy::too_many_arguments)]
     fn write_patches(
         &self,
         reduced: &Reduced,
         width: usize,
-        reach: usize,
+        around: Around,
         grid: usize,
         out: &mut [f32],
         offset: usize,
@@ -410,7 +424,7 @@ impl ImageMap<'_> {
         let mut scratch = Scratch::new(n * n);
         let mut resampled = vec![0f32; grid * grid];
         for d in 0..width {
-            self.smooth_plane(reduced, d, reach, &mut scratch);
+            self.smooth_plane(reduced, d, around, &mut scratch);
             resample_into(&scratch.smoothed, n, grid, &mut resampled);
             for (cell, &v) in resampled.iter().enumerate() {
                 out[cell * stride + offset + d] = v;
@@ -419,14 +433,21 @@ impl ImageMap<'_> {
     }
 
     /// Value plane `d`, averaged over its neighbourhoods, into `scratch.smoothed`.
-    fn smooth_plane(&self, reduced: &Reduced, d: usize, reach: usize, scratch: &mut Scratch) {
+    fn smooth_plane(&self, reduced: &Reduced, d: usize, around: Around, scratch: &mut Scratch) {
         let Scratch {
             reduced: buffer,
             rows,
             smoothed,
         } = scratch;
         let plane = self.plane(reduced, d, buffer);
-        box_into(plane, (self.h, self.w), reach, rows, smoothed);
+        box_into(
+            plane,
+            (self.h, self.w),
+            around.reach,
+            around.edge,
+            rows,
+            smoothed,
+        );
     }
 
     /// Value plane `d`, smoothed, then averaged over `ratio` x `ratio` blocks of cells
@@ -436,12 +457,12 @@ impl ImageMap<'_> {
         &self,
         reduced: &Reduced,
         d: usize,
-        reach: usize,
+        around: Around,
         ratio: usize,
         (rows, cols): (usize, usize),
     ) -> Vec<f32> {
         let mut scratch = Scratch::new(self.h * self.w);
-        self.smooth_plane(reduced, d, reach, &mut scratch);
+        self.smooth_plane(reduced, d, around, &mut scratch);
         let smoothed = &scratch.smoothed;
         let span = |i: usize, side: usize| {
             let start = (i * ratio).min(side - 1);
@@ -484,28 +505,40 @@ impl Scratch {
     }
 }
 
-/// Mean of each cell's `(2 reach + 1)`-square neighbourhood in an `n` x `n` plane, over the
-/// neighbours inside it (rows, then columns).
+/// Mean of each cell's `(2 reach + 1)`-square neighbourhood in an `n` x `n` plane: over the
+/// neighbours inside it, or with the cells outside counted as zeros ([`Edge::Zeros`]).
 #[cfg(test)]
-fn box_mean(src: &[f32], n: usize, reach: usize, dst: &mut [f32]) {
+fn box_mean(src: &[f32], n: usize, reach: usize, edge: Edge, dst: &mut [f32]) {
     let mut rows = vec![0f32; n * n];
-    box_into(src, (n, n), reach, &mut rows, dst);
+    box_into(src, (n, n), reach, edge, &mut rows, dst);
 }
 
 /// [`box_mean`] of an `h` x `w` plane, with the row pass kept in `rows` (scratch of `h * w`).
 /// Sums run left to right and top to bottom, as the plain definition's; the column pass adds
 /// whole rows so that the compiler vectorises it.
-fn box_into(src: &[f32], (h, w): (usize, usize), reach: usize, rows: &mut [f32], dst: &mut [f32]) {
+fn box_into(
+    src: &[f32],
+    (h, w): (usize, usize),
+    reach: usize,
+    edge: Edge,
+    rows: &mut [f32],
+    dst: &mut [f32],
+) {
     let plane = h * w;
     assert!(src.len() == plane && rows.len() == plane && dst.len() == plane);
     if reach == 0 {
         dst.copy_from_slice(src);
         return;
     }
+    // Cells averaged over along one side: those inside, or the whole span with zeros counted.
+    let counted = |lo: usize, hi: usize| match edge {
+        Edge::Inside => (hi - lo + 1) as f32,
+        Edge::Zeros => (2 * reach + 1) as f32,
+    };
     for (line, row) in src.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
         for (x, r) in row.iter_mut().enumerate() {
             let (x0, x1) = (x.saturating_sub(reach), (x + reach).min(w - 1));
-            *r = line[x0..=x1].iter().sum::<f32>() / (x1 - x0 + 1) as f32;
+            *r = line[x0..=x1].iter().sum::<f32>() / counted(x0, x1);
         }
     }
     for y in 0..h {
@@ -517,8 +550,9 @@ fn box_into(src: &[f32], (h, w): (usize, usize), reach: usize, rows: &mut [f32],
                 *o += r;
             }
         }
-        if y1 > y0 {
-            let scale = 1.0 / (y1 - y0 + 1) as f32;
+        let count = counted(y0, y1);
+        if count != 1.0 {
+            let scale = 1.0 / count;
             out.iter_mut().for_each(|o| *o *= scale);
         }
     }
@@ -581,15 +615,20 @@ mod tests {
         let n = 6;
         let plane: Vec<f32> = (0..n * n).map(|i| i as f32).collect();
         let mut smoothed = vec![0.0; n * n];
-        box_mean(&plane, n, 1, &mut smoothed);
+        box_mean(&plane, n, 1, Edge::Inside, &mut smoothed);
         // Interior cell (1, 1): mean of rows 0..=2, columns 0..=2 = value at (1, 1).
         assert_eq!(smoothed[n + 1], plane[n + 1]);
         // Corner (0, 0): mean of the 2x2 block {0, 1, 6, 7}.
         assert_eq!(smoothed[0], 3.5);
+        // With zeros counted (PyTorch's avg_pool2d(3, 1, 1)): the same sum over 9 cells; the
+        // interior is unchanged.
+        box_mean(&plane, n, 1, Edge::Zeros, &mut smoothed);
+        assert!((smoothed[0] - 14.0 / 9.0).abs() < 1e-6, "{}", smoothed[0]);
+        assert_eq!(smoothed[n + 1], plane[n + 1]);
         // A 5x5 neighbourhood: corner (0, 0) is the mean of the 3x3 block {0, 1, 2, 6, ...}.
-        box_mean(&plane, n, 2, &mut smoothed);
+        box_mean(&plane, n, 2, Edge::Inside, &mut smoothed);
         assert_eq!(smoothed[0], 7.0);
-        box_mean(&plane, n, 0, &mut smoothed);
+        box_mean(&plane, n, 0, Edge::Zeros, &mut smoothed);
         assert_eq!(smoothed, plane);
         // 6 -> 3 averages 2x2 blocks; 3 -> 6 keeps a constant plane constant.
         let down = resample(&plane, 6, 3);
@@ -605,9 +644,10 @@ mod tests {
         map: &ImageMap<'_>,
         values: PatchValues,
         matrix: &[f32],
-        reach: usize,
+        around: Around,
         grid: usize,
     ) -> Vec<f32> {
+        let reach = around.reach;
         let n = map.h;
         let plane = n * n;
         let width = values.width(map.channels);
@@ -650,6 +690,9 @@ mod tests {
                             count += 1.0;
                         }
                     }
+                    if around.edge == Edge::Zeros {
+                        count = ((2 * reach + 1) * (2 * reach + 1)) as f32;
+                    }
                     smoothed[y * n + x] = sum / count;
                 }
             }
@@ -663,18 +706,21 @@ mod tests {
     #[test]
     fn patches_agree_with_the_plain_definitions() {
         // Uneven channel groups, odd sides, shrinking, growing and keeping the grid, the
-        // one-cell plane; every reduction and neighbourhoods of 1, 3 and 5.
+        // one-cell plane; every reduction, neighbourhoods of 1, 3 and 5, both edges.
         let mut seed = 1u32;
         let cases = [
-            (10, 7, PatchValues::Means(4), 3, 1),
-            (9, 5, PatchValues::Means(3), 8, 1),
-            (6, 4, PatchValues::Means(6), 4, 2),
-            (3, 1, PatchValues::Means(2), 1, 1),
-            (5, 6, PatchValues::All, 3, 0),
-            (7, 9, PatchValues::Projection(4), 9, 2),
-            (8, 5, PatchValues::Projection(11), 5, 1),
+            (10, 7, PatchValues::Means(4), 3, 1, Edge::Inside),
+            (9, 5, PatchValues::Means(3), 8, 1, Edge::Zeros),
+            (6, 4, PatchValues::Means(6), 4, 2, Edge::Inside),
+            (3, 1, PatchValues::Means(2), 1, 1, Edge::Zeros),
+            (5, 6, PatchValues::All, 3, 0, Edge::Zeros),
+            (5, 6, PatchValues::All, 6, 1, Edge::Zeros),
+            (7, 9, PatchValues::Projection(4), 9, 2, Edge::Inside),
+            (7, 9, PatchValues::Projection(4), 9, 2, Edge::Zeros),
+            (8, 5, PatchValues::Projection(11), 5, 1, Edge::Inside),
         ];
-        for (channels, n, values, grid, reach) in cases {
+        for (channels, n, values, grid, reach, edge) in cases {
+            let around = Around { reach, edge };
             let mut random = |count: usize| -> Vec<f32> {
                 (0..count)
                     .map(|_| {
@@ -692,7 +738,7 @@ mod tests {
                 h: n,
                 w: n,
             };
-            let expected = reference_patches(&map, values, &matrix, reach, grid);
+            let expected = reference_patches(&map, values, &matrix, around, grid);
             let reduction = match values {
                 PatchValues::All => Reduction::All,
                 PatchValues::Means(w) => Reduction::Means(w),
@@ -703,13 +749,13 @@ mod tests {
             };
             let reduced = map.reduce(&reduction, false);
             let mut both = vec![f32::NAN; grid * grid * 2 * width];
-            map.write_patches(&reduced, width, reach, grid, &mut both, width, 2 * width);
+            map.write_patches(&reduced, width, around, grid, &mut both, width, 2 * width);
             for (cell, want) in expected.chunks(width).enumerate() {
                 let got = &both[cell * 2 * width + width..][..width];
                 for (g, w) in got.iter().zip(want) {
                     assert!(
                         (g - w).abs() <= 1e-5 * w.abs().max(1.0),
-                        "{values}, reach {reach}: {g} vs {w}"
+                        "{values}, {around:?}: {g} vs {w}"
                     );
                 }
                 // The other layer's half is left alone.

@@ -141,6 +141,16 @@ impl Candidates {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+
+    /// The drawn patches, row after row.
+    pub fn rows(&self) -> &[f32] {
+        &self.rows
+    }
+
+    /// Patches of all the images offered, drawn or not.
+    pub fn patches_total(&self) -> usize {
+        self.patches_total
+    }
 }
 
 /// The bank the settings choose from `candidates`: `coreset_ratio` of all patches, at most
@@ -150,6 +160,21 @@ pub fn bank_from_candidates(
     candidates: &Candidates,
     progress: &mut dyn FnMut(FitStep),
 ) -> Result<Bank> {
+    let dim = candidates.dim;
+    let entries = bank_rows(settings, candidates, progress)
+        .iter()
+        .flat_map(|&i| candidates.rows[i * dim..(i + 1) * dim].iter().copied())
+        .collect();
+    Bank::new(dim, entries)
+}
+
+/// Which candidates [`bank_from_candidates`] keeps, in the bank's order (indices into the
+/// candidates, in the order they were drawn).
+pub fn bank_rows(
+    settings: &Settings,
+    candidates: &Candidates,
+    progress: &mut dyn FnMut(FitStep),
+) -> Vec<usize> {
     let (dim, count) = (candidates.dim, candidates.len());
     let target = coreset_size(
         candidates.patches_total,
@@ -161,7 +186,7 @@ pub fn bank_from_candidates(
         candidates: count,
         target,
     });
-    let mut chosen = match settings.sampling {
+    match settings.sampling {
         Sampling::Coreset => greedy_coreset_reporting(
             &candidates.rows,
             dim,
@@ -172,22 +197,15 @@ pub fn bank_from_candidates(
         ),
         Sampling::Random => {
             let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-            let picked = rand::seq::index::sample(&mut rng, count, target).into_vec();
+            let mut picked = rand::seq::index::sample(&mut rng, count, target).into_vec();
             progress(FitStep::CoresetChosen {
                 chosen: target,
                 target,
             });
+            picked.sort_unstable();
             picked
         }
-    };
-    if settings.sampling == Sampling::Random {
-        chosen.sort_unstable();
     }
-    let entries = chosen
-        .iter()
-        .flat_map(|&i| candidates.rows[i * dim..(i + 1) * dim].iter().copied())
-        .collect();
-    Bank::new(dim, entries)
 }
 
 impl OneClassModel {
