@@ -25,12 +25,54 @@ pub struct RunSummary {
     pub curves: Curves,
 }
 
+impl RunSummary {
+    /// The run's row of the comparison table: name, status, progress, best validation (with its
+    /// iteration), test accuracy, then its values of the differing recipe keys; "—" where unknown.
+    pub fn cells(&self) -> Vec<String> {
+        let curves = &self.curves;
+        let iterations = match (curves.last_iteration(), curves.planned_iterations) {
+            (Some(done), Some(planned)) => format!("{done}/{planned}"),
+            (Some(done), None) => done.to_string(),
+            (None, Some(planned)) => format!("0/{planned}"),
+            (None, None) => "—".into(),
+        };
+        let best = curves
+            .best_validation()
+            .map(|(i, a)| format!("{:.1}% ({i})", 100.0 * a))
+            .unwrap_or_else(|| "—".into());
+        let test = curves
+            .test_accuracy
+            .map(|a| format!("{:.1}%", 100.0 * a))
+            .unwrap_or_else(|| "—".into());
+        let mut cells = vec![
+            short_name(&self.path),
+            self.status.to_string(),
+            iterations,
+            best,
+            test,
+        ];
+        cells.extend(self.differences.iter().map(|(_, v)| v.clone()));
+        cells
+    }
+}
+
 /// The compared runs, in the order given.
 #[derive(Debug, Clone)]
 pub struct Comparison {
     pub runs: Vec<RunSummary>,
     /// The recipe keys that differ (dotted, such as `train.batch_size`), sorted.
     pub differing_keys: Vec<String>,
+}
+
+impl Comparison {
+    /// The table's header, column for column with [`RunSummary::cells`].
+    pub fn header(&self) -> Vec<String> {
+        let mut head: Vec<String> = ["run", "status", "iterations", "best val (iter)", "test"]
+            .map(String::from)
+            .to_vec();
+        head.extend(self.differing_keys.iter().cloned());
+        head
+    }
 }
 
 /// Reads each run directory of `paths`.

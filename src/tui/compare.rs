@@ -104,8 +104,7 @@ impl CompareView {
     }
 
     fn draw_table(&self, frame: &mut Frame, area: Rect) {
-        let mut head = vec!["run", "status", "iterations", "best val (iter)", "test"];
-        head.extend(self.comparison.differing_keys.iter().map(String::as_str));
+        let head = self.comparison.header();
         let widths: Vec<Constraint> = head
             .iter()
             .enumerate()
@@ -114,32 +113,12 @@ impl CompareView {
                 _ => Constraint::Length(h.len().max(11) as u16),
             })
             .collect();
-        let rows = self.comparison.runs.iter().enumerate().map(|(n, run)| {
-            let curves = &run.curves;
-            let iterations = match (curves.last_iteration(), curves.planned_iterations) {
-                (Some(done), Some(planned)) => format!("{done}/{planned}"),
-                (Some(done), None) => done.to_string(),
-                (None, Some(planned)) => format!("0/{planned}"),
-                (None, None) => "—".into(),
-            };
-            let best = curves
-                .best_validation()
-                .map(|(i, a)| format!("{:.1}% ({i})", 100.0 * a))
-                .unwrap_or_else(|| "—".into());
-            let test = curves
-                .test_accuracy
-                .map(|a| format!("{:.1}%", 100.0 * a))
-                .unwrap_or_else(|| "—".into());
-            let mut cells = vec![
-                short_name(&run.path),
-                run.status.to_string(),
-                iterations,
-                best,
-                test,
-            ];
-            cells.extend(run.differences.iter().map(|(_, v)| v.clone()));
-            Row::new(cells).style(self.run_style(n))
-        });
+        let rows = self
+            .comparison
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(n, run)| Row::new(run.cells()).style(self.run_style(n)));
         let table = Table::new(rows, widths)
             .header(Row::new(head).style(self.theme.dim()))
             .block(Block::bordered().title(Span::styled(" Runs ", self.theme.title())));
