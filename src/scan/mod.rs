@@ -26,6 +26,7 @@ pub(crate) mod anomaly;
 pub(crate) mod features;
 pub(crate) mod map;
 pub(crate) mod metrics;
+pub mod labels;
 pub mod output;
 pub(crate) mod overlay;
 pub(crate) mod photo;
