@@ -214,6 +214,10 @@ pub struct TrainArgs {
     /// best accuracy starts.
     #[arg(long, requires = "resume")]
     pub allow_missing: bool,
+    /// Start from this run's model (its model.safetensors, or a checkpoint file), head included,
+    /// instead of --weights; its classes must be the data's.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["resume", "one_class"])]
+    pub init: Option<PathBuf>,
     /// Learn from normal images only (needs --weights): fit a memory bank of ImageNet features on
     /// the normal class's training images; the other classes serve validation and test only.
     #[arg(long)]
@@ -533,11 +537,15 @@ pub struct ScanMergeArgs {
 #[derive(Debug, Args)]
 pub struct PatchesArgs {
     /// Folder of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
-    #[arg(long)]
-    pub photos: PathBuf,
+    #[arg(long, required_unless_present = "scan", conflicts_with = "scan")]
+    pub photos: Option<PathBuf>,
     /// Folder of crack masks, one per photo with the same file stem; nonzero = crack.
-    #[arg(long)]
-    pub masks: PathBuf,
+    #[arg(long, required_unless_present = "scan", conflicts_with = "scan")]
+    pub masks: Option<PathBuf>,
+    /// Instead of photos and masks: a scan folder whose labels.csv (windows labelled in
+    /// `crackscope watch`) gives the patches and their classes.
+    #[arg(long, value_name = "SCAN_FOLDER")]
+    pub scan: Option<PathBuf>,
     /// The dataset folder to write (must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,

@@ -15,6 +15,7 @@ pub(crate) mod heatmaps;
 pub(crate) mod job;
 pub mod scan;
 pub(crate) mod scan_folder;
+pub mod scan_labels;
 pub(crate) mod scan_merge;
 pub mod session;
 pub(crate) mod signals;

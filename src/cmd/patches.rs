@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::app::scan_labels::write_dataset;
 use crate::cli::PatchesArgs;
 use crate::core::windows::default_stride;
 use crate::data::patches::{PatchOptions, PatchWriter};
@@ -14,15 +15,30 @@ pub fn patches(args: &PatchesArgs) -> Result<()> {
         stride: args.stride.unwrap_or_else(|| default_stride(args.size)),
         min_crack_share: args.min_crack_share,
     };
+    let (Some(photo_folder), Some(masks)) = (&args.photos, &args.masks) else {
+        let scan = args.scan.as_deref().context("give --photos and --masks, or --scan")?;
+        let set = write_dataset(scan, &args.out)?;
+        println!(
+            "{} labelled windows of {} photos from {}: {} Positive (crack), {} Negative (no crack) \
+             -> {}",
+            set.crack + set.no_crack,
+            set.photos,
+            scan.display(),
+            set.crack,
+            set.no_crack,
+            args.out.display()
+        );
+        return Ok(());
+    };
     // Check both folders before anything is written.
-    let photos = photo_files(std::slice::from_ref(&args.photos))?;
-    std::fs::read_dir(&args.masks)
-        .with_context(|| format!("cannot read mask folder {}", args.masks.display()))?;
+    let photos = photo_files(std::slice::from_ref(photo_folder))?;
+    std::fs::read_dir(masks)
+        .with_context(|| format!("cannot read mask folder {}", masks.display()))?;
     let mut writer = PatchWriter::create(&args.out, options)?;
     let (mut positive, mut negative, mut left_out) = (0, 0, 0);
     for path in &photos {
         let photo = load_upright(path)?;
-        let mask = true_mask(&args.masks, path, photo.dimensions())?;
+        let mask = true_mask(masks, path, photo.dimensions())?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let counts = writer.add_photo(&name, &photo, &mask)?;
         positive += counts.positive;
