@@ -184,40 +184,6 @@ pub const COMMANDS: &[Command] = &[
         help: "quit",
         footer: &[("q", "quit")],
     },
-    // After quit: its Ctrl-C must be found before the plain `c` of crack.
-    Command {
-        scope: Scope::In(View::Scan),
-        bindings: &[
-            (char('l'), Action::LabelLeastSure),
-            (char('L'), Action::LabelTopScored),
-            (char('.'), Action::LabelUnderCursor),
-        ],
-        keys: "l, L, .",
-        help: "label windows: least sure first (spread over photos), top-scored first, the one \
-               under the view's centre; l or L again stops",
-        footer: &[("l/L/.", "label")],
-    },
-    Command {
-        scope: Scope::In(View::Scan),
-        bindings: &[
-            (char('c'), Action::LabelCrack),
-            (char('x'), Action::LabelNoCrack),
-            (char('s'), Action::LabelSkip),
-            (char('u'), Action::LabelUndo),
-            (key(KeyCode::Backspace), Action::LabelUndo),
-        ],
-        keys: "c, x, s, u Backspace",
-        help: "while labelling: crack, no crack, skip (saved to labels.csv at once); undo",
-        footer: &[("c", "crack"), ("x", "no crack"), ("s", "skip"), ("u", "undo")],
-    },
-    Command {
-        scope: Scope::In(View::Training),
-        bindings: &[(char('p'), Action::Pause)],
-        keys: "p",
-        help: "pause / resume",
-        // The footer writes "resume" while paused.
-        footer: &[("p", "pause")],
-    },
     Command {
         scope: Scope::In(View::Training),
         bindings: &[(char('s'), Action::Stop)],
@@ -414,6 +380,40 @@ pub const COMMANDS: &[Command] = &[
         keys: "q, Ctrl-C, Esc",
         help: "quit",
         footer: &[("q", "quit")],
+    },
+    // After quit: its Ctrl-C must be found before the plain `c` of crack.
+    Command {
+        scope: Scope::In(View::Scan),
+        bindings: &[
+            (char('l'), Action::LabelLeastSure),
+            (char('L'), Action::LabelTopScored),
+            (char('.'), Action::LabelUnderCursor),
+        ],
+        keys: "l, L, .",
+        help: "label windows: least sure first (spread over photos), top-scored first, the one \
+               under the view's centre; l or L again stops",
+        footer: &[("l/L/.", "label")],
+    },
+    Command {
+        scope: Scope::In(View::Scan),
+        bindings: &[
+            (char('c'), Action::LabelCrack),
+            (char('x'), Action::LabelNoCrack),
+            (char('s'), Action::LabelSkip),
+            (char('u'), Action::LabelUndo),
+            (key(KeyCode::Backspace), Action::LabelUndo),
+        ],
+        keys: "c, x, s, u Backspace",
+        help: "while labelling: crack, no crack, skip (saved to labels.csv at once); undo",
+        footer: &[("c", "crack"), ("x", "no crack"), ("s", "skip"), ("u", "undo")],
+    },
+    Command {
+        scope: Scope::In(View::Training),
+        bindings: &[(char('p'), Action::Pause)],
+        keys: "p",
+        help: "pause / resume",
+        // The footer writes "resume" while paused.
+        footer: &[("p", "pause")],
     },
 ];
 

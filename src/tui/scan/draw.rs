@@ -278,8 +278,10 @@ fn footer_keys(width: u16, labelling: bool) -> Vec<(&'static str, &'static str)>
     let labels_first = |c: &&keymap::Command| {
         !(labelling && c.bindings.iter().any(|(_, a)| super::labelling::is_labelling(*a)))
     };
+    // The answer keys only mean something while labelling.
+    let answers = |c: &keymap::Command| c.bindings.iter().any(|(_, a)| *a == Action::LabelCrack);
     let mut commands: Vec<_> = keymap::view_commands(keymap::View::Scan)
-        .filter(|c| !always(c))
+        .filter(|c| !always(c) && (labelling || !answers(c)))
         .collect();
     commands.sort_by_key(labels_first);
     for pair in commands.into_iter().flat_map(|c| c.footer.iter().copied()) {

@@ -51,7 +51,7 @@ impl Labelling {
     /// The line the view shows while labelling: mode, place, window, model's probability, counts.
     pub fn status(&self, view: &ScanView) -> String {
         let counts = self.labels.counts();
-        let mode = self.how.map_or("windows under the cursor", Suggest::describe);
+        let mode = self.how.map_or("the window under the cursor", Suggest::describe);
         let place = match self.current {
             Some(w) => {
                 let photo = &view.record.photos[w.photo];
@@ -73,8 +73,9 @@ impl Labelling {
             }
             None => "no window: pan to one and press .".into(),
         };
+        // Counts first: a narrow terminal cuts the end of the line.
         format!(
-            "labelling ({mode}): {place} · labels {}: {} crack, {} no crack, {} skipped",
+            "labels {}: {} crack, {} no crack, {} skipped · {place} · labelling {mode}",
             counts.labelled(),
             counts.crack,
             counts.no_crack,
