@@ -509,6 +509,10 @@ pub struct ScanArgs {
     pub json: bool,
     #[command(flatten)]
     pub sharding: ShardArgs,
+    /// Scan the photo resized by each of these factors (e.g. 0.25,0.5,1): every scale's windows
+    /// mapped back to the photo, the map the largest value of any scale [default: 1]
+    #[arg(long, value_delimiter = ',', value_name = "FACTOR,...")]
+    pub scale: Vec<f32>,
 }
 
 /// Which share of a scan's photos this process takes (`crackscope scan`; array jobs).
@@ -560,4 +564,8 @@ pub struct PatchesArgs {
     /// cover for a Positive patch; 0.005 is a 1-pixel hairline across about 60 % of it at 227 px.
     #[arg(long, default_value_t = 0.005)]
     pub min_crack_share: f64,
+    /// Resize each photo and its mask by this factor before cutting (as `scan --scale` does), so
+    /// a window covers what a training patch covered; x and y are then in the resized photo.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "scan")]
+    pub scale: f32,
 }

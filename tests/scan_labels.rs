@@ -259,3 +259,80 @@ fn init_with_other_classes_and_scan_folders_without_labels_are_refused() {
         "{said}"
     );
 }
+
+#[test]
+fn scans_at_several_scales_keep_every_scales_windows_and_record_the_scales() {
+    let dir = tempfile::tempdir().unwrap();
+    let surfaces = dir.path().join("surfaces");
+    ok(&run(&[
+        "synth",
+        "--out",
+        surfaces.to_str().unwrap(),
+        "--photos",
+        "2",
+        "--size",
+        "256",
+        "--detail",
+        "64",
+    ]));
+    let model = checkpoint(&dir.path().join("m.safetensors"), &["Negative", "Positive"], 1);
+    let scan = |out: &Path, scales: &str| {
+        run(&[
+            "scan",
+            "--model",
+            model.to_str().unwrap(),
+            surfaces.join("photos").to_str().unwrap(),
+            "--masks",
+            surfaces.join("masks").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--scale",
+            scales,
+        ])
+    };
+    let out = dir.path().join("scan");
+    ok(&scan(&out, "0.5,1"));
+    let record = crackscope::scan::output::read(&out).unwrap();
+    assert_eq!(
+        record.settings.as_ref().unwrap().scales,
+        Some(vec![0.5, 1.0])
+    );
+    for photo in &record.photos {
+        // At 0.5 the photo is 128 px: 64-px windows at stride 32, 3 x 3, each 128 px of the
+        // photo; at 1, 7 x 7 of 64 px.
+        let sizes = |s: u32| photo.windows.iter().filter(|w| w.size == s).count();
+        assert_eq!((sizes(128), sizes(64), photo.windows.len()), (9, 49, 58));
+        assert!(photo
+            .windows
+            .iter()
+            .all(|w| w.x + w.size <= 256 && w.y + w.size <= 256));
+        assert!(photo.metrics.is_some(), "scored against the masks");
+    }
+    // The same folder with other scales is another scan: refused, naming the difference.
+    let said = text(&scan(&out, "0.25"));
+    assert!(said.contains("scales"), "{said}");
+    // A scale that leaves the photo smaller than a window is that photo's error.
+    let small = scan(&dir.path().join("small"), "0.2");
+    assert_eq!(small.status.code(), Some(4), "{}", text(&small));
+    assert!(text(&small).contains("smaller than one 64-pixel window"));
+    // Patches at a scale: cut from the halved photo and mask.
+    let cut = dir.path().join("cut");
+    ok(&run(&[
+        "patches",
+        "--photos",
+        surfaces.join("photos").to_str().unwrap(),
+        "--masks",
+        surfaces.join("masks").to_str().unwrap(),
+        "--out",
+        cut.to_str().unwrap(),
+        "--size",
+        "64",
+        "--scale",
+        "0.5",
+    ]));
+    let manifest = std::fs::read_to_string(cut.join("patches.csv")).unwrap();
+    assert!(manifest.lines().skip(1).all(|l| {
+        let f: Vec<u32> = l.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
+        f[0] + f[2] <= 128 && f[1] + f[2] <= 128
+    }), "{manifest}");
+}

@@ -32,6 +32,7 @@ pub(crate) mod overlay;
 pub(crate) mod photo;
 pub mod plan;
 pub mod regions;
+pub mod scales;
 pub(crate) mod scanner;
 
 #[cfg(test)]
