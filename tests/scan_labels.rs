@@ -160,7 +160,11 @@ fn a_labelled_scan_folder_is_a_dataset_and_init_starts_from_a_runs_model() {
     let trained = run_dir.join("last.safetensors");
     for name in ["head.weight", "features.0.weight"] {
         let (a, b) = (tensor(&start, name), tensor(&trained, name));
-        let most = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        let most = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
         assert!(most < 1e-5, "{name} moved by {most}");
     }
     let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
@@ -175,7 +179,10 @@ fn a_labelled_scan_folder_is_a_dataset_and_init_starts_from_a_runs_model() {
         "--out",
         out.to_str().unwrap(),
     ]));
-    assert!(said.contains(&format!("{} Positive", counts["crack"])), "{said}");
+    assert!(
+        said.contains(&format!("{} Positive", counts["crack"])),
+        "{said}"
+    );
     assert_eq!(
         std::fs::read_to_string(out.join("patches.csv")).unwrap(),
         manifest
@@ -275,7 +282,11 @@ fn scans_at_several_scales_keep_every_scales_windows_and_record_the_scales() {
         "--detail",
         "64",
     ]));
-    let model = checkpoint(&dir.path().join("m.safetensors"), &["Negative", "Positive"], 1);
+    let model = checkpoint(
+        &dir.path().join("m.safetensors"),
+        &["Negative", "Positive"],
+        1,
+    );
     let scan = |out: &Path, scales: &str| {
         run(&[
             "scan",
@@ -331,8 +342,11 @@ fn scans_at_several_scales_keep_every_scales_windows_and_record_the_scales() {
         "0.5",
     ]));
     let manifest = std::fs::read_to_string(cut.join("patches.csv")).unwrap();
-    assert!(manifest.lines().skip(1).all(|l| {
-        let f: Vec<u32> = l.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
-        f[0] + f[2] <= 128 && f[1] + f[2] <= 128
-    }), "{manifest}");
+    assert!(
+        manifest.lines().skip(1).all(|l| {
+            let f: Vec<u32> = l.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
+            f[0] + f[2] <= 128 && f[1] + f[2] <= 128
+        }),
+        "{manifest}"
+    );
 }

@@ -171,7 +171,10 @@ fn windows_are_labelled_by_keyboard_saved_at_once_and_a_stopped_session_resumes(
     tmux.wait_for("zoom ×1", limit);
     tmux.keys("l");
     let first = tmux.wait_for("labels 0: 0 crack, 0 no crack", limit);
-    assert!(first.contains("c crack") && first.contains("x no crack"), "{first}");
+    assert!(
+        first.contains("c crack") && first.contains("x no crack"),
+        "{first}"
+    );
     tmux.keys("c");
     tmux.wait_for("labels 1: 1 crack, 0 no crack, 0 skipped", limit);
     tmux.keys("x");
@@ -192,7 +195,10 @@ fn windows_are_labelled_by_keyboard_saved_at_once_and_a_stopped_session_resumes(
     let rows: Vec<&str> = saved.lines().collect();
     assert_eq!(rows.len(), 3, "{saved}");
     assert_eq!(rows[0], "photo,x,y,size,label");
-    assert!(rows[1].ends_with(",crack") && rows[2].ends_with(",no-crack"), "{saved}");
+    assert!(
+        rows[1].ends_with(",crack") && rows[2].ends_with(",no-crack"),
+        "{saved}"
+    );
     drop(tmux);
 
     // A new session on the folder starts from the file: two labels, and the next suggestion is
@@ -206,11 +212,19 @@ fn windows_are_labelled_by_keyboard_saved_at_once_and_a_stopped_session_resumes(
     let record = crackscope::scan::output::read(&out).unwrap();
     let shown = |row: &str| {
         let f: Vec<&str> = row.split(',').collect();
-        let name = Path::new(f[0]).file_name().unwrap().to_str().unwrap().to_string();
+        let name = Path::new(f[0])
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         format!("{name} x {} y {}", f[1], f[2])
     };
     for row in &rows[1..] {
-        assert!(!again.contains(&shown(row)), "{row} suggested again:\n{again}");
+        assert!(
+            !again.contains(&shown(row)),
+            "{row} suggested again:\n{again}"
+        );
     }
     assert!(record.photos.len() == 3);
     tmux.keys("c");

@@ -19,7 +19,10 @@ pub fn patches(args: &PatchesArgs) -> Result<()> {
     };
     crate::scan::scales::validate(&[args.scale])?;
     let (Some(photo_folder), Some(masks)) = (&args.photos, &args.masks) else {
-        let scan = args.scan.as_deref().context("give --photos and --masks, or --scan")?;
+        let scan = args
+            .scan
+            .as_deref()
+            .context("give --photos and --masks, or --scan")?;
         let set = write_dataset(scan, &args.out)?;
         println!(
             "{} labelled windows of {} photos from {}: {} Positive (crack), {} Negative (no crack) \

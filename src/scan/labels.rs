@@ -199,11 +199,18 @@ impl Labels {
                 )));
             };
             let number = |i: usize, name: &str| -> Result<u32> {
-                field(i)
-                    .parse::<u32>()
-                    .map_err(|_| anyhow::anyhow!(at(format!("`{name}` is `{}`, not a whole number of pixels", field(i)))))
+                field(i).parse::<u32>().map_err(|_| {
+                    anyhow::anyhow!(at(format!(
+                        "`{name}` is `{}`, not a whole number of pixels",
+                        field(i)
+                    )))
+                })
             };
-            let (x, y, size) = (number(x_col, "x")?, number(y_col, "y")?, number(size_col, "size")?);
+            let (x, y, size) = (
+                number(x_col, "x")?,
+                number(y_col, "y")?,
+                number(size_col, "size")?,
+            );
             let Some(label) = Label::parse(field(label_col)) else {
                 bail!(at(format!(
                     "label `{}` is none of crack, no-crack, skip",
@@ -300,8 +307,7 @@ impl Suggest {
 /// The scan's windows in the order `how` suggests them, leaving out those already labelled
 /// (skips included).
 pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<WindowKey> {
-    let done: std::collections::HashSet<WindowKey> =
-        labels.rows.iter().map(|r| r.window).collect();
+    let done: std::collections::HashSet<WindowKey> = labels.rows.iter().map(|r| r.window).collect();
     let threshold = record.threshold;
     let mut per_photo: Vec<Vec<(f32, WindowKey)>> = record
         .photos
@@ -491,8 +497,8 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let err = Labels::from_csv(text.as_bytes(), &record, Path::new("s/labels.csv"))
-                .unwrap_err();
+            let err =
+                Labels::from_csv(text.as_bytes(), &record, Path::new("s/labels.csv")).unwrap_err();
             let message = format!("{err:#}");
             assert!(
                 message.contains("s/labels.csv") && message.contains(expected),
@@ -522,7 +528,11 @@ mod tests {
         labels.set(key(1, 0), Label::Skip);
         labels.set(key(0, 100), Label::Crack);
         let order = suggest(&record, &labels, Suggest::LeastSure);
-        assert_eq!(order[..2], [key(0, 0), key(1, 200)], "labelled ones left out");
+        assert_eq!(
+            order[..2],
+            [key(0, 0), key(1, 200)],
+            "labelled ones left out"
+        );
         let top = suggest(&record, &Labels::default(), Suggest::TopScored);
         assert_eq!(top[..3], [key(1, 200), key(0, 0), key(1, 0)]);
     }

@@ -24,9 +24,9 @@
 
 pub(crate) mod anomaly;
 pub(crate) mod features;
+pub mod labels;
 pub(crate) mod map;
 pub(crate) mod metrics;
-pub mod labels;
 pub mod output;
 pub(crate) mod overlay;
 pub(crate) mod photo;

@@ -68,7 +68,10 @@ fn scaled(width: u32, height: u32, scale: f32) -> (u32, u32) {
 
 /// The maps of one photo at several scales as one map of the photo at its own size.
 pub(crate) fn combine(width: u32, height: u32, maps: &[(f32, CrackMap)]) -> CrackMap {
-    let (cols, rows) = (width.div_ceil(CELL) as usize, height.div_ceil(CELL) as usize);
+    let (cols, rows) = (
+        width.div_ceil(CELL) as usize,
+        height.div_ceil(CELL) as usize,
+    );
     let mut cells = vec![0f32; rows * cols];
     let mut windows = Vec::new();
     for (scale, map) in maps {

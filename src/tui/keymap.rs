@@ -405,7 +405,12 @@ pub const COMMANDS: &[Command] = &[
         ],
         keys: "c, x, s, u Backspace",
         help: "while labelling: crack, no crack, skip (saved to labels.csv at once); undo",
-        footer: &[("c", "crack"), ("x", "no crack"), ("s", "skip"), ("u", "undo")],
+        footer: &[
+            ("c", "crack"),
+            ("x", "no crack"),
+            ("s", "skip"),
+            ("u", "undo"),
+        ],
     },
     Command {
         scope: Scope::In(View::Training),

@@ -276,7 +276,10 @@ fn footer_keys(width: u16, labelling: bool) -> Vec<(&'static str, &'static str)>
     let mut budget = (width as usize).saturating_sub(last.iter().map(size).sum());
     let mut shown = Vec::new();
     let labels_first = |c: &&keymap::Command| {
-        !(labelling && c.bindings.iter().any(|(_, a)| super::labelling::is_labelling(*a)))
+        !(labelling
+            && c.bindings
+                .iter()
+                .any(|(_, a)| super::labelling::is_labelling(*a)))
     };
     // The answer keys only mean something while labelling.
     let answers = |c: &keymap::Command| c.bindings.iter().any(|(_, a)| *a == Action::LabelCrack);

@@ -10,7 +10,7 @@
 
 use image::{Rgb, RgbImage};
 
-use super::render::{outline, out_box, Toggles, Viewport};
+use super::render::{out_box, outline, Toggles, Viewport};
 use super::view::ScanView;
 use crate::scan::labels::{self, Label, Labels, Suggest, WindowKey};
 use crate::tui::keymap::Action;
@@ -51,7 +51,9 @@ impl Labelling {
     /// The line the view shows while labelling: mode, place, window, model's probability, counts.
     pub fn status(&self, view: &ScanView) -> String {
         let counts = self.labels.counts();
-        let mode = self.how.map_or("the window under the cursor", Suggest::describe);
+        let mode = self
+            .how
+            .map_or("the window under the cursor", Suggest::describe);
         let place = match self.current {
             Some(w) => {
                 let photo = &view.record.photos[w.photo];
@@ -311,10 +313,15 @@ impl ScanView {
 /// Outlines the window being labelled on a picture of `view` (three output pixels thick, just
 /// outside the window, so its own pixels stay visible).
 pub fn outline_focus(image: &mut RgbImage, view: Viewport, w: WindowKey) {
-    let scale = (f64::from(image.width()) / view.width).min(f64::from(image.height()) / view.height);
+    let scale =
+        (f64::from(image.width()) / view.width).min(f64::from(image.height()) / view.height);
     let (x0, y0, x1, y1) = out_box((w.x, w.y, w.size, w.size), view, scale);
     for ring in 1..=3 {
-        outline(image, (x0 - ring, y0 - ring, x1 + ring, y1 + ring), FOCUS_OUTLINE);
+        outline(
+            image,
+            (x0 - ring, y0 - ring, x1 + ring, y1 + ring),
+            FOCUS_OUTLINE,
+        );
     }
 }
 
@@ -380,7 +387,8 @@ mod tests {
     fn view(folder: &std::path::Path) -> ScanView {
         let record = record();
         let labels = labels::read(folder, &record).unwrap();
-        let mut v = ScanView::new(folder.to_path_buf(), record, Theme::new(false)).with_labels(labels);
+        let mut v =
+            ScanView::new(folder.to_path_buf(), record, Theme::new(false)).with_labels(labels);
         v.set_area(Size::new(100, 50));
         v
     }
@@ -403,10 +411,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut v = view(dir.path());
         press(&mut v, 'c');
-        assert!(v.message.as_deref().unwrap().contains("press l"), "not labelling yet");
+        assert!(
+            v.message.as_deref().unwrap().contains("press l"),
+            "not labelling yet"
+        );
         press(&mut v, 'l');
         assert!(v.labelling.active);
-        assert!(!v.toggles.map && !v.toggles.windows, "the surface itself shows");
+        assert!(
+            !v.toggles.map && !v.toggles.windows,
+            "the surface itself shows"
+        );
         // b's 0.52 first (photo index 1), shown on its photo, zoomed in and centred.
         assert_eq!(v.labelling.current, Some(key(1, 0)));
         assert_eq!(v.photo_index(), Some(1));
@@ -415,17 +429,26 @@ mod tests {
         let job = v.wanted().unwrap();
         assert_eq!(job.focus, Some(key(1, 0)), "outlined in the picture");
         let status = v.labelling.status(&v);
-        assert!(status.contains("b.jpg x 0 y 0") && status.contains("p 0.52"), "{status}");
+        assert!(
+            status.contains("b.jpg x 0 y 0") && status.contains("p 0.52"),
+            "{status}"
+        );
 
         press(&mut v, 'c');
-        assert_eq!(file(dir.path()), "photo,x,y,size,label\n/photos/b.jpg,0,0,100,crack\n");
+        assert_eq!(
+            file(dir.path()),
+            "photo,x,y,size,label\n/photos/b.jpg,0,0,100,crack\n"
+        );
         assert_eq!(v.labelling.current, Some(key(0, 100)), "a's 0.45 next");
         assert_eq!(v.photo_index(), Some(0));
         press(&mut v, 'x');
         press(&mut v, 's');
         let counts = v.labelling.labels.counts();
         assert_eq!((counts.crack, counts.no_crack, counts.skip), (1, 1, 1));
-        assert!(v.labelling.status(&v).contains("labels 2: 1 crack, 1 no crack, 1 skipped"));
+        assert!(v
+            .labelling
+            .status(&v)
+            .contains("labels 2: 1 crack, 1 no crack, 1 skipped"));
         // Undo takes the skip back and shows its window again; the file follows.
         let skipped = v.labelling.labels.rows()[2].window;
         press(&mut v, 'u');
@@ -491,7 +514,16 @@ mod tests {
             height: 200.0,
         };
         // 10 output pixels a 100-px window: x 10..20, y 5..15 in the picture.
-        outline_focus(&mut image, view, WindowKey { photo: 0, x: 100, y: 50, size: 100 });
+        outline_focus(
+            &mut image,
+            view,
+            WindowKey {
+                photo: 0,
+                x: 100,
+                y: 50,
+                size: 100,
+            },
+        );
         assert_eq!(*image.get_pixel(9, 10), FOCUS_OUTLINE);
         assert_eq!(*image.get_pixel(20, 10), FOCUS_OUTLINE);
         assert_eq!(*image.get_pixel(15, 10), Rgb([0, 0, 0]), "inside untouched");

@@ -260,7 +260,11 @@ pub(super) fn out_box(b: (u32, u32, u32, u32), view: Viewport, scale: f64) -> (i
 }
 
 /// Draws the border of the rectangle (x0, y0)..=(x1, y1) of output pixels, clipped to the image.
-pub(super) fn outline(image: &mut RgbImage, (x0, y0, x1, y1): (i64, i64, i64, i64), colour: Rgb<u8>) {
+pub(super) fn outline(
+    image: &mut RgbImage,
+    (x0, y0, x1, y1): (i64, i64, i64, i64),
+    colour: Rgb<u8>,
+) {
     let (w, h) = (image.width() as i64, image.height() as i64);
     if x1 < 0 || y1 < 0 || x0 >= w || y0 >= h {
         return;
