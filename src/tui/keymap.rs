@@ -186,6 +186,14 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         scope: Scope::In(View::Training),
+        bindings: &[(char('p'), Action::Pause)],
+        keys: "p",
+        help: "pause / resume",
+        // The footer writes "resume" while paused.
+        footer: &[("p", "pause")],
+    },
+    Command {
+        scope: Scope::In(View::Training),
         bindings: &[(char('s'), Action::Stop)],
         keys: "s",
         help: "stop after a final checkpoint",
@@ -411,14 +419,6 @@ pub const COMMANDS: &[Command] = &[
             ("s", "skip"),
             ("u", "undo"),
         ],
-    },
-    Command {
-        scope: Scope::In(View::Training),
-        bindings: &[(char('p'), Action::Pause)],
-        keys: "p",
-        help: "pause / resume",
-        // The footer writes "resume" while paused.
-        footer: &[("p", "pause")],
     },
 ];
 
