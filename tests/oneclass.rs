@@ -87,6 +87,17 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
     let log = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
     assert!(log.contains("\"event\":\"tested\""), "{log}");
     dashboard_reads_the_run(&run_dir, auroc);
+    // TensorBoard's pictures: the confusion matrix and four anomaly maps, decoded from PNG.
+    let pictures = crackscope::run::tensorboard::read_pictures(&run_dir).unwrap();
+    let tags: Vec<&str> = pictures.iter().map(|(_, tag, _)| tag.as_str()).collect();
+    assert_eq!(tags[0], "test/confusion", "{tags:?}");
+    assert_eq!(
+        tags.iter()
+            .filter(|t| t.starts_with("test/anomaly_map/"))
+            .count(),
+        4,
+        "{tags:?}"
+    );
 
     // eval on the run: the same figures; --json carries them.
     let eval = ok(&run(&["eval", run_s, "--json"]));

@@ -139,11 +139,7 @@ pub fn model_proto(classifier: &Classifier) -> Result<ModelProto> {
         doc_string: Some(
             "SqueezeNet v1.1 fine-tuned by crackscope, with its class-activation map".into(),
         ),
-        input: vec![value_info(
-            INPUT,
-            vec![batch(), fixed(3), fixed(side), fixed(side)],
-            "RGB, resized to input_size x input_size, (pixel / 255 - mean) / std per channel",
-        )],
+        input: vec![image_input(side)],
         output: vec![
             value_info(
                 PROBABILITIES,
@@ -412,6 +408,15 @@ fn named_dimension(name: &str) -> Dimension {
     Dimension {
         value: Some(DimensionValue::Named(name.to_string())),
     }
+}
+
+/// The graph's input: a free batch of `side` x `side` RGB images, prepared as the metadata says.
+fn image_input(side: i64) -> ValueInfoProto {
+    value_info(
+        INPUT,
+        vec![named_dimension("batch"), fixed(3), fixed(side), fixed(side)],
+        "RGB, resized to input_size x input_size, (pixel / 255 - mean) / std per channel",
+    )
 }
 
 fn value_info(name: &str, dims: Vec<Dimension>, doc: &str) -> ValueInfoProto {

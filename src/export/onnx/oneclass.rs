@@ -20,8 +20,8 @@ use prost::Message;
 
 use super::proto::*;
 use super::{
-    fixed, int, ints, named_dimension, preprocessing, value_info, wrap, Exported, Graph, Weight,
-    INPUT, META_CLASSES,
+    fixed, image_input, int, ints, named_dimension, preprocessing, value_info, wrap, Exported,
+    Graph, Weight, META_CLASSES,
 };
 use crate::core::fsutil::write_atomic;
 use crate::detector::oneclass::features::{group_bounds, resample_matrix};
@@ -193,11 +193,7 @@ pub fn model_proto(model: &OneClassModel) -> Result<ModelProto> {
              crackscope: image score, patch distances and anomaly map"
                 .into(),
         ),
-        input: vec![value_info(
-            INPUT,
-            vec![batch(), fixed(3), fixed(side), fixed(side)],
-            "RGB, resized to input_size x input_size, (pixel / 255 - mean) / std per channel",
-        )],
+        input: vec![image_input(side)],
         output: vec![
             value_info(
                 SCORE,
