@@ -479,12 +479,14 @@ pub(crate) mod tests {
                 map_cell: 16,
                 metrics: None,
                 index: None,
+                sweep: None,
             }],
             overall: None,
             settings: None,
             plan: None,
             failed: Vec::new(),
             finished: true,
+            sweep: None,
         };
         crate::scan::output::write(dir, &record).unwrap();
         record

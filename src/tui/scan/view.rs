@@ -384,6 +384,7 @@ mod tests {
             map_cell: 16,
             metrics: None,
             index: None,
+            sweep: None,
         }
     }
 
@@ -405,6 +406,7 @@ mod tests {
             plan: None,
             failed: Vec::new(),
             finished: true,
+            sweep: None,
         };
         let mut view = ScanView::new("scan".into(), record, Theme::new(false));
         view.set_area(Size::new(100, 50));
