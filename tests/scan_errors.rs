@@ -206,3 +206,49 @@ fn the_overlay_against_masks_shows_verdicts_in_their_colours_on_grey() {
         "elsewhere the photo is grey: {grey:?}"
     );
 }
+
+/// The real binary under tmux: `t` shows the errors layer with its legend, `g` the sweep with the
+/// scan's threshold marked, and both close again.
+#[test]
+fn watch_shows_errors_and_the_sweep_by_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, photos, masks) = setup(dir.path());
+    let out = dir.path().join("out");
+    ok(&run(&[
+        "scan",
+        "--model",
+        &model,
+        &photos,
+        "--masks",
+        &masks,
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let command = format!(
+        "CRACKSCOPE_GRAPHICS=halfblocks {} watch {}; echo EXIT-CODE-$?; sleep 600",
+        env!("CARGO_BIN_EXE_crackscope"),
+        out.display()
+    );
+    let Some(tmux) = common::tmux::Tmux::start("crackscope-scan-errors", &command) else {
+        return;
+    };
+    let limit = std::time::Duration::from_secs(60);
+    tmux.wait_for("zoom ×1", limit);
+    tmux.keys("t");
+    let shown = tmux.wait_for("sky blue hit, yellow miss", limit);
+    assert!(shown.contains("+ errors"), "{shown}");
+    tmux.keys("g");
+    let sweep = tmux.wait_for("threshold sweep (g closes)", limit);
+    assert!(sweep.contains("▶     0.50"), "{sweep}");
+    assert!(
+        sweep.contains("win F1") && sweep.contains("px F1"),
+        "{sweep}"
+    );
+    tmux.keys("g");
+    tmux.keys("t");
+    let back = tmux.wait_for("map + windows + regions ", limit);
+    assert!(!back.contains("threshold sweep"), "{back}");
+    tmux.keys("q");
+    let after = tmux.wait_for("EXIT-CODE-", limit);
+    assert!(after.contains("EXIT-CODE-0"), "{after}");
+}
