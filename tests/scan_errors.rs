@@ -116,6 +116,20 @@ fn the_sweep_is_recorded_per_photo_and_overall_and_shards_add_up() {
         plain.to_str().unwrap(),
     ]));
     assert!(record(&plain).get("sweep").is_none());
+
+    // `figures` draws the sweep of a scan with masks, and says why it cannot without.
+    let said = ok(&run(&["figures", whole.to_str().unwrap()]));
+    let figure = whole.join("figures").join("threshold-sweep.png");
+    assert!(said.contains("threshold-sweep.png"), "{said}");
+    let picture = image::open(&figure).unwrap();
+    assert!(picture.width() >= 900 && picture.height() >= 700);
+    let refused = run(&["figures", plain.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("no threshold sweep"),
+        "{}",
+        text(&refused)
+    );
 }
 
 #[test]
