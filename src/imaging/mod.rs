@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod grid;
+pub mod palette;
 pub mod picture_log;
 pub mod protocols;
 pub mod sixel;

@@ -9,6 +9,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use image::{ImageFormat, Rgb, RgbImage};
 
+use super::palette::{self, Shade};
+use crate::termio::Colours;
+
 pub use super::sixel::encode as sixel;
 
 /// The picture as PNG, which kitty and iTerm2 take.
@@ -67,39 +70,38 @@ pub fn iterm2(png: &[u8], cols: u16, rows: u16) -> String {
 /// One cell of half blocks: the upper pixel as the foreground of `▀`, the lower one as its
 /// background; None where the picture ends halfway down the cell (the terminal's own background
 /// shows, not a dark edge).
-pub type HalfBlock = (Rgb<u8>, Option<Rgb<u8>>);
+pub type HalfBlock = (Shade, Option<Shade>);
 
-/// The picture as rows of half-block cells, two pixel rows a cell.
-pub fn half_blocks(img: &RgbImage) -> Vec<Vec<HalfBlock>> {
+/// The picture as rows of half-block cells in `colours`, two pixel rows a cell.
+pub fn half_blocks(img: &RgbImage, colours: Colours) -> Vec<Vec<HalfBlock>> {
+    let at = |x: u32, y: u32| palette::shade(*img.get_pixel(x, y), colours);
     (0..img.height().div_ceil(2))
         .map(|row| {
             (0..img.width())
                 .map(|x| {
-                    let lower =
-                        (2 * row + 1 < img.height()).then(|| *img.get_pixel(x, 2 * row + 1));
-                    (*img.get_pixel(x, 2 * row), lower)
+                    let lower = (2 * row + 1 < img.height()).then(|| at(x, 2 * row + 1));
+                    (at(x, 2 * row), lower)
                 })
                 .collect()
         })
         .collect()
 }
 
-/// Half blocks as text with 24-bit colours, one line a row, each ending with the colours reset.
-pub fn half_block_lines(img: &RgbImage) -> Vec<String> {
-    half_blocks(img)
+/// Half blocks as text in `colours`, one line a row, each ending with the colours reset.
+pub fn half_block_lines(img: &RgbImage, colours: Colours) -> Vec<String> {
+    let sgr = |layer: u8, shade: Shade| match shade {
+        Shade::Rgb(Rgb([r, g, b])) => format!("\x1b[{layer}8;2;{r};{g};{b}m"),
+        Shade::Indexed(i) if i < 8 => format!("\x1b[{layer}{i}m"),
+        Shade::Indexed(i) => format!("\x1b[{layer}8;5;{i}m"),
+    };
+    half_blocks(img, colours)
         .into_iter()
         .map(|row| {
             let mut line = String::with_capacity(row.len() * 40);
             for (upper, lower) in row {
-                line.push_str(&format!(
-                    "\x1b[38;2;{};{};{}m",
-                    upper[0], upper[1], upper[2]
-                ));
+                line.push_str(&sgr(3, upper));
                 match lower {
-                    Some(lower) => line.push_str(&format!(
-                        "\x1b[48;2;{};{};{}m",
-                        lower[0], lower[1], lower[2]
-                    )),
+                    Some(lower) => line.push_str(&sgr(4, lower)),
                     None => line.push_str("\x1b[49m"),
                 }
                 line.push('▀');
@@ -145,12 +147,23 @@ mod tests {
     fn half_blocks_end_on_the_background_not_on_a_dark_edge() {
         let mut img = RgbImage::from_pixel(2, 3, Rgb([200, 100, 50]));
         img.put_pixel(1, 1, Rgb([1, 2, 3]));
-        let cells = half_blocks(&img);
+        let cells = half_blocks(&img, Colours::Direct);
         assert_eq!(cells.len(), 2);
-        assert_eq!(cells[0][1], (Rgb([200, 100, 50]), Some(Rgb([1, 2, 3]))));
+        let (orange, dark) = (Shade::Rgb(Rgb([200, 100, 50])), Shade::Rgb(Rgb([1, 2, 3])));
+        assert_eq!(cells[0][1], (orange, Some(dark)));
         // The odd last pixel row: its lower half is the terminal's background.
-        assert_eq!(cells[1][0], (Rgb([200, 100, 50]), None));
-        let lines = half_block_lines(&img);
+        assert_eq!(cells[1][0], (orange, None));
+        let lines = half_block_lines(&img, Colours::Direct);
+        assert!(lines[0].starts_with("\x1b[38;2;200;100;50m\x1b[48;2;200;100;50m▀"));
         assert!(lines[1].contains("\x1b[49m▀") && lines[1].ends_with("\x1b[0m"));
+    }
+
+    #[test]
+    fn half_blocks_in_a_palette_send_its_indices() {
+        let img = RgbImage::from_pixel(1, 2, Rgb([250, 5, 5]));
+        let palette = half_block_lines(&img, Colours::Palette256);
+        assert_eq!(palette[0], "\x1b[38;5;196m\x1b[48;5;196m▀\x1b[0m");
+        let basic = half_block_lines(&img, Colours::Basic8);
+        assert_eq!(basic[0], "\x1b[31m\x1b[41m▀\x1b[0m");
     }
 }

@@ -50,6 +50,9 @@ pub fn print_inline(img: &RgbImage, width_cells: Option<u32>) -> Result<Printed>
     let var = |key: &str| std::env::var(key).ok();
     let choice = GraphicsChoice::from_env(var)?.unwrap_or_default();
     let graphics = ask_terminal(choice, &var)?;
+    if let Some(note) = &graphics.note {
+        crate::core::warn::warn(note);
+    }
     let screen = screen_cells();
     let fit = fit_on_screen(&graphics, img, width_cells, screen);
     let sized = if (img.width(), img.height()) == (fit.px_w, fit.px_h) {
@@ -63,10 +66,14 @@ pub fn print_inline(img: &RgbImage, width_cells: Option<u32>) -> Result<Printed>
         &graphics.drawer,
         termio::probe::window_cell(),
     );
+    let shown = match graphics.protocol {
+        Protocol::HalfBlocks => super::palette::as_shown(&sized, graphics.colours),
+        _ => sized.clone(),
+    };
     super::picture_log::picture(
         0,
         &graphics.protocol.to_string(),
-        &sized,
+        &shown,
         (fit.cols, fit.rows),
         graphics.cell,
     );
@@ -84,7 +91,7 @@ pub fn print_inline(img: &RgbImage, width_cells: Option<u32>) -> Result<Printed>
 /// unless half blocks were chosen.
 fn ask_terminal(choice: GraphicsChoice, var: &impl Fn(&str) -> Option<String>) -> Result<Graphics> {
     if choice == GraphicsChoice::Halfblocks {
-        return Ok(Graphics::halfblocks());
+        return Ok(Graphics::halfblocks_here(var));
     }
     let info = {
         let _raw = RawMode::enter().context("cannot put the terminal in raw mode to ask it")?;
@@ -135,7 +142,7 @@ fn write_picture(
 ) -> io::Result<()> {
     let escape = match graphics.protocol {
         Protocol::HalfBlocks => {
-            for line in protocols::half_block_lines(sized) {
+            for line in protocols::half_block_lines(sized, graphics.colours) {
                 writeln!(out, "{line}")?;
             }
             return out.flush();
@@ -183,6 +190,8 @@ mod tests {
             passthrough: false,
             drawer: "xterm".into(),
             max_picture: None,
+            colours: termio::Colours::Direct,
+            note: None,
         };
         // The 16-tile sample grid (908 x 908 px) on a 160 x 48 screen: it used to print 160
         // columns wide, its top scrolling away; now it fits 47 rows.

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::colours::{self, Colours};
 use super::probe::{Report, TerminalInfo};
 use super::tmux;
 
@@ -117,6 +118,11 @@ pub struct Graphics {
     pub drawer: String,
     /// The largest picture in pixels the terminal draws, when it says (xterm's sixel limit).
     pub max_picture: Option<(u32, u32)>,
+    /// The colours half blocks are drawn in (what reaches the screen unchanged).
+    pub colours: Colours,
+    /// Something the user should know about how pictures look here (too few colours), to be
+    /// shown once where the view shows notices.
+    pub note: Option<String>,
 }
 
 /// Where a picture goes: `cols` x `rows` cells, drawn from a `px_w` x `px_h` picture.
@@ -132,14 +138,31 @@ pub struct Fit {
 const GUESSED_CELL: (u16, u16) = (10, 20);
 
 impl Graphics {
+    /// Half blocks in 24-bit colours.
+    #[cfg(test)]
     pub fn halfblocks() -> Graphics {
+        Graphics::halfblocks_in(Colours::Direct, None)
+    }
+
+    /// Half blocks in `colours`, with the `note` that goes with them.
+    pub fn halfblocks_in(colours: Colours, note: Option<String>) -> Graphics {
         Graphics {
             protocol: Protocol::HalfBlocks,
             cell: (1, 2),
             passthrough: false,
             drawer: "any terminal".into(),
             max_picture: None,
+            colours,
+            note,
         }
+    }
+
+    /// Half blocks in the colours this terminal takes, decided without asking it anything (the
+    /// user chose half blocks): from the environment and, inside tmux, from tmux.
+    pub fn halfblocks_here(var: &impl Fn(&str) -> Option<String>) -> Graphics {
+        let client = tmux::inside(var).then(|| tmux::client(var)).flatten();
+        let (colours, note) = colours::decide(var, client.as_ref());
+        Graphics::halfblocks_in(colours, note)
     }
 
     /// The largest size with a `w` x `h` picture's proportions inside `cols` x `rows` cells, in
@@ -183,8 +206,11 @@ pub fn choose(
     var: &impl Fn(&str) -> Option<String>,
     choice: GraphicsChoice,
 ) -> Result<Graphics> {
+    let client = info.tmux.as_ref().and_then(|pane| pane.client.as_ref());
+    let (colours, note) = colours::decide(var, client);
+    let halfblocks = || Graphics::halfblocks_in(colours, note.clone());
     if choice == GraphicsChoice::Halfblocks {
-        return Ok(Graphics::halfblocks());
+        return Ok(halfblocks());
     }
     let drawing = Drawing::of(info, var);
     let offered: Vec<(GraphicsChoice, Result<Protocol, String>)> = [
@@ -213,6 +239,8 @@ pub fn choose(
         passthrough: drawing.passthrough && protocol != Protocol::HalfBlocks,
         drawer: drawing.name.clone(),
         max_picture: sixel_max.filter(|_| protocol == Protocol::Sixel),
+        colours,
+        note: None,
     };
     if choice == GraphicsChoice::Auto {
         let order = if drawing.kitty_first {
@@ -231,7 +259,7 @@ pub fn choose(
         return Ok(match (order.into_iter().find_map(works), cell) {
             (Some(protocol), Some(cell)) => graphics(protocol, cell),
             // Without a cell size no picture can be sized to its place.
-            _ => Graphics::halfblocks(),
+            _ => halfblocks(),
         });
     }
     match works(choice) {
@@ -500,6 +528,7 @@ mod tests {
             tmux: Some(Pane {
                 passthrough,
                 origin: (0, 0),
+                client: None,
             }),
             outer,
             window_cell: Some((8, 17)),

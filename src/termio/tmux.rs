@@ -15,6 +15,20 @@ pub struct Pane {
     pub passthrough: bool,
     /// The pane's top-left cell on the outer terminal (column, row), 0-based.
     pub origin: (u16, u16),
+    /// The terminal outside, as tmux knows it (it decides which colours reach it).
+    pub client: Option<Client>,
+}
+
+/// The terminal a tmux client runs in, as tmux sees it: tmux turns every colour a program sends
+/// into one this terminal takes, by its terminfo entry and `terminal-features`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Its `TERM` ("mlterm", "xterm-256color").
+    pub name: String,
+    /// tmux sends it 24-bit colours as they are.
+    pub truecolour: bool,
+    /// How many palette colours tmux thinks it has (8, 16, 256).
+    pub colours: u32,
 }
 
 /// Whether this process runs inside tmux (or GNU screen, which passes nothing through), by the
@@ -40,7 +54,69 @@ pub fn ask(var: &impl Fn(&str) -> Option<String>) -> Option<Pane> {
     Some(Pane {
         passthrough: matches!(passthrough.trim(), "on" | "all"),
         origin,
+        client: client_of(pane.as_deref()),
     })
+}
+
+/// The terminal outside tmux for this process's pane; None outside tmux or when tmux cannot say.
+pub fn client(var: &impl Fn(&str) -> Option<String>) -> Option<Client> {
+    var("TMUX").filter(|v| !v.is_empty())?;
+    client_of(var("TMUX_PANE").filter(|p| !p.is_empty()).as_deref())
+}
+
+fn client_of(pane: Option<&str>) -> Option<Client> {
+    let tty = tmux(&["display-message", "-p"], pane, &["#{client_tty}"])?;
+    // Every client's terminal with the capabilities tmux uses for it (`tmux info`).
+    let terminals = tmux(&["show-messages", "-T"], None, &[])?;
+    parse_client(&terminals, tty.trim())
+}
+
+/// The section of `show-messages -T` output for the client on `tty`: its header
+/// ("Terminal 0: mlterm for /dev/pts/0, flags=0x31:"), then one capability a line
+/// ("13: colors: (number) 256", "208: setrgbf: (string) ...", "197: RGB: [missing]").
+fn parse_client(terminals: &str, tty: &str) -> Option<Client> {
+    let mut client: Option<Client> = None;
+    for line in terminals.lines() {
+        if let Some(header) = line.strip_prefix("Terminal ") {
+            if client.is_some() {
+                break;
+            }
+            let Some((name, rest)) = header
+                .split_once(": ")
+                .and_then(|(_, rest)| rest.split_once(" for "))
+            else {
+                continue;
+            };
+            if rest.split(',').next().unwrap_or_default().trim() == tty {
+                client = Some(Client {
+                    name: name.to_string(),
+                    truecolour: false,
+                    colours: 8,
+                });
+            }
+            continue;
+        }
+        let Some(found) = client.as_mut() else {
+            continue;
+        };
+        let mut fields = line.trim().splitn(3, ": ");
+        let (_, Some(capability), Some(value)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let present = !value.starts_with("[missing]");
+        match capability {
+            "colors" => {
+                let number = value.trim_start_matches("(number)").trim();
+                found.colours = number.parse().unwrap_or(found.colours);
+            }
+            // tmux's own 24-bit capabilities (the RGB feature sets setrgbf), or the terminfo
+            // extensions some entries carry.
+            "setrgbf" | "RGB" | "Tc" if present => found.truecolour = true,
+            _ => {}
+        }
+    }
+    client
 }
 
 /// The pane's top-left on the outer terminal: its place in the window, below the status line when
@@ -153,6 +229,29 @@ mod tests {
         assert_eq!(parse_origin("3 4 2 top"), Some((3, 6)));
         assert_eq!(parse_origin("3 4 off top"), Some((3, 4)));
         assert_eq!(parse_origin("x"), None);
+    }
+
+    #[test]
+    fn the_clients_terminal_and_its_colours_are_read_from_tmux_info() {
+        let info = "Terminal 0: xterm for /dev/pts/3, flags=0x3d:\n\
+                    \x20 13: colors: (number) 256\n\
+                    \x20 197: RGB: [missing]\n\
+                    \x20 208: setrgbf: (string) \\033[38;2;%p1%d;%p2%d;%p3%dm\n\
+                    Terminal 1: mlterm for /dev/pts/0, flags=0x20:\n\
+                    \x20 13: colors: (number) 8\n\
+                    \x20 197: RGB: [missing]\n\
+                    \x20 208: setrgbf: [missing]\n\
+                    \x20 223: Tc: [missing]\n";
+        let mlterm = Client {
+            name: "mlterm".into(),
+            truecolour: false,
+            colours: 8,
+        };
+        assert_eq!(parse_client(info, "/dev/pts/0"), Some(mlterm));
+        let xterm = parse_client(info, "/dev/pts/3").unwrap();
+        assert!(xterm.truecolour && xterm.colours == 256, "{xterm:?}");
+        assert_eq!(parse_client(info, "/dev/pts/9"), None);
+        assert_eq!(parse_client("", "/dev/pts/0"), None);
     }
 
     #[test]

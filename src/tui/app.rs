@@ -164,7 +164,9 @@ impl App {
         }
     }
 
-    fn say(&mut self, text: impl Into<String>) {
+    /// Says `text` on the status line until the next key: above the run's notices, which a
+    /// run's log replays at once.
+    pub fn say(&mut self, text: impl Into<String>) {
         self.status = Some(Status {
             text: text.into(),
             error: false,

@@ -34,6 +34,10 @@ pub trait Program {
     /// The event source ended.
     fn source_closed(&mut self) {}
 
+    /// Something the user should know about how the terminal shows pictures (too few colours),
+    /// for the view's status line.
+    fn notice(&mut self, _message: String) {}
+
     /// A key; `Some` ends the view.
     fn handle_key(&mut self, key: KeyEvent) -> Option<Exit>;
 
@@ -84,6 +88,9 @@ pub async fn run_on_screen<P: Program>(
     start: impl FnOnce(&mut P, Graphics, mpsc::UnboundedSender<Reply>) -> Result<Workers>,
 ) -> Result<LoopEnd> {
     let (mut screen, keys, graphics) = Screen::open(graphics)?;
+    if let Some(note) = &graphics.note {
+        program.notice(format!("note: {note}"));
+    }
     let (reply_sender, replies) = mpsc::unbounded_channel();
     let workers = start(program, graphics.clone(), reply_sender)?;
     let events_open = events.is_some();

@@ -259,6 +259,10 @@ impl Program for App {
         self.source_closed();
     }
 
+    fn notice(&mut self, message: String) {
+        self.say(message);
+    }
+
     fn handle_key(&mut self, key: KeyEvent) -> Option<Exit> {
         self.handle_key(key)
     }

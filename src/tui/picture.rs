@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, Rgb, RgbImage};
 use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::{Rect, Size};
 use ratatui::style::Color;
@@ -16,6 +16,7 @@ use ratatui::widgets::Widget;
 use ratatui_image::protocol::kitty::Kitty;
 use ratatui_image::protocol::Protocol as Placeholders;
 
+use crate::imaging::palette::{self, Shade};
 use crate::imaging::picture_log;
 use crate::imaging::protocols::{self, HalfBlock};
 use crate::termio::{tmux, Graphics, Protocol};
@@ -102,11 +103,13 @@ pub fn encode(graphics: &Graphics, image: &RgbImage, area: Size) -> Result<Pictu
         let protocol = graphics.protocol.to_string();
         picture_log::picture(id, &protocol, sent, (fit.cols, fit.rows), graphics.cell);
     };
-    if graphics.protocol != Protocol::Sixel {
-        log(&sized);
+    match graphics.protocol {
+        Protocol::Sixel => {}
+        Protocol::HalfBlocks => log(&palette::as_shown(&sized, graphics.colours)),
+        _ => log(&sized),
     }
     let kind = match graphics.protocol {
-        Protocol::HalfBlocks => Kind::HalfBlocks(protocols::half_blocks(&sized)),
+        Protocol::HalfBlocks => Kind::HalfBlocks(protocols::half_blocks(&sized, graphics.colours)),
         Protocol::Sixel => {
             let (sixel, sent) = sixel_within_limit(&sized, graphics.passthrough);
             log(&sent);
@@ -153,6 +156,14 @@ fn sixel_within_limit(sized: &RgbImage, passthrough: bool) -> (String, RgbImage)
     (sixel, image)
 }
 
+/// A half block's colour as ratatui writes it.
+fn colour(shade: Shade) -> Color {
+    match shade {
+        Shade::Rgb(Rgb([r, g, b])) => Color::Rgb(r, g, b),
+        Shade::Indexed(index) => Color::Indexed(index),
+    }
+}
+
 const ONE_CELL: CellDiffOption = CellDiffOption::ForcedWidth(NonZeroU16::new(1).unwrap());
 
 impl Widget for &Picture {
@@ -170,10 +181,8 @@ impl Widget for &Picture {
                         let position = (area.x + x as u16, area.y + y as u16);
                         if let Some(cell) = buf.cell_mut(position) {
                             cell.set_symbol("▀")
-                                .set_fg(Color::Rgb(upper[0], upper[1], upper[2]))
-                                .set_bg(
-                                    lower.map_or(Color::Reset, |l| Color::Rgb(l[0], l[1], l[2])),
-                                );
+                                .set_fg(colour(*upper))
+                                .set_bg(lower.map_or(Color::Reset, colour));
                         }
                     }
                 }
@@ -228,6 +237,8 @@ mod tests {
             passthrough: false,
             drawer: "test".into(),
             max_picture: None,
+            colours: crate::termio::Colours::Direct,
+            note: None,
         }
     }
 
@@ -305,6 +316,12 @@ mod tests {
         assert_eq!(buf[(0, 0)].symbol(), "▀");
         assert_eq!(buf[(0, 0)].fg, Color::Rgb(10, 20, 30));
         assert_eq!(buf[(0, 0)].bg, Color::Rgb(200, 0, 0));
+        // Where 24-bit colours would not arrive intact: palette colours.
+        let palette = Graphics::halfblocks_in(crate::termio::Colours::Palette256, None);
+        let picture = encode(&palette, &image, Size::new(3, 2)).unwrap();
+        picture.render(Rect::new(0, 0, 3, 2), &mut buf);
+        assert_eq!(buf[(0, 0)].fg, Color::Indexed(233));
+        assert_eq!(buf[(0, 0)].bg, Color::Indexed(160));
         // An odd number of pixel rows would end on half a cell of the terminal's background (the
         // dark edge of issue 20): pictures are made whole cells tall.
         let odd = encode(

@@ -37,7 +37,7 @@ impl Screen {
         let tty = TtyInput::open()?;
         let var = |key: &str| std::env::var(key).ok();
         let (graphics, typed) = if choice == GraphicsChoice::Halfblocks {
-            (Graphics::halfblocks(), Vec::new())
+            (Graphics::halfblocks_here(&var), Vec::new())
         } else {
             let (info, typed) = termio::probe(&tty, &mut std::io::stdout(), &var);
             // On a refusal the session's guard gives the terminal back before the message.

@@ -86,6 +86,10 @@ impl Program for ScanScreen {
         self.view.handle_key(key).then_some(Exit::Quit)
     }
 
+    fn notice(&mut self, message: String) {
+        self.view.message = Some(message);
+    }
+
     fn apply_reply(&mut self, reply: Reply) {
         if let Reply::Painted(reply) = reply {
             if apply_reply(&mut self.view, reply) {
