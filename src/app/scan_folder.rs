@@ -384,6 +384,7 @@ mod tests {
             }),
             failed: Vec::new(),
             finished: false,
+            sweep: None,
         }
     }
 
@@ -404,6 +405,7 @@ mod tests {
             map_cell: 16,
             metrics: None,
             index: Some(index),
+            sweep: None,
         }
     }
 

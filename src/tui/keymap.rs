@@ -99,6 +99,8 @@ pub enum Action {
     ToggleRegions,
     NextRegion,
     PreviousRegion,
+    ToggleTruth,
+    ToggleSweep,
 }
 
 /// A key, with Ctrl or without it.
@@ -362,6 +364,16 @@ pub const COMMANDS: &[Command] = &[
             ("w", "windows"),
             ("r", "regions"),
         ],
+    },
+    Command {
+        scope: Scope::In(View::Scan),
+        bindings: &[
+            (char('t'), Action::ToggleTruth),
+            (char('g'), Action::ToggleSweep),
+        ],
+        keys: "t, g",
+        help: "errors against true masks, threshold sweep: on / off",
+        footer: &[("t", "errors"), ("g", "sweep")],
     },
     Command {
         scope: Scope::In(View::Scan),

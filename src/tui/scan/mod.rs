@@ -4,13 +4,15 @@
 //! own for the pictures.
 //!
 //! - `view`: its state and keys; `draw`: the screen; `render`: a photo's pixels and layers;
-//!   `painter`: opening photos and making pictures on the painter's thread.
+//!   `painter`: opening photos and making pictures on the painter's thread; `truth`: hits,
+//!   misses and false alarms against true masks, and the threshold sweep panel.
 
 mod draw;
 pub(super) mod painter;
 pub(super) mod render;
 #[cfg(test)]
 pub(super) mod tests;
+pub(super) mod truth;
 pub(super) mod view;
 
 use std::io::IsTerminal;
