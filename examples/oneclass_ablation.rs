@@ -35,7 +35,7 @@ use crackscope::data::loader::{decode_all, Images};
 use crackscope::data::split::{split_each_label, Fractions, Manifest};
 use crackscope::detector::oneclass::bank::Bank;
 use crackscope::detector::oneclass::features::Extractor;
-use crackscope::detector::oneclass::model::{bank_rows, Candidates};
+use crackscope::detector::oneclass::model::{bank_of, bank_rows, Candidates};
 use crackscope::detector::oneclass::ranking::{auroc, average_precision};
 use crackscope::detector::oneclass::{Edge, PatchValues, Sampling, Settings};
 
@@ -463,12 +463,7 @@ fn main() -> Result<()> {
                 candidates.draw(&row.settings, i, n, patches);
             }
             let chosen = bank_rows(&row.settings, &candidates, &mut |_| {});
-            let dim = row.settings.dim();
-            let entries = chosen
-                .iter()
-                .flat_map(|&i| candidates.rows()[i * dim..(i + 1) * dim].iter().copied())
-                .collect();
-            let bank = Bank::new(dim, entries)?;
+            let bank = bank_of(&candidates, &chosen)?;
             let fit_s = started.elapsed().as_secs_f64() + feature_s_per_image * n as f64;
             eprintln!(
                 "  {}: bank {} x {} in {fit_s:.1} s",

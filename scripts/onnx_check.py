@@ -20,6 +20,12 @@ What it does:
   5. with --bench, images/s of ONNX Runtime on a batch of --batch images with --threads threads,
      beside `crackscope bench`'s inference figure with the same batch, size and threads.
 Exits 1 when probabilities differ by more than 1e-5 or maps by more than 1e-4.
+
+A one-class model (metadata `kind` = one-class) is checked the same way against `gradcam --json`
+(its image score and patch distances): worst differences relative to each image's score, and the
+verdict at the metadata's threshold; with --bench, ONNX Runtime's images/s (score, patch distances
+and smoothed map) beside `crackscope bench`'s one-class scoring rate. Exits 1 when scores or patch
+distances differ by more than 1e-4 of the score.
 """
 import argparse
 import json
@@ -81,6 +87,9 @@ def main():
     print("outputs:", [(o.name, o.shape) for o in session.get_outputs()])
 
     x = prepare(args.images, meta)
+    if meta.get("kind") == "one-class":
+        check_one_class(session, meta, x, args)
+        return
     probabilities, cam = session.run(["probabilities", "cam"], {"image": x})
 
     predicted = crackscope_json(args.crackscope, ["predict", "--json", "--model", args.model, *args.images])
@@ -104,28 +113,64 @@ def main():
           f"probabilities {worst_p:.2e}, Grad-CAM maps {worst_map:.2e}")
 
     if args.bench:
-        side = int(meta["input_size"])
-        batch = np.random.default_rng(0).standard_normal((args.batch, 3, side, side)).astype(np.float32)
-        for _ in range(2):
-            session.run(None, {"image": batch})
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            session.run(None, {"image": batch})
-            times.append(time.perf_counter() - start)
-        ort_rate = args.batch / float(np.median(times))
-        bench = crackscope_json(
-            args.crackscope,
-            ["bench", "--json", "--batch", str(args.batch), "--size", str(side),
-             "--threads", str(args.threads), "--reps", "5"],
-        )
-        own = bench["infer_images_per_s"]
-        print(f"inference, batch {args.batch}, {side} px, {args.threads} threads: onnxruntime "
-              f"{ort_rate:.1f} images/s (probabilities and cam), crackscope {own:.1f} images/s "
-              f"(logits); ratio onnxruntime / crackscope {ort_rate / own:.2f}")
+        ort_rate, own = bench(session, meta, args, "infer_images_per_s")
+        print(f"inference, batch {args.batch}, {meta['input_size']} px, {args.threads} threads: "
+              f"onnxruntime {ort_rate:.1f} images/s (probabilities and cam), crackscope "
+              f"{own:.1f} images/s (logits); ratio onnxruntime / crackscope {ort_rate / own:.2f}")
 
     if worst_p > 1e-5 or worst_map > 1e-4:
         print("differences above the tolerances (1e-5, 1e-4)")
+        sys.exit(1)
+
+
+def bench(session, meta, args, key):
+    """ONNX Runtime's images/s on a batch of --batch images (median of 5 after 2 warm-ups), and
+    `crackscope bench`'s figure `key` at the same batch, size and threads."""
+    side = int(meta["input_size"])
+    batch = np.random.default_rng(0).standard_normal((args.batch, 3, side, side)).astype(np.float32)
+    for _ in range(2):
+        session.run(None, {"image": batch})
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        session.run(None, {"image": batch})
+        times.append(time.perf_counter() - start)
+    ort_rate = args.batch / float(np.median(times))
+    report = crackscope_json(
+        args.crackscope,
+        ["bench", "--json", "--batch", str(args.batch), "--size", str(side),
+         "--threads", str(args.threads), "--reps", "5"],
+    )
+    return ort_rate, report[key]
+
+
+def check_one_class(session, meta, x, args):
+    """Score and patch distances of a one-class model against `gradcam --json`."""
+    threshold = float(meta["threshold"])
+    score, patch_scores, anomaly_map = session.run(["score", "patch_scores", "anomaly_map"], {"image": x})
+    with tempfile.TemporaryDirectory() as out:
+        records = crackscope_json(
+            args.crackscope, ["gradcam", "--json", "--out", out, "--model", args.model, *args.images]
+        )
+    worst_score = worst_patch = 0.0
+    agree = 0
+    for i, record in enumerate(records):
+        own = float(record["score"])
+        worst_score = max(worst_score, abs(own - float(score[i])) / own)
+        patches = np.array(record["patch_scores"], dtype=np.float64)
+        worst_patch = max(worst_patch, float(np.abs(patches - patch_scores[i]).max()) / own)
+        agree += int((own > threshold) == (float(score[i]) > threshold))
+    print(f"{len(args.images)} images, anomaly map {anomaly_map.shape[1:]}: verdict agrees on "
+          f"{agree}; worst differences relative to the image's score: scores {worst_score:.2e}, "
+          f"patch distances {worst_patch:.2e}")
+    if args.bench:
+        ort_rate, own = bench(session, meta, args, "oneclass_score_images_per_s")
+        print(f"one-class scoring, batch {args.batch}, {meta['input_size']} px, {args.threads} "
+              f"threads: onnxruntime {ort_rate:.1f} images/s (score, patch distances and map), "
+              f"crackscope {own:.1f} images/s (score and patch distances); ratio "
+              f"{ort_rate / own:.2f}")
+    if worst_score > 1e-4 or worst_patch > 1e-4:
+        print("differences above the tolerance (1e-4 of the score)")
         sys.exit(1)
 
 

@@ -378,9 +378,9 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct FiguresArgs {
-    /// The run directory.
+    /// The run directory, or a scan folder of `scan --masks` (its threshold sweep).
     pub run: PathBuf,
-    /// Folder for the PNG files [default: RUN/figures]
+    /// Folder for the PNG files [default: RUN/figures or SCAN/figures]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -1,6 +1,7 @@
 //! `crackscope export`: the ONNX file, run by another runtime (tract), gives crackscope's own
 //! probabilities and Grad-CAM maps, for images prepared as the README says; its batch is free;
-//! its metadata describes the preprocessing; one-class models and bad files are refused.
+//! its metadata describes the preprocessing; one-class models export their score, patch
+//! distances and anomaly map, equal to crackscope's own; bad files are refused.
 
 mod common;
 
@@ -220,4 +221,163 @@ fn the_batch_dimension_is_free() {
     let (all, _) = run_onnx(&file, &images);
     let (one, _) = run_onnx(&file, &images[2..3]);
     assert!(worst(&all[2], &one[0]) <= 1e-6);
+}
+
+// One-class models: the graph gives crackscope's own scores, patch distances and anomaly maps.
+
+use crackscope::detector::oneclass::features::Extractor;
+use crackscope::detector::oneclass::model::fit_bank;
+use crackscope::detector::oneclass::threshold::{Threshold, ThresholdRule};
+use crackscope::detector::oneclass::{model_file, Edge, OneClassModel, PatchValues, Settings};
+
+/// Normal images: smooth shaded surfaces with their own grain.
+fn surfaces(count: u32) -> Vec<RgbImage> {
+    (0..count)
+        .map(|i| {
+            RgbImage::from_fn(SIDE, SIDE, |x, y| {
+                let v = (120 + (x * (3 + i % 4) + y * (5 + i % 3) + i * 17) % 40) as u8;
+                Rgb([v, v.saturating_sub(5), v.saturating_add(8)])
+            })
+        })
+        .collect()
+}
+
+/// A one-class model with random backbone weights (seeded), fitted on surfaces with `settings`,
+/// saved at `dir/name.safetensors`.
+fn one_class_model(dir: &Path, name: &str, settings: Settings) -> PathBuf {
+    let varmap = VarMap::new();
+    let net = SqueezeNet::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        None,
+    )
+    .unwrap();
+    init_backbone(&varmap, 11).unwrap();
+    let extractor = Extractor::new(net, varmap, settings).unwrap();
+    let bank = fit_bank(&extractor, &surfaces(24), &mut |_| {}).unwrap();
+    let model = OneClassModel {
+        extractor,
+        bank,
+        threshold: Threshold {
+            value: 1.5,
+            rule: ThresholdRule::BestF1 { f1: 1.0 },
+        },
+        scan_threshold: None,
+        normal_class: "Negative".into(),
+        classes: vec!["Negative".into(), "Positive".into()],
+    };
+    let path = dir.join(format!("{name}.safetensors"));
+    model_file::save(&model, &path).unwrap();
+    path
+}
+
+/// Largest difference between `a` and `b`, relative to the largest magnitude in `a`.
+fn worst_relative(a: &[f32], b: &[f32]) -> f32 {
+    let scale = a
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    worst(a, b) / scale
+}
+
+#[test]
+fn exported_one_class_model_gives_crackscopes_scores_and_anomaly_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Settings {
+        input_size: SIDE,
+        coreset_ratio: 1.0,
+        max_bank: 600,
+        ..Settings::default()
+    };
+    let variants = [
+        // The defaults: fire5, every channel, 3x3 with zeros at the border; a bank of 600 x 256
+        // is searched with lower bounds by crackscope.
+        ("defaults", base.clone()),
+        // Two layers (fire3's 15x15 map to fire5's 7x7 grid), group means, the cells inside
+        // counted at the border, 5x5 neighbourhoods, a random bank.
+        (
+            "means",
+            Settings {
+                layers: vec!["fire3-concat".into(), "fire5-concat".into()],
+                values: PatchValues::Means(24),
+                neighbourhood: 5,
+                edge: Edge::Inside,
+                sampling: crackscope::detector::oneclass::Sampling::Random,
+                ..base.clone()
+            },
+        ),
+        // A random projection of fire4 and fire5, no neighbourhood, no smoothing.
+        (
+            "projection",
+            Settings {
+                layers: vec!["fire4-concat".into(), "fire5-concat".into()],
+                values: PatchValues::Projection(40),
+                neighbourhood: 1,
+                smoothing_sigma: 0.0,
+                ..base.clone()
+            },
+        ),
+    ];
+    // Surfaces like the normal ones, and the crack pattern images.
+    let mut images = surfaces(27)[24..].to_vec();
+    images.extend(self::images());
+    for (name, settings) in variants {
+        let path = one_class_model(dir.path(), name, settings);
+        let file = dir.path().join(format!("{name}.onnx"));
+        let said = ok(&run(&[
+            "export",
+            path.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ]));
+        assert!(said.contains("anomaly_map"), "{said}");
+        // crackscope's own scores and maps, from the model file as predict reads it.
+        let model = model_file::load(&path).unwrap();
+        let own = model.score(&images).unwrap();
+        let onnx = tract_onnx::onnx()
+            .model_for_path(&file)
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
+        let outputs = onnx.run(tvec!(prepared(&images).into())).unwrap();
+        let scores = outputs[0].to_plain_array_view::<f32>().unwrap();
+        let patches = outputs[1].to_plain_array_view::<f32>().unwrap();
+        let maps = outputs[2].to_plain_array_view::<f32>().unwrap();
+        let grid = own[0].grid;
+        let side = SIDE as usize;
+        assert_eq!(scores.shape(), [images.len()]);
+        assert_eq!(patches.shape(), [images.len(), grid, grid]);
+        assert_eq!(maps.shape(), [images.len(), side, side]);
+        let (mut worst_score, mut worst_patch, mut worst_map) = (0f32, 0f32, 0f32);
+        for (i, scored) in own.iter().enumerate() {
+            let score = scores[i];
+            worst_score = worst_score.max((score - scored.score).abs() / scored.score);
+            let onnx_patches: Vec<f32> = patches
+                .outer_iter()
+                .nth(i)
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
+            worst_patch = worst_patch.max(worst_relative(&scored.patch_scores, &onnx_patches));
+            let onnx_map: Vec<f32> = maps.outer_iter().nth(i).unwrap().iter().copied().collect();
+            worst_map = worst_map.max(worst_relative(&model.anomaly_map(scored).values, &onnx_map));
+        }
+        eprintln!(
+            "{name}: bank {} x {}, worst relative differences: scores {worst_score:.2e}, patch \
+             distances {worst_patch:.2e}, maps {worst_map:.2e}",
+            model.bank.len(),
+            model.bank.dim()
+        );
+        assert!(
+            worst_score <= 1e-4,
+            "{name}: scores differ by {worst_score:e}"
+        );
+        assert!(
+            worst_patch <= 1e-4,
+            "{name}: patch distances differ by {worst_patch:e}"
+        );
+        assert!(worst_map <= 1e-4, "{name}: maps differ by {worst_map:e}");
+    }
 }

@@ -376,6 +376,8 @@ fn run_case(x: &Xvfb, case: &Case, f: &Fixture, known: &mut Option<Origin>) -> C
         ),
     )
     .unwrap();
+    let server = format!("crackscope-check-{}", std::process::id());
+    let _tmux = case.tmux.map(|_| TmuxServer(server.clone()));
     let script = match case.tmux {
         None => inner.clone(),
         Some(passthrough) => {
@@ -396,8 +398,7 @@ fn run_case(x: &Xvfb, case: &Case, f: &Fixture, known: &mut Option<Origin>) -> C
             std::fs::write(
                 &outer,
                 format!(
-                    "exec tmux -L 'crackscope-check-{pid}' -f '{conf}' new-session sh '{inner}'\n",
-                    pid = std::process::id(),
+                    "exec tmux -L '{server}' -f '{conf}' new-session sh '{inner}'\n",
                     conf = conf.display(),
                     inner = inner.display()
                 ),
@@ -408,18 +409,19 @@ fn run_case(x: &Xvfb, case: &Case, f: &Fixture, known: &mut Option<Origin>) -> C
     };
     let terminal = Terminal::start(case.emulator, x, COLUMNS, ROWS, &script);
     let command_line = format!("{BIN} {}", args.join(" "));
-    let result = drive(case, &terminal, &out, &log_dir, &command_line, known);
-    drop(terminal);
-    if case.tmux.is_some() {
+    drive(case, &terminal, &out, &log_dir, &command_line, known)
+}
+
+/// The check's own tmux server for one case, killed when the case ends however it ends (a
+/// failed case unwinds), so that neither tmux nor the program inside it outlives the case.
+struct TmuxServer(String);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args([
-                "-L",
-                &format!("crackscope-check-{}", std::process::id()),
-                "kill-server",
-            ])
+            .args(["-L", &self.0, "kill-server"])
             .status();
     }
-    result
 }
 
 fn alive(command_line: &str) -> bool {

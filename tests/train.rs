@@ -69,10 +69,11 @@ fn checkpoints_carry_their_own_accuracy(run_dir: &Path) {
 }
 
 /// TensorBoard's event files hold the same losses and accuracies as `metrics.jsonl`, every
-/// record's checksum intact, in `files` files (one per training process).
-fn tensorboard_holds_the_logged_metrics(run_dir: &Path, files: usize) {
+/// record's checksum intact, and the test's pictures: two files per training process (its
+/// scalars, and the pictures written at its end), `processes` of them.
+fn tensorboard_holds_the_logged_metrics(run_dir: &Path, processes: usize) {
     use crackscope::run::tensorboard::*;
-    assert_eq!(event_files(run_dir).len(), files);
+    assert_eq!(event_files(run_dir).len(), 2 * processes);
     let events = logged_events(run_dir);
     for (tag, kind, field) in [
         (TRAIN_LOSS, "iteration", "loss"),
@@ -86,7 +87,29 @@ fn tensorboard_holds_the_logged_metrics(run_dir: &Path, files: usize) {
         assert_eq!(read_scalars(run_dir, tag).unwrap(), expected, "{tag}");
     }
     let tested = read_scalars(run_dir, TEST_ACCURACY).unwrap();
-    assert_eq!(tested.len(), files);
+    assert_eq!(tested.len(), processes);
+    // Each test's confusion matrix and Grad-CAM pictures, at the test's step, decoded from PNG.
+    let pictures = read_pictures(run_dir).unwrap();
+    let confusions: Vec<_> = pictures
+        .iter()
+        .filter(|(_, tag, _)| tag == "test/confusion")
+        .collect();
+    assert_eq!(confusions.len(), processes);
+    for ((step, _, picture), (tested_at, _)) in confusions.iter().zip(&tested) {
+        assert_eq!(step, tested_at);
+        assert!(picture.width() > 100 && picture.height() > 100);
+    }
+    let heatmaps: Vec<_> = pictures
+        .iter()
+        .filter(|(_, tag, _)| tag.starts_with("test/gradcam/"))
+        .collect();
+    assert_eq!(
+        heatmaps.len(),
+        4 * processes,
+        "{:?}",
+        pictures.iter().map(|p| &p.1).collect::<Vec<_>>()
+    );
+    assert!(heatmaps.iter().all(|(_, _, p)| p.width() >= 227));
 }
 
 #[test]

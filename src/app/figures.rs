@@ -1,16 +1,20 @@
 //! Figures for reports, as PNG files: a run's training progress (the seed's plot: accuracy and
 //! loss of every mini-batch, raw and smoothed, with the validations) and its test confusion
-//! matrix. Written into `RUN/figures/` at the end of a training and by `crackscope figures`.
+//! matrix. Written into `RUN/figures/` at the end of a training and by `crackscope figures`; the
+//! confusion matrix and a few heatmaps of test images also go into the run's TensorBoard log.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use image::{Rgb, RgbImage};
 
+use super::gallery::{Gallery, RunGallery, TestItem};
+use crate::detector::Kind;
 use crate::imaging::chart::{count_matrix, line_chart, Chart, Mark, Series, WHITE};
 use crate::imaging::write_png;
 use crate::run::curves::{smoothed, Curve, Curves};
 use crate::run::report::Report;
+use crate::run::tensorboard::EventWriter;
 use crate::run::RunDir;
 
 /// The folder inside a run directory.
@@ -142,4 +146,116 @@ pub fn stack(parts: &[RgbImage]) -> RgbImage {
         y += part.height();
     }
     out
+}
+
+/// Heatmaps of test images a run's TensorBoard log shows: its worst mistakes first, then one
+/// image of each class judged right.
+const TENSORBOARD_HEATMAPS: usize = 4;
+
+/// Writes a tested run's confusion matrix (the `confusion.png` figure) and a few heatmaps of its
+/// test images (Grad-CAM at the recipe's settings; a one-class run's anomaly maps) into a new
+/// TensorBoard event file of the run, at `step` (the last iteration). Returns the tags written.
+pub fn tensorboard_pictures(run: &RunDir, kind: Kind, step: i64) -> Result<Vec<String>> {
+    let mut pictures = Vec::new();
+    let report = Report::load(&run.report())?;
+    let title = format!("Test confusion, accuracy {:.1}%", 100.0 * report.accuracy());
+    pictures.push((
+        "test/confusion".to_string(),
+        count_matrix(&title, report.classes(), report.confusion()),
+    ));
+    let mut gallery = RunGallery::open(run, kind)?;
+    let classes = gallery.classes();
+    let items = gallery.test_items()?;
+    let spec = gallery.default_spec();
+    let what = match kind {
+        Kind::Classifier => "gradcam",
+        Kind::OneClass => "anomaly_map",
+    };
+    for item in chosen_items(&items, TENSORBOARD_HEATMAPS) {
+        let it = &items[item];
+        let name = |c: usize| classes.get(c).cloned().unwrap_or_else(|| c.to_string());
+        let file = it
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tag = format!(
+            "test/{what}/{} {} as {} {file}",
+            if it.is_correct() { "right" } else { "wrong" },
+            name(it.truth),
+            name(it.predicted)
+        );
+        pictures.push((tag, gallery.picture(item, &spec)?));
+    }
+    let mut writer = EventWriter::create_in(&run.path)?;
+    writer.write_pictures(step, &pictures)?;
+    Ok(pictures.into_iter().map(|(tag, _)| tag).collect())
+}
+
+/// Up to `count` test items: mistakes by loss, the worst first, up to half of them; then the
+/// most confident right answer of each true class in turn; then further mistakes.
+fn chosen_items(items: &[TestItem], count: usize) -> Vec<usize> {
+    let by = |right: bool, key: fn(&TestItem) -> f32| {
+        let mut chosen: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].is_correct() == right)
+            .collect();
+        chosen.sort_by(|&a, &b| key(&items[b]).total_cmp(&key(&items[a])));
+        chosen
+    };
+    let wrong = by(false, |it| it.loss);
+    let right = by(true, |it| it.score);
+    let mut out: Vec<usize> = wrong.iter().copied().take(count / 2).collect();
+    let mut classes: Vec<usize> = right.iter().map(|&i| items[i].truth).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    for class in classes {
+        if let Some(&i) = right.iter().find(|&&i| items[i].truth == class) {
+            if out.len() < count {
+                out.push(i);
+            }
+        }
+    }
+    for &i in wrong.iter().skip(count / 2).chain(&right) {
+        if out.len() >= count {
+            break;
+        }
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn item(truth: usize, predicted: usize, score: f32, loss: f32) -> TestItem {
+        TestItem {
+            path: PathBuf::from("x.png"),
+            truth,
+            predicted,
+            score,
+            loss,
+        }
+    }
+
+    #[test]
+    fn heatmaps_show_the_worst_mistakes_and_each_class_judged_right() {
+        let items = [
+            item(0, 0, 0.9, 0.1),
+            item(0, 1, 0.6, 0.9),
+            item(1, 1, 0.95, 0.05),
+            item(1, 0, 0.8, 1.6),
+            item(0, 0, 0.99, 0.01),
+            item(1, 0, 0.55, 0.8),
+        ];
+        // Mistakes 3 (loss 1.6) and 1 (0.9); the surest right of class 0 (4) and of class 1 (2).
+        assert_eq!(chosen_items(&items, 4), [3, 1, 4, 2]);
+        // Without mistakes, right answers fill the places.
+        let right = [items[0].clone(), items[2].clone(), items[4].clone()];
+        assert_eq!(chosen_items(&right, 4), [2, 1, 0]);
+        assert!(chosen_items(&[], 4).is_empty());
+    }
 }

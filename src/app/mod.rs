@@ -14,6 +14,7 @@ pub mod gallery;
 pub(crate) mod heatmaps;
 pub(crate) mod job;
 pub mod scan;
+pub mod scan_figures;
 pub(crate) mod scan_folder;
 pub mod scan_labels;
 pub(crate) mod scan_merge;

@@ -31,6 +31,8 @@ use crate::scan::photo::{load_upright, photo_files, true_mask};
 use crate::scan::plan::{self, Shard};
 use crate::scan::regions::{regions, Region};
 use crate::scan::scanner::Scanner;
+use crate::scan::sweep::{self, photo_sweep, Sweep};
+use crate::scan::verdict;
 
 /// What to scan and how (`crackscope scan`'s flags).
 #[derive(Debug, Clone)]
@@ -199,6 +201,7 @@ pub fn scan_photos(
         }),
         failed: Vec::new(),
         finished: false,
+        sweep: None,
     };
     let folder_path = folder_of(&request.out, request.shard);
     let (mut folder, opened) = ScanFolder::open(&folder_path, fresh, &photos, &names)?;
@@ -274,6 +277,7 @@ pub fn scan_photos(
     folder.record.finished = end == ScanEnd::Finished;
     let (overall, per_photo) = overall_metrics(&folder, &fresh_counts)?;
     folder.record.overall = overall.as_ref().map(metrics_record);
+    folder.record.sweep = overall_sweep(&folder.record)?;
     if let Some(overall) = &overall {
         let text = serde_json::to_string_pretty(overall)?;
         crate::core::fsutil::write_atomic(&folder_path.join(METRICS_FILE), text.as_bytes())?;
@@ -323,21 +327,35 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
     let mask = map.mask(threshold);
     let found = regions(&mask);
     let in_mask = mask.as_raw().iter().filter(|&&v| v > 0).count();
-    let counts = match &c.request.masks {
-        Some(dir) => {
-            let truth = true_mask(dir, path, photo.dimensions()).map_err(as_row)?;
-            Some((
-                window_counts(&map.windows, &truth, threshold),
-                pixel_counts(&mask, &truth, c.request.tolerance),
-            ))
-        }
+    let truth = match &c.request.masks {
+        Some(dir) => Some(true_mask(dir, path, photo.dimensions()).map_err(as_row)?),
         None => None,
     };
-    let metrics = counts
+    let tolerance = c.request.tolerance;
+    let counts = truth.as_ref().map(|truth| {
+        (
+            window_counts(&map.windows, truth, threshold),
+            pixel_counts(&mask, truth, tolerance),
+        )
+    });
+    let sweep = truth
         .as_ref()
-        .map(|(w, p)| metrics_of(w, p, c.request.tolerance));
+        .map(|truth| photo_sweep(&map, truth, tolerance, &sweep::thresholds(threshold)));
+    let metrics = counts.as_ref().map(|(w, p)| metrics_of(w, p, tolerance));
     let crack_fraction = in_mask as f64 / (map.width as f64 * map.height as f64);
-    overlay::paint(&mut photo, &map, c.style, threshold);
+    match &truth {
+        // Against a true mask the overlay shows what was right and wrong (see `scan::verdict`).
+        Some(truth) => {
+            let windows: Vec<_> = map
+                .windows
+                .iter()
+                .map(|w| (*w, verdict::window_verdict(truth, w, threshold)))
+                .collect();
+            let verdicts = verdict::pixel_verdicts(&mask, truth, tolerance);
+            verdict::paint(&mut photo, &verdicts, &windows);
+        }
+        None => overlay::paint(&mut photo, &map, c.style, threshold),
+    }
     let [overlay_name, mask_name, map_name] = picture_names(name);
     let write = || -> Result<()> {
         crate::imaging::write_png(&photo, &c.folder.join(&overlay_name))?;
@@ -369,6 +387,7 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
         map_cell: crate::core::windows::CELL,
         metrics: metrics.as_ref().map(metrics_record),
         index: Some(index),
+        sweep,
     };
     Ok((record, counts))
 }
@@ -431,6 +450,23 @@ pub(crate) fn overall_metrics(
         Some(metrics_of(&all_windows, &all_pixels, tolerance)),
         per_photo,
     ))
+}
+
+/// The sum of the recorded photos' threshold sweeps: none when the scan had no masks, or when a
+/// photo has none (recorded by a version before sweeps).
+pub(crate) fn overall_sweep(record: &ScanRecord) -> Result<Option<Sweep>> {
+    if record.photos.is_empty() {
+        return Ok(None);
+    }
+    let mut sum = Sweep::default();
+    for photo in &record.photos {
+        let Some(sweep) = &photo.sweep else {
+            return Ok(None);
+        };
+        sum.add(sweep)
+            .with_context(|| format!("the sweep of {}", photo.photo.display()))?;
+    }
+    Ok(Some(sum))
 }
 
 /// A recorded photo's counts against its true mask, from its mask PNG and windows.

@@ -390,6 +390,7 @@ mod tests {
             }),
             failed: Vec::new(),
             finished: false,
+            sweep: None,
         }
     }
 
@@ -410,6 +411,7 @@ mod tests {
             map_cell: 16,
             metrics: None,
             index: Some(index),
+            sweep: None,
         }
     }
 

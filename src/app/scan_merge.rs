@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::scan::{metrics_record, overall_metrics};
+use super::scan::{metrics_record, overall_metrics, overall_sweep};
 use super::scan_folder::{differences, is_shard_folder, ScanFolder, LOCK_FILE, METRICS_FILE};
 use crate::run::lock::{self, RunLock};
 use crate::scan::output::{self, ScanRecord};
@@ -91,6 +91,7 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<Merged> {
         crate::core::fsutil::write_atomic(&out.join(METRICS_FILE), text.as_bytes())?;
     }
     folder.record.overall = overall.as_ref().map(metrics_record);
+    folder.record.sweep = overall_sweep(&folder.record)?;
     folder.record.finished = true;
     folder.save(true)?;
     Ok(Merged {
@@ -125,6 +126,7 @@ fn whole_list(
     template.photos.clear();
     template.failed.clear();
     template.overall = None;
+    template.sweep = None;
     template.finished = false;
     if let Some(plan) = &mut template.plan {
         plan.shard = None;

@@ -686,7 +686,7 @@ impl Session {
 /// The worker: the training or the fit, then the test pass on the best model, its report and
 /// predictions saved and announced.
 fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
-    let (run, detector, stopped, fit_seconds) = match job {
+    let (run, detector, stopped, fit_seconds, last_iteration) = match job {
         Job::Train(job) => {
             let run = job.run.clone();
             let device_choice = job.recipe.train.device;
@@ -702,7 +702,13 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
             }
             let (device, _) = crate::model::device::resolve(device_choice)?;
             let detector = Detector::open(&run.best_model(), &device, &LoadOptions::default())?;
-            (run, detector, outcome.stopped_early, None)
+            (
+                run,
+                detector,
+                outcome.stopped_early,
+                None,
+                outcome.iterations,
+            )
         }
         Job::Fit(job) => {
             let run = job.run.clone();
@@ -711,7 +717,7 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
                 path: run.best_model(),
                 model: Model::OneClass(fitted.model),
             };
-            (run, detector, false, Some(fitted.seconds))
+            (run, detector, false, Some(fitted.seconds), 0)
         }
     };
     let mut tested = test_split(&run, &detector)?;
@@ -744,6 +750,11 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
     // Figures are a convenience: a run whose figures cannot be drawn is still a finished run.
     if let Err(e) = super::figures::run_figures(&run.path, None) {
         warn(format!("no report figures: {e:#}"));
+    }
+    // So are TensorBoard's pictures of the test (the confusion matrix, a few heatmaps).
+    let kind = detector.kind();
+    if let Err(e) = super::figures::tensorboard_pictures(&run, kind, last_iteration as i64) {
+        warn(format!("no pictures in the TensorBoard log: {e:#}"));
     }
     Ok((tested.report, stopped))
 }

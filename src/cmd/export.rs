@@ -1,4 +1,4 @@
-//! `crackscope export`: a classifier as an ONNX file (see [`crate::export::onnx`]).
+//! `crackscope export`: a classifier or one-class model as an ONNX file (see [`crate::export::onnx`]).
 
 use anyhow::Result;
 
@@ -12,13 +12,12 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     )?;
     println!(
         "wrote {} ({:.1} MB): input \"image\" [batch, 3, {s}, {s}] (RGB, (pixel / 255 - mean) / \
-         std), outputs \"probabilities\" [batch, {k}] and \"cam\" [batch, {k}, {c}, {c}]; classes {}",
+         std), outputs {}; classes {}",
         args.out.display(),
         exported.bytes as f64 / 1e6,
+        exported.outputs,
         exported.classes.join(", "),
         s = exported.input_size,
-        k = exported.classes.len(),
-        c = exported.cam_side,
     );
     Ok(())
 }

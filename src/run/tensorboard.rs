@@ -6,8 +6,10 @@
 //! The file format is TensorFlow's record file: each record is its length (u64, little-endian),
 //! the masked CRC-32C of those 8 bytes, the data, and the masked CRC-32C of the data. Each
 //! record's data is an `Event` protobuf (`tensorflow/core/util/event.proto`); the first says
-//! which version of the format follows, the others carry `Summary` values, here plain scalars
-//! (`simple_value`), which TensorBoard's scalar dashboard reads.
+//! which version of the format follows, the others carry `Summary` values: plain scalars
+//! (`simple_value`), which TensorBoard's scalar dashboard reads, and at the end of a run a few
+//! PNG-encoded pictures (`image`: the confusion matrix, heatmaps of test images) for its Images
+//! tab.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
+use image::RgbImage;
 use prost::Message;
 
 use crate::run::event::Event;
@@ -63,14 +66,34 @@ pub struct Summary {
     pub value: Vec<SummaryValue>,
 }
 
-/// `tensorflow.Summary.Value` with a scalar (`simple_value`).
+/// `tensorflow.Summary.Value` with a scalar (`simple_value`) or a picture (`image`).
 #[derive(Clone, PartialEq, Message)]
 pub struct SummaryValue {
     #[prost(string, tag = "1")]
     pub tag: String,
     #[prost(float, optional, tag = "2")]
     pub simple_value: Option<f32>,
+    #[prost(message, optional, tag = "4")]
+    pub image: Option<SummaryImage>,
 }
+
+/// `tensorflow.Summary.Image`: an encoded picture, which TensorBoard's Images tab shows.
+#[derive(Clone, PartialEq, Message)]
+pub struct SummaryImage {
+    #[prost(int32, tag = "1")]
+    pub height: i32,
+    #[prost(int32, tag = "2")]
+    pub width: i32,
+    /// 1 grey, 3 RGB, 4 RGBA.
+    #[prost(int32, tag = "3")]
+    pub colorspace: i32,
+    /// The PNG file's bytes.
+    #[prost(bytes = "vec", tag = "4")]
+    pub encoded_image_string: Vec<u8>,
+}
+
+/// `SummaryImage::colorspace` of RGB pictures.
+const RGB: i32 = 3;
 
 /// Appends a run's scalars to its own event file. Every record is written whole with one
 /// `write` and flushed, so TensorBoard (which reads live files) never sees half a record for
@@ -137,9 +160,36 @@ impl EventWriter {
                     .map(|(tag, value)| SummaryValue {
                         tag: tag.to_string(),
                         simple_value: Some(value),
+                        image: None,
                     })
                     .collect(),
             })),
+        })
+    }
+
+    /// Writes `pictures` (tag, picture) at `step` as PNG-encoded image summaries, one record.
+    pub fn write_pictures(&mut self, step: i64, pictures: &[(String, RgbImage)]) -> Result<()> {
+        let mut value = Vec::with_capacity(pictures.len());
+        for (tag, picture) in pictures {
+            let mut png = Vec::new();
+            picture
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .with_context(|| format!("cannot encode the picture {tag}"))?;
+            value.push(SummaryValue {
+                tag: tag.clone(),
+                simple_value: None,
+                image: Some(SummaryImage {
+                    height: picture.height() as i32,
+                    width: picture.width() as i32,
+                    colorspace: RGB,
+                    encoded_image_string: png,
+                }),
+            });
+        }
+        self.append(&TfEvent {
+            wall_time: wall_time(),
+            step,
+            what: Some(What::Summary(Summary { value })),
         })
     }
 
@@ -296,6 +346,44 @@ pub fn read_scalars(run_dir: &Path, tag: &str) -> Result<Vec<(i64, f32)>> {
     Ok(out)
 }
 
+/// `(step, tag, picture)` of every image summary in a run's event files, in the order written,
+/// each decoded from its PNG bytes.
+pub fn read_pictures(run_dir: &Path) -> Result<Vec<(i64, String, RgbImage)>> {
+    let mut out = Vec::new();
+    for file in event_files(run_dir) {
+        for event in read_events(&file)? {
+            let Some(What::Summary(summary)) = event.what else {
+                continue;
+            };
+            for value in summary.value {
+                let Some(image) = value.image else { continue };
+                let picture = image::load_from_memory(&image.encoded_image_string)
+                    .with_context(|| {
+                        format!(
+                            "{}: the picture {} is not an image",
+                            file.display(),
+                            value.tag
+                        )
+                    })?
+                    .to_rgb8();
+                ensure!(
+                    (picture.width() as i32, picture.height() as i32)
+                        == (image.width, image.height),
+                    "{}: the picture {} is {}x{} but its summary says {}x{}",
+                    file.display(),
+                    value.tag,
+                    picture.width(),
+                    picture.height(),
+                    image.width,
+                    image.height
+                );
+                out.push((event.step, value.tag, picture));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// CRC-32C (Castagnoli), masked as TensorFlow's record files store it: rotated right by 15 bits
 /// plus a constant, so that a CRC of data holding CRCs stays well distributed.
 pub fn masked_crc32c(data: &[u8]) -> u32 {
@@ -396,6 +484,27 @@ mod tests {
             read_scalars(dir.path(), LEARNING_RATE).unwrap()[0],
             (1, 2e-4)
         );
+    }
+
+    #[test]
+    fn pictures_are_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = EventWriter::create_in(dir.path()).unwrap();
+        let a = RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 80, 7]));
+        let b = RgbImage::from_pixel(2, 4, image::Rgb([1, 2, 3]));
+        writer
+            .write_pictures(
+                12,
+                &[("test/a".into(), a.clone()), ("test/b".into(), b.clone())],
+            )
+            .unwrap();
+        let pictures = read_pictures(dir.path()).unwrap();
+        assert_eq!(
+            pictures,
+            [(12, "test/a".to_string(), a), (12, "test/b".to_string(), b)]
+        );
+        // Scalars and pictures do not mix.
+        assert!(read_scalars(dir.path(), "test/a").unwrap().is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   `t` = 0 these are the exact definitions.
 
 use image::GrayImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::map::WindowScore;
 use crate::core::mask::grown;
@@ -34,7 +34,7 @@ pub struct WindowCounts {
 }
 
 /// Counts behind the pixel-level figures; they add up over photos.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PixelCounts {
     pub predicted: u64,
     pub truth: u64,

@@ -12,6 +12,8 @@
 //! - [`anomaly`]: the same windows and map from a one-class model (patch distances for Grad-CAM).
 //! - [`scanner`]: a detector of either kind ready to scan; [`output`]: the scan folder's files;
 //!   [`plan`]: the photo list, its output names and its shards.
+//! - [`sweep`]: precision and recall at every threshold of a grid, counted during a scan with
+//!   masks; [`verdict`]: hits, misses and false alarms against a true mask, and their colours.
 //!
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
@@ -34,6 +36,8 @@ pub mod plan;
 pub mod regions;
 pub mod scales;
 pub(crate) mod scanner;
+pub mod sweep;
+pub mod verdict;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::scan::plan::Shard;
 use crate::scan::regions::Region;
+use crate::scan::sweep::Sweep;
 
 /// The record's file name inside the output folder.
 pub const RECORD_FILE: &str = "scan.json";
@@ -46,6 +47,10 @@ pub struct ScanRecord {
     /// killed); rerunning the same command finishes it. Records of older versions were finished.
     #[serde(default = "finished_by_default")]
     pub finished: bool,
+    /// Counts at every threshold of a grid over all photos, when scanned against true masks
+    /// (see [`crate::scan::sweep`]); absent in older records and where a photo has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
 }
 
 fn finished_by_default() -> bool {
@@ -119,6 +124,9 @@ pub struct PhotoRecord {
     /// Its place in the plan's photo list (photos are recorded in that order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    /// This photo's counts at every threshold of the sweep, when scanned against a true mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
 }
 
 /// One window and its crack probability.
@@ -346,12 +354,14 @@ mod tests {
                     ..MetricsRecord::default()
                 }),
                 index: None,
+                sweep: None,
             }],
             overall: None,
             settings: None,
             plan: None,
             failed: Vec::new(),
             finished: true,
+            sweep: None,
         }
     }
 

@@ -99,6 +99,8 @@ pub enum Action {
     ToggleRegions,
     NextRegion,
     PreviousRegion,
+    ToggleTruth,
+    ToggleSweep,
     // Labelling windows in the scan view (`tui::scan::labelling`).
     LabelLeastSure,
     LabelTopScored,
@@ -370,6 +372,16 @@ pub const COMMANDS: &[Command] = &[
             ("w", "windows"),
             ("r", "regions"),
         ],
+    },
+    Command {
+        scope: Scope::In(View::Scan),
+        bindings: &[
+            (char('t'), Action::ToggleTruth),
+            (char('g'), Action::ToggleSweep),
+        ],
+        keys: "t, g",
+        help: "errors against true masks, threshold sweep: on / off",
+        footer: &[("t", "errors"), ("g", "sweep")],
     },
     Command {
         scope: Scope::In(View::Scan),

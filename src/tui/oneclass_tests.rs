@@ -217,6 +217,7 @@ fn the_browser_of_a_one_class_run_shows_scores_against_the_threshold() {
         "normal ✓ correct",
         "Score     0.1000",
         "Threshold 0.5200",
+        "Margin    -0.4200",
         "Map       on, alpha 50%",
         "fire3-concat + fire5-concat",
     ] {
@@ -237,6 +238,49 @@ fn the_browser_of_a_one_class_run_shows_scores_against_the_threshold() {
     assert_snapshot("oneclass-browser", &screen);
     let calls = ui.gallery_calls.lock().unwrap().clone();
     assert!(calls.iter().any(|c| c == "picture 8"), "{calls:?}");
+}
+
+/// The grid shows the same number as the single view (the anomaly score, named in its title
+/// beside the threshold), and the footer offers only keys that do something for a one-class run.
+#[test]
+fn the_one_class_grid_labels_its_scores_and_the_footer_lists_working_keys() {
+    // Wide enough for every key of the view.
+    let mut ui = Harness::with(160, 30, Origin::Watch, recorded_fit(true), one_class());
+    ui.press(KeyCode::Char('5'));
+    let screen = ui.settle();
+    let footer = screen.lines().last().unwrap().to_string();
+    for key in [
+        "prev/next",
+        "next wrong",
+        "filter",
+        "order",
+        "alpha",
+        "grid",
+        "save",
+    ] {
+        assert!(footer.contains(key), "{key:?} missing from {footer:?}");
+    }
+    for key in ["method", "layer", "class"] {
+        assert!(!footer.contains(key), "{key:?} in {footer:?}");
+    }
+    // The keys left out say why rather than change nothing in silence.
+    ui.press(KeyCode::Char('m'));
+    let screen = ui.settle();
+    assert!(screen.contains("one map, the anomaly map"), "{screen}");
+
+    let mut ui = Harness::with(100, 30, Origin::Watch, recorded_fit(true), one_class());
+    ui.press(KeyCode::Char('5'));
+    ui.press(KeyCode::Char('g'));
+    let screen = ui.settle();
+    assert!(
+        screen.contains("anomaly score, threshold 0.5200"),
+        "{screen}"
+    );
+    // Items 0 and 8 of the fake: normal images scored 0.1 and 0.7 (the single view's numbers).
+    for caption in ["✓ score 0.1000", "✗ score 0.7000"] {
+        assert!(screen.contains(caption), "{caption:?} missing\n{screen}");
+    }
+    assert_snapshot("oneclass-browser-grid", &screen);
 }
 
 /// Logs written before the one-class events existed: a supervised run with every kind of event,

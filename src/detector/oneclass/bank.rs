@@ -118,32 +118,36 @@ impl Bank {
             0,
             "queries of the bank's dimension"
         );
-        let count = queries.len() / self.dim;
-        let mut best = vec![f32::INFINITY; count];
+        let dim = self.dim;
+        let count = queries.len() / dim;
+        // Per query, the entry of least |b|^2 - 2 q.b (products in blocks), then its distance
+        // as a sum of squared differences: the expansion alone loses the small distances to
+        // cancellation between the large norms of features that are all positive.
+        let mut best = vec![(f32::INFINITY, 0usize); count];
         let mut products = vec![0f32; QUERY_BLOCK * BANK_BLOCK];
         for q0 in (0..count).step_by(QUERY_BLOCK) {
             let qn = QUERY_BLOCK.min(count - q0);
-            let q = &queries[q0 * self.dim..(q0 + qn) * self.dim];
-            let q_norms: Vec<f32> = q.chunks(self.dim).map(squared_norm).collect();
+            let q = &queries[q0 * dim..(q0 + qn) * dim];
             for b0 in (0..self.len()).step_by(BANK_BLOCK) {
                 let bn = BANK_BLOCK.min(self.len() - b0);
-                let b = &self.entries[b0 * self.dim..(b0 + bn) * self.dim];
+                let b = &self.entries[b0 * dim..(b0 + bn) * dim];
                 let out = &mut products[..qn * bn];
-                dot_products(q, b, self.dim, out);
+                dot_products(q, b, dim, out);
                 for (r, row) in out.chunks(bn).enumerate() {
-                    let nearest = row
-                        .iter()
-                        .zip(&self.norms[b0..b0 + bn])
-                        .map(|(&dot, &norm)| norm - 2.0 * dot)
-                        .fold(f32::INFINITY, f32::min);
-                    let d = (q_norms[r] + nearest).max(0.0);
-                    if d < best[q0 + r] {
-                        best[q0 + r] = d;
+                    let best = &mut best[q0 + r];
+                    for (j, (&dot, &norm)) in row.iter().zip(&self.norms[b0..b0 + bn]).enumerate() {
+                        let rank = norm - 2.0 * dot;
+                        if rank < best.0 {
+                            *best = (rank, b0 + j);
+                        }
                     }
                 }
             }
         }
-        best
+        best.iter()
+            .zip(queries.chunks_exact(dim))
+            .map(|(&(_, j), q)| squared_distance(q, &self.entries[j * dim..(j + 1) * dim]))
+            .collect()
     }
 
     /// The search with lower bounds: per block of queries, the bound to every entry (one narrow
@@ -326,50 +330,52 @@ const SUBSPACE_ITERATIONS: usize = 12;
 /// Gram-Schmidt; a column that vanishes is replaced by a unit vector not yet spanned).
 fn orthonormalise(basis: &mut [f64], dim: usize, width: usize) {
     for k in 0..width {
+        // Twice: the second pass removes what rounding left of the first.
         for _ in 0..2 {
-            for prev in 0..k {
-                let proj: f64 = (0..dim)
-                    .map(|i| basis[i * width + k] * basis[i * width + prev])
-                    .sum();
-                for i in 0..dim {
-                    basis[i * width + k] -= proj * basis[i * width + prev];
-                }
-            }
+            remove_earlier_columns(basis, dim, width, k);
         }
-        let norm = (0..dim)
-            .map(|i| basis[i * width + k].powi(2))
-            .sum::<f64>()
-            .sqrt();
-        if norm > 1e-12 {
+        if normalise_column(basis, dim, width, k, 1e-12) {
+            continue;
+        }
+        // Degenerate (rank below width): any direction orthogonal to the others keeps the
+        // bound valid; take unit vectors until one is independent.
+        for unit in 0..dim {
             for i in 0..dim {
-                basis[i * width + k] /= norm;
+                basis[i * width + k] = f64::from(u8::from(i == unit));
             }
-        } else {
-            // Degenerate (rank below width): any direction orthogonal to the others keeps the
-            // bound valid; take unit vectors until one is independent.
-            for unit in 0..dim {
-                for i in 0..dim {
-                    basis[i * width + k] = f64::from(u8::from(i == unit));
-                }
-                for prev in 0..k {
-                    let proj = basis[unit * width + prev];
-                    for i in 0..dim {
-                        basis[i * width + k] -= proj * basis[i * width + prev];
-                    }
-                }
-                let norm = (0..dim)
-                    .map(|i| basis[i * width + k].powi(2))
-                    .sum::<f64>()
-                    .sqrt();
-                if norm > 1e-6 {
-                    for i in 0..dim {
-                        basis[i * width + k] /= norm;
-                    }
-                    break;
-                }
+            remove_earlier_columns(basis, dim, width, k);
+            if normalise_column(basis, dim, width, k, 1e-6) {
+                break;
             }
         }
     }
+}
+
+/// Column `k` of `basis` minus its projections on the columns before it.
+fn remove_earlier_columns(basis: &mut [f64], dim: usize, width: usize, k: usize) {
+    for prev in 0..k {
+        let proj: f64 = (0..dim)
+            .map(|i| basis[i * width + k] * basis[i * width + prev])
+            .sum();
+        for i in 0..dim {
+            basis[i * width + k] -= proj * basis[i * width + prev];
+        }
+    }
+}
+
+/// Scales column `k` of `basis` to unit length if its length is above `least`; whether it was.
+fn normalise_column(basis: &mut [f64], dim: usize, width: usize, k: usize, least: f64) -> bool {
+    let norm = (0..dim)
+        .map(|i| basis[i * width + k].powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if norm <= least {
+        return false;
+    }
+    for i in 0..dim {
+        basis[i * width + k] /= norm;
+    }
+    true
 }
 
 /// `out[i * bn + j] = q_i . b_j` for row-major `q` (qn x dim) and `b` (bn x dim).
@@ -595,6 +601,43 @@ mod tests {
         // A query equal to an entry is at distance (close to) zero.
         let d = bank.nearest_squared(&entries[5 * dim..6 * dim]);
         assert!(d[0] < 1e-4, "{d:?}");
+    }
+
+    /// Features are all positive: rows far from the origin, with small distances between them.
+    /// The distances must come out as the differences give them, not lost to the cancellation
+    /// of `|q|^2 + |b|^2 - 2 q.b` in float32 (which gave errors larger than the distances).
+    #[test]
+    fn small_distances_far_from_the_origin_stay_exact() {
+        let dim = 48;
+        let entries: Vec<f32> = random_rows(100, dim, 3).iter().map(|v| 30.0 + v).collect();
+        let bank = Bank::new(dim, entries.clone()).unwrap();
+        assert!(bank.pruning.is_none(), "the plain products are tested here");
+        let nudges = random_rows(100, dim, 4);
+        let queries: Vec<f32> = entries
+            .iter()
+            .zip(&nudges)
+            .map(|(e, n)| e + 0.01 * n)
+            .collect();
+        let exact: Vec<f64> = queries
+            .chunks(dim)
+            .map(|q| {
+                entries
+                    .chunks(dim)
+                    .map(|b| {
+                        q.iter()
+                            .zip(b)
+                            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                            .sum::<f64>()
+                    })
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        for (found, exact) in bank.nearest_squared(&queries).iter().zip(&exact) {
+            assert!(
+                (f64::from(*found) - exact).abs() <= 1e-3 * exact,
+                "{found} vs {exact}"
+            );
+        }
     }
 
     /// Rows with most of their variance in `strong` directions (as patch features have it),

@@ -94,6 +94,12 @@ impl Extractor {
         &self.settings
     }
 
+    /// Layer `l`'s `width x channels` projection matrix (row-major), with
+    /// [`PatchValues::Projection`].
+    pub fn projection(&self, l: usize) -> Option<&[f32]> {
+        self.projections.get(l)?.as_deref()
+    }
+
     /// Patches of every image (each `input_size` square, as decoded for the model).
     pub fn patches(&self, images: &[RgbImage]) -> Result<Vec<Patches>> {
         let mut out = Vec::with_capacity(images.len());
@@ -146,18 +152,17 @@ impl Extractor {
             write_chw_normalized(image, out);
         }
         let x = Tensor::from_vec(data, (images.len(), 3, size, size), &Device::Cpu)?;
-        let maps = self.layer_maps(&x)?;
-        let held: Vec<_> = maps.iter().map(|m| m.storage_and_layout()).collect();
-        let maps: Vec<FeatureMap<'_>> = held
-            .iter()
-            .zip(&maps)
-            .map(|((storage, layout), m)| FeatureMap::borrow(storage, layout, m.dims()))
-            .collect::<Result<_>>()?;
+        let tensors = self.layer_maps(&x)?;
+        with_feature_maps(&tensors, |maps| self.patches_of(maps, images.len()))
+    }
+
+    /// The patches of each of the `count` images of a batch's feature `maps`.
+    fn patches_of(&self, maps: &[FeatureMap<'_>], count: usize) -> Result<Vec<Patches>> {
         let grid = maps.last().expect("one layer").h;
         let widths = self.settings.layer_widths();
         let dim = self.settings.dim();
         let around = self.around();
-        Ok((0..images.len())
+        Ok((0..count)
             .into_par_iter()
             .map(|b| {
                 // Each patch is the layers' values side by side; each layer writes into place.
@@ -230,14 +235,20 @@ impl Extractor {
         (rows, cols): (usize, usize),
     ) -> Result<Vec<f32>> {
         let x = Tensor::from_vec(pixels, (1, 3, h, w), &Device::Cpu)?;
-        let maps = self.layer_maps(&x)?;
+        let tensors = self.layer_maps(&x)?;
         drop(x);
-        let held: Vec<_> = maps.iter().map(|m| m.storage_and_layout()).collect();
-        let maps: Vec<FeatureMap<'_>> = held
-            .iter()
-            .zip(&maps)
-            .map(|((storage, layout), m)| FeatureMap::borrow(storage, layout, m.dims()))
-            .collect::<Result<_>>()?;
+        with_feature_maps(&tensors, |maps| {
+            self.tile_patches_of(maps, (w, h), (rows, cols))
+        })
+    }
+
+    /// [`Extractor::tile_patches`] from the tile's feature `maps`.
+    fn tile_patches_of(
+        &self,
+        maps: &[FeatureMap<'_>],
+        (w, h): (usize, usize),
+        (rows, cols): (usize, usize),
+    ) -> Result<Vec<f32>> {
         let deepest = maps.last().expect("one layer");
         ensure!(
             deepest.h >= rows && deepest.w >= cols,
@@ -271,6 +282,20 @@ impl Extractor {
         }
         Ok(patches)
     }
+}
+
+/// Runs `f` on `tensors` (contiguous CPU feature maps) read in place as [`FeatureMap`]s.
+fn with_feature_maps<T>(
+    tensors: &[Tensor],
+    f: impl FnOnce(&[FeatureMap<'_>]) -> Result<T>,
+) -> Result<T> {
+    let held: Vec<_> = tensors.iter().map(|m| m.storage_and_layout()).collect();
+    let maps: Vec<FeatureMap<'_>> = held
+        .iter()
+        .zip(tensors)
+        .map(|((storage, layout), m)| FeatureMap::borrow(storage, layout, m.dims()))
+        .collect::<Result<_>>()?;
+    f(&maps)
 }
 
 /// Layer `l`'s `width x channels` Gaussian projection, scaled by `1/sqrt(width)` so that
@@ -386,11 +411,7 @@ impl ImageMap<'_> {
             Reduced::Channels => &self.values[d * plane..(d + 1) * plane],
             Reduced::Projected(values) => &values[d * plane..(d + 1) * plane],
             Reduced::Groups(width) => {
-                // PyTorch's adaptive_avg_pool1d bounds.
-                let (c0, c1) = (
-                    d * self.channels / width,
-                    ((d + 1) * self.channels).div_ceil(*width),
-                );
+                let (c0, c1) = group_bounds(d, self.channels, *width);
                 scratch.copy_from_slice(&self.values[c0 * plane..(c0 + 1) * plane]);
                 for c in c0 + 1..c1 {
                     let src = &self.values[c * plane..(c + 1) * plane];
@@ -574,9 +595,9 @@ fn resample_into(src: &[f32], n: usize, g: usize, out: &mut [f32]) {
         out.copy_from_slice(src);
     } else if n > g {
         for gy in 0..g {
-            let (y0, y1) = (gy * n / g, ((gy + 1) * n).div_ceil(g));
+            let (y0, y1) = area_bounds(gy, n, g);
             for gx in 0..g {
-                let (x0, x1) = (gx * n / g, ((gx + 1) * n).div_ceil(g));
+                let (x0, x1) = area_bounds(gx, n, g);
                 let mut sum = 0.0;
                 for y in y0..y1 {
                     sum += src[y * n + x0..y * n + x1].iter().sum::<f32>();
@@ -595,6 +616,37 @@ fn resample_into(src: &[f32], n: usize, g: usize, out: &mut [f32]) {
             }
         }
     }
+}
+
+/// The cells `i0..i1` of `n` that output cell `i` of `g` averages when shrinking (PyTorch's
+/// adaptive average pooling bounds).
+fn area_bounds(i: usize, n: usize, g: usize) -> (usize, usize) {
+    (i * n / g, ((i + 1) * n).div_ceil(g))
+}
+
+/// [`resample_into`] along one side as a row-major `g x n` matrix `R`: the resampled plane is
+/// `R X R^T` (both ways of resampling are separable), for graphs that compute it as products.
+pub(crate) fn resample_matrix(n: usize, g: usize) -> Vec<f32> {
+    let mut matrix = vec![0f32; g * n];
+    for (i, row) in matrix.chunks_exact_mut(n).enumerate() {
+        if n == g {
+            row[i] = 1.0;
+        } else if n > g {
+            let (i0, i1) = area_bounds(i, n, g);
+            row[i0..i1].fill(1.0 / (i1 - i0) as f32);
+        } else {
+            let (a, b, w) = bilinear_taps(i, n, g);
+            row[a] += 1.0 - w;
+            row[b] += w;
+        }
+    }
+    matrix
+}
+
+/// Channels `c0..c1` that value `d` of `width` channel-group means averages (PyTorch's
+/// adaptive_avg_pool1d bounds).
+pub(crate) fn group_bounds(d: usize, channels: usize, width: usize) -> (usize, usize) {
+    (d * channels / width, ((d + 1) * channels).div_ceil(width))
 }
 
 /// Source cells and weight of the second for output cell `i` when stretching `n` cells to `g`

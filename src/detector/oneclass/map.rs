@@ -36,22 +36,60 @@ pub fn anomaly_map(patch_scores: &[f32], grid: usize, side: usize, sigma: f32) -
     }
 }
 
-/// Separable Gaussian blur of a square plane, truncated at 4 sigma, edges mirrored (scipy's
-/// `gaussian_filter` defaults, which PatchCore uses).
-fn gaussian_blur(values: &mut [f32], side: usize, sigma: f32) {
+/// [`anomaly_map`] along one side as a row-major `side x grid` matrix `A` (the stretch, then
+/// the blur: both linear and separable): the map of patch scores `X` is `A X A^T`, for graphs
+/// that compute it as products.
+pub(crate) fn anomaly_map_matrix(grid: usize, side: usize, sigma: f32) -> Vec<f32> {
+    let mut stretch = vec![0f64; side * grid];
+    for (i, row) in stretch.chunks_exact_mut(grid).enumerate() {
+        let (a, b, w) = bilinear_taps(i, grid, side);
+        row[a] += f64::from(1.0 - w);
+        row[b] += f64::from(w);
+    }
+    if sigma <= 0.0 {
+        return stretch.into_iter().map(|v| v as f32).collect();
+    }
+    let (kernel, radius) = gaussian_kernel(sigma);
+    let mut matrix = vec![0f64; side * grid];
+    for (y, row) in matrix.chunks_exact_mut(grid).enumerate() {
+        for (k, &weight) in kernel.iter().enumerate() {
+            let source = mirror(y as isize + k as isize - radius, side);
+            for (m, s) in row
+                .iter_mut()
+                .zip(&stretch[source * grid..(source + 1) * grid])
+            {
+                *m += f64::from(weight) * s;
+            }
+        }
+    }
+    matrix.into_iter().map(|v| v as f32).collect()
+}
+
+/// The normalised Gaussian of `sigma`, truncated at 4 sigma, and its radius.
+fn gaussian_kernel(sigma: f32) -> (Vec<f32>, isize) {
     let radius = (4.0 * sigma).round() as isize;
     let mut kernel: Vec<f32> = (-radius..=radius)
         .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
         .collect();
     let total: f32 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= total);
-    let n = side as isize;
-    let mirror = |i: isize| -> usize {
-        // scipy's 'reflect': ... 1 0 | 0 1 ... n-1 | n-1 n-2 ...
-        let period = 2 * n;
-        let m = i.rem_euclid(period);
-        (if m < n { m } else { period - 1 - m }) as usize
-    };
+    (kernel, radius)
+}
+
+/// Index `i` of a line of `n`, mirrored at the ends as scipy's 'reflect':
+/// ... 1 0 | 0 1 ... n-1 | n-1 n-2 ...
+fn mirror(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    let period = 2 * n;
+    let m = i.rem_euclid(period);
+    (if m < n { m } else { period - 1 - m }) as usize
+}
+
+/// Separable Gaussian blur of a square plane, truncated at 4 sigma, edges mirrored (scipy's
+/// `gaussian_filter` defaults, which PatchCore uses).
+fn gaussian_blur(values: &mut [f32], side: usize, sigma: f32) {
+    let (kernel, radius) = gaussian_kernel(sigma);
+    let mirror = |i: isize| mirror(i, side);
     let mut tmp = vec![0f32; values.len()];
     for y in 0..side {
         for x in 0..side {

@@ -160,8 +160,13 @@ pub fn bank_from_candidates(
     candidates: &Candidates,
     progress: &mut dyn FnMut(FitStep),
 ) -> Result<Bank> {
+    bank_of(candidates, &bank_rows(settings, candidates, progress))
+}
+
+/// The bank of the candidates at `rows` (indices in the order they were drawn), in that order.
+pub fn bank_of(candidates: &Candidates, rows: &[usize]) -> Result<Bank> {
     let dim = candidates.dim;
-    let entries = bank_rows(settings, candidates, progress)
+    let entries = rows
         .iter()
         .flat_map(|&i| candidates.rows[i * dim..(i + 1) * dim].iter().copied())
         .collect();

@@ -14,6 +14,7 @@
 //!
 //! The preprocessing, class names and output meanings are also in the model's metadata.
 
+pub mod oneclass;
 pub mod proto;
 
 use std::path::Path;
@@ -48,9 +49,11 @@ pub const META_STD: &str = "std";
 pub struct Exported {
     pub classes: Vec<String>,
     pub input_size: u32,
-    /// relu_conv10's side at the input size: the map's height and width.
+    /// relu_conv10's side at the input size (a one-class model's: its patch grid's).
     pub cam_side: usize,
     pub bytes: usize,
+    /// The graph's outputs with their shapes, for the command to print.
+    pub outputs: String,
 }
 
 /// Writes `classifier` as an ONNX file at `out` (atomically: a failure leaves no partial file).
@@ -63,6 +66,11 @@ pub fn export(classifier: &Classifier, out: &Path) -> Result<Exported> {
         input_size: classifier.input_size,
         cam_side: cam_side(classifier)?,
         bytes: bytes.len(),
+        outputs: format!(
+            "\"{PROBABILITIES}\" [batch, {k}] and \"{CAM}\" [batch, {k}, {c}, {c}]",
+            k = classifier.classes.len(),
+            c = cam_side(classifier)?
+        ),
     })
 }
 
@@ -77,7 +85,9 @@ pub fn model_proto(classifier: &Classifier) -> Result<ModelProto> {
     let side = classifier.input_size as i64;
     let cam_side = cam_side(classifier)? as i64;
     let mut graph = Graph::default();
-    let features = graph.backbone(classifier)?;
+    let features = graph
+        .backbone(&|key| classifier.weight(key), &["relu_conv10"])?
+        .remove(0);
     let pooled = graph.node("GlobalAveragePool", "pool10", &[&features], vec![]);
     let pooled = graph.node("Flatten", "flatten", &[&pooled], vec![int("axis", 1)]);
     let (logits, cam) = if classifier.model.has_head() {
@@ -129,11 +139,7 @@ pub fn model_proto(classifier: &Classifier) -> Result<ModelProto> {
         doc_string: Some(
             "SqueezeNet v1.1 fine-tuned by crackscope, with its class-activation map".into(),
         ),
-        input: vec![value_info(
-            INPUT,
-            vec![batch(), fixed(3), fixed(side), fixed(side)],
-            "RGB, resized to input_size x input_size, (pixel / 255 - mean) / std per channel",
-        )],
+        input: vec![image_input(side)],
         output: vec![
             value_info(
                 PROBABILITIES,
@@ -153,7 +159,17 @@ pub fn model_proto(classifier: &Classifier) -> Result<ModelProto> {
             ),
         ],
     };
-    Ok(ModelProto {
+    Ok(wrap(
+        graph,
+        "Input: RGB images resized (bilinear, aspect ratio ignored) to input_size, scaled to \
+         0..1, minus mean, divided by std, NCHW. Outputs: probabilities, cam.",
+        metadata(classifier)?,
+    ))
+}
+
+/// `graph` as a model: operator set, producer, description and metadata.
+fn wrap(graph: GraphProto, doc: &str, metadata: Vec<(&'static str, String)>) -> ModelProto {
+    ModelProto {
         ir_version: Some(IR_VERSION),
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
@@ -161,21 +177,22 @@ pub fn model_proto(classifier: &Classifier) -> Result<ModelProto> {
         }],
         producer_name: Some("crackscope".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        doc_string: Some(
-            "Input: RGB images resized (bilinear, aspect ratio ignored) to input_size, scaled \
-             to 0..1, minus mean, divided by std, NCHW. Outputs: probabilities, cam."
-                .into(),
-        ),
+        doc_string: Some(doc.into()),
         graph: Some(graph),
-        metadata_props: metadata(classifier)?,
-    })
+        metadata_props: metadata
+            .into_iter()
+            .map(|(key, value)| StringStringEntryProto {
+                key: Some(key.to_string()),
+                value: Some(value),
+            })
+            .collect(),
+    }
 }
 
-/// Everything a user of the file needs to prepare its input and read its outputs.
-fn metadata(classifier: &Classifier) -> Result<Vec<StringStringEntryProto>> {
-    let pairs = [
-        (META_CLASSES, serde_json::to_string(&classifier.classes)?),
-        (META_INPUT_SIZE, classifier.input_size.to_string()),
+/// How an input image is prepared, for the metadata of every exported model.
+fn preprocessing(input_size: u32) -> Result<Vec<(&'static str, String)>> {
+    Ok(vec![
+        (META_INPUT_SIZE, input_size.to_string()),
         ("input_layout", "NCHW".to_string()),
         ("channel_order", "RGB".to_string()),
         ("pixel_scale", "1/255".to_string()),
@@ -187,6 +204,14 @@ fn metadata(classifier: &Classifier) -> Result<Vec<StringStringEntryProto>> {
              ignored"
                 .to_string(),
         ),
+    ])
+}
+
+/// Everything a user of the file needs to prepare its input and read its outputs.
+fn metadata(classifier: &Classifier) -> Result<Vec<(&'static str, String)>> {
+    let mut pairs = vec![(META_CLASSES, serde_json::to_string(&classifier.classes)?)];
+    pairs.extend(preprocessing(classifier.input_size)?);
+    pairs.extend([
         ("cam_layer", "relu_conv10".to_string()),
         (
             "cam",
@@ -194,15 +219,12 @@ fn metadata(classifier: &Classifier) -> Result<Vec<StringStringEntryProto>> {
              positions + bias = logit; Grad-CAM = rescale(max(cam[class], 0))"
                 .to_string(),
         ),
-    ];
-    Ok(pairs
-        .into_iter()
-        .map(|(key, value)| StringStringEntryProto {
-            key: Some(key.to_string()),
-            value: Some(value),
-        })
-        .collect())
+    ]);
+    Ok(pairs)
 }
+
+/// A tensor's shape and values, row-major.
+type Weight = (Vec<usize>, Vec<f32>);
 
 /// Nodes and initializers as they are added; each output takes a fresh name.
 #[derive(Default)]
@@ -212,14 +234,24 @@ struct Graph {
 }
 
 impl Graph {
-    /// conv1 to relu_conv10 from the layer table, with the classifier's weights.
-    fn backbone(&mut self, classifier: &Classifier) -> Result<String> {
+    /// The network from conv1 through the last of `taps` (stage names of the layer table, in
+    /// network order), with the weights `weight` gives by torchvision name; returns each tap's
+    /// output.
+    fn backbone(
+        &mut self,
+        weight: &dyn Fn(&str) -> Result<Weight>,
+        taps: &[&str],
+    ) -> Result<Vec<String>> {
         let mut x = INPUT.to_string();
+        let mut tapped = Vec::with_capacity(taps.len());
         for stage in STAGES.iter() {
+            if tapped.len() == taps.len() {
+                break;
+            }
             let prefix = stage.torch_prefix.unwrap_or_default();
             x = match stage.kind {
                 StageKind::Conv1 => {
-                    let conv = self.conv(classifier, &x, prefix, "conv1", 3, 2, 0)?;
+                    let conv = self.conv(weight, &x, prefix, "conv1", 3, 2, 0)?;
                     self.node("Relu", stage.name, &[&conv], vec![])
                 }
                 StageKind::MaxPool => self.node(
@@ -235,42 +267,40 @@ impl Graph {
                 StageKind::Fire { .. } => {
                     let fire = stage.name.trim_end_matches("-concat");
                     let squeeze = format!("{prefix}.squeeze");
-                    let s = self.conv(
-                        classifier,
-                        &x,
-                        &squeeze,
-                        &format!("{fire}-squeeze"),
-                        1,
-                        1,
-                        0,
-                    )?;
+                    let s = self.conv(weight, &x, &squeeze, &format!("{fire}-squeeze"), 1, 1, 0)?;
                     let s = self.node("Relu", &format!("{fire}-relu_squeeze"), &[&s], vec![]);
                     let e1 = format!("{prefix}.expand1x1");
-                    let e1 =
-                        self.conv(classifier, &s, &e1, &format!("{fire}-expand1x1"), 1, 1, 0)?;
+                    let e1 = self.conv(weight, &s, &e1, &format!("{fire}-expand1x1"), 1, 1, 0)?;
                     let e1 = self.node("Relu", &format!("{fire}-relu_expand1x1"), &[&e1], vec![]);
                     let e3 = format!("{prefix}.expand3x3");
-                    let e3 =
-                        self.conv(classifier, &s, &e3, &format!("{fire}-expand3x3"), 3, 1, 1)?;
+                    let e3 = self.conv(weight, &s, &e3, &format!("{fire}-expand3x3"), 3, 1, 1)?;
                     let e3 = self.node("Relu", &format!("{fire}-relu_expand3x3"), &[&e3], vec![]);
                     self.node("Concat", stage.name, &[&e1, &e3], vec![int("axis", 1)])
                 }
                 StageKind::Classifier => {
-                    let conv = self.conv(classifier, &x, prefix, "conv10", 1, 1, 0)?;
+                    let conv = self.conv(weight, &x, prefix, "conv10", 1, 1, 0)?;
                     self.node("Relu", stage.name, &[&conv], vec![])
                 }
-                // pool10 follows in the caller, which also needs relu_conv10 itself.
+                // pool10 is the classifier's own, which also needs relu_conv10 itself.
                 StageKind::GlobalAvgPool => break,
             };
+            if taps.get(tapped.len()) == Some(&stage.name) {
+                tapped.push(x.clone());
+            }
         }
-        Ok(x)
+        ensure!(
+            tapped.len() == taps.len(),
+            "no layer {:?} in SqueezeNet's layer table (or not in network order)",
+            taps[tapped.len()..].to_vec()
+        );
+        Ok(tapped)
     }
 
     /// A convolution with the weights `{prefix}.weight` and `{prefix}.bias`.
     #[allow(clippy::too_many_arguments)]
     fn conv(
         &mut self,
-        classifier: &Classifier,
+        weight: &dyn Fn(&str) -> Result<Weight>,
         x: &str,
         prefix: &str,
         name: &str,
@@ -280,14 +310,14 @@ impl Graph {
     ) -> Result<String> {
         let weight_key = format!("{prefix}.weight");
         let bias_key = format!("{prefix}.bias");
-        let (shape, values) = classifier.weight(&weight_key)?;
-        let weight = self.initializer(&weight_key, &shape, values);
-        let (shape, values) = classifier.weight(&bias_key)?;
+        let (shape, values) = weight(&weight_key)?;
+        let weights = self.initializer(&weight_key, &shape, values);
+        let (shape, values) = weight(&bias_key)?;
         let bias = self.initializer(&bias_key, &shape, values);
         Ok(self.node(
             "Conv",
             name,
-            &[x, &weight, &bias],
+            &[x, &weights, &bias],
             vec![
                 ints("kernel_shape", &[kernel, kernel]),
                 ints("strides", &[stride, stride]),
@@ -302,6 +332,18 @@ impl Graph {
         self.initializers.push(TensorProto {
             dims: shape.iter().map(|&d| d as i64).collect(),
             data_type: Some(FLOAT),
+            name: Some(name.to_string()),
+            raw_data: Some(raw_data),
+        });
+        name.to_string()
+    }
+
+    /// An int64 vector (a shape or axes given as an input); returns its name.
+    fn int64_initializer(&mut self, name: &str, values: &[i64]) -> String {
+        let raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers.push(TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: Some(INT64),
             name: Some(name.to_string()),
             raw_data: Some(raw_data),
         });
@@ -366,6 +408,15 @@ fn named_dimension(name: &str) -> Dimension {
     Dimension {
         value: Some(DimensionValue::Named(name.to_string())),
     }
+}
+
+/// The graph's input: a free batch of `side` x `side` RGB images, prepared as the metadata says.
+fn image_input(side: i64) -> ValueInfoProto {
+    value_info(
+        INPUT,
+        vec![named_dimension("batch"), fixed(3), fixed(side), fixed(side)],
+        "RGB, resized to input_size x input_size, (pixel / 255 - mean) / std per channel",
+    )
 }
 
 fn value_info(name: &str, dims: Vec<Dimension>, doc: &str) -> ValueInfoProto {

@@ -7,6 +7,8 @@ use prost::{Message, Oneof};
 
 /// `TensorProto.DataType.FLOAT`.
 pub const FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT64` (shapes and axes given as inputs).
+pub const INT64: i32 = 7;
 
 /// `AttributeProto.AttributeType` values used here.
 pub const ATTRIBUTE_INT: i32 = 2;

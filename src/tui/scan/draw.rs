@@ -41,6 +41,9 @@ pub fn draw(frame: &mut Frame, view: &ScanView, drawn: &mut Vec<Drawn>) -> Optio
     draw_facts(frame, facts, view);
     draw_note(frame, note, view);
     draw_footer(frame, footer, view);
+    if view.sweep && !view.help {
+        super::truth::draw_sweep(frame, body, view);
+    }
     if view.help {
         draw_help(frame, area, view);
     }
@@ -132,7 +135,7 @@ fn draw_picture(frame: &mut Frame, area: Rect, view: &ScanView, drawn: &mut Vec<
             inner,
         ),
         // The picture waits while the help is open (one that stays on screen would cover it).
-        (_, Some(_)) if view.help => {}
+        (_, Some(_)) if view.help || view.sweep => {}
         (_, Some((_, picture))) => {
             let size = picture.size();
             let cell = crate::tui::views::centered(inner, size.width, size.height);
@@ -224,12 +227,20 @@ fn layers(view: &ScanView) -> String {
         ("mask", view.toggles.mask),
         ("windows", view.toggles.windows),
         ("regions", view.toggles.regions),
+        ("errors", view.toggles.truth),
     ]
     .iter()
     .filter(|(_, on)| *on)
     .map(|(name, _)| *name)
     .collect();
-    if on.is_empty() {
+    if view.toggles.truth {
+        // The errors layer replaces the map and the mask.
+        let rest: Vec<&str> = on
+            .into_iter()
+            .filter(|l| !matches!(*l, "map" | "mask"))
+            .collect();
+        rest.join(" + ")
+    } else if on.is_empty() {
         "photo only".to_string()
     } else {
         on.join(" + ")
@@ -245,6 +256,8 @@ fn draw_note(frame: &mut Frame, area: Rect, view: &ScanView) {
         Line::raw(view.labelling.status(view))
     } else if let PhotoState::Ready(Some(note)) = &view.photo_state {
         Line::styled(note.clone(), theme.warn())
+    } else if view.toggles.truth {
+        Line::styled(super::truth::LEGEND, theme.dim())
     } else if let Some(overall) = &view.record.overall {
         Line::from(vec![
             Span::styled("all photos: ", theme.dim()),
@@ -329,6 +342,7 @@ fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
     lines.push(Line::raw(
         "  regions = connected crack regions of the mask (cyan boxes; ] and [ visit them).",
     ));
+    lines.push(Line::raw(format!("  {}", super::truth::LEGEND)));
     lines.push(Line::raw(
         "  Labels: c, x and s answer for the window outlined in yellow; each answer is saved",
     ));

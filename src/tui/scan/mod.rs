@@ -4,8 +4,9 @@
 //! own for the pictures.
 //!
 //! - `view`: its state and keys; `draw`: the screen; `render`: a photo's pixels and layers;
-//!   `painter`: opening photos and making pictures on the painter's thread; `labelling`: windows
-//!   labelled by keyboard into the folder's `labels.csv`.
+//!   `painter`: opening photos and making pictures on the painter's thread; `truth`: hits,
+//!   misses and false alarms against true masks, and the threshold sweep panel; `labelling`:
+//!   windows labelled by keyboard into the folder's `labels.csv`.
 
 mod draw;
 pub(super) mod labelling;
@@ -13,6 +14,7 @@ pub(super) mod painter;
 pub(super) mod render;
 #[cfg(test)]
 pub(super) mod tests;
+pub(super) mod truth;
 pub(super) mod view;
 
 use std::io::IsTerminal;

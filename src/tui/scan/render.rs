@@ -14,8 +14,10 @@ use anyhow::{ensure, Context, Result};
 use image::{GrayImage, Rgb, RgbImage};
 use rayon::prelude::*;
 
+use super::truth::{grey, TruthLayers};
 use crate::explain::colormap::{entry_for, Colormap};
 use crate::scan::output::{PhotoRecord, RegionRecord, ScanRecord, WindowRecord};
+use crate::scan::verdict::{self, Verdict};
 
 /// Which layers are drawn over the photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +30,9 @@ pub struct Toggles {
     pub windows: bool,
     /// Outlines around the connected crack regions' boxes.
     pub regions: bool,
+    /// Hits, misses and false alarms against the true mask, over the photo in grey (in place of
+    /// the map and mask; see `truth`).
+    pub truth: bool,
 }
 
 impl Default for Toggles {
@@ -37,6 +42,7 @@ impl Default for Toggles {
             mask: false,
             windows: true,
             regions: true,
+            truth: false,
         }
     }
 }
@@ -72,7 +78,10 @@ pub struct Layers {
     threshold: f32,
     colormap: [Rgb<u8>; 256],
     alpha: f32,
-    /// Set when the original photo could not be read and the overlay PNG stands in for it.
+    /// Verdicts against the true mask, when the scan had masks.
+    truth: Option<TruthLayers>,
+    /// Set when the original photo could not be read and the overlay PNG stands in for it, or
+    /// when its true mask could not be read.
     pub fallback: Option<String>,
 }
 
@@ -129,6 +138,15 @@ impl Layers {
             size.1
         );
         let map = read_grey(&folder.join(&photo.map))?;
+        let (truth, fallback) =
+            match TruthLayers::load(record, photo, &mask, |v| pyramid(v, halve_max)) {
+                Ok(truth) => (truth, fallback),
+                Err(e) => {
+                    let note = format!("{e:#}; no errors layer");
+                    let both = fallback.map_or(note.clone(), |f| format!("{f}; {note}"));
+                    (None, Some(both))
+                }
+            };
         Ok(Layers {
             photo: pyramid(base, halve_rgb),
             mask: pyramid(mask, halve_max),
@@ -139,6 +157,7 @@ impl Layers {
             threshold: record.threshold,
             colormap: colormap.table(),
             alpha: record.alpha,
+            truth,
             fallback,
         })
     }
@@ -186,6 +205,21 @@ impl Layers {
             .collect();
         let (pw, mw) = (photo.width() as usize, self.map.width() as usize);
         let (photo_raw, mask_raw, map_raw) = (photo.as_raw(), mask.as_raw(), self.map.as_raw());
+        let truth = self.truth.as_ref().filter(|_| toggles.truth);
+        // The level's pixels each output pixel covers (first and last), for the verdicts.
+        let span = |o: u32, origin: f64, full: u32, level_len: u32| {
+            let edge = |p: f64| at_level(p.clamp(0.0, full as f64 - 0.5), level_len);
+            (
+                edge(origin + o as f64 / scale),
+                edge(origin + (o + 1) as f64 / scale - 1e-6),
+            )
+        };
+        let x_spans: Vec<(usize, usize)> = match truth {
+            Some(_) => (0..ow)
+                .map(|o| span(o, view.x, full_w, photo.width()))
+                .collect(),
+            None => Vec::new(),
+        };
         let mut out_image = RgbImage::new(ow, oh);
         out_image
             .as_mut()
@@ -196,13 +230,24 @@ impl Layers {
                 let ly = at_level(y, photo.height());
                 let (r0, r1, ty) = taps(y, self.map_cell, self.map.height());
                 let (row0, row1) = (r0 as usize * mw, r1 as usize * mw);
-                for (px, &(lx, (c0, c1, tx))) in line.chunks_exact_mut(3).zip(&columns) {
+                let y_span = span(oy as u32, view.y, full_h, photo.height());
+                for (o, (px, &(lx, (c0, c1, tx)))) in
+                    line.chunks_exact_mut(3).zip(&columns).enumerate()
+                {
                     let at = ly * pw + lx;
                     let mut rgb = [
                         photo_raw[3 * at],
                         photo_raw[3 * at + 1],
                         photo_raw[3 * at + 2],
                     ];
+                    if let Some(truth) = truth {
+                        rgb = grey(rgb);
+                        if let Some(colour) = truth.tint(level, x_spans[o], y_span) {
+                            blend(&mut rgb, colour.0, verdict::TINT_ALPHA);
+                        }
+                        px.copy_from_slice(&rgb);
+                        continue;
+                    }
                     if toggles.map {
                         let v = |i: usize| map_raw[i] as f32 / 255.0;
                         let (c0, c1) = (c0 as usize, c1 as usize);
@@ -217,7 +262,9 @@ impl Layers {
                     px.copy_from_slice(&rgb);
                 }
             });
-        if toggles.windows {
+        if let (true, Some(truth)) = (toggles.windows, truth) {
+            self.outline_verdicts(&mut out_image, truth, view, scale);
+        } else if toggles.windows {
             let cracked = self
                 .windows
                 .iter()
@@ -225,7 +272,7 @@ impl Layers {
                 .map(|win| out_box((win.x, win.y, win.size, win.size), view, scale));
             let window_pixels = self.windows.first().map_or(0.0, |w| w.size as f64 * scale);
             if window_pixels < FINE_WINDOW_PIXELS {
-                outline_union(&mut out_image, cracked);
+                outline_union(&mut out_image, cracked, OUTLINE);
             } else {
                 for edges in cracked {
                     outline(&mut out_image, edges, OUTLINE);
@@ -244,6 +291,39 @@ impl Layers {
             }
         }
         out_image
+    }
+}
+
+impl Layers {
+    /// Window outlines by verdict (hits first, errors over them), one soft outline per verdict
+    /// where windows are small on screen.
+    fn outline_verdicts(
+        &self,
+        image: &mut RgbImage,
+        truth: &TruthLayers,
+        view: Viewport,
+        scale: f64,
+    ) {
+        let fine = self.windows.first().map_or(0.0, |w| w.size as f64 * scale) < FINE_WINDOW_PIXELS;
+        for kind in [
+            Verdict::Unscored,
+            Verdict::Hit,
+            Verdict::FalseAlarm,
+            Verdict::Miss,
+        ] {
+            let colour = kind.colour().expect("a verdict with a colour");
+            let boxes = self
+                .windows
+                .iter()
+                .zip(&truth.windows)
+                .filter(|(_, v)| **v == kind)
+                .map(|(w, _)| out_box((w.x, w.y, w.size, w.size), view, scale));
+            if fine {
+                outline_union(image, boxes, colour);
+            } else {
+                boxes.for_each(|edges| outline(image, edges, colour));
+            }
+        }
     }
 }
 
@@ -292,7 +372,11 @@ const UNION_OUTLINE_ALPHA: f32 = 0.6;
 
 /// Outlines the area the boxes cover together, half-transparent: where windows are a few pixels
 /// on screen, the crack windows' extent shows without a grid of lines over the photo.
-fn outline_union(image: &mut RgbImage, boxes: impl Iterator<Item = (i64, i64, i64, i64)>) {
+fn outline_union(
+    image: &mut RgbImage,
+    boxes: impl Iterator<Item = (i64, i64, i64, i64)>,
+    colour: Rgb<u8>,
+) {
     let (w, h) = (image.width() as i64, image.height() as i64);
     let mut inside = vec![false; (w * h) as usize];
     for (x0, y0, x1, y1) in boxes {
@@ -313,7 +397,7 @@ fn outline_union(image: &mut RgbImage, boxes: impl Iterator<Item = (i64, i64, i6
                 });
             if edge {
                 let pixel = image.get_pixel_mut(x as u32, y as u32);
-                blend(&mut pixel.0, OUTLINE.0, UNION_OUTLINE_ALPHA);
+                blend(&mut pixel.0, colour.0, UNION_OUTLINE_ALPHA);
             }
         }
     }
@@ -483,12 +567,14 @@ pub(crate) mod tests {
                 map_cell: 16,
                 metrics: None,
                 index: None,
+                sweep: None,
             }],
             overall: None,
             settings: None,
             plan: None,
             failed: Vec::new(),
             finished: true,
+            sweep: None,
         };
         crate::scan::output::write(dir, &record).unwrap();
         record
@@ -528,6 +614,7 @@ pub(crate) mod tests {
             mask: false,
             windows: true,
             regions: false,
+            truth: false,
         };
         let photo = [100, 100, 100];
         // 32 x 16 pixels: a window is 8 pixels, as in half blocks.
@@ -562,6 +649,7 @@ pub(crate) mod tests {
             mask: false,
             windows: false,
             regions: false,
+            truth: false,
         };
         let plain = layers.render(whole(&layers), (128, 64), none, None);
         assert!(
@@ -623,6 +711,7 @@ pub(crate) mod tests {
             mask: true,
             windows: false,
             regions: false,
+            truth: false,
         };
         // A quarter of the size: the one-pixel line is still there.
         let small = layers.render(whole(&layers), (256, 128), mask_only, None);
@@ -649,6 +738,7 @@ pub(crate) mod tests {
             mask: false,
             windows: false,
             regions: true,
+            truth: false,
         };
         let cyan = |image: &RgbImage, y: u32| -> Vec<u32> {
             (0..image.width())

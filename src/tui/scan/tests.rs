@@ -79,12 +79,12 @@ impl ScanHarness {
             .join("\n")
     }
 
-    fn shows_picture(&self) -> bool {
+    pub fn shows_picture(&self) -> bool {
         self.shows_colour(|_| true)
     }
 
     /// Whether some cell of the picture has a colour (foreground or background) that `wanted` likes.
-    fn shows_colour(&self, wanted: impl Fn((u8, u8, u8)) -> bool) -> bool {
+    pub fn shows_colour(&self, wanted: impl Fn((u8, u8, u8)) -> bool) -> bool {
         use ratatui::style::Color;
         self.terminal.backend().buffer().content.iter().any(|c| {
             [c.fg, c.bg]
@@ -183,7 +183,7 @@ fn a_narrow_footer_drops_whole_keys_but_keeps_help_and_quit() {
     assert!(footer.ends_with("? help  q quit"), "{footer}");
     let wide = ScanHarness::new(dir.path(), ui.view.record.clone(), 120, 24).settle();
     assert!(
-        wide.contains("w windows  r regions  l/L/. label  ? help"),
+        wide.contains("w windows  r regions  t errors  g sweep  l/L/. label  ? help"),
         "{wide}"
     );
 }

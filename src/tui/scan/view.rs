@@ -70,6 +70,8 @@ pub struct ScanView {
     /// Pixels per terminal cell (the graphics protocol's idea of the font).
     pub cell_pixels: (u32, u32),
     pub help: bool,
+    /// The threshold sweep panel is open (`truth::draw_sweep`).
+    pub sweep: bool,
     pub message: Option<String>,
     pub photo_state: PhotoState,
     /// The last picture made, with what it shows.
@@ -99,6 +101,7 @@ impl ScanView {
             area: None,
             cell_pixels: (10, 20),
             help: false,
+            sweep: false,
             message: None,
             photo_state: PhotoState::Loading,
             picture: None,
@@ -288,6 +291,11 @@ impl ScanView {
             Action::ToggleMask => self.toggles.mask = !self.toggles.mask,
             Action::ToggleWindows => self.toggles.windows = !self.toggles.windows,
             Action::ToggleRegions => self.toggles.regions = !self.toggles.regions,
+            Action::ToggleTruth => match super::truth::unavailable(&self.record) {
+                Some(why) => self.message = Some(why.into()),
+                None => self.toggles.truth = !self.toggles.truth,
+            },
+            Action::ToggleSweep => self.sweep = !self.sweep,
             Action::NextRegion => self.jump_to_region(true),
             Action::PreviousRegion => self.jump_to_region(false),
             a if super::labelling::is_labelling(a) => self.label_action(a),
@@ -394,6 +402,7 @@ mod tests {
             map_cell: 16,
             metrics: None,
             index: None,
+            sweep: None,
         }
     }
 
@@ -415,6 +424,7 @@ mod tests {
             plan: None,
             failed: Vec::new(),
             finished: true,
+            sweep: None,
         };
         let mut view = ScanView::new("scan".into(), record, Theme::new(false));
         view.set_area(Size::new(100, 50));
@@ -534,6 +544,7 @@ mod tests {
                 mask: true,
                 windows: false,
                 regions: true,
+                truth: false,
             }
         );
         let job = v.wanted().unwrap();

@@ -10,7 +10,7 @@ use super::{bordered, draw_picture, uniform_cells, Component, Effect, Loaded, Sh
 use crate::tui::browser::BrowserState;
 use crate::tui::images::ImageKey;
 use crate::tui::jobs::{Reply, Request};
-use crate::tui::keymap::{Action, View};
+use crate::tui::keymap::{self, Action, View};
 
 /// The Browser tab: its position, filters and order among the test images.
 pub struct BrowserScreen {
@@ -78,6 +78,14 @@ impl Component for BrowserScreen {
             Action::ToggleOverlay => spec.overlay = !spec.overlay,
             Action::MoreOpaque => change_alpha(spec, true),
             Action::LessOpaque => change_alpha(spec, false),
+            Action::CycleMethod | Action::CycleLayer | Action::CycleExplainedClass
+                if self.facts == Facts::Scores =>
+            {
+                return vec![Effect::Say(
+                    "a one-class model has one map, the anomaly map: no method, layer or class to choose"
+                        .into(),
+                )];
+            }
             Action::CycleMethod => spec.method = cycle(spec.method, shared.methods.len()),
             Action::CycleLayer => spec.layer = cycle(spec.layer, shared.layers.len()),
             Action::CycleExplainedClass => spec.class = next_class(spec.class, classes),
@@ -105,6 +113,23 @@ impl Component for BrowserScreen {
         if let Some((columns, rows)) = wants.grid {
             self.state.cells = (columns.max(1), rows.max(1));
         }
+    }
+
+    /// A one-class model's map is the anomaly map: the keys that choose an explanation's method,
+    /// layer and class do nothing there, so its footer leaves them out.
+    fn footer(&self, _shared: &Shared) -> Vec<(&'static str, &'static str)> {
+        keymap::view_commands(self.view())
+            .filter(|command| {
+                self.facts == Facts::Classes
+                    || !command.bindings.iter().any(|(_, action)| {
+                        matches!(
+                            action,
+                            Action::CycleMethod | Action::CycleLayer | Action::CycleExplainedClass
+                        )
+                    })
+            })
+            .flat_map(|command| command.footer.iter().copied())
+            .collect()
     }
 }
 
@@ -159,7 +184,7 @@ fn draw(screen: &BrowserScreen, frame: &mut Frame, area: Rect, shared: &Shared, 
         return;
     }
     if screen.state.grid {
-        draw_grid(&screen.state, frame, area, shared, wants);
+        draw_grid(screen, frame, area, shared, wants);
     } else {
         draw_single(screen, frame, area, shared, wants);
     }
@@ -272,15 +297,28 @@ fn facts(screen: &BrowserScreen, shared: &Shared, item: usize) -> Vec<Line<'stat
     ]
 }
 
-fn draw_grid(b: &BrowserState, frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Wants) {
+fn draw_grid(
+    screen: &BrowserScreen,
+    frame: &mut Frame,
+    area: Rect,
+    shared: &Shared,
+    wants: &mut Wants,
+) {
+    let b = &screen.state;
     let theme = &shared.theme;
+    // A one-class run's tiles show each image's anomaly score, as its single view does; the
+    // title says what the number is and gives the threshold it is read against.
+    let one_class_threshold = match screen.facts {
+        Facts::Scores => threshold(shared),
+        Facts::Classes => None,
+    };
     // Tiles of at least 16x8 cells (picture and caption) keep pictures recognisable.
     let inner = Block::bordered().inner(area);
     let columns = (inner.width / 16).max(1) as usize;
     let rows = (inner.height / 8).max(1) as usize;
     let page = b.page(columns * rows);
     wants.grid = Some((columns, rows));
-    let title = format!(
+    let mut title = format!(
         "Browser · {}-{} of {} · {} · overlay {}",
         page.start + 1,
         page.end,
@@ -288,6 +326,9 @@ fn draw_grid(b: &BrowserState, frame: &mut Frame, area: Rect, shared: &Shared, w
         b.order.label(),
         if shared.spec.overlay { "on" } else { "off" }
     );
+    if let Some(threshold) = one_class_threshold {
+        title.push_str(&format!(" · anomaly score, threshold {threshold:.4}"));
+    }
     frame.render_widget(bordered(title, shared), area);
     let tiles = uniform_cells(inner, columns, rows);
     for (pos, tile) in page.clone().zip(tiles) {
@@ -299,12 +340,11 @@ fn draw_grid(b: &BrowserState, frame: &mut Frame, area: Rect, shared: &Shared, w
         } else {
             theme.dim()
         };
-        let caption = format!(
-            "{} {} {:.2}",
-            if it.is_correct() { "✓" } else { "✗" },
-            shared.class_name(it.predicted),
-            it.score
-        );
+        let mark = if it.is_correct() { "✓" } else { "✗" };
+        let caption = match one_class_threshold {
+            Some(threshold) => format!("{mark} score {:.4}", it.anomaly_score(threshold)),
+            None => format!("{mark} {} {:.2}", shared.class_name(it.predicted), it.score),
+        };
         let block = Block::bordered()
             .border_style(style)
             .title_bottom(Line::styled(caption, style));
@@ -336,6 +376,7 @@ fn score_facts(b: &BrowserState, shared: &Shared, item: usize) -> Option<Vec<Lin
     let field = |name: &str, value: String| super::fact_line(theme, name, value);
     let verdict = super::verdict_span(theme, it.is_correct());
     let filter = |f: Option<usize>| f.map_or("all".to_string(), |c| shared.class_name(c));
+    let score = it.anomaly_score(threshold);
     Some(vec![
         field(
             "Image",
@@ -347,8 +388,9 @@ fn score_facts(b: &BrowserState, shared: &Shared, item: usize) -> Option<Vec<Lin
             Span::raw(shared.class_name(it.predicted)),
             verdict,
         ]),
-        field("Score", format!("{:.4}", it.anomaly_score(threshold))),
+        field("Score", format!("{score:.4}")),
         field("Threshold", format!("{threshold:.4}")),
+        field("Margin", format!("{:+.4}", score - threshold)),
         Line::default(),
         field("True in", filter(b.truth_filter)),
         field("Verd. in", filter(b.predicted_filter)),
