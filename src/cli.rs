@@ -214,6 +214,10 @@ pub struct TrainArgs {
     /// best accuracy starts.
     #[arg(long, requires = "resume")]
     pub allow_missing: bool,
+    /// Start from this run's model (its model.safetensors, or a checkpoint file), head included,
+    /// instead of --weights; its classes must be the data's.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["resume", "one_class"])]
+    pub init: Option<PathBuf>,
     /// Learn from normal images only (needs --weights): fit a memory bank of ImageNet features on
     /// the normal class's training images; the other classes serve validation and test only.
     #[arg(long)]
@@ -505,6 +509,10 @@ pub struct ScanArgs {
     pub json: bool,
     #[command(flatten)]
     pub sharding: ShardArgs,
+    /// Scan the photo resized by each of these factors (e.g. 0.25,0.5,1): every scale's windows
+    /// mapped back to the photo, the map the largest value of any scale [default: 1]
+    #[arg(long, value_delimiter = ',', value_name = "FACTOR,...")]
+    pub scale: Vec<f32>,
 }
 
 /// Which share of a scan's photos this process takes (`crackscope scan`; array jobs).
@@ -533,11 +541,15 @@ pub struct ScanMergeArgs {
 #[derive(Debug, Args)]
 pub struct PatchesArgs {
     /// Folder of photos (JPEG, PNG, TIFF, BMP, WebP; not searched recursively).
-    #[arg(long)]
-    pub photos: PathBuf,
+    #[arg(long, required_unless_present = "scan", conflicts_with = "scan")]
+    pub photos: Option<PathBuf>,
     /// Folder of crack masks, one per photo with the same file stem; nonzero = crack.
-    #[arg(long)]
-    pub masks: PathBuf,
+    #[arg(long, required_unless_present = "scan", conflicts_with = "scan")]
+    pub masks: Option<PathBuf>,
+    /// Instead of photos and masks: a scan folder whose labels.csv (windows labelled in
+    /// `crackscope watch`) gives the patches and their classes.
+    #[arg(long, value_name = "SCAN_FOLDER")]
+    pub scan: Option<PathBuf>,
     /// The dataset folder to write (must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,
@@ -552,4 +564,8 @@ pub struct PatchesArgs {
     /// cover for a Positive patch; 0.005 is a 1-pixel hairline across about 60 % of it at 227 px.
     #[arg(long, default_value_t = 0.005)]
     pub min_crack_share: f64,
+    /// Resize each photo and its mask by this factor before cutting (as `scan --scale` does), so
+    /// a window covers what a training patch covered; x and y are then in the resized photo.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "scan")]
+    pub scale: f32,
 }

@@ -153,3 +153,83 @@ fn watch_opens_a_scan_folder_pans_zooms_pages_and_quits() {
         "the terminal is restored:\n{after}"
     );
 }
+
+#[test]
+fn windows_are_labelled_by_keyboard_saved_at_once_and_a_stopped_session_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scanned_folder(dir.path(), "0.5");
+    let labels = out.join("labels.csv");
+    let command = format!(
+        "CRACKSCOPE_GRAPHICS=halfblocks {} watch {}; echo EXIT-CODE-$?; sleep 600",
+        env!("CARGO_BIN_EXE_crackscope"),
+        out.display()
+    );
+    let Some(tmux) = Tmux::start("crackscope-scan-labels", &command) else {
+        return;
+    };
+    let limit = Duration::from_secs(60);
+    tmux.wait_for("zoom ×1", limit);
+    tmux.keys("l");
+    let first = tmux.wait_for("labels 0: 0 crack, 0 no crack", limit);
+    assert!(
+        first.contains("c crack") && first.contains("x no crack"),
+        "{first}"
+    );
+    tmux.keys("c");
+    tmux.wait_for("labels 1: 1 crack, 0 no crack, 0 skipped", limit);
+    tmux.keys("x");
+    tmux.wait_for("labels 2: 1 crack, 1 no crack, 0 skipped", limit);
+    tmux.keys("s");
+    tmux.wait_for("1 skipped", limit);
+    // Each answer is on disk at once: the skip too.
+    assert_eq!(std::fs::read_to_string(&labels).unwrap().lines().count(), 4);
+    tmux.keys("u");
+    tmux.wait_for("is unlabelled again", limit);
+    tmux.keys("?");
+    tmux.wait_for("crack, no crack, skip", limit);
+    tmux.keys("Escape");
+    tmux.keys("q");
+    let after = tmux.wait_for("EXIT-CODE-", limit);
+    assert!(after.contains("EXIT-CODE-0"), "{after}");
+    let saved = std::fs::read_to_string(&labels).unwrap();
+    let rows: Vec<&str> = saved.lines().collect();
+    assert_eq!(rows.len(), 3, "{saved}");
+    assert_eq!(rows[0], "photo,x,y,size,label");
+    assert!(
+        rows[1].ends_with(",crack") && rows[2].ends_with(",no-crack"),
+        "{saved}"
+    );
+    drop(tmux);
+
+    // A new session on the folder starts from the file: two labels, and the next suggestion is
+    // a window not yet labelled.
+    let Some(tmux) = Tmux::start("crackscope-scan-labels-again", &command) else {
+        return;
+    };
+    tmux.wait_for("zoom ×1", limit);
+    tmux.keys("l");
+    let again = tmux.wait_for("labels 2: 1 crack, 1 no crack", limit);
+    let record = crackscope::scan::output::read(&out).unwrap();
+    let shown = |row: &str| {
+        let f: Vec<&str> = row.split(',').collect();
+        let name = Path::new(f[0])
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        format!("{name} x {} y {}", f[1], f[2])
+    };
+    for row in &rows[1..] {
+        assert!(
+            !again.contains(&shown(row)),
+            "{row} suggested again:\n{again}"
+        );
+    }
+    assert!(record.photos.len() == 3);
+    tmux.keys("c");
+    tmux.wait_for("labels 3: 2 crack", limit);
+    tmux.keys("q");
+    tmux.wait_for("EXIT-CODE-0", limit);
+    assert_eq!(std::fs::read_to_string(&labels).unwrap().lines().count(), 4);
+}

@@ -16,6 +16,7 @@ pub(crate) mod job;
 pub mod scan;
 pub mod scan_figures;
 pub(crate) mod scan_folder;
+pub mod scan_labels;
 pub(crate) mod scan_merge;
 pub mod session;
 pub(crate) mod signals;

@@ -55,6 +55,8 @@ pub struct ScanRequest {
     pub tolerance: u32,
     /// Only this shard's share of the photos.
     pub shard: Option<Shard>,
+    /// Factors the photo is resized by and scanned at (`scan::scales`); empty: as it is.
+    pub scales: Vec<f32>,
 }
 
 /// One photo's result, as `--json` prints it.
@@ -158,6 +160,7 @@ pub fn scan_photos(
         .stride
         .unwrap_or_else(|| default_stride(scanner.window()));
     ensure!(stride > 0, "--stride must be at least 1 pixel");
+    crate::scan::scales::validate(&request.scales)?;
     let style = style_of(&request.model)?;
     let photos: Vec<PathBuf> = photo_files(&request.photos)?
         .iter()
@@ -188,6 +191,8 @@ pub fn scan_photos(
             stride,
             tolerance: masks.as_ref().map(|_| request.tolerance),
             masks,
+            scales: (!crate::scan::scales::is_plain(&request.scales))
+                .then(|| request.scales.clone()),
         }),
         plan: Some(PlanRecord {
             photos: photos.len(),
@@ -316,7 +321,8 @@ enum Failure {
 fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done, Failure> {
     let as_row = |e: anyhow::Error| Failure::Photo(one_line(&e));
     let mut photo = load_upright(path).map_err(as_row)?;
-    let map = c.scanner.scan(&photo, c.stride).map_err(as_row)?;
+    let map = crate::scan::scales::scan_at_scales(c.scanner, &photo, c.stride, &c.request.scales)
+        .map_err(as_row)?;
     let threshold = c.request.threshold;
     let mask = map.mask(threshold);
     let found = regions(&mask);

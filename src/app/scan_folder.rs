@@ -297,6 +297,11 @@ pub fn differences(earlier: &ScanRecord, asked: &ScanRecord) -> Vec<String> {
                 masks(&e.masks, e.tolerance),
                 masks(&a.masks, a.tolerance),
             );
+            let scales = |s: &Option<Vec<f32>>| match s {
+                Some(s) => format!("{s:?}"),
+                None => "1".into(),
+            };
+            compare(&mut out, "scales", scales(&e.scales), scales(&a.scales));
         }
     }
     match (&earlier.plan, &asked.plan) {
@@ -376,6 +381,7 @@ mod tests {
                 stride: 32,
                 masks: None,
                 tolerance: None,
+                scales: None,
             }),
             plan: Some(PlanRecord {
                 photos: photos.len(),

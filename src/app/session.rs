@@ -116,7 +116,9 @@ pub fn resolve_recipe(
 /// recipe and the manifest, build the model. On error `new` is dropped, which removes the
 /// half-made run.
 pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
-    let dataset = discover(&recipe.data.root)?;
+    // Scan folders among the roots become their labelled windows, cut into the run.
+    let (roots, mut notes) = super::scan_labels::dataset_roots(&recipe.data.root, &new.run.path)?;
+    let dataset = discover(&roots)?;
     let [train, val, test] = recipe.data.split;
     let fractions = Fractions { train, val, test };
     let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
@@ -125,7 +127,6 @@ pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
     crate::core::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
     let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
     manifest.save(&run.manifest())?;
-    let mut notes = Vec::new();
     if split.duplicates_dropped > 0 {
         notes.push(format!(
             "{} exact duplicate files left out so that no image is in two splits",
@@ -412,14 +413,7 @@ fn build_job(
                 .iteration
                 .with_context(|| format!("{} has no iteration", model_path.display()))?;
             best_val_accuracy = loaded.meta.best_val_accuracy;
-            let tensors: std::collections::HashMap<_, _> = loaded
-                .varmap
-                .data()
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                .collect();
+            let tensors = tensors_of(&loaded.varmap);
             resume::restore_model(model_path, &varmap, &tensors)?;
             let state = candle_core::safetensors::load(optimizer_path, &device).with_context(|| {
                 format!(
@@ -441,6 +435,26 @@ fn build_job(
                     run.best_model().display()
                 );
             }
+        }
+        None if !recipe.train.init.as_os_str().is_empty() => {
+            let from = init_model(&recipe.train.init)?;
+            let loaded = model::load_model(&from, &device)?;
+            if loaded.classes != classes {
+                bail!(
+                    "--init {}: its model classifies {:?}, but the data's classes are {:?}; \
+                     --init needs a model of the same classes (rename the class folders, or \
+                     start from --weights)",
+                    from.display(),
+                    loaded.classes,
+                    classes
+                );
+            }
+            let tensors = tensors_of(&loaded.varmap);
+            resume::restore_model(&from, &varmap, &tensors)?;
+            notes.push(format!(
+                "starting from the model of {} (head included)",
+                from.display()
+            ));
         }
         None => {
             if recipe.train.weights.as_os_str().is_empty() {
@@ -485,6 +499,39 @@ fn build_job(
         session,
     };
     Ok((job, notices))
+}
+
+/// A model's variables as plain tensors, by name.
+fn tensors_of(varmap: &VarMap) -> std::collections::HashMap<String, candle_core::Tensor> {
+    varmap
+        .data()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+/// The checkpoint `--init` names: a run directory's best model, or a model file itself.
+fn init_model(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        let best = RunDir::open(path)?.best_model();
+        if !best.is_file() {
+            bail!(
+                "--init {}: the run has no model yet ({} is missing)",
+                path.display(),
+                best.display()
+            );
+        }
+        Ok(best)
+    } else if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        bail!(
+            "--init {}: no such run directory or model file",
+            path.display()
+        )
+    }
 }
 
 fn count_entries(entries: &[Entry], classes: usize) -> Vec<usize> {

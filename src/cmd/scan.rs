@@ -33,6 +33,7 @@ pub fn scan(args: &ScanArgs) -> Result<ScanEnd> {
         masks: args.masks.clone(),
         tolerance: args.tolerance,
         shard,
+        scales: args.scale.clone(),
     };
     let again = this_command();
     let stop = Arc::new(AtomicBool::new(false));

@@ -41,7 +41,10 @@ pub fn train(args: &TrainArgs) -> Result<RunEnd> {
                 session::prepare_resume(run, &r.overrides(), changes_split, args.allow_missing)?
             }
             None => {
-                let recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+                let mut recipe = resolve_recipe(&args.recipe, Recipe::default())?;
+                if let Some(init) = &args.init {
+                    recipe.train.init = init.clone();
+                }
                 session::prepare_new(recipe, NewRun::create(args.run.as_deref())?)?
             }
         }

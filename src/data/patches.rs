@@ -196,13 +196,7 @@ impl PatchWriter {
             photo.width(),
             photo.height()
         );
-        let stem = Path::new(name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name.to_string());
-        if let Some(earlier) = self.photos.insert(stem.clone(), name.to_string()) {
-            bail!("{earlier} and {name} have the same file stem; their patches would share names");
-        }
+        let stem = self.claim_stem(name)?;
         let PatchOptions {
             size,
             stride,
@@ -217,31 +211,81 @@ impl PatchWriter {
                     counts.left_out += 1;
                     continue;
                 };
-                let file = format!("{class}/{stem}_x{x}_y{y}.jpg");
-                let window = image::imageops::crop_imm(photo, x, y, size, size).to_image();
-                let mut bytes = Cursor::new(Vec::new());
-                window
-                    .write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY))
-                    .with_context(|| format!("cannot encode {file}"))?;
-                let path = self.staging.join(&file);
-                fs::write(&path, bytes.into_inner())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                self.write_window(name, &stem, photo, (x, y, size), class)?;
                 if class == POSITIVE {
                     counts.positive += 1;
                 } else {
                     counts.negative += 1;
                 }
-                self.rows.push(ManifestRow {
-                    file,
-                    class: class.to_string(),
-                    photo: name.to_string(),
-                    x,
-                    y,
-                    size,
-                });
             }
         }
         Ok(counts)
+    }
+
+    /// Writes windows of one photo whose classes are already known (labelled by a person, say):
+    /// each `(x, y, size, class)`, `class` [`POSITIVE`] or [`NEGATIVE`].
+    pub fn add_windows(
+        &mut self,
+        name: &str,
+        photo: &RgbImage,
+        windows: &[(u32, u32, u32, &'static str)],
+    ) -> Result<()> {
+        let stem = self.claim_stem(name)?;
+        for &(x, y, size, class) in windows {
+            ensure!(
+                x + size <= photo.width() && y + size <= photo.height(),
+                "the {size}-pixel window at x {x}, y {y} is not inside {name} ({}x{})",
+                photo.width(),
+                photo.height()
+            );
+            self.write_window(name, &stem, photo, (x, y, size), class)?;
+        }
+        Ok(())
+    }
+
+    /// The stem that names a photo's patches; two photos with one stem are refused.
+    fn claim_stem(&mut self, name: &str) -> Result<String> {
+        let stem = Path::new(name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_string());
+        if let Some(earlier) = self.photos.insert(stem.clone(), name.to_string()) {
+            bail!("{earlier} and {name} have the same file stem; their patches would share names");
+        }
+        Ok(stem)
+    }
+
+    /// Cuts one window, writes it as a JPEG into its class folder and records it.
+    fn write_window(
+        &mut self,
+        name: &str,
+        stem: &str,
+        photo: &RgbImage,
+        (x, y, size): (u32, u32, u32),
+        class: &str,
+    ) -> Result<()> {
+        let file = if size == self.options.size {
+            format!("{class}/{stem}_x{x}_y{y}.jpg")
+        } else {
+            format!("{class}/{stem}_x{x}_y{y}_s{size}.jpg")
+        };
+        let window = image::imageops::crop_imm(photo, x, y, size, size).to_image();
+        let mut bytes = Cursor::new(Vec::new());
+        window
+            .write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY))
+            .with_context(|| format!("cannot encode {file}"))?;
+        let path = self.staging.join(&file);
+        fs::write(&path, bytes.into_inner())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.rows.push(ManifestRow {
+            file,
+            class: class.to_string(),
+            photo: name.to_string(),
+            x,
+            y,
+            size,
+        });
+        Ok(())
     }
 
     /// Writes the manifest and moves the dataset to its folder.

@@ -143,6 +143,14 @@ pub struct TrainConfig {
     pub val_every: usize,
     pub device: DeviceChoice,
     pub seed: u64,
+    /// A run directory or checkpoint whose model (head included) a new training starts from
+    /// instead of `weights`; empty: none. Written only when set, so older recipes read the same.
+    #[serde(skip_serializing_if = "is_unset")]
+    pub init: PathBuf,
+}
+
+fn is_unset(path: &Path) -> bool {
+    path.as_os_str().is_empty()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -309,6 +317,7 @@ impl Default for TrainConfig {
             val_every: 30,
             device: DeviceChoice::Auto,
             seed: 0,
+            init: PathBuf::new(),
         }
     }
 }

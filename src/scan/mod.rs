@@ -26,6 +26,7 @@
 
 pub(crate) mod anomaly;
 pub(crate) mod features;
+pub mod labels;
 pub(crate) mod map;
 pub(crate) mod metrics;
 pub mod output;
@@ -33,6 +34,7 @@ pub(crate) mod overlay;
 pub(crate) mod photo;
 pub mod plan;
 pub mod regions;
+pub mod scales;
 pub(crate) mod scanner;
 pub mod sweep;
 pub mod verdict;

@@ -73,6 +73,9 @@ pub struct ScanSettings {
     pub masks: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<u32>,
+    /// The factors the photos were resized by and scanned at (`scan --scale`); absent: as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scales: Option<Vec<f32>>,
 }
 
 /// The photo list of the scan a record belongs to: its length and digest

@@ -101,6 +101,14 @@ pub enum Action {
     PreviousRegion,
     ToggleTruth,
     ToggleSweep,
+    // Labelling windows in the scan view (`tui::scan::labelling`).
+    LabelLeastSure,
+    LabelTopScored,
+    LabelUnderCursor,
+    LabelCrack,
+    LabelNoCrack,
+    LabelSkip,
+    LabelUndo,
 }
 
 /// A key, with Ctrl or without it.
@@ -392,6 +400,37 @@ pub const COMMANDS: &[Command] = &[
         keys: "q, Ctrl-C, Esc",
         help: "quit",
         footer: &[("q", "quit")],
+    },
+    // After quit: its Ctrl-C must be found before the plain `c` of crack.
+    Command {
+        scope: Scope::In(View::Scan),
+        bindings: &[
+            (char('l'), Action::LabelLeastSure),
+            (char('L'), Action::LabelTopScored),
+            (char('.'), Action::LabelUnderCursor),
+        ],
+        keys: "l, L, .",
+        help: "label windows: least sure first (spread over photos), top-scored first, the one \
+               under the view's centre; l or L again stops",
+        footer: &[("l/L/.", "label")],
+    },
+    Command {
+        scope: Scope::In(View::Scan),
+        bindings: &[
+            (char('c'), Action::LabelCrack),
+            (char('x'), Action::LabelNoCrack),
+            (char('s'), Action::LabelSkip),
+            (char('u'), Action::LabelUndo),
+            (key(KeyCode::Backspace), Action::LabelUndo),
+        ],
+        keys: "c, x, s, u Backspace",
+        help: "while labelling: crack, no crack, skip (saved to labels.csv at once); undo",
+        footer: &[
+            ("c", "crack"),
+            ("x", "no crack"),
+            ("s", "skip"),
+            ("u", "undo"),
+        ],
     },
 ];
 

@@ -252,6 +252,8 @@ fn draw_note(frame: &mut Frame, area: Rect, view: &ScanView) {
     let theme = &view.theme;
     let line = if let Some(message) = &view.message {
         Line::styled(message.clone(), theme.warn())
+    } else if view.labelling.active {
+        Line::raw(view.labelling.status(view))
     } else if let PhotoState::Ready(Some(note)) = &view.photo_state {
         Line::styled(note.clone(), theme.warn())
     } else if view.toggles.truth {
@@ -271,9 +273,9 @@ fn draw_note(frame: &mut Frame, area: Rect, view: &ScanView) {
     frame.render_widget(line, area);
 }
 
-/// The keys in table order (most useful first) while they fit, then help and quit, which always
-/// show: what does not fit is left to `?`.
-fn footer_keys(width: u16) -> Vec<(&'static str, &'static str)> {
+/// The keys in table order (most useful first; while labelling, the labelling keys first) while
+/// they fit, then help and quit, which always show: what does not fit is left to `?`.
+fn footer_keys(width: u16, labelling: bool) -> Vec<(&'static str, &'static str)> {
     let always = |c: &keymap::Command| {
         c.bindings
             .iter()
@@ -286,10 +288,19 @@ fn footer_keys(width: u16) -> Vec<(&'static str, &'static str)> {
         .collect();
     let mut budget = (width as usize).saturating_sub(last.iter().map(size).sum());
     let mut shown = Vec::new();
-    for pair in keymap::view_commands(keymap::View::Scan)
-        .filter(|c| !always(c))
-        .flat_map(|c| c.footer.iter().copied())
-    {
+    let labels_first = |c: &&keymap::Command| {
+        !(labelling
+            && c.bindings
+                .iter()
+                .any(|(_, a)| super::labelling::is_labelling(*a)))
+    };
+    // The answer keys only mean something while labelling.
+    let answers = |c: &keymap::Command| c.bindings.iter().any(|(_, a)| *a == Action::LabelCrack);
+    let mut commands: Vec<_> = keymap::view_commands(keymap::View::Scan)
+        .filter(|c| !always(c) && (labelling || !answers(c)))
+        .collect();
+    commands.sort_by_key(labels_first);
+    for pair in commands.into_iter().flat_map(|c| c.footer.iter().copied()) {
         if size(&pair) > budget {
             break;
         }
@@ -301,7 +312,7 @@ fn footer_keys(width: u16) -> Vec<(&'static str, &'static str)> {
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, view: &ScanView) {
-    let spans: Vec<Span> = footer_keys(area.width)
+    let spans: Vec<Span> = footer_keys(area.width, view.labelling.active)
         .into_iter()
         .flat_map(|(key, label)| {
             [
@@ -332,6 +343,12 @@ fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
         "  regions = connected crack regions of the mask (cyan boxes; ] and [ visit them).",
     ));
     lines.push(Line::raw(format!("  {}", super::truth::LEGEND)));
+    lines.push(Line::raw(
+        "  Labels: c, x and s answer for the window outlined in yellow; each answer is saved",
+    ));
+    lines.push(Line::raw(
+        "  at once to labels.csv in the scan folder (train --data FOLDER learns from it).",
+    ));
     lines.push(Line::raw("  any key closes this help"));
     let width = 90.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);

@@ -5,9 +5,11 @@
 //!
 //! - `view`: its state and keys; `draw`: the screen; `render`: a photo's pixels and layers;
 //!   `painter`: opening photos and making pictures on the painter's thread; `truth`: hits,
-//!   misses and false alarms against true masks, and the threshold sweep panel.
+//!   misses and false alarms against true masks, and the threshold sweep panel; `labelling`:
+//!   windows labelled by keyboard into the folder's `labels.csv`.
 
 mod draw;
+pub(super) mod labelling;
 pub(super) mod painter;
 pub(super) mod render;
 #[cfg(test)]
@@ -36,6 +38,8 @@ use view::ScanView;
 /// Opens the scan view on a scan's output folder until the user quits.
 pub fn run_blocking(folder: &Path, graphics: GraphicsChoice, colors: bool) -> Result<()> {
     let record = output::read(folder)?;
+    // A labels file that does not fit the scan is refused before the screen opens.
+    let labels = crate::scan::labels::read(folder, &record)?;
     if !std::io::stdout().is_terminal() {
         bail!(
             "the scan view needs a terminal on standard output ({} holds the scan's pictures and scan.json)",
@@ -46,17 +50,18 @@ pub fn run_blocking(folder: &Path, graphics: GraphicsChoice, colors: bool) -> Re
         .enable_all()
         .build()
         .context("cannot start the dashboard's async runtime")?
-        .block_on(run(folder.to_path_buf(), record, graphics, colors))
+        .block_on(run(folder.to_path_buf(), record, labels, graphics, colors))
 }
 
 async fn run(
     folder: PathBuf,
     record: ScanRecord,
+    labels: crate::scan::labels::Labels,
     graphics: GraphicsChoice,
     colors: bool,
 ) -> Result<()> {
     let mut screen_state = ScanScreen {
-        view: ScanView::new(folder.clone(), record.clone(), Theme::new(colors)),
+        view: ScanView::new(folder.clone(), record.clone(), Theme::new(colors)).with_labels(labels),
         in_flight: false,
         cells: None,
     };

@@ -114,7 +114,10 @@ impl Painter {
         }
         let (_, layers) = self.open.as_ref().expect("opened above");
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let image = layers.render(job.viewport, job.pixels, job.toggles, job.region);
+            let mut image = layers.render(job.viewport, job.pixels, job.toggles, job.region);
+            if let Some(focus) = job.focus {
+                super::labelling::outline_focus(&mut image, job.viewport, focus);
+            }
             picture::encode(&self.graphics, &image, job.cells)
         }))
         .unwrap_or_else(|_| Err("internal error (panic) while drawing".into()));

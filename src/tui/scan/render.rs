@@ -330,7 +330,7 @@ impl Layers {
 /// The output pixels (first and last column, first and last row, inclusive) that a box of photo
 /// pixels (x, y, width, height) covers in `view` at `scale`; at least one pixel each way, so a
 /// box far smaller than an output pixel still shows when zoomed out.
-fn out_box(b: (u32, u32, u32, u32), view: Viewport, scale: f64) -> (i64, i64, i64, i64) {
+pub(super) fn out_box(b: (u32, u32, u32, u32), view: Viewport, scale: f64) -> (i64, i64, i64, i64) {
     let to_out = |p: u64, origin: f64| ((p as f64 - origin) * scale).round() as i64;
     let (x, y) = (u64::from(b.0), u64::from(b.1));
     let (x0, y0) = (to_out(x, view.x), to_out(y, view.y));
@@ -340,7 +340,11 @@ fn out_box(b: (u32, u32, u32, u32), view: Viewport, scale: f64) -> (i64, i64, i6
 }
 
 /// Draws the border of the rectangle (x0, y0)..=(x1, y1) of output pixels, clipped to the image.
-fn outline(image: &mut RgbImage, (x0, y0, x1, y1): (i64, i64, i64, i64), colour: Rgb<u8>) {
+pub(super) fn outline(
+    image: &mut RgbImage,
+    (x0, y0, x1, y1): (i64, i64, i64, i64),
+    colour: Rgb<u8>,
+) {
     let (w, h) = (image.width() as i64, image.height() as i64);
     if x1 < 0 || y1 < 0 || x0 >= w || y0 >= h {
         return;

@@ -38,6 +38,8 @@ pub struct RenderJob {
     pub toggles: Toggles,
     /// The crack region jumped to, outlined thicker.
     pub region: Option<usize>,
+    /// The window being labelled, outlined in its own colour.
+    pub focus: Option<crate::scan::labels::WindowKey>,
 }
 
 /// How the current photo's opening went.
@@ -75,6 +77,8 @@ pub struct ScanView {
     /// The last picture made, with what it shows.
     pub picture: Option<(RenderJob, Picture)>,
     pub theme: Theme,
+    /// The scan's labels and the labelling session (`labelling`).
+    pub labelling: super::labelling::Labelling,
 }
 
 impl ScanView {
@@ -102,6 +106,7 @@ impl ScanView {
             photo_state: PhotoState::Loading,
             picture: None,
             theme,
+            labelling: Default::default(),
         };
         view.reset_view();
         view
@@ -147,7 +152,7 @@ impl ScanView {
     }
 
     /// Photo pixels in view at `zoom` steps: the area's proportions, never more than the photo.
-    fn view_size_at(&self, zoom: u32) -> (f64, f64) {
+    pub(super) fn view_size_at(&self, zoom: u32) -> (f64, f64) {
         let (w, h) = self.photo_size();
         let scale = self.fit_scale() * f64::from(1u32 << zoom.min(30));
         match self.area {
@@ -174,7 +179,7 @@ impl ScanView {
     }
 
     /// Keeps the centre where the viewport can be: half a view from each edge.
-    fn clamp_centre(&mut self) {
+    pub(super) fn clamp_centre(&mut self) {
         let (w, h) = self.photo_size();
         let view = self.viewport();
         let clamp = |c: f64, half: f64, len: f64| {
@@ -232,6 +237,10 @@ impl ScanView {
             cells,
             toggles: self.toggles,
             region: self.region,
+            focus: self
+                .labelling
+                .current
+                .filter(|w| self.labelling.active && w.photo == photo),
         })
     }
 
@@ -289,6 +298,7 @@ impl ScanView {
             Action::ToggleSweep => self.sweep = !self.sweep,
             Action::NextRegion => self.jump_to_region(true),
             Action::PreviousRegion => self.jump_to_region(false),
+            a if super::labelling::is_labelling(a) => self.label_action(a),
             _ => {}
         }
         false
@@ -301,7 +311,7 @@ impl ScanView {
         self.clamp_centre();
     }
 
-    fn go_to(&mut self, position: isize) {
+    pub(super) fn go_to(&mut self, position: isize) {
         if self.order.is_empty() {
             return;
         }

@@ -1,0 +1,122 @@
+//! Plays the person at the scan view's labelling keys, for measuring the labelling loop
+//! (`scripts/labelling_loop.sh`): walks a scan folder's windows in the order the view suggests
+//! them (the same `scan::labels::suggest`), or at random, answers each from the photo's true crack
+//! mask by the rule `crackscope patches` uses (crack when crack pixels cover `--min-crack-share`
+//! of the window's central region, no crack when the window holds no crack pixel, skip
+//! otherwise), and writes the folder's `labels.csv` as the view would, until `--budget` windows
+//! have a crack or no-crack label (labels already in the file count).
+//!
+//!   cargo run --release --example label_oracle -- SCAN_FOLDER MASK_FOLDER --budget 50 \
+//!       [--order least-sure|top-scored|random] [--seed 0] [--min-crack-share 0.005]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use crackscope::data::patches::{label_window, NEGATIVE, POSITIVE};
+use crackscope::scan::labels::{self, Label, Suggest, WindowKey};
+use crackscope::scan::output;
+use image::GrayImage;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+struct Options {
+    scan: PathBuf,
+    masks: PathBuf,
+    budget: usize,
+    order: String,
+    seed: u64,
+    min_crack_share: f64,
+}
+
+fn options() -> Result<Options> {
+    let mut args = std::env::args().skip(1);
+    let mut positional = Vec::new();
+    let mut o = Options {
+        scan: PathBuf::new(),
+        masks: PathBuf::new(),
+        budget: 0,
+        order: "least-sure".into(),
+        seed: 0,
+        min_crack_share: 0.005,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--budget" => o.budget = value("--budget")?.parse()?,
+            "--order" => o.order = value("--order")?,
+            "--seed" => o.seed = value("--seed")?.parse()?,
+            "--min-crack-share" => o.min_crack_share = value("--min-crack-share")?.parse()?,
+            _ if arg.starts_with("--") => bail!("unknown flag {arg}"),
+            _ => positional.push(PathBuf::from(arg)),
+        }
+    }
+    let [scan, masks] = <[PathBuf; 2]>::try_from(positional)
+        .map_err(|_| anyhow::anyhow!("give SCAN_FOLDER MASK_FOLDER --budget N"))?;
+    (o.scan, o.masks) = (scan, masks);
+    Ok(o)
+}
+
+/// The mask of `photo` in `masks`: the file with the photo's stem (any image extension).
+fn mask_of(masks: &Path, photo: &Path) -> Result<GrayImage> {
+    let stem = photo.file_stem().context("a photo without a name")?;
+    for entry in std::fs::read_dir(masks)? {
+        let path = entry?.path();
+        if path.file_stem() == Some(stem) {
+            return Ok(image::open(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .into_luma8());
+        }
+    }
+    bail!("no mask for {} in {}", photo.display(), masks.display())
+}
+
+fn main() -> Result<()> {
+    let o = options()?;
+    let record = output::read(&o.scan)?;
+    let mut labels = labels::read(&o.scan, &record)?;
+    let order: Vec<WindowKey> = match o.order.as_str() {
+        "least-sure" => labels::suggest(&record, &labels, Suggest::LeastSure),
+        "top-scored" => labels::suggest(&record, &labels, Suggest::TopScored),
+        "random" => {
+            // Every unlabelled window once, in an order drawn from the seed.
+            let mut all = labels::suggest(&record, &labels, Suggest::TopScored);
+            all.sort_by_key(|w| (w.photo, w.y, w.x, w.size));
+            all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(o.seed));
+            all
+        }
+        other => bail!("--order {other}: least-sure, top-scored or random"),
+    };
+    let mut masks: HashMap<usize, GrayImage> = HashMap::new();
+    let mut looked = 0;
+    for w in order {
+        if labels.counts().labelled() >= o.budget {
+            break;
+        }
+        let mask = match masks.get(&w.photo) {
+            Some(mask) => mask,
+            None => {
+                let mask = mask_of(&o.masks, &record.photos[w.photo].photo)?;
+                masks.entry(w.photo).or_insert(mask)
+            }
+        };
+        let label = match label_window(mask, w.x, w.y, w.size, o.min_crack_share) {
+            Some(c) if c == POSITIVE => Label::Crack,
+            Some(c) if c == NEGATIVE => Label::NoCrack,
+            _ => Label::Skip,
+        };
+        labels.set(w, label);
+        looked += 1;
+    }
+    labels::write(&o.scan, &record, &labels)?;
+    let c = labels.counts();
+    println!(
+        "{}: looked at {looked} more windows; {} labels ({} crack, {} no crack), {} skipped",
+        labels::path(&o.scan).display(),
+        c.labelled(),
+        c.crack,
+        c.no_crack,
+        c.skip
+    );
+    Ok(())
+}

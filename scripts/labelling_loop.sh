@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The labelling loop of the scan view, measured with labels drawn from the drone photos' true
+# masks as a person would give them: does labelling the windows the tool suggests (least sure
+# first, spread over photos) teach a concrete-patch model the drone photos faster than labelling
+# windows at random, and how close to the ceiling (every window of the labelled photos, cut from
+# their masks) do a few hundred labels come?
+#
+#   scripts/labelling_loop.sh [OUT]        (default OUT: runs/labelling-loop)
+#
+# For each draw (DRAWS, default "1 2"): HELD_OUT (15) of the 60 drone photos are held out by source
+# photo (as scripts/uav75_experiment.sh chooses them, sha256 order of the photo ids for the draw's
+# seed); the other 45 are the pool to label. Start: a model fine-tuned on the concrete patches alone
+# (START_EPOCHS passes over 10 % of concrete-ozgenel). Then, for each order (least-sure: the view's
+# suggestions, `scan::labels::suggest`; random), the loop a person runs: scan the pool with the
+# latest model, label windows until BUDGET of them have a crack / no-crack answer (skips do not
+# count), retrain from the start model on all labels so far (train --init START --data
+# POOL_SCAN, config/labelling-loop.toml), for each budget of BUDGETS (default "50 100 200").
+# The labeller is examples/label_oracle.rs: it walks the windows in the order given and answers
+# each from the true mask by `patches`' central-region rule (crack: crack pixels cover 0.005 of
+# the window's middle half; no crack: no crack pixel at all; anything else: skip). Ceiling: the
+# same retraining on `patches` of all 45 pool photos (every window the rule labels). Every model
+# is scored on the held-out photos with `scan --masks` (window AUROC and F1 at 0.5).
+# Steps whose output exists are not redone, so an interrupted measurement continues.
+# Measured (README, "The labelling loop, measured"): about 55 minutes for the two draws on a
+# shared 2-core machine.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$here/runs/labelling-loop}
+data=${DATA:-${CRACKSCOPE_TEST_DATA:-$here/../shared/data}}
+bin=${BIN:-$here/target/release/crackscope}
+oracle=${ORACLE:-$here/target/release/examples/label_oracle}
+draws=${DRAWS:-1 2}
+budgets=${BUDGETS:-50 100 200}
+held_out=${HELD_OUT:-15}
+start_epochs=${START_EPOCHS:-2}
+recipe=${RECIPE:-$here/config/labelling-loop.toml}
+export RAYON_NUM_THREADS=${THREADS:-2}
+uav=$data/photos/uav75
+concrete=$data/concrete-ozgenel
+weights=$data/pretrained/squeezenet1_1.safetensors
+for need in "$uav/images" "$uav/cracks" "$concrete" "$weights" "$bin" "$oracle" "$recipe"; do
+    [[ -e $need ]] || { echo "missing $need (data: DATA=...; programs: cargo build --release --example label_oracle)" >&2; exit 1; }
+done
+mkdir -p "$out"
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+train() { # run-dir, flags...
+    local run=$1; shift
+    [[ -f $run/model.safetensors && -f $run/report.json ]] && return 0
+    rm -rf "$run"
+    "$bin" train "$@" --run "$run" --headless > "$run.log" 2>&1 || { tail -20 "$run.log" >&2; return 1; }
+}
+score() { # model, held-out photos, scan folder -> "auroc f1"
+    [[ -f $3/metrics.json ]] ||
+        "$bin" scan --model "$1" "$2" --masks "$uav/cracks" --out "$3" --json > /dev/null
+    jq -r '.window | "\(.auroc) \(.f1)"' "$3/metrics.json"
+}
+
+log "start model: concrete patches only"
+train "$out/start" --data "$concrete" --weights "$weights" --split 0.1,0.1,0.1 \
+    --epochs "$start_epochs" --batch-size 32 --val-every 10 --device cpu
+table=$out/table.tsv
+: > "$table"
+for draw in $draws; do
+    d=$out/draw-$draw
+    mkdir -p "$d"
+    if [[ ! -s $d/heldout.txt ]]; then
+        ls "$uav/images" | sed -E 's/^(train|val)_//; s/^(DSC[0-9]+).*/\1/' | sort -u |
+            while read -r id; do printf '%s %s\n' "$(printf '%s:%s' "$draw" "$id" | sha256sum | cut -c1-16)" "$id"; done |
+            sort | cut -d' ' -f2 > "$d/photo-order.txt"
+        : > "$d/heldout.txt"
+        while read -r id; do
+            [[ $(wc -l < "$d/heldout.txt") -ge $held_out ]] && break
+            ls "$uav/images" | grep -E "^(train|val)_${id}[a-z]?\." >> "$d/heldout.txt"
+        done < "$d/photo-order.txt"
+        ls "$uav/images" | grep -vxF -f "$d/heldout.txt" > "$d/pool.txt"
+    fi
+    for part in pool heldout; do
+        rm -rf "$d/photos-$part" && mkdir -p "$d/photos-$part"
+        while read -r f; do ln -s "$uav/images/$f" "$d/photos-$part/$f"; done < "$d/$part.txt"
+    done
+    log "draw $draw: $(wc -l < "$d/pool.txt") pool photos, $(wc -l < "$d/heldout.txt") held out"
+    read -r auroc f1 < <(score "$out/start" "$d/photos-heldout" "$d/heldout-start")
+    printf '%s\tstart\t0\t%s\t%s\n' "$draw" "$auroc" "$f1" >> "$table"
+    for order in least-sure random; do
+        previous=""
+        model=$out/start
+        for budget in $budgets; do
+            s=$d/$order-$budget
+            if [[ ! -f $s/labels.csv ]]; then
+                # The person's screen: the pool scanned with the latest model.
+                rm -rf "$s"
+                "$bin" scan --model "$model" "$d/photos-pool" --out "$s" > /dev/null
+                [[ -n $previous ]] && cp "$previous/labels.csv" "$s/labels.csv"
+                "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" > "$s.oracle.txt"
+            fi
+            log "draw $draw, $order, $budget: $(cat "$s.oracle.txt")"
+            train "$s-run" --config "$recipe" --init "$out/start" --data "$s"
+            read -r auroc f1 < <(score "$s-run" "$d/photos-heldout" "$s-heldout")
+            printf '%s\t%s\t%s\t%s\t%s\n' "$draw" "$order" "$budget" "$auroc" "$f1" >> "$table"
+            log "  held out: window AUROC $auroc, F1 $f1"
+            previous=$s
+            model=$s-run
+        done
+    done
+    [[ -d $d/patches-pool ]] || "$bin" patches --photos "$d/photos-pool" --masks "$uav/cracks" --out "$d/patches-pool" > /dev/null
+    log "draw $draw, ceiling: $(find "$d/patches-pool" -name '*.jpg' | wc -l) windows of the pool photos"
+    train "$d/ceiling-run" --config "$recipe" --init "$out/start" --data "$d/patches-pool"
+    read -r auroc f1 < <(score "$d/ceiling-run" "$d/photos-heldout" "$d/heldout-ceiling")
+    printf '%s\tceiling\t%s\t%s\t%s\n' "$draw" "$(find "$d/patches-pool" -name '*.jpg' | wc -l)" "$auroc" "$f1" >> "$table"
+    log "  ceiling held out: window AUROC $auroc, F1 $f1"
+done
+echo
+echo "held-out photos, window AUROC / F1 (share of the ceiling's AUROC gain over the start):"
+awk -F'\t' '
+    $2 == "start" { start[$1] = $4; sf[$1] = $5 }
+    $2 == "ceiling" { ceil[$1] = $4; cf[$1] = $5; n[$1] = $3 }
+    $2 != "start" && $2 != "ceiling" { a[$1, $2, $3] = $4; f[$1, $2, $3] = $5; budgets[$3] = 1; draws[$1] = 1 }
+    END {
+        for (d in draws) {
+            printf "draw %s: start %.3f / %.3f, ceiling (%d windows) %.3f / %.3f\n", d, start[d], sf[d], n[d], ceil[d], cf[d]
+            for (b in budgets) {
+                gs = (ceil[d] - start[d]) ? (a[d, "least-sure", b] - start[d]) / (ceil[d] - start[d]) : 0
+                gr = (ceil[d] - start[d]) ? (a[d, "random", b] - start[d]) / (ceil[d] - start[d]) : 0
+                printf "  %4s labels: suggested %.3f / %.3f (%3.0f %%)   random %.3f / %.3f (%3.0f %%)\n",
+                    b, a[d, "least-sure", b], f[d, "least-sure", b], 100 * gs, a[d, "random", b], f[d, "random", b], 100 * gr
+            }
+        }
+    }' "$table"

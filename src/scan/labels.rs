@@ -1,0 +1,539 @@
+//! A scan folder's window labels as a file format: `labels.csv` beside `scan.json`, one row per
+//! window a person (or a script) judged, with the columns `photo,x,y,size,label`. The scan view
+//! writes it as keys are pressed; `train --data SCAN_FOLDER` and `patches --scan` read it. It is
+//! plain CSV so that other tools can read and write it too: rows may come in any order, a window
+//! labelled twice keeps its last row, and a row that does not fit the scan (an unknown photo, a
+//! window outside its photo, an unknown label) is an error naming the file, the line and why.
+//!
+//! Also here: the order in which the scan view suggests windows to label ([`suggest`]), so that
+//! the view and any script that plays a labeller choose windows with the same code.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::core::fsutil;
+use crate::scan::output::ScanRecord;
+
+/// The labels' file name inside a scan folder.
+pub const LABELS_FILE: &str = "labels.csv";
+/// The CSV header, in column order.
+pub const HEADER: [&str; 5] = ["photo", "x", "y", "size", "label"];
+
+/// What a person said about a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Label {
+    Crack,
+    NoCrack,
+    /// Looked at and left undecided: not training data, but not suggested again either.
+    Skip,
+}
+
+impl Label {
+    /// The word in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Crack => "crack",
+            Label::NoCrack => "no-crack",
+            Label::Skip => "skip",
+        }
+    }
+
+    /// Reads a label word: `crack`, `no-crack` (also `no crack`, `no_crack`, `nocrack`) or
+    /// `skip`, in any case, spaces around ignored.
+    pub fn parse(word: &str) -> Option<Label> {
+        let w = word.trim().to_ascii_lowercase().replace([' ', '_'], "-");
+        match w.as_str() {
+            "crack" => Some(Label::Crack),
+            "no-crack" | "nocrack" => Some(Label::NoCrack),
+            "skip" => Some(Label::Skip),
+            _ => None,
+        }
+    }
+}
+
+/// A window of a scanned photo: its photo (index into the record's photos) and square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowKey {
+    pub photo: usize,
+    pub x: u32,
+    pub y: u32,
+    pub size: u32,
+}
+
+/// One labelled window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelledWindow {
+    pub window: WindowKey,
+    pub label: Label,
+}
+
+/// A scan's labels in the order they were given (a window labelled again moves to the end).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    rows: Vec<LabelledWindow>,
+}
+
+/// Counts by label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelCounts {
+    pub crack: usize,
+    pub no_crack: usize,
+    pub skip: usize,
+}
+
+impl LabelCounts {
+    /// Windows with a crack / no-crack answer (skips are not labels to train on).
+    pub fn labelled(&self) -> usize {
+        self.crack + self.no_crack
+    }
+}
+
+impl Labels {
+    pub fn rows(&self) -> &[LabelledWindow] {
+        &self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn get(&self, window: &WindowKey) -> Option<Label> {
+        self.rows
+            .iter()
+            .find(|r| r.window == *window)
+            .map(|r| r.label)
+    }
+
+    /// Sets a window's label (replacing an earlier one); returns the label it had.
+    pub fn set(&mut self, window: WindowKey, label: Label) -> Option<Label> {
+        let before = self.remove(&window);
+        self.rows.push(LabelledWindow { window, label });
+        before
+    }
+
+    /// Forgets a window's label; returns it.
+    pub fn remove(&mut self, window: &WindowKey) -> Option<Label> {
+        let at = self.rows.iter().position(|r| r.window == *window)?;
+        Some(self.rows.remove(at).label)
+    }
+
+    pub fn counts(&self) -> LabelCounts {
+        let mut counts = LabelCounts::default();
+        for r in &self.rows {
+            match r.label {
+                Label::Crack => counts.crack += 1,
+                Label::NoCrack => counts.no_crack += 1,
+                Label::Skip => counts.skip += 1,
+            }
+        }
+        counts
+    }
+
+    /// The CSV text: the header, then one row per window, photos named as `scan.json` names them.
+    pub fn to_csv(&self, record: &ScanRecord) -> Result<Vec<u8>> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(HEADER)?;
+        for r in &self.rows {
+            let w = r.window;
+            let photo = record
+                .photos
+                .get(w.photo)
+                .with_context(|| format!("no photo {} in the scan", w.photo))?;
+            writer.write_record([
+                photo.photo.to_string_lossy().as_ref(),
+                &w.x.to_string(),
+                &w.y.to_string(),
+                &w.size.to_string(),
+                r.label.as_str(),
+            ])?;
+        }
+        writer.into_inner().context("cannot encode the labels")
+    }
+
+    /// Reads CSV text; `origin` names it in errors. Photos are matched by the path `scan.json`
+    /// gives, else by file name when only one photo of the scan has it.
+    pub fn from_csv(text: &[u8], record: &ScanRecord, origin: &Path) -> Result<Labels> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_reader(text);
+        let header = reader
+            .headers()
+            .with_context(|| format!("{} is not CSV", origin.display()))?
+            .clone();
+        let column = |name: &str| -> Result<usize> {
+            header
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(name))
+                .with_context(|| {
+                    format!(
+                        "{} has no `{name}` column (its header must name photo,x,y,size,label)",
+                        origin.display()
+                    )
+                })
+        };
+        let (photo_col, x_col, y_col, size_col, label_col) = (
+            column("photo")?,
+            column("x")?,
+            column("y")?,
+            column("size")?,
+            column("label")?,
+        );
+        let photos = PhotoLookup::new(record);
+        let mut labels = Labels::default();
+        for row in reader.records() {
+            let row = row.with_context(|| format!("{} is not valid CSV", origin.display()))?;
+            let line = row.position().map_or(0, |p| p.line());
+            let at = |what: String| format!("{} line {line}: {what}", origin.display());
+            if row.iter().all(|field| field.is_empty()) {
+                continue;
+            }
+            let field = |i: usize| row.get(i).unwrap_or("");
+            let photo_name = field(photo_col);
+            let Some(photo) = photos.find(photo_name) else {
+                bail!(at(format!(
+                    "photo `{photo_name}` is not a photo of this scan (scan.json names each \
+                     photo by its path)"
+                )));
+            };
+            let number = |i: usize, name: &str| -> Result<u32> {
+                field(i).parse::<u32>().map_err(|_| {
+                    anyhow::anyhow!(at(format!(
+                        "`{name}` is `{}`, not a whole number of pixels",
+                        field(i)
+                    )))
+                })
+            };
+            let (x, y, size) = (
+                number(x_col, "x")?,
+                number(y_col, "y")?,
+                number(size_col, "size")?,
+            );
+            let Some(label) = Label::parse(field(label_col)) else {
+                bail!(at(format!(
+                    "label `{}` is none of crack, no-crack, skip",
+                    field(label_col)
+                )));
+            };
+            let p = &record.photos[photo];
+            if size == 0
+                || u64::from(x) + u64::from(size) > u64::from(p.width)
+                || u64::from(y) + u64::from(size) > u64::from(p.height)
+            {
+                bail!(at(format!(
+                    "the {size}-pixel window at x {x}, y {y} is not inside {} ({}x{})",
+                    p.name(),
+                    p.width,
+                    p.height
+                )));
+            }
+            labels.set(WindowKey { photo, x, y, size }, label);
+        }
+        Ok(labels)
+    }
+}
+
+/// Photos of a record by path and, where unambiguous, by file name.
+struct PhotoLookup {
+    by_path: HashMap<PathBuf, usize>,
+    by_name: HashMap<String, Option<usize>>,
+}
+
+impl PhotoLookup {
+    fn new(record: &ScanRecord) -> PhotoLookup {
+        let mut by_path = HashMap::new();
+        let mut by_name: HashMap<String, Option<usize>> = HashMap::new();
+        for (i, p) in record.photos.iter().enumerate() {
+            by_path.insert(p.photo.clone(), i);
+            by_name
+                .entry(p.name())
+                .and_modify(|e| *e = None)
+                .or_insert(Some(i));
+        }
+        PhotoLookup { by_path, by_name }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.by_path
+            .get(Path::new(name))
+            .copied()
+            .or_else(|| self.by_name.get(name).copied().flatten())
+    }
+}
+
+/// The labels file of a scan folder.
+pub fn path(folder: &Path) -> PathBuf {
+    folder.join(LABELS_FILE)
+}
+
+/// Reads a scan folder's labels; none yet is an empty set.
+pub fn read(folder: &Path, record: &ScanRecord) -> Result<Labels> {
+    let file = path(folder);
+    match std::fs::read(&file) {
+        Ok(bytes) => Labels::from_csv(&bytes, record, &file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Labels::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
+    }
+}
+
+/// Writes a scan folder's labels whole, atomically (a crash leaves the previous file).
+pub fn write(folder: &Path, record: &ScanRecord, labels: &Labels) -> Result<()> {
+    fsutil::write_atomic(&path(folder), &labels.to_csv(record)?)
+}
+
+/// Which windows the scan view offers first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suggest {
+    /// Those the model is least sure of (probability nearest the scan's threshold), taken from
+    /// the photos in turn: every photo's least sure window first (the least sure of those
+    /// first), then every photo's second, and so on, so that a few labels already span the
+    /// photos instead of piling up on one.
+    LeastSure,
+    /// The highest probabilities first (the model's strongest claims, where false alarms show).
+    TopScored,
+}
+
+impl Suggest {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Suggest::LeastSure => "least sure first, spread over photos",
+            Suggest::TopScored => "top-scored first",
+        }
+    }
+}
+
+/// The scan's windows in the order `how` suggests them, leaving out those already labelled
+/// (skips included).
+pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<WindowKey> {
+    let done: std::collections::HashSet<WindowKey> = labels.rows.iter().map(|r| r.window).collect();
+    let threshold = record.threshold;
+    let mut per_photo: Vec<Vec<(f32, WindowKey)>> = record
+        .photos
+        .iter()
+        .enumerate()
+        .map(|(photo, p)| {
+            p.windows
+                .iter()
+                .map(|w| {
+                    let key = WindowKey {
+                        photo,
+                        x: w.x,
+                        y: w.y,
+                        size: w.size,
+                    };
+                    let rank = match how {
+                        Suggest::LeastSure => (w.probability - threshold).abs(),
+                        Suggest::TopScored => -w.probability,
+                    };
+                    (rank, key)
+                })
+                .filter(|(_, key)| !done.contains(key))
+                .collect()
+        })
+        .collect();
+    // Ties keep the record's order (photos in scan order, windows row by row).
+    for windows in &mut per_photo {
+        windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    match how {
+        Suggest::TopScored => {
+            let mut all: Vec<_> = per_photo.into_iter().flatten().collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            all.into_iter().map(|(_, k)| k).collect()
+        }
+        Suggest::LeastSure => {
+            let rounds = per_photo.iter().map(Vec::len).max().unwrap_or(0);
+            let mut out = Vec::new();
+            for round in 0..rounds {
+                let mut this: Vec<(f32, WindowKey)> = per_photo
+                    .iter()
+                    .filter_map(|windows| windows.get(round).copied())
+                    .collect();
+                this.sort_by(|a, b| a.0.total_cmp(&b.0));
+                out.extend(this.into_iter().map(|(_, k)| k));
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::output::{PhotoRecord, WindowRecord, FORMAT_VERSION};
+
+    fn photo(path: &str, probabilities: &[f32]) -> PhotoRecord {
+        PhotoRecord {
+            photo: path.into(),
+            width: 300,
+            height: 100,
+            crack_fraction: 0.0,
+            regions: 0,
+            region_boxes: Vec::new(),
+            windows: probabilities
+                .iter()
+                .enumerate()
+                .map(|(i, &probability)| WindowRecord {
+                    x: 100 * i as u32,
+                    y: 0,
+                    size: 100,
+                    probability,
+                    score: None,
+                })
+                .collect(),
+            overlay: String::new(),
+            mask: String::new(),
+            map: String::new(),
+            map_cell: 16,
+            metrics: None,
+            index: None,
+        }
+    }
+
+    fn record() -> ScanRecord {
+        ScanRecord {
+            format: FORMAT_VERSION,
+            class: "Positive".into(),
+            threshold: 0.5,
+            colormap: "jet".into(),
+            alpha: 0.5,
+            photos: vec![
+                photo("/p/a, with comma.jpg", &[0.9, 0.45, 0.1]),
+                photo("/p/b.jpg", &[0.52, 0.0, 0.99]),
+            ],
+            overall: None,
+            settings: None,
+            plan: None,
+            failed: Vec::new(),
+            finished: true,
+        }
+    }
+
+    fn key(photo: usize, x: u32) -> WindowKey {
+        WindowKey {
+            photo,
+            x,
+            y: 0,
+            size: 100,
+        }
+    }
+
+    #[test]
+    fn labels_round_trip_through_csv_with_any_photo_path() {
+        let record = record();
+        let mut labels = Labels::default();
+        labels.set(key(0, 100), Label::Crack);
+        labels.set(key(1, 0), Label::NoCrack);
+        labels.set(key(1, 200), Label::Skip);
+        let text = labels.to_csv(&record).unwrap();
+        let csv = String::from_utf8(text.clone()).unwrap();
+        assert!(
+            csv.starts_with("photo,x,y,size,label\n\"/p/a, with comma.jpg\",100,0,100,crack\n"),
+            "{csv}"
+        );
+        let back = Labels::from_csv(&text, &record, Path::new("labels.csv")).unwrap();
+        assert_eq!(back, labels);
+        assert_eq!(
+            back.counts(),
+            LabelCounts {
+                crack: 1,
+                no_crack: 1,
+                skip: 1
+            }
+        );
+        // Written and read through the folder, atomically.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path(), &record).unwrap().is_empty(), "none yet");
+        write(dir.path(), &record, &labels).unwrap();
+        assert_eq!(read(dir.path(), &record).unwrap(), labels);
+    }
+
+    #[test]
+    fn hand_edited_files_are_read_tolerantly() {
+        let record = record();
+        // Columns in another order, spaces, upper case, a blank line, a file name for a path,
+        // and a window labelled twice (the last row wins).
+        let text = "label, size ,photo,x,y\n\
+                    CRACK , 100, b.jpg, 0, 0\n\
+                    \n\
+                    No crack,100,/p/b.jpg,0,0\n\
+                    skip,100,/p/a, with comma.jpg,0,0\n";
+        // The unquoted comma splits that last field: named as an unknown photo.
+        let err = Labels::from_csv(text.as_bytes(), &record, Path::new("l.csv")).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("l.csv line 5") && message.contains("not a photo of this scan"),
+            "{message}"
+        );
+        let text = text.replace("/p/a, with comma.jpg", "\"/p/a, with comma.jpg\"");
+        let labels = Labels::from_csv(text.as_bytes(), &record, Path::new("l.csv")).unwrap();
+        assert_eq!(labels.get(&key(1, 0)), Some(Label::NoCrack));
+        assert_eq!(labels.get(&key(0, 0)), Some(Label::Skip));
+        assert_eq!(labels.rows().len(), 2);
+    }
+
+    #[test]
+    fn rows_that_do_not_fit_the_scan_are_named() {
+        let record = record();
+        let cases = [
+            ("photo,x,y,size\n/p/b.jpg,0,0,100\n", "no `label` column"),
+            (
+                "photo,x,y,size,label\n/p/b.jpg,250,0,100,crack\n",
+                "line 2: the 100-pixel window at x 250, y 0 is not inside b.jpg (300x100)",
+            ),
+            (
+                "photo,x,y,size,label\n/p/b.jpg,0,0,100,maybe\n",
+                "line 2: label `maybe` is none of crack",
+            ),
+            (
+                "photo,x,y,size,label\n/p/b.jpg,-1,0,100,crack\n",
+                "line 2: `x` is `-1`, not a whole number",
+            ),
+            (
+                "photo,x,y,size,label\n/elsewhere/c.jpg,0,0,100,crack\n",
+                "line 2: photo `/elsewhere/c.jpg` is not a photo of this scan",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err =
+                Labels::from_csv(text.as_bytes(), &record, Path::new("s/labels.csv")).unwrap_err();
+            let message = format!("{err:#}");
+            assert!(
+                message.contains("s/labels.csv") && message.contains(expected),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn least_sure_windows_come_first_spread_over_photos() {
+        let record = record();
+        let mut labels = Labels::default();
+        let order = suggest(&record, &labels, Suggest::LeastSure);
+        // Round 1: each photo's least sure (b 0.52 at 0.02, a 0.45 at 0.05); round 2: b 0.99
+        // (0.49) and a 0.9 (0.40) -> a first; round 3: a 0.1 (0.40), b 0.0 (0.5).
+        assert_eq!(
+            order,
+            vec![
+                key(1, 0),
+                key(0, 100),
+                key(0, 0),
+                key(1, 200),
+                key(0, 200),
+                key(1, 100)
+            ]
+        );
+        labels.set(key(1, 0), Label::Skip);
+        labels.set(key(0, 100), Label::Crack);
+        let order = suggest(&record, &labels, Suggest::LeastSure);
+        assert_eq!(
+            order[..2],
+            [key(0, 0), key(1, 200)],
+            "labelled ones left out"
+        );
+        let top = suggest(&record, &Labels::default(), Suggest::TopScored);
+        assert_eq!(top[..3], [key(1, 200), key(0, 0), key(1, 0)]);
+    }
+}

@@ -1,0 +1,531 @@
+//! Labelling windows by keyboard in the scan view: step through the windows the model is least
+//! sure of (spread over photos), or its top-scored ones, or pick the window under the view's
+//! centre; answer crack, no crack or skip with one key; undo. Every answer is written at once to
+//! the scan folder's `labels.csv` (atomically, `scan::labels`), so a session stopped at any moment
+//! resumes where it was: the suggestions leave out every window the file already labels.
+//!
+//! While labelling, the view is zoomed onto the current window (it fills about half the view, so
+//! its surroundings show), the window is outlined in yellow, and the crack map and window outlines
+//! are hidden so the surface itself can be judged (`m` and `w` bring them back).
+
+use image::{Rgb, RgbImage};
+
+use super::render::{out_box, outline, Toggles, Viewport};
+use super::view::ScanView;
+use crate::scan::labels::{self, Label, Labels, Suggest, WindowKey};
+use crate::tui::keymap::Action;
+
+/// The window being labelled fills at most this share of the view's width or height (zoom steps
+/// double, so 25 to 50 %), leaving its surroundings in view.
+const WINDOW_FILL: f64 = 0.5;
+/// Outline of the window being labelled: yellow, apart from the white windows, cyan regions and
+/// magenta mask.
+const FOCUS_OUTLINE: Rgb<u8> = Rgb([255, 220, 0]);
+
+/// The labels of the scan and where a labelling session stands.
+#[derive(Debug, Clone, Default)]
+pub struct Labelling {
+    pub labels: Labels,
+    /// Whether a session is under way (keys answer, the view follows the current window).
+    pub active: bool,
+    /// How the queue was ordered; `None` when only windows picked under the cursor are labelled.
+    pub how: Option<Suggest>,
+    queue: Vec<WindowKey>,
+    /// Next position in `queue`.
+    next: usize,
+    pub current: Option<WindowKey>,
+    /// Answers to take back: the window, the label it had before, and the window then current.
+    undo: Vec<(WindowKey, Option<Label>, Option<WindowKey>)>,
+    /// The layers shown before the session, given back when it ends.
+    toggles_before: Option<Toggles>,
+}
+
+impl Labelling {
+    pub fn new(labels: Labels) -> Labelling {
+        Labelling {
+            labels,
+            ..Labelling::default()
+        }
+    }
+
+    /// The line the view shows while labelling: mode, place, window, model's probability, counts.
+    pub fn status(&self, view: &ScanView) -> String {
+        let counts = self.labels.counts();
+        let mode = self
+            .how
+            .map_or("the window under the cursor", Suggest::describe);
+        let place = match self.current {
+            Some(w) => {
+                let photo = &view.record.photos[w.photo];
+                let probability = photo
+                    .windows
+                    .iter()
+                    .find(|r| (r.x, r.y, r.size) == (w.x, w.y, w.size))
+                    .map_or(String::new(), |r| format!(" · p {:.2}", r.probability));
+                let left = self.queue.len().saturating_sub(self.next);
+                format!(
+                    "{} x {} y {} ({} px of {}×{}){probability} · {left} more suggested",
+                    photo.name(),
+                    w.x,
+                    w.y,
+                    w.size,
+                    photo.width,
+                    photo.height
+                )
+            }
+            None => "no window: pan to one and press .".into(),
+        };
+        // Counts first: a narrow terminal cuts the end of the line.
+        format!(
+            "labels {}: {} crack, {} no crack, {} skipped · {place} · labelling {mode}",
+            counts.labelled(),
+            counts.crack,
+            counts.no_crack,
+            counts.skip
+        )
+    }
+}
+
+/// Whether an action belongs to labelling.
+pub fn is_labelling(action: Action) -> bool {
+    matches!(
+        action,
+        Action::LabelLeastSure
+            | Action::LabelTopScored
+            | Action::LabelUnderCursor
+            | Action::LabelCrack
+            | Action::LabelNoCrack
+            | Action::LabelSkip
+            | Action::LabelUndo
+    )
+}
+
+impl ScanView {
+    /// Loads the scan folder's labels (the view starts with none when the file is absent).
+    pub fn with_labels(mut self, labels: Labels) -> ScanView {
+        self.labelling = Labelling::new(labels);
+        self
+    }
+
+    /// Carries out a labelling action (see [`is_labelling`]).
+    pub(super) fn label_action(&mut self, action: Action) {
+        match action {
+            Action::LabelLeastSure => self.toggle_session(Suggest::LeastSure),
+            Action::LabelTopScored => self.toggle_session(Suggest::TopScored),
+            Action::LabelUnderCursor => self.pick_under_cursor(),
+            Action::LabelCrack => self.answer(Label::Crack),
+            Action::LabelNoCrack => self.answer(Label::NoCrack),
+            Action::LabelSkip => self.answer(Label::Skip),
+            Action::LabelUndo => self.undo_label(),
+            _ => {}
+        }
+    }
+
+    /// Starts a session in `how`'s order, or ends the one under way in that order.
+    fn toggle_session(&mut self, how: Suggest) {
+        if self.labelling.active && self.labelling.how == Some(how) {
+            self.stop_labelling();
+            return;
+        }
+        let queue = labels::suggest(&self.record, &self.labelling.labels, how);
+        self.begin();
+        let l = &mut self.labelling;
+        l.how = Some(how);
+        l.queue = queue;
+        l.next = 0;
+        self.advance();
+    }
+
+    fn begin(&mut self) {
+        if !self.labelling.active {
+            self.labelling.toggles_before = Some(self.toggles);
+            self.toggles.map = false;
+            self.toggles.windows = false;
+            self.labelling.active = true;
+        }
+    }
+
+    /// Ends the session: the layers shown before it come back; the labels stay on disk.
+    pub fn stop_labelling(&mut self) {
+        let l = &mut self.labelling;
+        l.active = false;
+        l.current = None;
+        if let Some(toggles) = l.toggles_before.take() {
+            self.toggles = toggles;
+        }
+        let counts = self.labelling.labels.counts();
+        self.message = Some(format!(
+            "labelling stopped: {} labels in {}",
+            counts.labelled(),
+            labels::LABELS_FILE
+        ));
+    }
+
+    /// The next suggested window not labelled since the queue was made, shown; none left ends
+    /// the queue (the session stays on for windows picked under the cursor).
+    fn advance(&mut self) {
+        let l = &mut self.labelling;
+        while let Some(&w) = l.queue.get(l.next) {
+            l.next += 1;
+            if l.labels.get(&w).is_none() {
+                l.current = Some(w);
+                self.show_window(w);
+                return;
+            }
+        }
+        l.current = None;
+        self.message = Some(
+            "no more windows to suggest: every window has a label (u undoes, . labels the one \
+             under the cursor)"
+                .into(),
+        );
+    }
+
+    /// Makes the window nearest the view's centre on the current photo the one to label.
+    fn pick_under_cursor(&mut self) {
+        let Some(index) = self.photo_index() else {
+            return;
+        };
+        let view = self.viewport();
+        let (cx, cy) = (view.x + view.width / 2.0, view.y + view.height / 2.0);
+        let photo = &self.record.photos[index];
+        let nearest = photo.windows.iter().min_by(|a, b| {
+            let d = |w: &crate::scan::output::WindowRecord| {
+                let half = f64::from(w.size) / 2.0;
+                (f64::from(w.x) + half - cx).powi(2) + (f64::from(w.y) + half - cy).powi(2)
+            };
+            d(a).total_cmp(&d(b))
+        });
+        let Some(w) = nearest else {
+            self.message = Some("this photo has no windows".into());
+            return;
+        };
+        let key = WindowKey {
+            photo: index,
+            x: w.x,
+            y: w.y,
+            size: w.size,
+        };
+        self.begin();
+        // The suggestions go on after it where they were.
+        self.labelling.current = Some(key);
+        self.show_window(key);
+    }
+
+    fn answer(&mut self, label: Label) {
+        if !self.labelling.active {
+            self.message = Some("press l (least sure first), L (top-scored) or . (the window under the cursor) to label".into());
+            return;
+        }
+        let Some(window) = self.labelling.current else {
+            self.message = Some("no window to label: pan to one and press .".into());
+            return;
+        };
+        let before = self.labelling.labels.set(window, label);
+        if let Err(e) = self.save_labels() {
+            // Not kept: the file and the screen must agree.
+            match before {
+                Some(old) => self.labelling.labels.set(window, old),
+                None => self.labelling.labels.remove(&window),
+            };
+            self.message = Some(format!("{e:#}"));
+            return;
+        }
+        self.labelling.undo.push((window, before, Some(window)));
+        self.advance_after_answer();
+    }
+
+    fn advance_after_answer(&mut self) {
+        if self.labelling.how.is_some() {
+            self.advance();
+        } else {
+            // Under the cursor: stay here; the user pans and picks the next.
+            self.labelling.current = None;
+        }
+    }
+
+    fn undo_label(&mut self) {
+        let Some((window, before, current)) = self.labelling.undo.pop() else {
+            self.message = Some("nothing to undo in this session".into());
+            return;
+        };
+        let now = match before {
+            Some(old) => self.labelling.labels.set(window, old),
+            None => self.labelling.labels.remove(&window),
+        };
+        if let Err(e) = self.save_labels() {
+            if let Some(label) = now {
+                self.labelling.labels.set(window, label);
+            }
+            self.labelling.undo.push((window, before, current));
+            self.message = Some(format!("{e:#}"));
+            return;
+        }
+        self.begin();
+        // Back to the window undone; the suggestion it led to comes again after it.
+        let l = &mut self.labelling;
+        if l.how.is_some() && l.next > 0 {
+            if let Some(c) = l.current {
+                if l.queue.get(l.next - 1) == Some(&c) {
+                    l.next -= 1;
+                }
+            }
+        }
+        l.current = current.or(Some(window));
+        self.show_window(window);
+        self.message = Some(format!(
+            "undone: {} x {} y {} is {}",
+            self.record.photos[window.photo].name(),
+            window.x,
+            window.y,
+            before.map_or("unlabelled again", Label::as_str)
+        ));
+    }
+
+    fn save_labels(&self) -> anyhow::Result<()> {
+        labels::write(&self.folder, &self.record, &self.labelling.labels)
+    }
+
+    /// Shows a window: its photo, zoomed until the window fills about half of the view, centred.
+    fn show_window(&mut self, w: WindowKey) {
+        if let Some(position) = self.order.iter().position(|&i| i == w.photo) {
+            if position != self.cursor {
+                self.go_to(position as isize);
+            }
+        }
+        let size = f64::from(w.size);
+        let mut zoom = 0;
+        if self.area.is_some() {
+            while zoom < self.max_zoom() {
+                let (vw, vh) = self.view_size_at(zoom + 1);
+                if size > WINDOW_FILL * vw || size > WINDOW_FILL * vh {
+                    break;
+                }
+                zoom += 1;
+            }
+        }
+        self.zoom = zoom;
+        self.centre = (f64::from(w.x) + size / 2.0, f64::from(w.y) + size / 2.0);
+        self.clamp_centre();
+    }
+}
+
+/// Outlines the window being labelled on a picture of `view` (three output pixels thick, just
+/// outside the window, so its own pixels stay visible).
+pub fn outline_focus(image: &mut RgbImage, view: Viewport, w: WindowKey) {
+    let scale =
+        (f64::from(image.width()) / view.width).min(f64::from(image.height()) / view.height);
+    let (x0, y0, x1, y1) = out_box((w.x, w.y, w.size, w.size), view, scale);
+    for ring in 1..=3 {
+        outline(
+            image,
+            (x0 - ring, y0 - ring, x1 + ring, y1 + ring),
+            FOCUS_OUTLINE,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::output::{PhotoRecord, ScanRecord, WindowRecord, FORMAT_VERSION};
+    use crate::tui::theme::Theme;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::layout::Size;
+
+    fn press(view: &mut ScanView, c: char) {
+        view.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+
+    fn photo(name: &str, probabilities: &[f32]) -> PhotoRecord {
+        PhotoRecord {
+            photo: format!("/photos/{name}").into(),
+            width: 400,
+            height: 100,
+            crack_fraction: probabilities.iter().copied().fold(0.0, f32::max) as f64,
+            regions: 0,
+            region_boxes: Vec::new(),
+            windows: probabilities
+                .iter()
+                .enumerate()
+                .map(|(i, &probability)| WindowRecord {
+                    x: 100 * i as u32,
+                    y: 0,
+                    size: 100,
+                    probability,
+                    score: None,
+                })
+                .collect(),
+            overlay: format!("{name}-overlay.png"),
+            mask: format!("{name}-mask.png"),
+            map: format!("{name}-map.png"),
+            map_cell: 16,
+            metrics: None,
+            index: None,
+        }
+    }
+
+    fn record() -> ScanRecord {
+        ScanRecord {
+            format: FORMAT_VERSION,
+            class: "Positive".into(),
+            threshold: 0.5,
+            colormap: "jet".into(),
+            alpha: 0.5,
+            photos: vec![
+                photo("a.jpg", &[0.9, 0.45, 0.1, 0.0]),
+                photo("b.jpg", &[0.52, 0.0, 0.99, 0.3]),
+            ],
+            overall: None,
+            settings: None,
+            plan: None,
+            failed: Vec::new(),
+            finished: true,
+        }
+    }
+
+    fn view(folder: &std::path::Path) -> ScanView {
+        let record = record();
+        let labels = labels::read(folder, &record).unwrap();
+        let mut v =
+            ScanView::new(folder.to_path_buf(), record, Theme::new(false)).with_labels(labels);
+        v.set_area(Size::new(100, 50));
+        v
+    }
+
+    fn key(photo: usize, x: u32) -> WindowKey {
+        WindowKey {
+            photo,
+            x,
+            y: 0,
+            size: 100,
+        }
+    }
+
+    fn file(folder: &std::path::Path) -> String {
+        std::fs::read_to_string(labels::path(folder)).unwrap()
+    }
+
+    #[test]
+    fn keys_label_the_least_sure_windows_save_each_answer_and_undo() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = view(dir.path());
+        press(&mut v, 'c');
+        assert!(
+            v.message.as_deref().unwrap().contains("press l"),
+            "not labelling yet"
+        );
+        press(&mut v, 'l');
+        assert!(v.labelling.active);
+        assert!(
+            !v.toggles.map && !v.toggles.windows,
+            "the surface itself shows"
+        );
+        // b's 0.52 first (photo index 1), shown on its photo, zoomed in and centred.
+        assert_eq!(v.labelling.current, Some(key(1, 0)));
+        assert_eq!(v.photo_index(), Some(1));
+        let shown = v.viewport();
+        assert!(shown.x <= 0.0 && shown.x + shown.width >= 100.0);
+        let job = v.wanted().unwrap();
+        assert_eq!(job.focus, Some(key(1, 0)), "outlined in the picture");
+        let status = v.labelling.status(&v);
+        assert!(
+            status.contains("b.jpg x 0 y 0") && status.contains("p 0.52"),
+            "{status}"
+        );
+
+        press(&mut v, 'c');
+        assert_eq!(
+            file(dir.path()),
+            "photo,x,y,size,label\n/photos/b.jpg,0,0,100,crack\n"
+        );
+        assert_eq!(v.labelling.current, Some(key(0, 100)), "a's 0.45 next");
+        assert_eq!(v.photo_index(), Some(0));
+        press(&mut v, 'x');
+        press(&mut v, 's');
+        let counts = v.labelling.labels.counts();
+        assert_eq!((counts.crack, counts.no_crack, counts.skip), (1, 1, 1));
+        assert!(v
+            .labelling
+            .status(&v)
+            .contains("labels 2: 1 crack, 1 no crack, 1 skipped"));
+        // Undo takes the skip back and shows its window again; the file follows.
+        let skipped = v.labelling.labels.rows()[2].window;
+        press(&mut v, 'u');
+        assert_eq!(v.labelling.current, Some(skipped));
+        assert_eq!(v.labelling.labels.get(&skipped), None);
+        assert_eq!(file(dir.path()).lines().count(), 3);
+        press(&mut v, 'c');
+        assert_eq!(v.labelling.labels.get(&skipped), Some(Label::Crack));
+        // Stopping gives the layers back.
+        press(&mut v, 'l');
+        assert!(!v.labelling.active && v.toggles.map && v.toggles.windows);
+        assert_eq!(v.wanted().unwrap().focus, None);
+    }
+
+    #[test]
+    fn a_stopped_session_resumes_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = view(dir.path());
+        press(&mut first, 'l');
+        press(&mut first, 'c');
+        press(&mut first, 'x');
+        let next = first.labelling.current;
+        drop(first);
+        // A new view on the same folder: the two labels are read back and not suggested again.
+        let mut again = view(dir.path());
+        assert_eq!(again.labelling.labels.counts().labelled(), 2);
+        press(&mut again, 'l');
+        assert_eq!(again.labelling.current, next);
+        // Top-scored order skips the labelled ones too.
+        press(&mut again, 'L');
+        assert_eq!(again.labelling.current, Some(key(1, 200)));
+        assert_eq!(again.labelling.how, Some(Suggest::TopScored));
+    }
+
+    #[test]
+    fn the_window_under_the_cursor_can_be_labelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = view(dir.path());
+        // The first photo shown is the most cracked: b.jpg (0.99). Zoom in and pan right.
+        assert_eq!(v.photo_index(), Some(1));
+        // 200 x 200 pixels: 0.5 px per photo px at fit, 2 after two steps (a 100-px view).
+        v.set_area(Size::new(20, 10));
+        for _ in 0..2 {
+            press(&mut v, '+');
+        }
+        v.centre = (350.0, 50.0);
+        press(&mut v, '.');
+        assert_eq!(v.labelling.current, Some(key(1, 300)));
+        press(&mut v, 'x');
+        assert_eq!(v.labelling.labels.get(&key(1, 300)), Some(Label::NoCrack));
+        assert_eq!(v.labelling.current, None, "waits for the next pick");
+        press(&mut v, 'c');
+        assert!(v.message.as_deref().unwrap().contains("no window"));
+    }
+
+    #[test]
+    fn the_focus_outline_surrounds_the_window() {
+        let mut image = RgbImage::new(40, 20);
+        let view = Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: 400.0,
+            height: 200.0,
+        };
+        // 10 output pixels a 100-px window: x 10..20, y 5..15 in the picture.
+        outline_focus(
+            &mut image,
+            view,
+            WindowKey {
+                photo: 0,
+                x: 100,
+                y: 50,
+                size: 100,
+            },
+        );
+        assert_eq!(*image.get_pixel(9, 10), FOCUS_OUTLINE);
+        assert_eq!(*image.get_pixel(20, 10), FOCUS_OUTLINE);
+        assert_eq!(*image.get_pixel(15, 10), Rgb([0, 0, 0]), "inside untouched");
+    }
+}
