@@ -389,6 +389,7 @@ mod tests {
             map_cell: 16,
             metrics: None,
             index: None,
+            sweep: None,
         }
     }
 
@@ -404,6 +405,7 @@ mod tests {
                 photo("/p/b.jpg", &[0.52, 0.0, 0.99]),
             ],
             overall: None,
+            sweep: None,
             settings: None,
             plan: None,
             failed: Vec::new(),

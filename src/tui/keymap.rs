@@ -410,8 +410,7 @@ pub const COMMANDS: &[Command] = &[
             (char('.'), Action::LabelUnderCursor),
         ],
         keys: "l, L, .",
-        help: "label windows: least sure first (spread over photos), top-scored first, the one \
-               under the view's centre; l or L again stops",
+        help: "label: least sure first / top-scored first / at the centre",
         footer: &[("l/L/.", "label")],
     },
     Command {
@@ -424,7 +423,7 @@ pub const COMMANDS: &[Command] = &[
             (key(KeyCode::Backspace), Action::LabelUndo),
         ],
         keys: "c, x, s, u Backspace",
-        help: "while labelling: crack, no crack, skip (saved to labels.csv at once); undo",
+        help: "labelling: crack, no crack, skip; undo",
         footer: &[
             ("c", "crack"),
             ("x", "no crack"),

@@ -344,10 +344,7 @@ fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
     ));
     lines.push(Line::raw(format!("  {}", super::truth::LEGEND)));
     lines.push(Line::raw(
-        "  Labels: c, x and s answer for the window outlined in yellow; each answer is saved",
-    ));
-    lines.push(Line::raw(
-        "  at once to labels.csv in the scan folder (train --data FOLDER learns from it).",
+        "  Labels: for the yellow window, saved at once to labels.csv (train --data FOLDER).",
     ));
     lines.push(Line::raw("  any key closes this help"));
     let width = 90.min(area.width);

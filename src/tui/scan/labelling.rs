@@ -362,6 +362,7 @@ mod tests {
             map_cell: 16,
             metrics: None,
             index: None,
+            sweep: None,
         }
     }
 
@@ -377,6 +378,7 @@ mod tests {
                 photo("b.jpg", &[0.52, 0.0, 0.99, 0.3]),
             ],
             overall: None,
+            sweep: None,
             settings: None,
             plan: None,
             failed: Vec::new(),

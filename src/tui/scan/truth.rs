@@ -204,6 +204,7 @@ mod tests {
             stride: 16,
             masks: Some(masks),
             tolerance: Some(2),
+            scales: None,
         });
         record
     }
