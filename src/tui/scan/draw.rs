@@ -2,7 +2,7 @@
 //! facts (size, zoom, viewport, crack fraction, scores against masks), the keys, and the help. It
 //! only reads [`ScanView`] and reports the picture area's size back to the caller.
 
-use ratatui::layout::{Constraint, Flex, Layout, Rect, Size};
+use ratatui::layout::{Constraint, Layout, Rect, Size};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
@@ -349,12 +349,7 @@ fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
     lines.push(Line::raw("  any key closes this help"));
     let width = 90.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
-    let [row] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(row);
+    let popup = crate::tui::views::centered(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use image::{GrayImage, Rgb};
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
@@ -162,12 +162,7 @@ pub fn draw_sweep(frame: &mut Frame, area: Rect, view: &ScanView) {
         .collect();
     let width = 78.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
-    let [row] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(row);
+    let popup = crate::tui::views::centered(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(
