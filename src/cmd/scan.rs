@@ -65,6 +65,18 @@ pub fn scan(args: &ScanArgs) -> Result<ScanEnd> {
     // A closed pipe (| head) ends the output quietly.
     let _ = std::io::stdout().write_all(text.as_bytes());
     let mut note = std::io::stderr();
+    if !scanned.familiarity_known {
+        let _ = writeln!(note, "{}", super::no_familiarity_note(&args.model));
+    }
+    for photo in scanned.photos.iter().filter_map(|o| match o {
+        FileOutcome::Done(p) => Some(p),
+        FileOutcome::Failed { .. } => None,
+    }) {
+        if let Some(check) = photo.familiarity.filter(|c| c.unfamiliar) {
+            let what = photo.path.display().to_string();
+            let _ = writeln!(note, "{}", super::unfamiliar_warning(&what, &check));
+        }
+    }
     if scanned.earlier > 0 {
         let _ = writeln!(
             note,

@@ -20,6 +20,7 @@ use image::RgbImage;
 use crate::core::windows::CELL;
 use crate::data::augment::write_chw_normalized;
 use crate::detector::classifier::Classifier;
+use crate::detector::familiarity::FeatureSum;
 
 /// The layer whose cells are shared.
 const LAYER: &str = "relu_conv10";
@@ -299,8 +300,43 @@ impl TileScorer for ScanModel<'_> {
     fn tile_values(
         &self,
         pixels: Vec<f32>,
+        size: (usize, usize),
+        cells: (usize, usize),
+    ) -> Result<Vec<f32>> {
+        self.tile_scores(pixels, size, cells, None)
+    }
+}
+
+/// A scan's shared pass that also sums relu_conv10 over the photo's cells (the photo's pooled
+/// features, for `detector::familiarity`).
+pub struct PoolingScan<'m, 'a> {
+    pub model: &'m ScanModel<'a>,
+    pub sum: &'m FeatureSum,
+}
+
+impl TileScorer for PoolingScan<'_, '_> {
+    fn per_cell(&self) -> usize {
+        self.model.per_cell()
+    }
+
+    fn tile_values(
+        &self,
+        pixels: Vec<f32>,
+        size: (usize, usize),
+        cells: (usize, usize),
+    ) -> Result<Vec<f32>> {
+        self.model.tile_scores(pixels, size, cells, Some(self.sum))
+    }
+}
+
+impl ScanModel<'_> {
+    /// The class scores of relu_conv10's cells, adding the cells' features to `pooled`.
+    fn tile_scores(
+        &self,
+        pixels: Vec<f32>,
         (w, h): (usize, usize),
         (nr, nc): (usize, usize),
+        pooled: Option<&FeatureSum>,
     ) -> Result<Vec<f32>> {
         let (out_rows, out_cols) = (
             ScanModel::cells_for(h as u32),
@@ -323,6 +359,9 @@ impl TileScorer for ScanModel<'_> {
             Some((from, to)) => &all[from..to],
             None => bail!("relu_conv10 came back non-contiguous"),
         };
+        if let Some(sum) = pooled {
+            sum.add_planes(a, out_cols, (nr, nc), CHANNELS);
+        }
         let plane = out_rows * out_cols;
         let classes = self.classifier.classes.len();
         let mut scores = vec![0f32; nr * nc * classes];

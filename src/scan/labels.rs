@@ -390,6 +390,7 @@ mod tests {
             metrics: None,
             index: None,
             sweep: None,
+            familiarity: None,
         }
     }
 

@@ -127,6 +127,10 @@ pub struct PhotoRecord {
     /// This photo's counts at every threshold of the sweep, when scanned against a true mask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
+    /// Whether the photo is like the model's training images (its pooled features' distance to
+    /// theirs); absent when the model file has no familiarity summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub familiarity: Option<crate::detector::familiarity::Check>,
 }
 
 /// One window and its crack probability.
@@ -355,6 +359,7 @@ mod tests {
                 }),
                 index: None,
                 sweep: None,
+                familiarity: None,
             }],
             overall: None,
             settings: None,

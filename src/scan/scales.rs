@@ -32,21 +32,28 @@ pub fn is_plain(scales: &[f32]) -> bool {
     scales.is_empty() || scales == [1.0]
 }
 
-/// The photo's crack map at every scale of `scales`, combined (see the module's rule).
+/// The photo's crack map at every scale of `scales`, combined (see the module's rule), with the
+/// photo's pooled features from the pass at the scale nearest 1 (where a window covers what a
+/// training image did, when the scales were chosen so), for `detector::familiarity`.
 pub(crate) fn scan_at_scales(
     scanner: &Scanner,
     photo: &RgbImage,
     stride: u32,
     scales: &[f32],
-) -> Result<CrackMap> {
+) -> Result<(CrackMap, Option<Vec<f32>>)> {
     if is_plain(scales) {
-        return scanner.scan(photo, stride);
+        return scanner.scan_pooling(photo, stride);
     }
+    let nearest_one = scales
+        .iter()
+        .copied()
+        .min_by(|a, b| (a.ln().abs()).total_cmp(&b.ln().abs()));
     let (width, height) = photo.dimensions();
     let mut maps = Vec::with_capacity(scales.len());
+    let mut pooled = None;
     for &scale in scales {
-        let map = if scale == 1.0 {
-            scanner.scan(photo, stride)?
+        let (map, features) = if scale == 1.0 {
+            scanner.scan_pooling(photo, stride)?
         } else {
             let (w, h) = scaled(width, height, scale);
             let window = scanner.window();
@@ -54,11 +61,14 @@ pub(crate) fn scan_at_scales(
                 w >= window && h >= window,
                 "at scale {scale} the photo is {w}x{h}, smaller than one {window}-pixel window"
             );
-            scanner.scan(&resize(photo, w, h, FilterType::Triangle), stride)?
+            scanner.scan_pooling(&resize(photo, w, h, FilterType::Triangle), stride)?
         };
+        if Some(scale) == nearest_one {
+            pooled = features;
+        }
         maps.push((scale, map));
     }
-    Ok(combine(width, height, &maps))
+    Ok((combine(width, height, &maps), pooled))
 }
 
 fn scaled(width: u32, height: u32, scale: f32) -> (u32, u32) {

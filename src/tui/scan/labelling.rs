@@ -363,6 +363,7 @@ mod tests {
             metrics: None,
             index: None,
             sweep: None,
+            familiarity: None,
         }
     }
 

@@ -403,6 +403,7 @@ mod tests {
             metrics: None,
             index: None,
             sweep: None,
+            familiarity: None,
         }
     }
 

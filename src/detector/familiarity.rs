@@ -1,0 +1,429 @@
+//! Whether an image is like the images a model learnt from. A model answers confidently for
+//! anything (a kitten is "Positive 1.000" to a crack classifier), so its file carries a summary of
+//! its training images' features: each image's backbone features pooled over the image and
+//! scaled to length 1, at most [`MAX_BANK`] of them (a bank), with the distribution of the
+//! bank's own nearest-neighbour distances. An image's distance is the Euclidean distance of its
+//! own pooled, unit-length features to the nearest bank entry (0 to 2); it is *unfamiliar* when
+//! that distance is over the [`PERCENTILE`]th percentile of the bank's own (leave-one-out)
+//! distances, so about 1 % of images like the training images are flagged, whatever the model.
+//!
+//! The features: a classifier's relu_conv10 averaged over the image (what its head reads); a
+//! one-class model's patch features averaged over the image. A scan pools the same features over
+//! the whole photo in its shared pass ([`FeatureSum`]).
+//!
+//! The summary is stored in the model file itself (tensor [`BANK_TENSOR`], float16, and metadata
+//! key [`META_KEY`]), so a copied file keeps it; files without it open as before and simply have
+//! no familiarity. One writer ([`Familiarity::attach`]) and one reader ([`Familiarity::read`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::data::augment::write_chw_normalized;
+use crate::model::SqueezeNet;
+
+/// The tensor holding the bank (`[entries, dim]`, unit rows, float16 to halve its size).
+pub const BANK_TENSOR: &str = crate::model::FAMILIARITY_TENSOR;
+/// The metadata key holding [`Stored`] as JSON.
+pub const META_KEY: &str = "familiarity";
+/// Most training images in the bank: 1000 x 1000 float16 values are 2 MB beside a classifier's
+/// 5 MB, and the distance of one image to them is a millisecond.
+pub const MAX_BANK: usize = 1000;
+/// The percentile of the bank's own distances over which an image is unfamiliar.
+pub const PERCENTILE: f64 = 99.0;
+/// The classifier layer pooled for its features (the layer its head reads, averaged).
+pub const CLASSIFIER_LAYER: &str = "relu_conv10";
+/// Images per pass when gathering features.
+const BATCH: usize = 32;
+
+/// The summary as its metadata stores it (the bank is the tensor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Which features: "relu_conv10 mean" or "patch features mean".
+    pub features: String,
+    /// Training images the bank holds.
+    pub images: usize,
+    /// Training images the model learnt from (the bank is an evenly spaced selection of them).
+    pub of_images: usize,
+    pub percentile: f64,
+    /// The distance over which an image is unfamiliar.
+    pub threshold: f32,
+    /// The bank's own nearest-neighbour distances: median, 90th percentile, largest.
+    pub own_median: f32,
+    pub own_p90: f32,
+    pub own_max: f32,
+}
+
+/// A model's summary of its training images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Familiarity {
+    pub stored: Stored,
+    /// Unit-length rows, `dim` values each.
+    bank: Vec<f32>,
+    dim: usize,
+}
+
+/// One image's (or photo's) familiarity, as the JSON outputs carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Distance of its pooled features to the nearest training image's (0 to 2).
+    pub distance: f32,
+    /// The model's threshold: the 99th percentile of its training images' own distances.
+    pub threshold: f32,
+    /// Over the threshold: unlike the training images, so the answer is not to be trusted.
+    pub unfamiliar: bool,
+}
+
+impl Familiarity {
+    /// The summary of `rows` (one image's pooled features each, `dim` values), `of_images` being
+    /// how many training images they were chosen from. Needs at least two images.
+    pub fn fit(rows: &[f32], dim: usize, features: &str, of_images: usize) -> Result<Familiarity> {
+        ensure!(
+            dim > 0 && rows.len() % dim == 0,
+            "{} values are not rows of {dim}",
+            rows.len()
+        );
+        let n = rows.len() / dim;
+        ensure!(
+            n >= 2,
+            "a familiarity summary needs at least two images, got {n}"
+        );
+        let mut bank = Vec::with_capacity(rows.len());
+        for row in rows.chunks_exact(dim) {
+            bank.extend(unit(row).unwrap_or_else(|| vec![0.0; dim]));
+        }
+        let mut own: Vec<f32> = (0..n)
+            .map(|i| {
+                let row = &bank[i * dim..(i + 1) * dim];
+                nearest(&bank, dim, row, Some(i))
+            })
+            .collect();
+        own.sort_by(f32::total_cmp);
+        let at = |p: f64| percentile_sorted(&own, p);
+        let stored = Stored {
+            features: features.to_string(),
+            images: n,
+            of_images,
+            percentile: PERCENTILE,
+            threshold: at(PERCENTILE),
+            own_median: at(50.0),
+            own_p90: at(90.0),
+            own_max: own[n - 1],
+        };
+        Ok(Familiarity { stored, bank, dim })
+    }
+
+    /// Values per image.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Distance of one image's pooled features to the nearest bank entry; an image with no
+    /// features at all (every value zero) is as far as can be, 2.
+    pub fn distance(&self, features: &[f32]) -> f32 {
+        match unit(features) {
+            Some(u) => nearest(&self.bank, self.dim, &u, None),
+            None => 2.0,
+        }
+    }
+
+    /// One image's distance and verdict; features of the wrong length are an error (a model
+    /// and a summary that do not belong together).
+    pub fn check(&self, features: &[f32]) -> Result<Check> {
+        ensure!(
+            features.len() == self.dim,
+            "{} feature values for a familiarity summary of {}",
+            features.len(),
+            self.dim
+        );
+        let distance = self.distance(features);
+        Ok(Check {
+            distance,
+            threshold: self.stored.threshold,
+            unfamiliar: !(distance <= self.stored.threshold),
+        })
+    }
+
+    /// Adds this summary to the model file at `path` (replacing one it had), atomically; every
+    /// other tensor and metadata key is kept as it was.
+    pub fn attach(&self, path: &Path) -> Result<()> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
+        let mut metadata: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
+        metadata.insert(META_KEY.into(), serde_json::to_string(&self.stored)?);
+        let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .with_context(|| format!("{}: unreadable tensors", path.display()))?;
+        let n = self.bank.len() / self.dim;
+        tensors.insert(
+            BANK_TENSOR.into(),
+            Tensor::from_slice(&self.bank, (n, self.dim), &Device::Cpu)?.to_dtype(DType::F16)?,
+        );
+        let mut names: Vec<&String> = tensors.keys().collect();
+        names.sort();
+        let out =
+            safetensors::serialize(names.into_iter().map(|k| (k, &tensors[k])), Some(metadata))
+                .with_context(|| format!("cannot serialise {}", path.display()))?;
+        crate::core::fsutil::write_atomic(path, &out)
+    }
+
+    /// The summary stored in the model file at `path`, or None for files written without one
+    /// (older models, bare weights). A summary that is present but broken is an error naming
+    /// the file.
+    pub fn read(path: &Path) -> Result<Option<Familiarity>> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let Ok(file) = safetensors::SafeTensors::deserialize(&bytes) else {
+            // Not safetensors (a PyTorch .pth): such files carry no summary.
+            return Ok(None);
+        };
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)?;
+        let Some(text) = header.metadata().as_ref().and_then(|m| m.get(META_KEY)) else {
+            return Ok(None);
+        };
+        let what = || format!("{}: familiarity summary", path.display());
+        let stored: Stored = serde_json::from_str(text).with_context(what)?;
+        let view = file
+            .tensor(BANK_TENSOR)
+            .with_context(|| format!("{}: metadata but no {BANK_TENSOR}", what()))?;
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::F32 => DType::F32,
+            other => bail!("{}: {BANK_TENSOR} is {other:?}", what()),
+        };
+        let shape = view.shape().to_vec();
+        ensure!(
+            shape.len() == 2 && shape[0] >= 2 && shape[1] > 0 && shape[0] == stored.images,
+            "{}: a bank of shape {shape:?} for {} images",
+            what(),
+            stored.images
+        );
+        let bank = Tensor::from_raw_buffer(view.data(), dtype, &shape, &Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        ensure!(
+            bank.iter().all(|v| v.is_finite()) && stored.threshold.is_finite(),
+            "{}: values that are not finite numbers",
+            what()
+        );
+        Ok(Some(Familiarity {
+            stored,
+            bank,
+            dim: shape[1],
+        }))
+    }
+}
+
+/// `row` scaled to length 1, or None when it is all zeros (or not finite).
+fn unit(row: &[f32]) -> Option<Vec<f32>> {
+    let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+    (norm > 1e-12 && norm.is_finite())
+        .then(|| row.iter().map(|&v| (v as f64 / norm) as f32).collect())
+}
+
+/// The `p`th percentile of sorted `values` (nearest rank: the smallest value with at least p %
+/// of the values at or below it).
+fn percentile_sorted(values: &[f32], p: f64) -> f32 {
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// Distance of unit `query` to the nearest unit row of `bank` (`skip`: leave that row out).
+fn nearest(bank: &[f32], dim: usize, query: &[f32], skip: Option<usize>) -> f32 {
+    let best = bank
+        .chunks_exact(dim)
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, row)| row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
+        .fold(f32::NEG_INFINITY, f32::max);
+    // |a - b|² = 2 - 2 a·b for unit vectors; rounding may take it a hair below zero.
+    (2.0 - 2.0 * best).max(0.0).sqrt()
+}
+
+/// Indices of at most [`MAX_BANK`] of `n` images, evenly spaced (every class of a set ordered by
+/// class is represented in proportion).
+pub fn bank_indices(n: usize) -> Vec<usize> {
+    if n <= MAX_BANK {
+        return (0..n).collect();
+    }
+    (0..MAX_BANK).map(|i| i * n / MAX_BANK).collect()
+}
+
+/// A classifier's features of images already at its input size: relu_conv10 averaged over each
+/// image, `[images x 1000]` row-major.
+pub fn classifier_features(
+    model: &SqueezeNet,
+    images: &[RgbImage],
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    for chunk in images.chunks(BATCH) {
+        let (w, h) = chunk[0].dimensions();
+        let plane = 3 * (w * h) as usize;
+        let mut data = vec![0f32; chunk.len() * plane];
+        for (image, dst) in chunk.iter().zip(data.chunks_exact_mut(plane)) {
+            ensure!(
+                image.dimensions() == (w, h),
+                "images of different sizes in one batch"
+            );
+            write_chw_normalized(image, dst);
+        }
+        let x = Tensor::from_vec(data, (chunk.len(), 3, h as usize, w as usize), device)?;
+        let pooled = model
+            .forward_to(&x, CLASSIFIER_LAYER)?
+            .mean((2, 3))?
+            .to_dtype(DType::F32)?;
+        out.extend(pooled.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// The pooled features of a photo gathered tile by tile in a scan's shared pass: sums of each
+/// feature over the cells seen, and how many cells. Cells in the overlap of two tiles count
+/// twice (a few percent of a large photo's cells; the mean is a summary, not a window's answer).
+#[derive(Debug, Default)]
+pub struct FeatureSum {
+    inner: Mutex<(Vec<f64>, usize)>,
+}
+
+impl FeatureSum {
+    /// Adds cells whose features are consecutive rows of `dim` values.
+    pub fn add_rows(&self, rows: &[f32], dim: usize) {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (sum, count) = &mut *guard;
+        if sum.len() != dim {
+            sum.clear();
+            sum.resize(dim, 0.0);
+            *count = 0;
+        }
+        for row in rows.chunks_exact(dim) {
+            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
+            *count += 1;
+        }
+    }
+
+    /// Adds the cells `0..rows` x `0..cols` of a channel-major map (`channels` planes of
+    /// `plane_cols` columns).
+    pub fn add_planes(
+        &self,
+        map: &[f32],
+        plane_cols: usize,
+        (rows, cols): (usize, usize),
+        channels: usize,
+    ) {
+        let plane = map.len() / channels.max(1);
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (sum, count) = &mut *guard;
+        if sum.len() != channels {
+            sum.clear();
+            sum.resize(channels, 0.0);
+            *count = 0;
+        }
+        for (c, values) in map.chunks_exact(plane).enumerate() {
+            let mut s = 0f64;
+            for i in 0..rows {
+                s += values[i * plane_cols..i * plane_cols + cols]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum::<f64>();
+            }
+            sum[c] += s;
+        }
+        *count += rows * cols;
+    }
+
+    /// The mean features, or None when no cell was added.
+    pub fn mean(&self) -> Option<Vec<f32>> {
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (sum, count) = &*guard;
+        (*count > 0).then(|| sum.iter().map(|&s| (s / *count as f64) as f32).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` rows of `dim` values near `centre` (a deterministic spread).
+    fn cloud(n: usize, dim: usize, centre: &[f32], spread: f32) -> Vec<f32> {
+        let mut rows = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            for (j, &c) in centre.iter().enumerate() {
+                let wobble = ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5;
+                rows.push(c + spread * wobble);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn images_like_the_bank_pass_and_unlike_ones_are_flagged() {
+        let dim = 8;
+        let centre = [1.0, 0.5, 0.0, 0.0, 0.2, 0.0, 0.0, 0.3];
+        let f = Familiarity::fit(&cloud(200, dim, &centre, 0.2), dim, "test", 200).unwrap();
+        assert_eq!(f.stored.images, 200);
+        assert!(
+            f.stored.threshold > 0.0 && f.stored.threshold < 0.5,
+            "{:?}",
+            f.stored
+        );
+        let like = f.check(&centre).unwrap();
+        assert!(!like.unfamiliar, "{like:?}");
+        let unlike = f.check(&[0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0]).unwrap();
+        assert!(unlike.unfamiliar && unlike.distance > 1.0, "{unlike:?}");
+        // No features at all: as far as can be.
+        assert_eq!(f.distance(&[0.0; 8]), 2.0);
+        assert!(f.check(&[1.0; 3]).is_err());
+    }
+
+    #[test]
+    fn about_one_percent_of_the_banks_own_images_are_over_the_threshold() {
+        let dim = 4;
+        let rows = cloud(500, dim, &[1.0, 1.0, 1.0, 1.0], 0.8);
+        let f = Familiarity::fit(&rows, dim, "test", 500).unwrap();
+        let over = (0..500)
+            .filter(|&i| {
+                let row = &f.bank[i * dim..(i + 1) * dim];
+                nearest(&f.bank, dim, row, Some(i)) > f.stored.threshold
+            })
+            .count();
+        assert!(over <= 5, "{over} of 500 over the 99th percentile");
+    }
+
+    #[test]
+    fn bank_indices_are_at_most_the_cap_and_evenly_spread() {
+        assert_eq!(bank_indices(3), vec![0, 1, 2]);
+        let chosen = bank_indices(4000);
+        assert_eq!(chosen.len(), MAX_BANK);
+        assert_eq!((chosen[0], chosen[1], chosen[999]), (0, 4, 3996));
+    }
+
+    #[test]
+    fn feature_sums_average_cells_of_rows_and_planes_alike() {
+        let rows = FeatureSum::default();
+        rows.add_rows(&[1.0, 2.0, 3.0, 4.0], 2);
+        assert_eq!(rows.mean().unwrap(), vec![2.0, 3.0]);
+        // Two channels of a 2 x 3 map, of which cells 0..2 x 0..2 are added.
+        let planes = FeatureSum::default();
+        let map = [1.0, 1.0, 9.0, 1.0, 1.0, 9.0, 2.0, 4.0, 9.0, 2.0, 4.0, 9.0];
+        planes.add_planes(&map, 3, (2, 2), 2);
+        assert_eq!(planes.mean().unwrap(), vec![1.0, 3.0]);
+        assert_eq!(FeatureSum::default().mean(), None);
+    }
+}
