@@ -328,15 +328,16 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
     }
     let s = counts.scores();
     eprintln!("one-class windows: AUROC {:?}, F1 {:?}", s.auroc, s.f1);
-    // Measured with the shared pass at the defaults (fire5 + fire7: 16-pixel patches, 3x3 of them
-    // in a 64-pixel window): pixel AUROC 0.899, 0.923, 0.935; windows' AUROC 0.997 (F1 0.86 at
-    // the model's scan threshold). With fire5 alone (8-pixel patches, the defaults before): pixel
-    // AUROC 0.970, 0.966, 0.974, windows 0.994 (F1 0.93); window by window (a model without a
-    // scan threshold) 0.971, 0.985, 0.977; 0.991 (F1 0.93). The coarser patches blur the map
-    // around a thin crack; the bars are set below those figures.
+    // Measured at the defaults (fire5 + fire7, 16-pixel patches; at 64 px fire5's 7 cells are not
+    // twice fire7's 3, so the scan goes window by window, each window read by its inner patch):
+    // pixel AUROC 0.930, 0.958, 0.946; windows' AUROC 0.997 (F1 0.98 at the model's scan
+    // threshold). With the shared pass there (before that rule): 0.899, 0.923, 0.935; 0.997 (F1
+    // 0.86). With fire5 alone (8-pixel patches, the defaults before; shared pass): 0.970, 0.966,
+    // 0.974; 0.994 (F1 0.93); window by window without a scan threshold 0.971, 0.985, 0.977;
+    // 0.991 (F1 0.93). The bars are set below those figures.
     assert!(s.auroc.unwrap() >= 0.8, "{s:?}");
     for a in pixel_aurocs {
-        assert!(a >= 0.85, "pixel AUROC {a}");
+        assert!(a >= 0.9, "pixel AUROC {a}");
     }
 }
 
