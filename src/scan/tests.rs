@@ -403,8 +403,6 @@ fn inner_patches_do_not_depend_on_the_window_edge_at_other_sizes() {
 
 fn inner_patches_alone_and_shared(window: u32, settings: crate::detector::oneclass::Settings) {
     use crate::detector::oneclass::features::Extractor;
-    use crate::detector::oneclass::model::fit_bank;
-    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
     let Some(weights) = pretrained_weights() else {
         return;
     };
@@ -456,27 +454,7 @@ fn inner_patches_alone_and_shared(window: u32, settings: crate::detector::onecla
     );
 
     // Scores: a bank of crack-free surfaces, then every window of a cracked photo.
-    let surface = render_photo(11, 454, window, false).image;
-    let normal: Vec<RgbImage> = grid(454, 454, window, 113)
-        .unwrap()
-        .iter()
-        .map(|w| image::imageops::crop_imm(&surface, w.x, w.y, w.size, w.size).to_image())
-        .collect();
-    let bank = fit_bank(&extractor, &normal, &mut |_| {}).unwrap();
-    let threshold = Threshold {
-        value: 1.0,
-        rule: ThresholdRule::NormalFalsePositiveRate {
-            false_positive_rate: 0.0,
-        },
-    };
-    let model = crate::detector::oneclass::OneClassModel {
-        extractor,
-        bank,
-        threshold: threshold.clone(),
-        scan_threshold: Some(threshold),
-        normal_class: "Negative".into(),
-        classes: vec!["Negative".into(), "Positive".into()],
-    };
+    let model = model_on_surface_windows(extractor, window);
     let map = super::anomaly::scan_photo_one_class(&model, &photo, 112).unwrap();
     let windows: Vec<_> = map.windows.iter().map(|w| w.window()).collect();
     let alone = super::anomaly::score_windows_alone(&model, &photo, &windows).unwrap();
@@ -516,8 +494,6 @@ fn inner_patches_alone_and_shared(window: u32, settings: crate::detector::onecla
 #[test]
 fn two_layers_whose_maps_round_apart_scan_window_by_window_on_inner_scores() {
     use crate::detector::oneclass::features::Extractor;
-    use crate::detector::oneclass::model::fit_bank;
-    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
     use crate::detector::oneclass::Settings;
     let Some(weights) = pretrained_weights() else {
         return;
@@ -537,27 +513,7 @@ fn two_layers_whose_maps_round_apart_scan_window_by_window_on_inner_scores() {
     let extractor = at(224, &defaults);
     assert!(!extractor.tiles_match_windows());
     let edge = extractor.edge_patches();
-    let surface = render_photo(11, 454, 224, false).image;
-    let normal: Vec<RgbImage> = grid(454, 454, 224, 113)
-        .unwrap()
-        .iter()
-        .map(|w| image::imageops::crop_imm(&surface, w.x, w.y, w.size, w.size).to_image())
-        .collect();
-    let bank = fit_bank(&extractor, &normal, &mut |_| {}).unwrap();
-    let threshold = Threshold {
-        value: 1.0,
-        rule: ThresholdRule::NormalFalsePositiveRate {
-            false_positive_rate: 0.0,
-        },
-    };
-    let model = crate::detector::oneclass::OneClassModel {
-        extractor,
-        bank,
-        threshold: threshold.clone(),
-        scan_threshold: Some(threshold),
-        normal_class: "Negative".into(),
-        classes: vec!["Negative".into(), "Positive".into()],
-    };
+    let model = model_on_surface_windows(extractor, 224);
     let photo = render_photo(5, 480, 224, true).image;
     let map = super::anomaly::scan_photo_one_class(&model, &photo, 112).unwrap();
     let windows: Vec<_> = map.windows.iter().map(|w| w.window()).collect();
@@ -578,4 +534,35 @@ fn two_layers_whose_maps_round_apart_scan_window_by_window_on_inner_scores() {
         shared_worst > 1e-4,
         "the shared pass differs by only {shared_worst}"
     );
+}
+
+/// A one-class model of `extractor` whose bank holds the `window`-pixel windows of a crack-free
+/// surface, with image and scan thresholds of 1.
+fn model_on_surface_windows(
+    extractor: crate::detector::oneclass::features::Extractor,
+    window: u32,
+) -> crate::detector::oneclass::OneClassModel {
+    use crate::detector::oneclass::model::fit_bank;
+    use crate::detector::oneclass::threshold::{Threshold, ThresholdRule};
+    let surface = render_photo(11, 454, window, false).image;
+    let normal: Vec<RgbImage> = grid(454, 454, window, 113)
+        .unwrap()
+        .iter()
+        .map(|w| image::imageops::crop_imm(&surface, w.x, w.y, w.size, w.size).to_image())
+        .collect();
+    let bank = fit_bank(&extractor, &normal, &mut |_| {}).unwrap();
+    let threshold = Threshold {
+        value: 1.0,
+        rule: ThresholdRule::NormalFalsePositiveRate {
+            false_positive_rate: 0.0,
+        },
+    };
+    crate::detector::oneclass::OneClassModel {
+        extractor,
+        bank,
+        threshold: threshold.clone(),
+        scan_threshold: Some(threshold),
+        normal_class: "Negative".into(),
+        classes: vec!["Negative".into(), "Positive".into()],
+    }
 }
