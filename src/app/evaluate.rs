@@ -84,7 +84,10 @@ pub fn evaluate_folder(detector: &Detector, data: &DataRoots) -> Result<Report> 
 }
 
 /// The source of each judged image (in the evaluation's order), from each file's source.
-fn sources_of(evaluation: &Evaluation, sources: impl Iterator<Item = (PathBuf, usize)>) -> Vec<usize> {
+fn sources_of(
+    evaluation: &Evaluation,
+    sources: impl Iterator<Item = (PathBuf, usize)>,
+) -> Vec<usize> {
     let source: HashMap<PathBuf, usize> = sources.collect();
     evaluation
         .paths

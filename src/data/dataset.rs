@@ -189,11 +189,7 @@ pub fn discover<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
             files.extend(walk.files.drain(..).map(|path| (path, *root)));
         }
         files.sort();
-        candidates.extend(
-            files
-                .into_iter()
-                .map(|(path, root)| (path, label, root)),
-        );
+        candidates.extend(files.into_iter().map(|(path, root)| (path, label, root)));
     }
 
     let checked: Vec<Result<[u8; 32], String>> = candidates

@@ -75,7 +75,8 @@ pub fn names(paths: &[PathBuf], given: &[Option<String>]) -> Result<Vec<String>>
         parts[parts.len().saturating_sub(depth)..].join("/")
     };
     loop {
-        let current: Vec<(usize, String)> = unnamed.iter().map(|&i| (i, derive(i, depth[i]))).collect();
+        let current: Vec<(usize, String)> =
+            unnamed.iter().map(|&i| (i, derive(i, depth[i]))).collect();
         let mut deepened = false;
         for (i, name) in &current {
             let clashes = current.iter().any(|(j, other)| j != i && other == name)
@@ -98,7 +99,10 @@ pub fn names(paths: &[PathBuf], given: &[Option<String>]) -> Result<Vec<String>>
                 taken.push(unique.clone());
                 out[i] = Some(unique);
             }
-            return Ok(out.into_iter().map(|n| n.expect("every name set")).collect());
+            return Ok(out
+                .into_iter()
+                .map(|n| n.expect("every name set"))
+                .collect());
         }
     }
 }
@@ -243,7 +247,10 @@ mod tests {
         assert_eq!(got[0], default);
         assert_eq!(got[1].train, 0.7);
         overrides.insert("dron".to_string(), [0.5, 0.2, 0.2]);
-        let message = format!("{:#}", fractions(&sources, default, &overrides).unwrap_err());
+        let message = format!(
+            "{:#}",
+            fractions(&sources, default, &overrides).unwrap_err()
+        );
         assert!(
             message.contains("'dron'") && message.contains("concrete, drone"),
             "{message}"

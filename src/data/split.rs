@@ -141,8 +141,14 @@ pub fn split_by_source(ds: &Dataset, fractions: &[Fractions], seed: u64) -> Resu
             .extend_from_slice(&indices[train + val..train + val + test]);
     }
     for (source, items) in grouped.iter().enumerate() {
-        let [train, val, test] =
-            split_photos(ds, items, &photo_of, &fractions[source], seed, source as u64);
+        let [train, val, test] = split_photos(
+            ds,
+            items,
+            &photo_of,
+            &fractions[source],
+            seed,
+            source as u64,
+        );
         split.train.extend(train);
         split.val.extend(val);
         split.test.extend(test);
@@ -457,7 +463,10 @@ impl Manifest {
         ] {
             ensure!(!entries.is_empty(), "its {name} split is empty");
             let sources = self.sources.len().max(self.roots.len()).max(1);
-            if let Some(bad) = entries.iter().find(|e| e.source.is_some_and(|s| s >= sources)) {
+            if let Some(bad) = entries
+                .iter()
+                .find(|e| e.source.is_some_and(|s| s >= sources))
+            {
                 bail!(
                     "{name} entry {} has source {} but there are only {sources} sources",
                     bad.path.display(),
@@ -791,6 +800,109 @@ mod tests {
             message.contains("windows of one photo kept together"),
             "{message}"
         );
+    }
+
+    /// Two sources: `counts[s][c]` images of class c in source s, under `/data/s{s}`.
+    fn two_source_dataset(counts: [[usize; 2]; 2]) -> Dataset {
+        let root = PathBuf::from("/data");
+        let classes: Vec<String> = vec!["Negative".into(), "Positive".into()];
+        let mut items = Vec::new();
+        for (label, class) in classes.iter().enumerate() {
+            for (source, per_class) in counts.iter().enumerate() {
+                for i in 0..per_class[label] {
+                    let path = root.join(format!("s{source}/{class}/{i:05}.jpg"));
+                    items.push(Item {
+                        hash: *blake3::hash(path.to_string_lossy().as_bytes()).as_bytes(),
+                        path,
+                        label,
+                        source,
+                    });
+                }
+            }
+        }
+        Dataset {
+            roots: vec![root.join("s0"), root.join("s1")],
+            sources: vec!["concrete".into(), "drone".into()],
+            root,
+            classes,
+            items,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_source_and_class_is_split_by_its_own_fractions() {
+        let ds = two_source_dataset([[200, 100], [24, 36]]);
+        let drone = Fractions {
+            train: 0.5,
+            val: 0.25,
+            test: 0.25,
+        };
+        let split = split_by_source(&ds, &[TENTHS, drone], 3).unwrap();
+        let count = |part: &[usize], source: usize, label: usize| {
+            part.iter()
+                .filter(|&&i| ds.items[i].source == source && ds.items[i].label == label)
+                .count()
+        };
+        // concrete: a tenth of each class; drone: half, a quarter, a quarter of each class.
+        for part in [&split.train, &split.val, &split.test] {
+            assert_eq!(count(part, 0, 0), 20);
+            assert_eq!(count(part, 0, 1), 10);
+        }
+        assert_eq!(
+            (count(&split.train, 1, 0), count(&split.train, 1, 1)),
+            (12, 18)
+        );
+        assert_eq!((count(&split.val, 1, 0), count(&split.val, 1, 1)), (6, 9));
+        assert_eq!((count(&split.test, 1, 0), count(&split.test, 1, 1)), (6, 9));
+
+        // The manifest records each entry's source and the overriding fractions.
+        let mut per_source = BTreeMap::new();
+        per_source.insert("drone".to_string(), [0.5, 0.25, 0.25]);
+        let settings = crate::data::sources::SplitSettings {
+            fractions: TENTHS,
+            per_source: &per_source,
+            seed: 3,
+        };
+        let (again, manifest) = settings.split(&ds).unwrap();
+        assert_eq!(again, split);
+        assert_eq!(manifest.source_fractions["drone"], drone);
+        let drone_test = manifest.test.iter().filter(|e| e.source == Some(1)).count();
+        assert_eq!(drone_test, 15);
+        // A name that is no source is refused, naming the sources.
+        per_source.insert("uav".to_string(), [0.5, 0.25, 0.25]);
+        let settings = crate::data::sources::SplitSettings {
+            fractions: TENTHS,
+            per_source: &per_source,
+            seed: 3,
+        };
+        let message = format!("{:#}", settings.split(&ds).unwrap_err());
+        assert!(
+            message.contains("'uav'") && message.contains("concrete, drone"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_sources_still_loads_with_sources_by_folder() {
+        let ds = two_source_dataset([[30, 30], [20, 20]]);
+        let split = split_by_source(&ds, &[TENTHS, TENTHS], 1).unwrap();
+        let manifest = Manifest::from_split(&ds, &TENTHS, 1, &split);
+        let mut old = serde_json::to_value(&manifest).unwrap();
+        old.as_object_mut().unwrap().remove("sources");
+        for part in ["train", "val", "test"] {
+            for entry in old[part].as_array_mut().unwrap() {
+                entry.as_object_mut().unwrap().remove("source");
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("split.json");
+        std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let back = Manifest::load(&path).unwrap();
+        assert_eq!(back.sources, ["s0", "s1"]);
+        for (a, b) in back.test.iter().zip(&manifest.test) {
+            assert_eq!(a.source, b.source, "{}", a.path.display());
+        }
     }
 
     #[test]

@@ -148,7 +148,8 @@ pub fn per_source(
                 .map(|(s, name)| {
                     let mut confusion = vec![vec![0usize; 2]; 2];
                     let (mut scores, mut kinds) = (Vec::new(), Vec::new());
-                    for (image, (&score, &a)) in verdicts.scores.iter().zip(&anomalous).enumerate() {
+                    for (image, (&score, &a)) in verdicts.scores.iter().zip(&anomalous).enumerate()
+                    {
                         if of(image) == s {
                             confusion[usize::from(a)][usize::from(verdicts.flagged(score))] += 1;
                             scores.push(score);
@@ -351,7 +352,11 @@ pub fn sources_text(sources: &[SourceResult], classes: &[String], one_class: boo
         .max(6);
     let recalls = classes.len() <= MAX_RECALL_COLUMNS;
     let mut text = String::new();
-    let _ = write!(text, "\n{:<width$} {:>7} {:>17}", "source", "images", "accuracy");
+    let _ = write!(
+        text,
+        "\n{:<width$} {:>7} {:>17}",
+        "source", "images", "accuracy"
+    );
     if recalls {
         for class in classes {
             let _ = write!(text, "  recall {class}");
