@@ -179,8 +179,19 @@ pub fn parse_split_for(s: &str) -> Result<(String, [f64; 3]), String> {
     if name.is_empty() {
         return Err(format!("no source name before '=' in '{s}'"));
     }
-    let fractions = crate::run::recipe::parse_split(fractions)?;
-    Ok((name.to_string(), fractions))
+    let values: Vec<f64> = fractions
+        .trim_matches(|c| c == '[' || c == ']')
+        .split([',', ' '])
+        .filter(|v| !v.is_empty())
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad fraction in '{s}': {e}"))?;
+    let [train, val, test] = values[..] else {
+        return Err(format!(
+            "expected three fractions TRAIN,VAL,TEST after '{name}=', got '{fractions}'"
+        ));
+    };
+    Ok((name.to_string(), [train, val, test]))
 }
 
 #[cfg(test)]
