@@ -98,6 +98,7 @@ pub fn recorded_fit(finished: bool) -> Vec<Event> {
         accuracy: correct as f32 / scores.len() as f32,
         confusion,
         classes: vec!["normal".into(), "anomaly".into()],
+        sources: Vec::new(),
     });
     events
 }
