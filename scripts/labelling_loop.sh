@@ -21,7 +21,7 @@
 # same retraining on `patches` of all 45 pool photos (every window the rule labels). Every model
 # is scored on the held-out photos with `scan --masks` (window AUROC and F1 at 0.5).
 # Steps whose output exists are not redone, so an interrupted measurement continues.
-# Measured (README, "The labelling loop, measured"): about 55 minutes for the two draws on a
+# Measured (README, "The labelling loop, measured"): about 47 minutes for the two draws on a
 # shared 2-core machine.
 set -euo pipefail
 

@@ -135,8 +135,9 @@ pub struct RecipeArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Dataset folder, one sub-folder per class; give it more than once to merge datasets (their
-    /// classes are joined by folder name).
-    #[arg(long, value_name = "DIR")]
+    /// classes are joined by folder name). NAME=DIR names it as a data source (default: the
+    /// folder's name), for --split-for and the results per source.
+    #[arg(long, value_name = "[NAME=]DIR")]
     pub data: Vec<PathBuf>,
     /// torchvision SqueezeNet v1.1 weights (.pth or .safetensors), or `imagenet`: torchvision's
     /// squeezenet1_1-b8a52dc0.pth, fetched once and cached (see `crackscope weights`).
@@ -156,6 +157,10 @@ pub struct RecipeArgs {
     /// Fractions of each class for train,validation,test, e.g. 0.1,0.1,0.1.
     #[arg(long, value_parser = parse_split)]
     pub split: Option<[f64; 3]>,
+    /// Fractions of one data source instead of --split's, e.g. drone=0.7,0.15,0.15 (repeatable;
+    /// the name is a --data source's).
+    #[arg(long, value_name = "NAME=TRAIN,VAL,TEST", value_parser = crate::data::sources::parse_split_for)]
+    pub split_for: Vec<(String, [f64; 3])>,
     /// Validate every this many iterations.
     #[arg(long)]
     pub val_every: Option<usize>,
@@ -191,6 +196,7 @@ impl RecipeArgs {
             batch_size: self.batch_size,
             learning_rate: self.lr,
             split: self.split,
+            split_for: self.split_for.clone(),
             val_every: self.val_every,
             seed: self.seed,
             device: self.device,
@@ -298,8 +304,9 @@ pub struct EvalArgs {
     /// A run directory (uses its best model and test split) or a checkpoint file.
     pub target: PathBuf,
     /// Evaluate on this folder-per-class dataset instead of the run's test split; give it more
-    /// than once to merge datasets (their classes are joined by folder name).
-    #[arg(long, value_name = "DIR")]
+    /// than once to merge datasets (their classes are joined by folder name), NAME=DIR to name
+    /// its results.
+    #[arg(long, value_name = "[NAME=]DIR")]
     pub data: Vec<PathBuf>,
     #[command(flatten)]
     pub model_options: ModelOptions,

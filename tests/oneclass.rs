@@ -357,3 +357,25 @@ fn flags_that_do_not_apply_to_a_one_class_model_are_refused() {
     assert!(said.contains("\"score\" [batch]"), "{said}");
     assert!(dir.path().join("m.onnx").is_file());
 }
+
+/// A model file from before fire5 + fire7 became the default records its layers (fire5 alone),
+/// so it keeps scoring as it was fitted: its settings, exactly as such a file holds them, read
+/// back as fire5's 256 values, not as today's defaults.
+#[test]
+fn a_model_file_from_the_previous_defaults_keeps_its_settings() {
+    use crackscope::detector::oneclass::Settings;
+    // The metadata of a file fitted with `train --one-class` at the previous defaults.
+    let stored = r#"{"layers":["fire5-concat"],"values":"all","neighbourhood":3,"edge":"zeros","input_size":227,"sampling":"coreset","coreset_ratio":0.01,"max_bank":1024,"max_candidates":40000,"projection_dim":32,"smoothing_sigma":4.0,"false_positive_rate":0.01,"seed":0}"#;
+    let settings: Settings = serde_json::from_str(stored).unwrap();
+    assert_eq!(settings.layers, ["fire5-concat"]);
+    assert_eq!(settings.dim(), 256);
+    assert_ne!(settings.layers, Settings::default().layers);
+    assert_eq!(
+        settings,
+        Settings {
+            layers: vec!["fire5-concat".into()],
+            ..Settings::default()
+        },
+        "only the layers changed with the defaults"
+    );
+}

@@ -2,6 +2,8 @@
 //! training and after a fit, and `crackscope eval RUN`) or a folder-per-class dataset (`eval
 //! --data`). Both give a [`Report`]; the test split also `predictions.csv`.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -38,15 +40,23 @@ pub fn test_split(run: &RunDir, detector: &Detector) -> Result<Tested> {
     detector.check_classes(&manifest.classes, true, &description)?;
     let set = decode_all(&manifest.labelled(&manifest.test), detector.input_size());
     let evaluation = judge(detector, set, &manifest.classes, &description)?;
-    Ok(Tested {
-        report: Report::of(&evaluation, &detector.path, description),
-        evaluation,
-    })
+    let mut report = Report::of(&evaluation, &detector.path, description);
+    let sources = manifest
+        .test
+        .iter()
+        .map(|e| (manifest.absolute(e), manifest.source_of(e)));
+    report.set_sources(
+        &evaluation,
+        &manifest.source_names(),
+        &sources_of(&evaluation, sources),
+    );
+    Ok(Tested { report, evaluation })
 }
 
 /// Every image of a folder-per-class dataset judged by `detector` (a classifier needs each class
 /// folder among its classes, a one-class model its normal class among them).
 pub fn evaluate_folder(detector: &Detector, data: &DataRoots) -> Result<Report> {
+    let names = data.source_names()?;
     let dataset = discover(data)?;
     let description = data.to_string();
     detector.check_classes(&dataset.classes, false, &description)?;
@@ -64,7 +74,26 @@ pub fn evaluate_folder(detector: &Detector, data: &DataRoots) -> Result<Report> 
     set.skipped.extend(dataset.skipped);
     let classes = detector.judged_classes(&dataset.classes);
     let evaluation = judge(detector, set, &classes, &description)?;
-    Ok(Report::of(&evaluation, &detector.path, description))
+    let mut report = Report::of(&evaluation, &detector.path, description);
+    let sources = dataset
+        .items
+        .iter()
+        .map(|item| (item.path.clone(), item.source));
+    report.set_sources(&evaluation, &names, &sources_of(&evaluation, sources));
+    Ok(report)
+}
+
+/// The source of each judged image (in the evaluation's order), from each file's source.
+fn sources_of(
+    evaluation: &Evaluation,
+    sources: impl Iterator<Item = (PathBuf, usize)>,
+) -> Vec<usize> {
+    let source: HashMap<PathBuf, usize> = sources.collect();
+    evaluation
+        .paths
+        .iter()
+        .map(|path| source.get(path).copied().unwrap_or(0))
+        .collect()
 }
 
 fn judge(

@@ -459,6 +459,7 @@ mod tests {
             entries.push(Entry {
                 path: relative,
                 label: (i % 2) as usize,
+                source: None,
             });
         }
         let run = RunDir {
@@ -475,6 +476,8 @@ mod tests {
         Manifest {
             root: data.clone(),
             roots: Vec::new(),
+            sources: Vec::new(),
+            source_fractions: Default::default(),
             classes: CLASSES.iter().map(|c| c.to_string()).collect(),
             seed: 0,
             fractions: Fractions {

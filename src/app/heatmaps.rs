@@ -591,6 +591,7 @@ mod tests {
             entries.push(Entry {
                 path: relative,
                 label: (i % 2) as usize,
+                source: None,
             });
         }
         let test = entries.split_off(4);
@@ -601,6 +602,8 @@ mod tests {
         let manifest = Manifest {
             root: data,
             roots: Vec::new(),
+            sources: Vec::new(),
+            source_fractions: Default::default(),
             classes: CLASSES.iter().map(|c| c.to_string()).collect(),
             seed: 0,
             fractions: Fractions {

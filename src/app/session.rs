@@ -18,7 +18,8 @@ use super::signals;
 use crate::core::warn::warn;
 use crate::data::budget::{load_for_training, MemoryBudget};
 use crate::data::dataset::{discover, Skipped};
-use crate::data::split::{split_each_label, Entry, Fractions, Manifest};
+use crate::data::sources::SplitSettings;
+use crate::data::split::{Entry, Fractions, Manifest};
 use crate::detector::oneclass::normal_class;
 use crate::detector::{Detector, Kind, Model};
 use crate::model::{self, LoadOptions, SqueezeNet};
@@ -116,16 +117,17 @@ pub fn resolve_recipe(
 /// recipe and the manifest, build the model. On error `new` is dropped, which removes the
 /// half-made run.
 pub fn prepare_new(recipe: Recipe, new: NewRun) -> Result<Prepared> {
+    // Named before scan folders are replaced, so that a scan folder's source keeps its name.
+    let sources = recipe.data.root.source_names()?;
+    split_settings(&recipe).check(&sources)?;
     // Scan folders among the roots become their labelled windows, cut into the run.
     let (roots, mut notes) = super::scan_labels::dataset_roots(&recipe.data.root, &new.run.path)?;
-    let dataset = discover(&roots)?;
-    let [train, val, test] = recipe.data.split;
-    let fractions = Fractions { train, val, test };
-    let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
+    let mut dataset = discover(&roots)?;
+    dataset.sources = sources;
+    let (split, manifest) = split_settings(&recipe).split(&dataset)?;
     let run = new.run.clone();
     let session = new.lock.holder.session;
     crate::core::fsutil::write_atomic(&run.recipe(), recipe.to_toml().as_bytes())?;
-    let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
     manifest.save(&run.manifest())?;
     if split.duplicates_dropped > 0 {
         notes.push(format!(
@@ -172,7 +174,7 @@ pub fn prepare_resume(
         );
     }
     if changes_split {
-        bail!("--resume keeps the run's data, split and seed; drop --data, --split, --seed and --config");
+        bail!("--resume keeps the run's data, split and seed; drop --data, --split, --split-for, --seed and --config");
     }
     let lock = run.lock()?;
     // Requests left for an earlier training of this directory are not for this one.
@@ -255,12 +257,12 @@ pub fn prepare_fit(
              (or .safetensors); random features cannot tell normal from anomalous"
         );
     }
-    let dataset = discover(&recipe.data.root)?;
+    let sources = recipe.data.root.source_names()?;
+    split_settings(&recipe).check(&sources)?;
+    let mut dataset = discover(&recipe.data.root)?;
+    dataset.sources = sources;
     let normal = normal_class(&dataset.classes, normal)?;
-    let [train, val, test] = recipe.data.split;
-    let fractions = Fractions { train, val, test };
-    let split = split_each_label(&dataset, &fractions, recipe.data.split_seed)?;
-    let manifest = Manifest::from_split(&dataset, &fractions, recipe.data.split_seed, &split);
+    let (_, manifest) = split_settings(&recipe).split(&dataset)?;
     let normal_train = manifest.train.iter().filter(|e| e.label == normal).count();
     if normal_train < 2 {
         bail!(
@@ -291,6 +293,16 @@ pub fn prepare_fit(
         notes: Vec::new(),
         notices: Vec::new(),
     })
+}
+
+/// The recipe's split: `data.split`, `data.split_for` and `data.split_seed`.
+fn split_settings(recipe: &Recipe) -> SplitSettings<'_> {
+    let [train, val, test] = recipe.data.split;
+    SplitSettings {
+        fractions: Fractions { train, val, test },
+        per_source: &recipe.data.split_for,
+        seed: recipe.data.split_seed,
+    }
 }
 
 /// What `--resume` continues from.
@@ -747,6 +759,7 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
         accuracy: tested.report.accuracy() as f32,
         confusion: tested.report.confusion().to_vec(),
         classes: tested.report.classes().to_vec(),
+        sources: tested.report.sources().to_vec(),
     });
     // Figures are a convenience: a run whose figures cannot be drawn is still a finished run.
     if let Err(e) = super::figures::run_figures(&run.path, None) {

@@ -14,7 +14,7 @@ use crate::run::recipe::DataRoots;
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let (device, _) = crate::model::device::resolve(args.device)?;
     let (file, run) = crate::app::model_target(&args.target)?;
-    let data = (!args.data.is_empty()).then(|| DataRoots(args.data.clone()));
+    let data = (!args.data.is_empty()).then(|| DataRoots::from_specs(args.data.clone()));
     if run.is_none() && data.is_none() {
         bail!(
             "{} is a model file: give --data DIR to evaluate it on a folder-per-class dataset \

@@ -36,6 +36,7 @@ pub fn train(args: &TrainArgs) -> Result<RunEnd> {
                 let r = &args.recipe;
                 let changes_split = !r.data.is_empty()
                     || r.split.is_some()
+                    || !r.split_for.is_empty()
                     || r.seed.is_some()
                     || r.config.is_some();
                 session::prepare_resume(run, &r.overrides(), changes_split, args.allow_missing)?

@@ -34,6 +34,8 @@ pub struct Dataset {
     pub root: PathBuf,
     /// The dataset folders scanned (canonical), in the order given.
     pub roots: Vec<PathBuf>,
+    /// The name of each root as a data source (see [`crate::data::sources`]), in root order.
+    pub sources: Vec<String>,
     pub classes: Vec<String>,
     pub items: Vec<Item>,
     pub skipped: Vec<Skipped>,
@@ -47,6 +49,8 @@ pub struct Item {
     pub label: usize,
     /// blake3 of the file's bytes: equal hashes mean identical files.
     pub hash: [u8; 32],
+    /// Index into [`Dataset::roots`] (and [`Dataset::sources`]) of the folder it was found in.
+    pub source: usize,
 }
 
 /// A file (or folder) left out, and why; goes into the run report.
@@ -169,7 +173,8 @@ pub fn discover<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
     };
 
     let mut skipped = Vec::new();
-    let mut candidates: Vec<(PathBuf, usize)> = Vec::new();
+    // (file, class, root it was found under)
+    let mut candidates: Vec<(PathBuf, usize, usize)> = Vec::new();
     for label in 0..classes.len() {
         let mut walk = Walk {
             ancestors: Vec::new(),
@@ -177,23 +182,29 @@ pub fn discover<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
             files: Vec::new(),
             skipped: &mut skipped,
         };
+        let mut files: Vec<(PathBuf, usize)> = Vec::new();
         for (_, dir, root) in dirs_of(label) {
             walk.ancestors = vec![canonical_roots[*root].clone()];
             walk.collect(dir);
+            files.extend(walk.files.drain(..).map(|path| (path, *root)));
         }
-        let mut files = walk.files;
         files.sort();
-        candidates.extend(files.into_iter().map(|path| (path, label)));
+        candidates.extend(files.into_iter().map(|(path, root)| (path, label, root)));
     }
 
     let checked: Vec<Result<[u8; 32], String>> = candidates
         .par_iter()
-        .map(|(path, _)| check_file(path))
+        .map(|(path, ..)| check_file(path))
         .collect();
     let mut items = Vec::with_capacity(candidates.len());
-    for ((path, label), result) in candidates.into_iter().zip(checked) {
+    for ((path, label, source), result) in candidates.into_iter().zip(checked) {
         match result {
-            Ok(hash) => items.push(Item { path, label, hash }),
+            Ok(hash) => items.push(Item {
+                path,
+                label,
+                hash,
+                source,
+            }),
             Err(reason) => skipped.push(Skipped { path, reason }),
         }
     }
@@ -208,6 +219,7 @@ pub fn discover<R: DatasetRoots + ?Sized>(roots: &R) -> Result<Dataset> {
 
     let dataset = Dataset {
         root: common_ancestor(&canonical_roots),
+        sources: crate::data::sources::names(&canonical_roots, &[])?,
         roots: canonical_roots.clone(),
         classes: classes.clone(),
         items,

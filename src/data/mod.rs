@@ -11,6 +11,7 @@
 //! - [`budget`]: how much memory decoded images may take
 //! - [`inputs`]: one outcome per input file where a command reads many
 //! - [`patches`]: training windows cut from annotated photos, with a manifest of their photos
+//! - [`sources`]: which `--data` folder each image came from, by name, and its split fractions
 //! - [`synth`]: the embedded synthetic crack dataset (no downloads)
 
 pub mod augment;
@@ -21,6 +22,7 @@ pub mod inputs;
 pub mod loader;
 pub mod patches;
 pub mod samples;
+pub mod sources;
 pub mod split;
 pub mod synth;
 

@@ -7,7 +7,7 @@
 //! window never shares pixels with a training one; and the split is saved as a [`Manifest`] that
 //! later commands reload, so a run's test set never changes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -78,12 +78,36 @@ pub struct Split {
 /// Items listed in a root's patch manifest are split by photo instead (see [`split_photos`]); the
 /// other items of the same dataset keep the rule above.
 pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Result<Split> {
-    fractions.validate()?;
+    split_by_source(ds, &vec![*fractions; source_count(ds)], seed)
+}
+
+/// The sources of a dataset (one for a dataset made without any).
+fn source_count(ds: &Dataset) -> usize {
+    ds.roots.len().max(ds.sources.len()).max(1)
+}
+
+/// [`split_each_label`] with fractions of their own for each data source (`fractions[s]` for the
+/// items of source `s`): each class of each source is split by its source's fractions, and the
+/// windows of one photo stay together within their source. The first source's streams are those
+/// of a single-source split, so a dataset of one folder splits as it always did.
+pub fn split_by_source(ds: &Dataset, fractions: &[Fractions], seed: u64) -> Result<Split> {
+    ensure!(
+        fractions.len() == source_count(ds),
+        "{} split fractions for {} data sources",
+        fractions.len(),
+        source_count(ds)
+    );
+    for f in fractions {
+        f.validate()?;
+    }
     let photo_of = photo_groups(ds)?;
+    let sources = fractions.len();
+    let classes = ds.classes.len();
     let mut seen = HashSet::with_capacity(ds.items.len());
-    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); ds.classes.len()];
-    let mut grouped: Vec<usize> = Vec::new();
-    let mut unique = vec![0usize; ds.classes.len()];
+    // per_class[source * classes + label]; grouped[source]
+    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); sources * classes];
+    let mut grouped: Vec<Vec<usize>> = vec![Vec::new(); sources];
+    let mut unique = vec![0usize; classes];
     let mut duplicates_dropped = 0;
     for (index, item) in ds.items.iter().enumerate() {
         if !seen.insert(item.hash) {
@@ -91,10 +115,11 @@ pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Resul
             continue;
         }
         unique[item.label] += 1;
+        let source = item.source.min(sources - 1);
         if photo_of[index].is_some() {
-            grouped.push(index);
+            grouped[source].push(index);
         } else {
-            per_class[item.label].push(index);
+            per_class[source * classes + item.label].push(index);
         }
     }
 
@@ -104,32 +129,59 @@ pub fn split_each_label(ds: &Dataset, fractions: &Fractions, seed: u64) -> Resul
         test: Vec::new(),
         duplicates_dropped,
     };
-    for (label, mut indices) in per_class.into_iter().enumerate() {
-        let [train, val, test] = fractions.counts(indices.len());
-        indices.shuffle(&mut rng_for("split", seed, label as u64));
+    for (slot, mut indices) in per_class.into_iter().enumerate() {
+        let (source, label) = (slot / classes, slot % classes);
+        let [train, val, test] = fractions[source].counts(indices.len());
+        let stream = ((source as u64) << 32) | label as u64;
+        indices.shuffle(&mut rng_for("split", seed, stream));
         split.train.extend_from_slice(&indices[..train]);
         split.val.extend_from_slice(&indices[train..train + val]);
         split
             .test
             .extend_from_slice(&indices[train + val..train + val + test]);
     }
-    let [train, val, test] = split_photos(ds, &grouped, &photo_of, fractions, seed);
-    split.train.extend(train);
-    split.val.extend(val);
-    split.test.extend(test);
+    for (source, items) in grouped.iter().enumerate() {
+        let [train, val, test] = split_photos(
+            ds,
+            items,
+            &photo_of,
+            &fractions[source],
+            seed,
+            source as u64,
+        );
+        split.train.extend(train);
+        split.val.extend(val);
+        split.test.extend(test);
+    }
+    let any_grouped = grouped.iter().any(|g| !g.is_empty());
     for (label, class) in ds.classes.iter().enumerate() {
         let count = |part: &[usize]| part.iter().filter(|&&i| ds.items[i].label == label).count();
         let (train, val, test) = (count(&split.train), count(&split.val), count(&split.test));
         if train == 0 || val == 0 || test == 0 {
+            let shown: Vec<String> = fractions
+                .iter()
+                .map(|f| format!("{}/{}/{}", f.train, f.val, f.test))
+                .collect();
+            let mut shown_unique = shown.clone();
+            shown_unique.dedup();
             bail!(
-                "class '{class}' has {} unique images: fractions {}/{}/{} give {train} train, {val} \
+                "class '{class}' has {} unique images: fractions {} give {train} train, {val} \
                  validation and {test} test images{}; every split needs at least one, so use larger \
                  fractions or add images",
                 unique[label],
-                fractions.train,
-                fractions.val,
-                fractions.test,
-                if grouped.is_empty() { "" } else { " (windows of one photo kept together)" }
+                if shown_unique.len() == 1 {
+                    shown_unique[0].clone()
+                } else {
+                    let names: Vec<String> = shown
+                        .iter()
+                        .enumerate()
+                        .map(|(s, f)| {
+                            format!("{f} ({})", ds.sources.get(s).map_or("?", String::as_str))
+                        })
+                        .collect();
+                    names.join(", ")
+                },
+                if any_grouped { " (windows of one photo kept together)" } else { "" }
             );
         }
     }
@@ -172,6 +224,7 @@ fn split_photos(
     photo_of: &[Option<usize>],
     fractions: &Fractions,
     seed: u64,
+    stream: u64,
 ) -> [Vec<usize>; 3] {
     let classes = ds.classes.len();
     let mut photos: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -183,7 +236,7 @@ fn split_photos(
     }
     let mut photos: Vec<(usize, Vec<usize>)> = photos.into_iter().collect();
     photos.sort_unstable_by_key(|(id, _)| *id);
-    photos.shuffle(&mut rng_for("photo split", seed, 0));
+    photos.shuffle(&mut rng_for("photo split", seed, stream));
     photos.sort_by_key(|(_, windows)| std::cmp::Reverse(windows.len()));
 
     let mut totals = vec![0i64; classes];
@@ -229,6 +282,10 @@ pub struct Entry {
     /// Relative to [`Manifest::root`], so a dataset folder can be moved along with its manifest.
     pub path: PathBuf,
     pub label: usize,
+    /// Index into [`Manifest::sources`] of the data source it came from; absent where the split
+    /// has one source (and in manifests from before sources were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<usize>,
 }
 
 /// A split written to disk, so that training, evaluation and explanation all see the same images.
@@ -238,9 +295,17 @@ pub struct Manifest {
     /// The dataset folders merged into this split (one for most runs); absent in older manifests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roots: Vec<PathBuf>,
+    /// The data sources' names, one per root; absent in older manifests, whose sources are then
+    /// named after their folders when loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
     pub classes: Vec<String>,
     pub seed: u64,
+    /// The fractions of every source without one of its own.
     pub fractions: Fractions,
+    /// The sources split by fractions of their own (`--split-for`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_fractions: BTreeMap<String, Fractions>,
     pub train: Vec<Entry>,
     pub val: Vec<Entry>,
     pub test: Vec<Entry>,
@@ -263,6 +328,7 @@ impl Manifest {
                     Entry {
                         path,
                         label: item.label,
+                        source: (ds.roots.len() > 1).then_some(item.source),
                     }
                 })
                 .collect()
@@ -270,9 +336,11 @@ impl Manifest {
         Manifest {
             root: ds.root.clone(),
             roots: ds.roots.clone(),
+            sources: ds.sources.clone(),
             classes: ds.classes.clone(),
             seed,
             fractions: *fractions,
+            source_fractions: BTreeMap::new(),
             train: entries(&split.train),
             val: entries(&split.val),
             test: entries(&split.test),
@@ -289,12 +357,55 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read split manifest {}", path.display()))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
+        let mut manifest: Manifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("split manifest {} is corrupt", path.display()))?;
         manifest
             .check()
             .with_context(|| format!("split manifest {} is inconsistent", path.display()))?;
+        if manifest.sources.is_empty() {
+            manifest.name_sources()?;
+        }
         Ok(manifest)
+    }
+
+    /// Names the sources of a manifest written before they were recorded: each folder by its
+    /// name, each entry by the folder it lies in (the deepest, should one hold another).
+    fn name_sources(&mut self) -> Result<()> {
+        let roots = self.dataset_roots();
+        self.sources = crate::data::sources::names(&roots, &[])?;
+        if roots.len() < 2 {
+            return Ok(());
+        }
+        let root = self.root.clone();
+        for entry in self
+            .train
+            .iter_mut()
+            .chain(self.val.iter_mut())
+            .chain(self.test.iter_mut())
+        {
+            let path = root.join(&entry.path);
+            entry.source = roots
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| path.starts_with(r))
+                .max_by_key(|(_, r)| r.components().count())
+                .map(|(s, _)| s);
+        }
+        Ok(())
+    }
+
+    /// The index into [`Manifest::sources`] of an entry's source.
+    pub fn source_of(&self, entry: &Entry) -> usize {
+        entry.source.unwrap_or(0)
+    }
+
+    /// The sources' names, one at least.
+    pub fn source_names(&self) -> Vec<String> {
+        if self.sources.is_empty() {
+            vec!["data".to_string()]
+        } else {
+            self.sources.clone()
+        }
     }
 
     /// The dataset folders the split was made from.
@@ -351,6 +462,17 @@ impl Manifest {
             ("test", &self.test),
         ] {
             ensure!(!entries.is_empty(), "its {name} split is empty");
+            let sources = self.sources.len().max(self.roots.len()).max(1);
+            if let Some(bad) = entries
+                .iter()
+                .find(|e| e.source.is_some_and(|s| s >= sources))
+            {
+                bail!(
+                    "{name} entry {} has source {} but there are only {sources} sources",
+                    bad.path.display(),
+                    bad.source.unwrap_or_default(),
+                );
+            }
             if let Some(bad) = entries.iter().find(|e| e.label >= self.classes.len()) {
                 bail!(
                     "{name} entry {} has label {} but there are only {} classes",
@@ -388,11 +510,13 @@ mod tests {
                     path: root.join(&classes[label]).join(format!("{i:05}.jpg")),
                     label,
                     hash: *blake3::hash(&same(id).to_le_bytes()).as_bytes(),
+                    source: 0,
                 });
             }
         }
         Dataset {
             roots: vec![root.clone()],
+            sources: vec!["data".into()],
             root,
             classes,
             items,
@@ -590,6 +714,7 @@ mod tests {
                 path: dir.join(&r.file),
                 label: usize::from(r.class == "Positive"),
                 hash: *blake3::hash(r.file.as_bytes()).as_bytes(),
+                source: 0,
             })
             .collect();
         for (label, class) in classes.iter().enumerate() {
@@ -599,6 +724,7 @@ mod tests {
                     path: dir.join(&file),
                     label,
                     hash: *blake3::hash(file.as_bytes()).as_bytes(),
+                    source: 0,
                 });
             }
         }
@@ -606,6 +732,7 @@ mod tests {
         Dataset {
             root: dir.to_path_buf(),
             roots: vec![dir.to_path_buf()],
+            sources: vec!["data".into()],
             classes,
             items,
             skipped: Vec::new(),
@@ -673,6 +800,109 @@ mod tests {
             message.contains("windows of one photo kept together"),
             "{message}"
         );
+    }
+
+    /// Two sources: `counts[s][c]` images of class c in source s, under `/data/s{s}`.
+    fn two_source_dataset(counts: [[usize; 2]; 2]) -> Dataset {
+        let root = PathBuf::from("/data");
+        let classes: Vec<String> = vec!["Negative".into(), "Positive".into()];
+        let mut items = Vec::new();
+        for (label, class) in classes.iter().enumerate() {
+            for (source, per_class) in counts.iter().enumerate() {
+                for i in 0..per_class[label] {
+                    let path = root.join(format!("s{source}/{class}/{i:05}.jpg"));
+                    items.push(Item {
+                        hash: *blake3::hash(path.to_string_lossy().as_bytes()).as_bytes(),
+                        path,
+                        label,
+                        source,
+                    });
+                }
+            }
+        }
+        Dataset {
+            roots: vec![root.join("s0"), root.join("s1")],
+            sources: vec!["concrete".into(), "drone".into()],
+            root,
+            classes,
+            items,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_source_and_class_is_split_by_its_own_fractions() {
+        let ds = two_source_dataset([[200, 100], [24, 36]]);
+        let drone = Fractions {
+            train: 0.5,
+            val: 0.25,
+            test: 0.25,
+        };
+        let split = split_by_source(&ds, &[TENTHS, drone], 3).unwrap();
+        let count = |part: &[usize], source: usize, label: usize| {
+            part.iter()
+                .filter(|&&i| ds.items[i].source == source && ds.items[i].label == label)
+                .count()
+        };
+        // concrete: a tenth of each class; drone: half, a quarter, a quarter of each class.
+        for part in [&split.train, &split.val, &split.test] {
+            assert_eq!(count(part, 0, 0), 20);
+            assert_eq!(count(part, 0, 1), 10);
+        }
+        assert_eq!(
+            (count(&split.train, 1, 0), count(&split.train, 1, 1)),
+            (12, 18)
+        );
+        assert_eq!((count(&split.val, 1, 0), count(&split.val, 1, 1)), (6, 9));
+        assert_eq!((count(&split.test, 1, 0), count(&split.test, 1, 1)), (6, 9));
+
+        // The manifest records each entry's source and the overriding fractions.
+        let mut per_source = BTreeMap::new();
+        per_source.insert("drone".to_string(), [0.5, 0.25, 0.25]);
+        let settings = crate::data::sources::SplitSettings {
+            fractions: TENTHS,
+            per_source: &per_source,
+            seed: 3,
+        };
+        let (again, manifest) = settings.split(&ds).unwrap();
+        assert_eq!(again, split);
+        assert_eq!(manifest.source_fractions["drone"], drone);
+        let drone_test = manifest.test.iter().filter(|e| e.source == Some(1)).count();
+        assert_eq!(drone_test, 15);
+        // A name that is no source is refused, naming the sources.
+        per_source.insert("uav".to_string(), [0.5, 0.25, 0.25]);
+        let settings = crate::data::sources::SplitSettings {
+            fractions: TENTHS,
+            per_source: &per_source,
+            seed: 3,
+        };
+        let message = format!("{:#}", settings.split(&ds).unwrap_err());
+        assert!(
+            message.contains("'uav'") && message.contains("concrete, drone"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_sources_still_loads_with_sources_by_folder() {
+        let ds = two_source_dataset([[30, 30], [20, 20]]);
+        let split = split_by_source(&ds, &[TENTHS, TENTHS], 1).unwrap();
+        let manifest = Manifest::from_split(&ds, &TENTHS, 1, &split);
+        let mut old = serde_json::to_value(&manifest).unwrap();
+        old.as_object_mut().unwrap().remove("sources");
+        for part in ["train", "val", "test"] {
+            for entry in old[part].as_array_mut().unwrap() {
+                entry.as_object_mut().unwrap().remove("source");
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("split.json");
+        std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let back = Manifest::load(&path).unwrap();
+        assert_eq!(back.sources, ["s0", "s1"]);
+        for (a, b) in back.test.iter().zip(&manifest.test) {
+            assert_eq!(a.source, b.source, "{}", a.path.display());
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum Event {
         accuracy: f32,
         confusion: Vec<Vec<usize>>,
         classes: Vec<String>,
+        /// The results of each data source, when there were several.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sources: Vec<super::report::SourceResult>,
     },
     /// Training cannot go on; the last good checkpoint is kept.
     Failed { message: String },

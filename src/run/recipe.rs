@@ -1,6 +1,7 @@
 //! The recipe: every setting of a run, read from TOML (defaults = the seed demo's), overridden by flags,
 //! and validated with messages that name the key, the file and what was expected.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,9 @@ pub struct DataConfig {
     pub root: DataRoots,
     pub split: [f64; 3],
     pub split_seed: u64,
+    /// Split fractions of named data sources, in place of `split` for them (`--split-for`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub split_for: BTreeMap<String, [f64; 3]>,
     pub input_size: u32,
     /// Cap on memory for decoded images: "auto" (half the available memory) or a size ("4GB");
     /// sets over it are decoded on the fly. See [`crate::data::budget`].
@@ -40,12 +44,45 @@ pub struct DataConfig {
 
 /// The dataset folder, or several whose classes are merged by folder name (`data.root = "a"` or
 /// `["a", "b"]`, or `--data` given more than once). One folder is written back as a plain string.
+/// A folder may be given a source name as `NAME=DIR` (see [`crate::data::sources`]); the names
+/// travel beside the paths, which is what the rest of the program reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataRoots(pub Vec<PathBuf>);
+pub struct DataRoots {
+    paths: Vec<PathBuf>,
+    /// The name given to each folder (`NAME=DIR`), if any.
+    names: Vec<Option<String>>,
+}
 
 impl DataRoots {
     pub fn one(path: impl Into<PathBuf>) -> Self {
-        DataRoots(vec![path.into()])
+        DataRoots::from_specs(vec![path.into()])
+    }
+
+    /// Folders as the user wrote them: `DIR` or `NAME=DIR`.
+    pub fn from_specs(specs: Vec<PathBuf>) -> Self {
+        let (names, paths) = specs
+            .iter()
+            .map(|spec| crate::data::sources::parse_named(spec))
+            .unzip();
+        DataRoots { paths, names }
+    }
+
+    /// One name per folder: the given one, else the folder's (see
+    /// [`crate::data::sources::names`]).
+    pub fn source_names(&self) -> Result<Vec<String>> {
+        crate::data::sources::names(&self.paths, &self.names)
+    }
+
+    /// Each folder as the user wrote it.
+    fn specs(&self) -> Vec<PathBuf> {
+        self.paths
+            .iter()
+            .zip(&self.names)
+            .map(|(path, name)| match name {
+                Some(name) => PathBuf::from(format!("{name}={}", path.display())),
+                None => path.clone(),
+            })
+            .collect()
     }
 }
 
@@ -53,26 +90,26 @@ impl std::ops::Deref for DataRoots {
     type Target = [PathBuf];
 
     fn deref(&self) -> &[PathBuf] {
-        &self.0
+        &self.paths
     }
 }
 
 impl fmt::Display for DataRoots {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self.0.iter().map(|p| p.display().to_string()).collect();
+        let names: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
         f.write_str(&names.join(" + "))
     }
 }
 
 impl crate::data::dataset::DatasetRoots for DataRoots {
     fn roots(&self) -> Vec<PathBuf> {
-        self.0.clone()
+        self.paths.clone()
     }
 }
 
 impl Serialize for DataRoots {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
+        match self.specs().as_slice() {
             [one] => one.serialize(s),
             many => many.serialize(s),
         }
@@ -88,8 +125,8 @@ impl<'de> Deserialize<'de> for DataRoots {
             Many(Vec<PathBuf>),
         }
         Ok(match OneOrMany::deserialize(d)? {
-            OneOrMany::One(path) => DataRoots(vec![path]),
-            OneOrMany::Many(paths) => DataRoots(paths),
+            OneOrMany::One(path) => DataRoots::from_specs(vec![path]),
+            OneOrMany::Many(paths) => DataRoots::from_specs(paths),
         })
     }
 }
@@ -280,6 +317,7 @@ impl Default for DataConfig {
             root: DataRoots::one("Concrete Crack Images for Classification"),
             split: [0.1, 0.1, 0.1],
             split_seed: 0,
+            split_for: BTreeMap::new(),
             input_size: 227,
             memory_budget: crate::data::budget::AUTO.into(),
         }
@@ -363,6 +401,8 @@ pub struct Overrides {
     pub batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
     pub split: Option<[f64; 3]>,
+    /// Per-source split fractions (`--split-for NAME=...`), added to the file's.
+    pub split_for: Vec<(String, [f64; 3])>,
     pub val_every: Option<usize>,
     pub seed: Option<u64>,
     pub device: Option<DeviceChoice>,
@@ -398,7 +438,7 @@ impl Recipe {
     /// Applies command-line overrides and checks the result again (`origin` names the flags).
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if !o.data.is_empty() {
-            self.data.root = DataRoots(o.data.clone());
+            self.data.root = DataRoots::from_specs(o.data.clone());
         }
         if let Some(v) = &o.weights {
             self.train.weights = v.clone();
@@ -414,6 +454,9 @@ impl Recipe {
         }
         if let Some(v) = o.split {
             self.data.split = v;
+        }
+        for (name, fractions) in &o.split_for {
+            self.data.split_for.insert(name.clone(), *fractions);
         }
         if let Some(v) = o.val_every {
             self.train.val_every = v;
@@ -443,22 +486,30 @@ impl Recipe {
                 "an empty list".into(),
             )?;
         }
-        let [tr, va, te] = self.data.split;
-        for (key, f) in [("train", tr), ("validation", va), ("test", te)] {
-            if !(f > 0.0 && f <= 1.0) {
+        let splits = std::iter::once(("data.split".to_string(), self.data.split)).chain(
+            self.data
+                .split_for
+                .iter()
+                .map(|(name, split)| (format!("data.split_for.{name}"), *split)),
+        );
+        for (key_name, split) in splits {
+            let [tr, va, te] = split;
+            for (key, f) in [("train", tr), ("validation", va), ("test", te)] {
+                if !(f > 0.0 && f <= 1.0) {
+                    bad(
+                        &key_name,
+                        &format!("three fractions in (0, 1] (the {key} fraction is off)"),
+                        format!("{split:?}"),
+                    )?;
+                }
+            }
+            if tr + va + te > 1.0 + 1e-9 {
                 bad(
-                    "data.split",
-                    &format!("three fractions in (0, 1] (the {key} fraction is off)"),
-                    format!("{:?}", self.data.split),
+                    &key_name,
+                    "fractions that sum to at most 1",
+                    format!("{split:?} (sum {})", tr + va + te),
                 )?;
             }
-        }
-        if tr + va + te > 1.0 + 1e-9 {
-            bad(
-                "data.split",
-                "fractions that sum to at most 1",
-                format!("{:?} (sum {})", self.data.split, tr + va + te),
-            )?;
         }
         if !(32..=1024).contains(&self.data.input_size) {
             bad(
@@ -707,7 +758,10 @@ mod tests {
         assert_eq!(one.data.root, DataRoots::one("a"));
         assert!(one.to_toml().contains("root = \"a\""), "{}", one.to_toml());
         let two = Recipe::from_toml("[data]\nroot = [\"a\", \"b\"]\n", "two.toml").unwrap();
-        assert_eq!(two.data.root, DataRoots(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            two.data.root,
+            DataRoots::from_specs(vec!["a".into(), "b".into()])
+        );
         assert_eq!(Recipe::from_toml(&two.to_toml(), "again").unwrap(), two);
         let msg = format!(
             "{:#}",

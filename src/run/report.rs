@@ -38,6 +38,9 @@ pub struct ClassReport {
     pub confusion: Vec<Vec<usize>>,
     pub per_class: Vec<ClassStats>,
     pub skipped: Vec<Skipped>,
+    /// The results of each data source, when there were several (absent for one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceResult>,
 }
 
 /// A one-class model's results.
@@ -68,6 +71,96 @@ pub struct AnomalyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fit_seconds: Option<f64>,
     pub skipped: Vec<Skipped>,
+    /// The results of each data source, when there were several (absent for one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceResult>,
+}
+
+/// One data source's share of a report (see [`crate::data::sources`]): a merged set can score
+/// well overall while one source holds all the mistakes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceResult {
+    pub name: String,
+    pub images: usize,
+    /// Share of the source's images judged right.
+    pub accuracy: f64,
+    /// Rows: true class (kind); columns: verdict, as the report's own confusion.
+    pub confusion: Vec<Vec<usize>>,
+    /// Each class's (kind's) recall within the source; None where the source has none of it.
+    pub recall: Vec<Option<f64>>,
+    /// A one-class model's AUROC within the source (None unless it holds both kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auroc: Option<f64>,
+}
+
+impl SourceResult {
+    /// A source's figures from its confusion counts.
+    fn of(name: String, confusion: Vec<Vec<usize>>, auroc: Option<f64>) -> SourceResult {
+        let images: usize = confusion.iter().flatten().sum();
+        let right: usize = (0..confusion.len()).map(|c| confusion[c][c]).sum();
+        let recall = confusion
+            .iter()
+            .enumerate()
+            .map(|(c, row)| {
+                let n: usize = row.iter().sum();
+                (n > 0).then(|| row[c] as f64 / n as f64)
+            })
+            .collect();
+        SourceResult {
+            name,
+            images,
+            accuracy: right as f64 / images.max(1) as f64,
+            confusion,
+            recall,
+            auroc,
+        }
+    }
+}
+
+/// The results of each data source in `evaluation`: `names` the sources, `source_of` the source
+/// of each judged image (in set order, as [`Evaluation::paths`]). A source with no judged image
+/// is listed with none, so that the list always names every source.
+pub fn per_source(
+    evaluation: &Evaluation,
+    names: &[String],
+    source_of: &[usize],
+) -> Vec<SourceResult> {
+    let sources = names.len();
+    let of = |image: usize| source_of.get(image).copied().unwrap_or(0).min(sources - 1);
+    match &evaluation.verdicts {
+        Verdicts::Classes(predictions) => {
+            let classes = evaluation.classes.len();
+            let mut counts = vec![vec![vec![0usize; classes]; classes]; sources];
+            for p in predictions {
+                counts[of(p.index)][p.truth][p.predicted] += 1;
+            }
+            names
+                .iter()
+                .zip(counts)
+                .map(|(name, confusion)| SourceResult::of(name.clone(), confusion, None))
+                .collect()
+        }
+        Verdicts::Anomaly(verdicts) => {
+            let anomalous = verdicts.anomalous(&evaluation.labels);
+            names
+                .iter()
+                .enumerate()
+                .map(|(s, name)| {
+                    let mut confusion = vec![vec![0usize; 2]; 2];
+                    let (mut scores, mut kinds) = (Vec::new(), Vec::new());
+                    for (image, (&score, &a)) in verdicts.scores.iter().zip(&anomalous).enumerate()
+                    {
+                        if of(image) == s {
+                            confusion[usize::from(a)][usize::from(verdicts.flagged(score))] += 1;
+                            scores.push(score);
+                            kinds.push(a);
+                        }
+                    }
+                    SourceResult::of(name.clone(), confusion, ranking::auroc(&scores, &kinds))
+                })
+                .collect()
+        }
+    }
 }
 
 impl Report {
@@ -91,6 +184,7 @@ impl Report {
                     classes: confusion.classes.clone(),
                     confusion: confusion.counts,
                     skipped: evaluation.skipped.clone(),
+                    sources: Vec::new(),
                 })
             }
             Verdicts::Anomaly(verdicts) => {
@@ -144,6 +238,27 @@ impl Report {
         }
     }
 
+    /// The results of each data source (empty for a set of one source).
+    pub fn sources(&self) -> &[SourceResult] {
+        match self {
+            Report::Classes(r) => &r.sources,
+            Report::Anomaly(r) => &r.sources,
+        }
+    }
+
+    /// Adds the results of each source, when there are several (see [`per_source`]).
+    pub fn set_sources(&mut self, evaluation: &Evaluation, names: &[String], source_of: &[usize]) {
+        let sources = if names.len() > 1 {
+            per_source(evaluation, names, source_of)
+        } else {
+            Vec::new()
+        };
+        match self {
+            Report::Classes(r) => r.sources = sources,
+            Report::Anomaly(r) => r.sources = sources,
+        }
+    }
+
     /// Files left out, and why.
     pub fn skipped(&self) -> &[Skipped] {
         match self {
@@ -192,6 +307,7 @@ fn anomaly_report(
         score_images_per_s: verdicts.images_per_s,
         fit_seconds: None,
         skipped: evaluation.skipped.clone(),
+        sources: Vec::new(),
     }
 }
 
@@ -213,7 +329,59 @@ fn class_text(report: &ClassReport) -> String {
         report.model.display()
     );
     text.push_str(&confusion.render_capped(MAX_PRINTED_CLASSES));
+    text.push_str(&sources_text(&report.sources, &report.classes, false));
     text.push_str(&skipped_text(&report.skipped));
+    text
+}
+
+/// Classes up to which the table of sources gives each class's recall (`report.json` always
+/// holds them all).
+const MAX_RECALL_COLUMNS: usize = 6;
+
+/// The table of results per source, when there are several: images, accuracy and each class's
+/// recall (a one-class model's: each kind's, and the AUROC).
+pub fn sources_text(sources: &[SourceResult], classes: &[String], one_class: bool) -> String {
+    if sources.is_empty() {
+        return String::new();
+    }
+    let width = sources
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let recalls = classes.len() <= MAX_RECALL_COLUMNS;
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "\n{:<width$} {:>7} {:>17}",
+        "source", "images", "accuracy"
+    );
+    if recalls {
+        for class in classes {
+            let _ = write!(text, "  recall {class}");
+        }
+    }
+    if one_class {
+        let _ = write!(text, "    AUROC");
+    }
+    text.push('\n');
+    for s in sources {
+        let right: usize = (0..s.confusion.len()).map(|c| s.confusion[c][c]).sum();
+        let accuracy = format!("{:.4} ({right}/{})", s.accuracy, s.images);
+        let _ = write!(text, "{:<width$} {:>7} {accuracy:>17}", s.name, s.images);
+        if recalls {
+            for (class, recall) in classes.iter().zip(&s.recall) {
+                let shown = recall.map_or("-".to_string(), |r| format!("{r:.4}"));
+                let _ = write!(text, "  {shown:>width$}", width = class.chars().count() + 7);
+            }
+        }
+        if one_class {
+            let shown = s.auroc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
+            let _ = write!(text, " {shown:>8}");
+        }
+        text.push('\n');
+    }
     text
 }
 
@@ -265,6 +433,7 @@ fn anomaly_text(r: &AnomalyReport) -> String {
         "scoring            {:.1} images/s",
         r.score_images_per_s
     );
+    text.push_str(&sources_text(&r.sources, &r.classes, true));
     text.push_str(&skipped_text(&r.skipped));
     text
 }
@@ -323,6 +492,7 @@ mod tests {
                 path: PathBuf::from("Negative/broken.jpg"),
                 reason: "not an image".into(),
             }],
+            sources: Vec::new(),
         });
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
@@ -371,6 +541,7 @@ mod tests {
             classes: names,
             confusion: confusion.counts,
             skipped,
+            sources: Vec::new(),
         })
     }
 

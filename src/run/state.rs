@@ -45,6 +45,8 @@ pub struct Tested {
     pub accuracy: f32,
     pub confusion: Vec<Vec<usize>>,
     pub classes: Vec<String>,
+    /// The results of each data source, when there were several.
+    pub sources: Vec<super::report::SourceResult>,
 }
 
 /// A one-class fit as its events describe it.
@@ -198,11 +200,13 @@ impl RunState {
                 accuracy,
                 confusion,
                 classes,
+                sources,
             } => {
                 self.tested = Some(Tested {
                     accuracy: *accuracy,
                     confusion: confusion.clone(),
                     classes: classes.clone(),
+                    sources: sources.clone(),
                 });
             }
             Event::Failed { message } => self.phase = Phase::Failed(message.clone()),

@@ -460,6 +460,7 @@ mod tests {
                 accuracy: 0.875,
                 confusion: vec![],
                 classes: vec![],
+                sources: Vec::new(),
             })
             .unwrap();
         let files = event_files(dir.path());

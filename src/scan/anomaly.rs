@@ -110,7 +110,11 @@ impl TileScorer for PatchDistances<'_> {
 }
 
 /// Scans one photo with a one-class model at `stride`: in one shared pass with the model's
-/// scan threshold, window by window without one.
+/// scan threshold, window by window without one, or where a tile's patches would not be exactly
+/// a window's ([`Extractor::tiles_match_windows`]: two layers at an input size whose maps round
+/// apart), so that a window's score is always the inner score its threshold was chosen on.
+///
+/// [`Extractor::tiles_match_windows`]: crate::detector::oneclass::features::Extractor::tiles_match_windows
 pub fn scan_photo_one_class(
     model: &OneClassModel,
     photo: &RgbImage,
@@ -118,8 +122,10 @@ pub fn scan_photo_one_class(
     pooled: Option<&FeatureSum>,
 ) -> Result<CrackMap> {
     match model.scan_threshold {
-        Some(_) => scan_shared_pooling(model, photo, stride, TILE_PIXELS, pooled),
-        None => scan_window_by_window(model, photo, stride),
+        Some(_) if model.extractor.tiles_match_windows() => {
+            scan_shared_pooling(model, photo, stride, TILE_PIXELS, pooled)
+        }
+        _ => scan_window_by_window(model, photo, stride),
     }
 }
 
@@ -203,9 +209,11 @@ fn scan_shared_pooling(
     })
 }
 
-/// The scan of a model without a scan threshold: each window cut out and scored alone. A cell's
-/// value is the mean, over the windows containing its centre, of their patch distances there
-/// (bilinear on each window's patch grid).
+/// The scan of a model without a scan threshold, or whose tiles are not exactly its windows:
+/// each window cut out and scored alone (its inner score against the scan threshold where the
+/// model has one, else its image score against the image threshold). A cell's value is the mean,
+/// over the windows containing its centre, of their patch distances there (bilinear on each
+/// window's patch grid).
 fn scan_window_by_window(model: &OneClassModel, photo: &RgbImage, stride: u32) -> Result<CrackMap> {
     let size = model.settings().input_size;
     let (width, height) = photo.dimensions();
@@ -217,6 +225,11 @@ fn scan_window_by_window(model: &OneClassModel, photo: &RgbImage, stride: u32) -
     let mut sum = vec![0f32; rows * cols];
     let mut count = vec![0u32; rows * cols];
     let threshold = model.threshold_for_scans();
+    let edge = model.extractor.edge_patches();
+    let window_score = |s: &Scored| match model.scan_threshold {
+        Some(_) => s.inner_score(edge),
+        None => s.score,
+    };
     let mut scored = Vec::with_capacity(windows.len());
     // A cell's centre, kept inside the photo (the last cell may reach past its edge).
     let centre = |j: usize, side: u32| (j as u32 * CELL + CELL / 2).min(side - 1);
@@ -251,12 +264,13 @@ fn scan_window_by_window(model: &OneClassModel, photo: &RgbImage, stride: u32) -
                 count[i * cols + j] += 1;
             }
         }
+        let score = window_score(&s);
         scored.push(WindowScore {
             x: w.x,
             y: w.y,
             size: w.size,
-            probability: normalised(s.score, threshold),
-            score: Some(s.score),
+            probability: normalised(score, threshold),
+            score: Some(score),
         });
     }
     let cells = sum

@@ -166,7 +166,7 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
         .chain(
             View::ALL
                 .iter()
-                .map(|&view| (view.title(), keymap::view_commands(view).collect())),
+                .map(|&view| (view.title(), app.tabs.screen(view).commands())),
         );
     for (title, commands) in sections {
         if commands.is_empty() {

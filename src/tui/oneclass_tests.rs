@@ -98,6 +98,7 @@ pub fn recorded_fit(finished: bool) -> Vec<Event> {
         accuracy: correct as f32 / scores.len() as f32,
         confusion,
         classes: vec!["normal".into(), "anomaly".into()],
+        sources: Vec::new(),
     });
     events
 }
@@ -281,6 +282,32 @@ fn the_one_class_grid_labels_its_scores_and_the_footer_lists_working_keys() {
         assert!(screen.contains(caption), "{caption:?} missing\n{screen}");
     }
     assert_snapshot("oneclass-browser-grid", &screen);
+}
+
+/// The help screen lists the browser's keys as the footer does: a one-class run's leaves out the
+/// explanation's method, layer and class, which a classifier's lists.
+#[test]
+fn the_help_of_a_one_class_run_lists_only_the_browser_keys_that_work() {
+    let help_of = |one_class_run: bool| {
+        let setup = if one_class_run {
+            one_class()
+        } else {
+            Setup::default()
+        };
+        let events = if one_class_run {
+            recorded_fit(true)
+        } else {
+            crate::tui::tests::recorded_run(2, true)
+        };
+        let mut ui = Harness::with(120, 60, Origin::Watch, events, setup);
+        ui.press(KeyCode::Char('?'));
+        ui.settle()
+    };
+    let help = help_of(true);
+    assert!(help.contains("next misclassified"), "{help}");
+    assert!(!help.contains("explanation method"), "{help}");
+    let help = help_of(false);
+    assert!(help.contains("explanation method, layer, class"), "{help}");
 }
 
 /// Logs written before the one-class events existed: a supervised run with every kind of event,

@@ -97,6 +97,7 @@ pub fn recorded_run(epochs: usize, finished: bool) -> Vec<Event> {
             accuracy: 0.975,
             confusion: vec![vec![97, 3], vec![2, 98]],
             classes,
+            sources: Vec::new(),
         });
     }
     events
@@ -885,6 +886,7 @@ fn a_new_test_result_drops_pictures_made_before_it() {
         accuracy: 0.99,
         confusion: vec![vec![99, 1], vec![1, 99]],
         classes: vec![],
+        sources: Vec::new(),
     });
     assert!(!ui.app.shared.images.contains(&key));
     let screen = ui.settle();

@@ -40,7 +40,7 @@ fn synthetic_cracks_outscore_synthetic_surfaces() {
     let Some(weights) = imagenet_weights() else {
         return;
     };
-    // 128 px keeps the test quick; the patch grid is then 16x16.
+    // 128 px keeps the test quick; the patch grid (fire7's) is then 7x7.
     let settings = Settings {
         input_size: 128,
         ..Settings::default()
@@ -68,11 +68,12 @@ fn fitting_is_deterministic_per_seed_and_bounded() {
         fit_bank(&extractor, &images, &mut |_| {}).unwrap()
     };
     let a = fit(1);
-    assert_eq!(
-        a.len(),
-        50,
-        "half of 12 images x 121 patches is past the bound of 50"
+    let grid = Extractor::imagenet(&weights, settings(1)).unwrap().grid();
+    assert!(
+        12 * grid * grid / 2 > 50,
+        "the ratio alone stays under the bound"
     );
+    assert_eq!(a.len(), 50, "half of 12 images x {grid}x{grid} patches");
     assert_eq!(a, fit(1));
     assert_ne!(a, fit(2));
     // One image is too few.
@@ -81,21 +82,22 @@ fn fitting_is_deterministic_per_seed_and_bounded() {
     assert!(err.to_string().contains("at least 2"), "{err}");
 }
 
-/// At the default settings (at 96 px, so that the test is quick, and without the ratio's cap, so
-/// that the bank has its full default size and is searched with lower bounds, as from hundreds of
-/// images): the same images and seed give the same bank on any number of threads, and their
-/// scores agree with a brute-force search.
+/// At the default settings (at 128 px, so that the test is quick: fire7's grid is then 7x7, and
+/// without the ratio's cap, so that 24 images' 1176 patches give the bank its full default size
+/// and it is searched with lower bounds, as from hundreds of images): the same images and seed
+/// give the same bank on any number of threads, and their scores agree with a brute-force search.
 #[test]
 fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
     let Some(weights) = imagenet_weights() else {
         return;
     };
+    let size = 128;
     let settings = Settings {
-        input_size: 96,
+        input_size: size,
         coreset_ratio: 1.0,
         ..Settings::default()
     };
-    let images = synthetic(24, false, 0, 96);
+    let images = synthetic(24, false, 0, size);
     let fit = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -122,7 +124,7 @@ fn default_fit_is_deterministic_on_any_thread_count_and_scores_exactly() {
         "the default bank at its full size"
     );
     let queries = extractor
-        .patches(&synthetic(2, true, 0, 96))
+        .patches(&synthetic(2, true, 0, size))
         .unwrap()
         .concat();
     let searched = one.nearest_squared(&queries);

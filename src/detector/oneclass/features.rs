@@ -198,6 +198,20 @@ impl Extractor {
         crate::model::layer_side(self.settings.grid_layer(), side).expect("validated input size")
     }
 
+    /// Whether a tile's patches ([`Extractor::tile_patches`]) are exactly a window's: each
+    /// layer's map of a window is then exactly its share of the patch grid (fire5's 28 cells
+    /// under fire7's 14 at 227 px), so the tile's block means are the window's area resampling.
+    /// Not so where the sides round apart (fire5's 27 under fire7's 13 at 224 px): a window's
+    /// adaptive pooling then averages 2 or 3 cells, depending on where the window starts.
+    pub fn tiles_match_windows(&self) -> bool {
+        let side = self.settings.input_size as usize;
+        let (grid, stride) = (self.grid(), self.patch_stride());
+        self.settings.layers.iter().all(|l| {
+            let ratio = stride / crate::model::layer_stride(l).expect("validated layer");
+            crate::model::layer_side(l, side) == Some(grid * ratio)
+        })
+    }
+
     /// Patches along each side of an image whose values depend on where the image ends: the
     /// fire modules' zero padding and the neighbourhood averaging reach that far in, and one more
     /// patch for the ceil-mode pools' clipped last windows on the right and bottom. The patches

@@ -344,7 +344,7 @@ fn draw_help(frame: &mut Frame, area: Rect, view: &ScanView) {
     ));
     lines.push(Line::raw(format!("  {}", super::truth::LEGEND)));
     lines.push(Line::raw(
-        "  Labels: for the yellow window, saved at once to labels.csv (train --data FOLDER).",
+        "  Labels: for the framed window, saved at once to labels.csv (train --data FOLDER).",
     ));
     lines.push(Line::raw("  any key closes this help"));
     let width = 90.min(area.width);

@@ -5,8 +5,8 @@
 //! resumes where it was: the suggestions leave out every window the file already labels.
 //!
 //! While labelling, the view is zoomed onto the current window (it fills about half the view, so
-//! its surroundings show), the window is outlined in yellow, and the crack map and window outlines
-//! are hidden so the surface itself can be judged (`m` and `w` bring them back).
+//! its surroundings show), the window is framed (white between black), and the crack map and window
+//! outlines are hidden so the surface itself can be judged (`m` and `w` bring them back).
 
 use image::{Rgb, RgbImage};
 
@@ -18,9 +18,11 @@ use crate::tui::keymap::Action;
 /// The window being labelled fills at most this share of the view's width or height (zoom steps
 /// double, so 25 to 50 %), leaving its surroundings in view.
 const WINDOW_FILL: f64 = 0.5;
-/// Outline of the window being labelled: yellow, apart from the white windows, cyan regions and
-/// magenta mask.
-const FOCUS_OUTLINE: Rgb<u8> = Rgb([255, 220, 0]);
+/// Frame of the window being labelled, inside out: black, white, black. Every colour is taken by
+/// another layer (white windows, cyan regions, magenta mask, the errors' sky blue, yellow and
+/// vermillion, the map's whole colour table); a white line between black ones is none of them
+/// and shows on dark photos and bright maps alike.
+const FOCUS_FRAME: [Rgb<u8>; 3] = [Rgb([0, 0, 0]), Rgb([255, 255, 255]), Rgb([0, 0, 0])];
 
 /// The labels of the scan and where a labelling session stands.
 #[derive(Debug, Clone, Default)]
@@ -310,18 +312,14 @@ impl ScanView {
     }
 }
 
-/// Outlines the window being labelled on a picture of `view` (three output pixels thick, just
+/// Frames the window being labelled on a picture of `view` (three output pixels thick, just
 /// outside the window, so its own pixels stay visible).
 pub fn outline_focus(image: &mut RgbImage, view: Viewport, w: WindowKey) {
     let scale =
         (f64::from(image.width()) / view.width).min(f64::from(image.height()) / view.height);
     let (x0, y0, x1, y1) = out_box((w.x, w.y, w.size, w.size), view, scale);
-    for ring in 1..=3 {
-        outline(
-            image,
-            (x0 - ring, y0 - ring, x1 + ring, y1 + ring),
-            FOCUS_OUTLINE,
-        );
+    for (ring, colour) in (1..).zip(FOCUS_FRAME) {
+        outline(image, (x0 - ring, y0 - ring, x1 + ring, y1 + ring), colour);
     }
 }
 
@@ -509,7 +507,6 @@ mod tests {
 
     #[test]
     fn the_focus_outline_surrounds_the_window() {
-        let mut image = RgbImage::new(40, 20);
         let view = Viewport {
             x: 0.0,
             y: 0.0,
@@ -517,18 +514,19 @@ mod tests {
             height: 200.0,
         };
         // 10 output pixels a 100-px window: x 10..20, y 5..15 in the picture.
-        outline_focus(
-            &mut image,
-            view,
-            WindowKey {
-                photo: 0,
-                x: 100,
-                y: 50,
-                size: 100,
-            },
-        );
-        assert_eq!(*image.get_pixel(9, 10), FOCUS_OUTLINE);
-        assert_eq!(*image.get_pixel(20, 10), FOCUS_OUTLINE);
-        assert_eq!(*image.get_pixel(15, 10), Rgb([0, 0, 0]), "inside untouched");
+        let key = WindowKey {
+            photo: 0,
+            x: 100,
+            y: 50,
+            size: 100,
+        };
+        let mut image = RgbImage::from_pixel(40, 20, Rgb([9, 9, 9]));
+        outline_focus(&mut image, view, key);
+        assert_eq!(*image.get_pixel(9, 10), FOCUS_FRAME[0], "inner ring");
+        assert_eq!(*image.get_pixel(8, 10), FOCUS_FRAME[1], "middle ring");
+        assert_eq!(*image.get_pixel(7, 10), FOCUS_FRAME[2], "outer ring");
+        assert_eq!(*image.get_pixel(20, 10), FOCUS_FRAME[0]);
+        assert_eq!(*image.get_pixel(15, 10), Rgb([9, 9, 9]), "inside untouched");
+        assert_eq!(*image.get_pixel(6, 10), Rgb([9, 9, 9]), "outside untouched");
     }
 }

@@ -10,7 +10,7 @@ use super::{bordered, draw_picture, uniform_cells, Component, Effect, Loaded, Sh
 use crate::tui::browser::BrowserState;
 use crate::tui::images::ImageKey;
 use crate::tui::jobs::{Reply, Request};
-use crate::tui::keymap::{self, Action, View};
+use crate::tui::keymap::{self, Action, Command, View};
 
 /// The Browser tab: its position, filters and order among the test images.
 pub struct BrowserScreen {
@@ -116,8 +116,8 @@ impl Component for BrowserScreen {
     }
 
     /// A one-class model's map is the anomaly map: the keys that choose an explanation's method,
-    /// layer and class do nothing there, so its footer leaves them out.
-    fn footer(&self, _shared: &Shared) -> Vec<(&'static str, &'static str)> {
+    /// layer and class do nothing there, so its footer and help leave them out.
+    fn commands(&self) -> Vec<&'static Command> {
         keymap::view_commands(self.view())
             .filter(|command| {
                 self.facts == Facts::Classes
@@ -128,7 +128,6 @@ impl Component for BrowserScreen {
                         )
                     })
             })
-            .flat_map(|command| command.footer.iter().copied())
             .collect()
     }
 }

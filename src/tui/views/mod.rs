@@ -27,7 +27,7 @@ use ratatui::Frame;
 
 use super::images::{ImageKey, ImageStore, Shown};
 use super::jobs::{Reply, Request};
-use super::keymap::{self, Action, View};
+use super::keymap::{self, Action, Command, View};
 use super::lingering::Drawn;
 use super::theme::Theme;
 use crate::app::gallery::{LayerRow, PictureSpec, TestItem};
@@ -62,9 +62,16 @@ pub trait Component {
         None
     }
 
-    /// The keys its footer shows, most useful first: its commands from the keymap.
+    /// The keys that work here, in keymap order: the help screen lists them and the footer
+    /// shows the most useful. All of its view's commands, unless the screen leaves some out.
+    fn commands(&self) -> Vec<&'static Command> {
+        keymap::view_commands(self.view()).collect()
+    }
+
+    /// The keys its footer shows, most useful first: its commands' footer pairs.
     fn footer(&self, _shared: &Shared) -> Vec<(&'static str, &'static str)> {
-        keymap::view_commands(self.view())
+        self.commands()
+            .into_iter()
             .flat_map(|command| command.footer.iter().copied())
             .collect()
     }

@@ -10,6 +10,7 @@ use super::{
     bordered, confusion_cell, draw_picture, percent, tile_grid, Component, Loaded, Shared, Wants,
 };
 use crate::core::stats::{self, Confusion};
+use crate::run::report::SourceResult;
 use crate::tui::images::ImageKey;
 use crate::tui::keymap::View;
 
@@ -64,13 +65,27 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut W
     let [left, right] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(thumbs_width)]).areas(area);
     let n = confusion.classes.len();
-    let [matrix, scores] = Layout::vertical([
+    let sources = shared
+        .run
+        .tested
+        .as_ref()
+        .map_or(&[][..], |t| t.sources.as_slice());
+    let sources_height = if sources.len() > 1 {
+        sources.len() as u16 + 3
+    } else {
+        0
+    };
+    let [matrix, scores, per_source] = Layout::vertical([
         Constraint::Length(n as u16 + 3),
         Constraint::Min(n as u16 + 3),
+        Constraint::Length(sources_height),
     ])
     .areas(left);
     draw_matrix(frame, matrix, shared, &confusion);
     draw_scores(frame, scores, shared, &confusion);
+    if sources.len() > 1 {
+        draw_sources(frame, per_source, shared, sources, &confusion.classes);
+    }
     draw_hardest(frame, right, shared, wants);
 }
 
@@ -141,6 +156,51 @@ fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, confusion: &Confu
         )
         .block(bordered("Per class", shared));
     frame.render_widget(table, area);
+}
+
+/// One row per data source: its images, accuracy and each class's recall, so that a source
+/// holding the mistakes shows beside the overall figure.
+fn draw_sources(
+    frame: &mut Frame,
+    area: Rect,
+    shared: &Shared,
+    sources: &[SourceResult],
+    classes: &[String],
+) {
+    let rows = sources.iter().map(|s| {
+        let right: usize = (0..s.confusion.len()).map(|c| s.confusion[c][c]).sum();
+        let style = if right == s.images {
+            shared.theme.good()
+        } else {
+            shared.theme.bad()
+        };
+        std::iter::once(Cell::from(s.name.clone()))
+            .chain([
+                Cell::from(s.images.to_string()),
+                Cell::from(format!("{} ({right}/{})", percent(s.accuracy), s.images)).style(style),
+            ])
+            .chain(s.recall.iter().map(|r| Cell::from(stats::figure(*r, 3))))
+            .collect::<Row>()
+    });
+    let header = ["Source", "Images", "Accuracy"]
+        .into_iter()
+        .map(String::from)
+        .chain(classes.iter().map(|c| format!("Recall {c}")))
+        .collect::<Row>()
+        .style(shared.theme.title());
+    let widths = [
+        Constraint::Fill(1),
+        Constraint::Length(7),
+        Constraint::Length(18),
+    ]
+    .into_iter()
+    .chain(classes.iter().map(|_| Constraint::Fill(1)));
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(bordered("Per data source", shared)),
+        area,
+    );
 }
 
 /// The test images with the highest loss: the mistakes first, then the least sure successes.
