@@ -515,7 +515,7 @@ fn two_layers_whose_maps_round_apart_scan_window_by_window_on_inner_scores() {
     let edge = extractor.edge_patches();
     let model = model_on_surface_windows(extractor, 224);
     let photo = render_photo(5, 480, 224, true).image;
-    let map = super::anomaly::scan_photo_one_class(&model, &photo, 112).unwrap();
+    let map = super::anomaly::scan_photo_one_class(&model, &photo, 112, None).unwrap();
     let windows: Vec<_> = map.windows.iter().map(|w| w.window()).collect();
     let alone = super::anomaly::score_windows_alone(&model, &photo, &windows).unwrap();
     let shared = super::anomaly::scan_shared(&model, &photo, 112, usize::MAX).unwrap();
