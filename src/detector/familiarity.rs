@@ -145,7 +145,8 @@ impl Familiarity {
         Ok(Check {
             distance,
             threshold: self.stored.threshold,
-            unfamiliar: !(distance <= self.stored.threshold),
+            // A distance that is not a number (broken features) is no sign of familiarity.
+            unfamiliar: distance.is_nan() || distance > self.stored.threshold,
         })
     }
 
