@@ -366,7 +366,11 @@ mod tests {
         let mut rows = Vec::with_capacity(n * dim);
         for i in 0..n {
             for (j, &c) in centre.iter().enumerate() {
-                let wobble = ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5;
+                // Every row its own (a short cycle would repeat rows: nearest distances of 0).
+                let mut h = ((i * dim + j) as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let wobble = (h >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
                 rows.push(c + spread * wobble);
             }
         }

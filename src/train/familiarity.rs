@@ -5,8 +5,6 @@
 //! of weights that changed under them, and the best model may come from an earlier epoch. The
 //! pass costs one forward pass over at most 1000 images, reported in a notice.
 
-use std::time::Instant;
-
 use anyhow::{Context, Result};
 use candle_core::Device;
 use image::RgbImage;
@@ -30,19 +28,11 @@ pub fn summarize_classifier(
     if !model_file.exists() || train.len() < 2 {
         return Ok(());
     }
-    let started = Instant::now();
     let loaded = crate::model::load_model(model_file, device)?;
     let rows = features_of(train, |images| {
         classifier_features(&loaded.model, images, device)
     })?;
-    attach(
-        model_file,
-        &rows,
-        "relu_conv10 mean",
-        train.len(),
-        started,
-        emit,
-    )
+    attach(model_file, &rows, "relu_conv10 mean", train.len(), emit)
 }
 
 /// Adds the summary to the one-class model saved at `model_file` from its fit images `train`.
@@ -55,7 +45,6 @@ pub fn summarize_oneclass(
     if train.len() < 2 {
         return Ok(());
     }
-    let started = Instant::now();
     let dim = model.settings().dim();
     let rows = features_of(train, |images| {
         let mut out = Vec::with_capacity(images.len() * dim);
@@ -66,14 +55,7 @@ pub fn summarize_oneclass(
         }
         Ok(out)
     })?;
-    attach(
-        model_file,
-        &rows,
-        "patch features mean",
-        train.len(),
-        started,
-        emit,
-    )
+    attach(model_file, &rows, "patch features mean", train.len(), emit)
 }
 
 /// The pooled features (`pool`) of the bank's images of `train`, row after row.
@@ -97,7 +79,6 @@ fn attach(
     rows: &[f32],
     features: &str,
     of_images: usize,
-    started: Instant,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let images = bank_indices(of_images).len();
@@ -106,12 +87,9 @@ fn attach(
     summary.attach(model_file)?;
     emit(Event::Notice {
         message: format!(
-            "familiarity summary of {} of {} training images added to the model ({:.1} s): \
+            "familiarity summary of {} of {} training images added to the model: \
              images farther than {:.3} from all of them are flagged as unfamiliar",
-            summary.stored.images,
-            of_images,
-            started.elapsed().as_secs_f64(),
-            summary.stored.threshold
+            summary.stored.images, of_images, summary.stored.threshold
         ),
     });
     Ok(())
