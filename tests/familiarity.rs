@@ -35,7 +35,7 @@ fn summary_of_synthetic_surfaces(model: &Path, count: usize) -> Familiarity {
         .map(|i| render(1000 + i, 64, i % 2 == 0).image)
         .collect();
     let rows: Vec<f32> = detector.pooled_features(&images).unwrap().concat();
-    Familiarity::fit(&rows, rows.len() / count, "relu_conv10 mean", count).unwrap()
+    Familiarity::fit(&rows, rows.len() / count, "fire5-concat mean", count).unwrap()
 }
 
 #[test]
@@ -95,10 +95,10 @@ fn a_summary_travels_in_the_model_file_and_predict_and_scan_report_each_images_d
         .unwrap()
         .expect("the summary is in the file");
     assert_eq!(read.stored, summary.stored);
-    assert_eq!(read.dim(), 1000);
-    // float16 in the file: distances agree to a few thousandths.
-    let probe: Vec<f32> = (0..1000).map(|i| ((i * 7) % 13) as f32).collect();
-    assert!((read.distance(&probe) - summary.distance(&probe)).abs() < 5e-3);
+    assert_eq!(read.dim(), 256);
+    // The bank is fitted on the float16 values the file keeps: the same distances either way.
+    let probe: Vec<f32> = (0..256).map(|i| ((i * 7) % 13) as f32).collect();
+    assert_eq!(read.distance(&probe), summary.distance(&probe));
 
     // The file still loads strictly and answers exactly as before; the answer has the fields.
     let (after, stderr) = predict_json(&model, &[&patch]);

@@ -1,15 +1,20 @@
 //! Whether an image is like the images a model learnt from. A model answers confidently for
 //! anything (a kitten is "Positive 1.000" to a crack classifier), so its file carries a summary of
-//! its training images' features: each image's backbone features pooled over the image and
-//! scaled to length 1, at most [`MAX_BANK`] of them (a bank), with the distribution of the
-//! bank's own nearest-neighbour distances. An image's distance is the Euclidean distance of its
-//! own pooled, unit-length features to the nearest bank entry (0 to 2); it is *unfamiliar* when
-//! that distance is over the [`PERCENTILE`]th percentile of the bank's own (leave-one-out)
-//! distances, so about 1 % of images like the training images are flagged, whatever the model.
+//! its training images' features: each image's backbone features averaged over the image, for at
+//! most [`MAX_BANK`] of them (a bank), with the distribution of the bank's own nearest-neighbour
+//! distances. Distances are taken after every feature is scaled by its spread over the bank
+//! (standardised), so that each counts by how much it varies among the training images rather
+//! than by its size, and the magnitude of a response (a picture of noise excites every channel)
+//! still counts. An image's distance is the root-mean-square standardised difference to the
+//! nearest bank entry; it is *unfamiliar* when that distance is over the [`PERCENTILE`]th
+//! percentile of the bank's own (leave-one-out) distances, so about 1 % of images like the
+//! training images are flagged, whatever the model.
 //!
-//! The features: a classifier's relu_conv10 averaged over the image (what its head reads); a
-//! one-class model's patch features averaged over the image. A scan pools the same features over
-//! the whole photo in its shared pass ([`FeatureSum`]).
+//! The features: a classifier's fire5 averaged over the image ([`CLASSIFIER_LAYER`]; measured
+//! against relu_conv10 and fire9, which a fine-tuned network shapes by its classes, so that an
+//! unlike picture exciting the crack channels lands among the cracks: README, "Unfamiliar
+//! input"); a one-class model's patch features averaged over the image. A scan pools the same
+//! features over the whole photo in its shared pass ([`FeatureSum`]).
 //!
 //! The summary is stored in the model file itself (tensor [`BANK_TENSOR`], float16, and metadata
 //! key [`META_KEY`]), so a copied file keeps it; files without it open as before and simply have
@@ -27,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::augment::write_chw_normalized;
 use crate::model::SqueezeNet;
 
-/// The tensor holding the bank (`[entries, dim]`, unit rows, float16 to halve its size).
+/// The tensor holding the bank (`[entries, dim]`, float16 to halve its size).
 pub const BANK_TENSOR: &str = crate::model::FAMILIARITY_TENSOR;
 /// The metadata key holding [`Stored`] as JSON.
 pub const META_KEY: &str = "familiarity";
@@ -36,15 +41,19 @@ pub const META_KEY: &str = "familiarity";
 pub const MAX_BANK: usize = 1000;
 /// The percentile of the bank's own distances over which an image is unfamiliar.
 pub const PERCENTILE: f64 = 99.0;
-/// The classifier layer pooled for its features (the layer its head reads, averaged).
-pub const CLASSIFIER_LAYER: &str = "relu_conv10";
+/// The classifier layer pooled for its features: early enough to describe the picture rather
+/// than the classes, late enough to see texture.
+pub const CLASSIFIER_LAYER: &str = "fire5-concat";
+/// The smallest spread a feature is scaled by, as a share of the features' mean spread: a
+/// feature that hardly varies over the bank must not turn noise into distance.
+const SPREAD_FLOOR: f32 = 0.1;
 /// Images per pass when gathering features.
 const BATCH: usize = 32;
 
 /// The summary as its metadata stores it (the bank is the tensor).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stored {
-    /// Which features: "relu_conv10 mean" or "patch features mean".
+    /// Which features: "fire5-concat mean" or "patch features mean".
     pub features: String,
     /// Training images the bank holds.
     pub images: usize,
@@ -63,15 +72,21 @@ pub struct Stored {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Familiarity {
     pub stored: Stored,
-    /// Unit-length rows, `dim` values each.
+    /// The training images' features, `dim` values a row, as stored.
+    rows: Vec<f32>,
+    /// The same rows standardised.
     bank: Vec<f32>,
+    /// Each feature's mean over the bank and the factor it is scaled by (1 / spread).
+    centre: Vec<f32>,
+    scale: Vec<f32>,
     dim: usize,
 }
 
 /// One image's (or photo's) familiarity, as the JSON outputs carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Check {
-    /// Distance of its pooled features to the nearest training image's (0 to 2).
+    /// Distance of its pooled features to the nearest training image's (standardised, root mean
+    /// square over the features).
     pub distance: f32,
     /// The model's threshold: the 99th percentile of its training images' own distances.
     pub threshold: f32,
@@ -93,19 +108,19 @@ impl Familiarity {
             n >= 2,
             "a familiarity summary needs at least two images, got {n}"
         );
-        let mut bank = Vec::with_capacity(rows.len());
-        for row in rows.chunks_exact(dim) {
-            bank.extend(unit(row).unwrap_or_else(|| vec![0.0; dim]));
-        }
+        // As the file stores them, so that a summary read back measures as this one does.
+        let rows = Tensor::from_slice(rows, rows.len(), &Device::Cpu)?
+            .to_dtype(DType::F16)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let mut summary = Familiarity::of_rows(rows, dim, Stored::default());
+        let bank = &summary.bank;
         let mut own: Vec<f32> = (0..n)
-            .map(|i| {
-                let row = &bank[i * dim..(i + 1) * dim];
-                nearest(&bank, dim, row, Some(i))
-            })
+            .map(|i| nearest(bank, dim, &bank[i * dim..(i + 1) * dim], Some(i)))
             .collect();
         own.sort_by(f32::total_cmp);
         let at = |p: f64| percentile_sorted(&own, p);
-        let stored = Stored {
+        summary.stored = Stored {
             features: features.to_string(),
             images: n,
             of_images,
@@ -115,7 +130,20 @@ impl Familiarity {
             own_p90: at(90.0),
             own_max: own[n - 1],
         };
-        Ok(Familiarity { stored, bank, dim })
+        Ok(summary)
+    }
+
+    /// The summary of a bank of `rows` (the stored form), its spread found from them.
+    fn of_rows(rows: Vec<f32>, dim: usize, stored: Stored) -> Familiarity {
+        let (centre, scale) = spread(&rows, dim);
+        Familiarity {
+            stored,
+            bank: standardise(&rows, &centre, &scale),
+            rows,
+            centre,
+            scale,
+            dim,
+        }
     }
 
     /// Values per image.
@@ -123,13 +151,10 @@ impl Familiarity {
         self.dim
     }
 
-    /// Distance of one image's pooled features to the nearest bank entry; an image with no
-    /// features at all (every value zero) is as far as can be, 2.
+    /// Distance of one image's pooled features to the nearest bank entry.
     pub fn distance(&self, features: &[f32]) -> f32 {
-        match unit(features) {
-            Some(u) => nearest(&self.bank, self.dim, &u, None),
-            None => 2.0,
-        }
+        let z = standardise(features, &self.centre, &self.scale);
+        nearest(&self.bank, self.dim, &z, None)
     }
 
     /// One image's distance and verdict; features of the wrong length are an error (a model
@@ -164,7 +189,7 @@ impl Familiarity {
         let n = self.bank.len() / self.dim;
         tensors.insert(
             BANK_TENSOR.into(),
-            Tensor::from_slice(&self.bank, (n, self.dim), &Device::Cpu)?.to_dtype(DType::F16)?,
+            Tensor::from_slice(&self.rows, (n, self.dim), &Device::Cpu)?.to_dtype(DType::F16)?,
         );
         let mut names: Vec<&String> = tensors.keys().collect();
         names.sort();
@@ -214,19 +239,46 @@ impl Familiarity {
             "{}: values that are not finite numbers",
             what()
         );
-        Ok(Some(Familiarity {
-            stored,
-            bank,
-            dim: shape[1],
-        }))
+        Ok(Some(Familiarity::of_rows(bank, shape[1], stored)))
     }
 }
 
-/// `row` scaled to length 1, or None when it is all zeros (or not finite).
-fn unit(row: &[f32]) -> Option<Vec<f32>> {
-    let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-    (norm > 1e-12 && norm.is_finite())
-        .then(|| row.iter().map(|&v| (v as f64 / norm) as f32).collect())
+/// Each feature's mean over `rows` and the factor that scales its spread (standard deviation,
+/// at least [`SPREAD_FLOOR`] of the features' mean spread) to 1.
+fn spread(rows: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = (rows.len() / dim).max(1) as f64;
+    let mut sum = vec![0f64; dim];
+    let mut squares = vec![0f64; dim];
+    for row in rows.chunks_exact(dim) {
+        for ((s, q), &v) in sum.iter_mut().zip(&mut squares).zip(row) {
+            *s += v as f64;
+            *q += v as f64 * v as f64;
+        }
+    }
+    let centre: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let deviation: Vec<f64> = squares
+        .iter()
+        .zip(&centre)
+        .map(|(q, c)| (q / n - c * c).max(0.0).sqrt())
+        .collect();
+    let floor = SPREAD_FLOOR as f64 * deviation.iter().sum::<f64>() / dim as f64;
+    let scale = deviation
+        .iter()
+        .map(|&d| (1.0 / d.max(floor).max(1e-12)) as f32)
+        .collect();
+    (centre.iter().map(|&c| c as f32).collect(), scale)
+}
+
+/// `rows` with each feature centred and scaled.
+fn standardise(rows: &[f32], centre: &[f32], scale: &[f32]) -> Vec<f32> {
+    rows.chunks_exact(centre.len())
+        .flat_map(|row| {
+            row.iter()
+                .zip(centre)
+                .zip(scale)
+                .map(|((v, c), s)| (v - c) * s)
+        })
+        .collect()
 }
 
 /// The `p`th percentile of sorted `values` (nearest rank: the smallest value with at least p %
@@ -236,16 +288,16 @@ fn percentile_sorted(values: &[f32], p: f64) -> f32 {
     values[rank.clamp(1, values.len()) - 1]
 }
 
-/// Distance of unit `query` to the nearest unit row of `bank` (`skip`: leave that row out).
+/// Root-mean-square difference of `query` to the nearest row of `bank` (`skip`: leave that row
+/// out).
 fn nearest(bank: &[f32], dim: usize, query: &[f32], skip: Option<usize>) -> f32 {
     let best = bank
         .chunks_exact(dim)
         .enumerate()
         .filter(|(i, _)| Some(*i) != skip)
-        .map(|(_, row)| row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
-        .fold(f32::NEG_INFINITY, f32::max);
-    // |a - b|² = 2 - 2 a·b for unit vectors; rounding may take it a hair below zero.
-    (2.0 - 2.0 * best).max(0.0).sqrt()
+        .map(|(_, row)| row.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
+        .fold(f32::INFINITY, f32::min);
+    (best / dim as f32).sqrt()
 }
 
 /// Indices of at most [`MAX_BANK`] of `n` images, evenly spaced (every class of a set ordered by
@@ -257,8 +309,8 @@ pub fn bank_indices(n: usize) -> Vec<usize> {
     (0..MAX_BANK).map(|i| i * n / MAX_BANK).collect()
 }
 
-/// A classifier's features of images already at its input size: relu_conv10 averaged over each
-/// image, `[images x 1000]` row-major.
+/// A classifier's features of images already at its input size: [`CLASSIFIER_LAYER`] averaged
+/// over each image, `[images x channels]` row-major.
 pub fn classifier_features(
     model: &SqueezeNet,
     images: &[RgbImage],
@@ -384,7 +436,7 @@ mod tests {
         let f = Familiarity::fit(&cloud(200, dim, &centre, 0.2), dim, "test", 200).unwrap();
         assert_eq!(f.stored.images, 200);
         assert!(
-            f.stored.threshold > 0.0 && f.stored.threshold < 0.5,
+            f.stored.threshold > 0.0 && f.stored.threshold.is_finite(),
             "{:?}",
             f.stored
         );
@@ -392,8 +444,8 @@ mod tests {
         assert!(!like.unfamiliar, "{like:?}");
         let unlike = f.check(&[0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0]).unwrap();
         assert!(unlike.unfamiliar && unlike.distance > 1.0, "{unlike:?}");
-        // No features at all: as far as can be.
-        assert_eq!(f.distance(&[0.0; 8]), 2.0);
+        // No features at all is far from images that all have some.
+        assert!(f.check(&[0.0; 8]).unwrap().unfamiliar);
         assert!(f.check(&[1.0; 3]).is_err());
     }
 

@@ -55,7 +55,7 @@ pub fn oversized(width: u32, height: u32, input_size: u32) -> Option<Oversized> 
 
 impl Detector {
     /// Each image's pooled features as the familiarity summary takes them, from images at the
-    /// input size: a classifier's relu_conv10 mean, a one-class model's patch features' mean.
+    /// input size: a classifier's fire5 mean, a one-class model's patch features' mean.
     pub fn pooled_features(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         match &self.model {
             Model::Classifier(c) => {

@@ -24,6 +24,8 @@ use crate::detector::familiarity::FeatureSum;
 
 /// The layer whose cells are shared.
 const LAYER: &str = "relu_conv10";
+/// The layer a pooling scan averages over the photo (as the familiarity summary does).
+const POOLED_LAYER: &str = crate::detector::familiarity::CLASSIFIER_LAYER;
 /// Channels of relu_conv10 (torchvision's 1000 ImageNet outputs).
 const CHANNELS: usize = 1000;
 /// Cells of context around a tile: cell j depends on pixels 16j - 88 ..= 16j + 118, so 7 cells
@@ -307,7 +309,7 @@ impl TileScorer for ScanModel<'_> {
     }
 }
 
-/// A scan's shared pass that also sums relu_conv10 over the photo's cells (the photo's pooled
+/// A scan's shared pass that also sums [`POOLED_LAYER`] over the photo (the photo's pooled
 /// features, for `detector::familiarity`).
 pub struct PoolingScan<'m, 'a> {
     pub model: &'m ScanModel<'a>,
@@ -330,7 +332,8 @@ impl TileScorer for PoolingScan<'_, '_> {
 }
 
 impl ScanModel<'_> {
-    /// The class scores of relu_conv10's cells, adding the cells' features to `pooled`.
+    /// The class scores of relu_conv10's cells, adding the tile's [`POOLED_LAYER`] features over
+    /// the same cells to `pooled`.
     fn tile_scores(
         &self,
         pixels: Vec<f32>,
@@ -343,8 +346,17 @@ impl ScanModel<'_> {
             ScanModel::cells_for(w as u32),
         );
         let x = Tensor::from_vec(pixels, (1, 3, h, w), &self.classifier.device)?;
-        let features = self.classifier.model.forward_to(&x, LAYER)?;
-        drop(x);
+        let features = match pooled {
+            None => self.classifier.model.forward_to(&x, LAYER)?,
+            Some(sum) => {
+                let early = self.classifier.model.forward_to(&x, POOLED_LAYER)?;
+                drop(x);
+                pool_share(&early, (nr, nc), (out_rows, out_cols), sum)?;
+                self.classifier
+                    .model
+                    .forward_between(&early, POOLED_LAYER, LAYER)?
+            }
+        };
         let dims = features.dims().to_vec();
         if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
             bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
@@ -359,9 +371,6 @@ impl ScanModel<'_> {
             Some((from, to)) => &all[from..to],
             None => bail!("relu_conv10 came back non-contiguous"),
         };
-        if let Some(sum) = pooled {
-            sum.add_planes(a, out_cols, (nr, nc), CHANNELS);
-        }
         let plane = out_rows * out_cols;
         let classes = self.classifier.classes.len();
         let mut scores = vec![0f32; nr * nc * classes];
@@ -462,4 +471,20 @@ mod tests {
         let wide = cols.iter().map(|&s| pixel_extent(s, 252, 4032)).max();
         assert!(tall.unwrap() * wide.unwrap() <= TILE_PIXELS);
     }
+}
+
+/// Adds to `sum` the part of `map` (`[1, C, h, w]`) under the first `cells` of a tile whose
+/// relu_conv10 has `all` cells (the same share of the rows and columns).
+fn pool_share(
+    map: &Tensor,
+    (nr, nc): (usize, usize),
+    (all_rows, all_cols): (usize, usize),
+    sum: &FeatureSum,
+) -> Result<()> {
+    let (_, channels, h, w) = map.dims4()?;
+    let share = |n: usize, all: usize, side: usize| (n * side).div_ceil(all.max(1)).min(side);
+    let (rows, cols) = (share(nr, all_rows, h), share(nc, all_cols, w));
+    let values = map.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    sum.add_planes(&values, w, (rows, cols), channels);
+    Ok(())
 }

@@ -10,7 +10,9 @@ use candle_core::Device;
 use image::RgbImage;
 
 use crate::data::loader::DecodedSet;
-use crate::detector::familiarity::{bank_indices, classifier_features, Familiarity, FeatureSum};
+use crate::detector::familiarity::{
+    bank_indices, classifier_features, Familiarity, FeatureSum, CLASSIFIER_LAYER,
+};
 use crate::detector::oneclass::OneClassModel;
 use crate::run::event::Event;
 
@@ -32,7 +34,8 @@ pub fn summarize_classifier(
     let rows = features_of(train, |images| {
         classifier_features(&loaded.model, images, device)
     })?;
-    attach(model_file, &rows, "relu_conv10 mean", train.len(), emit)
+    let features = format!("{CLASSIFIER_LAYER} mean");
+    attach(model_file, &rows, &features, train.len(), emit)
 }
 
 /// Adds the summary to the one-class model saved at `model_file` from its fit images `train`.
