@@ -9,9 +9,11 @@
 //! used, evenly spaced). Each NAME=... is a test set: a text file of paths or a folder (searched
 //! for images); `stripes` and `noise` are generated pictures (50 each). Every image is resized to
 //! the model's input size as `predict` resizes it. For each candidate feature (a layer's channel
-//! means, or two layers' means each scaled to unit length and put side by side) the summary is
-//! fitted on the bank exactly as training fits it, and the share of each test set over its
-//! threshold is printed.
+//! means, or several layers' means side by side) two measures are fitted on the bank: the
+//! summary as training fits it (standardised features, `Familiarity`), and the cosine distance
+//! of the means scaled to unit length (the first design, which measured relu_conv10 so). Printed:
+//! the share of each test set over each threshold (the 99th percentile of the bank's own
+//! nearest-neighbour distances).
 
 use std::path::{Path, PathBuf};
 
@@ -25,9 +27,14 @@ use crackscope::detector::familiarity::{bank_indices, Familiarity};
 use crackscope::model::SqueezeNet;
 
 /// The layers whose channel means are measured, in network order.
-const LAYERS: [&str; 4] = ["fire3-concat", "fire5-concat", "fire9-concat", "relu_conv10"];
+const LAYERS: [&str; 4] = [
+    "fire3-concat",
+    "fire5-concat",
+    "fire9-concat",
+    "relu_conv10",
+];
 
-/// A candidate: the layers (indices into `LAYERS`) whose unit-length means are put side by side.
+/// A candidate: the layers (indices into `LAYERS`) whose means are put side by side.
 const CANDIDATES: [(&str, &[usize]); 7] = [
     ("relu_conv10", &[3]),
     ("fire9", &[2]),
@@ -40,7 +47,10 @@ const CANDIDATES: [(&str, &[usize]); 7] = [
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(args.len() >= 3, "usage: MODEL BANK_LIST NAME=LIST_OR_DIR...");
+    anyhow::ensure!(
+        args.len() >= 3,
+        "usage: MODEL BANK_LIST NAME=LIST_OR_DIR..."
+    );
     let device = Device::Cpu;
     let loaded = crackscope::model::load_model(Path::new(&args[0]), &device)?;
     let size = loaded.meta.input_size.unwrap_or(227);
@@ -50,23 +60,22 @@ fn main() -> Result<()> {
         .map(|i| bank_paths[i].clone())
         .collect();
     let bank = means(&loaded.model, &images(&chosen, size)?, &device)?;
-    let fitted: Vec<Familiarity> = CANDIDATES
+    let standardised: Vec<Familiarity> = CANDIDATES
         .iter()
         .map(|(name, layers)| {
-            let rows: Vec<Vec<f32>> = bank.iter().map(|m| combine(m, layers)).collect();
-            Familiarity::fit(&rows.concat(), rows[0].len(), name, chosen.len())
+            let rows: Vec<f32> = bank.iter().flat_map(|m| side_by_side(m, layers)).collect();
+            Familiarity::fit(&rows, rows.len() / bank.len(), name, chosen.len())
         })
         .collect::<Result<_>>()?;
-    let standard: Vec<Standardized> = CANDIDATES
+    let cosine: Vec<Cosine> = CANDIDATES
         .iter()
-        .map(|(_, layers)| Standardized::fit(bank.iter().map(|m| raw(m, layers)).collect()))
+        .map(|(_, layers)| Cosine::fit(bank.iter().map(|m| side_by_side(m, layers)).collect()))
         .collect();
     print!("{:<22}", "set (images)");
-    for (name, _) in CANDIDATES {
-        print!("{name:>20}");
-    }
-    for (name, _) in CANDIDATES {
-        print!("{:>20}", format!("z {name}"));
+    for measure in ["std", "cos"] {
+        for (name, _) in CANDIDATES {
+            print!("{:>22}", format!("{measure} {name}"));
+        }
     }
     println!();
     for set in &args[2..] {
@@ -77,17 +86,21 @@ fn main() -> Result<()> {
             _ => images(&list(source)?, size)?,
         };
         let test = means(&loaded.model, &pictures, &device)?;
+        let share = |flagged: usize| format!("{:.1} %", 100.0 * flagged as f64 / test.len() as f64);
         print!("{:<22}", format!("{name} ({})", test.len()));
-        for (summary, (_, layers)) in fitted.iter().zip(CANDIDATES) {
+        for (summary, (_, layers)) in standardised.iter().zip(CANDIDATES) {
             let flagged = test
                 .iter()
-                .filter(|m| summary.check(&combine(m, layers)).unwrap().unfamiliar)
+                .filter(|m| summary.check(&side_by_side(m, layers)).unwrap().unfamiliar)
                 .count();
-            print!("{:>20}", format!("{:.1} %", 100.0 * flagged as f64 / test.len() as f64));
+            print!("{:>22}", share(flagged));
         }
-        for (z, (_, layers)) in standard.iter().zip(CANDIDATES) {
-            let flagged = test.iter().filter(|m| z.distance(&raw(m, layers), None) > z.threshold).count();
-            print!("{:>20}", format!("{:.1} %", 100.0 * flagged as f64 / test.len() as f64));
+        for (measure, (_, layers)) in cosine.iter().zip(CANDIDATES) {
+            let flagged = test
+                .iter()
+                .filter(|m| measure.distance(&side_by_side(m, layers), None) > measure.threshold)
+                .count();
+            print!("{:>22}", share(flagged));
         }
         println!();
     }
@@ -109,7 +122,11 @@ fn list(source: &str) -> Result<Vec<PathBuf>> {
         return Ok(found);
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {source}"))?;
-    Ok(text.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect())
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -150,7 +167,12 @@ fn means(model: &SqueezeNet, images: &[RgbImage], device: &Device) -> Result<Vec
         }
         let pooled: Vec<Vec<f32>> = maps
             .iter()
-            .map(|m| m.mean((2, 3))?.to_dtype(DType::F32)?.flatten_all()?.to_vec1())
+            .map(|m| {
+                m.mean((2, 3))?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()
+            })
             .collect::<candle_core::Result<_>>()?;
         for i in 0..chunk.len() {
             out.push(
@@ -168,22 +190,61 @@ fn means(model: &SqueezeNet, images: &[RgbImage], device: &Device) -> Result<Vec
     Ok(out)
 }
 
-/// The chosen layers' means, each scaled to unit length, side by side.
-fn combine(means: &[Vec<f32>], layers: &[usize]) -> Vec<f32> {
-    let mut out = Vec::new();
-    for &l in layers {
-        let norm = means[l].iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        out.extend(means[l].iter().map(|v| v / norm));
+/// The chosen layers' means side by side.
+fn side_by_side(means: &[Vec<f32>], layers: &[usize]) -> Vec<f32> {
+    layers
+        .iter()
+        .flat_map(|&l| means[l].iter().copied())
+        .collect()
+}
+
+/// Cosine distance of means scaled to unit length (each layer's part scaled alone), nearest
+/// neighbour, threshold the 99th percentile of the bank's own.
+struct Cosine {
+    rows: Vec<Vec<f32>>,
+    threshold: f32,
+}
+
+impl Cosine {
+    fn fit(rows: Vec<Vec<f32>>) -> Cosine {
+        let mut c = Cosine {
+            rows: rows.iter().map(|r| unit(r)).collect(),
+            threshold: 0.0,
+        };
+        let mut own: Vec<f32> = (0..rows.len())
+            .map(|i| c.distance(&rows[i], Some(i)))
+            .collect();
+        own.sort_by(f32::total_cmp);
+        c.threshold = own[((0.99 * own.len() as f64).ceil() as usize).clamp(1, own.len()) - 1];
+        c
     }
-    out
+
+    fn distance(&self, row: &[f32], skip: Option<usize>) -> f32 {
+        let u = unit(row);
+        let best = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, r)| r.iter().zip(&u).map(|(a, b)| a * b).sum::<f32>())
+            .fold(f32::NEG_INFINITY, f32::max);
+        (2.0 - 2.0 * best).max(0.0).sqrt()
+    }
+}
+
+fn unit(row: &[f32]) -> Vec<f32> {
+    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    row.iter().map(|v| v / norm).collect()
 }
 
 fn stripes(i: u32, size: u32) -> RgbImage {
     let width = 4 + i % 12;
-    RgbImage::from_fn(size, size, |x, y| match ((x + i) / width + y / (2 * width)) % 3 {
-        0 => image::Rgb([230, 20, 20]),
-        1 => image::Rgb([20, 200, 40]),
-        _ => image::Rgb([30, 40, 240]),
+    RgbImage::from_fn(size, size, |x, y| {
+        match ((x + i) / width + y / (2 * width)) % 3 {
+            0 => image::Rgb([230, 20, 20]),
+            1 => image::Rgb([20, 200, 40]),
+            _ => image::Rgb([30, 40, 240]),
+        }
     })
 }
 
@@ -198,54 +259,4 @@ fn noise(i: u32, size: u32) -> RgbImage {
         };
         image::Rgb([next(), next(), next()])
     })
-}
-
-/// The chosen layers' raw means side by side.
-fn raw(means: &[Vec<f32>], layers: &[usize]) -> Vec<f32> {
-    layers.iter().flat_map(|&l| means[l].clone()).collect()
-}
-
-/// Nearest-neighbour distance after scaling every value by the bank's spread of it, divided by
-/// the square root of the dimension.
-struct Standardized {
-    rows: Vec<Vec<f32>>,
-    mean: Vec<f32>,
-    scale: Vec<f32>,
-    threshold: f32,
-}
-
-impl Standardized {
-    fn fit(rows: Vec<Vec<f32>>) -> Standardized {
-        let n = rows.len() as f32;
-        let dim = rows[0].len();
-        let mean: Vec<f32> = (0..dim).map(|j| rows.iter().map(|r| r[j]).sum::<f32>() / n).collect();
-        let sd: Vec<f32> = (0..dim)
-            .map(|j| (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f32>() / n).sqrt())
-            .collect();
-        let floor = sd.iter().sum::<f32>() / dim as f32 * 0.1 + 1e-6;
-        let scale: Vec<f32> = sd.iter().map(|s| 1.0 / s.max(floor)).collect();
-        let mut s = Standardized { rows: Vec::new(), mean, scale, threshold: 0.0 };
-        s.rows = rows.iter().map(|r| s.z(r)).collect();
-        let mut own: Vec<f32> = (0..s.rows.len())
-            .map(|i| s.nearest(&s.rows[i].clone(), Some(i)))
-            .collect();
-        own.sort_by(f32::total_cmp);
-        s.threshold = own[((0.99 * own.len() as f64).ceil() as usize).clamp(1, own.len()) - 1];
-        s
-    }
-    fn z(&self, row: &[f32]) -> Vec<f32> {
-        row.iter().zip(&self.mean).zip(&self.scale).map(|((v, m), s)| (v - m) * s).collect()
-    }
-    fn nearest(&self, z: &[f32], skip: Option<usize>) -> f32 {
-        let dim = z.len() as f32;
-        self.rows
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != skip)
-            .map(|(_, r)| (r.iter().zip(z).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / dim).sqrt())
-            .fold(f32::INFINITY, f32::min)
-    }
-    fn distance(&self, row: &[f32], skip: Option<usize>) -> f32 {
-        self.nearest(&self.z(row), skip)
-    }
 }

@@ -353,4 +353,48 @@ fn unlike_images_are_flagged_and_training_like_ones_are_not(dir: &Path, run_dir:
             && !stderr.contains("like.png is unlike"),
         "{stderr}"
     );
+
+    // A scan judges whole photos by windows sampled over them: a synthetic wall with cracks at
+    // the training images' scale is familiar, a large picture of stripes is not.
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    crackscope::data::synth::render_photo(77, 320, 64, true)
+        .image
+        .save(photos.join("wall.png"))
+        .unwrap();
+    image::RgbImage::from_fn(320, 256, |x, y| match (x / 12 + y / 20) % 3 {
+        0 => image::Rgb([230, 20, 20]),
+        1 => image::Rgb([20, 200, 40]),
+        _ => image::Rgb([30, 40, 240]),
+    })
+    .save(photos.join("stripes.png"))
+    .unwrap();
+    let out = run(&[
+        "scan",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        dir.join("scan").to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let verdict = |name: &str| {
+        let photo = json
+            .iter()
+            .find(|p| p["path"].as_str().unwrap().ends_with(name))
+            .unwrap();
+        assert!(
+            photo["familiarity"]["windows"].as_u64().unwrap() >= 4,
+            "{photo}"
+        );
+        photo["familiarity"]["unfamiliar"].as_bool().unwrap()
+    };
+    assert!(!verdict("wall.png") && verdict("stripes.png"), "{json:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stripes.png is unlike") && !stderr.contains("wall.png is unlike"),
+        "{stderr}"
+    );
 }

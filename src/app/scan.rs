@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::scan_folder::{picture_names, Opened, ScanFolder, METRICS_FILE};
 use crate::core::windows::default_stride;
 use crate::data::inputs::FileOutcome;
+use crate::detector::Detector;
 use crate::explain::colormap::Colormap;
 use crate::explain::overlay::Style;
 use crate::model::LoadOptions;
@@ -77,7 +78,7 @@ pub struct PhotoOut {
     pub metrics: Option<Metrics>,
     /// Whether the photo is like the model's training images (absent without a summary).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub familiarity: Option<crate::detector::familiarity::Check>,
+    pub familiarity: Option<crate::detector::unfamiliar::PhotoCheck>,
 }
 
 /// Scores against a true mask (per photo, or over all photos).
@@ -141,7 +142,8 @@ struct Scanning<'a> {
     style: &'a Style,
     request: &'a ScanRequest,
     folder: &'a Path,
-    familiarity: Option<&'a crate::detector::familiarity::Familiarity>,
+    /// For the photos' familiarity.
+    detector: &'a Detector,
 }
 
 /// One photo scanned: its record and its counts against a true mask.
@@ -230,7 +232,7 @@ pub fn scan_photos(
         style: &style,
         request,
         folder: &folder_path,
-        familiarity: detector.familiarity.as_ref(),
+        detector: &detector,
     };
     let mut fresh_counts: HashMap<usize, Counts> = HashMap::new();
     let mut end = ScanEnd::Finished;
@@ -329,13 +331,13 @@ enum Failure {
 fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done, Failure> {
     let as_row = |e: anyhow::Error| Failure::Photo(one_line(&e));
     let mut photo = load_upright(path).map_err(as_row)?;
-    let (map, pooled) =
-        crate::scan::scales::scan_at_scales(c.scanner, &photo, c.stride, &c.request.scales)
-            .map_err(as_row)?;
-    let familiarity = match (c.familiarity, pooled) {
-        (Some(summary), Some(features)) => Some(summary.check(&features).map_err(as_row)?),
-        _ => None,
-    };
+    let scales = &c.request.scales;
+    let map =
+        crate::scan::scales::scan_at_scales(c.scanner, &photo, c.stride, scales).map_err(as_row)?;
+    let familiarity = c
+        .detector
+        .photo_familiarity(&photo, crate::scan::scales::nearest_to_one(scales))
+        .map_err(as_row)?;
     let threshold = c.request.threshold;
     let mask = map.mask(threshold);
     let found = regions(&mask);

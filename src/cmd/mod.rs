@@ -28,7 +28,7 @@ pub(crate) fn no_familiarity_note(model: &std::path::Path) -> String {
     )
 }
 
-/// The warning for an answer about an image (or photo) unlike the training images.
+/// The warning for an answer about an image unlike the training images.
 pub(crate) fn unfamiliar_warning(what: &str, check: &Check) -> String {
     format!(
         "warning: {what} is unlike the model's training images (feature distance {:.3} over its \

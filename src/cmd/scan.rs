@@ -73,8 +73,17 @@ pub fn scan(args: &ScanArgs) -> Result<ScanEnd> {
         FileOutcome::Failed { .. } => None,
     }) {
         if let Some(check) = photo.familiarity.filter(|c| c.unfamiliar) {
-            let what = photo.path.display().to_string();
-            let _ = writeln!(note, "{}", super::unfamiliar_warning(&what, &check));
+            let _ = writeln!(
+                note,
+                "warning: {} is unlike the model's training images ({} of {} windows sampled \
+                 over it are, median feature distance {:.3} over the threshold {:.3}): do not \
+                 trust its crack map",
+                photo.path.display(),
+                check.unfamiliar_windows,
+                check.windows,
+                check.distance,
+                check.threshold
+            );
         }
     }
     if scanned.earlier > 0 {

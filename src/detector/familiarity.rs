@@ -13,8 +13,8 @@
 //! The features: a classifier's fire5 averaged over the image ([`CLASSIFIER_LAYER`]; measured
 //! against relu_conv10 and fire9, which a fine-tuned network shapes by its classes, so that an
 //! unlike picture exciting the crack channels lands among the cracks: README, "Unfamiliar
-//! input"); a one-class model's patch features averaged over the image. A scan pools the same
-//! features over the whole photo in its shared pass ([`FeatureSum`]).
+//! input"); a one-class model's patch features averaged over the image. A scanned photo is
+//! judged by windows sampled over it (`detector::unfamiliar`), each measured as an image is.
 //!
 //! The summary is stored in the model file itself (tensor [`BANK_TENSOR`], float16, and metadata
 //! key [`META_KEY`]), so a copied file keeps it; files without it open as before and simply have
@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -30,6 +29,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::data::augment::write_chw_normalized;
+use crate::detector::oneclass::OneClassModel;
 use crate::model::SqueezeNet;
 
 /// The tensor holding the bank (`[entries, dim]`, float16 to halve its size).
@@ -295,7 +295,12 @@ fn nearest(bank: &[f32], dim: usize, query: &[f32], skip: Option<usize>) -> f32 
         .chunks_exact(dim)
         .enumerate()
         .filter(|(i, _)| Some(*i) != skip)
-        .map(|(_, row)| row.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
+        .map(|(_, row)| {
+            row.iter()
+                .zip(query)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+        })
         .fold(f32::INFINITY, f32::min);
     (best / dim as f32).sqrt()
 }
@@ -338,75 +343,23 @@ pub fn classifier_features(
     Ok(out)
 }
 
-/// The pooled features of a photo gathered tile by tile in a scan's shared pass: sums of each
-/// feature over the cells seen, and how many cells. Cells in the overlap of two tiles count
-/// twice (a few percent of a large photo's cells; the mean is a summary, not a window's answer).
-#[derive(Debug, Default)]
-pub struct FeatureSum {
-    inner: Mutex<(Vec<f64>, usize)>,
-}
-
-impl FeatureSum {
-    /// Adds cells whose features are consecutive rows of `dim` values.
-    pub fn add_rows(&self, rows: &[f32], dim: usize) {
-        let mut guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (sum, count) = &mut *guard;
-        if sum.len() != dim {
-            sum.clear();
-            sum.resize(dim, 0.0);
-            *count = 0;
-        }
-        for row in rows.chunks_exact(dim) {
-            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
-            *count += 1;
-        }
-    }
-
-    /// Adds the cells `0..rows` x `0..cols` of a channel-major map (`channels` planes of
-    /// `plane_cols` columns).
-    pub fn add_planes(
-        &self,
-        map: &[f32],
-        plane_cols: usize,
-        (rows, cols): (usize, usize),
-        channels: usize,
-    ) {
-        let plane = map.len() / channels.max(1);
-        let mut guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (sum, count) = &mut *guard;
-        if sum.len() != channels {
-            sum.clear();
-            sum.resize(channels, 0.0);
-            *count = 0;
-        }
-        for (c, values) in map.chunks_exact(plane).enumerate() {
-            let mut s = 0f64;
-            for i in 0..rows {
-                s += values[i * plane_cols..i * plane_cols + cols]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>();
+/// A one-class model's features of images at its input size: its patch features averaged over
+/// each image, one row per image.
+pub fn patch_features_mean(model: &OneClassModel, images: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+    let dim = model.settings().dim();
+    Ok(model
+        .extractor
+        .patches(images)?
+        .iter()
+        .map(|patches| {
+            let mut mean = vec![0f64; dim];
+            for row in patches.chunks_exact(dim) {
+                mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
             }
-            sum[c] += s;
-        }
-        *count += rows * cols;
-    }
-
-    /// The mean features, or None when no cell was added.
-    pub fn mean(&self) -> Option<Vec<f32>> {
-        let guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (sum, count) = &*guard;
-        (*count > 0).then(|| sum.iter().map(|&s| (s / *count as f64) as f32).collect())
-    }
+            let n = (patches.len() / dim).max(1) as f64;
+            mean.iter().map(|m| (m / n) as f32).collect()
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -469,18 +422,5 @@ mod tests {
         let chosen = bank_indices(4000);
         assert_eq!(chosen.len(), MAX_BANK);
         assert_eq!((chosen[0], chosen[1], chosen[999]), (0, 4, 3996));
-    }
-
-    #[test]
-    fn feature_sums_average_cells_of_rows_and_planes_alike() {
-        let rows = FeatureSum::default();
-        rows.add_rows(&[1.0, 2.0, 3.0, 4.0], 2);
-        assert_eq!(rows.mean().unwrap(), vec![2.0, 3.0]);
-        // Two channels of a 2 x 3 map, of which cells 0..2 x 0..2 are added.
-        let planes = FeatureSum::default();
-        let map = [1.0, 1.0, 9.0, 1.0, 1.0, 9.0, 2.0, 4.0, 9.0, 2.0, 4.0, 9.0];
-        planes.add_planes(&map, 3, (2, 2), 2);
-        assert_eq!(planes.mean().unwrap(), vec![1.0, 3.0]);
-        assert_eq!(FeatureSum::default().mean(), None);
     }
 }

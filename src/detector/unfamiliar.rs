@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::familiarity::{classifier_features, Check, FeatureSum};
+use super::familiarity::{classifier_features, patch_features_mean, Check};
 use super::{Answer, Detector, Model};
 use crate::data::decode::{load_rgb, resize_exact};
 use crate::data::inputs::FileOutcome;
@@ -63,19 +63,40 @@ impl Detector {
                 let dim = flat.len() / images.len().max(1);
                 Ok(flat.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
             }
-            Model::OneClass(m) => {
-                let dim = m.settings().dim();
-                m.extractor
-                    .patches(images)?
-                    .iter()
-                    .map(|patches| {
-                        let sum = FeatureSum::default();
-                        sum.add_rows(patches, dim);
-                        Ok(sum.mean().unwrap_or_else(|| vec![0.0; dim]))
-                    })
-                    .collect()
-            }
+            Model::OneClass(m) => patch_features_mean(m, images),
         }
+    }
+
+    /// Whether a photo scanned at `scale` (the photo resized by it, then cut into windows of the
+    /// input size) is like the training images: windows of that size sampled evenly over it
+    /// (at most [`PHOTO_SAMPLE_SIDE`] a side), each measured as `predict` measures an image.
+    /// None when the model file has no summary. Not the photo's features averaged whole: the
+    /// mean of many windows, cracked and clear, lies between the training images and far from
+    /// each.
+    pub fn photo_familiarity(&self, photo: &RgbImage, scale: f32) -> Result<Option<PhotoCheck>> {
+        let Some(summary) = &self.familiarity else {
+            return Ok(None);
+        };
+        let size = self.input_size();
+        let side =
+            ((size as f32 / scale).round() as u32).clamp(1, photo.width().min(photo.height()));
+        let starts = |extent: u32| {
+            let n = extent.div_ceil(side).clamp(1, PHOTO_SAMPLE_SIDE);
+            let room = extent - side;
+            (0..n).map(move |i| if n == 1 { room / 2 } else { room * i / (n - 1) })
+        };
+        let windows: Vec<RgbImage> = starts(photo.height())
+            .flat_map(|y| starts(photo.width()).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let crop = image::imageops::crop_imm(photo, x, y, side, side).to_image();
+                resize_exact(&crop, size)
+            })
+            .collect();
+        let mut distances = Vec::with_capacity(windows.len());
+        for features in self.pooled_features(&windows)? {
+            distances.push(summary.check(&features)?);
+        }
+        Ok(Some(PhotoCheck::of(&distances, summary.stored.threshold)))
     }
 
     /// The familiarity of pooled `features` (None when the model file has no summary).
@@ -132,6 +153,44 @@ impl Detector {
 
 /// Files read at once for their checks.
 const CHECK_BATCH: usize = 32;
+
+/// Most windows a side sampled from a scanned photo for its familiarity (36 in all: a fraction
+/// of a second beside a scan of hundreds of windows).
+pub const PHOTO_SAMPLE_SIDE: u32 = 6;
+
+/// A scanned photo's familiarity, as scan.json and `scan --json` carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PhotoCheck {
+    /// The median distance of the sampled windows to the training images.
+    pub distance: f32,
+    /// The model's threshold (see [`Check`]).
+    pub threshold: f32,
+    /// Whether most sampled windows are unlike the training images (the median is over the
+    /// threshold): the photo as a whole is not what the model learnt from.
+    pub unfamiliar: bool,
+    /// Windows sampled, and how many of them were unlike the training images.
+    pub windows: usize,
+    pub unfamiliar_windows: usize,
+}
+
+impl PhotoCheck {
+    fn of(checks: &[Check], threshold: f32) -> PhotoCheck {
+        let mut distances: Vec<f32> = checks.iter().map(|c| c.distance).collect();
+        distances.sort_by(f32::total_cmp);
+        let distance = distances
+            .get(distances.len() / 2)
+            .copied()
+            .unwrap_or(f32::NAN);
+        let unfamiliar_windows = checks.iter().filter(|c| c.unfamiliar).count();
+        PhotoCheck {
+            distance,
+            threshold,
+            unfamiliar: 2 * unfamiliar_windows > checks.len(),
+            windows: checks.len(),
+            unfamiliar_windows,
+        }
+    }
+}
 
 impl Answer {
     pub fn path(&self) -> &PathBuf {

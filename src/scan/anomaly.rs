@@ -24,7 +24,6 @@ use rayon::prelude::*;
 use super::features::{cell_scores, TileScorer, TILE_PIXELS};
 use super::map::{Alignment, CrackMap, WindowScore};
 use crate::core::windows::{grid, Window, CELL};
-use crate::detector::familiarity::FeatureSum;
 use crate::detector::oneclass::model::{inner_patches, Scored};
 use crate::detector::oneclass::OneClassModel;
 
@@ -50,8 +49,6 @@ pub fn normalised(score: f32, threshold: f32) -> f32 {
 struct PatchDistances<'a> {
     model: &'a OneClassModel,
     per_axis: usize,
-    /// Where the tiles' patch features are summed (the photo's pooled features), if anywhere.
-    pooled: Option<&'a FeatureSum>,
 }
 
 impl<'a> PatchDistances<'a> {
@@ -64,7 +61,6 @@ impl<'a> PatchDistances<'a> {
         Ok(PatchDistances {
             model,
             per_axis: CELL as usize / stride,
-            pooled: None,
         })
     }
 }
@@ -86,9 +82,6 @@ impl TileScorer for PatchDistances<'_> {
             .model
             .extractor
             .tile_patches(pixels, size, (rows * k, patch_cols))?;
-        if let Some(sum) = self.pooled {
-            sum.add_rows(&patches, self.model.bank.dim());
-        }
         let bank = &self.model.bank;
         let distances: Vec<f32> = patches
             .par_chunks(QUERY_CHUNK * bank.dim())
@@ -119,40 +112,26 @@ pub fn scan_photo_one_class(
     model: &OneClassModel,
     photo: &RgbImage,
     stride: u32,
-    pooled: Option<&FeatureSum>,
 ) -> Result<CrackMap> {
     match model.scan_threshold {
         Some(_) if model.extractor.tiles_match_windows() => {
-            scan_shared_pooling(model, photo, stride, TILE_PIXELS, pooled)
+            scan_shared(model, photo, stride, TILE_PIXELS)
         }
         _ => scan_window_by_window(model, photo, stride),
     }
 }
 
 /// The shared pass, in tiles of at most `tile_pixels`.
-#[cfg(test)]
 pub(super) fn scan_shared(
     model: &OneClassModel,
     photo: &RgbImage,
     stride: u32,
     tile_pixels: usize,
 ) -> Result<CrackMap> {
-    scan_shared_pooling(model, photo, stride, tile_pixels, None)
-}
-
-/// The shared pass, summing the tiles' patch features into `pooled` when given.
-fn scan_shared_pooling(
-    model: &OneClassModel,
-    photo: &RgbImage,
-    stride: u32,
-    tile_pixels: usize,
-    pooled: Option<&FeatureSum>,
-) -> Result<CrackMap> {
     let size = model.settings().input_size;
     let (width, height) = photo.dimensions();
     let windows = grid(width, height, size, stride)?;
-    let mut scorer = PatchDistances::new(model)?;
-    scorer.pooled = pooled;
+    let scorer = PatchDistances::new(model)?;
     let k = scorer.per_axis;
     // A window's patches are those it has alone: its own patch grid (28 at 227 px, 27 at 224),
     // which the 16-pixel cells from its first one cover.

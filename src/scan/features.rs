@@ -20,12 +20,9 @@ use image::RgbImage;
 use crate::core::windows::CELL;
 use crate::data::augment::write_chw_normalized;
 use crate::detector::classifier::Classifier;
-use crate::detector::familiarity::FeatureSum;
 
 /// The layer whose cells are shared.
 const LAYER: &str = "relu_conv10";
-/// The layer a pooling scan averages over the photo (as the familiarity summary does).
-const POOLED_LAYER: &str = crate::detector::familiarity::CLASSIFIER_LAYER;
 /// Channels of relu_conv10 (torchvision's 1000 ImageNet outputs).
 const CHANNELS: usize = 1000;
 /// Cells of context around a tile: cell j depends on pixels 16j - 88 ..= 16j + 118, so 7 cells
@@ -302,61 +299,16 @@ impl TileScorer for ScanModel<'_> {
     fn tile_values(
         &self,
         pixels: Vec<f32>,
-        size: (usize, usize),
-        cells: (usize, usize),
-    ) -> Result<Vec<f32>> {
-        self.tile_scores(pixels, size, cells, None)
-    }
-}
-
-/// A scan's shared pass that also sums [`POOLED_LAYER`] over the photo (the photo's pooled
-/// features, for `detector::familiarity`).
-pub struct PoolingScan<'m, 'a> {
-    pub model: &'m ScanModel<'a>,
-    pub sum: &'m FeatureSum,
-}
-
-impl TileScorer for PoolingScan<'_, '_> {
-    fn per_cell(&self) -> usize {
-        self.model.per_cell()
-    }
-
-    fn tile_values(
-        &self,
-        pixels: Vec<f32>,
-        size: (usize, usize),
-        cells: (usize, usize),
-    ) -> Result<Vec<f32>> {
-        self.model.tile_scores(pixels, size, cells, Some(self.sum))
-    }
-}
-
-impl ScanModel<'_> {
-    /// The class scores of relu_conv10's cells, adding the tile's [`POOLED_LAYER`] features over
-    /// the same cells to `pooled`.
-    fn tile_scores(
-        &self,
-        pixels: Vec<f32>,
         (w, h): (usize, usize),
         (nr, nc): (usize, usize),
-        pooled: Option<&FeatureSum>,
     ) -> Result<Vec<f32>> {
         let (out_rows, out_cols) = (
             ScanModel::cells_for(h as u32),
             ScanModel::cells_for(w as u32),
         );
         let x = Tensor::from_vec(pixels, (1, 3, h, w), &self.classifier.device)?;
-        let features = match pooled {
-            None => self.classifier.model.forward_to(&x, LAYER)?,
-            Some(sum) => {
-                let early = self.classifier.model.forward_to(&x, POOLED_LAYER)?;
-                drop(x);
-                pool_share(&early, (nr, nc), (out_rows, out_cols), sum)?;
-                self.classifier
-                    .model
-                    .forward_between(&early, POOLED_LAYER, LAYER)?
-            }
-        };
+        let features = self.classifier.model.forward_to(&x, LAYER)?;
+        drop(x);
         let dims = features.dims().to_vec();
         if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
             bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
@@ -471,20 +423,4 @@ mod tests {
         let wide = cols.iter().map(|&s| pixel_extent(s, 252, 4032)).max();
         assert!(tall.unwrap() * wide.unwrap() <= TILE_PIXELS);
     }
-}
-
-/// Adds to `sum` the part of `map` (`[1, C, h, w]`) under the first `cells` of a tile whose
-/// relu_conv10 has `all` cells (the same share of the rows and columns).
-fn pool_share(
-    map: &Tensor,
-    (nr, nc): (usize, usize),
-    (all_rows, all_cols): (usize, usize),
-    sum: &FeatureSum,
-) -> Result<()> {
-    let (_, channels, h, w) = map.dims4()?;
-    let share = |n: usize, all: usize, side: usize| (n * side).div_ceil(all.max(1)).min(side);
-    let (rows, cols) = (share(nr, all_rows, h), share(nc, all_cols, w));
-    let values = map.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    sum.add_planes(&values, w, (rows, cols), channels);
-    Ok(())
 }

@@ -362,56 +362,20 @@ pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<Window
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::output::{PhotoRecord, WindowRecord, FORMAT_VERSION};
+    use crate::scan::output::PhotoRecord;
 
     fn photo(path: &str, probabilities: &[f32]) -> PhotoRecord {
         PhotoRecord {
             photo: path.into(),
-            width: 300,
-            height: 100,
-            crack_fraction: 0.0,
-            regions: 0,
-            region_boxes: Vec::new(),
-            windows: probabilities
-                .iter()
-                .enumerate()
-                .map(|(i, &probability)| WindowRecord {
-                    x: 100 * i as u32,
-                    y: 0,
-                    size: 100,
-                    probability,
-                    score: None,
-                })
-                .collect(),
-            overlay: String::new(),
-            mask: String::new(),
-            map: String::new(),
-            map_cell: 16,
-            metrics: None,
-            index: None,
-            sweep: None,
-            familiarity: None,
+            ..PhotoRecord::for_test("", 300, 100).with_row_of_windows(probabilities)
         }
     }
 
     fn record() -> ScanRecord {
-        ScanRecord {
-            format: FORMAT_VERSION,
-            class: "Positive".into(),
-            threshold: 0.5,
-            colormap: "jet".into(),
-            alpha: 0.5,
-            photos: vec![
-                photo("/p/a, with comma.jpg", &[0.9, 0.45, 0.1]),
-                photo("/p/b.jpg", &[0.52, 0.0, 0.99]),
-            ],
-            overall: None,
-            sweep: None,
-            settings: None,
-            plan: None,
-            failed: Vec::new(),
-            finished: true,
-        }
+        ScanRecord::for_test(vec![
+            photo("/p/a, with comma.jpg", &[0.9, 0.45, 0.1]),
+            photo("/p/b.jpg", &[0.52, 0.0, 0.99]),
+        ])
     }
 
     fn key(photo: usize, x: u32) -> WindowKey {

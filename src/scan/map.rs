@@ -12,10 +12,9 @@ use anyhow::Result;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
-use super::features::{cell_scores, CellScores, PoolingScan, ScanModel, TileScorer, TILE_PIXELS};
+use super::features::{cell_scores, CellScores, ScanModel, TILE_PIXELS};
 use crate::core::math::softmax;
 use crate::core::windows::{grid, Window, CELL};
-use crate::detector::familiarity::FeatureSum;
 use crate::explain::heatmap::rescale;
 
 /// How a window that does not start on the 16-pixel cell grid picks its cells.
@@ -99,33 +98,13 @@ impl ScanOptions {
 
 /// Scans one photo: classifies every window from one shared pass and builds the crack map.
 pub fn scan_photo(model: &ScanModel, photo: &RgbImage, opts: &ScanOptions) -> Result<CrackMap> {
-    scan_photo_with(model, model, photo, opts)
-}
-
-/// [`scan_photo`], also summing relu_conv10 over the photo's cells into `pooled`.
-pub fn scan_photo_pooling(
-    model: &ScanModel,
-    photo: &RgbImage,
-    opts: &ScanOptions,
-    pooled: &FeatureSum,
-) -> Result<CrackMap> {
-    let scorer = PoolingScan { model, sum: pooled };
-    scan_photo_with(&scorer, model, photo, opts)
-}
-
-fn scan_photo_with(
-    scorer: &impl TileScorer,
-    model: &ScanModel,
-    photo: &RgbImage,
-    opts: &ScanOptions,
-) -> Result<CrackMap> {
     let (width, height) = photo.dimensions();
     let windows = grid(width, height, model.window, opts.stride)?;
     let n = ScanModel::cells_for(model.window);
     let extent = |start: u32| opts.alignment.first_cell(start) + n;
     let cols = windows.iter().map(|w| extent(w.x)).max().unwrap_or(0);
     let rows = windows.iter().map(|w| extent(w.y)).max().unwrap_or(0);
-    let scores = cell_scores(scorer, photo, rows, cols, opts.tile_pixels)?;
+    let scores = cell_scores(model, photo, rows, cols, opts.tile_pixels)?;
     Ok(combine(model.bias(), &scores, &windows, n, opts))
 }
 

@@ -127,10 +127,10 @@ pub struct PhotoRecord {
     /// This photo's counts at every threshold of the sweep, when scanned against a true mask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
-    /// Whether the photo is like the model's training images (its pooled features' distance to
-    /// theirs); absent when the model file has no familiarity summary.
+    /// Whether the photo is like the model's training images (windows sampled over it);
+    /// absent when the model file has no familiarity summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub familiarity: Option<crate::detector::familiarity::Check>,
+    pub familiarity: Option<crate::detector::unfamiliar::PhotoCheck>,
 }
 
 /// One window and its crack probability.
@@ -306,6 +306,69 @@ pub fn read(dir: &Path) -> Result<ScanRecord> {
         }
     }
     Ok(record)
+}
+
+/// Records for tests elsewhere: every field at its plainest, so a test names only what it is
+/// about (`PhotoRecord { crack_fraction: 0.3, ..PhotoRecord::for_test("a.jpg", 400, 100) }`) and
+/// a new field is added here once.
+#[cfg(test)]
+impl PhotoRecord {
+    pub(crate) fn for_test(name: &str, width: u32, height: u32) -> PhotoRecord {
+        PhotoRecord {
+            photo: format!("/photos/{name}").into(),
+            width,
+            height,
+            crack_fraction: 0.0,
+            regions: 0,
+            region_boxes: Vec::new(),
+            windows: Vec::new(),
+            overlay: format!("{name}-overlay.png"),
+            mask: format!("{name}-mask.png"),
+            map: format!("{name}-map.png"),
+            map_cell: 16,
+            metrics: None,
+            index: None,
+            sweep: None,
+            familiarity: None,
+        }
+    }
+
+    /// Windows of 100 pixels side by side along the top row, with these probabilities.
+    pub(crate) fn with_row_of_windows(mut self, probabilities: &[f32]) -> PhotoRecord {
+        self.windows = probabilities
+            .iter()
+            .enumerate()
+            .map(|(i, &probability)| WindowRecord {
+                x: 100 * i as u32,
+                y: 0,
+                size: 100,
+                probability,
+                score: None,
+            })
+            .collect();
+        self
+    }
+}
+
+#[cfg(test)]
+impl ScanRecord {
+    /// A finished scan of `photos` at threshold 0.5, without settings, plan or scores.
+    pub(crate) fn for_test(photos: Vec<PhotoRecord>) -> ScanRecord {
+        ScanRecord {
+            format: FORMAT_VERSION,
+            class: "Positive".into(),
+            threshold: 0.5,
+            colormap: "jet".into(),
+            alpha: 0.5,
+            photos,
+            overall: None,
+            sweep: None,
+            settings: None,
+            plan: None,
+            failed: Vec::new(),
+            finished: true,
+        }
+    }
 }
 
 #[cfg(test)]

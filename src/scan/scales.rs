@@ -32,28 +32,31 @@ pub fn is_plain(scales: &[f32]) -> bool {
     scales.is_empty() || scales == [1.0]
 }
 
-/// The photo's crack map at every scale of `scales`, combined (see the module's rule), with the
-/// photo's pooled features from the pass at the scale nearest 1 (where a window covers what a
-/// training image did, when the scales were chosen so), for `detector::familiarity`.
+/// The scale of `scales` nearest 1 (where a window covers what a training image did, when the
+/// scales were chosen so); 1 for a plain scan.
+pub fn nearest_to_one(scales: &[f32]) -> f32 {
+    scales
+        .iter()
+        .copied()
+        .min_by(|a, b| a.ln().abs().total_cmp(&b.ln().abs()))
+        .unwrap_or(1.0)
+}
+
+/// The photo's crack map at every scale of `scales`, combined (see the module's rule).
 pub(crate) fn scan_at_scales(
     scanner: &Scanner,
     photo: &RgbImage,
     stride: u32,
     scales: &[f32],
-) -> Result<(CrackMap, Option<Vec<f32>>)> {
+) -> Result<CrackMap> {
     if is_plain(scales) {
-        return scanner.scan_pooling(photo, stride);
+        return scanner.scan(photo, stride);
     }
-    let nearest_one = scales
-        .iter()
-        .copied()
-        .min_by(|a, b| (a.ln().abs()).total_cmp(&b.ln().abs()));
     let (width, height) = photo.dimensions();
     let mut maps = Vec::with_capacity(scales.len());
-    let mut pooled = None;
     for &scale in scales {
-        let (map, features) = if scale == 1.0 {
-            scanner.scan_pooling(photo, stride)?
+        let map = if scale == 1.0 {
+            scanner.scan(photo, stride)?
         } else {
             let (w, h) = scaled(width, height, scale);
             let window = scanner.window();
@@ -61,14 +64,11 @@ pub(crate) fn scan_at_scales(
                 w >= window && h >= window,
                 "at scale {scale} the photo is {w}x{h}, smaller than one {window}-pixel window"
             );
-            scanner.scan_pooling(&resize(photo, w, h, FilterType::Triangle), stride)?
+            scanner.scan(&resize(photo, w, h, FilterType::Triangle), stride)?
         };
-        if Some(scale) == nearest_one {
-            pooled = features;
-        }
         maps.push((scale, map));
     }
-    Ok((combine(width, height, &maps), pooled))
+    Ok(combine(width, height, &maps))
 }
 
 fn scaled(width: u32, height: u32, scale: f32) -> (u32, u32) {

@@ -7,9 +7,8 @@ use image::RgbImage;
 
 use super::anomaly::scan_photo_one_class;
 use super::features::ScanModel;
-use super::map::{scan_photo_pooling, CrackMap, ScanOptions};
+use super::map::{scan_photo, CrackMap, ScanOptions};
 use crate::core::classes;
-use crate::detector::familiarity::FeatureSum;
 use crate::detector::oneclass::OneClassModel;
 use crate::detector::{Detector, Model};
 
@@ -55,21 +54,13 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Scans `photo` at `stride`, with the photo's pooled features from the same pass (as the
-    /// familiarity summary takes them; None for one-class models that scan window by window).
-    pub fn scan_pooling(
-        &self,
-        photo: &RgbImage,
-        stride: u32,
-    ) -> Result<(CrackMap, Option<Vec<f32>>)> {
-        let sum = FeatureSum::default();
-        let map = match self {
+    pub fn scan(&self, photo: &RgbImage, stride: u32) -> Result<CrackMap> {
+        match self {
             Scanner::Classifier { model, positive } => {
-                scan_photo_pooling(model, photo, &ScanOptions::new(stride, *positive), &sum)?
+                scan_photo(model, photo, &ScanOptions::new(stride, *positive))
             }
-            Scanner::OneClass(model) => scan_photo_one_class(model, photo, stride, Some(&sum))?,
-        };
-        Ok((map, sum.mean()))
+            Scanner::OneClass(model) => scan_photo_one_class(model, photo, stride),
+        }
     }
 
     /// What the map shows, for the scan view: the crack class, or the one-class model's anomalies.

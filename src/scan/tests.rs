@@ -302,7 +302,7 @@ fn one_class_maps_of_synthetic_photos_fall_on_the_generators_cracks() {
     let mut pixel_aurocs = Vec::new();
     for seed in [101, 102, 103] {
         let photo = render_photo(seed, 330, WINDOW, true);
-        let map = super::anomaly::scan_photo_one_class(&model, &photo.image, 32, None).unwrap();
+        let map = super::anomaly::scan_photo_one_class(&model, &photo.image, 32).unwrap();
         assert_eq!(map.windows.len(), grid(330, 330, WINDOW, 32).unwrap().len());
         for w in &map.windows {
             let s = w.score.expect("one-class windows carry their score");
@@ -455,7 +455,7 @@ fn inner_patches_alone_and_shared(window: u32, settings: crate::detector::onecla
 
     // Scores: a bank of crack-free surfaces, then every window of a cracked photo.
     let model = model_on_surface_windows(extractor, window);
-    let map = super::anomaly::scan_photo_one_class(&model, &photo, 112, None).unwrap();
+    let map = super::anomaly::scan_photo_one_class(&model, &photo, 112).unwrap();
     let windows: Vec<_> = map.windows.iter().map(|w| w.window()).collect();
     let alone = super::anomaly::score_windows_alone(&model, &photo, &windows).unwrap();
     let mut compared = 0;
@@ -515,7 +515,7 @@ fn two_layers_whose_maps_round_apart_scan_window_by_window_on_inner_scores() {
     let edge = extractor.edge_patches();
     let model = model_on_surface_windows(extractor, 224);
     let photo = render_photo(5, 480, 224, true).image;
-    let map = super::anomaly::scan_photo_one_class(&model, &photo, 112, None).unwrap();
+    let map = super::anomaly::scan_photo_one_class(&model, &photo, 112).unwrap();
     let windows: Vec<_> = map.windows.iter().map(|w| w.window()).collect();
     let alone = super::anomaly::score_windows_alone(&model, &photo, &windows).unwrap();
     let shared = super::anomaly::scan_shared(&model, &photo, 112, usize::MAX).unwrap();

@@ -11,7 +11,7 @@ use image::RgbImage;
 
 use crate::data::loader::DecodedSet;
 use crate::detector::familiarity::{
-    bank_indices, classifier_features, Familiarity, FeatureSum, CLASSIFIER_LAYER,
+    bank_indices, classifier_features, patch_features_mean, Familiarity, CLASSIFIER_LAYER,
 };
 use crate::detector::oneclass::OneClassModel;
 use crate::run::event::Event;
@@ -48,15 +48,8 @@ pub fn summarize_oneclass(
     if train.len() < 2 {
         return Ok(());
     }
-    let dim = model.settings().dim();
     let rows = features_of(train, |images| {
-        let mut out = Vec::with_capacity(images.len() * dim);
-        for patches in model.extractor.patches(images)? {
-            let sum = FeatureSum::default();
-            sum.add_rows(&patches, dim);
-            out.extend(sum.mean().unwrap_or_else(|| vec![0.0; dim]));
-        }
-        Ok(out)
+        Ok(patch_features_mean(model, images)?.concat())
     })?;
     attach(model_file, &rows, "patch features mean", train.len(), emit)
 }

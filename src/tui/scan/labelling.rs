@@ -326,7 +326,7 @@ pub fn outline_focus(image: &mut RgbImage, view: Viewport, w: WindowKey) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::output::{PhotoRecord, ScanRecord, WindowRecord, FORMAT_VERSION};
+    use crate::scan::output::{PhotoRecord, ScanRecord};
     use crate::tui::theme::Theme;
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::layout::Size;
@@ -337,52 +337,16 @@ mod tests {
 
     fn photo(name: &str, probabilities: &[f32]) -> PhotoRecord {
         PhotoRecord {
-            photo: format!("/photos/{name}").into(),
-            width: 400,
-            height: 100,
             crack_fraction: probabilities.iter().copied().fold(0.0, f32::max) as f64,
-            regions: 0,
-            region_boxes: Vec::new(),
-            windows: probabilities
-                .iter()
-                .enumerate()
-                .map(|(i, &probability)| WindowRecord {
-                    x: 100 * i as u32,
-                    y: 0,
-                    size: 100,
-                    probability,
-                    score: None,
-                })
-                .collect(),
-            overlay: format!("{name}-overlay.png"),
-            mask: format!("{name}-mask.png"),
-            map: format!("{name}-map.png"),
-            map_cell: 16,
-            metrics: None,
-            index: None,
-            sweep: None,
-            familiarity: None,
+            ..PhotoRecord::for_test(name, 400, 100).with_row_of_windows(probabilities)
         }
     }
 
     fn record() -> ScanRecord {
-        ScanRecord {
-            format: FORMAT_VERSION,
-            class: "Positive".into(),
-            threshold: 0.5,
-            colormap: "jet".into(),
-            alpha: 0.5,
-            photos: vec![
-                photo("a.jpg", &[0.9, 0.45, 0.1, 0.0]),
-                photo("b.jpg", &[0.52, 0.0, 0.99, 0.3]),
-            ],
-            overall: None,
-            sweep: None,
-            settings: None,
-            plan: None,
-            failed: Vec::new(),
-            finished: true,
-        }
+        ScanRecord::for_test(vec![
+            photo("a.jpg", &[0.9, 0.45, 0.1, 0.0]),
+            photo("b.jpg", &[0.52, 0.0, 0.99, 0.3]),
+        ])
     }
 
     fn view(folder: &std::path::Path) -> ScanView {

@@ -384,49 +384,23 @@ impl ScanView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::output::{RegionRecord, ScanRecord, FORMAT_VERSION};
+    use crate::scan::output::{RegionRecord, ScanRecord};
     use crossterm::event::{KeyCode, KeyModifiers};
 
     fn photo(name: &str, width: u32, height: u32, crack_fraction: f64) -> PhotoRecord {
         PhotoRecord {
-            photo: format!("/photos/{name}").into(),
-            width,
-            height,
             crack_fraction,
-            regions: 0,
-            region_boxes: Vec::new(),
-            windows: Vec::new(),
-            overlay: format!("{name}-overlay.png"),
-            mask: format!("{name}-mask.png"),
-            map: format!("{name}-map.png"),
-            map_cell: 16,
-            metrics: None,
-            index: None,
-            sweep: None,
-            familiarity: None,
+            ..PhotoRecord::for_test(name, width, height)
         }
     }
 
     /// Three photos; the area is 100 x 50 cells of 10 x 20 pixels (1000 x 1000 pixels).
     fn view() -> ScanView {
-        let record = ScanRecord {
-            format: FORMAT_VERSION,
-            class: "Positive".into(),
-            threshold: 0.5,
-            colormap: "jet".into(),
-            alpha: 0.5,
-            photos: vec![
-                photo("a.jpg", 4000, 2000, 0.01),
-                photo("b.jpg", 500, 500, 0.30),
-                photo("c.jpg", 100, 100, 0.0),
-            ],
-            overall: None,
-            settings: None,
-            plan: None,
-            failed: Vec::new(),
-            finished: true,
-            sweep: None,
-        };
+        let record = ScanRecord::for_test(vec![
+            photo("a.jpg", 4000, 2000, 0.01),
+            photo("b.jpg", 500, 500, 0.30),
+            photo("c.jpg", 100, 100, 0.0),
+        ]);
         let mut view = ScanView::new("scan".into(), record, Theme::new(false));
         view.set_area(Size::new(100, 50));
         view
