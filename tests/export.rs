@@ -140,7 +140,7 @@ fn write_images(dir: &Path, images: &[RgbImage]) -> Vec<String> {
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap()
+    serde_json::from_str(&ok_stdout(out)).unwrap()
 }
 
 fn floats(value: &serde_json::Value) -> Vec<f32> {

@@ -58,6 +58,13 @@ fn one_class_run_scores_synthetic_cracks_above_surfaces() {
         crackscope::detector::oneclass::model_file::load(&run_dir.join("model.safetensors"))
             .unwrap();
     assert!(model.scan_threshold.is_some());
+    // The fit's images' pooled features travel with the model (80 normal training images).
+    let summary =
+        crackscope::detector::familiarity::Familiarity::read(&run_dir.join("model.safetensors"))
+            .unwrap()
+            .expect("the fit adds a familiarity summary");
+    assert_eq!(summary.stored.features, "patch features mean");
+    assert_eq!(summary.dim(), model.settings().dim());
     assert!(
         out.contains("scan threshold     "),
         "the report names it too:\n{out}"

@@ -55,7 +55,7 @@ fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
     sideways_jpeg(&photos.join("turned.jpg"), 160, 100);
     std::fs::write(photos.join("notes.txt"), "not a photo").unwrap();
     let out = dir.path().join("out");
-    let said = ok(&run(&[
+    let said = ok_stdout(&run(&[
         "scan",
         "--model",
         model.to_str().unwrap(),

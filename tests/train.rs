@@ -150,6 +150,7 @@ fn training_on_synthetic_cracks_reaches_95_percent_and_resumes_with_the_same_spl
     assert_eq!(predictions.lines().count(), 161);
     checkpoints_carry_their_own_accuracy(&run_dir);
     tensorboard_holds_the_logged_metrics(&run_dir, 1);
+    unlike_images_are_flagged_and_training_like_ones_are_not(dir.path(), &run_dir);
 
     // Resume for one more epoch: same split, a usable model, the log continues.
     let split_before = std::fs::read(run_dir.join("split.json")).unwrap();
@@ -311,4 +312,89 @@ fn fine_tuning_on_real_brickwork_photos_reaches_95_percent() {
         serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
     let accuracy = report["accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.95, "test accuracy {accuracy}:\n{said}");
+}
+
+/// The trained model carries a summary of its 480 training images; a test image of the same
+/// synthetic kind is not flagged by `predict`, a picture of coloured stripes is.
+fn unlike_images_are_flagged_and_training_like_ones_are_not(dir: &Path, run_dir: &Path) {
+    let model = run_dir.join("model.safetensors");
+    let summary = crackscope::detector::familiarity::Familiarity::read(&model)
+        .unwrap()
+        .expect("training adds the summary to the model file");
+    assert_eq!(summary.stored.images, 480);
+    let like = dir.join("like.png");
+    crackscope::data::synth::render(424_242, 64, true)
+        .image
+        .save(&like)
+        .unwrap();
+    let unlike = dir.join("stripes.png");
+    image::RgbImage::from_fn(64, 64, |x, y| match (x / 8 + y / 16) % 3 {
+        0 => image::Rgb([230, 20, 20]),
+        1 => image::Rgb([20, 200, 40]),
+        _ => image::Rgb([30, 40, 240]),
+    })
+    .save(&unlike)
+    .unwrap();
+    let out = run(&[
+        "predict",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        like.to_str().unwrap(),
+        unlike.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["familiarity"]["unfamiliar"], false, "{}", json[0]);
+    assert_eq!(json[1]["familiarity"]["unfamiliar"], true, "{}", json[1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stripes.png is unlike the model's training images")
+            && !stderr.contains("like.png is unlike"),
+        "{stderr}"
+    );
+
+    // A scan judges whole photos by windows sampled over them: a synthetic wall with cracks at
+    // the training images' scale is familiar, a large picture of stripes is not.
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    crackscope::data::synth::render_photo(77, 320, 64, true)
+        .image
+        .save(photos.join("wall.png"))
+        .unwrap();
+    image::RgbImage::from_fn(320, 256, |x, y| match (x / 12 + y / 20) % 3 {
+        0 => image::Rgb([230, 20, 20]),
+        1 => image::Rgb([20, 200, 40]),
+        _ => image::Rgb([30, 40, 240]),
+    })
+    .save(photos.join("stripes.png"))
+    .unwrap();
+    let out = run(&[
+        "scan",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        dir.join("scan").to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let verdict = |name: &str| {
+        let photo = json
+            .iter()
+            .find(|p| p["path"].as_str().unwrap().ends_with(name))
+            .unwrap();
+        assert!(
+            photo["familiarity"]["windows"].as_u64().unwrap() >= 4,
+            "{photo}"
+        );
+        photo["familiarity"]["unfamiliar"].as_bool().unwrap()
+    };
+    assert!(!verdict("wall.png") && verdict("stripes.png"), "{json:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stripes.png is unlike") && !stderr.contains("wall.png is unlike"),
+        "{stderr}"
+    );
 }

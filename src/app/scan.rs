@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::scan_folder::{picture_names, Opened, ScanFolder, METRICS_FILE};
 use crate::core::windows::default_stride;
 use crate::data::inputs::FileOutcome;
+use crate::detector::Detector;
 use crate::explain::colormap::Colormap;
 use crate::explain::overlay::Style;
 use crate::model::LoadOptions;
@@ -75,6 +76,9 @@ pub struct PhotoOut {
     pub mask: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// Whether the photo is like the model's training images (absent without a summary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub familiarity: Option<crate::detector::unfamiliar::PhotoCheck>,
 }
 
 /// Scores against a true mask (per photo, or over all photos).
@@ -112,6 +116,8 @@ pub struct Scanned {
     pub earlier: usize,
     /// Photos still to scan (when stopped).
     pub left: usize,
+    /// Whether the model file carries a familiarity summary (without one, no photo is checked).
+    pub familiarity_known: bool,
 }
 
 /// Where a scan is, for a progress display: `done` of `total` photos, the next one's path.
@@ -136,6 +142,8 @@ struct Scanning<'a> {
     style: &'a Style,
     request: &'a ScanRequest,
     folder: &'a Path,
+    /// For the photos' familiarity.
+    detector: &'a Detector,
 }
 
 /// One photo scanned: its record and its counts against a true mask.
@@ -224,6 +232,7 @@ pub fn scan_photos(
         style: &style,
         request,
         folder: &folder_path,
+        detector: &detector,
     };
     let mut fresh_counts: HashMap<usize, Counts> = HashMap::new();
     let mut end = ScanEnd::Finished;
@@ -307,6 +316,7 @@ pub fn scan_photos(
         end,
         earlier,
         left,
+        familiarity_known: detector.familiarity.is_some(),
     })
 }
 
@@ -321,7 +331,12 @@ enum Failure {
 fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done, Failure> {
     let as_row = |e: anyhow::Error| Failure::Photo(one_line(&e));
     let mut photo = load_upright(path).map_err(as_row)?;
-    let map = crate::scan::scales::scan_at_scales(c.scanner, &photo, c.stride, &c.request.scales)
+    let scales = &c.request.scales;
+    let map =
+        crate::scan::scales::scan_at_scales(c.scanner, &photo, c.stride, scales).map_err(as_row)?;
+    let familiarity = c
+        .detector
+        .photo_familiarity(&photo, crate::scan::scales::nearest_to_one(scales))
         .map_err(as_row)?;
     let threshold = c.request.threshold;
     let mask = map.mask(threshold);
@@ -388,6 +403,7 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
         metrics: metrics.as_ref().map(metrics_record),
         index: Some(index),
         sweep,
+        familiarity,
     };
     Ok((record, counts))
 }
@@ -533,6 +549,7 @@ fn photo_out(folder: &Path, record: &PhotoRecord, metrics: Option<Metrics>) -> P
         overlay: folder.join(&record.overlay),
         mask: folder.join(&record.mask),
         metrics,
+        familiarity: record.familiarity,
     }
 }
 

@@ -412,6 +412,7 @@ mod tests {
             metrics: None,
             index: Some(index),
             sweep: None,
+            familiarity: None,
         }
     }
 

@@ -728,6 +728,7 @@ fn run_job(job: Job, emit: &mut (dyn FnMut(Event) + Send)) -> Result<Tested> {
             let detector = Detector {
                 path: run.best_model(),
                 model: Model::OneClass(fitted.model),
+                familiarity: crate::detector::familiarity::Familiarity::read(&run.best_model())?,
             };
             (run, detector, false, Some(fitted.seconds), 0)
         }

@@ -7,13 +7,14 @@ use anyhow::Result;
 
 use crate::cli::PredictArgs;
 use crate::data::inputs::{FileOutcome, SomeInputsFailed};
-use crate::detector::Answer;
+use crate::detector::{Answer, Detector};
 
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let (device, _) = crate::model::device::resolve(args.device)?;
     let (detector, _) =
         crate::app::open_model(&args.model, &device, &args.model_options.load_options())?;
     let outcomes = detector.answer_files(&args.images)?;
+    warn_about_inputs(&detector, &outcomes);
     let (verb, done) = detector.kind().judging();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
@@ -48,4 +49,27 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         }
     }
     SomeInputsFailed::check(&outcomes, done)
+}
+
+/// On stderr, so that `--json` output stays one document: a model without a familiarity summary
+/// (once), and each answer given for an oversized or unfamiliar image.
+fn warn_about_inputs(detector: &Detector, outcomes: &[FileOutcome<Answer>]) {
+    if detector.familiarity.is_none() {
+        eprintln!("{}", super::no_familiarity_note(&detector.path));
+    }
+    for answer in outcomes.iter().filter_map(|o| match o {
+        FileOutcome::Done(a) => Some(a),
+        FileOutcome::Failed { .. } => None,
+    }) {
+        let path = answer.path().display();
+        if let Some(hint) = &answer.input().oversized {
+            eprintln!(
+                "warning: {path} is {}x{}: {}",
+                hint.width, hint.height, hint.advice
+            );
+        }
+        if let Some(check) = answer.input().familiarity.filter(|c| c.unfamiliar) {
+            eprintln!("{}", super::unfamiliar_warning(&path.to_string(), &check));
+        }
+    }
 }

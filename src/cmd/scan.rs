@@ -65,6 +65,27 @@ pub fn scan(args: &ScanArgs) -> Result<ScanEnd> {
     // A closed pipe (| head) ends the output quietly.
     let _ = std::io::stdout().write_all(text.as_bytes());
     let mut note = std::io::stderr();
+    if !scanned.familiarity_known {
+        let _ = writeln!(note, "{}", super::no_familiarity_note(&args.model));
+    }
+    for photo in scanned.photos.iter().filter_map(|o| match o {
+        FileOutcome::Done(p) => Some(p),
+        FileOutcome::Failed { .. } => None,
+    }) {
+        if let Some(check) = photo.familiarity.filter(|c| c.unfamiliar) {
+            let _ = writeln!(
+                note,
+                "warning: {} is unlike the model's training images ({} of {} windows sampled \
+                 over it are, median feature distance {:.3} over the threshold {:.3}): do not \
+                 trust its crack map",
+                photo.path.display(),
+                check.unfamiliar_windows,
+                check.windows,
+                check.distance,
+                check.threshold
+            );
+        }
+    }
     if scanned.earlier > 0 {
         let _ = writeln!(
             note,

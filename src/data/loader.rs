@@ -102,7 +102,7 @@ impl DecodedSet {
     }
 
     /// Image `i` at input size: borrowed when in memory, decoded from its file when streamed.
-    fn image(&self, i: usize) -> Result<std::borrow::Cow<'_, RgbImage>> {
+    pub(crate) fn image(&self, i: usize) -> Result<std::borrow::Cow<'_, RgbImage>> {
         match &self.images {
             Images::InMemory(images) => Ok(std::borrow::Cow::Borrowed(&images[i])),
             Images::Streamed(_) => {

@@ -54,6 +54,9 @@ pub struct ClassAnswer {
     pub score: f32,
     /// Every class's probability, in the model's class order.
     pub probabilities: Vec<f32>,
+    /// Whether the input was like the training images and of a size the model can judge.
+    #[serde(flatten)]
+    pub input: super::unfamiliar::InputCheck,
 }
 
 impl Classifier {
@@ -175,6 +178,7 @@ impl Classifier {
                         index,
                         score: probabilities[index],
                         probabilities,
+                        input: Default::default(),
                     }),
                     None => failed(not_finite(&probabilities)),
                 });

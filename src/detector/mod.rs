@@ -11,7 +11,9 @@
 
 pub(crate) mod classifier;
 pub(crate) mod evaluation;
+pub mod familiarity;
 pub mod oneclass;
+pub mod unfamiliar;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,6 +105,9 @@ pub struct Detector {
     /// The model file.
     pub path: PathBuf,
     pub model: Model,
+    /// The summary of its training images' features, when its file carries one (files written
+    /// before summaries were kept do not).
+    pub familiarity: Option<familiarity::Familiarity>,
 }
 
 /// The model itself, by kind.
@@ -129,6 +134,9 @@ pub struct AnomalyAnswer {
     pub threshold: f32,
     /// "normal" or "anomaly".
     pub verdict: String,
+    /// Whether the input was like the fit's images and of a size the model can judge.
+    #[serde(flatten)]
+    pub input: unfamiliar::InputCheck,
 }
 
 /// One image's heatmap, as each kind makes it.
@@ -161,6 +169,7 @@ impl Detector {
         Ok(Detector {
             path: file.to_path_buf(),
             model,
+            familiarity: familiarity::Familiarity::read(file)?,
         })
     }
 
@@ -192,6 +201,13 @@ impl Detector {
     /// output is not a finite number, is a failed outcome with the reason, and the others are
     /// still answered. Errors only when the model itself cannot run.
     pub fn answer_files(&self, paths: &[PathBuf]) -> Result<Vec<FileOutcome<Answer>>> {
+        let mut answers = self.answers_alone(paths)?;
+        self.check_inputs(&mut answers)?;
+        Ok(answers)
+    }
+
+    /// [`Detector::answer_files`] before the inputs are checked.
+    fn answers_alone(&self, paths: &[PathBuf]) -> Result<Vec<FileOutcome<Answer>>> {
         match &self.model {
             Model::Classifier(c) => Ok(c
                 .classify_files(paths)?
@@ -212,6 +228,7 @@ impl Detector {
                                 score,
                                 threshold: m.threshold.value,
                                 verdict: KINDS[usize::from(m.is_anomalous(score))].into(),
+                                input: Default::default(),
                             }))
                         }
                         Ok(score) => FileOutcome::Failed {

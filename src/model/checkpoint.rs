@@ -30,6 +30,9 @@ const INPUT_SIZE_KEY: &str = "input_size";
 const ITERATION_KEY: &str = "iteration";
 const EPOCH_KEY: &str = "epoch";
 const BEST_KEY: &str = "best_val_accuracy";
+/// The tensor of the familiarity summary a model file may carry (`detector::familiarity`):
+/// stored with the model, not part of the network, so loading leaves it out.
+pub const FAMILIARITY_TENSOR: &str = "familiarity.bank";
 /// The file beside a checkpoint that names its classes, one a line, when the file itself does not.
 pub const CLASSES_FILE: &str = "classes.txt";
 /// torchvision's classifier convolution, replaced by PyTorch users for another number of classes.
@@ -204,7 +207,8 @@ pub fn save_checkpoint(
 /// Reads a checkpoint (crackscope's or PyTorch's, see [`HeadLayout`]) or bare torchvision weights,
 /// strictly; class names and the input size come from the file, else from `options`.
 pub fn load_model_with(path: &Path, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
-    let file = read_weights(path)?;
+    let mut file = read_weights(path)?;
+    file.tensors.remove(FAMILIARITY_TENSOR);
     let (layout, tensors) = match_tensors(path, file.tensors)?;
     let outputs = match layout {
         HeadLayout::Bare => IMAGENET_CLASSES,

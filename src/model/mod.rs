@@ -59,7 +59,7 @@ pub(crate) use arch::{StageKind, STAGES};
 pub use arch::{IMAGENET_CLASSES, MIN_INPUT_SIDE};
 pub use checkpoint::{
     classes_file, load_model, load_model_with, save_checkpoint, CheckpointMeta, HeadLayout,
-    LoadOptions, LoadedModel, CLASSES_FILE,
+    LoadOptions, LoadedModel, CLASSES_FILE, FAMILIARITY_TENSOR,
 };
 pub use init::init_backbone;
 pub use squeezenet::{init_head, SqueezeNet, CAM_LAYERS, HEAD_BIAS, HEAD_WEIGHT};

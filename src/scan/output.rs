@@ -127,6 +127,10 @@ pub struct PhotoRecord {
     /// This photo's counts at every threshold of the sweep, when scanned against a true mask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
+    /// Whether the photo is like the model's training images (windows sampled over it);
+    /// absent when the model file has no familiarity summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub familiarity: Option<crate::detector::unfamiliar::PhotoCheck>,
 }
 
 /// One window and its crack probability.
@@ -325,6 +329,7 @@ impl PhotoRecord {
             metrics: None,
             index: None,
             sweep: None,
+            familiarity: None,
         }
     }
 
@@ -417,6 +422,7 @@ mod tests {
                 }),
                 index: None,
                 sweep: None,
+                familiarity: None,
             }],
             overall: None,
             settings: None,

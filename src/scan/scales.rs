@@ -32,6 +32,16 @@ pub fn is_plain(scales: &[f32]) -> bool {
     scales.is_empty() || scales == [1.0]
 }
 
+/// The scale of `scales` nearest 1 (where a window covers what a training image did, when the
+/// scales were chosen so); 1 for a plain scan.
+pub fn nearest_to_one(scales: &[f32]) -> f32 {
+    scales
+        .iter()
+        .copied()
+        .min_by(|a, b| a.ln().abs().total_cmp(&b.ln().abs()))
+        .unwrap_or(1.0)
+}
+
 /// The photo's crack map at every scale of `scales`, combined (see the module's rule).
 pub(crate) fn scan_at_scales(
     scanner: &Scanner,

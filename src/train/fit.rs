@@ -135,6 +135,7 @@ pub fn fit(job: FitJob, emit: &mut dyn FnMut(Event)) -> Result<Fitted> {
         classes: manifest.classes.clone(),
     };
     model_file::save(&model, &run.best_model())?;
+    super::familiarity::summarize_oneclass(&run.best_model(), &model, &train_set, emit)?;
     emit(Event::Fitted {
         bank_entries: model.bank.len(),
         threshold: model.threshold.value,

@@ -285,6 +285,7 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
     }
     // Requests were for this training, which has now consumed them all.
     let _ = crate::run::ControlFile::remove(&job.run.control());
+    super::familiarity::summarize_classifier(&job.run.best_model(), &job.train, &job.device, emit)?;
     emit(Event::Finished {
         iteration,
         best_val_accuracy: best,

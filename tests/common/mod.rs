@@ -64,6 +64,14 @@ pub fn ok(out: &Output) -> String {
     all
 }
 
+/// Asserts success and gives what the command printed on stdout alone: its JSON, without the
+/// warnings and notes that go to stderr.
+#[allow(dead_code)]
+pub fn ok_stdout(out: &Output) -> String {
+    ok(out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The shared test data (see `crackscope::core::testdata`): skips with a message when absent.
 #[allow(unused_imports)]
 pub use crackscope::core::testdata::shared_data;

@@ -568,6 +568,7 @@ pub(crate) mod tests {
                 metrics: None,
                 index: None,
                 sweep: None,
+                familiarity: None,
             }],
             overall: None,
             settings: None,
