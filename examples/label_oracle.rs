@@ -7,7 +7,7 @@
 //! have a crack or no-crack label (labels already in the file count).
 //!
 //!   cargo run --release --example label_oracle -- SCAN_FOLDER MASK_FOLDER --budget 50 \
-//!       [--order least-sure|top-scored|random] [--seed 0] [--min-crack-share 0.005]
+//!       [--order least-sure|top-scored|spread|random] [--seed 0] [--min-crack-share 0.005]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,7 @@ fn main() -> Result<()> {
     let order: Vec<WindowKey> = match o.order.as_str() {
         "least-sure" => labels::suggest(&record, &labels, Suggest::LeastSure),
         "top-scored" => labels::suggest(&record, &labels, Suggest::TopScored),
+        "spread" => labels::suggest(&record, &labels, Suggest::Spread),
         "random" => {
             // Every unlabelled window once, in an order drawn from the seed.
             let mut all = labels::suggest(&record, &labels, Suggest::TopScored);
@@ -85,7 +86,7 @@ fn main() -> Result<()> {
             all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(o.seed));
             all
         }
-        other => bail!("--order {other}: least-sure, top-scored or random"),
+        other => bail!("--order {other}: least-sure, top-scored, spread or random"),
     };
     let mut masks: HashMap<usize, GrayImage> = HashMap::new();
     let mut looked = 0;

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The labelling loop of the scan view, measured with labels drawn from the drone photos' true
-# masks as a person would give them: does labelling the windows the tool suggests (least sure
-# first, spread over photos) teach a concrete-patch model the drone photos faster than labelling
+# masks as a person would give them: does labelling the windows the tool suggests teach a concrete-patch model the drone photos faster than labelling
 # windows at random, and how close to the ceiling (every window of the labelled photos, cut from
 # their masks) do a few hundred labels come?
 #
@@ -10,8 +9,9 @@
 # For each draw (DRAWS, default "1 2"): HELD_OUT (15) of the 60 drone photos are held out by source
 # photo (as scripts/uav75_experiment.sh chooses them, sha256 order of the photo ids for the draw's
 # seed); the other 45 are the pool to label. Start: a model fine-tuned on the concrete patches alone
-# (START_EPOCHS passes over 10 % of concrete-ozgenel). Then, for each order (least-sure: the view's
-# suggestions, `scan::labels::suggest`; random), the loop a person runs: scan the pool with the
+# (START_EPOCHS passes over 10 % of concrete-ozgenel). Then, for each order (SUGGESTED, default
+# spread: the view's suggestions, `scan::labels::suggest`, or least-sure, its order before; and
+# random), the loop a person runs: scan the pool with the
 # latest model, label windows until BUDGET of them have a crack / no-crack answer (skips do not
 # count), retrain from the start model on all labels so far (train --init START --data
 # POOL_SCAN, config/labelling-loop.toml), for each budget of BUDGETS (default "50 100 200").
@@ -21,8 +21,8 @@
 # same retraining on `patches` of all 45 pool photos (every window the rule labels). Every model
 # is scored on the held-out photos with `scan --masks` (window AUROC and F1 at 0.5).
 # Steps whose output exists are not redone, so an interrupted measurement continues.
-# Measured (README, "The labelling loop, measured"): about 47 minutes for the two draws on a
-# shared 2-core machine.
+# Measured (README, "The labelling loop, measured"): about 10 minutes per draw and order on a
+# 2-core machine.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +35,7 @@ budgets=${BUDGETS:-50 100 200}
 held_out=${HELD_OUT:-15}
 start_epochs=${START_EPOCHS:-2}
 recipe=${RECIPE:-$here/config/labelling-loop.toml}
+suggested=${SUGGESTED:-spread}
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
 concrete=$data/concrete-ozgenel
@@ -83,7 +84,7 @@ for draw in $draws; do
     log "draw $draw: $(wc -l < "$d/pool.txt") pool photos, $(wc -l < "$d/heldout.txt") held out"
     read -r auroc f1 < <(score "$out/start" "$d/photos-heldout" "$d/heldout-start")
     printf '%s\tstart\t0\t%s\t%s\n' "$draw" "$auroc" "$f1" >> "$table"
-    for order in least-sure random; do
+    for order in $suggested random; do
         previous=""
         model=$out/start
         for budget in $budgets; do
@@ -113,7 +114,7 @@ for draw in $draws; do
 done
 echo
 echo "held-out photos, window AUROC / F1 (share of the ceiling's AUROC gain over the start):"
-awk -F'\t' '
+awk -F'\t' -v suggested="$suggested" '
     $2 == "start" { start[$1] = $4; sf[$1] = $5 }
     $2 == "ceiling" { ceil[$1] = $4; cf[$1] = $5; n[$1] = $3 }
     $2 != "start" && $2 != "ceiling" { a[$1, $2, $3] = $4; f[$1, $2, $3] = $5; budgets[$3] = 1; draws[$1] = 1 }
@@ -121,10 +122,10 @@ awk -F'\t' '
         for (d in draws) {
             printf "draw %s: start %.3f / %.3f, ceiling (%d windows) %.3f / %.3f\n", d, start[d], sf[d], n[d], ceil[d], cf[d]
             for (b in budgets) {
-                gs = (ceil[d] - start[d]) ? (a[d, "least-sure", b] - start[d]) / (ceil[d] - start[d]) : 0
+                gs = (ceil[d] - start[d]) ? (a[d, suggested, b] - start[d]) / (ceil[d] - start[d]) : 0
                 gr = (ceil[d] - start[d]) ? (a[d, "random", b] - start[d]) / (ceil[d] - start[d]) : 0
                 printf "  %4s labels: suggested %.3f / %.3f (%3.0f %%)   random %.3f / %.3f (%3.0f %%)\n",
-                    b, a[d, "least-sure", b], f[d, "least-sure", b], 100 * gs, a[d, "random", b], f[d, "random", b], 100 * gr
+                    b, a[d, suggested, b], f[d, suggested, b], 100 * gs, a[d, "random", b], f[d, "random", b], 100 * gr
             }
         }
     }' "$table"

@@ -8,7 +8,7 @@
 //! Also here: the order in which the scan view suggests windows to label ([`suggest`]), so that
 //! the view and any script that plays a labeller choose windows with the same code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -293,13 +293,25 @@ pub enum Suggest {
     LeastSure,
     /// The highest probabilities first (the model's strongest claims, where false alarms show).
     TopScored,
+    /// Spread over the model's scores and over the photos: the windows are cut into
+    /// [`SCORE_BANDS`] bands by probability (equal counts), and the suggestions take a band each
+    /// in turn, from the highest (false alarms, cracks) to the lowest (misses hide there when the
+    /// model is confidently wrong), each band's photos in turn, and no window overlapping one
+    /// already suggested or labelled in its photo until no other is left. A model meeting a new
+    /// kind of photo is often sure and wrong, so its least sure windows are a thin slice of what
+    /// it gets wrong; this order shows every kind of mistake from the first labels on.
+    Spread,
 }
+
+/// Score bands of [`Suggest::Spread`].
+pub const SCORE_BANDS: usize = 4;
 
 impl Suggest {
     pub fn describe(self) -> &'static str {
         match self {
             Suggest::LeastSure => "least sure first, spread over photos",
             Suggest::TopScored => "top-scored first",
+            Suggest::Spread => "spread over scores and photos",
         }
     }
 }
@@ -307,43 +319,34 @@ impl Suggest {
 /// The scan's windows in the order `how` suggests them, leaving out those already labelled
 /// (skips included).
 pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<WindowKey> {
-    let done: std::collections::HashSet<WindowKey> = labels.rows.iter().map(|r| r.window).collect();
+    let done: HashSet<WindowKey> = labels.rows.iter().map(|r| r.window).collect();
     let threshold = record.threshold;
-    let mut per_photo: Vec<Vec<(f32, WindowKey)>> = record
-        .photos
-        .iter()
-        .enumerate()
-        .map(|(photo, p)| {
-            p.windows
-                .iter()
-                .map(|w| {
-                    let key = WindowKey {
-                        photo,
-                        x: w.x,
-                        y: w.y,
-                        size: w.size,
-                    };
-                    let rank = match how {
-                        Suggest::LeastSure => (w.probability - threshold).abs(),
-                        Suggest::TopScored => -w.probability,
-                    };
-                    (rank, key)
-                })
-                .filter(|(_, key)| !done.contains(key))
-                .collect()
+    let candidates = record.photos.iter().enumerate().flat_map(|(photo, p)| {
+        p.windows.iter().map(move |w| {
+            let key = WindowKey {
+                photo,
+                x: w.x,
+                y: w.y,
+                size: w.size,
+            };
+            (w.probability, key)
         })
-        .collect();
+    });
     // Ties keep the record's order (photos in scan order, windows row by row).
-    for windows in &mut per_photo {
-        windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
+    let mut open: Vec<(f32, WindowKey)> = candidates.filter(|(_, k)| !done.contains(k)).collect();
     match how {
         Suggest::TopScored => {
-            let mut all: Vec<_> = per_photo.into_iter().flatten().collect();
-            all.sort_by(|a, b| a.0.total_cmp(&b.0));
-            all.into_iter().map(|(_, k)| k).collect()
+            open.sort_by(|a, b| b.0.total_cmp(&a.0));
+            open.into_iter().map(|(_, k)| k).collect()
         }
         Suggest::LeastSure => {
+            let mut per_photo = vec![Vec::new(); record.photos.len()];
+            for (p, key) in open {
+                per_photo[key.photo].push(((p - threshold).abs(), key));
+            }
+            for windows in &mut per_photo {
+                windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+            }
             let rounds = per_photo.iter().map(Vec::len).max().unwrap_or(0);
             let mut out = Vec::new();
             for round in 0..rounds {
@@ -356,13 +359,115 @@ pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<Window
             }
             out
         }
+        Suggest::Spread => spread(open, &done, record.photos.len()),
     }
+}
+
+/// [`Suggest::Spread`]'s order of the `open` windows (`done`: those labelled already).
+fn spread(
+    mut open: Vec<(f32, WindowKey)>,
+    done: &HashSet<WindowKey>,
+    photos: usize,
+) -> Vec<WindowKey> {
+    open.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let total = open.len();
+    // Each band: its photos' windows, in a scrambled but fixed order, and a turn over photos.
+    let mut bands: Vec<Band> = (0..SCORE_BANDS)
+        .map(|b| {
+            let (from, to) = (b * total / SCORE_BANDS, (b + 1) * total / SCORE_BANDS);
+            let mut per_photo = vec![Vec::new(); photos];
+            for &(_, key) in &open[from..to] {
+                per_photo[key.photo].push(key);
+            }
+            for windows in &mut per_photo {
+                windows.sort_by_key(|k| {
+                    let key = [k.photo as u64, k.x.into(), k.y.into(), k.size.into()];
+                    std::cmp::Reverse(scramble(&key))
+                });
+            }
+            let mut turn: Vec<usize> = (0..photos).filter(|&p| !per_photo[p].is_empty()).collect();
+            turn.sort_by_key(|&p| scramble(&[p as u64, b as u64]));
+            Band {
+                per_photo,
+                turn,
+                next: 0,
+            }
+        })
+        .collect();
+    let mut taken: Vec<Vec<WindowKey>> = vec![Vec::new(); photos];
+    for key in done {
+        if let Some(windows) = taken.get_mut(key.photo) {
+            windows.push(*key);
+        }
+    }
+    let mut out = Vec::with_capacity(total);
+    loop {
+        let mut any = false;
+        for band in &mut bands {
+            if let Some(key) = band.next_clear_of(&taken) {
+                taken[key.photo].push(key);
+                out.push(key);
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    // What overlaps every choice comes last, band after band.
+    for band in bands {
+        for photo in band.turn {
+            out.extend(band.per_photo[photo].iter().rev());
+        }
+    }
+    out
+}
+
+/// One score band of [`spread`]: its windows per photo (taken from the end) and whose turn it is.
+struct Band {
+    per_photo: Vec<Vec<WindowKey>>,
+    turn: Vec<usize>,
+    next: usize,
+}
+
+impl Band {
+    /// The next window, photo after photo, that overlaps none of `taken` in its photo; windows
+    /// passed over stay for the end.
+    fn next_clear_of(&mut self, taken: &[Vec<WindowKey>]) -> Option<WindowKey> {
+        for _ in 0..self.turn.len() {
+            let photo = self.turn[self.next % self.turn.len()];
+            self.next += 1;
+            let windows = &mut self.per_photo[photo];
+            let clear = windows
+                .iter()
+                .rposition(|w| taken[photo].iter().all(|t| !overlap(w, t)));
+            if let Some(at) = clear {
+                return Some(windows.remove(at));
+            }
+        }
+        None
+    }
+}
+
+fn overlap(a: &WindowKey, b: &WindowKey) -> bool {
+    a.x < b.x + b.size && b.x < a.x + a.size && a.y < b.y + b.size && b.y < a.y + a.size
+}
+
+/// A fixed scrambling of some numbers (splitmix64), so that a band's windows come in no spatial
+/// order and the same scan suggests the same windows each time, on every build.
+fn scramble(values: &[u64]) -> u64 {
+    values.iter().fold(0x9E37_79B9_7F4A_7C15, |h, &v| {
+        let mut z = (h ^ v).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::output::PhotoRecord;
+    use crate::scan::output::{PhotoRecord, WindowRecord};
 
     fn photo(path: &str, probabilities: &[f32]) -> PhotoRecord {
         PhotoRecord {
@@ -502,5 +607,78 @@ mod tests {
         );
         let top = suggest(&record, &Labels::default(), Suggest::TopScored);
         assert_eq!(top[..3], [key(1, 200), key(0, 0), key(1, 0)]);
+    }
+
+    /// Three photos of 400 x 400 pixels scanned by 200-pixel windows at a 100-pixel stride (9
+    /// windows each, overlapping), scores rising through the photos and along each.
+    fn overlapping_scan() -> ScanRecord {
+        let photos = (0..3)
+            .map(|p| {
+                let mut photo = PhotoRecord::for_test(&format!("{p}.jpg"), 400, 400);
+                photo.windows = (0..9)
+                    .map(|i| WindowRecord {
+                        x: 100 * (i % 3),
+                        y: 100 * (i / 3),
+                        size: 200,
+                        probability: (p * 9 + i) as f32 / 27.0,
+                        score: None,
+                    })
+                    .collect();
+                photo
+            })
+            .collect();
+        ScanRecord::for_test(photos)
+    }
+
+    #[test]
+    fn spread_takes_every_score_band_in_turn_without_overlap_until_it_must() {
+        let record = overlapping_scan();
+        let probability = |k: &WindowKey| {
+            let w = &record.photos[k.photo].windows;
+            w.iter()
+                .find(|w| (w.x, w.y) == (k.x, k.y))
+                .unwrap()
+                .probability
+        };
+        let order = suggest(&record, &Labels::default(), Suggest::Spread);
+        assert_eq!(order.len(), 27, "every window once");
+        assert_eq!(
+            order.iter().collect::<HashSet<_>>().len(),
+            27,
+            "no window twice"
+        );
+        // The first four: one from each quarter of the scores, highest quarter first.
+        let bands: Vec<usize> = order[..SCORE_BANDS]
+            .iter()
+            .map(|k| (probability(k) * 27.0) as usize * SCORE_BANDS / 27)
+            .collect();
+        assert_eq!(bands, vec![3, 2, 1, 0], "{order:?}");
+        // No suggestion overlaps an earlier one of its photo until every window left does.
+        let overlaps_earlier = |i: usize| {
+            order[..i]
+                .iter()
+                .any(|b| b.photo == order[i].photo && overlap(&order[i], b))
+        };
+        let must = (0..27).find(|&i| overlaps_earlier(i)).unwrap();
+        assert!(
+            must >= 3,
+            "each photo has at least one clear window: {order:?}"
+        );
+        for late in &order[must..] {
+            assert!(
+                order[..must]
+                    .iter()
+                    .any(|b| b.photo == late.photo && overlap(late, b)),
+                "{late:?} was clear and came after an overlapping one: {order:?}"
+            );
+        }
+        // The same scan suggests the same order; labelled windows are left out and count as taken.
+        assert_eq!(order, suggest(&record, &Labels::default(), Suggest::Spread));
+        let mut labels = Labels::default();
+        labels.set(order[0], Label::Crack);
+        let again = suggest(&record, &labels, Suggest::Spread);
+        assert!(!again.contains(&order[0]));
+        let first_in_photo = again.iter().find(|k| k.photo == order[0].photo).unwrap();
+        assert!(!overlap(first_in_photo, &order[0]));
     }
 }

@@ -102,7 +102,7 @@ pub enum Action {
     ToggleTruth,
     ToggleSweep,
     // Labelling windows in the scan view (`tui::scan::labelling`).
-    LabelLeastSure,
+    LabelSuggested,
     LabelTopScored,
     LabelUnderCursor,
     LabelCrack,
@@ -405,12 +405,12 @@ pub const COMMANDS: &[Command] = &[
     Command {
         scope: Scope::In(View::Scan),
         bindings: &[
-            (char('l'), Action::LabelLeastSure),
+            (char('l'), Action::LabelSuggested),
             (char('L'), Action::LabelTopScored),
             (char('.'), Action::LabelUnderCursor),
         ],
         keys: "l, L, .",
-        help: "label: least sure first / top-scored first / at the centre",
+        help: "label: suggested / top-scored first / at the centre",
         footer: &[("l/L/.", "label")],
     },
     Command {

@@ -1,6 +1,6 @@
-//! Labelling windows by keyboard in the scan view: step through the windows the model is least
-//! sure of (spread over photos), or its top-scored ones, or pick the window under the view's
-//! centre; answer crack, no crack or skip with one key; undo. Every answer is written at once to
+//! Labelling windows by keyboard in the scan view: step through the suggested windows (spread
+//! over the model's scores and the photos, `scan::labels::Suggest::Spread`), or its top-scored
+//! ones, or pick the window under the view's centre; answer crack, no crack or skip with one key; undo. Every answer is written at once to
 //! the scan folder's `labels.csv` (atomically, `scan::labels`), so a session stopped at any moment
 //! resumes where it was: the suggestions leave out every window the file already labels.
 //!
@@ -92,7 +92,7 @@ impl Labelling {
 pub fn is_labelling(action: Action) -> bool {
     matches!(
         action,
-        Action::LabelLeastSure
+        Action::LabelSuggested
             | Action::LabelTopScored
             | Action::LabelUnderCursor
             | Action::LabelCrack
@@ -112,7 +112,7 @@ impl ScanView {
     /// Carries out a labelling action (see [`is_labelling`]).
     pub(super) fn label_action(&mut self, action: Action) {
         match action {
-            Action::LabelLeastSure => self.toggle_session(Suggest::LeastSure),
+            Action::LabelSuggested => self.toggle_session(Suggest::Spread),
             Action::LabelTopScored => self.toggle_session(Suggest::TopScored),
             Action::LabelUnderCursor => self.pick_under_cursor(),
             Action::LabelCrack => self.answer(Label::Crack),
@@ -216,7 +216,7 @@ impl ScanView {
 
     fn answer(&mut self, label: Label) {
         if !self.labelling.active {
-            self.message = Some("press l (least sure first), L (top-scored) or . (the window under the cursor) to label".into());
+            self.message = Some("press l (suggested windows), L (top-scored) or . (the window under the cursor) to label".into());
             return;
         }
         let Some(window) = self.labelling.current else {
@@ -372,9 +372,11 @@ mod tests {
     }
 
     #[test]
-    fn keys_label_the_least_sure_windows_save_each_answer_and_undo() {
+    fn keys_label_the_suggested_windows_save_each_answer_and_undo() {
         let dir = tempfile::tempdir().unwrap();
         let mut v = view(dir.path());
+        let suggested = labels::suggest(&record(), &Labels::default(), Suggest::Spread);
+        let (first, second) = (suggested[0], suggested[1]);
         press(&mut v, 'c');
         assert!(
             v.message.as_deref().unwrap().contains("press l"),
@@ -386,26 +388,31 @@ mod tests {
             !v.toggles.map && !v.toggles.windows,
             "the surface itself shows"
         );
-        // b's 0.52 first (photo index 1), shown on its photo, zoomed in and centred.
-        assert_eq!(v.labelling.current, Some(key(1, 0)));
-        assert_eq!(v.photo_index(), Some(1));
+        // The first suggestion, shown on its photo, zoomed in and centred.
+        assert_eq!(v.labelling.current, Some(first));
+        assert_eq!(v.photo_index(), Some(first.photo));
         let shown = v.viewport();
-        assert!(shown.x <= 0.0 && shown.x + shown.width >= 100.0);
+        let x = first.x as f64;
+        assert!(shown.x <= x && shown.x + shown.width >= x + 100.0);
         let job = v.wanted().unwrap();
-        assert_eq!(job.focus, Some(key(1, 0)), "outlined in the picture");
+        assert_eq!(job.focus, Some(first), "outlined in the picture");
         let status = v.labelling.status(&v);
+        let name = ["a.jpg", "b.jpg"][first.photo];
         assert!(
-            status.contains("b.jpg x 0 y 0") && status.contains("p 0.52"),
+            status.contains(&format!("{name} x {} y 0", first.x)),
             "{status}"
         );
 
         press(&mut v, 'c');
         assert_eq!(
             file(dir.path()),
-            "photo,x,y,size,label\n/photos/b.jpg,0,0,100,crack\n"
+            format!(
+                "photo,x,y,size,label\n/photos/{name},{},0,100,crack\n",
+                first.x
+            )
         );
-        assert_eq!(v.labelling.current, Some(key(0, 100)), "a's 0.45 next");
-        assert_eq!(v.photo_index(), Some(0));
+        assert_eq!(v.labelling.current, Some(second), "the next suggestion");
+        assert_eq!(v.photo_index(), Some(second.photo));
         press(&mut v, 'x');
         press(&mut v, 's');
         let counts = v.labelling.labels.counts();
@@ -435,16 +442,25 @@ mod tests {
         press(&mut first, 'l');
         press(&mut first, 'c');
         press(&mut first, 'x');
-        let next = first.labelling.current;
         drop(first);
-        // A new view on the same folder: the two labels are read back and not suggested again.
+        // A new view on the same folder: the two labels are read back and not suggested again;
+        // the suggestions are made afresh around them.
         let mut again = view(dir.path());
         assert_eq!(again.labelling.labels.counts().labelled(), 2);
         press(&mut again, 'l');
-        assert_eq!(again.labelling.current, next);
-        // Top-scored order skips the labelled ones too.
+        let fresh = labels::suggest(&record(), &again.labelling.labels, Suggest::Spread);
+        assert_eq!(again.labelling.current, Some(fresh[0]));
+        assert_eq!(again.labelling.labels.get(&fresh[0]), None);
+        // Top-scored order skips the labelled ones too: the highest unlabelled window first.
         press(&mut again, 'L');
-        assert_eq!(again.labelling.current, Some(key(1, 200)));
+        let current = again.labelling.current.unwrap();
+        assert_eq!(again.labelling.labels.get(&current), None);
+        let highest_open = [(0, 0, 0.9f32), (1, 0, 0.52), (1, 200, 0.99), (0, 100, 0.45)]
+            .into_iter()
+            .filter(|&(p, x, _)| again.labelling.labels.get(&key(p, x)).is_none())
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .unwrap();
+        assert_eq!(current, key(highest_open.0, highest_open.1));
         assert_eq!(again.labelling.how, Some(Suggest::TopScored));
     }
 
