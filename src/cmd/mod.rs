@@ -22,8 +22,9 @@ use crate::detector::familiarity::Check;
 /// Said once by commands whose model file has no familiarity summary.
 pub(crate) fn no_familiarity_note(model: &std::path::Path) -> String {
     format!(
-        "note: {} carries no familiarity summary (written before models kept one): images unlike \
-         its training images cannot be told apart; train or fit again to add one",
+        "note: {} carries no familiarity summary (files written before models kept one, or by \
+         other tools, do not): images unlike its training images cannot be told apart; train or \
+         fit again with crackscope to add one",
         model.display()
     )
 }
