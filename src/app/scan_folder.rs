@@ -356,7 +356,7 @@ fn keep_whole_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::output::{PlanRecord, ScanSettings, FORMAT_VERSION};
+    use crate::scan::output::{PlanRecord, ScanSettings};
 
     fn photos() -> (Vec<PathBuf>, Vec<String>) {
         let photos: Vec<PathBuf> = ["/p/a.jpg", "/p/b.jpg"].map(PathBuf::from).to_vec();
@@ -367,13 +367,6 @@ mod tests {
     fn fresh(sha: &str) -> ScanRecord {
         let (photos, _) = photos();
         ScanRecord {
-            format: FORMAT_VERSION,
-            class: "Positive".into(),
-            threshold: 0.5,
-            colormap: "jet".into(),
-            alpha: 0.5,
-            photos: Vec::new(),
-            overall: None,
             settings: Some(ScanSettings {
                 model: "/m/model.safetensors".into(),
                 model_sha256: sha.into(),
@@ -388,9 +381,8 @@ mod tests {
                 digest: crate::scan::plan::digest(&photos),
                 shard: None,
             }),
-            failed: Vec::new(),
             finished: false,
-            sweep: None,
+            ..ScanRecord::for_test(Vec::new())
         }
     }
 
@@ -399,20 +391,11 @@ mod tests {
         let [overlay, mask, map] = picture_names(&names[index]);
         PhotoRecord {
             photo: photos[index].clone(),
-            width: 64,
-            height: 64,
-            crack_fraction: 0.0,
-            regions: 0,
-            region_boxes: Vec::new(),
-            windows: Vec::new(),
             overlay,
             mask,
             map,
-            map_cell: 16,
-            metrics: None,
             index: Some(index),
-            sweep: None,
-            familiarity: None,
+            ..PhotoRecord::for_test("", 64, 64)
         }
     }
 

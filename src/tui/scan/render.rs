@@ -508,7 +508,6 @@ fn read_grey(path: &PathBuf) -> Result<GrayImage> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::scan::output::FORMAT_VERSION;
 
     /// A scan folder with one photo of `w` x `h`: a grey photo, a mask with one vertical line at
     /// x = w / 2 (one region, boxed), a map that is 1 on the cells of that line, one window over it
@@ -526,57 +525,35 @@ pub(crate) mod tests {
         })
         .save(dir.join("wall-map.png"))
         .unwrap();
-        let record = ScanRecord {
-            format: FORMAT_VERSION,
-            class: "Positive".into(),
-            threshold: 0.5,
-            colormap: "jet".into(),
-            alpha: 0.5,
-            photos: vec![PhotoRecord {
-                photo: photo_path,
-                width: w,
+        let record = ScanRecord::for_test(vec![PhotoRecord {
+            photo: photo_path,
+            crack_fraction: 1.0 / w as f64,
+            regions: 1,
+            region_boxes: vec![RegionRecord {
+                x: w / 2,
+                y: 0,
+                width: 1,
                 height: h,
-                crack_fraction: 1.0 / w as f64,
-                regions: 1,
-                region_boxes: vec![RegionRecord {
-                    x: w / 2,
-                    y: 0,
-                    width: 1,
-                    height: h,
-                    area: h as u64,
-                }],
-                windows: vec![
-                    WindowRecord {
-                        x: w / 2 - 16,
-                        y: 0,
-                        size: 32,
-                        probability: 0.9,
-                        score: None,
-                    },
-                    WindowRecord {
-                        x: 0,
-                        y: 0,
-                        size: 32,
-                        probability: 0.1,
-                        score: None,
-                    },
-                ],
-                overlay: "wall-overlay.png".into(),
-                mask: "wall-mask.png".into(),
-                map: "wall-map.png".into(),
-                map_cell: 16,
-                metrics: None,
-                index: None,
-                sweep: None,
-                familiarity: None,
+                area: h as u64,
             }],
-            overall: None,
-            settings: None,
-            plan: None,
-            failed: Vec::new(),
-            finished: true,
-            sweep: None,
-        };
+            windows: vec![
+                WindowRecord {
+                    x: w / 2 - 16,
+                    y: 0,
+                    size: 32,
+                    probability: 0.9,
+                    score: None,
+                },
+                WindowRecord {
+                    x: 0,
+                    y: 0,
+                    size: 32,
+                    probability: 0.1,
+                    score: None,
+                },
+            ],
+            ..PhotoRecord::for_test("wall", w, h)
+        }]);
         crate::scan::output::write(dir, &record).unwrap();
         record
     }
