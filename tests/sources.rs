@@ -97,15 +97,14 @@ fn two_sources_are_split_by_their_own_fractions_and_reported_apart() {
         }
     }
 
-    // predictions.csv agrees: each source's right answers, told apart by the folder.
+    // predictions.csv agrees: each source's right answers, by its source column (which names
+    // the folder each image lies in).
     let mut right: HashMap<&str, (u64, u64)> = HashMap::new();
     let mut reader = csv_rows(&run_dir.join("predictions.csv"));
     let header = reader.remove(0);
-    let (path, truth, predicted) = (
-        header.iter().position(|h| h == "path").unwrap(),
-        header.iter().position(|h| h == "truth").unwrap(),
-        header.iter().position(|h| h == "predicted").unwrap(),
-    );
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (path, truth, predicted) = (column("path"), column("truth"), column("predicted"));
+    assert_eq!(column("source"), header.len() - 1, "the last column");
     for row in &reader {
         let source = if Path::new(&row[path]).starts_with(&concrete) {
             "concrete"
@@ -113,6 +112,7 @@ fn two_sources_are_split_by_their_own_fractions_and_reported_apart() {
             assert!(Path::new(&row[path]).starts_with(&drone), "{}", row[path]);
             "drone"
         };
+        assert_eq!(row[column("source")], source, "{}", row[path]);
         let entry = right.entry(source).or_default();
         entry.1 += 1;
         entry.0 += u64::from(row[truth] == row[predicted]);

@@ -22,13 +22,18 @@ use crate::run::RunDir;
 pub struct Tested {
     pub report: Report,
     pub evaluation: Evaluation,
+    /// The data sources' names and each judged image's source (for `predictions.csv`).
+    pub source_names: Vec<String>,
+    pub source_of: Vec<usize>,
 }
 
 impl Tested {
     /// Writes `report.json` and `predictions.csv`.
     pub fn save(&self, run: &RunDir) -> Result<()> {
         self.report.save(&run.report())?;
-        PredictionsFile::of(&self.evaluation).save(&run.predictions())
+        PredictionsFile::of(&self.evaluation)
+            .with_sources(&self.source_names, &self.source_of)
+            .save(&run.predictions())
     }
 }
 
@@ -45,12 +50,15 @@ pub fn test_split(run: &RunDir, detector: &Detector) -> Result<Tested> {
         .test
         .iter()
         .map(|e| (manifest.absolute(e), manifest.source_of(e)));
-    report.set_sources(
-        &evaluation,
-        &manifest.source_names(),
-        &sources_of(&evaluation, sources),
-    );
-    Ok(Tested { report, evaluation })
+    let source_names = manifest.source_names();
+    let source_of = sources_of(&evaluation, sources);
+    report.set_sources(&evaluation, &source_names, &source_of);
+    Ok(Tested {
+        report,
+        evaluation,
+        source_names,
+        source_of,
+    })
 }
 
 /// Every image of a folder-per-class dataset judged by `detector` (a classifier needs each class

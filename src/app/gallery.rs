@@ -547,6 +547,7 @@ mod tests {
                     anomalous,
                     score,
                     flagged: score > threshold,
+                    source: None,
                 },
                 threshold,
             )

@@ -2,8 +2,9 @@
 //! its test split) and read back by the dashboard's gallery. A classifier's rows hold the path, the
 //! true and predicted class, the predicted class's probability, then every class's probability
 //! ([`Predictions`]); a one-class model's the path, the true class, its kind, the anomaly score and
-//! the verdict at the threshold ([`ScoredRow`]). [`PredictionsFile`] is either, made from the one
-//! [`Evaluation`] both kinds give, and read back by its header.
+//! the verdict at the threshold ([`ScoredRow`]). A run of several data sources adds a last column,
+//! `source`, naming each image's. [`PredictionsFile`] is either, made from the one [`Evaluation`]
+//! both kinds give, and read back by its header.
 //!
 //! The one writer and the one reader of the file, both through the `csv` crate, so class names and
 //! paths with commas, quotes, line breaks or any Unicode survive the round trip.
@@ -34,6 +35,7 @@ impl PredictionsFile {
                         truth: p.truth,
                         predicted: p.predicted,
                         probabilities: p.probabilities.clone(),
+                        source: None,
                     })
                     .collect(),
             }),
@@ -55,11 +57,33 @@ impl PredictionsFile {
                             anomalous: class != verdicts.normal_class,
                             score,
                             flagged: verdicts.flagged(score),
+                            source: None,
                         }
                     })
                     .collect(),
             ),
         }
+    }
+
+    /// Names each row's data source (`names[source_of[row]]`) when there are several; with one
+    /// source the file keeps its plain columns.
+    pub fn with_sources(mut self, names: &[String], source_of: &[usize]) -> PredictionsFile {
+        if names.len() > 1 {
+            let name = |i: usize| source_of.get(i).and_then(|&s| names.get(s)).cloned();
+            match &mut self {
+                PredictionsFile::Classes(p) => {
+                    for (i, row) in p.rows.iter_mut().enumerate() {
+                        row.source = name(i);
+                    }
+                }
+                PredictionsFile::Anomaly(rows) => {
+                    for (i, row) in rows.iter_mut().enumerate() {
+                        row.source = name(i);
+                    }
+                }
+            }
+        }
+        self
     }
 
     /// Writes the file atomically.
@@ -106,6 +130,8 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>> {
 const FIXED: [&str; 4] = ["path", "truth", "predicted", "score"];
 /// Prefix of each probability column's name, followed by the class name.
 const PROBABILITY_PREFIX: &str = "p_";
+/// The last column of a run of several data sources: each image's source.
+const SOURCE_COLUMN: &str = "source";
 
 /// One classified image.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +143,8 @@ pub struct PredictionRow {
     pub predicted: usize,
     /// Probability of every class, in [`Predictions::classes`] order.
     pub probabilities: Vec<f32>,
+    /// The data source the image came from, when the run has several.
+    pub source: Option<String>,
 }
 
 impl PredictionRow {
@@ -151,6 +179,10 @@ impl Predictions {
                 .iter()
                 .map(|c| format!("{PROBABILITY_PREFIX}{c}")),
         );
+        let sourced = self.rows.iter().any(|r| r.source.is_some());
+        if sourced {
+            header.push(SOURCE_COLUMN.into());
+        }
         writer.write_record(&header)?;
         for row in &self.rows {
             let mut record = vec![
@@ -160,6 +192,9 @@ impl Predictions {
                 format!("{:.6}", row.score()),
             ];
             record.extend(row.probabilities.iter().map(|p| format!("{p:.6}")));
+            if sourced {
+                record.push(row.source.clone().unwrap_or_default());
+            }
             writer.write_record(&record)?;
         }
         let bytes = writer
@@ -182,7 +217,11 @@ impl Predictions {
     fn parse(bytes: &[u8]) -> Result<Predictions> {
         let mut reader = csv::Reader::from_reader(bytes);
         let header = reader.headers().context("cannot read its header")?.clone();
-        let columns: Vec<&str> = header.iter().collect();
+        let mut columns: Vec<&str> = header.iter().collect();
+        let sourced = columns.last() == Some(&SOURCE_COLUMN);
+        if sourced {
+            columns.pop();
+        }
         ensure!(
             columns.len() > FIXED.len() && columns[..FIXED.len()] == FIXED,
             "its header does not start with {} and class columns",
@@ -224,6 +263,7 @@ impl Predictions {
                     truth,
                     predicted,
                     probabilities,
+                    source: sourced.then(|| field(columns.len()).to_string()),
                 })
             })()
             .with_context(|| format!("line {line}"))?;
@@ -246,20 +286,31 @@ pub struct ScoredRow {
     pub score: f32,
     /// The verdict: the score is above the threshold.
     pub flagged: bool,
+    /// The data source the image came from, when the run has several.
+    pub source: Option<String>,
 }
 
 /// Writes one-class rows atomically (scores with 6 decimals).
 fn save_scored(path: &Path, rows: &[ScoredRow]) -> Result<()> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(SCORED_HEADER)?;
+    let sourced = rows.iter().any(|r| r.source.is_some());
+    let mut header = SCORED_HEADER.to_vec();
+    if sourced {
+        header.push(SOURCE_COLUMN);
+    }
+    writer.write_record(&header)?;
     for row in rows {
-        writer.write_record([
+        let mut record = vec![
             row.path.display().to_string(),
             row.truth.clone(),
             KINDS[usize::from(row.anomalous)].to_string(),
             format!("{:.6}", row.score),
             KINDS[usize::from(row.flagged)].to_string(),
-        ])?;
+        ];
+        if sourced {
+            record.push(row.source.clone().unwrap_or_default());
+        }
+        writer.write_record(&record)?;
     }
     let bytes = writer
         .into_inner()
@@ -270,9 +321,12 @@ fn save_scored(path: &Path, rows: &[ScoredRow]) -> Result<()> {
 fn parse_scored(bytes: &[u8]) -> Result<Vec<ScoredRow>> {
     let mut reader = csv::Reader::from_reader(bytes);
     let header = reader.headers().context("cannot read its header")?.clone();
+    let sourced = header.len() == SCORED_HEADER.len() + 1
+        && header.get(SCORED_HEADER.len()) == Some(SOURCE_COLUMN);
     ensure!(
-        header.iter().eq(SCORED_HEADER),
-        "its header is not {}",
+        header.iter().take(SCORED_HEADER.len()).eq(SCORED_HEADER)
+            && (header.len() == SCORED_HEADER.len() || sourced),
+        "its header is not {} (and {SOURCE_COLUMN} for several data sources)",
         SCORED_HEADER.join(",")
     );
     let kind = |text: &str| match KINDS.iter().position(|k| *k == text) {
@@ -293,6 +347,7 @@ fn parse_scored(bytes: &[u8]) -> Result<Vec<ScoredRow>> {
                     .parse::<f32>()
                     .with_context(|| format!("\"{}\" is not a score", field(3)))?,
                 flagged: kind(field(4))?,
+                source: sourced.then(|| field(SCORED_HEADER.len()).to_string()),
             })
         })()
         .with_context(|| format!("line {line}"))?;
@@ -318,18 +373,21 @@ mod tests {
                 truth: 0,
                 predicted: 2,
                 probabilities: vec![0.25, 0.125, 0.5, 0.125],
+                source: None,
             },
             PredictionRow {
                 path: PathBuf::from("/data/two\nlines/ü,ß.png"),
                 truth: 2,
                 predicted: 2,
                 probabilities: vec![0.0, 0.0, 1.0, 0.0],
+                source: None,
             },
             PredictionRow {
                 path: PathBuf::from("relative/裂缝.jpg"),
                 truth: 3,
                 predicted: 1,
                 probabilities: vec![0.1, 0.6, 0.1, 0.2],
+                source: None,
             },
         ];
         Predictions { classes, rows }
@@ -369,6 +427,7 @@ mod tests {
                 truth: 1,
                 predicted: 0,
                 probabilities: vec![0.75, 0.25],
+                source: None,
             }],
         }
         .save(&path)
@@ -378,6 +437,48 @@ mod tests {
             "path,truth,predicted,score,p_Negative,p_Positive\n\
              /d/Positive/1.jpg,Positive,Negative,0.750000,0.750000,0.250000\n"
         );
+    }
+
+    #[test]
+    fn several_sources_add_a_source_column_that_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("predictions.csv");
+        let names = ["concrete".to_string(), "drone, site 2".to_string()];
+        let classes = PredictionsFile::Classes(awkward()).with_sources(&names, &[1, 0, 1]);
+        classes.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("🧱,source\n"), "a last header column: {text}");
+        let PredictionsFile::Classes(read) = PredictionsFile::load(&path).unwrap().unwrap() else {
+            panic!("a classifier's file")
+        };
+        assert_eq!(read.classes, awkward().classes, "source is no class");
+        let sources: Vec<_> = read.rows.iter().map(|r| r.source.as_deref()).collect();
+        assert_eq!(
+            sources,
+            [
+                Some("drone, site 2"),
+                Some("concrete"),
+                Some("drone, site 2")
+            ]
+        );
+
+        let scored = |source| ScoredRow {
+            path: "x.jpg".into(),
+            truth: "Positive".into(),
+            anomalous: true,
+            score: 2.5,
+            flagged: true,
+            source,
+        };
+        let one_class = PredictionsFile::Anomaly(vec![scored(None), scored(None)])
+            .with_sources(&names, &[0, 1]);
+        one_class.save(&path).unwrap();
+        assert_eq!(PredictionsFile::load(&path).unwrap(), Some(one_class));
+        // One source: the plain columns, as before.
+        let plain = PredictionsFile::Classes(awkward()).with_sources(&names[..1], &[0, 0, 0]);
+        plain.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("source"), "{text}");
     }
 
     #[test]
@@ -430,6 +531,7 @@ mod tests {
                 anomalous: false,
                 score: 0.25,
                 flagged: true,
+                source: None,
             },
             ScoredRow {
                 path: "data/Positive/c.jpg".into(),
@@ -437,6 +539,7 @@ mod tests {
                 anomalous: true,
                 score: 1.5,
                 flagged: true,
+                source: None,
             },
         ];
         let file = PredictionsFile::Anomaly(rows);

@@ -358,3 +358,45 @@ fn logs_from_before_the_one_class_events_still_read_and_show() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_results_view_of_several_sources_gives_each_its_auroc() {
+    let mut events = recorded_fit(true);
+    let source = |name: &str, confusion: [[usize; 2]; 2], auroc: f64| {
+        let images = confusion.iter().flatten().sum::<usize>();
+        crate::run::report::SourceResult {
+            name: name.into(),
+            images,
+            accuracy: (confusion[0][0] + confusion[1][1]) as f64 / images as f64,
+            confusion: confusion.iter().map(|row| row.to_vec()).collect(),
+            recall: confusion
+                .iter()
+                .enumerate()
+                .map(|(c, row)| Some(row[c] as f64 / row.iter().sum::<usize>() as f64))
+                .collect(),
+            auroc: Some(auroc),
+        }
+    };
+    let Some(Event::Tested { sources, .. }) = events.last_mut() else {
+        panic!("ends with the test results")
+    };
+    *sources = vec![
+        source("concrete", [[50, 0], [2, 48]], 0.9987),
+        source("drone", [[46, 4], [10, 40]], 0.9012),
+    ];
+    let mut ui = Harness::with(100, 30, Origin::Watch, events, one_class());
+    ui.press(KeyCode::Char('4'));
+    let screen = ui.settle();
+    for text in [
+        "Per data source",
+        "AUROC",
+        "concrete",
+        "98.0% (98/100)",
+        "0.9987",
+        "drone",
+        "86.0% (86/100)",
+        "0.9012",
+    ] {
+        assert!(screen.contains(text), "{text:?} missing\n{screen}");
+    }
+}

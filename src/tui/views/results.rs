@@ -158,15 +158,17 @@ fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, confusion: &Confu
     frame.render_widget(table, area);
 }
 
-/// One row per data source: its images, accuracy and each class's recall, so that a source
-/// holding the mistakes shows beside the overall figure.
-fn draw_sources(
+/// One row per data source: its images, accuracy, each class's recall and, for a one-class
+/// model, its AUROC, so that a source holding the mistakes shows beside the overall figure.
+pub(super) fn draw_sources(
     frame: &mut Frame,
     area: Rect,
     shared: &Shared,
     sources: &[SourceResult],
     classes: &[String],
 ) {
+    // A one-class model's sources carry AUROC (where they hold both kinds).
+    let ranked = sources.iter().any(|s| s.auroc.is_some());
     let rows = sources.iter().map(|s| {
         let right: usize = (0..s.confusion.len()).map(|c| s.confusion[c][c]).sum();
         let style = if right == s.images {
@@ -180,12 +182,14 @@ fn draw_sources(
                 Cell::from(format!("{} ({right}/{})", percent(s.accuracy), s.images)).style(style),
             ])
             .chain(s.recall.iter().map(|r| Cell::from(stats::figure(*r, 3))))
+            .chain(ranked.then(|| Cell::from(stats::figure(s.auroc, 4))))
             .collect::<Row>()
     });
     let header = ["Source", "Images", "Accuracy"]
         .into_iter()
         .map(String::from)
         .chain(classes.iter().map(|c| format!("Recall {c}")))
+        .chain(ranked.then(|| "AUROC".to_string()))
         .collect::<Row>()
         .style(shared.theme.title());
     let widths = [
@@ -194,7 +198,8 @@ fn draw_sources(
         Constraint::Length(18),
     ]
     .into_iter()
-    .chain(classes.iter().map(|_| Constraint::Fill(1)));
+    .chain(classes.iter().map(|_| Constraint::Fill(1)))
+    .chain(ranked.then_some(Constraint::Length(8)));
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)

@@ -1,6 +1,6 @@
 //! The Results tab of a one-class model: the ranking quality (AUROC, average precision), the
-//! threshold with the confusion at it, and the histogram of both kinds' scores with the threshold
-//! marked. Before the test scores arrive it says what the Results tab of a training says.
+//! threshold with the confusion at it, per data source when there are several, and the histogram
+//! of both kinds' scores with the threshold marked. Before the test scores arrive it says what the Results tab of a training says.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -34,8 +34,25 @@ impl Component for ScoresScreen {
 }
 
 fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, scores: &AnomalyScores) {
-    let [summary, histogram] =
-        Layout::vertical([Constraint::Length(9), Constraint::Min(0)]).areas(area);
+    let sources = shared
+        .run
+        .tested
+        .as_ref()
+        .map_or(&[][..], |t| t.sources.as_slice());
+    let sources_height = if sources.len() > 1 {
+        sources.len() as u16 + 3
+    } else {
+        0
+    };
+    let [summary, per_source, histogram] = Layout::vertical([
+        Constraint::Length(9),
+        Constraint::Length(sources_height),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    if let (true, Some(tested)) = (sources.len() > 1, &shared.run.tested) {
+        super::results::draw_sources(frame, per_source, shared, sources, &tested.classes);
+    }
     let [figures, matrix] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(summary);
     draw_figures(frame, figures, shared, scores);
