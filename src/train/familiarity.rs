@@ -3,7 +3,8 @@
 //! for evaluation (no augmentation), added to the model file. A separate pass after training
 //! rather than features gathered during the last epoch: those would be of augmented images and
 //! of weights that changed under them, and the best model may come from an earlier epoch. The
-//! pass costs one forward pass over at most 1000 images, reported in a notice.
+//! pass runs the network to the summary's features (fire5 for a classifier) over at most 1000
+//! images; a notice says what was added and the threshold.
 
 use anyhow::{Context, Result};
 use candle_core::Device;
