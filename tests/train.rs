@@ -328,13 +328,7 @@ fn unlike_images_are_flagged_and_training_like_ones_are_not(dir: &Path, run_dir:
         .save(&like)
         .unwrap();
     let unlike = dir.join("stripes.png");
-    image::RgbImage::from_fn(64, 64, |x, y| match (x / 8 + y / 16) % 3 {
-        0 => image::Rgb([230, 20, 20]),
-        1 => image::Rgb([20, 200, 40]),
-        _ => image::Rgb([30, 40, 240]),
-    })
-    .save(&unlike)
-    .unwrap();
+    stripes(64, 64, 8).save(&unlike).unwrap();
     let out = run(&[
         "predict",
         "--json",
@@ -362,13 +356,9 @@ fn unlike_images_are_flagged_and_training_like_ones_are_not(dir: &Path, run_dir:
         .image
         .save(photos.join("wall.png"))
         .unwrap();
-    image::RgbImage::from_fn(320, 256, |x, y| match (x / 12 + y / 20) % 3 {
-        0 => image::Rgb([230, 20, 20]),
-        1 => image::Rgb([20, 200, 40]),
-        _ => image::Rgb([30, 40, 240]),
-    })
-    .save(photos.join("stripes.png"))
-    .unwrap();
+    stripes(320, 256, 12)
+        .save(photos.join("stripes.png"))
+        .unwrap();
     let out = run(&[
         "scan",
         "--json",
@@ -397,4 +387,15 @@ fn unlike_images_are_flagged_and_training_like_ones_are_not(dir: &Path, run_dir:
         stderr.contains("stripes.png is unlike") && !stderr.contains("wall.png is unlike"),
         "{stderr}"
     );
+}
+
+/// A picture of red, green and blue stripes `band` pixels wide, slanting: nothing like a surface.
+fn stripes(width: u32, height: u32, band: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        match (x / band + y / (2 * band)) % 3 {
+            0 => image::Rgb([230, 20, 20]),
+            1 => image::Rgb([20, 200, 40]),
+            _ => image::Rgb([30, 40, 240]),
+        }
+    })
 }

@@ -89,7 +89,11 @@ impl Detector {
             .flat_map(|y| starts(photo.width()).map(move |x| (x, y)))
             .map(|(x, y)| {
                 let crop = image::imageops::crop_imm(photo, x, y, side, side).to_image();
-                resize_exact(&crop, size)
+                if side == size {
+                    crop
+                } else {
+                    resize_exact(&crop, size)
+                }
             })
             .collect();
         let mut distances = Vec::with_capacity(windows.len());

@@ -376,61 +376,48 @@ mod tests {
     use super::*;
 
     fn record() -> ScanRecord {
-        ScanRecord {
-            format: FORMAT_VERSION,
-            class: "Positive".into(),
-            threshold: 0.5,
-            colormap: "jet".into(),
-            alpha: 0.5,
-            photos: vec![PhotoRecord {
-                photo: "/photos/wall.jpg".into(),
-                width: 640,
-                height: 480,
-                crack_fraction: 0.125,
-                regions: 2,
-                region_boxes: vec![
-                    RegionRecord {
-                        x: 10,
-                        y: 20,
-                        width: 30,
-                        height: 5,
-                        area: 90,
-                    },
-                    RegionRecord {
-                        x: 600,
-                        y: 0,
-                        width: 40,
-                        height: 480,
-                        area: 60,
-                    },
-                ],
-                windows: vec![WindowRecord {
-                    x: 0,
-                    y: 16,
-                    size: 227,
-                    probability: 0.75,
-                    score: None,
-                }],
-                overlay: "wall-overlay.png".into(),
-                mask: "wall-mask.png".into(),
-                map: "wall-map.png".into(),
-                map_cell: 16,
-                metrics: Some(MetricsRecord {
-                    pixel_iou: Some(0.4),
-                    tolerance: 2,
-                    ..MetricsRecord::default()
-                }),
-                index: None,
-                sweep: None,
-                familiarity: None,
+        ScanRecord::for_test(vec![PhotoRecord {
+            photo: "/photos/wall.jpg".into(),
+            width: 640,
+            height: 480,
+            crack_fraction: 0.125,
+            regions: 2,
+            region_boxes: vec![
+                RegionRecord {
+                    x: 10,
+                    y: 20,
+                    width: 30,
+                    height: 5,
+                    area: 90,
+                },
+                RegionRecord {
+                    x: 600,
+                    y: 0,
+                    width: 40,
+                    height: 480,
+                    area: 60,
+                },
+            ],
+            windows: vec![WindowRecord {
+                x: 0,
+                y: 16,
+                size: 227,
+                probability: 0.75,
+                score: None,
             }],
-            overall: None,
-            settings: None,
-            plan: None,
-            failed: Vec::new(),
-            finished: true,
+            overlay: "wall-overlay.png".into(),
+            mask: "wall-mask.png".into(),
+            map: "wall-map.png".into(),
+            map_cell: 16,
+            metrics: Some(MetricsRecord {
+                pixel_iou: Some(0.4),
+                tolerance: 2,
+                ..MetricsRecord::default()
+            }),
+            index: None,
             sweep: None,
-        }
+            familiarity: None,
+        }])
     }
 
     #[test]

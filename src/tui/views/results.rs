@@ -65,25 +65,16 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut W
     let [left, right] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(thumbs_width)]).areas(area);
     let n = confusion.classes.len();
-    let sources = shared
-        .run
-        .tested
-        .as_ref()
-        .map_or(&[][..], |t| t.sources.as_slice());
-    let sources_height = if sources.len() > 1 {
-        sources.len() as u16 + 3
-    } else {
-        0
-    };
+    let sources = several_sources(shared);
     let [matrix, scores, per_source] = Layout::vertical([
         Constraint::Length(n as u16 + 3),
         Constraint::Min(n as u16 + 3),
-        Constraint::Length(sources_height),
+        Constraint::Length(sources_height(sources)),
     ])
     .areas(left);
     draw_matrix(frame, matrix, shared, &confusion);
     draw_scores(frame, scores, shared, &confusion);
-    if sources.len() > 1 {
+    if !sources.is_empty() {
         draw_sources(frame, per_source, shared, sources, &confusion.classes);
     }
     draw_hardest(frame, right, shared, wants);
@@ -156,6 +147,24 @@ fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, confusion: &Confu
         )
         .block(bordered("Per class", shared));
     frame.render_widget(table, area);
+}
+
+/// The test results of each data source, when the run has several (none for one: the overall
+/// figures say it all).
+pub(super) fn several_sources(shared: &Shared) -> &[SourceResult] {
+    match &shared.run.tested {
+        Some(t) if t.sources.len() > 1 => &t.sources,
+        _ => &[],
+    }
+}
+
+/// Rows of the per-source table with its header and border (0 when there is no table).
+pub(super) fn sources_height(sources: &[SourceResult]) -> u16 {
+    if sources.is_empty() {
+        0
+    } else {
+        sources.len() as u16 + 3
+    }
 }
 
 /// One row per data source: its images, accuracy, each class's recall and, for a one-class

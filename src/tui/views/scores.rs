@@ -8,6 +8,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use super::histogram::draw_histogram;
+use super::results;
 use super::{bordered, confusion_cell, percent, Component, Shared, Wants};
 use crate::run::event::AnomalyScores;
 use crate::tui::keymap::View;
@@ -28,30 +29,21 @@ impl Component for ScoresScreen {
             .and_then(|f| f.scores.as_ref())
         {
             Some(scores) => draw_scores(frame, area, shared, scores),
-            None => super::results::draw(frame, area, shared, wants),
+            None => results::draw(frame, area, shared, wants),
         }
     }
 }
 
 fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, scores: &AnomalyScores) {
-    let sources = shared
-        .run
-        .tested
-        .as_ref()
-        .map_or(&[][..], |t| t.sources.as_slice());
-    let sources_height = if sources.len() > 1 {
-        sources.len() as u16 + 3
-    } else {
-        0
-    };
+    let sources = results::several_sources(shared);
     let [summary, per_source, histogram] = Layout::vertical([
         Constraint::Length(9),
-        Constraint::Length(sources_height),
+        Constraint::Length(results::sources_height(sources)),
         Constraint::Min(0),
     ])
     .areas(area);
-    if let (true, Some(tested)) = (sources.len() > 1, &shared.run.tested) {
-        super::results::draw_sources(frame, per_source, shared, sources, &tested.classes);
+    if let (false, Some(tested)) = (sources.is_empty(), &shared.run.tested) {
+        results::draw_sources(frame, per_source, shared, sources, &tested.classes);
     }
     let [figures, matrix] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(summary);
