@@ -8,7 +8,7 @@ use crate::explain::colormap::Colormap;
 use crate::explain::methods::Method;
 use crate::explain::overlay::parse_alpha;
 use crate::model::device::DeviceChoice;
-use crate::run::recipe::{parse_split, Overrides};
+use crate::run::recipe::{parse_split, OutputNetwork, Overrides};
 use crate::tui::GraphicsChoice;
 
 #[derive(Debug, Parser)]
@@ -224,6 +224,11 @@ pub struct TrainArgs {
     /// instead of --weights; its classes must be the data's.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["resume", "one_class"])]
     pub init: Option<PathBuf>,
+    /// The model the run keeps and tests: the best validation accuracy's, or the last
+    /// iteration's (for validation sets of a few dozen images, which rank models by chance)
+    /// [default: the recipe's train.output_network, best-validation in config/default.toml].
+    #[arg(long, value_enum, conflicts_with_all = ["resume", "one_class"])]
+    pub output_network: Option<OutputNetwork>,
     /// Learn from normal images only (needs --weights): fit a memory bank of ImageNet features on
     /// the normal class's training images; the other classes serve validation and test only.
     #[arg(long)]

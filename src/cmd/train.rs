@@ -46,6 +46,9 @@ pub fn train(args: &TrainArgs) -> Result<RunEnd> {
                 if let Some(init) = &args.init {
                     recipe.train.init = init.clone();
                 }
+                if let Some(keep) = args.output_network {
+                    recipe.train.output_network = keep;
+                }
                 session::prepare_new(recipe, NewRun::create(args.run.as_deref())?)?
             }
         }

@@ -184,6 +184,10 @@ pub struct TrainConfig {
     /// instead of `weights`; empty: none. Written only when set, so older recipes read the same.
     #[serde(skip_serializing_if = "is_unset")]
     pub init: PathBuf,
+    /// Which model the run keeps and tests. Written only when not the default, so older recipes
+    /// read the same.
+    #[serde(skip_serializing_if = "OutputNetwork::is_default")]
+    pub output_network: OutputNetwork,
 }
 
 fn is_unset(path: &Path) -> bool {
@@ -302,6 +306,25 @@ pub enum Optimizer {
     Adam,
 }
 
+/// Which model a run keeps as its model (`model.safetensors`) and tests (MATLAB's
+/// 'OutputNetwork' option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputNetwork {
+    /// The model of the best validation accuracy so far.
+    #[default]
+    BestValidation,
+    /// The last iteration's model: for validation sets of a few dozen images, whose accuracy
+    /// ranks models by chance.
+    LastIteration,
+}
+
+impl OutputNetwork {
+    fn is_default(&self) -> bool {
+        *self == OutputNetwork::default()
+    }
+}
+
 /// When the training set is reshuffled (MATLAB's 'Shuffle' option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -356,6 +379,7 @@ impl Default for TrainConfig {
             device: DeviceChoice::Auto,
             seed: 0,
             init: PathBuf::new(),
+            output_network: OutputNetwork::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::data::loader::{Batch, BatchLoader, DecodedSet, EpochPlan, FileChanged
 use crate::detector::evaluation::{classify, summarize};
 use crate::model::{self, SqueezeNet};
 use crate::run::event::{Event, RunStart};
-use crate::run::recipe::{Recipe, Shuffle};
+use crate::run::recipe::{OutputNetwork, Recipe, Shuffle};
 use crate::run::steer::{wait_while_paused, Control, ControlFileWatcher, Gate};
 use crate::run::{resume, RunDir};
 use crate::train::optimizer::{Adam, AdamConfig};
@@ -144,6 +144,9 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
 
     let mut iteration = job.start_iteration;
     let mut best = job.best_val_accuracy;
+    // With `last-iteration` the validation accuracy is still followed (and shown), but the model
+    // is written once, at the end.
+    let keep_last = recipe.train.output_network == OutputNetwork::LastIteration;
     let mut stopped_early = false;
     // What is on disk: the resume state of the start point when resuming.
     let mut saved = Saved {
@@ -223,7 +226,7 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
                 if is_best {
                     best = Some(accuracy);
                 }
-                Some((is_best, Some(accuracy)))
+                Some((is_best && !keep_last, Some(accuracy)))
             } else {
                 job.control.take_save_request().then_some((false, None))
             };
@@ -260,10 +263,29 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
             iteration,
             epoch,
             accuracy,
-            best.is_none(),
+            best.is_none() && !keep_last,
             &mut saved,
             emit,
         )?;
+    }
+    let model_missing = !job.run.best_model().exists();
+    if keep_last && iteration > 0 && (iteration > job.start_iteration || model_missing) {
+        keep_last_model(&job, iteration, iteration.div_ceil(per_epoch), best).map_err(|e| {
+            write_failed(
+                &job,
+                &format!("the last model at iteration {iteration}"),
+                e,
+                saved,
+                emit,
+            )
+        })?;
+        emit(Event::Notice {
+            message: format!(
+                "kept the last iteration's model (iteration {iteration}) as {} \
+                 (train.output_network = \"last-iteration\")",
+                job.run.best_model().display()
+            ),
+        });
     }
     if stopped_early {
         if iteration > 0 && best.is_none() {
@@ -394,17 +416,25 @@ fn save_or_fail(
     saved: &mut Saved,
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    if let Err(e) = save(job, iteration, epoch, accuracy, is_best, saved, emit) {
-        let message = format!(
-            "checkpoint at iteration {iteration} failed: {e:#}. {}",
-            last_good(&job.run, *saved)
-        );
-        emit(Event::Failed {
-            message: message.clone(),
-        });
-        anyhow::bail!(message);
-    }
-    Ok(())
+    save(job, iteration, epoch, accuracy, is_best, saved, emit).map_err(|e| {
+        let what = format!("checkpoint at iteration {iteration}");
+        write_failed(job, &what, e, *saved, emit)
+    })
+}
+
+/// A `Failed` event and the error for a write that failed, naming the last good checkpoint.
+fn write_failed(
+    job: &TrainJob,
+    what: &str,
+    error: anyhow::Error,
+    saved: Saved,
+    emit: &mut dyn FnMut(Event),
+) -> anyhow::Error {
+    let message = format!("{what} failed: {error:#}. {}", last_good(&job.run, saved));
+    emit(Event::Failed {
+        message: message.clone(),
+    });
+    anyhow::anyhow!(message)
 }
 
 /// Writes the best model (when `is_best`), then the resume state (model, optimizer and iteration
@@ -421,12 +451,7 @@ fn save(
     emit: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let best = accuracy.best;
-    let meta = model::CheckpointMeta {
-        input_size: Some(job.recipe.data.input_size),
-        iteration: Some(iteration),
-        epoch: Some(epoch),
-        best_val_accuracy: best,
-    };
+    let meta = checkpoint_meta(job, iteration, epoch, best);
     if is_best {
         model::save_checkpoint(&job.run.best_model(), &job.varmap, &job.classes, &meta)?;
     }
@@ -456,6 +481,31 @@ fn save(
         val_accuracy: accuracy.validated,
     });
     Ok(())
+}
+
+/// Writes the model as it is now as the run's model (`train.output_network = "last-iteration"`).
+fn keep_last_model(
+    job: &TrainJob,
+    iteration: usize,
+    epoch: usize,
+    best: Option<f32>,
+) -> Result<()> {
+    let meta = checkpoint_meta(job, iteration, epoch, best);
+    model::save_checkpoint(&job.run.best_model(), &job.varmap, &job.classes, &meta)
+}
+
+fn checkpoint_meta(
+    job: &TrainJob,
+    iteration: usize,
+    epoch: usize,
+    best: Option<f32>,
+) -> model::CheckpointMeta {
+    model::CheckpointMeta {
+        input_size: Some(job.recipe.data.input_size),
+        iteration: Some(iteration),
+        epoch: Some(epoch),
+        best_val_accuracy: best,
+    }
 }
 
 pub fn adam_config(recipe: &Recipe) -> AdamConfig {
