@@ -297,7 +297,8 @@ pub enum Suggest {
     /// [`SCORE_BANDS`] bands by probability (equal counts), and the suggestions take a band each
     /// in turn, from the highest (false alarms, cracks) to the lowest (misses hide there when the
     /// model is confidently wrong), each band's photos in turn, and no window overlapping one
-    /// already suggested or labelled in its photo until no other is left. A model meeting a new
+    /// already suggested or labelled in its photo until no other is left (then the rest, the
+    /// bands still in turn). A model meeting a new
     /// kind of photo is often sure and wrong, so its least sure windows are a thin slice of what
     /// it gets wrong; this order shows every kind of mistake from the first labels on.
     Spread,
@@ -404,7 +405,8 @@ fn spread(
     loop {
         let mut any = false;
         for band in &mut bands {
-            if let Some(key) = band.next_clear_of(&taken) {
+            let clear = |w: &WindowKey| taken[w.photo].iter().all(|t| !overlap(w, t));
+            if let Some(key) = band.next_where(clear) {
                 taken[key.photo].push(key);
                 out.push(key);
                 any = true;
@@ -414,10 +416,18 @@ fn spread(
             break;
         }
     }
-    // What overlaps every choice comes last, band after band.
-    for band in bands {
-        for photo in band.turn {
-            out.extend(band.per_photo[photo].iter().rev());
+    // Then what overlaps a choice, still a band each in turn: a few labels per photo already
+    // overlap every window of a small photo, and taking the rest band after band would give
+    // the top band's windows (mostly cracks) for the next hundred labels.
+    loop {
+        let before = out.len();
+        out.extend(
+            bands
+                .iter_mut()
+                .filter_map(|band| band.next_where(|_| true)),
+        );
+        if out.len() == before {
+            break;
         }
     }
     out
@@ -431,17 +441,13 @@ struct Band {
 }
 
 impl Band {
-    /// The next window, photo after photo, that overlaps none of `taken` in its photo; windows
-    /// passed over stay for the end.
-    fn next_clear_of(&mut self, taken: &[Vec<WindowKey>]) -> Option<WindowKey> {
+    /// The next window, photo after photo, that `fits`; windows passed over stay for later.
+    fn next_where(&mut self, fits: impl Fn(&WindowKey) -> bool) -> Option<WindowKey> {
         for _ in 0..self.turn.len() {
             let photo = self.turn[self.next % self.turn.len()];
             self.next += 1;
             let windows = &mut self.per_photo[photo];
-            let clear = windows
-                .iter()
-                .rposition(|w| taken[photo].iter().all(|t| !overlap(w, t)));
-            if let Some(at) = clear {
+            if let Some(at) = windows.iter().rposition(&fits) {
                 return Some(windows.remove(at));
             }
         }
@@ -672,6 +678,15 @@ mod tests {
                 "{late:?} was clear and came after an overlapping one: {order:?}"
             );
         }
+        // Past that point the bands still take turns: the top band does not come all at once.
+        let late_bands: Vec<usize> = order[must..must + SCORE_BANDS]
+            .iter()
+            .map(|k| (probability(k) * 27.0) as usize * SCORE_BANDS / 27)
+            .collect();
+        let mut distinct = late_bands.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() >= 3, "{late_bands:?}: {order:?}");
         // The same scan suggests the same order; labelled windows are left out and count as taken.
         assert_eq!(order, suggest(&record, &Labels::default(), Suggest::Spread));
         let mut labels = Labels::default();
