@@ -36,6 +36,9 @@ held_out=${HELD_OUT:-15}
 start_epochs=${START_EPOCHS:-2}
 recipe=${RECIPE:-$here/config/labelling-loop.toml}
 suggested=${SUGGESTED:-spread}
+# Seed of the retrainings (their split of the labels, shuffling, augmentation): a retraining on a
+# few hundred labels varies with it, so compare orders over several (SEED=11 OUT=... and so on).
+seed=${SEED:-0}
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
 concrete=$data/concrete-ozgenel
@@ -97,7 +100,7 @@ for draw in $draws; do
                 "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" > "$s.oracle.txt"
             fi
             log "draw $draw, $order, $budget: $(cat "$s.oracle.txt")"
-            train "$s-run" --config "$recipe" --init "$out/start" --data "$s"
+            train "$s-run" --config "$recipe" --init "$out/start" --data "$s" --seed "$seed" --device cpu
             read -r auroc f1 < <(score "$s-run" "$d/photos-heldout" "$s-heldout")
             printf '%s\t%s\t%s\t%s\t%s\n' "$draw" "$order" "$budget" "$auroc" "$f1" >> "$table"
             log "  held out: window AUROC $auroc, F1 $f1"
@@ -107,7 +110,7 @@ for draw in $draws; do
     done
     [[ -d $d/patches-pool ]] || "$bin" patches --photos "$d/photos-pool" --masks "$uav/cracks" --out "$d/patches-pool" > /dev/null
     log "draw $draw, ceiling: $(find "$d/patches-pool" -name '*.jpg' | wc -l) windows of the pool photos"
-    train "$d/ceiling-run" --config "$recipe" --init "$out/start" --data "$d/patches-pool"
+    train "$d/ceiling-run" --config "$recipe" --init "$out/start" --data "$d/patches-pool" --seed "$seed" --device cpu
     read -r auroc f1 < <(score "$d/ceiling-run" "$d/photos-heldout" "$d/heldout-ceiling")
     printf '%s\tceiling\t%s\t%s\t%s\n' "$draw" "$(find "$d/patches-pool" -name '*.jpg' | wc -l)" "$auroc" "$f1" >> "$table"
     log "  ceiling held out: window AUROC $auroc, F1 $f1"
