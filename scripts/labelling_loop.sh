@@ -21,7 +21,7 @@
 # same retraining on `patches` of all 45 pool photos (every window the rule labels). Every model
 # is scored on the held-out photos with `scan --masks` (window AUROC and F1 at 0.5).
 # Steps whose output exists are not redone, so an interrupted measurement continues.
-# Measured (README, "The labelling loop, measured"): about 10 minutes per draw and order on a
+# Measured (README, "The labelling loop, measured"): about half an hour for four draws on a
 # 2-core machine.
 set -euo pipefail
 
