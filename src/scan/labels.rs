@@ -298,9 +298,9 @@ pub enum Suggest {
     /// in turn, from the highest (false alarms, cracks) to the lowest (misses hide there when the
     /// model is confidently wrong), each band's photos in turn, and no window overlapping one
     /// already suggested or labelled in its photo until no other is left (then the rest, the
-    /// bands still in turn). A model meeting a new
-    /// kind of photo is often sure and wrong, so its least sure windows are a thin slice of what
-    /// it gets wrong; this order shows every kind of mistake from the first labels on.
+    /// bands still in turn). A model meeting a new kind of photo is often sure and wrong, so its
+    /// least sure windows are a thin slice of what it gets wrong; this order shows every kind of
+    /// mistake from the first labels on.
     Spread,
 }
 
