@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::run::recipe::OutputNetwork;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -256,6 +258,9 @@ pub struct RunStart {
     pub iterations_per_epoch: usize,
     pub start_iteration: usize,
     pub learning_rate: f64,
+    /// Which model the run keeps (`train.output_network`); absent in older logs: the best.
+    #[serde(default, skip_serializing_if = "OutputNetwork::is_default")]
+    pub output_network: OutputNetwork,
 }
 
 impl RunStart {

@@ -320,7 +320,7 @@ pub enum OutputNetwork {
 }
 
 impl OutputNetwork {
-    fn is_default(&self) -> bool {
+    pub fn is_default(&self) -> bool {
         *self == OutputNetwork::default()
     }
 }

@@ -140,6 +140,7 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
         iterations_per_epoch: per_epoch,
         start_iteration: job.start_iteration,
         learning_rate: recipe.train.learning_rate,
+        output_network: recipe.train.output_network,
     }));
 
     let mut iteration = job.start_iteration;

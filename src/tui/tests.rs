@@ -20,6 +20,7 @@ use super::theme::Theme;
 use super::views::{Origin, Wants};
 use crate::app::gallery::Gallery;
 use crate::run::event::{Event, RunStart};
+use crate::run::recipe::OutputNetwork;
 use crate::run::steer::Steer;
 use crate::termio::Graphics;
 
@@ -41,6 +42,7 @@ pub fn recorded_run(epochs: usize, finished: bool) -> Vec<Event> {
         iterations_per_epoch: per_epoch,
         start_iteration: 0,
         learning_rate: 2e-4,
+        ..RunStart::default()
     })];
     events.push(Event::Notice {
         message: "3 unreadable files skipped".into(),
@@ -394,6 +396,16 @@ fn training_view_mid_run_shows_eta_and_a_finished_run_is_read_only() {
     let screen = ui.settle();
     assert!(
         screen.contains("finished") && screen.contains("best validation"),
+        "{screen}"
+    );
+    // A run that keeps its last model does not show the best validation as its figure.
+    let mut keeps_last = finished();
+    if let Event::Started(start) = &mut keeps_last[0] {
+        start.output_network = OutputNetwork::LastIteration;
+    }
+    let screen = Harness::new(80, 24, Origin::Watch, keeps_last).settle();
+    assert!(
+        screen.contains("model kept the last iteration's") && !screen.contains("best validation"),
         "{screen}"
     );
     assert!(

@@ -242,6 +242,7 @@ mod tests {
             iterations_per_epoch: 10,
             start_iteration: 0,
             learning_rate: 1e-3,
+            ..RunStart::default()
         })
     }
 

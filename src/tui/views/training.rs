@@ -12,6 +12,7 @@ use super::{
     bordered, draw_picture, duration, percent, tile_grid, Component, Effect, Origin, Shared, Wants,
 };
 use crate::run::event::Event;
+use crate::run::recipe::OutputNetwork;
 use crate::run::state::Phase;
 use crate::tui::history::{MetricHistory, Series};
 use crate::tui::images::ImageKey;
@@ -106,11 +107,16 @@ fn draw_header(frame: &mut Frame, area: Rect, shared: &Shared) {
     let [counts, gauge, speed, checkpoint] =
         Layout::vertical([Constraint::Length(1); 4]).areas(area);
 
-    // While running: time left; once over: the best validation accuracy, the figure that counts.
+    // While running: time left; once over: the best validation accuracy, the figure that counts,
+    // unless the run keeps its last model: then that is said, as the best is not what it tests.
+    let keeps_last = run.output_network == OutputNetwork::LastIteration;
     let (outlook_label, outlook) = match (&shared.run.phase, shared.run.eta_s()) {
         (Phase::Running, _) if shared.paused => ("   ETA ", "paused".to_string()),
         (Phase::Running, Some(eta)) => ("   ETA ", duration(eta)),
         (Phase::Running, None) => ("   ETA ", "—".to_string()),
+        (Phase::Finished { .. }, _) if keeps_last => {
+            ("   model kept ", "the last iteration's".to_string())
+        }
         (
             Phase::Finished {
                 best_val_accuracy: Some(best),
