@@ -1,6 +1,7 @@
 //! The Results tab of a one-class model: the ranking quality (AUROC, average precision), the
 //! threshold with the confusion at it, per data source when there are several, and the histogram
-//! of both kinds' scores with the threshold marked. Before the test scores arrive it says what the Results tab of a training says.
+//! of both kinds' scores with the threshold marked. Before the test scores arrive it says what the
+//! Results tab of a training says.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -42,7 +43,7 @@ fn draw_scores(frame: &mut Frame, area: Rect, shared: &Shared, scores: &AnomalyS
         Constraint::Min(0),
     ])
     .areas(area);
-    if let (false, Some(tested)) = (sources.is_empty(), &shared.run.tested) {
+    if let Some(tested) = shared.run.tested.as_ref().filter(|_| !sources.is_empty()) {
         results::draw_sources(frame, per_source, shared, sources, &tested.classes);
     }
     let [figures, matrix] =
