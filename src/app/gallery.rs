@@ -137,9 +137,21 @@ pub trait Gallery: Send {
     fn picture(&mut self, item: usize, view: &PictureSpec) -> Result<RgbImage>;
     /// Saves that same picture into the run directory and says where.
     fn save_picture(&mut self, item: usize, view: &PictureSpec) -> Result<PathBuf>;
-    /// A few fixed validation images with the Grad-CAM of the model as of `iteration`, each with a
-    /// caption (its label and the prediction), for the Training view.
-    fn validation_cams(&mut self, iteration: usize) -> Result<Vec<(RgbImage, String)>>;
+    /// A few fixed validation images with the Grad-CAM of the model as of `iteration`, each with
+    /// its label and the prediction, for the Training view.
+    fn validation_cams(&mut self, iteration: usize) -> Result<Vec<(RgbImage, CamCaption)>>;
+}
+
+/// What a validation Grad-CAM's caption says, in parts, so that a narrow panel can shorten the
+/// names instead of cutting the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CamCaption {
+    /// The image's class.
+    pub truth: String,
+    /// What the model said: the predicted class, or a one-class model's verdict.
+    pub said: String,
+    /// The predicted class's probability, or the anomaly score.
+    pub score: f32,
 }
 
 /// Pictures are shown at least this large, so that small training images stay legible.
@@ -344,7 +356,7 @@ impl Gallery for RunGallery {
 
     /// The latest checkpoint's heatmaps of a few validation images; none before the first
     /// checkpoint, nor for a fit (it has no validation rounds to explain).
-    fn validation_cams(&mut self, _iteration: usize) -> Result<Vec<(RgbImage, String)>> {
+    fn validation_cams(&mut self, _iteration: usize) -> Result<Vec<(RgbImage, CamCaption)>> {
         let checkpoint = self.run.last_model();
         if !checkpoint.is_file() {
             return Ok(Vec::new());
@@ -356,16 +368,12 @@ impl Gallery for RunGallery {
             let image = load_rgb(&self.manifest.absolute(entry))?;
             let (picture, explained) =
                 latest.picture(&image, &self.cam, Target::Predicted, MIN_PICTURE_SIDE)?;
-            let said = match &explained {
-                Explained::Class(e) => {
-                    format!(
-                        "{} {:.2}",
-                        classes[e.predicted], e.probabilities[e.predicted]
-                    )
-                }
-                Explained::Anomaly(s) => format!("{} {:.2}", latest.verdict(s.score), s.score),
+            let (said, score) = match &explained {
+                Explained::Class(e) => (classes[e.predicted].clone(), e.probabilities[e.predicted]),
+                Explained::Anomaly(s) => (latest.verdict(s.score).to_string(), s.score),
             };
-            panel.push((picture, format!("{} -> {said}", classes[entry.label])));
+            let truth = classes[entry.label].clone();
+            panel.push((picture, CamCaption { truth, said, score }));
         }
         Ok(panel)
     }

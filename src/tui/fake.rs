@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Result};
 use image::{Rgb, RgbImage};
 
-use crate::app::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+use crate::app::gallery::{CamCaption, Gallery, LayerRow, PictureSpec, TestItem};
 
 pub struct FakeGallery {
     items: Vec<TestItem>,
@@ -194,14 +194,16 @@ impl Gallery for FakeGallery {
         Ok(PathBuf::from(format!("run/pictures/img{item:03}.png")))
     }
 
-    fn validation_cams(&mut self, iteration: usize) -> Result<Vec<(RgbImage, String)>> {
+    fn validation_cams(&mut self, iteration: usize) -> Result<Vec<(RgbImage, CamCaption)>> {
         self.record(format!("validation_cams {iteration}"));
         Ok((0..3)
             .map(|i| {
-                (
-                    gradient(64, 64, [200, 40 * i as u8, 0]),
-                    format!("{} {}", CLASSES[i % 2], iteration),
-                )
+                let caption = CamCaption {
+                    truth: CLASSES[i % 2].to_string(),
+                    said: CLASSES[(i + 1) % 2].to_string(),
+                    score: iteration as f32 / 100.0,
+                };
+                (gradient(64, 64, [200, 40 * i as u8, 0]), caption)
             })
             .collect())
     }

@@ -16,7 +16,7 @@ use super::images::ImageKey;
 use super::picture::{self, Picture};
 use super::scan::painter::{Painter, Reply as PaintReply};
 use super::scan::view::RenderJob;
-use crate::app::gallery::{Gallery, LayerRow, PictureSpec, TestItem};
+use crate::app::gallery::{CamCaption, Gallery, LayerRow, PictureSpec, TestItem};
 use crate::scan::output::ScanRecord;
 use crate::termio::Graphics;
 
@@ -47,7 +47,7 @@ pub enum Reply {
     Saved(Result<PathBuf, String>),
     ValidationCams {
         iteration: usize,
-        result: Result<Vec<(RgbImage, String)>, String>,
+        result: Result<Vec<(RgbImage, CamCaption)>, String>,
     },
     Encoded {
         key: ImageKey,

@@ -376,6 +376,25 @@ fn training_view_shows_progress_charts_checkpoint_and_grad_cams() {
 }
 
 #[test]
+fn training_grad_cam_captions_shorten_instead_of_being_cut() {
+    // At 120 columns two pictures share the panel's width and their full captions do not fit:
+    // each used to lose both ends and run into its neighbour ("ative -> Negative 0itive").
+    for (w, h) in [(120, 40), (140, 45)] {
+        let mut ui = Harness::new(w, h, Origin::Live, recorded_run(3, false));
+        let screen = ui.settle();
+        for (whole, short) in [
+            ("Negative→Positive 0.60", "Neg→Pos 0.60"),
+            ("Positive→Negative 0.60", "Pos→Neg 0.60"),
+        ] {
+            assert!(
+                screen.contains(whole) || screen.contains(short),
+                "{w}x{h}: {whole:?} cut in\n{screen}"
+            );
+        }
+    }
+}
+
+#[test]
 fn training_view_mid_run_shows_eta_and_a_finished_run_is_read_only() {
     let mut events = recorded_run(3, false);
     let cut = events

@@ -342,6 +342,17 @@ fn middle_line(area: Rect) -> Rect {
     }
 }
 
+/// A picture's caption, "truth→said 0.97", with the names cut to their first three letters
+/// when the whole line would not fit `width` cells (a centred line too long loses both ends).
+fn outcome_caption(truth: &str, said: &str, score: f32, width: u16) -> String {
+    let text = format!("{truth}→{said} {score:.2}");
+    if text.chars().count() <= width as usize {
+        return text;
+    }
+    let short = |name: &str| name.chars().take(3).collect::<String>();
+    format!("{}→{} {score:.2}", short(truth), short(said))
+}
+
 /// Splits `area` into `count` tiles, each with `caption` lines under its picture, choosing the
 /// number of columns that gives the largest pictures (a square picture is twice as wide in cells).
 fn tile_grid(area: Rect, count: usize, caption: u16) -> Vec<(Rect, Rect)> {

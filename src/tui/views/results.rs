@@ -7,7 +7,8 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::{
-    bordered, confusion_cell, draw_picture, percent, tile_grid, Component, Loaded, Shared, Wants,
+    bordered, confusion_cell, draw_picture, outcome_caption, percent, tile_grid, Component, Loaded,
+    Shared, Wants,
 };
 use crate::core::stats::{self, Confusion};
 use crate::run::report::SourceResult;
@@ -248,15 +249,7 @@ fn draw_hardest(frame: &mut Frame, area: Rect, shared: &Shared, wants: &mut Want
             shared.theme.bad()
         };
         let (truth, predicted) = (shared.class_name(it.truth), shared.class_name(it.predicted));
-        let mut text = format!("{truth}→{predicted} {:.2}", it.score);
-        if text.chars().count() > caption.width as usize {
-            text = format!("{}→{} {:.2}", short(&truth), short(&predicted), it.score);
-        }
+        let text = outcome_caption(&truth, &predicted, it.score, caption.width);
         frame.render_widget(Line::from(Span::styled(text, style)).centered(), caption);
     }
-}
-
-/// First three letters of a class name, to keep captions on one line.
-fn short(name: &str) -> String {
-    name.chars().take(3).collect()
 }

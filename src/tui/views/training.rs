@@ -9,8 +9,10 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Sp
 use ratatui::Frame;
 
 use super::{
-    bordered, draw_picture, duration, percent, tile_grid, Component, Effect, Origin, Shared, Wants,
+    bordered, draw_picture, duration, outcome_caption, percent, tile_grid, Component, Effect,
+    Origin, Shared, Wants,
 };
+use crate::app::gallery::CamCaption;
 use crate::run::event::Event;
 use crate::run::recipe::OutputNetwork;
 use crate::run::state::Phase;
@@ -33,7 +35,7 @@ pub struct TrainingScreen {
 #[derive(Debug, Clone)]
 pub struct CamSet {
     pub iteration: usize,
-    pub captions: Vec<String>,
+    pub captions: Vec<CamCaption>,
 }
 
 fn draw_training(
@@ -347,7 +349,9 @@ fn draw_cams(
             index,
         };
         draw_picture(frame, picture, shared, key, wants, "rendering…");
-        frame.render_widget(Line::raw(cams.captions[index].clone()).centered(), caption);
+        let said = &cams.captions[index];
+        let text = outcome_caption(&said.truth, &said.said, said.score, caption.width);
+        frame.render_widget(Line::raw(text).centered(), caption);
     }
 }
 
