@@ -55,6 +55,12 @@ pub fn iterations_per_epoch(train_images: usize, batch_size: usize) -> usize {
     train_images / batch_size
 }
 
+/// The epoch (from 1) that `iteration` (from 1) belongs to: an epoch's last iteration is its own,
+/// not the next epoch's first.
+fn epoch_of(iteration: usize, per_epoch: usize) -> usize {
+    iteration.div_ceil(per_epoch.max(1))
+}
+
 /// The seed of one random `purpose` ("epoch order", "augment", "dropout") and `stream` (an epoch,
 /// an iteration) of the recipe's seed. Every stream of a run is drawn through
 /// [`crate::data::rng_for`], so the streams stay unrelated however the seeds are numbered.
@@ -254,7 +260,7 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
     if stopped_early && saved.resume != Some(iteration) && iteration > job.start_iteration {
         // A model never validated cannot be ranked: keep it as the latest, and as the best only when
         // there is no better one yet.
-        let epoch = iteration / per_epoch + 1;
+        let epoch = epoch_of(iteration, per_epoch);
         let accuracy = Accuracy {
             best,
             validated: None,
@@ -271,7 +277,7 @@ pub fn train(mut job: TrainJob, emit: &mut dyn FnMut(Event)) -> Result<Outcome> 
     }
     let model_missing = !job.run.best_model().exists();
     if keep_last && iteration > 0 && (iteration > job.start_iteration || model_missing) {
-        keep_last_model(&job, iteration, iteration.div_ceil(per_epoch), best).map_err(|e| {
+        keep_last_model(&job, iteration, epoch_of(iteration, per_epoch), best).map_err(|e| {
             write_failed(
                 &job,
                 &format!("the last model at iteration {iteration}"),
@@ -518,6 +524,14 @@ mod tests {
     use super::*;
     use candle_core::DType;
     use candle_nn::VarBuilder;
+
+    #[test]
+    fn a_stop_at_an_epochs_end_is_recorded_in_that_epoch() {
+        assert_eq!(epoch_of(1, 40), 1);
+        assert_eq!(epoch_of(40, 40), 1);
+        assert_eq!(epoch_of(41, 40), 2);
+        assert_eq!(epoch_of(80, 40), 2);
+    }
 
     fn small_model() -> (SqueezeNet, VarMap) {
         let varmap = VarMap::new();

@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::app::job::Observer;
 use crate::run::event::Event;
+use crate::run::recipe::OutputNetwork;
 use crate::run::state::RunState;
 
 pub struct Headless {
@@ -190,13 +191,12 @@ impl Headless {
                 elapsed_s,
             } => {
                 self.bar.finish_and_clear();
-                let best = best_val_accuracy
-                    .map(|a| format!("{:.2}%", a * 100.0))
-                    .unwrap_or_else(|| "none".into());
-                self.say(format!(
-                    "training {} after {iteration} iterations in {}; best validation accuracy {best}",
-                    if *stopped_early { "stopped" } else { "finished" },
-                    format_duration(*elapsed_s)
+                self.say(finished_line(
+                    *iteration,
+                    *best_val_accuracy,
+                    *stopped_early,
+                    *elapsed_s,
+                    self.state.start.output_network,
                 ));
             }
             // The training's error reaches the command, which prints it once.
@@ -244,6 +244,31 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
+/// The training's last line: how it ended, and the model it kept when that is not the best
+/// validation accuracy's (the figure would otherwise read as the kept model's).
+fn finished_line(
+    iteration: usize,
+    best_val_accuracy: Option<f32>,
+    stopped_early: bool,
+    elapsed_s: f64,
+    kept: OutputNetwork,
+) -> String {
+    let best = best_val_accuracy
+        .map(|a| format!("{:.2}%", a * 100.0))
+        .unwrap_or_else(|| "none".into());
+    let ended = format!(
+        "training {} after {iteration} iterations in {}",
+        if stopped_early { "stopped" } else { "finished" },
+        format_duration(elapsed_s)
+    );
+    match kept {
+        OutputNetwork::BestValidation => format!("{ended}; best validation accuracy {best}"),
+        OutputNetwork::LastIteration => {
+            format!("{ended}; kept the last iteration's model (best validation accuracy {best})")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +288,20 @@ mod tests {
         assert!(
             t.contains("total         4000         401        11"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn the_finished_line_names_the_kept_model_when_it_is_the_last() {
+        let line = |kept| finished_line(60, Some(0.997), false, 41.0, kept);
+        assert_eq!(
+            line(OutputNetwork::BestValidation),
+            "training finished after 60 iterations in 41.0s; best validation accuracy 99.70%"
+        );
+        assert_eq!(
+            line(OutputNetwork::LastIteration),
+            "training finished after 60 iterations in 41.0s; kept the last iteration's model \
+             (best validation accuracy 99.70%)"
         );
     }
 
