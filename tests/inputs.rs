@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use common::*;
-use crackscope::model::{self, CheckpointMeta, SqueezeNet};
+use crackscope::model::{self, SqueezeNet};
 
 /// The exit code of a command that reported every usable file but some it could not use
 /// (README, "Exit codes").
@@ -18,21 +18,7 @@ const EXIT_SOME_FAILED: i32 = 4;
 
 /// A random 2-class crackscope checkpoint at 64 px; `tweak` may change its variables first.
 fn checkpoint(path: &Path, tweak: impl Fn(&VarMap)) {
-    let varmap = VarMap::new();
-    SqueezeNet::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        Some(2),
-    )
-    .unwrap();
-    model::init_backbone(&varmap, 1).unwrap();
-    model::init_head(&varmap, 1).unwrap();
-    tweak(&varmap);
-    let meta = CheckpointMeta {
-        input_size: Some(64),
-        ..CheckpointMeta::default()
-    };
-    let classes = ["Negative".to_string(), "Positive".to_string()];
-    model::save_checkpoint(path, &varmap, &classes, &meta).unwrap();
+    random_model(path, &["Negative", "Positive"], 1, tweak);
 }
 
 /// Sets every value of the variable `name` to `value` (one value when `first_only`).

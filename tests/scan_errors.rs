@@ -4,32 +4,72 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 
 /// Three synthetic photos with exact masks, and a model with random weights (what is checked is
 /// the bookkeeping, not what the model finds).
-fn setup(dir: &Path) -> (String, String, String) {
-    let root = dir.join("surfaces");
-    ok(&run(&[
-        "synth",
-        "--out",
-        root.to_str().unwrap(),
-        "--photos",
-        "3",
-        "--size",
-        "160",
-        "--detail",
-        "64",
-    ]));
-    let model = random_checkpoint(dir, &["Negative", "Positive"]);
-    (
-        model.display().to_string(),
-        root.join("photos").display().to_string(),
-        root.join("masks").display().to_string(),
-    )
+struct Surfaces {
+    model: String,
+    photos: String,
+    masks: PathBuf,
+}
+
+impl Surfaces {
+    fn new(dir: &Path) -> Surfaces {
+        let root = dir.join("surfaces");
+        ok(&run(&[
+            "synth",
+            "--out",
+            root.to_str().unwrap(),
+            "--photos",
+            "3",
+            "--size",
+            "160",
+            "--detail",
+            "64",
+        ]));
+        let model = random_checkpoint(dir, &["Negative", "Positive"]);
+        Surfaces {
+            model: model.display().to_string(),
+            photos: root.join("photos").display().to_string(),
+            masks: root.join("masks"),
+        }
+    }
+
+    /// `scan --masks` of the photos into `out`, with `extra` flags.
+    fn scan(&self, out: &Path, extra: &[&str]) {
+        let mut args = vec![
+            "scan",
+            "--model",
+            &self.model,
+            &self.photos,
+            "--masks",
+            self.masks.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&run(&args));
+    }
+}
+
+/// The first pixel of `mask` that is `wanted` and away from the window outlines (64 px windows
+/// every 32 px).
+fn pixel_between_outlines(mask: &GrayImage, wanted: impl Fn(u8) -> bool) -> (u32, u32) {
+    let inside = |v: u32| !matches!(v % 32, 0 | 31);
+    mask.enumerate_pixels()
+        .find(|(x, y, p)| wanted(p.0[0]) && inside(*x) && inside(*y))
+        .map(|(x, y, _)| (x, y))
+        .expect("such a pixel")
+}
+
+fn overlay(folder: &Path) -> RgbImage {
+    image::open(folder.join("photo_00001-overlay.png"))
+        .unwrap()
+        .to_rgb8()
 }
 
 fn record(folder: &Path) -> serde_json::Value {
@@ -39,22 +79,9 @@ fn record(folder: &Path) -> serde_json::Value {
 #[test]
 fn the_sweep_is_recorded_per_photo_and_overall_and_shards_add_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, photos, masks) = setup(dir.path());
+    let surfaces = Surfaces::new(dir.path());
     let scan = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "scan",
-            "--model",
-            &model,
-            &photos,
-            "--masks",
-            &masks,
-            "--threshold",
-            "0.42",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        ok(&run(&args));
+        surfaces.scan(out, &[&["--threshold", "0.42"], extra].concat());
     };
     let whole = dir.path().join("whole");
     scan(&whole, &[]);
@@ -110,8 +137,8 @@ fn the_sweep_is_recorded_per_photo_and_overall_and_shards_add_up() {
     ok(&run(&[
         "scan",
         "--model",
-        &model,
-        &photos,
+        &surfaces.model,
+        &surfaces.photos,
         "--out",
         plain.to_str().unwrap(),
     ]));
@@ -135,29 +162,16 @@ fn the_sweep_is_recorded_per_photo_and_overall_and_shards_add_up() {
 #[test]
 fn the_overlay_against_masks_shows_verdicts_in_their_colours_on_grey() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, photos, masks) = setup(dir.path());
+    let surfaces = Surfaces::new(dir.path());
     let out = dir.path().join("out");
     // Threshold 0: every window and pixel is predicted, so every crack pixel is a hit and
     // every crack-free window a false alarm.
-    ok(&run(&[
-        "scan",
-        "--model",
-        &model,
-        &photos,
-        "--masks",
-        &masks,
-        "--threshold",
-        "0",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    let overlay = image::open(out.join("photo_00001-overlay.png"))
-        .unwrap()
-        .to_rgb8();
-    let truth = image::open(Path::new(&masks).join("photo_00001.png"))
+    surfaces.scan(&out, &["--threshold", "0"]);
+    let painted = overlay(&out);
+    let truth = image::open(surfaces.masks.join("photo_00001.png"))
         .unwrap()
         .to_luma8();
-    let count = |colour: [u8; 3]| overlay.pixels().filter(|p| p.0 == colour).count();
+    let count = |colour: [u8; 3]| painted.pixels().filter(|p| p.0 == colour).count();
     let (false_alarm, miss) = (count([213, 94, 0]), count([240, 228, 66]));
     assert!(
         false_alarm > 0,
@@ -165,16 +179,8 @@ fn the_overlay_against_masks_shows_verdicts_in_their_colours_on_grey() {
     );
     assert_eq!(miss, 0, "nothing is missed at threshold 0");
     // Every pixel is predicted, so each is tinted: near a crack sky blue, elsewhere vermillion.
-    let (x, y) = truth
-        .enumerate_pixels()
-        .find(|(x, y, p)| {
-            // Away from the window outlines (64 px windows every 32 px).
-            let inside = |v: u32| !matches!(v % 32, 0 | 31);
-            p.0[0] > 0 && inside(*x) && inside(*y)
-        })
-        .map(|(x, y, _)| (x, y))
-        .expect("photo 1 has a crack");
-    let on_crack = overlay.get_pixel(x, y).0;
+    let (x, y) = pixel_between_outlines(&truth, |v| v > 0);
+    let on_crack = painted.get_pixel(x, y).0;
     assert!(
         on_crack[2] > on_crack[0],
         "a crack pixel found is bluish: {on_crack:?}"
@@ -183,38 +189,15 @@ fn the_overlay_against_masks_shows_verdicts_in_their_colours_on_grey() {
     // Threshold 1: nothing predicted; crack pixels are misses (yellowish), and so are crack
     // windows' outlines; the rest is grey.
     let high = dir.path().join("high");
-    ok(&run(&[
-        "scan",
-        "--model",
-        &model,
-        &photos,
-        "--masks",
-        &masks,
-        "--threshold",
-        "1",
-        "--out",
-        high.to_str().unwrap(),
-    ]));
-    let overlay = image::open(high.join("photo_00001-overlay.png"))
-        .unwrap()
-        .to_rgb8();
-    let missed = overlay.get_pixel(x, y).0;
+    surfaces.scan(&high, &["--threshold", "1"]);
+    let painted = overlay(&high);
+    let missed = painted.get_pixel(x, y).0;
     assert!(
         missed[0] > missed[2] + 60 && missed[1] > missed[2] + 60,
         "a crack pixel missed is yellowish: {missed:?}"
     );
-    let clear = GrayImage::from_fn(160, 160, |x, y| {
-        image::Luma([u8::from(truth.get_pixel(x, y).0[0] == 0)])
-    });
-    let (gx, gy) = clear
-        .enumerate_pixels()
-        .find(|(x, y, p)| {
-            let inside = |v: u32| !matches!(v % 32, 0 | 31);
-            p.0[0] > 0 && inside(*x) && inside(*y)
-        })
-        .map(|(x, y, _)| (x, y))
-        .unwrap();
-    let grey = overlay.get_pixel(gx, gy).0;
+    let (gx, gy) = pixel_between_outlines(&truth, |v| v == 0);
+    let grey = painted.get_pixel(gx, gy).0;
     assert!(
         grey[0] == grey[1] && grey[1] == grey[2],
         "elsewhere the photo is grey: {grey:?}"
@@ -226,18 +209,8 @@ fn the_overlay_against_masks_shows_verdicts_in_their_colours_on_grey() {
 #[test]
 fn watch_shows_errors_and_the_sweep_by_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, photos, masks) = setup(dir.path());
     let out = dir.path().join("out");
-    ok(&run(&[
-        "scan",
-        "--model",
-        &model,
-        &photos,
-        "--masks",
-        &masks,
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    Surfaces::new(dir.path()).scan(&out, &[]);
     let command = format!(
         "CRACKSCOPE_GRAPHICS=halfblocks {} watch {}; echo EXIT-CODE-$?; sleep 600",
         env!("CARGO_BIN_EXE_crackscope"),

@@ -7,29 +7,13 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Device;
 use common::*;
 use crackscope::data::patches::{label_window, POSITIVE};
-use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
 
 /// A random-weight checkpoint of 64-pixel input classifying `classes`.
 fn checkpoint(path: &Path, classes: &[&str], seed: u64) -> PathBuf {
-    let varmap = VarMap::new();
-    SqueezeNet::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        Some(classes.len()),
-    )
-    .unwrap();
-    init_backbone(&varmap, seed).unwrap();
-    init_head(&varmap, seed).unwrap();
-    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
-    let meta = CheckpointMeta {
-        input_size: Some(64),
-        ..Default::default()
-    };
-    save_checkpoint(path, &varmap, &classes, &meta).unwrap();
-    path.to_path_buf()
+    random_model(path, classes, seed, |_| {})
 }
 
 /// Eight synthetic 192 px photos with masks, scanned with a random model into `dir/scan`, and a

@@ -114,6 +114,17 @@ pub fn finished_run(dir: &std::path::Path) -> std::path::PathBuf {
 /// A checkpoint with random weights, 64-pixel input and the given classes, in `dir`: enough to
 /// check what a command writes (what a trained model finds is tested in the library).
 pub fn random_checkpoint(dir: &std::path::Path, classes: &[&str]) -> std::path::PathBuf {
+    random_model(&dir.join("model.safetensors"), classes, 1, |_| {})
+}
+
+/// [`random_checkpoint`] at `path`, its weights drawn from `seed`, which `tweak` may change
+/// before it is saved.
+pub fn random_model(
+    path: &std::path::Path,
+    classes: &[&str],
+    seed: u64,
+    tweak: impl Fn(&candle_nn::VarMap),
+) -> std::path::PathBuf {
     use candle_core::{DType, Device};
     use candle_nn::{VarBuilder, VarMap};
     use crackscope::model::{
@@ -125,16 +136,16 @@ pub fn random_checkpoint(dir: &std::path::Path, classes: &[&str]) -> std::path::
         Some(classes.len()),
     )
     .unwrap();
-    init_backbone(&varmap, 1).unwrap();
-    init_head(&varmap, 1).unwrap();
-    let path = dir.join("model.safetensors");
+    init_backbone(&varmap, seed).unwrap();
+    init_head(&varmap, seed).unwrap();
+    tweak(&varmap);
     let names: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
     let meta = CheckpointMeta {
         input_size: Some(64),
         ..Default::default()
     };
-    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
-    path
+    save_checkpoint(path, &varmap, &names, &meta).unwrap();
+    path.to_path_buf()
 }
 
 /// Starts the binary with its output going to files beside `log` (a pipe nobody reads could
