@@ -349,8 +349,8 @@ fn draw_cams(
             index,
         };
         draw_picture(frame, picture, shared, key, wants, "rendering…");
-        let said = &cams.captions[index];
-        let text = outcome_caption(&said.truth, &said.said, said.score, caption.width);
+        let cam = &cams.captions[index];
+        let text = outcome_caption(&cam.truth, &cam.said, cam.score, caption.width);
         frame.render_widget(Line::raw(text).centered(), caption);
     }
 }
