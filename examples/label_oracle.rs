@@ -6,8 +6,13 @@
 //! otherwise), and writes the folder's `labels.csv` as the view would, until `--budget` windows
 //! have a crack or no-crack label (labels already in the file count).
 //!
+//! `--rare N` makes the pool one where cracks are rare, as in most inspection photos: of the
+//! windows holding any crack pixel it keeps one in N (chosen by a hash of the photo's name and
+//! the window's place, so every round keeps the same ones) and the rest are not offered at all.
+//!
 //!   cargo run --release --example label_oracle -- SCAN_FOLDER MASK_FOLDER --budget 50 \
-//!       [--order least-sure|top-scored|spread|random] [--seed 0] [--min-crack-share 0.005]
+//!       [--order least-sure|top-scored|spread|random] [--seed 0] [--min-crack-share 0.005] \
+//!       [--rare N]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,7 @@ use crackscope::scan::output;
 use image::GrayImage;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use sha2::{Digest, Sha256};
 
 struct Options {
     scan: PathBuf,
@@ -27,6 +33,7 @@ struct Options {
     order: String,
     seed: u64,
     min_crack_share: f64,
+    rare: Option<u32>,
 }
 
 fn options() -> Result<Options> {
@@ -39,6 +46,7 @@ fn options() -> Result<Options> {
         order: "least-sure".into(),
         seed: 0,
         min_crack_share: 0.005,
+        rare: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -47,6 +55,7 @@ fn options() -> Result<Options> {
             "--order" => o.order = value("--order")?,
             "--seed" => o.seed = value("--seed")?.parse()?,
             "--min-crack-share" => o.min_crack_share = value("--min-crack-share")?.parse()?,
+            "--rare" => o.rare = Some(value("--rare")?.parse()?).filter(|&n| n > 1),
             _ if arg.starts_with("--") => bail!("unknown flag {arg}"),
             _ => positional.push(PathBuf::from(arg)),
         }
@@ -71,9 +80,35 @@ fn mask_of(masks: &Path, photo: &Path) -> Result<GrayImage> {
     bail!("no mask for {} in {}", photo.display(), masks.display())
 }
 
+/// Whether `--rare keep` keeps a window: those without a crack pixel always, the others one in
+/// `keep` by a hash of `stem:x:y` (its first 32 bits).
+fn kept_when_rare(mask: &GrayImage, stem: &str, w: &output::WindowRecord, keep: u32) -> bool {
+    let (right, bottom) = (
+        (w.x + w.size).min(mask.width()),
+        (w.y + w.size).min(mask.height()),
+    );
+    let any_crack = (w.y..bottom).any(|y| (w.x..right).any(|x| mask.get_pixel(x, y).0[0] > 0));
+    let digest = Sha256::digest(format!("{stem}:{}:{}", w.x, w.y));
+    let hash = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    !any_crack || hash % keep == 0
+}
+
 fn main() -> Result<()> {
     let o = options()?;
-    let record = output::read(&o.scan)?;
+    let mut record = output::read(&o.scan)?;
+    if let Some(keep) = o.rare {
+        for photo in &mut record.photos {
+            let mask = mask_of(&o.masks, &photo.photo)?;
+            let stem = photo
+                .photo
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy();
+            photo
+                .windows
+                .retain(|w| kept_when_rare(&mask, &stem, w, keep));
+        }
+    }
     let mut labels = labels::read(&o.scan, &record)?;
     let order: Vec<WindowKey> = match o.order.as_str() {
         "least-sure" => labels::suggest(&record, &labels, Suggest::LeastSure),

@@ -20,6 +20,10 @@
 # the window's middle half; no crack: no crack pixel at all; anything else: skip). Ceiling: the
 # same retraining on `patches` of all 45 pool photos (every window the rule labels). Every model
 # is scored on the held-out photos with `scan --masks` (window AUROC and F1 at 0.5).
+# RARE=N makes the pool one where cracks are rare (label_oracle's --rare: one in N of the windows
+# holding crack pixels is offered, the rest not at all); the ceiling is then every offered window.
+# A retraining refused for too few windows of a class (the person keeps the model they had) is a
+# row "untrainable".
 # Steps whose output exists are not redone, so an interrupted measurement continues.
 # Measured (README, "The labelling loop, measured"): about half an hour for four draws on a
 # 2-core machine.
@@ -39,6 +43,7 @@ suggested=${SUGGESTED:-spread}
 # Seed of the retrainings (their split of the labels, shuffling, augmentation): a retraining on a
 # few hundred labels varies with it, so compare orders over several (SEED=11 OUT=... and so on).
 seed=${SEED:-0}
+rare=${RARE:-}
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
 concrete=$data/concrete-ozgenel
@@ -97,27 +102,48 @@ for draw in $draws; do
                 rm -rf "$s"
                 "$bin" scan --model "$model" "$d/photos-pool" --out "$s" > /dev/null
                 [[ -n $previous ]] && cp "$previous/labels.csv" "$s/labels.csv"
-                "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" > "$s.oracle.txt"
+                "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" \
+                    ${rare:+--rare "$rare"} > "$s.oracle.txt"
             fi
             log "draw $draw, $order, $budget: $(cat "$s.oracle.txt")"
-            train "$s-run" --config "$recipe" --init "$out/start" --data "$s" --seed "$seed" --device cpu
+            previous=$s
+            if ! train "$s-run" --config "$recipe" --init "$out/start" --data "$s" --seed "$seed" --device cpu 2> /dev/null; then
+                printf '%s\t%s\t%s\tuntrainable\tuntrainable\n' "$draw" "$order" "$budget" >> "$table"
+                log "  untrainable: $(grep -m1 error "$s-run.log")"
+                continue
+            fi
             read -r auroc f1 < <(score "$s-run" "$d/photos-heldout" "$s-heldout")
             printf '%s\t%s\t%s\t%s\t%s\n' "$draw" "$order" "$budget" "$auroc" "$f1" >> "$table"
             log "  held out: window AUROC $auroc, F1 $f1"
-            previous=$s
             model=$s-run
         done
     done
-    [[ -d $d/patches-pool ]] || "$bin" patches --photos "$d/photos-pool" --masks "$uav/cracks" --out "$d/patches-pool" > /dev/null
-    log "draw $draw, ceiling: $(find "$d/patches-pool" -name '*.jpg' | wc -l) windows of the pool photos"
-    train "$d/ceiling-run" --config "$recipe" --init "$out/start" --data "$d/patches-pool" --seed "$seed" --device cpu
+    if [[ -n $rare ]]; then
+        # Every window the rare pool offers, labelled by the same rule.
+        ceiling=$d/ceiling-scan
+        if [[ ! -f $ceiling/labels.csv ]]; then
+            rm -rf "$ceiling"
+            "$bin" scan --model "$out/start" "$d/photos-pool" --out "$ceiling" > /dev/null
+            "$oracle" "$ceiling" "$uav/cracks" --budget 1000000 --order random --rare "$rare" > "$ceiling.oracle.txt"
+        fi
+        windows=$(grep -c -v -e ',skip$' -e '^photo,' "$ceiling/labels.csv")
+    else
+        ceiling=$d/patches-pool
+        [[ -d $ceiling ]] || "$bin" patches --photos "$d/photos-pool" --masks "$uav/cracks" --out "$ceiling" > /dev/null
+        windows=$(find "$ceiling" -name '*.jpg' | wc -l)
+    fi
+    log "draw $draw, ceiling: $windows windows of the pool photos"
+    train "$d/ceiling-run" --config "$recipe" --init "$out/start" --data "$ceiling" --seed "$seed" --device cpu
     read -r auroc f1 < <(score "$d/ceiling-run" "$d/photos-heldout" "$d/heldout-ceiling")
-    printf '%s\tceiling\t%s\t%s\t%s\n' "$draw" "$(find "$d/patches-pool" -name '*.jpg' | wc -l)" "$auroc" "$f1" >> "$table"
+    printf '%s\tceiling\t%s\t%s\t%s\n' "$draw" "$windows" "$auroc" "$f1" >> "$table"
     log "  ceiling held out: window AUROC $auroc, F1 $f1"
 done
 echo
 echo "held-out photos, window AUROC / F1 (share of the ceiling's AUROC gain over the start):"
 awk -F'\t' -v suggested="$suggested" '
+    function cell(auroc, f1, gain) {
+        return auroc == "untrainable" ? "untrainable" : sprintf("%.3f / %.3f (%3.0f %%)", auroc, f1, 100 * gain)
+    }
     $2 == "start" { start[$1] = $4; sf[$1] = $5 }
     $2 == "ceiling" { ceil[$1] = $4; cf[$1] = $5; n[$1] = $3 }
     $2 != "start" && $2 != "ceiling" { a[$1, $2, $3] = $4; f[$1, $2, $3] = $5; budgets[$3] = 1; draws[$1] = 1 }
@@ -127,8 +153,8 @@ awk -F'\t' -v suggested="$suggested" '
             for (b in budgets) {
                 gs = (ceil[d] - start[d]) ? (a[d, suggested, b] - start[d]) / (ceil[d] - start[d]) : 0
                 gr = (ceil[d] - start[d]) ? (a[d, "random", b] - start[d]) / (ceil[d] - start[d]) : 0
-                printf "  %4s labels: suggested %.3f / %.3f (%3.0f %%)   random %.3f / %.3f (%3.0f %%)\n",
-                    b, a[d, suggested, b], f[d, suggested, b], 100 * gs, a[d, "random", b], f[d, "random", b], 100 * gr
+                printf "  %4s labels: suggested %s   random %s\n", b,
+                    cell(a[d, suggested, b], f[d, suggested, b], gs), cell(a[d, "random", b], f[d, "random", b], gr)
             }
         }
     }' "$table"
