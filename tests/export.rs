@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use common::*;
-use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
+use crackscope::model::{init_backbone, SqueezeNet};
 use image::{Rgb, RgbImage};
 use tract_onnx::prelude::*;
 
@@ -22,22 +22,7 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// A checkpoint with random weights (seeded) for three classes at 64 px.
 fn checkpoint(dir: &Path, seed: u64) -> PathBuf {
-    let varmap = VarMap::new();
-    SqueezeNet::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        Some(CLASSES.len()),
-    )
-    .unwrap();
-    init_backbone(&varmap, seed).unwrap();
-    init_head(&varmap, seed).unwrap();
-    let path = dir.join("model.safetensors");
-    let names: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-    let meta = CheckpointMeta {
-        input_size: Some(SIDE),
-        ..Default::default()
-    };
-    save_checkpoint(&path, &varmap, &names, &meta).unwrap();
-    path
+    random_model(&dir.join("model.safetensors"), &CLASSES, seed, |_| {})
 }
 
 /// Images at the input size (so no resizing is involved), each of its own pattern.

@@ -215,18 +215,7 @@ fn training_merges_several_data_folders_and_keeps_each_photos_windows_together()
     // (1) a synthetic patch dataset; (2) patches cut from synthetic whole photos with exact masks;
     // (3) a third class found in one folder only.
     let synth = synth_dataset(dir.path(), 30, 5);
-    let photos = dir.path().join("photos");
-    ok(&run(&[
-        "synth",
-        "--out",
-        photos.to_str().unwrap(),
-        "--photos",
-        "12",
-        "--size",
-        "192",
-        "--detail",
-        "64",
-    ]));
+    let photos = synth_photos(&dir.path().join("photos"), 12, 192);
     let cut = dir.path().join("cut");
     ok(&patches(
         &photos.join("photos"),

@@ -87,18 +87,7 @@ fn fixture() -> &'static Fixture {
             "--run",
             run_dir.to_str().unwrap(),
         ]));
-        let surfaces = root.join("surfaces");
-        ok(&run(&[
-            "synth",
-            "--out",
-            surfaces.to_str().unwrap(),
-            "--photos",
-            "3",
-            "--size",
-            "600",
-            "--detail",
-            "64",
-        ]));
+        let surfaces = synth_photos(&root.join("surfaces"), 3, 600);
         let scan = root.join("scan");
         ok(&run(&[
             "scan",

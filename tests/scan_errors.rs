@@ -19,18 +19,7 @@ struct Surfaces {
 
 impl Surfaces {
     fn new(dir: &Path) -> Surfaces {
-        let root = dir.join("surfaces");
-        ok(&run(&[
-            "synth",
-            "--out",
-            root.to_str().unwrap(),
-            "--photos",
-            "3",
-            "--size",
-            "160",
-            "--detail",
-            "64",
-        ]));
+        let root = synth_photos(&dir.join("surfaces"), 3, 160);
         let model = random_checkpoint(dir, &["Negative", "Positive"]);
         Surfaces {
             model: model.display().to_string(),

@@ -19,18 +19,7 @@ fn checkpoint(path: &Path, classes: &[&str], seed: u64) -> PathBuf {
 /// Eight synthetic 192 px photos with masks, scanned with a random model into `dir/scan`, and a
 /// labels.csv that answers every window from the true mask (crack / no crack / skip).
 fn labelled_scan(dir: &Path) -> (PathBuf, PathBuf, HashMap<&'static str, usize>) {
-    let surfaces = dir.join("surfaces");
-    ok(&run(&[
-        "synth",
-        "--out",
-        surfaces.to_str().unwrap(),
-        "--photos",
-        "8",
-        "--size",
-        "192",
-        "--detail",
-        "64",
-    ]));
+    let surfaces = synth_photos(&dir.join("surfaces"), 8, 192);
     let model = checkpoint(&dir.join("start.safetensors"), &["Negative", "Positive"], 1);
     let scan = dir.join("scan");
     ok(&run(&[
@@ -254,18 +243,7 @@ fn init_with_other_classes_and_scan_folders_without_labels_are_refused() {
 #[test]
 fn scans_at_several_scales_keep_every_scales_windows_and_record_the_scales() {
     let dir = tempfile::tempdir().unwrap();
-    let surfaces = dir.path().join("surfaces");
-    ok(&run(&[
-        "synth",
-        "--out",
-        surfaces.to_str().unwrap(),
-        "--photos",
-        "2",
-        "--size",
-        "256",
-        "--detail",
-        "64",
-    ]));
+    let surfaces = synth_photos(&dir.path().join("surfaces"), 2, 256);
     let model = checkpoint(
         &dir.path().join("m.safetensors"),
         &["Negative", "Positive"],

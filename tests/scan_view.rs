@@ -6,51 +6,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use common::tmux::Tmux;
 use common::*;
-use crackscope::model::{init_backbone, init_head, save_checkpoint, CheckpointMeta, SqueezeNet};
-
-/// A checkpoint with random weights and a 64-pixel input: what it finds does not matter here.
-fn checkpoint(dir: &Path) -> PathBuf {
-    let varmap = VarMap::new();
-    SqueezeNet::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        Some(2),
-    )
-    .unwrap();
-    init_backbone(&varmap, 1).unwrap();
-    init_head(&varmap, 1).unwrap();
-    let path = dir.join("model.safetensors");
-    let classes = ["Negative".to_string(), "Positive".to_string()];
-    let meta = CheckpointMeta {
-        input_size: Some(64),
-        ..Default::default()
-    };
-    save_checkpoint(&path, &varmap, &classes, &meta).unwrap();
-    path
-}
 
 /// Three synthetic photos with masks, scanned (with scores, at `threshold`) into `dir/out`.
 fn scanned_folder(dir: &Path, threshold: &str) -> PathBuf {
-    let root = dir.join("surfaces");
-    ok(&run(&[
-        "synth",
-        "--out",
-        root.to_str().unwrap(),
-        "--photos",
-        "3",
-        "--size",
-        "200",
-        "--detail",
-        "64",
-    ]));
+    let root = synth_photos(&dir.join("surfaces"), 3, 200);
     let out = dir.join("out");
     ok(&run(&[
         "scan",
         "--model",
-        checkpoint(dir).to_str().unwrap(),
+        random_checkpoint(dir, &["Negative", "Positive"])
+            .to_str()
+            .unwrap(),
         root.join("photos").to_str().unwrap(),
         "--masks",
         root.join("masks").to_str().unwrap(),

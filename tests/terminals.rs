@@ -93,18 +93,7 @@ fn layout_keys_typed_quickly_never_end_the_dashboard_or_get_lost() {
 
 /// A scan folder of three synthetic photos, scanned with `run`'s model.
 fn scan_folder(dir: &Path, run: &Path) -> PathBuf {
-    let root = dir.join("surfaces");
-    ok(&common::run(&[
-        "synth",
-        "--out",
-        root.to_str().unwrap(),
-        "--photos",
-        "3",
-        "--size",
-        "300",
-        "--detail",
-        "64",
-    ]));
+    let root = common::synth_photos(&dir.join("surfaces"), 3, 300);
     let out = dir.join("scan");
     ok(&common::run(&[
         "scan",

@@ -94,6 +94,23 @@ pub fn synth_dataset(dir: &std::path::Path, per_class: usize, seed: u64) -> std:
     data
 }
 
+/// `photos` synthetic `size`-pixel photos of cracked surfaces with their exact masks
+/// (`crackscope synth --photos`, 64-pixel detail) in `out/photos` and `out/masks`; returns `out`.
+pub fn synth_photos(out: &std::path::Path, photos: usize, size: u32) -> std::path::PathBuf {
+    ok(&run(&[
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--photos",
+        &photos.to_string(),
+        "--size",
+        &size.to_string(),
+        "--detail",
+        "64",
+    ]));
+    out.to_path_buf()
+}
+
 /// A finished run of the demo (`demo --headless`, 30 synthetic images per class, one epoch) in
 /// `dir/run`: a run directory with samples, validation Grad-CAMs, a report and test images.
 pub fn finished_run(dir: &std::path::Path) -> std::path::PathBuf {
