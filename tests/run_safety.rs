@@ -89,9 +89,7 @@ fn leftover_temporaries(run_dir: &Path) -> Vec<String> {
 
 /// The iteration the resume state is at, from its metadata.
 fn resume_iteration(run_dir: &Path) -> usize {
-    let bytes = std::fs::read(run_dir.join("resume.safetensors")).expect("resume state written");
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    header.metadata().as_ref().unwrap()["iteration"]
+    safetensors_metadata(&run_dir.join("resume.safetensors"))["iteration"]
         .parse()
         .unwrap()
 }

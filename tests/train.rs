@@ -339,6 +339,12 @@ fn the_last_iterations_model_is_kept_when_the_recipe_says_so() {
         weights(&last_run.join("model.safetensors")),
         weights(&last_run.join("last.safetensors"))
     );
+    // Iteration 18 is the third epoch's last (6 a epoch), not the fourth's first.
+    let kept = safetensors_metadata(&last_run.join("model.safetensors"));
+    assert_eq!(
+        (kept["iteration"].as_str(), kept["epoch"].as_str()),
+        ("18", "3")
+    );
     // Same training: the last models are the same, and the recipe records the choice.
     assert_eq!(
         weights(&last_run.join("last.safetensors")),

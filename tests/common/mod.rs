@@ -165,6 +165,13 @@ pub fn random_model(
     path.to_path_buf()
 }
 
+/// The string metadata of a safetensors file (a checkpoint's iteration, epoch, classes).
+pub fn safetensors_metadata(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    header.metadata().clone().unwrap_or_default()
+}
+
 /// Starts the binary with its output going to files beside `log` (a pipe nobody reads could
 /// block it).
 pub fn spawn(args: &[String], log: &std::path::Path) -> std::process::Child {
