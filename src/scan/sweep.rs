@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::map::{CrackMap, WindowScore};
 use super::metrics::{window_truth, PixelCounts, Scores, WindowCounts, WindowTruth};
-use crate::core::mask::grown;
+use crate::core::mask::{grown, largest_within};
 
 /// Thresholds of the grid besides the scan's own: 0.05 to 0.95 in steps of 0.05.
 const GRID_STEPS: u32 = 19;
@@ -188,7 +188,7 @@ fn pixel_counts_per_threshold(
         }
     });
     let near_truth = grown(truth, tolerance);
-    let highest_near = max_filter(&levels, tolerance);
+    let highest_near = largest_within(&levels, tolerance);
     let bins = thresholds.len() + 1;
     let (mut all, mut near, mut truth_best) =
         (vec![0u64; bins], vec![0u64; bins], vec![0u64; bins]);
@@ -214,39 +214,6 @@ fn pixel_counts_per_threshold(
             truth_matched: above(&truth_best, k),
         })
         .collect()
-}
-
-/// The largest value within `radius` pixels in x and y (a square neighbourhood, as
-/// [`grown`] grows masks): along the rows, then down the columns.
-fn max_filter(image: &GrayImage, radius: u32) -> GrayImage {
-    if radius == 0 {
-        return image.clone();
-    }
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let r = radius as usize;
-    let mut rows = GrayImage::new(w as u32, h as u32);
-    for (src, dst) in image
-        .as_raw()
-        .chunks_exact(w)
-        .zip(rows.as_mut().chunks_exact_mut(w))
-    {
-        for (x, d) in dst.iter_mut().enumerate() {
-            *d = src[x.saturating_sub(r)..(x + r + 1).min(w)]
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(0);
-        }
-    }
-    let mut out = GrayImage::new(w as u32, h as u32);
-    let src = rows.as_raw();
-    for y in 0..h {
-        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
-        for x in 0..w {
-            out.as_mut()[y * w + x] = (y0..y1).map(|yy| src[yy * w + x]).max().unwrap_or(0);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
