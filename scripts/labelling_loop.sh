@@ -30,6 +30,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/uav75_heldout.sh"
 out=${1:-$here/runs/labelling-loop}
 data=${DATA:-${CRACKSCOPE_TEST_DATA:-$here/../shared/data}}
 bin=${BIN:-$here/target/release/crackscope}
@@ -75,15 +76,7 @@ for draw in $draws; do
     d=$out/draw-$draw
     mkdir -p "$d"
     if [[ ! -s $d/heldout.txt ]]; then
-        ls "$uav/images" | sed -E 's/^(train|val)_//; s/^(DSC[0-9]+).*/\1/' | sort -u |
-            while read -r id; do printf '%s %s\n' "$(printf '%s:%s' "$draw" "$id" | sha256sum | cut -c1-16)" "$id"; done |
-            sort | cut -d' ' -f2 > "$d/photo-order.txt"
-        : > "$d/heldout.txt"
-        while read -r id; do
-            [[ $(wc -l < "$d/heldout.txt") -ge $held_out ]] && break
-            ls "$uav/images" | grep -E "^(train|val)_${id}[a-z]?\." >> "$d/heldout.txt"
-        done < "$d/photo-order.txt"
-        ls "$uav/images" | grep -vxF -f "$d/heldout.txt" > "$d/pool.txt"
+        uav75_hold_out "$uav/images" "$draw" "$held_out" "$d" pool
     fi
     for part in pool heldout; do
         rm -rf "$d/photos-$part" && mkdir -p "$d/photos-$part"

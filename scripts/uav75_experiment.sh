@@ -30,6 +30,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/uav75_heldout.sh"
 out=${1:-$here/runs/uav75-experiment}
 data=${DATA:-${CRACKSCOPE_TEST_DATA:-$here/../shared/data}}
 bin=${BIN:-$here/target/release/crackscope}
@@ -48,15 +49,7 @@ mkdir -p "$out"
 
 # 1. Held-out photos: whole source photos in sha256(seed:id) order until HELD_OUT files are out.
 if [[ ! -s $out/heldout.txt ]]; then
-    ls "$uav/images" | sed -E 's/^(train|val)_//; s/^(DSC[0-9]+).*/\1/' | sort -u |
-        while read -r id; do printf '%s %s\n' "$(printf '%s:%s' "$seed" "$id" | sha256sum | cut -c1-16)" "$id"; done |
-        sort | cut -d' ' -f2 > "$out/photo-order.txt"
-    : > "$out/heldout.txt"
-    while read -r id; do
-        [[ $(wc -l < "$out/heldout.txt") -ge $held_out ]] && break
-        ls "$uav/images" | grep -E "^(train|val)_${id}[a-z]?\." >> "$out/heldout.txt"
-    done < "$out/photo-order.txt"
-    ls "$uav/images" | grep -vxF -f "$out/heldout.txt" > "$out/training.txt"
+    uav75_hold_out "$uav/images" "$seed" "$held_out" "$out" training
 fi
 for part in training heldout; do
     rm -rf "$out/photos-$part" && mkdir -p "$out/photos-$part"
