@@ -10,8 +10,9 @@
 # photo (as scripts/uav75_experiment.sh chooses them, sha256 order of the photo ids for the draw's
 # seed); the other 45 are the pool to label. Start: a model fine-tuned on the concrete patches alone
 # (START_EPOCHS passes over 10 % of concrete-ozgenel). Then, for each order (SUGGESTED, default
-# spread: the view's suggestions, `scan::labels::suggest`, or least-sure, its order before; and
-# random), the loop a person runs: scan the pool with the
+# spread: the view's suggestions, `scan::labels::suggest`, or least-sure, its order before; or
+# typical-prototype, scripts/typical_windows.py, an order not in the tool, which needs PyTorch:
+# PYTHON=/path/to/venv/bin/python; and random), the loop a person runs: scan the pool with the
 # latest model, label windows until BUDGET of them have a crack / no-crack answer (skips do not
 # count), retrain from the start model on all labels so far (train --init START --data
 # POOL_SCAN, config/labelling-loop.toml), for each budget of BUDGETS (default "50 100 200").
@@ -41,10 +42,12 @@ held_out=${HELD_OUT:-15}
 start_epochs=${START_EPOCHS:-2}
 recipe=${RECIPE:-$here/config/labelling-loop.toml}
 suggested=${SUGGESTED:-spread}
+python=${PYTHON:-python3}
 # Seed of the retrainings (their split of the labels, shuffling, augmentation): a retraining on a
 # few hundred labels varies with it, so compare orders over several (SEED=11 OUT=... and so on).
 seed=${SEED:-0}
 rare=${RARE:-}
+[[ -n $rare && $suggested == typical-prototype ]] && { echo "RARE= works with the orders of label_oracle only" >&2; exit 1; }
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
 concrete=$data/concrete-ozgenel
@@ -95,8 +98,13 @@ for draw in $draws; do
                 rm -rf "$s"
                 "$bin" scan --model "$model" "$d/photos-pool" --out "$s" > /dev/null
                 [[ -n $previous ]] && cp "$previous/labels.csv" "$s/labels.csv"
-                "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" \
-                    ${rare:+--rare "$rare"} > "$s.oracle.txt"
+                if [[ $order == typical-prototype ]]; then
+                    "$python" "$here/scripts/typical_windows.py" "$s" "$model" "$uav/cracks" "$budget" \
+                        --seed "$draw" > "$s.oracle.txt"
+                else
+                    "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" \
+                        ${rare:+--rare "$rare"} > "$s.oracle.txt"
+                fi
             fi
             log "draw $draw, $order, $budget: $(cat "$s.oracle.txt")"
             previous=$s
