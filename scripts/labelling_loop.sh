@@ -47,7 +47,6 @@ python=${PYTHON:-python3}
 # few hundred labels varies with it, so compare orders over several (SEED=11 OUT=... and so on).
 seed=${SEED:-0}
 rare=${RARE:-}
-[[ -n $rare && $suggested == typical-prototype ]] && { echo "RARE= works with the orders of label_oracle only" >&2; exit 1; }
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
 concrete=$data/concrete-ozgenel
@@ -100,7 +99,7 @@ for draw in $draws; do
                 [[ -n $previous ]] && cp "$previous/labels.csv" "$s/labels.csv"
                 if [[ $order == typical-prototype ]]; then
                     "$python" "$here/scripts/typical_windows.py" "$s" "$model" "$uav/cracks" "$budget" \
-                        --seed "$draw" > "$s.oracle.txt"
+                        --seed "$draw" ${rare:+--rare "$rare"} > "$s.oracle.txt"
                 else
                     "$oracle" "$s" "$uav/cracks" --budget "$budget" --order "$order" --seed "$draw" \
                         ${rare:+--rare "$rare"} > "$s.oracle.txt"

@@ -4,7 +4,7 @@ typical window of each feature cluster no label covers yet (TypiClust, Hacohen, 
 Weinshall, "Active learning on a budget", ICML 2022). It plays the person as
 examples/label_oracle.rs does, for scripts/labelling_loop.sh (`SUGGESTED=typical-prototype`):
 
-    python scripts/typical_windows.py SCAN_FOLDER MODEL_RUN MASK_FOLDER BUDGET [--seed N]
+    python scripts/typical_windows.py SCAN_FOLDER MODEL_RUN MASK_FOLDER BUDGET [--seed N] [--rare N]
 
 Needs torch, torchvision, safetensors, numpy and pillow (a virtual environment outside the
 repository; `PYTHON=/path/to/venv/bin/python` for the loop).
@@ -20,8 +20,12 @@ What it does:
      0.005 of the window's middle half, no crack when it holds none, skip otherwise;
   4. when those clusters run out before BUDGET labels, it clusters again (step 2) and goes on;
   5. labels.csv is written as the scan view writes it (photo, x, y, size, label).
+With --rare N the pool is label_oracle's where cracks are rare: of the windows holding any crack
+pixel, only those whose sha256("stem:x:y") starts with a 32-bit number divisible by N are there
+at all (clustered, shown, labelled).
 """
 import argparse
+import hashlib
 import csv
 import json
 import os
@@ -62,11 +66,22 @@ def window_features(record, model):
     return keys, x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
+def mask_of(photo, masks):
+    return np.asarray(Image.open(Path(masks) / (Path(photo).stem + '.png')).convert('L'))
+
+
+def offered_when_rare(key, masks, keep):
+    """label_oracle's --rare: windows without a crack pixel always, the others one in `keep`."""
+    photo, x, y, s = key
+    digest = hashlib.sha256(f'{Path(photo).stem}:{x}:{y}'.encode()).digest()
+    return not (mask_of(photo, masks)[y:y + s, x:x + s] > 0).any() or \
+        int.from_bytes(digest[:4], 'big') % keep == 0
+
+
 def answer(key, masks):
     """The label a person gives by `patches`' central-region rule."""
     photo, x, y, s = key
-    mask = np.asarray(Image.open(Path(masks) / (Path(photo).stem + '.png')).convert('L'))
-    m = mask[y:y + s, x:x + s] > 0
+    m = mask_of(photo, masks)[y:y + s, x:x + s] > 0
     q = s // 4
     middle = m[q:s - q, q:s - q]
     if not m.any():
@@ -108,10 +123,14 @@ def main():
     ap.add_argument('masks')
     ap.add_argument('budget', type=int)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--rare', type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get('THREADS', '2')))
     scan = Path(args.scan)
     keys, x = window_features(json.load(open(scan / 'scan.json')), args.model)
+    if args.rare > 1:
+        offered = [i for i, k in enumerate(keys) if offered_when_rare(k, args.masks, args.rare)]
+        keys, x = [keys[i] for i in offered], x[offered]
     distances = ((x[:, None] - x[None]) ** 2).sum(-1)
     index = {k: i for i, k in enumerate(keys)}
     labels_file = scan / 'labels.csv'
