@@ -13,7 +13,7 @@ What it does:
   1. each window of the scan (scan.json) is cut from its photo and described by MODEL_RUN's
      relu_conv10 average, the 1000 numbers the head reads, scaled to length 1;
   2. the windows are cut into as many clusters (k-means, k-means++ start, seeded) as there are
-     labels in labels.csv (skips not counted) plus the labels still to give;
+     windows in labels.csv (skips included) plus the labels still to give;
   3. of the clusters holding no window looked at yet, largest first, it takes the most typical
      window (the inverse of its mean distance to its 20 nearest neighbours in the cluster) and
      answers it from the true mask by `crackscope patches`' rule: crack when crack pixels cover
@@ -25,8 +25,9 @@ pixel, only those whose sha256("stem:x:y") starts with a 32-bit number divisible
 at all (clustered, shown, labelled).
 """
 import argparse
-import hashlib
 import csv
+import functools
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -44,7 +45,8 @@ MIN_CRACK_SHARE = 0.005
 
 
 def window_features(record, model):
-    """Each window's key, the model's relu_conv10 average over it, and its photo and size."""
+    """Each window's key (photo, x, y, size) and the model's relu_conv10 average over it,
+    scaled to length 1 (one row a window)."""
     net = torchvision.models.squeezenet1_1()
     tensors = load_file(str(Path(model) / 'model.safetensors'))
     tensors = {k: v for k, v in tensors.items() if not k.startswith(('head.', 'familiarity.'))}
@@ -66,7 +68,9 @@ def window_features(record, model):
     return keys, x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
+@functools.lru_cache(maxsize=None)
 def mask_of(photo, masks):
+    """A photo's true mask, decoded once however many of its windows ask."""
     return np.asarray(Image.open(Path(masks) / (Path(photo).stem + '.png')).convert('L'))
 
 
@@ -135,6 +139,10 @@ def main():
     index = {k: i for i, k in enumerate(keys)}
     labels_file = scan / 'labels.csv'
     rows = list(csv.DictReader(open(labels_file))) if labels_file.exists() else []
+    unknown = [r for r in rows if (r['photo'], int(r['x']), int(r['y']), int(r['size'])) not in index]
+    if unknown:
+        raise SystemExit(f"{labels_file}: {len(unknown)} labelled windows are not in the scan's "
+                         f"pool (first: {dict(unknown[0])})")
     looked = {index[(r['photo'], int(r['x']), int(r['y']), int(r['size']))] for r in rows}
     labelled = sum(r['label'] != 'skip' for r in rows)
     rng = np.random.default_rng(args.seed)
