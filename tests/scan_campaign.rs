@@ -71,7 +71,7 @@ fn files(folder: &Path) -> BTreeSet<String> {
 }
 
 /// The folder agrees with its scan.json: every picture belongs to exactly one recorded photo and
-/// has that photo's size, and nothing else is there.
+/// has that photo's size, so do its window descriptors, and nothing else is there.
 fn assert_consistent(folder: &Path) {
     let json = record(folder);
     let mut expected: BTreeSet<String> = ["scan.json", "scan.lock"].map(String::from).into();
@@ -96,6 +96,14 @@ fn assert_consistent(folder: &Path) {
         }
         let map = entry["map"].as_str().unwrap().to_string();
         assert!(expected.insert(map.clone()), "{map} named twice");
+        // A classifier's scan: the windows' descriptors, one row a window.
+        let descriptors = entry["descriptors"].as_str().unwrap().to_string();
+        let windows = entry["windows"].as_array().unwrap().len();
+        crackscope::scan::descriptors::read(&folder.join(&descriptors), windows).unwrap();
+        assert!(
+            expected.insert(descriptors.clone()),
+            "{descriptors} named twice"
+        );
     }
     assert_eq!(
         files(folder),

@@ -54,6 +54,14 @@ fn scan_leaves_a_record_that_watch_recognises() {
         for name in [&photo.overlay, &photo.mask] {
             assert!(out.join(name).is_file(), "{name}");
         }
+        // Every window's descriptor, one row a window, for suggesting windows by their look.
+        let descriptors = photo
+            .descriptors
+            .as_ref()
+            .expect("a classifier's scan keeps them");
+        let rows = crackscope::scan::descriptors::read(&out.join(descriptors), photo.windows.len())
+            .unwrap();
+        assert!(rows.values.iter().any(|&v| v != 0.0));
         // The regions' boxes are those of the mask written beside them, largest first.
         let mask = image::open(out.join(&photo.mask)).unwrap().to_luma8();
         let found = crackscope::scan::regions::regions(&mask);

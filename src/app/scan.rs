@@ -12,7 +12,7 @@ use candle_core::Device;
 use image::GrayImage;
 use serde::Serialize;
 
-use super::scan_folder::{picture_names, Opened, ScanFolder, METRICS_FILE};
+use super::scan_folder::{output_files, Opened, ScanFolder, METRICS_FILE};
 use crate::core::windows::default_stride;
 use crate::data::inputs::FileOutcome;
 use crate::detector::Detector;
@@ -21,6 +21,7 @@ use crate::explain::overlay::Style;
 use crate::model::LoadOptions;
 use crate::run::recipe::Recipe;
 use crate::run::RunDir;
+use crate::scan::descriptors;
 use crate::scan::map::{CrackMap, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
 use crate::scan::output::{
@@ -371,11 +372,16 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
         }
         None => overlay::paint(&mut photo, &map, c.style, threshold),
     }
-    let [overlay_name, mask_name, map_name] = picture_names(name);
+    let [overlay_name, mask_name, map_name, descriptors_name] = output_files(name);
+    let described = !map.windows.is_empty() && map.descriptors.windows() == map.windows.len();
     let write = || -> Result<()> {
         crate::imaging::write_png(&photo, &c.folder.join(&overlay_name))?;
         crate::imaging::write_png(&mask, &c.folder.join(&mask_name))?;
-        crate::imaging::write_png(&cell_map(&map), &c.folder.join(&map_name))
+        crate::imaging::write_png(&cell_map(&map), &c.folder.join(&map_name))?;
+        if described {
+            descriptors::write(&c.folder.join(&descriptors_name), &map.descriptors)?;
+        }
+        Ok(())
     };
     write().map_err(Failure::Output)?;
     let record = PhotoRecord {
@@ -400,6 +406,7 @@ fn scan_one(c: &Scanning, path: &Path, name: &str, index: usize) -> Result<Done,
         mask: mask_name,
         map: map_name,
         map_cell: crate::core::windows::CELL,
+        descriptors: described.then_some(descriptors_name),
         metrics: metrics.as_ref().map(metrics_record),
         index: Some(index),
         sweep,

@@ -52,12 +52,14 @@ pub enum Opened {
     },
 }
 
-/// The pictures a photo's output `name` is written to.
-pub fn picture_names(name: &str) -> [String; 3] {
+/// The files a photo's output `name` is written to: its overlay, mask and map pictures, and its
+/// window descriptors (written for classifiers' scans only, see `scan::descriptors`).
+pub fn output_files(name: &str) -> [String; 4] {
     [
         format!("{name}-overlay.png"),
         format!("{name}-mask.png"),
         format!("{name}-map.png"),
+        format!("{name}-descriptors.safetensors"),
     ]
 }
 
@@ -132,10 +134,10 @@ impl ScanFolder {
         self.record.photos.iter().filter_map(|p| p.index).collect()
     }
 
-    /// Removes the pictures of the photo at `names`' `name`, before it is (re)scanned or after it
-    /// failed, so no picture is left that its record does not name.
+    /// Removes the files of the photo at `names`' `name`, before it is (re)scanned or after it
+    /// failed, so no file is left that its record does not name.
     pub fn clear_pictures(&self, name: &str) -> Result<()> {
-        for picture in picture_names(name) {
+        for picture in output_files(name) {
             let file = self.path.join(picture);
             match std::fs::remove_file(&file) {
                 Ok(()) => {}
@@ -190,9 +192,9 @@ impl ScanFolder {
             own.insert(METRICS_FILE.into()); // rewritten at the end
         }
         for photo in &self.record.photos {
-            own.extend(photo.files().map(String::from));
+            own.extend(photo.files().into_iter().map(String::from));
         }
-        let pending: HashSet<String> = pending.iter().flat_map(|n| picture_names(n)).collect();
+        let pending: HashSet<String> = pending.iter().flat_map(|n| output_files(n)).collect();
         let mut foreign = Vec::new();
         let entries = std::fs::read_dir(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
@@ -336,7 +338,11 @@ fn keep_whole_entries(
         let matches = entry.index.is_some_and(|i| {
             i < photos.len()
                 && photos[i] == entry.photo
-                && entry.files() == picture_names(&names[i]).each_ref().map(|s| s.as_str())
+                && entry
+                    .files()
+                    .into_iter()
+                    .zip(output_files(&names[i]))
+                    .all(|(own, expected)| own == expected)
         });
         if !matches {
             bail!(
@@ -388,12 +394,13 @@ mod tests {
 
     fn entry(index: usize) -> PhotoRecord {
         let (photos, names) = photos();
-        let [overlay, mask, map] = picture_names(&names[index]);
+        let [overlay, mask, map, descriptors] = output_files(&names[index]);
         PhotoRecord {
             photo: photos[index].clone(),
             overlay,
             mask,
             map,
+            descriptors: Some(descriptors),
             index: Some(index),
             ..PhotoRecord::for_test("", 64, 64)
         }
@@ -412,9 +419,9 @@ mod tests {
             .unwrap();
         assert!(format!("{held:#}").contains("in use by another scan"));
         // Photo a recorded with its pictures; photo b's pictures written but not recorded.
-        for name in picture_names(&names[0])
+        for name in output_files(&names[0])
             .iter()
-            .chain(&picture_names(&names[1]))
+            .chain(&output_files(&names[1]))
         {
             std::fs::write(path.join(name), "png").unwrap();
         }
@@ -426,10 +433,10 @@ mod tests {
         assert_eq!(opened, Opened::Continued { done: 1 });
         assert_eq!(folder.done(), [0].into());
         assert!(
-            !path.join(&picture_names(&names[1])[0]).exists(),
+            !path.join(&output_files(&names[1])[0]).exists(),
             "b's removed"
         );
-        assert!(path.join(&picture_names(&names[0])[0]).exists(), "a's kept");
+        assert!(path.join(&output_files(&names[0])[0]).exists(), "a's kept");
         drop(folder);
 
         let other = ScanFolder::open(&path, fresh("bb"), &photos, &names)

@@ -185,6 +185,7 @@ pub(super) fn scan_shared(
         rows: map_rows,
         cols: map_cols,
         cells,
+        descriptors: Default::default(),
     })
 }
 
@@ -270,6 +271,7 @@ fn scan_window_by_window(model: &OneClassModel, photo: &RgbImage, stride: u32) -
         rows,
         cols,
         cells,
+        descriptors: Default::default(),
     })
 }
 

@@ -17,6 +17,7 @@ use anyhow::{bail, ensure, Result};
 use candle_core::Tensor;
 use image::RgbImage;
 
+use super::descriptors::{self, DIM};
 use crate::core::windows::CELL;
 use crate::data::augment::write_chw_normalized;
 use crate::detector::classifier::Classifier;
@@ -32,8 +33,9 @@ pub const MARGIN_CELLS: usize = 7;
 /// so a 4-megapixel tile keeps the network's working memory near half a gigabyte.
 pub const TILE_PIXELS: usize = 4 << 20;
 
-/// A classifier ready to scan: its network, classes and input size (the side of a window), and
-/// its head read out once for the per-cell class scores.
+/// A classifier ready to scan: its network, classes and input size (the side of a window), its
+/// head read out once for the per-cell class scores, and the projection that gives each cell's
+/// descriptor (see [`descriptors`]).
 pub struct ScanModel<'a> {
     pub classifier: &'a Classifier,
     /// The input size it was trained at: the side of a window.
@@ -42,6 +44,8 @@ pub struct ScanModel<'a> {
     /// averages themselves).
     head_weight: Option<Vec<f32>>,
     head_bias: Vec<f32>,
+    /// `[DIM, 1000]`: relu_conv10 to a cell's descriptor.
+    projection: Tensor,
 }
 
 impl<'a> ScanModel<'a> {
@@ -58,16 +62,27 @@ impl<'a> ScanModel<'a> {
             head_bias.len(),
             classifier.classes.len()
         );
+        let projection = Tensor::from_vec(
+            descriptors::projection(CHANNELS),
+            (DIM, CHANNELS),
+            &classifier.device,
+        )?;
         Ok(ScanModel {
             classifier,
             window: classifier.input_size,
             head_weight,
             head_bias,
+            projection,
         })
     }
 
     pub fn bias(&self) -> &[f32] {
         &self.head_bias
+    }
+
+    /// Classes, whose scores come first in each cell's values (its descriptor follows).
+    pub fn classes(&self) -> usize {
+        self.classifier.classes.len()
     }
 
     /// relu_conv10 cells along a side of `pixels`: conv1 (3, stride 2, no padding), then three
@@ -83,7 +98,7 @@ impl<'a> ScanModel<'a> {
 
 /// Values per cell over a grid of 16-pixel cells whose cell (i, j) sits at pixel (16 j, 16 i)
 /// of the photo: `values[(i * cols + j) * per_cell + k]`. For a classifier, the class scores of
-/// relu_conv10's cells; for a one-class model, patch distances.
+/// relu_conv10's cells followed by the cell's descriptor; for a one-class model, patch distances.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellScores {
     pub rows: usize,
@@ -292,10 +307,10 @@ fn tile_pixels_at(photo: &RgbImage, (x0, y0): (usize, usize), (w, h): (usize, us
 
 impl TileScorer for ScanModel<'_> {
     fn per_cell(&self) -> usize {
-        self.classifier.classes.len()
+        self.classes() + DIM
     }
 
-    /// The class scores of relu_conv10's cells.
+    /// The class scores of relu_conv10's cells, then their descriptors.
     fn tile_values(
         &self,
         pixels: Vec<f32>,
@@ -313,6 +328,12 @@ impl TileScorer for ScanModel<'_> {
         if dims != [1, CHANNELS, out_rows, out_cols] || out_rows < nr || out_cols < nc {
             bail!("relu_conv10 of a {w}x{h} tile is {dims:?}, expected at least {nr}x{nc} cells");
         }
+        let plane = out_rows * out_cols;
+        let projected = self
+            .projection
+            .matmul(&features.reshape((CHANNELS, plane))?)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         // Read in place (the map is tens of megabytes: no copies), cells (i < nr, j < nc) only.
         let (storage, layout) = features.storage_and_layout();
         let candle_core::Storage::Cpu(cpu) = &*storage else {
@@ -323,9 +344,9 @@ impl TileScorer for ScanModel<'_> {
             Some((from, to)) => &all[from..to],
             None => bail!("relu_conv10 came back non-contiguous"),
         };
-        let plane = out_rows * out_cols;
-        let classes = self.classifier.classes.len();
-        let mut scores = vec![0f32; nr * nc * classes];
+        let classes = self.classes();
+        let per_cell = classes + DIM;
+        let mut scores = vec![0f32; nr * nc * per_cell];
         match &self.head_weight {
             Some(weight) => {
                 // Class-major accumulation a row of cells at a time (unit stride), then transposed.
@@ -341,7 +362,7 @@ impl TileScorer for ScanModel<'_> {
                             }
                         }
                         for (j, &v) in acc.iter().enumerate() {
-                            scores[(i * nc + j) * classes + k] = v;
+                            scores[(i * nc + j) * per_cell + k] = v;
                         }
                     }
                 }
@@ -350,9 +371,16 @@ impl TileScorer for ScanModel<'_> {
                 for (c, channel) in a.chunks_exact(plane).enumerate() {
                     for i in 0..nr {
                         for j in 0..nc {
-                            scores[(i * nc + j) * classes + c] = channel[i * out_cols + j];
+                            scores[(i * nc + j) * per_cell + c] = channel[i * out_cols + j];
                         }
                     }
+                }
+            }
+        }
+        for (d, channel) in projected.chunks_exact(plane).enumerate() {
+            for i in 0..nr {
+                for j in 0..nc {
+                    scores[(i * nc + j) * per_cell + classes + d] = channel[i * out_cols + j];
                 }
             }
         }

@@ -12,6 +12,7 @@ use anyhow::Result;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
+use super::descriptors::Descriptors;
 use super::features::{cell_scores, CellScores, ScanModel, TILE_PIXELS};
 use crate::core::math::softmax;
 use crate::core::windows::{grid, Window, CELL};
@@ -72,6 +73,9 @@ pub struct CrackMap {
     pub rows: usize,
     pub cols: usize,
     pub cells: Vec<f32>,
+    /// Each window's descriptor, in the order of `windows` (see [`super::descriptors`]); empty
+    /// where the scanner gives none (one-class models).
+    pub descriptors: Descriptors,
 }
 
 /// Settings of one scan.
@@ -116,7 +120,11 @@ fn combine(
     n: usize,
     opts: &ScanOptions,
 ) -> CrackMap {
-    let classes = scores.per_cell;
+    let classes = bias.len();
+    // What follows the class scores in a cell's values: its descriptor.
+    let described = scores.per_cell - classes;
+    let mut descriptors = Vec::with_capacity(windows.len() * described);
+    let mut descriptor = vec![0f64; described];
     let mut sum = vec![0f32; scores.rows * scores.cols];
     let mut count = vec![0u32; scores.rows * scores.cols];
     let mut scored = Vec::with_capacity(windows.len());
@@ -128,13 +136,19 @@ fn combine(
             opts.alignment.first_cell(w.x),
         );
         logits.fill(0.0);
+        descriptor.fill(0.0);
         for i in 0..n {
             for j in 0..n {
-                let s = scores.at(r0 + i, c0 + j);
+                let (s, d) = scores.at(r0 + i, c0 + j).split_at(classes);
                 logits.iter_mut().zip(s).for_each(|(l, &v)| *l += v as f64);
+                descriptor
+                    .iter_mut()
+                    .zip(d)
+                    .for_each(|(a, &v)| *a += v as f64);
                 cam[i * n + j] = s[opts.positive].max(0.0);
             }
         }
+        descriptors.extend(descriptor.iter().map(|&a| (a / (n * n) as f64) as f32));
         let logits: Vec<f32> = logits
             .iter()
             .zip(bias)
@@ -173,6 +187,9 @@ fn combine(
         rows: scores.rows,
         cols: scores.cols,
         cells,
+        descriptors: Descriptors {
+            values: descriptors,
+        },
     }
 }
 
@@ -248,6 +265,7 @@ mod tests {
             rows: 1,
             cols: 3,
             cells: vec![0.0, 1.0, 0.0],
+            descriptors: Default::default(),
         };
         let mut rows = Vec::new();
         map.for_each_row(|_, line| rows.push(line.to_vec()));

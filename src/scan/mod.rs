@@ -10,6 +10,8 @@
 //!   masks, the overlay picture.
 //! - [`photo`]: photos decoded upright (EXIF orientation).
 //! - [`anomaly`]: the same windows and map from a one-class model (patch distances for Grad-CAM).
+//! - [`descriptors`]: a short vector per window of what the network sees in it (from the same
+//!   shared pass), for suggesting windows to label by their look.
 //! - [`scanner`]: a detector of either kind ready to scan; [`output`]: the scan folder's files;
 //!   [`plan`]: the photo list, its output names and its shards.
 //! - [`sweep`]: precision and recall at every threshold of a grid, counted during a scan with
@@ -17,14 +19,16 @@
 //!
 //! Memory for a photo of P pixels: the decoded photo (3P bytes, painted over in place for the
 //! overlay), the mask (P bytes), the network's working memory for one tile (about half a GiB, see
-//! [`features::TILE_PIXELS`]) and the cell scores (classes x P / 256 floats); with `--masks`, the
-//! true mask and two grown copies (3P bytes more). Measured peak of the whole `scan` command
-//! (decode, scan, PNG writing; tests/scan.rs, ignored test): 847 MiB for 4032 x 3024, 1434 MiB for
-//! 11547 x 8660 (100 MP).
+//! [`features::TILE_PIXELS`]) and the cell values ((classes + 64) x P / 256 floats, class scores
+//! and descriptors: 12 MB for 12 MP); with `--masks`, the true mask and two grown copies (3P bytes
+//! more). Measured peak of the whole `scan` command (decode, scan, PNG writing; tests/scan.rs,
+//! ignored test): 847 MiB for 4032 x 3024, 1434 MiB for 11547 x 8660 (100 MP), measured before
+//! the descriptors (64 floats a cell) were kept, which add about 100 MB at 100 MP.
 //! The network keeps its working memory from one tile and photo to the next (faulting in fresh
 //! pages for every tile cost about a third of the scan); a larger shape drops the shorter buffers.
 
 pub(crate) mod anomaly;
+pub mod descriptors;
 pub(crate) mod features;
 pub mod labels;
 pub(crate) mod map;

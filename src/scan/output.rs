@@ -1,8 +1,9 @@
 //! The folder `crackscope scan --out` fills, as a file format: `scan.json` (this module's
-//! [`ScanRecord`]) beside each photo's overlay, mask and map PNGs. `crackscope scan` is its one
-//! writer and the dashboard's scan view (`crackscope watch FOLDER`) its one reader; both go through
-//! these types, so the two cannot drift apart. Nothing here knows of the model: the dashboard reads
-//! a finished scan from disk.
+//! [`ScanRecord`]) beside each photo's overlay, mask and map PNGs and, for classifiers' scans, its
+//! window descriptors ([`crate::scan::descriptors`]). `crackscope scan` is its one writer and the
+//! dashboard's scan view (`crackscope watch FOLDER`) its one reader; both go through these types,
+//! so the two cannot drift apart. Nothing here knows of the model: the dashboard reads a finished
+//! scan from disk.
 
 use std::path::{Path, PathBuf};
 
@@ -119,6 +120,10 @@ pub struct PhotoRecord {
     /// `map_cell` x `map_cell` photo pixels (cell j's value belongs at pixel `map_cell` j + `map_cell` / 2).
     pub map: String,
     pub map_cell: u32,
+    /// Its windows' descriptors (see [`crate::scan::descriptors`]): a file name inside the
+    /// folder, absent for one-class models' scans and scans made before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptors: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsRecord>,
     /// Its place in the plan's photo list (photos are recorded in that order).
@@ -211,9 +216,15 @@ impl PhotoRecord {
 }
 
 impl PhotoRecord {
-    /// The file names of its pictures inside the folder.
-    pub fn files(&self) -> [&str; 3] {
-        [&self.overlay, &self.mask, &self.map]
+    /// The names of its files inside the folder: its pictures, then its window descriptors if
+    /// it has them.
+    pub fn files(&self) -> Vec<&str> {
+        let pictures = [&self.overlay, &self.mask, &self.map];
+        pictures
+            .into_iter()
+            .chain(&self.descriptors)
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -330,6 +341,7 @@ impl PhotoRecord {
             index: None,
             sweep: None,
             familiarity: None,
+            descriptors: None,
         }
     }
 
@@ -417,6 +429,7 @@ mod tests {
             index: None,
             sweep: None,
             familiarity: None,
+            descriptors: None,
         }])
     }
 

@@ -12,6 +12,7 @@ use image::imageops::{resize, FilterType};
 use image::RgbImage;
 
 use crate::core::windows::CELL;
+use crate::scan::descriptors::Descriptors;
 use crate::scan::map::{CrackMap, WindowScore};
 use crate::scan::scanner::Scanner;
 
@@ -112,6 +113,20 @@ pub(crate) fn combine(width: u32, height: u32, maps: &[(f32, CrackMap)]) -> Crac
             }
         }));
     }
+    // Descriptors follow their windows, kept only where every scale has them.
+    let descriptors = if maps
+        .iter()
+        .all(|(_, m)| m.descriptors.windows() == m.windows.len())
+    {
+        Descriptors {
+            values: maps
+                .iter()
+                .flat_map(|(_, m)| m.descriptors.values.iter().copied())
+                .collect(),
+        }
+    } else {
+        Descriptors::default()
+    };
     CrackMap {
         width,
         height,
@@ -119,6 +134,7 @@ pub(crate) fn combine(width: u32, height: u32, maps: &[(f32, CrackMap)]) -> Crac
         rows,
         cols,
         cells,
+        descriptors,
     }
 }
 
@@ -147,6 +163,7 @@ mod tests {
             rows: 2,
             cols: 4,
             cells: vec![0.0, 0.0, 0.1, 0.9, 0.0, 0.0, 0.0, 0.2],
+            descriptors: Default::default(),
         };
         let half = CrackMap {
             width: 32,
@@ -155,6 +172,7 @@ mod tests {
             rows: 1,
             cols: 2,
             cells: vec![0.6, 0.1],
+            descriptors: Default::default(),
         };
         let map = combine(64, 32, &[(1.0, full), (0.5, half)]);
         assert_eq!((map.rows, map.cols), (2, 4));

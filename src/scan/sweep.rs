@@ -247,6 +247,7 @@ mod tests {
             rows,
             cols,
             cells,
+            descriptors: Default::default(),
         };
         let mut truth = GrayImage::new(64, 48);
         for x in 10..50 {

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use image::{GrayImage, RgbImage};
 
+use super::descriptors;
 use super::features::{cell_scores, classify_windows, ScanModel};
 use super::map::{scan_photo, Alignment, ScanOptions, WindowScore};
 use super::metrics::{window_counts, window_truth, WindowTruth};
@@ -77,6 +78,14 @@ fn tiled_pass_gives_the_cells_of_one_pass() {
     );
 }
 
+/// A window-sized photo as the network's input batch of one.
+fn one_window_input(photo: &RgbImage) -> Tensor {
+    let mut x = vec![0f32; 3 * (WINDOW * WINDOW) as usize];
+    write_chw_normalized(photo, &mut x);
+    let side = WINDOW as usize;
+    Tensor::from_vec(x, (1, 3, side, side), &Device::Cpu).unwrap()
+}
+
 #[test]
 fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
     let owner = random_scan_model(5);
@@ -86,9 +95,7 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
     assert_eq!(map.windows.len(), 1);
     let alone = classify_windows(&scan, &photo, &[map.windows[0].window()], 1).unwrap();
     assert!((map.windows[0].probability - alone[0]).abs() < 1e-5);
-    let mut x = vec![0f32; 3 * (WINDOW * WINDOW) as usize];
-    write_chw_normalized(&photo, &mut x);
-    let x = Tensor::from_vec(x, (1, 3, 64, 64), &Device::Cpu).unwrap();
+    let x = one_window_input(&photo);
     let e = explain(
         &scan.classifier.model,
         &x,
@@ -101,6 +108,39 @@ fn a_photo_of_one_window_is_classified_and_explained_as_gradcam_does() {
     assert_eq!((map.rows, map.cols), (e[0].cam.height, e[0].cam.width));
     for (ours, theirs) in map.cells.iter().zip(&e[0].cam.values) {
         assert!((ours / p - theirs).abs() < 1e-4, "{ours} / {p} vs {theirs}");
+    }
+}
+
+#[test]
+fn a_window_descriptor_is_the_projection_of_its_relu_conv10_average() {
+    let owner = random_scan_model(7);
+    let photo = textured(WINDOW, WINDOW);
+    let map = scan_photo(
+        &ScanModel::new(&owner).unwrap(),
+        &photo,
+        &ScanOptions::new(32, 1),
+    )
+    .unwrap();
+    assert_eq!(map.descriptors.windows(), 1);
+    let x = one_window_input(&photo);
+    let average: Vec<f32> = owner
+        .model
+        .forward_to(&x, "relu_conv10")
+        .unwrap()
+        .mean((2, 3))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let expected: Vec<f32> = descriptors::projection(average.len())
+        .chunks_exact(average.len())
+        .map(|row| row.iter().zip(&average).map(|(w, a)| w * a).sum())
+        .collect();
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    for (ours, theirs) in map.descriptors.row(0).iter().zip(&expected) {
+        assert!((ours - theirs).abs() <= 1e-4 * scale, "{ours} vs {theirs}");
     }
 }
 

@@ -270,6 +270,7 @@ mod tests {
             rows: 4,
             cols: 4,
             cells: (0..16).map(|i| i as f32 / 16.0).collect(),
+            descriptors: Default::default(),
         };
         let sweep = photo_sweep(&map, &truth, 2, &thresholds(0.5));
         record.photos[0].sweep = Some(sweep.clone());
