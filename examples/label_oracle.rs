@@ -1,6 +1,7 @@
 //! Plays the person at the scan view's labelling keys, for measuring the labelling loop
 //! (`scripts/labelling_loop.sh`): walks a scan folder's windows in the order the view suggests
-//! them (the same `scan::labels::suggest`), or at random, answers each from the photo's true crack
+//! them (the same `scan::labels::suggest`; `typical` in rounds, as the view's `y` does), or at
+//! random, answers each from the photo's true crack
 //! mask by the rule `crackscope patches` uses (crack when crack pixels cover `--min-crack-share`
 //! of the window's central region, no crack when the window holds no crack pixel, skip
 //! otherwise), and writes the folder's `labels.csv` as the view would, until `--budget` windows
@@ -11,7 +12,8 @@
 //! the window's place, so every round keeps the same ones) and the rest are not offered at all.
 //!
 //!   cargo run --release --example label_oracle -- SCAN_FOLDER MASK_FOLDER --budget 50 \
-//!       [--order least-sure|top-scored|spread|random] [--seed 0] [--min-crack-share 0.005] \
+//!       [--order least-sure|top-scored|spread|typical|random] [--seed 0] \
+//!       [--min-crack-share 0.005] \
 //!       [--rare N]
 
 use std::collections::HashMap;
@@ -93,56 +95,84 @@ fn kept_when_rare(mask: &GrayImage, stem: &str, w: &output::WindowRecord, keep: 
     !any_crack || hash % keep == 0
 }
 
+/// The label a person gives by `patches`' rule.
+fn answer(mask: &GrayImage, w: WindowKey, min_crack_share: f64) -> Label {
+    match label_window(mask, w.x, w.y, w.size, min_crack_share) {
+        Some(c) if c == POSITIVE => Label::Crack,
+        Some(c) if c == NEGATIVE => Label::NoCrack,
+        _ => Label::Skip,
+    }
+}
+
 fn main() -> Result<()> {
     let o = options()?;
     let mut record = output::read(&o.scan)?;
+    let how = match o.order.as_str() {
+        "least-sure" => Some(Suggest::LeastSure),
+        "top-scored" => Some(Suggest::TopScored),
+        "spread" => Some(Suggest::Spread),
+        "typical" => Some(Suggest::Typical),
+        "random" => None,
+        other => bail!("--order {other}: least-sure, top-scored, spread, typical or random"),
+    };
+    let mut looks = match how {
+        Some(Suggest::Typical) => labels::read_descriptors(&o.scan, &record)?,
+        _ => Vec::new(),
+    };
     if let Some(keep) = o.rare {
-        for photo in &mut record.photos {
+        for (i, photo) in record.photos.iter_mut().enumerate() {
             let mask = mask_of(&o.masks, &photo.photo)?;
             let stem = photo
                 .photo
                 .file_stem()
                 .unwrap_or_default()
                 .to_string_lossy();
-            photo
+            let kept: Vec<bool> = photo
                 .windows
-                .retain(|w| kept_when_rare(&mask, &stem, w, keep));
+                .iter()
+                .map(|w| kept_when_rare(&mask, &stem, w, keep))
+                .collect();
+            if let Some(d) = looks.get_mut(i) {
+                d.retain(|w| kept[w]);
+            }
+            let mut kept = kept.into_iter();
+            photo.windows.retain(|_| kept.next().unwrap_or(false));
         }
     }
     let mut labels = labels::read(&o.scan, &record)?;
-    let order: Vec<WindowKey> = match o.order.as_str() {
-        "least-sure" => labels::suggest(&record, &labels, Suggest::LeastSure),
-        "top-scored" => labels::suggest(&record, &labels, Suggest::TopScored),
-        "spread" => labels::suggest(&record, &labels, Suggest::Spread),
-        "random" => {
-            // Every unlabelled window once, in an order drawn from the seed.
-            let mut all = labels::suggest(&record, &labels, Suggest::TopScored);
-            all.sort_by_key(|w| (w.photo, w.y, w.x, w.size));
-            all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(o.seed));
-            all
-        }
-        other => bail!("--order {other}: least-sure, top-scored, spread or random"),
-    };
     let mut masks: HashMap<usize, GrayImage> = HashMap::new();
     let mut looked = 0;
-    for w in order {
-        if labels.counts().labelled() >= o.budget {
-            break;
-        }
-        let mask = match masks.get(&w.photo) {
-            Some(mask) => mask,
+    // The typical order comes a round at a time; the others whole.
+    loop {
+        let order: Vec<WindowKey> = match how {
+            Some(how) => labels::suggest(&record, &labels, how, &looks),
             None => {
-                let mask = mask_of(&o.masks, &record.photos[w.photo].photo)?;
-                masks.entry(w.photo).or_insert(mask)
+                // Every unlabelled window once, in an order drawn from the seed.
+                let mut all = labels::suggest(&record, &labels, Suggest::TopScored, &[]);
+                all.sort_by_key(|w| (w.photo, w.y, w.x, w.size));
+                all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(o.seed));
+                all
             }
         };
-        let label = match label_window(mask, w.x, w.y, w.size, o.min_crack_share) {
-            Some(c) if c == POSITIVE => Label::Crack,
-            Some(c) if c == NEGATIVE => Label::NoCrack,
-            _ => Label::Skip,
-        };
-        labels.set(w, label);
-        looked += 1;
+        let before = looked;
+        for w in order {
+            if labels.counts().labelled() >= o.budget {
+                break;
+            }
+            let mask = match masks.get(&w.photo) {
+                Some(mask) => mask,
+                None => {
+                    let mask = mask_of(&o.masks, &record.photos[w.photo].photo)?;
+                    masks.entry(w.photo).or_insert(mask)
+                }
+            };
+            labels.set(w, answer(mask, w, o.min_crack_share));
+            looked += 1;
+        }
+        let more = how == Some(Suggest::Typical) && looked > before;
+        if !more || labels.counts().labelled() >= o.budget {
+            break;
+        }
     }
     labels::write(&o.scan, &record, &labels)?;
     let c = labels.counts();

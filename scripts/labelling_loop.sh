@@ -11,8 +11,9 @@
 # seed); the other 45 are the pool to label. Start: a model fine-tuned on the concrete patches alone
 # (START_EPOCHS passes over 10 % of concrete-ozgenel). Then, for each order (SUGGESTED, default
 # spread: the view's suggestions, `scan::labels::suggest`, or least-sure, its order before; or
-# typical-prototype, scripts/typical_windows.py, an order not in the tool, which needs PyTorch:
-# PYTHON=/path/to/venv/bin/python; and random), the loop a person runs: scan the pool with the
+# typical, the view's `y` (the most typical window of each cluster no label covers, by the scan's
+# window descriptors); or typical-prototype, scripts/typical_windows.py, the same idea outside
+# the tool, which needs PyTorch: PYTHON=/path/to/venv/bin/python; and random), the loop a person runs: scan the pool with the
 # latest model, label windows until BUDGET of them have a crack / no-crack answer (skips do not
 # count), retrain from the start model on all labels so far (train --init START --data
 # POOL_SCAN, config/labelling-loop.toml), for each budget of BUDGETS (default "50 100 200").

@@ -205,7 +205,28 @@ fn windows_are_labelled_by_keyboard_saved_at_once_and_a_stopped_session_resumes(
     assert!(record.photos.len() == 3);
     tmux.keys("c");
     tmux.wait_for("labels 3: 2 crack", limit);
+    // `y`: the typical-looks order, from the scan's window descriptors; the window it shows
+    // first is the library's first suggestion for these labels.
+    use crackscope::scan::labels::{self, Suggest};
+    let so_far = labels::read(&out, &record).unwrap();
+    let looks = labels::read_descriptors(&out, &record).unwrap();
+    let expected = labels::suggest(&record, &so_far, Suggest::Typical, &looks)[0];
+    tmux.keys("y");
+    tmux.keys("x");
+    tmux.wait_for("labels 4: 2 crack, 2 no crack", limit);
     tmux.keys("q");
     tmux.wait_for("EXIT-CODE-0", limit);
-    assert_eq!(std::fs::read_to_string(&labels).unwrap().lines().count(), 4);
+    let saved = std::fs::read_to_string(&labels).unwrap();
+    let last = saved.lines().last().unwrap();
+    let [photo, x, y] = [0, 1, 2].map(|i| last.split(',').nth(i).unwrap().to_string());
+    assert_eq!(
+        (Path::new(&photo), x.parse().unwrap(), y.parse().unwrap()),
+        (
+            record.photos[expected.photo].photo.as_path(),
+            expected.x,
+            expected.y
+        ),
+        "{saved}"
+    );
+    assert!(last.ends_with(",no-crack"), "{saved}");
 }

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::core::fsutil;
+use crate::scan::descriptors::{self, Descriptors, DIM};
 use crate::scan::output::ScanRecord;
+use crate::scan::typical;
 
 /// The labels' file name inside a scan folder.
 pub const LABELS_FILE: &str = "labels.csv";
@@ -302,6 +304,11 @@ pub enum Suggest {
     /// least sure windows are a thin slice of what it gets wrong; this order shows every kind of
     /// mistake from the first labels on.
     Spread,
+    /// By what the windows look like, not by the model's score: the most typical window of each
+    /// cluster of look-alike windows no label covers yet, largest cluster first
+    /// ([`crate::scan::typical`]); a round of as many labels as there are (at least 50), after
+    /// which the clusters are cut again. Needs the scan's window descriptors ([`descriptors`]).
+    Typical,
 }
 
 /// Score bands of [`Suggest::Spread`].
@@ -313,15 +320,61 @@ impl Suggest {
             Suggest::LeastSure => "least sure first, spread over photos",
             Suggest::TopScored => "top-scored first",
             Suggest::Spread => "spread over scores and photos",
+            Suggest::Typical => "typical of each uncovered cluster",
         }
     }
 }
 
+/// Every photo's window descriptors (see [`read_descriptors`]), which [`Suggest::Typical`] orders
+/// by.
+pub type PoolDescriptors = [Descriptors];
+
+/// Reads the window descriptors of every photo of a scan folder, for [`Suggest::Typical`]; a
+/// photo without them (scanned by a one-class model, or before scans kept them) is an error
+/// saying so.
+pub fn read_descriptors(folder: &Path, record: &ScanRecord) -> Result<Vec<Descriptors>> {
+    record
+        .photos
+        .iter()
+        .map(|p| match &p.descriptors {
+            Some(name) => descriptors::read(&folder.join(name), p.windows.len()),
+            None => bail!(
+                "{}: {} has no window descriptors (a one-class model's scan, or one made before \
+                 scans kept them); scan again with a classifier to have windows suggested by \
+                 their look",
+                folder.display(),
+                p.name()
+            ),
+        })
+        .collect()
+}
+
 /// The scan's windows in the order `how` suggests them, leaving out those already labelled
-/// (skips included).
-pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<WindowKey> {
+/// (skips included). Only [`Suggest::Typical`] reads `looks` (one entry a photo, from
+/// [`read_descriptors`]), and it suggests the next round only; called again once that is
+/// labelled, it gives the one after. Without descriptors for every photo it suggests nothing.
+pub fn suggest(
+    record: &ScanRecord,
+    labels: &Labels,
+    how: Suggest,
+    looks: &PoolDescriptors,
+) -> Vec<WindowKey> {
     let done: HashSet<WindowKey> = labels.rows.iter().map(|r| r.window).collect();
-    let threshold = record.threshold;
+    match how {
+        Suggest::TopScored => {
+            let mut open = open_windows(record, &done);
+            open.sort_by(|a, b| b.0.total_cmp(&a.0));
+            open.into_iter().map(|(_, k)| k).collect()
+        }
+        Suggest::LeastSure => least_sure(open_windows(record, &done), record),
+        Suggest::Spread => spread(open_windows(record, &done), &done, record.photos.len()),
+        Suggest::Typical => typical_round(record, labels, &done, looks),
+    }
+}
+
+/// The windows not in `done`, with their probabilities; ties keep the record's order (photos in
+/// scan order, windows row by row).
+fn open_windows(record: &ScanRecord, done: &HashSet<WindowKey>) -> Vec<(f32, WindowKey)> {
     let candidates = record.photos.iter().enumerate().flat_map(|(photo, p)| {
         p.windows.iter().map(move |w| {
             let key = WindowKey {
@@ -333,35 +386,70 @@ pub fn suggest(record: &ScanRecord, labels: &Labels, how: Suggest) -> Vec<Window
             (w.probability, key)
         })
     });
-    // Ties keep the record's order (photos in scan order, windows row by row).
-    let mut open: Vec<(f32, WindowKey)> = candidates.filter(|(_, k)| !done.contains(k)).collect();
-    match how {
-        Suggest::TopScored => {
-            open.sort_by(|a, b| b.0.total_cmp(&a.0));
-            open.into_iter().map(|(_, k)| k).collect()
-        }
-        Suggest::LeastSure => {
-            let mut per_photo = vec![Vec::new(); record.photos.len()];
-            for (p, key) in open {
-                per_photo[key.photo].push(((p - threshold).abs(), key));
-            }
-            for windows in &mut per_photo {
-                windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-            }
-            let rounds = per_photo.iter().map(Vec::len).max().unwrap_or(0);
-            let mut out = Vec::new();
-            for round in 0..rounds {
-                let mut this: Vec<(f32, WindowKey)> = per_photo
-                    .iter()
-                    .filter_map(|windows| windows.get(round).copied())
-                    .collect();
-                this.sort_by(|a, b| a.0.total_cmp(&b.0));
-                out.extend(this.into_iter().map(|(_, k)| k));
-            }
-            out
-        }
-        Suggest::Spread => spread(open, &done, record.photos.len()),
+    candidates.filter(|(_, k)| !done.contains(k)).collect()
+}
+
+/// [`Suggest::LeastSure`]'s order of the `open` windows.
+fn least_sure(open: Vec<(f32, WindowKey)>, record: &ScanRecord) -> Vec<WindowKey> {
+    let threshold = record.threshold;
+    let mut per_photo = vec![Vec::new(); record.photos.len()];
+    for (p, key) in open {
+        per_photo[key.photo].push(((p - threshold).abs(), key));
     }
+    for windows in &mut per_photo {
+        windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let rounds = per_photo.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for round in 0..rounds {
+        let mut this: Vec<(f32, WindowKey)> = per_photo
+            .iter()
+            .filter_map(|windows| windows.get(round).copied())
+            .collect();
+        this.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out.extend(this.into_iter().map(|(_, k)| k));
+    }
+    out
+}
+
+/// [`Suggest::Typical`]'s next round over every window of the record.
+fn typical_round(
+    record: &ScanRecord,
+    labels: &Labels,
+    done: &HashSet<WindowKey>,
+    looks: &PoolDescriptors,
+) -> Vec<WindowKey> {
+    let described = looks.len() == record.photos.len()
+        && record
+            .photos
+            .iter()
+            .zip(looks)
+            .all(|(p, d)| d.windows() == p.windows.len());
+    if !described {
+        return Vec::new();
+    }
+    let keys: Vec<WindowKey> = record
+        .photos
+        .iter()
+        .enumerate()
+        .flat_map(|(photo, p)| {
+            p.windows.iter().map(move |w| WindowKey {
+                photo,
+                x: w.x,
+                y: w.y,
+                size: w.size,
+            })
+        })
+        .collect();
+    let rows: Vec<f32> = looks
+        .iter()
+        .flat_map(|d| d.values.iter().copied())
+        .collect();
+    let looked: Vec<bool> = keys.iter().map(|k| done.contains(k)).collect();
+    typical::next_round(&rows, DIM, &looked, labels.counts().labelled())
+        .into_iter()
+        .map(|w| keys[w])
+        .collect()
 }
 
 /// [`Suggest::Spread`]'s order of the `open` windows (`done`: those labelled already).
@@ -589,7 +677,7 @@ mod tests {
     fn least_sure_windows_come_first_spread_over_photos() {
         let record = record();
         let mut labels = Labels::default();
-        let order = suggest(&record, &labels, Suggest::LeastSure);
+        let order = suggest(&record, &labels, Suggest::LeastSure, &[]);
         // Round 1: each photo's least sure (b 0.52 at 0.02, a 0.45 at 0.05); round 2: b 0.99
         // (0.49) and a 0.9 (0.40) -> a first; round 3: a 0.1 (0.40), b 0.0 (0.5).
         assert_eq!(
@@ -605,13 +693,13 @@ mod tests {
         );
         labels.set(key(1, 0), Label::Skip);
         labels.set(key(0, 100), Label::Crack);
-        let order = suggest(&record, &labels, Suggest::LeastSure);
+        let order = suggest(&record, &labels, Suggest::LeastSure, &[]);
         assert_eq!(
             order[..2],
             [key(0, 0), key(1, 200)],
             "labelled ones left out"
         );
-        let top = suggest(&record, &Labels::default(), Suggest::TopScored);
+        let top = suggest(&record, &Labels::default(), Suggest::TopScored, &[]);
         assert_eq!(top[..3], [key(1, 200), key(0, 0), key(1, 0)]);
     }
 
@@ -646,7 +734,7 @@ mod tests {
                 .unwrap()
                 .probability
         };
-        let order = suggest(&record, &Labels::default(), Suggest::Spread);
+        let order = suggest(&record, &Labels::default(), Suggest::Spread, &[]);
         assert_eq!(order.len(), 27, "every window once");
         assert_eq!(
             order.iter().collect::<HashSet<_>>().len(),
@@ -688,12 +776,59 @@ mod tests {
         distinct.dedup();
         assert!(distinct.len() >= 3, "{late_bands:?}: {order:?}");
         // The same scan suggests the same order; labelled windows are left out and count as taken.
-        assert_eq!(order, suggest(&record, &Labels::default(), Suggest::Spread));
+        assert_eq!(
+            order,
+            suggest(&record, &Labels::default(), Suggest::Spread, &[])
+        );
         let mut labels = Labels::default();
         labels.set(order[0], Label::Crack);
-        let again = suggest(&record, &labels, Suggest::Spread);
+        let again = suggest(&record, &labels, Suggest::Spread, &[]);
         assert!(!again.contains(&order[0]));
         let first_in_photo = again.iter().find(|k| k.photo == order[0].photo).unwrap();
         assert!(!overlap(first_in_photo, &order[0]));
+    }
+
+    #[test]
+    fn typical_suggestions_come_from_the_descriptors_files_and_need_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = record();
+        // Each window a direction of its own but two: a's first two windows look alike.
+        for (p, photo) in record.photos.iter_mut().enumerate() {
+            let name = format!("{p}-descriptors.safetensors");
+            let values = (0..3)
+                .flat_map(|w| {
+                    let axis = if (p, w) == (0, 1) { 0 } else { 3 * p + w };
+                    (0..DIM).map(move |d| if d == axis { 1.0 } else { 0.0 })
+                })
+                .collect();
+            descriptors::write(&dir.path().join(&name), &Descriptors { values }).unwrap();
+            photo.descriptors = Some(name);
+        }
+        let looks = read_descriptors(dir.path(), &record).unwrap();
+        let mut labels = Labels::default();
+        labels.set(key(1, 0), Label::Crack);
+        let order = suggest(&record, &labels, Suggest::Typical, &looks);
+        let unique: HashSet<&WindowKey> = order.iter().collect();
+        assert_eq!(unique.len(), order.len(), "{order:?}");
+        assert!(!order.contains(&key(1, 0)), "a window looked at came again");
+        // Five windows left, five looks among them (a's first two alike): at most one of the
+        // alike pair, and every other window.
+        let alike = [key(0, 0), key(0, 100)];
+        assert_eq!(
+            order.iter().filter(|k| alike.contains(k)).count(),
+            1,
+            "{order:?}"
+        );
+        assert_eq!(order.len(), 4, "{order:?}");
+        // Without descriptors for every photo, nothing (the view says why).
+        assert!(suggest(&record, &labels, Suggest::Typical, &looks[..1]).is_empty());
+        record.photos[1].descriptors = None;
+        let missing = read_descriptors(dir.path(), &record)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("b.jpg has no window descriptors"),
+            "{missing}"
+        );
     }
 }

@@ -104,6 +104,7 @@ pub enum Action {
     // Labelling windows in the scan view (`tui::scan::labelling`).
     LabelSuggested,
     LabelTopScored,
+    LabelTypical,
     LabelUnderCursor,
     LabelCrack,
     LabelNoCrack,
@@ -407,11 +408,12 @@ pub const COMMANDS: &[Command] = &[
         bindings: &[
             (char('l'), Action::LabelSuggested),
             (char('L'), Action::LabelTopScored),
+            (char('y'), Action::LabelTypical),
             (char('.'), Action::LabelUnderCursor),
         ],
-        keys: "l, L, .",
-        help: "label: suggested / top-scored first / at the centre",
-        footer: &[("l/L/.", "label")],
+        keys: "l, L, y, .",
+        help: "label: suggested / top-scored / typical / at the centre",
+        footer: &[("l/L/y/.", "label")],
     },
     Command {
         scope: Scope::In(View::Scan),

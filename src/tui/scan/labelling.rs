@@ -1,8 +1,10 @@
 //! Labelling windows by keyboard in the scan view: step through the suggested windows (spread
 //! over the model's scores and the photos, `scan::labels::Suggest::Spread`), or its top-scored
-//! ones, or pick the window under the view's centre; answer crack, no crack or skip with one key; undo. Every answer is written at once to
-//! the scan folder's `labels.csv` (atomically, `scan::labels`), so a session stopped at any moment
-//! resumes where it was: the suggestions leave out every window the file already labels.
+//! ones, or the typical window of each kind of window not labelled yet (`Suggest::Typical`, in
+//! rounds: the next is chosen when one is done), or pick the window under the view's centre;
+//! answer crack, no crack or skip with one key; undo. Every answer is written at once to the scan
+//! folder's `labels.csv` (atomically, `scan::labels`), so a session stopped at any moment resumes
+//! where it was: the suggestions leave out every window the file already labels.
 //!
 //! While labelling, the view is zoomed onto the current window (it fills about half the view, so
 //! its surroundings show), the window is framed (white between black), and the crack map and window
@@ -12,6 +14,7 @@ use image::{Rgb, RgbImage};
 
 use super::render::{out_box, outline, Toggles, Viewport};
 use super::view::ScanView;
+use crate::scan::descriptors::Descriptors;
 use crate::scan::labels::{self, Label, Labels, Suggest, WindowKey};
 use crate::tui::keymap::Action;
 
@@ -40,6 +43,8 @@ pub struct Labelling {
     undo: Vec<(WindowKey, Option<Label>, Option<WindowKey>)>,
     /// The layers shown before the session, given back when it ends.
     toggles_before: Option<Toggles>,
+    /// The scan's window descriptors, read the first time [`Suggest::Typical`] asks.
+    looks: Option<Vec<Descriptors>>,
 }
 
 impl Labelling {
@@ -94,6 +99,7 @@ pub fn is_labelling(action: Action) -> bool {
         action,
         Action::LabelSuggested
             | Action::LabelTopScored
+            | Action::LabelTypical
             | Action::LabelUnderCursor
             | Action::LabelCrack
             | Action::LabelNoCrack
@@ -114,6 +120,7 @@ impl ScanView {
         match action {
             Action::LabelSuggested => self.toggle_session(Suggest::Spread),
             Action::LabelTopScored => self.toggle_session(Suggest::TopScored),
+            Action::LabelTypical => self.toggle_session(Suggest::Typical),
             Action::LabelUnderCursor => self.pick_under_cursor(),
             Action::LabelCrack => self.answer(Label::Crack),
             Action::LabelNoCrack => self.answer(Label::NoCrack),
@@ -129,13 +136,33 @@ impl ScanView {
             self.stop_labelling();
             return;
         }
-        let queue = labels::suggest(&self.record, &self.labelling.labels, how);
+        let queue = match self.suggestions(how) {
+            Ok(queue) => queue,
+            Err(e) => {
+                self.message = Some(format!("{e:#}"));
+                return;
+            }
+        };
         self.begin();
         let l = &mut self.labelling;
         l.how = Some(how);
         l.queue = queue;
         l.next = 0;
         self.advance();
+    }
+
+    /// The windows `how` suggests now; [`Suggest::Typical`] reads the scan's descriptors once.
+    fn suggestions(&mut self, how: Suggest) -> anyhow::Result<Vec<WindowKey>> {
+        if how == Suggest::Typical && self.labelling.looks.is_none() {
+            self.labelling.looks = Some(labels::read_descriptors(&self.folder, &self.record)?);
+        }
+        let looks = self.labelling.looks.as_deref().unwrap_or_default();
+        Ok(labels::suggest(
+            &self.record,
+            &self.labelling.labels,
+            how,
+            looks,
+        ))
     }
 
     fn begin(&mut self) {
@@ -166,21 +193,41 @@ impl ScanView {
     /// The next suggested window not labelled since the queue was made, shown; none left ends
     /// the queue (the session stays on for windows picked under the cursor).
     fn advance(&mut self) {
-        let l = &mut self.labelling;
-        while let Some(&w) = l.queue.get(l.next) {
-            l.next += 1;
-            if l.labels.get(&w).is_none() {
-                l.current = Some(w);
-                self.show_window(w);
-                return;
+        if let Some(w) = self.next_in_queue() {
+            self.show_window(w);
+            return;
+        }
+        // A typical-windows round done: the clusters are cut again over what is labelled now.
+        if self.labelling.how == Some(Suggest::Typical) {
+            if let Ok(round) = self.suggestions(Suggest::Typical) {
+                self.labelling.queue = round;
+                self.labelling.next = 0;
+                if let Some(w) = self.next_in_queue() {
+                    self.show_window(w);
+                    return;
+                }
             }
         }
+        let l = &mut self.labelling;
         l.current = None;
         self.message = Some(
             "no more windows to suggest: every window has a label (u undoes, . labels the one \
              under the cursor)"
                 .into(),
         );
+    }
+
+    /// The queue's next window not labelled since it was made, made current.
+    fn next_in_queue(&mut self) -> Option<WindowKey> {
+        let l = &mut self.labelling;
+        while let Some(&w) = l.queue.get(l.next) {
+            l.next += 1;
+            if l.labels.get(&w).is_none() {
+                l.current = Some(w);
+                return Some(w);
+            }
+        }
+        None
     }
 
     /// Makes the window nearest the view's centre on the current photo the one to label.
@@ -216,7 +263,7 @@ impl ScanView {
 
     fn answer(&mut self, label: Label) {
         if !self.labelling.active {
-            self.message = Some("press l (suggested windows), L (top-scored) or . (the window under the cursor) to label".into());
+            self.message = Some("press l (suggested windows), L (top-scored), y (typical looks) or . (the window under the cursor) to label".into());
             return;
         }
         let Some(window) = self.labelling.current else {
@@ -375,7 +422,7 @@ mod tests {
     fn keys_label_the_suggested_windows_save_each_answer_and_undo() {
         let dir = tempfile::tempdir().unwrap();
         let mut v = view(dir.path());
-        let suggested = labels::suggest(&record(), &Labels::default(), Suggest::Spread);
+        let suggested = labels::suggest(&record(), &Labels::default(), Suggest::Spread, &[]);
         let (first, second) = (suggested[0], suggested[1]);
         press(&mut v, 'c');
         assert!(
@@ -448,7 +495,7 @@ mod tests {
         let mut again = view(dir.path());
         assert_eq!(again.labelling.labels.counts().labelled(), 2);
         press(&mut again, 'l');
-        let fresh = labels::suggest(&record(), &again.labelling.labels, Suggest::Spread);
+        let fresh = labels::suggest(&record(), &again.labelling.labels, Suggest::Spread, &[]);
         assert_eq!(again.labelling.current, Some(fresh[0]));
         assert_eq!(again.labelling.labels.get(&fresh[0]), None);
         // Top-scored order skips the labelled ones too: the highest unlabelled window first.
@@ -508,5 +555,46 @@ mod tests {
         assert_eq!(*image.get_pixel(20, 10), FOCUS_FRAME[0]);
         assert_eq!(*image.get_pixel(15, 10), Rgb([9, 9, 9]), "inside untouched");
         assert_eq!(*image.get_pixel(6, 10), Rgb([9, 9, 9]), "outside untouched");
+    }
+
+    #[test]
+    fn typical_looks_need_descriptors_and_come_round_after_round_until_all_are_labelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = view(dir.path());
+        press(&mut v, 'y');
+        assert!(!v.labelling.active, "no descriptors, no session");
+        let said = v.message.clone().unwrap_or_default();
+        assert!(said.contains("has no window descriptors"), "{said}");
+
+        // 120 windows, more than a round of 50 asks for.
+        let windows = 120;
+        let mut record = ScanRecord::for_test(vec![PhotoRecord {
+            descriptors: Some("a-descriptors.safetensors".into()),
+            ..PhotoRecord::for_test("a.jpg", 100 * windows, 100)
+                .with_row_of_windows(&vec![0.5; windows as usize])
+        }]);
+        record.photos[0].crack_fraction = 0.5;
+        let values = (0..windows as usize * crate::scan::descriptors::DIM)
+            .map(|i| ((i * 7919) % 101) as f32)
+            .collect();
+        crate::scan::descriptors::write(
+            &dir.path().join("a-descriptors.safetensors"),
+            &Descriptors { values },
+        )
+        .unwrap();
+        let mut v = ScanView::new(dir.path().to_path_buf(), record, Theme::new(false))
+            .with_labels(Labels::default());
+        v.set_area(Size::new(100, 50));
+        press(&mut v, 'y');
+        assert_eq!(v.labelling.how, Some(Suggest::Typical));
+        let first_round = v.labelling.queue.len();
+        assert!((1..=50).contains(&first_round), "{first_round}");
+        for _ in 0..windows {
+            assert!(v.labelling.current.is_some(), "{:?}", v.message);
+            press(&mut v, 'x');
+        }
+        assert_eq!(v.labelling.labels.counts().no_crack, windows as usize);
+        assert!(v.labelling.current.is_none());
+        assert!(v.message.unwrap().contains("no more windows to suggest"));
     }
 }

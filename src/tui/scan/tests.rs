@@ -183,7 +183,7 @@ fn a_narrow_footer_drops_whole_keys_but_keeps_help_and_quit() {
     assert!(footer.ends_with("? help  q quit"), "{footer}");
     let wide = ScanHarness::new(dir.path(), ui.view.record.clone(), 140, 24).settle();
     assert!(
-        wide.contains("w windows  r regions  t errors  g sweep  l/L/. label  ? help"),
+        wide.contains("w windows  r regions  t errors  g sweep  l/L/y/. label  ? help"),
         "{wide}"
     );
 }
