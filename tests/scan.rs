@@ -112,8 +112,9 @@ fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    // Per photo an overlay, a mask and a map, and the folder's scan.json and scan.lock.
-    assert_eq!(names.len(), 8, "{names:?}");
+    // Per photo an overlay, a mask, a map and the windows' descriptors, and the folder's
+    // scan.json and scan.lock.
+    assert_eq!(names.len(), 10, "{names:?}");
 }
 
 #[test]
