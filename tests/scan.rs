@@ -242,7 +242,7 @@ fn a_100_megapixel_photo_scans_within_2_gib() {
             model.to_str().unwrap(),
             path.to_str().unwrap(),
             "--out",
-            dir.path().join("out").to_str().unwrap(),
+            dir.path().join(format!("out-{w}x{h}")).to_str().unwrap(),
         ]));
         let peak = children_peak_mib();
         eprintln!(

@@ -22,8 +22,8 @@
 //! [`features::TILE_PIXELS`]) and the cell values ((classes + 64) x P / 256 floats, class scores
 //! and descriptors: 12 MB for 12 MP); with `--masks`, the true mask and two grown copies (3P bytes
 //! more). Measured peak of the whole `scan` command (decode, scan, PNG writing; tests/scan.rs,
-//! ignored test): 847 MiB for 4032 x 3024, 1434 MiB for 11547 x 8660 (100 MP), measured before
-//! the descriptors (64 floats a cell) were kept, which add about 100 MB at 100 MP.
+//! ignored test): 868 MiB for 4032 x 3024, 1437 MiB for 11547 x 8660 (100 MP); before the
+//! descriptors were kept, 847 and 1434 MiB.
 //! The network keeps its working memory from one tile and photo to the next (faulting in fresh
 //! pages for every tile cost about a third of the scan); a larger shape drops the shorter buffers.
 
