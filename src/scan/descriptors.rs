@@ -64,7 +64,7 @@ impl Descriptors {
     pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
         let kept: Vec<f32> = (0..self.windows())
             .filter(|&w| keep(w))
-            .flat_map(|w| self.row(w).to_vec())
+            .flat_map(|w| self.row(w).iter().copied())
             .collect();
         self.values = kept;
     }
