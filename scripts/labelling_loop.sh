@@ -24,6 +24,9 @@
 # is scored on the held-out photos with `scan --masks` (window AUROC and F1 at 0.5).
 # RARE=N makes the pool one where cracks are rare (label_oracle's --rare: one in N of the windows
 # holding crack pixels is offered, the rest not at all); the ceiling is then every offered window.
+# DESCRIPTORS=alone scans the pool with `--descriptors alone` (each window described as it is run
+# alone; the typical order reads them). ORDERS (default: SUGGESTED and random) picks the orders run,
+# for example ORDERS=typical to add seeds to one order whose random column exists.
 # A retraining refused for too few windows of a class (the person keeps the model they had) is a
 # row "untrainable".
 # Steps whose output exists are not redone, so an interrupted measurement continues.
@@ -48,6 +51,8 @@ python=${PYTHON:-python3}
 # few hundred labels varies with it, so compare orders over several (SEED=11 OUT=... and so on).
 seed=${SEED:-0}
 rare=${RARE:-}
+descriptors=${DESCRIPTORS:-shared}
+orders=${ORDERS:-$suggested random}
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
 concrete=$data/concrete-ozgenel
@@ -88,7 +93,7 @@ for draw in $draws; do
     log "draw $draw: $(wc -l < "$d/pool.txt") pool photos, $(wc -l < "$d/heldout.txt") held out"
     read -r auroc f1 < <(score "$out/start" "$d/photos-heldout" "$d/heldout-start")
     printf '%s\tstart\t0\t%s\t%s\n' "$draw" "$auroc" "$f1" >> "$table"
-    for order in $suggested random; do
+    for order in $orders; do
         previous=""
         model=$out/start
         for budget in $budgets; do
@@ -96,7 +101,7 @@ for draw in $draws; do
             if [[ ! -f $s/labels.csv ]]; then
                 # The person's screen: the pool scanned with the latest model.
                 rm -rf "$s"
-                "$bin" scan --model "$model" "$d/photos-pool" --out "$s" > /dev/null
+                "$bin" scan --model "$model" "$d/photos-pool" --out "$s" --descriptors "$descriptors" > /dev/null
                 [[ -n $previous ]] && cp "$previous/labels.csv" "$s/labels.csv"
                 if [[ $order == typical-prototype ]]; then
                     "$python" "$here/scripts/typical_windows.py" "$s" "$model" "$uav/cracks" "$budget" \

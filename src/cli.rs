@@ -525,6 +525,12 @@ pub struct ScanArgs {
     /// mapped back to the photo, the map the largest value of any scale [default: 1]
     #[arg(long, value_delimiter = ',', value_name = "FACTOR,...")]
     pub scale: Vec<f32>,
+    /// What each window's descriptor (for the scan view's typical order, `y`) is computed from:
+    /// shared, the one pass over the photo (free); alone, each window run by itself as training
+    /// sees it (a second pass, about four times the shared one at the default stride; the
+    /// typical order was measured better with it)
+    #[arg(long, value_enum, default_value_t)]
+    pub descriptors: crate::scan::descriptors::Source,
 }
 
 /// Which share of a scan's photos this process takes (`crackscope scan`; array jobs).

@@ -27,6 +27,13 @@ fn photo(width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// A random-weights model of `classes` and one photo of `size` in `dir`.
+fn model_and_photo(dir: &Path, classes: &[&str], size: (u32, u32)) -> (PathBuf, PathBuf) {
+    let image = dir.join("wall.png");
+    photo(size.0, size.1).save(&image).unwrap();
+    (checkpoint(dir, classes), image)
+}
+
 /// A JPEG stored `width` x `height` with EXIF orientation 6 (shown rotated a quarter turn).
 fn sideways_jpeg(path: &Path, width: u32, height: u32) {
     let mut exif = b"MM\0\x2a\0\0\0\x08".to_vec();
@@ -118,11 +125,43 @@ fn scan_writes_overlay_and_mask_and_json_per_photo_upright() {
 }
 
 #[test]
+fn windows_can_be_described_alone_and_the_folder_remembers_it() {
+    use crackscope::scan::descriptors;
+    let dir = tempfile::tempdir().unwrap();
+    let (model, image) = model_and_photo(dir.path(), &["Negative", "Positive"], (200, 130));
+    let scan = |out: &Path, extra: &[&str]| {
+        let (model, image, out) = (model.to_str(), image.to_str(), out.to_str());
+        let args = ["scan", "--model", model.unwrap(), image.unwrap(), "--json"];
+        run(&[&args[..], &["--out", out.unwrap()], extra].concat())
+    };
+    let (shared, alone) = (dir.path().join("shared"), dir.path().join("alone"));
+    let shared_json: serde_json::Value =
+        serde_json::from_str(&ok_stdout(&scan(&shared, &[]))).unwrap();
+    let alone_json: serde_json::Value =
+        serde_json::from_str(&ok_stdout(&scan(&alone, &["--descriptors", "alone"]))).unwrap();
+    assert_eq!(
+        shared_json[0]["windows"], alone_json[0]["windows"],
+        "the windows' scores do not change"
+    );
+    let read = |folder: &Path| descriptors::read(&folder.join("wall-descriptors.safetensors"), 24);
+    let (a, b) = (read(&shared).unwrap(), read(&alone).unwrap());
+    assert_ne!(
+        a, b,
+        "windows alone are described without the photo around them"
+    );
+    let record = std::fs::read_to_string(alone.join("scan.json")).unwrap();
+    assert!(record.contains(r#""descriptors": "alone""#), "{record}");
+    // Continuing that folder with the other descriptors would mix two kinds in one scan.
+    let mixed = scan(&alone, &[]);
+    assert!(!mixed.status.success());
+    let said = text(&mixed);
+    assert!(said.contains("descriptors alone, not shared"), "{said}");
+}
+
+#[test]
 fn crack_class_is_found_by_name_or_the_error_lists_the_classes() {
     let dir = tempfile::tempdir().unwrap();
-    let model = checkpoint(dir.path(), &["intact", "damaged"]);
-    let image = dir.path().join("a.png");
-    photo(64, 64).save(&image).unwrap();
+    let (model, image) = model_and_photo(dir.path(), &["intact", "damaged"], (64, 64));
     let out = dir.path().join("out");
     let base = [
         "scan",
@@ -457,12 +496,11 @@ fn one_class_scan_on_threshold_scale(scan_threshold: Option<f32>, t: f64) {
         table.contains("one-class model (normal class Negative)"),
         "{table}"
     );
-    // A one-class model has no crack class to name.
-    let refused = scan(&["--positive", "Positive"]);
-    assert!(!refused.status.success());
-    let err = text(&refused);
-    assert!(
-        err.contains("one-class") && err.contains("--positive"),
-        "{err}"
-    );
+    // A one-class model has no crack class to name, nor window descriptors to compute.
+    for (flag, value) in [("--positive", "Positive"), ("--descriptors", "alone")] {
+        let refused = scan(&[flag, value]);
+        assert!(!refused.status.success());
+        let err = text(&refused);
+        assert!(err.contains("one-class") && err.contains(flag), "{err}");
+    }
 }

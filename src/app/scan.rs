@@ -22,6 +22,7 @@ use crate::model::LoadOptions;
 use crate::run::recipe::Recipe;
 use crate::run::RunDir;
 use crate::scan::descriptors;
+use crate::scan::descriptors::Source;
 use crate::scan::map::{CrackMap, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
 use crate::scan::output::{
@@ -59,6 +60,8 @@ pub struct ScanRequest {
     pub shard: Option<Shard>,
     /// Factors the photo is resized by and scanned at (`scan::scales`); empty: as it is.
     pub scales: Vec<f32>,
+    /// What the windows' descriptors are computed from.
+    pub descriptors: Source,
 }
 
 /// One photo's result, as `--json` prints it.
@@ -164,7 +167,8 @@ pub fn scan_photos(
         request.threshold
     );
     let (detector, _) = super::open_model(&request.model, &Device::Cpu, &request.options)?;
-    let scanner = Scanner::new(&detector, request.positive.as_deref())?;
+    let scanner =
+        Scanner::new(&detector, request.positive.as_deref())?.describing(request.descriptors)?;
     let stride = request
         .stride
         .unwrap_or_else(|| default_stride(scanner.window()));
@@ -202,6 +206,7 @@ pub fn scan_photos(
             masks,
             scales: (!crate::scan::scales::is_plain(&request.scales))
                 .then(|| request.scales.clone()),
+            descriptors: request.descriptors,
         }),
         plan: Some(PlanRecord {
             photos: photos.len(),

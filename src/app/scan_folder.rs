@@ -304,6 +304,12 @@ pub fn differences(earlier: &ScanRecord, asked: &ScanRecord) -> Vec<String> {
                 None => "1".into(),
             };
             compare(&mut out, "scales", scales(&e.scales), scales(&a.scales));
+            compare(
+                &mut out,
+                "descriptors",
+                format!("{:?}", e.descriptors).to_lowercase(),
+                format!("{:?}", a.descriptors).to_lowercase(),
+            );
         }
     }
     match (&earlier.plan, &asked.plan) {
@@ -381,6 +387,7 @@ mod tests {
                 masks: None,
                 tolerance: None,
                 scales: None,
+                descriptors: Default::default(),
             }),
             plan: Some(PlanRecord {
                 photos: photos.len(),
@@ -453,5 +460,26 @@ mod tests {
             .unwrap();
         assert!(format!("{foreign:#}").contains("notes.txt"));
         assert_eq!(std::fs::read(path.join("notes.txt")).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn a_scan_continued_with_other_descriptors_is_another_scan() {
+        let mut alone = fresh("aa");
+        if let Some(settings) = alone.settings.as_mut() {
+            settings.descriptors = crate::scan::descriptors::Source::Alone;
+        }
+        let differences = differences(&fresh("aa"), &alone);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert!(
+            differences[0].contains("descriptors") && differences[0].contains("alone"),
+            "{differences:?}"
+        );
+        let json = serde_json::to_string(&alone.settings).unwrap();
+        assert!(json.contains(r#""descriptors":"alone""#), "{json}");
+        let shared = serde_json::to_string(&fresh("aa").settings).unwrap();
+        assert!(
+            !shared.contains("descriptors"),
+            "older readers see no new field: {shared}"
+        );
     }
 }

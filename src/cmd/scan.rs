@@ -34,6 +34,7 @@ pub fn scan(args: &ScanArgs) -> Result<ScanEnd> {
         tolerance: args.tolerance,
         shard,
         scales: args.scale.clone(),
+        descriptors: args.descriptors,
     };
     let again = this_command();
     let stop = Arc::new(AtomicBool::new(false));

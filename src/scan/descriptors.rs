@@ -11,6 +11,13 @@
 //! numbers a window keep the file small: 256 bytes a window, about 0.2 MB for a 12-megapixel
 //! photo at stride 112, against megabytes for its overlay.
 //!
+//! That is the shared pass's view of a window: its cells see the photo around it too (a
+//! relu_conv10 cell reads 207 pixels), where a model trained on labelled windows sees each window
+//! alone. [`Source::Alone`] describes each window as training will see it, by a second pass that
+//! runs every window cut out by itself (about (window / stride)² times the shared pass's
+//! pixels); the typical order was measured better with it (README, "The typical order in the
+//! tool").
+//!
 //! The file, one per photo beside its pictures (named by [`PhotoRecord::descriptors`]), is
 //! safetensors holding one float32 tensor `descriptors` of shape `[windows, DIM]`, its rows in
 //! the order of the photo's windows in `scan.json`, so numpy or PyTorch read it as it is.
@@ -29,6 +36,33 @@ const TENSOR: &str = "descriptors";
 /// Seed of the projection: every scan, by any build, projects alike, so descriptors of scans
 /// made at different times can be compared.
 const PROJECTION_SEED: u64 = 0x5EED_0FC0_FFEE;
+
+/// What a window's descriptor is computed from (`scan --descriptors`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The shared pass's cells under the window, the photo around it seen too: no extra work.
+    #[default]
+    Shared,
+    /// The window cut out and run alone, as a model trained on it sees it: a second pass.
+    Alone,
+}
+
+impl Source {
+    pub fn is_shared(&self) -> bool {
+        *self == Source::Shared
+    }
+}
 
 /// The projection from `channels` numbers to [`DIM`]: `[DIM, channels]` row-major, each entry
 /// ±1/√DIM (so lengths are kept on average).

@@ -17,8 +17,8 @@ use anyhow::{bail, ensure, Result};
 use candle_core::Tensor;
 use image::RgbImage;
 
-use super::descriptors::{self, DIM};
-use crate::core::windows::CELL;
+use super::descriptors::{self, Descriptors, DIM};
+use crate::core::windows::{Window, CELL};
 use crate::data::augment::write_chw_normalized;
 use crate::detector::classifier::Classifier;
 
@@ -32,6 +32,9 @@ pub const MARGIN_CELLS: usize = 7;
 /// Largest tile (input pixels, margin included): about 64 bytes of conv1 output per input pixel,
 /// so a 4-megapixel tile keeps the network's working memory near half a gigabyte.
 pub const TILE_PIXELS: usize = 4 << 20;
+/// Windows run at once when each is described alone: 32 windows of 227 pixels keep the
+/// network's working memory near 100 MB.
+const ALONE_BATCH: usize = 32;
 
 /// A classifier ready to scan: its network, classes and input size (the side of a window), its
 /// head read out once for the per-cell class scores, and the projection that gives each cell's
@@ -83,6 +86,39 @@ impl<'a> ScanModel<'a> {
     /// Classes, whose scores come first in each cell's values (its descriptor follows).
     pub fn classes(&self) -> usize {
         self.classifier.classes.len()
+    }
+
+    /// Each of `windows` (all inside `photo`, of the window's side) described as a model trained
+    /// on it sees it: cut out, run alone, relu_conv10 averaged over its own cells and projected
+    /// ([`descriptors::Source::Alone`]).
+    pub fn describe_alone(&self, photo: &RgbImage, windows: &[Window]) -> Result<Descriptors> {
+        let side = self.window as usize;
+        let image_len = 3 * side * side;
+        let mut values = Vec::with_capacity(windows.len() * DIM);
+        for batch in windows.chunks(ALONE_BATCH) {
+            let mut pixels = vec![0f32; batch.len() * image_len];
+            for (w, out) in batch.iter().zip(pixels.chunks_exact_mut(image_len)) {
+                ensure!(
+                    w.size == self.window
+                        && w.x + w.size <= photo.width()
+                        && w.y + w.size <= photo.height(),
+                    "window {w:?} is not a {side}-pixel window inside the {}x{} photo",
+                    photo.width(),
+                    photo.height()
+                );
+                let crop = image::imageops::crop_imm(photo, w.x, w.y, w.size, w.size).to_image();
+                write_chw_normalized(&crop, out);
+            }
+            let x = Tensor::from_vec(
+                pixels,
+                (batch.len(), 3, side, side),
+                &self.classifier.device,
+            )?;
+            let averages = self.classifier.model.forward_to(&x, LAYER)?.mean((2, 3))?;
+            let projected = averages.matmul(&self.projection.t()?)?;
+            values.extend(projected.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(Descriptors { values })
     }
 
     /// relu_conv10 cells along a side of `pixels`: conv1 (3, stride 2, no padding), then three

@@ -12,7 +12,7 @@ use anyhow::Result;
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
-use super::descriptors::Descriptors;
+use super::descriptors::{self, Descriptors};
 use super::features::{cell_scores, CellScores, ScanModel, TILE_PIXELS};
 use crate::core::math::softmax;
 use crate::core::windows::{grid, Window, CELL};
@@ -87,6 +87,8 @@ pub struct ScanOptions {
     pub alignment: Alignment,
     /// Largest tile the network runs on at once (pixels).
     pub tile_pixels: usize,
+    /// What the windows' descriptors are computed from.
+    pub descriptors: descriptors::Source,
 }
 
 impl ScanOptions {
@@ -96,6 +98,7 @@ impl ScanOptions {
             positive,
             alignment: Alignment::default(),
             tile_pixels: TILE_PIXELS,
+            descriptors: descriptors::Source::Shared,
         }
     }
 }
@@ -109,7 +112,11 @@ pub fn scan_photo(model: &ScanModel, photo: &RgbImage, opts: &ScanOptions) -> Re
     let cols = windows.iter().map(|w| extent(w.x)).max().unwrap_or(0);
     let rows = windows.iter().map(|w| extent(w.y)).max().unwrap_or(0);
     let scores = cell_scores(model, photo, rows, cols, opts.tile_pixels)?;
-    Ok(combine(model.bias(), &scores, &windows, n, opts))
+    let mut map = combine(model.bias(), &scores, &windows, n, opts);
+    if opts.descriptors == descriptors::Source::Alone {
+        map.descriptors = model.describe_alone(photo, &windows)?;
+    }
+    Ok(map)
 }
 
 /// Window probabilities and the combined map from cell scores.

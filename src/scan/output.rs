@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::descriptors::Source;
+
 use crate::scan::plan::Shard;
 use crate::scan::regions::Region;
 use crate::scan::sweep::Sweep;
@@ -77,6 +79,10 @@ pub struct ScanSettings {
     /// The factors the photos were resized by and scanned at (`scan --scale`); absent: as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scales: Option<Vec<f32>>,
+    /// What the windows' descriptors were computed from (`scan --descriptors`); absent: the
+    /// shared pass.
+    #[serde(default, skip_serializing_if = "Source::is_shared")]
+    pub descriptors: Source,
 }
 
 /// The photo list of the scan a record belongs to: its length and digest

@@ -6,6 +6,7 @@ use anyhow::{bail, ensure, Result};
 use image::RgbImage;
 
 use super::anomaly::scan_photo_one_class;
+use super::descriptors::Source;
 use super::features::ScanModel;
 use super::map::{scan_photo, CrackMap, ScanOptions};
 use crate::core::classes;
@@ -21,6 +22,8 @@ pub enum Scanner<'a> {
     Classifier {
         model: ScanModel<'a>,
         positive: usize,
+        /// What its windows' descriptors are computed from.
+        descriptors: Source,
     },
     OneClass(&'a OneClassModel),
 }
@@ -41,7 +44,33 @@ impl<'a> Scanner<'a> {
             Model::Classifier(classifier) => {
                 let model = ScanModel::new(classifier)?;
                 let positive = positive_class(positive, &classifier.classes)?;
-                Ok(Scanner::Classifier { model, positive })
+                Ok(Scanner::Classifier {
+                    model,
+                    positive,
+                    descriptors: Source::Shared,
+                })
+            }
+        }
+    }
+
+    /// The scanner with its windows described from `source`; a one-class model describes no
+    /// windows, so asking it for any but the default is refused.
+    pub fn describing(self, source: Source) -> Result<Scanner<'a>> {
+        match self {
+            Scanner::Classifier {
+                model, positive, ..
+            } => Ok(Scanner::Classifier {
+                model,
+                positive,
+                descriptors: source,
+            }),
+            Scanner::OneClass(model) => {
+                ensure!(
+                    source.is_shared(),
+                    "a one-class model keeps no window descriptors: --descriptors is for \
+                     classifiers (the typical order of the scan view)"
+                );
+                Ok(Scanner::OneClass(model))
             }
         }
     }
@@ -56,9 +85,18 @@ impl<'a> Scanner<'a> {
 
     pub fn scan(&self, photo: &RgbImage, stride: u32) -> Result<CrackMap> {
         match self {
-            Scanner::Classifier { model, positive } => {
-                scan_photo(model, photo, &ScanOptions::new(stride, *positive))
-            }
+            Scanner::Classifier {
+                model,
+                positive,
+                descriptors,
+            } => scan_photo(
+                model,
+                photo,
+                &ScanOptions {
+                    descriptors: *descriptors,
+                    ..ScanOptions::new(stride, *positive)
+                },
+            ),
             Scanner::OneClass(model) => scan_photo_one_class(model, photo, stride),
         }
     }
@@ -66,7 +104,9 @@ impl<'a> Scanner<'a> {
     /// What the map shows, for the scan view: the crack class, or the one-class model's anomalies.
     pub fn class_name(&self) -> String {
         match self {
-            Scanner::Classifier { model, positive } => model.classifier.classes[*positive].clone(),
+            Scanner::Classifier {
+                model, positive, ..
+            } => model.classifier.classes[*positive].clone(),
             Scanner::OneClass(model) => format!("anomaly (not {})", model.normal_class),
         }
     }
@@ -74,7 +114,9 @@ impl<'a> Scanner<'a> {
     /// The table's first line: what the numbers mean.
     pub fn heading(&self, threshold: f32) -> String {
         match self {
-            Scanner::Classifier { model, positive } => {
+            Scanner::Classifier {
+                model, positive, ..
+            } => {
                 format!(
                     "crack class {}, threshold {threshold}",
                     model.classifier.classes[*positive]

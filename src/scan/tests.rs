@@ -144,6 +144,45 @@ fn a_window_descriptor_is_the_projection_of_its_relu_conv10_average() {
     }
 }
 
+#[test]
+fn windows_described_alone_are_described_as_photos_of_their_own() {
+    let owner = random_scan_model(9);
+    let scan = ScanModel::new(&owner).unwrap();
+    let photo = textured(200, 150);
+    let alone = ScanOptions {
+        descriptors: descriptors::Source::Alone,
+        ..ScanOptions::new(32, 1)
+    };
+    let map = scan_photo(&scan, &photo, &alone).unwrap();
+    let shared = scan_photo(&scan, &photo, &ScanOptions::new(32, 1)).unwrap();
+    assert_eq!(map.windows, shared.windows, "only the descriptors differ");
+    assert_eq!(map.descriptors.windows(), map.windows.len());
+    let mut context_seen = false;
+    for (i, w) in map.windows.iter().enumerate() {
+        let crop = image::imageops::crop_imm(&photo, w.x, w.y, w.size, w.size).to_image();
+        let own = scan_photo(&scan, &crop, &ScanOptions::new(32, 1)).unwrap();
+        let expected = own.descriptors.row(0);
+        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (ours, theirs) in map.descriptors.row(i).iter().zip(expected) {
+            assert!(
+                (ours - theirs).abs() <= 1e-4 * scale,
+                "window {i}: {ours} vs {theirs}"
+            );
+        }
+        let apart = shared
+            .descriptors
+            .row(i)
+            .iter()
+            .zip(expected)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        context_seen |= apart > 1e-2 * scale;
+    }
+    assert!(
+        context_seen,
+        "the shared pass sees around the inner windows"
+    );
+}
+
 fn pretrained_weights() -> Option<PathBuf> {
     crate::core::testdata::shared_data("pretrained/squeezenet1_1.safetensors")
 }

@@ -200,6 +200,7 @@ mod tests {
             masks: Some(masks),
             tolerance: Some(2),
             scales: None,
+            descriptors: Default::default(),
         });
         record
     }
