@@ -25,8 +25,11 @@
 # RARE=N makes the pool one where cracks are rare (label_oracle's --rare: one in N of the windows
 # holding crack pixels is offered, the rest not at all); the ceiling is then every offered window.
 # DESCRIPTORS=alone scans the pool with `--descriptors alone` (each window described as it is run
-# alone; the typical order reads them). ORDERS (default: SUGGESTED and random) picks the orders run,
-# for example ORDERS=typical to add seeds to one order whose random column exists.
+# alone; the typical order reads them). SCAN_WITH=start labels every round in a scan made with the
+# start model (the person keeps labelling in the folder of the first scan, whose descriptors then
+# stay the same from round to round) instead of the latest model's. ORDERS (default: SUGGESTED
+# and random) picks the orders run, for example ORDERS=typical to add seeds to one order whose
+# random column exists.
 # A retraining refused for too few windows of a class (the person keeps the model they had) is a
 # row "untrainable".
 # Steps whose output exists are not redone, so an interrupted measurement continues.
@@ -52,6 +55,8 @@ python=${PYTHON:-python3}
 seed=${SEED:-0}
 rare=${RARE:-}
 descriptors=${DESCRIPTORS:-shared}
+scan_with=${SCAN_WITH:-latest}
+[[ $scan_with == latest || $scan_with == start ]] || { echo "SCAN_WITH is latest or start, not $scan_with" >&2; exit 1; }
 orders=${ORDERS:-$suggested random}
 export RAYON_NUM_THREADS=${THREADS:-2}
 uav=$data/photos/uav75
@@ -99,9 +104,11 @@ for draw in $draws; do
         for budget in $budgets; do
             s=$d/$order-$budget
             if [[ ! -f $s/labels.csv ]]; then
-                # The person's screen: the pool scanned with the latest model.
+                # The person's screen: the pool scanned with the latest model (or the start's).
                 rm -rf "$s"
-                "$bin" scan --model "$model" "$d/photos-pool" --out "$s" --descriptors "$descriptors" > /dev/null
+                screen=$model
+                [[ $scan_with == start ]] && screen=$out/start
+                "$bin" scan --model "$screen" "$d/photos-pool" --out "$s" --descriptors "$descriptors" > /dev/null
                 [[ -n $previous ]] && cp "$previous/labels.csv" "$s/labels.csv"
                 if [[ $order == typical-prototype ]]; then
                     "$python" "$here/scripts/typical_windows.py" "$s" "$model" "$uav/cracks" "$budget" \
