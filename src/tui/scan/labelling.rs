@@ -93,6 +93,11 @@ impl Labelling {
     }
 }
 
+/// Said when the typical order starts on a scan described by its shared pass, where it was
+/// measured no better than random windows (README, "Windows described alone").
+const SHARED_LOOKS: &str =
+    "looks from the scan's shared pass: a scan with --descriptors alone suggests better";
+
 /// Whether an action belongs to labelling.
 pub fn is_labelling(action: Action) -> bool {
     matches!(
@@ -149,6 +154,14 @@ impl ScanView {
         l.queue = queue;
         l.next = 0;
         self.advance();
+        let shared_looks = self
+            .record
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.descriptors.is_shared());
+        if how == Suggest::Typical && shared_looks && self.message.is_none() {
+            self.message = Some(SHARED_LOOKS.into());
+        }
     }
 
     /// The windows `how` suggests now; [`Suggest::Typical`] reads the scan's descriptors once.
@@ -587,6 +600,7 @@ mod tests {
         v.set_area(Size::new(100, 50));
         press(&mut v, 'y');
         assert_eq!(v.labelling.how, Some(Suggest::Typical));
+        assert_eq!(v.message, None, "a scan of unknown settings gets no advice");
         let first_round = v.labelling.queue.len();
         assert!((1..=50).contains(&first_round), "{first_round}");
         for _ in 0..windows {
@@ -596,5 +610,45 @@ mod tests {
         assert_eq!(v.labelling.labels.counts().no_crack, windows as usize);
         assert!(v.labelling.current.is_none());
         assert!(v.message.unwrap().contains("no more windows to suggest"));
+    }
+
+    #[test]
+    fn typical_looks_on_shared_descriptors_point_to_windows_described_alone() {
+        use crate::scan::descriptors::Source;
+        let dir = tempfile::tempdir().unwrap();
+        let windows = 4;
+        for (source, advised) in [(Source::Shared, true), (Source::Alone, false)] {
+            let mut record = ScanRecord::for_test(vec![PhotoRecord {
+                descriptors: Some("a-descriptors.safetensors".into()),
+                ..PhotoRecord::for_test("a.jpg", 100 * windows, 100)
+                    .with_row_of_windows(&vec![0.5; windows as usize])
+            }]);
+            record.settings = Some(crate::scan::output::ScanSettings {
+                model: "/m/model.safetensors".into(),
+                model_sha256: "aa".into(),
+                window: 100,
+                stride: 100,
+                masks: None,
+                tolerance: None,
+                scales: None,
+                descriptors: source,
+            });
+            let values = (0..windows as usize * crate::scan::descriptors::DIM)
+                .map(|i| (i % 13) as f32)
+                .collect();
+            let file = dir.path().join("a-descriptors.safetensors");
+            crate::scan::descriptors::write(&file, &Descriptors { values }).unwrap();
+            let mut v = ScanView::new(dir.path().to_path_buf(), record, Theme::new(false))
+                .with_labels(Labels::default());
+            v.set_area(Size::new(100, 50));
+            press(&mut v, 'y');
+            assert!(v.labelling.current.is_some());
+            let said = v.message.clone().unwrap_or_default();
+            assert_eq!(
+                said.contains("--descriptors alone"),
+                advised,
+                "{source:?}: {said}"
+            );
+        }
     }
 }
