@@ -527,7 +527,7 @@ pub struct ScanArgs {
     pub scale: Vec<f32>,
     /// What each window's descriptor (for the scan view's typical order, `y`) is computed from:
     /// shared, the one pass over the photo (free); alone, each window run by itself as training
-    /// sees it (a second pass, about four times the shared one at the default stride; the
+    /// sees it (a second pass: a scan about three times as long at the default stride; the
     /// typical order was measured better with it)
     #[arg(long, value_enum, default_value_t)]
     pub descriptors: crate::scan::descriptors::Source,
