@@ -21,8 +21,7 @@ use crate::explain::overlay::Style;
 use crate::model::LoadOptions;
 use crate::run::recipe::Recipe;
 use crate::run::RunDir;
-use crate::scan::descriptors;
-use crate::scan::descriptors::Source;
+use crate::scan::descriptors::{self, Source};
 use crate::scan::map::{CrackMap, WindowScore};
 use crate::scan::metrics::{pixel_counts, window_counts, PixelCounts, Scores, WindowCounts};
 use crate::scan::output::{

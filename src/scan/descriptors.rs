@@ -15,8 +15,7 @@
 //! relu_conv10 cell reads 207 pixels), where a model trained on labelled windows sees each window
 //! alone. [`Source::Alone`] describes each window as training will see it, by a second pass that
 //! runs every window cut out by itself (about (window / stride)² times the shared pass's
-//! pixels); the typical order was measured better with it (README, "The typical order in the
-//! tool").
+//! pixels); the typical order was measured better with it (README, "Windows described alone").
 //!
 //! The file, one per photo beside its pictures (named by [`PhotoRecord::descriptors`]), is
 //! safetensors holding one float32 tensor `descriptors` of shape `[windows, DIM]`, its rows in

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::descriptors::Source;
-
+use crate::scan::descriptors::Source;
 use crate::scan::plan::Shard;
 use crate::scan::regions::Region;
 use crate::scan::sweep::Sweep;
