@@ -372,10 +372,10 @@ pub fn suggest(
     }
 }
 
-/// The windows not in `done`, with their probabilities; ties keep the record's order (photos in
-/// scan order, windows row by row).
-fn open_windows(record: &ScanRecord, done: &HashSet<WindowKey>) -> Vec<(f32, WindowKey)> {
-    let candidates = record.photos.iter().enumerate().flat_map(|(photo, p)| {
+/// Every window of the record with its probability, in the record's order (photos in scan
+/// order, windows row by row).
+fn all_windows(record: &ScanRecord) -> impl Iterator<Item = (f32, WindowKey)> + '_ {
+    record.photos.iter().enumerate().flat_map(|(photo, p)| {
         p.windows.iter().map(move |w| {
             let key = WindowKey {
                 photo,
@@ -385,8 +385,14 @@ fn open_windows(record: &ScanRecord, done: &HashSet<WindowKey>) -> Vec<(f32, Win
             };
             (w.probability, key)
         })
-    });
-    candidates.filter(|(_, k)| !done.contains(k)).collect()
+    })
+}
+
+/// The windows not in `done`, with their probabilities; ties keep the record's order.
+fn open_windows(record: &ScanRecord, done: &HashSet<WindowKey>) -> Vec<(f32, WindowKey)> {
+    all_windows(record)
+        .filter(|(_, k)| !done.contains(k))
+        .collect()
 }
 
 /// [`Suggest::LeastSure`]'s order of the `open` windows.
@@ -428,19 +434,7 @@ fn typical_round(
     if !described {
         return Vec::new();
     }
-    let keys: Vec<WindowKey> = record
-        .photos
-        .iter()
-        .enumerate()
-        .flat_map(|(photo, p)| {
-            p.windows.iter().map(move |w| WindowKey {
-                photo,
-                x: w.x,
-                y: w.y,
-                size: w.size,
-            })
-        })
-        .collect();
+    let keys: Vec<WindowKey> = all_windows(record).map(|(_, k)| k).collect();
     let rows: Vec<f32> = looks
         .iter()
         .flat_map(|d| d.values.iter().copied())

@@ -11,7 +11,8 @@
 //! - [`photo`]: photos decoded upright (EXIF orientation).
 //! - [`anomaly`]: the same windows and map from a one-class model (patch distances for Grad-CAM).
 //! - [`descriptors`]: a short vector per window of what the network sees in it (from the same
-//!   shared pass), for suggesting windows to label by their look; [`typical`]: that suggestion.
+//!   shared pass, or each window run alone), for suggesting windows to label by their look;
+//!   [`typical`]: that suggestion.
 //! - [`scanner`]: a detector of either kind ready to scan; [`output`]: the scan folder's files;
 //!   [`plan`]: the photo list, its output names and its shards.
 //! - [`sweep`]: precision and recall at every threshold of a grid, counted during a scan with
