@@ -5,6 +5,7 @@ pub(crate) mod classes;
 pub(crate) mod fsutil;
 pub(crate) mod mask;
 pub(crate) mod math;
+pub(crate) mod stable_safetensors;
 pub(crate) mod stats;
 pub mod testdata;
 pub mod warn;

@@ -193,9 +193,9 @@ impl Familiarity {
         );
         let mut names: Vec<&String> = tensors.keys().collect();
         names.sort();
-        let out =
-            safetensors::serialize(names.into_iter().map(|k| (k, &tensors[k])), Some(metadata))
-                .with_context(|| format!("cannot serialise {}", path.display()))?;
+        let named = names.into_iter().map(|k| (k, &tensors[k]));
+        let out = crate::core::stable_safetensors::serialize(named, metadata)
+            .with_context(|| format!("cannot serialise {}", path.display()))?;
         crate::core::fsutil::write_atomic(path, &out)
     }
 

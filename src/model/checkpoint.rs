@@ -199,7 +199,7 @@ pub fn save_checkpoint(
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, Some(meta.to_pairs(classes)?))
+    let bytes = crate::core::stable_safetensors::serialize(views, meta.to_pairs(classes)?)
         .context("cannot serialise the checkpoint")?;
     write_atomic(path, &bytes)
 }
@@ -510,6 +510,13 @@ mod tests {
             &[64, 16, 3, 3]
         );
         assert_eq!(st.tensor("head.weight").unwrap().shape(), &[2, 1000]);
+        // The same model saved again is the same file (scan folders know a model by its hash).
+        let again = dir.path().join("again.safetensors");
+        save_checkpoint(&again, &varmap, &classes, &meta).unwrap();
+        assert!(
+            std::fs::read(&again).unwrap() == bytes,
+            "same model, other bytes"
+        );
     }
 
     /// The names the README's PyTorch lines rely on: torchvision's keys for the backbone,

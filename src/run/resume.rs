@@ -134,9 +134,9 @@ pub fn write(
     if let Some(set) = &progress.validation_set {
         metadata.insert(VALIDATION_SET.to_string(), set.clone());
     }
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(metadata))
-            .with_context(|| format!("cannot serialise the resume state {}", path.display()))?;
+    let named = tensors.iter().map(|(k, v)| (k.as_str(), v));
+    let bytes = crate::core::stable_safetensors::serialize(named, metadata)
+        .with_context(|| format!("cannot serialise the resume state {}", path.display()))?;
     crate::core::fsutil::write_atomic(path, &bytes)
 }
 

@@ -75,9 +75,9 @@ pub fn save(model: &OneClassModel, path: &Path) -> Result<()> {
     if let Some(scan) = &model.scan_threshold {
         metadata.insert(SCAN_THRESHOLD.into(), serde_json::to_string(scan)?);
     }
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
-            .context("cannot serialise the one-class model")?;
+    let named = tensors.iter().map(|(k, t)| (k.as_str(), t));
+    let bytes = crate::core::stable_safetensors::serialize(named, metadata)
+        .context("cannot serialise the one-class model")?;
     crate::core::fsutil::write_atomic(path, &bytes)
 }
 
