@@ -307,8 +307,8 @@ pub fn differences(earlier: &ScanRecord, asked: &ScanRecord) -> Vec<String> {
             compare(
                 &mut out,
                 "descriptors",
-                format!("{:?}", e.descriptors).to_lowercase(),
-                format!("{:?}", a.descriptors).to_lowercase(),
+                e.descriptors.to_string(),
+                a.descriptors.to_string(),
             );
         }
     }

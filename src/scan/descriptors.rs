@@ -63,6 +63,15 @@ impl Source {
     }
 }
 
+/// The name `--descriptors` takes, so messages spell it as the command line does.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
 /// The projection from `channels` numbers to [`DIM`]: `[DIM, channels]` row-major, each entry
 /// ±1/√DIM (so lengths are kept on average).
 pub fn projection(channels: usize) -> Vec<f32> {

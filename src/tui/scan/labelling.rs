@@ -10,6 +10,8 @@
 //! its surroundings show), the window is framed (white between black), and the crack map and window
 //! outlines are hidden so the surface itself can be judged (`m` and `w` bring them back).
 
+use std::time::{Duration, Instant};
+
 use image::{Rgb, RgbImage};
 
 use super::render::{out_box, outline, Toggles, Viewport};
@@ -45,6 +47,9 @@ pub struct Labelling {
     toggles_before: Option<Toggles>,
     /// The scan's window descriptors, read the first time [`Suggest::Typical`] asks.
     looks: Option<Vec<Descriptors>>,
+    /// When the session under way began, and the answers given before it (the undo stack's
+    /// length then): the pace said when it stops.
+    began: Option<(Instant, usize)>,
 }
 
 impl Labelling {
@@ -97,6 +102,24 @@ impl Labelling {
 /// measured no better than random windows (README, "Windows described alone").
 const SHARED_LOOKS: &str =
     "looks from the scan's shared pass: a scan with --descriptors alone suggests better";
+
+/// How fast windows were answered (undone ones not counted), for a person timing their own
+/// labelling; `None` for a session too short to say.
+fn pace(answers: usize, elapsed: Duration) -> Option<String> {
+    let minutes = elapsed.as_secs_f64() / 60.0;
+    if answers == 0 || elapsed < Duration::from_secs(10) {
+        return None;
+    }
+    let rate = answers as f64 / minutes;
+    let rate = if rate < 10.0 {
+        format!("{rate:.1}")
+    } else {
+        format!("{rate:.0}")
+    };
+    Some(format!(
+        "{answers} windows answered in {minutes:.1} min, {rate} a minute"
+    ))
+}
 
 /// Whether an action belongs to labelling.
 pub fn is_labelling(action: Action) -> bool {
@@ -184,6 +207,7 @@ impl ScanView {
             self.toggles.map = false;
             self.toggles.windows = false;
             self.labelling.active = true;
+            self.labelling.began = Some((Instant::now(), self.labelling.undo.len()));
         }
     }
 
@@ -192,14 +216,20 @@ impl ScanView {
         let l = &mut self.labelling;
         l.active = false;
         l.current = None;
+        let answers = l.undo.len();
+        let pace = l
+            .began
+            .take()
+            .and_then(|(at, before)| pace(answers.saturating_sub(before), at.elapsed()));
         if let Some(toggles) = l.toggles_before.take() {
             self.toggles = toggles;
         }
         let counts = self.labelling.labels.counts();
         self.message = Some(format!(
-            "labelling stopped: {} labels in {}",
+            "labelling stopped: {} labels in {}{}",
             counts.labelled(),
-            labels::LABELS_FILE
+            labels::LABELS_FILE,
+            pace.map_or(String::new(), |p| format!(" · {p}"))
         ));
     }
 
@@ -489,10 +519,30 @@ mod tests {
         assert_eq!(file(dir.path()).lines().count(), 3);
         press(&mut v, 'c');
         assert_eq!(v.labelling.labels.get(&skipped), Some(Label::Crack));
-        // Stopping gives the layers back.
+        // Stopping gives the layers back, and the pace: three answers stand (one undone), the
+        // session made to have begun two minutes ago.
+        let (_, before) = v.labelling.began.unwrap();
+        let two_minutes_ago = Instant::now() - Duration::from_secs(120);
+        v.labelling.began = Some((two_minutes_ago, before));
         press(&mut v, 'l');
         assert!(!v.labelling.active && v.toggles.map && v.toggles.windows);
         assert_eq!(v.wanted().unwrap().focus, None);
+        let said = v.message.as_deref().unwrap();
+        assert!(
+            said.contains("3 windows answered in 2.0 min, 1.5 a minute"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn the_pace_is_said_of_sessions_long_enough_to_tell() {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(
+            pace(150, minutes(10)).as_deref(),
+            Some("150 windows answered in 10.0 min, 15 a minute")
+        );
+        assert_eq!(pace(0, minutes(10)), None, "nothing answered");
+        assert_eq!(pace(3, Duration::from_secs(4)), None, "too short to tell");
     }
 
     #[test]
