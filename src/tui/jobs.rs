@@ -14,7 +14,7 @@ use ratatui::layout::Size;
 
 use super::images::ImageKey;
 use super::picture::{self, Picture};
-use super::scan::painter::{Painter, Reply as PaintReply};
+use super::scan::painter::{Painter, PainterJob, Reply as PaintReply};
 use super::scan::view::RenderJob;
 use crate::app::gallery::{CamCaption, Gallery, LayerRow, PictureSpec, TestItem};
 use crate::scan::output::ScanRecord;
@@ -73,7 +73,7 @@ pub type EncodeJob = (ImageKey, Size, Arc<RgbImage>);
 pub struct Workers {
     gallery: Option<mpsc::Sender<Request>>,
     encoder: Option<mpsc::Sender<EncodeJob>>,
-    painter: Option<mpsc::Sender<RenderJob>>,
+    painter: Option<mpsc::Sender<PainterJob>>,
     gallery_busy: bool,
 }
 
@@ -121,13 +121,13 @@ impl Workers {
         graphics: Graphics,
         replies: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Workers> {
-        let (sender, jobs) = mpsc::channel::<RenderJob>();
+        let (sender, jobs) = mpsc::channel::<PainterJob>();
         std::thread::Builder::new()
             .name(format!("{JOB_THREAD_PREFIX}scan"))
             .spawn(move || {
                 let mut painter = Painter::new(folder, record, graphics);
                 for job in jobs {
-                    for reply in painter.answer(job) {
+                    for reply in painter.take(job) {
                         if replies.send(Reply::Painted(reply)).is_err() {
                             return;
                         }
@@ -155,6 +155,15 @@ impl Workers {
 
     /// Hands the painter a picture to make; false when it is gone.
     pub fn paint(&mut self, job: RenderJob) -> bool {
+        self.send_painter(PainterJob::Draw(job))
+    }
+
+    /// Has the painter open a photo ahead (see [`PainterJob::OpenAhead`]).
+    pub fn open_ahead(&mut self, photo: usize) -> bool {
+        self.send_painter(PainterJob::OpenAhead(photo))
+    }
+
+    fn send_painter(&self, job: PainterJob) -> bool {
         self.painter.as_ref().is_some_and(|p| p.send(job).is_ok())
     }
 

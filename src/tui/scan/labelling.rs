@@ -273,6 +273,21 @@ impl ScanView {
         None
     }
 
+    /// The photo of the window suggested after the current one, when it is another photo: the
+    /// painter opens it while the person judges the current window.
+    pub fn photo_ahead(&self) -> Option<usize> {
+        let l = &self.labelling;
+        if !l.active {
+            return None;
+        }
+        let next = l
+            .queue
+            .iter()
+            .skip(l.next)
+            .find(|w| l.labels.get(w).is_none() && Some(**w) != l.current)?;
+        (Some(next.photo) != self.photo_index()).then_some(next.photo)
+    }
+
     /// Makes the window nearest the view's centre on the current photo the one to label.
     fn pick_under_cursor(&mut self) {
         let Some(index) = self.photo_index() else {
@@ -532,6 +547,29 @@ mod tests {
             said.contains("3 windows answered in 2.0 min, 1.5 a minute"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn the_photo_of_the_next_suggestion_is_the_one_to_open_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = view(dir.path());
+        assert_eq!(v.photo_ahead(), None, "not labelling");
+        press(&mut v, 'l');
+        let suggested = labels::suggest(&record(), &Labels::default(), Suggest::Spread, &[]);
+        let mut other_photo = 0;
+        for pair in suggested.windows(2) {
+            let (now, next) = (pair[0], pair[1]);
+            assert_eq!(v.labelling.current, Some(now));
+            let expected = (next.photo != now.photo).then_some(next.photo);
+            assert_eq!(v.photo_ahead(), expected, "at {now:?}, {next:?} next");
+            other_photo += usize::from(expected.is_some());
+            press(&mut v, 'x');
+        }
+        assert!(
+            other_photo > 0,
+            "the order never changed photos: {suggested:?}"
+        );
+        assert_eq!(v.photo_ahead(), None, "nothing after the last");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::theme::Theme;
 use super::views::Wants;
 use crate::app::job::Exit;
 use crate::scan::output::{self, ScanRecord};
-use painter::{apply_reply, cell_pixels, next_job};
+use painter::{apply_reply, cell_pixels, next_job, Reply as PaintReply};
 use view::ScanView;
 
 /// Opens the scan view on a scan's output folder until the user quits.
@@ -64,6 +64,7 @@ async fn run(
         view: ScanView::new(folder.clone(), record.clone(), Theme::new(colors)).with_labels(labels),
         in_flight: false,
         cells: None,
+        ahead: None,
     };
     run_on_screen(
         &mut screen_state,
@@ -78,12 +79,13 @@ async fn run(
     Ok(())
 }
 
-/// The scan view as the loop drives it: its state, whether a picture is being made, and the
-/// picture area the last frame had.
+/// The scan view as the loop drives it: its state, whether a picture is being made, the
+/// picture area the last frame had, and the photo the painter was last asked to open ahead.
 pub(super) struct ScanScreen {
     pub view: ScanView,
     in_flight: bool,
     cells: Option<Size>,
+    ahead: Option<usize>,
 }
 
 impl Program for ScanScreen {
@@ -97,6 +99,12 @@ impl Program for ScanScreen {
 
     fn apply_reply(&mut self, reply: Reply) {
         if let Reply::Painted(reply) = reply {
+            if let PaintReply::Opened { photo, .. } = &reply {
+                // Opened (ahead or not): a later wish to open it ahead is a new one.
+                if self.ahead == Some(*photo) {
+                    self.ahead = None;
+                }
+            }
             if apply_reply(&mut self.view, reply) {
                 self.in_flight = false;
             }
@@ -116,11 +124,17 @@ impl Program for ScanScreen {
     }
 
     /// The picture the latest frame wants, one at a time, so keys pressed while a large photo
-    /// opens are never queued behind stale pictures.
+    /// opens are never queued behind stale pictures; with nothing to draw, the photo of the next
+    /// window to label is opened ahead.
     fn work(&mut self, _wants: &Wants, workers: &mut Workers) {
-        if !self.in_flight {
-            if let Some(job) = next_job(&self.view) {
-                self.in_flight = workers.paint(job);
+        if self.in_flight {
+            return;
+        }
+        if let Some(job) = next_job(&self.view) {
+            self.in_flight = workers.paint(job);
+        } else if let Some(photo) = self.view.photo_ahead() {
+            if self.ahead != Some(photo) && workers.open_ahead(photo) {
+                self.ahead = Some(photo);
             }
         }
     }

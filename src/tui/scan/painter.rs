@@ -12,6 +12,20 @@ use crate::scan::output::ScanRecord;
 use crate::termio::Graphics;
 use crate::tui::picture::{self, Picture};
 
+/// To the picture thread.
+pub enum PainterJob {
+    /// Make this picture; answered by [`Reply`]s.
+    Draw(RenderJob),
+    /// Open this photo beside the one open, unanswered: the next window to label is on it, so
+    /// its picture comes without the wait for the photo (a 12-megapixel photo takes a few
+    /// tenths of a second to open) when the person answers the current one.
+    OpenAhead(usize),
+}
+
+/// Photos opened ahead at most this large, so that holding two never doubles a huge photo's
+/// memory.
+const AHEAD_MAX_PIXELS: u64 = 25_000_000;
+
 /// From the picture thread.
 pub enum Reply {
     /// The photo at this index was opened (with a note when the overlay stands in), or not.
@@ -65,12 +79,13 @@ pub fn apply_reply(view: &mut ScanView, reply: Reply) -> bool {
     }
 }
 
-/// What the picture thread holds: the scan and the open photo.
+/// What the picture thread holds: the scan, the open photo and the one opened ahead.
 pub struct Painter {
     folder: PathBuf,
     record: ScanRecord,
     graphics: Graphics,
     open: Option<(usize, Layers)>,
+    ahead: Option<(usize, Layers)>,
 }
 
 impl Painter {
@@ -80,21 +95,47 @@ impl Painter {
             record,
             graphics,
             open: None,
+            ahead: None,
         }
     }
 
-    /// Opens the job's photo when another one is open, then draws the picture. Panics are caught
-    /// and reported as failures.
-    pub fn answer(&mut self, job: RenderJob) -> Vec<Reply> {
+    /// Carries out one job; the replies to send back.
+    pub fn take(&mut self, job: PainterJob) -> Vec<Reply> {
+        match job {
+            PainterJob::Draw(job) => self.draw(job),
+            PainterJob::OpenAhead(photo) => {
+                self.open_ahead(photo);
+                Vec::new()
+            }
+        }
+    }
+
+    /// See [`PainterJob::OpenAhead`]. A photo that cannot be opened is left for the picture that
+    /// asks for it to report.
+    fn open_ahead(&mut self, photo: usize) {
+        let held = |slot: &Option<(usize, Layers)>| slot.as_ref().is_some_and(|(i, _)| *i == photo);
+        let Some(record) = self.record.photos.get(photo) else {
+            return;
+        };
+        let pixels = u64::from(record.width) * u64::from(record.height);
+        if held(&self.open) || held(&self.ahead) || pixels > AHEAD_MAX_PIXELS {
+            return;
+        }
+        self.ahead = None;
+        self.ahead = self.load(photo).ok().map(|layers| (photo, layers));
+    }
+
+    /// Opens the job's photo when another one is open (or takes it from the one opened ahead),
+    /// then draws the picture. Panics are caught and reported as failures.
+    fn draw(&mut self, job: RenderJob) -> Vec<Reply> {
         let mut replies = Vec::new();
         if self.open.as_ref().map(|(i, _)| *i) != Some(job.photo) {
             // Drop the previous photo first: two 100-megapixel photos need not fit together.
             self.open = None;
-            let photo = &self.record.photos[job.photo];
-            let opened = catch_unwind(AssertUnwindSafe(|| {
-                Layers::load(&self.folder, &self.record, photo).map_err(|e| format!("{e:#}"))
-            }))
-            .unwrap_or_else(|_| Err("internal error (panic) while opening the photo".into()));
+            let opened = match self.ahead.take_if(|(i, _)| *i == job.photo) {
+                Some((_, layers)) => Ok(layers),
+                None => self.load(job.photo),
+            };
             match opened {
                 Ok(layers) => {
                     replies.push(Reply::Opened {
@@ -123,6 +164,15 @@ impl Painter {
         .unwrap_or_else(|_| Err("internal error (panic) while drawing".into()));
         replies.push(Reply::Drawn { job, result });
         replies
+    }
+
+    /// A photo's layers, a panic caught as a failure.
+    fn load(&self, photo: usize) -> Result<Layers, String> {
+        let record = &self.record.photos[photo];
+        catch_unwind(AssertUnwindSafe(|| {
+            Layers::load(&self.folder, &self.record, record).map_err(|e| format!("{e:#}"))
+        }))
+        .unwrap_or_else(|_| Err("internal error (panic) while opening the photo".into()))
     }
 }
 

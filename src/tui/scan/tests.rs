@@ -8,7 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use super::draw;
-use super::painter::{apply_reply, cell_pixels, next_job, Painter};
+use super::painter::{apply_reply, cell_pixels, next_job, Painter, PainterJob, Reply};
 use super::render::tests::folder_with_photo;
 use super::view::{PhotoState, ScanView};
 use crate::scan::output::ScanRecord;
@@ -56,7 +56,7 @@ impl ScanHarness {
                     .unwrap();
                 return self.screen();
             };
-            for reply in self.painter.answer(job) {
+            for reply in self.painter.take(PainterJob::Draw(job)) {
                 apply_reply(&mut self.view, reply);
             }
         }
@@ -186,4 +186,31 @@ fn a_narrow_footer_drops_whole_keys_but_keeps_help_and_quit() {
         wide.contains("w windows  r regions  t errors  g sweep  l/L/y/. label  ? help"),
         "{wide}"
     );
+}
+
+#[test]
+fn a_photo_opened_ahead_is_drawn_without_being_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut record = super::render::tests::folder_with_photo(dir.path(), 64, 48);
+    record.photos.push(record.photos[0].clone());
+    let mut harness = ScanHarness::new(dir.path(), record.clone(), 60, 20);
+    harness.settle();
+    harness.press(KeyCode::Char('n'));
+    let job = harness.view.wanted().unwrap();
+    let mut painter = Painter::new(dir.path().to_path_buf(), record, Graphics::halfblocks());
+    assert!(
+        painter.take(PainterJob::OpenAhead(job.photo)).is_empty(),
+        "no answer"
+    );
+    // Gone from the disk now: only the photo held ahead can give its picture.
+    std::fs::remove_file(dir.path().join("wall.png")).unwrap();
+    let replies = painter.take(PainterJob::Draw(job));
+    match &replies[..] {
+        [Reply::Opened { photo, result }, Reply::Drawn { result: drawn, .. }] => {
+            assert_eq!(*photo, job.photo);
+            assert_eq!(result, &Ok(None), "opened again, without the photo");
+            assert!(drawn.is_ok());
+        }
+        _ => panic!("{} replies", replies.len()),
+    }
 }
