@@ -31,6 +31,8 @@ fn sort_header(bytes: &[u8]) -> Result<Vec<u8>> {
     let header = &bytes[LENGTH_PREFIX..LENGTH_PREFIX + length];
     let mut entries: BTreeMap<String, Value> =
         serde_json::from_slice(header.trim_ascii_end()).context("unreadable safetensors header")?;
+    // Sorted explicitly: a `Value`'s objects keep their read order if any dependency turns on
+    // serde_json's `preserve_order`.
     if let Some(metadata) = entries.get_mut("__metadata__") {
         let sorted: BTreeMap<String, String> = serde_json::from_value(metadata.take())?;
         *metadata = serde_json::to_value(sorted)?;
